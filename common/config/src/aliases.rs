@@ -1,0 +1,252 @@
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::address::valid_domain;
+use crate::maps::MapFile;
+use crate::{Address, LineError};
+
+/// Where an alias sends mail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AliasTarget {
+    /// `user@domain`: resolved again, through aliases and mailboxes.
+    Address(Address),
+    /// A bare name: the local user of that name at the host's name, as in
+    /// sendmail's `/etc/aliases`.
+    LocalUser(String),
+    /// `@other.domain` in a catch-all: the same local part at another domain.
+    Domain(String),
+}
+
+/// One alias: `key: target, target, ...`.
+#[derive(Clone, Debug)]
+pub struct AliasEntry {
+    pub key: String,
+    pub targets: Vec<AliasTarget>,
+    pub line: usize,
+}
+
+/// The `aliases` map, in `/etc/aliases` syntax extended with `user@domain`
+/// keys and `@domain` catch-alls. A bare key (`postmaster`) applies to the
+/// local domains; the bare `postmaster` and `abuse` also back up every
+/// virtual domain that has no alias or mailbox of that name.
+#[derive(Debug, Default)]
+pub struct Aliases {
+    entries: HashMap<String, AliasEntry>,
+    broken: HashSet<String>,
+}
+
+impl Aliases {
+    pub fn parse(path: &Path, text: &str, errors: &mut Vec<LineError>) -> Aliases {
+        let mut aliases = Aliases::default();
+        let file = MapFile(path);
+        for (line, entry) in entries(text) {
+            let Some((key, value)) = entry.split_once(':') else {
+                errors.push(file.error(line, format!("no ':' after {:?}", entry.trim())));
+                continue;
+            };
+            let key = match parse_key(key.trim()) {
+                Ok(key) => key,
+                Err(message) => {
+                    errors.push(file.error(line, message));
+                    continue;
+                }
+            };
+            match parse_targets(&key, value) {
+                Ok(targets) => {
+                    if let Some(first) = aliases.entries.get(&key) {
+                        errors.push(file.error(line, format!("alias {key} is defined again (first at line {})", first.line)));
+                        continue;
+                    }
+                    aliases.entries.insert(key.clone(), AliasEntry { key, targets, line });
+                }
+                Err(message) => {
+                    errors.push(file.error(line, format!("alias {key}: {message}")));
+                    aliases.broken.insert(key);
+                }
+            }
+        }
+        aliases
+    }
+
+    /// The alias for `user@domain`, `@domain` or a bare name, as written in
+    /// the map's key column (lower-case).
+    pub fn get(&self, key: &str) -> Option<&AliasEntry> {
+        self.entries.get(key)
+    }
+
+    /// A key whose line is bad: mail for it is deferred.
+    pub fn is_broken(&self, key: &str) -> bool {
+        self.broken.contains(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &AliasEntry> {
+        self.entries.values()
+    }
+}
+
+/// Joins continuation lines (starting with a space or tab) to the line they
+/// continue, and drops comments and blank lines; yields the first line's
+/// number with each entry.
+fn entries(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut continuing = false;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() {
+            continuing = false;
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) && continuing {
+            let last = out.last_mut().expect("continuing implies an entry");
+            last.1.push(' ');
+            last.1.push_str(trimmed);
+        } else {
+            out.push((index + 1, line.to_string()));
+            continuing = true;
+        }
+    }
+    out
+}
+
+fn parse_key(key: &str) -> Result<String, String> {
+    let key = key.trim_matches('"').to_lowercase();
+    if key.is_empty() {
+        return Err("empty alias name".to_string());
+    }
+    if let Some(domain) = key.strip_prefix('@') {
+        return if valid_domain(domain) {
+            Ok(key)
+        } else {
+            Err(format!("catch-all {key:?}: bad domain"))
+        };
+    }
+    if key.contains('@') {
+        return Address::parse(&key)
+            .map(|a| a.to_string())
+            .map_err(|e| format!("alias name {key:?}: {e}"));
+    }
+    if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("alias name {key:?} has a space or control character"));
+    }
+    Ok(key)
+}
+
+fn parse_targets(key: &str, value: &str) -> Result<Vec<AliasTarget>, String> {
+    let mut targets = Vec::new();
+    for raw in split_targets(value)? {
+        let target = raw.trim();
+        if target.is_empty() {
+            continue;
+        }
+        let unquoted = target.trim_matches('"');
+        if unquoted.starts_with(['|', '/', '\\']) || unquoted.starts_with(":include:") {
+            return Err(format!("target {target:?}: command, file, :include: and \\user targets are not supported yet"));
+        }
+        let parsed = if let Some(domain) = unquoted.strip_prefix('@') {
+            if !key.starts_with('@') {
+                return Err(format!("target {target:?}: an @domain target needs an @domain key"));
+            }
+            if !valid_domain(domain) {
+                return Err(format!("target {target:?}: bad domain"));
+            }
+            AliasTarget::Domain(domain.to_lowercase())
+        } else if unquoted.contains('@') {
+            AliasTarget::Address(Address::parse(unquoted).map_err(|e| format!("target {target:?}: {e}"))?)
+        } else if unquoted.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') {
+            return Err(format!("target {target:?}: not a user name"));
+        } else {
+            AliasTarget::LocalUser(unquoted.to_lowercase())
+        };
+        if !targets.contains(&parsed) {
+            targets.push(parsed);
+        }
+    }
+    if targets.is_empty() {
+        return Err("no targets".to_string());
+    }
+    Ok(targets)
+}
+
+/// Splits on commas outside double quotes.
+fn split_targets(value: &str) -> Result<Vec<&str>, String> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err("unbalanced '\"'".to_string());
+    }
+    parts.push(&value[start..]);
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (Aliases, Vec<String>) {
+        let mut errors = Vec::new();
+        let aliases = Aliases::parse(Path::new("aliases"), text, &mut errors);
+        (aliases, errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn sendmail_syntax_with_extensions() {
+        let (aliases, errors) = parse(concat!(
+            "# system aliases\n",
+            "postmaster: root\n",
+            "Team@Example.Test: a@example.test, b@example.test,\n",
+            "\tc@example.test\n",
+            "\n",
+            "@example.test: catch@example.test\n",
+            "@old.test: @example.test\n",
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(aliases.get("postmaster").unwrap().targets, [AliasTarget::LocalUser("root".into())]);
+        let team = aliases.get("team@example.test").unwrap();
+        assert_eq!(team.targets.len(), 3);
+        assert_eq!(team.line, 3);
+        assert_eq!(aliases.get("@old.test").unwrap().targets, [AliasTarget::Domain("example.test".into())]);
+    }
+
+    #[test]
+    fn bad_lines() {
+        let (aliases, errors) = parse(concat!(
+            "postmaster root\n",
+            "pipe@example.test: \"|/usr/bin/vacation bob\"\n",
+            "a@example.test: x@@\n",
+            "b@example.test:\n",
+            "c@example.test: @other.test\n",
+            "d@example.test: \"unbalanced\n",
+            "e@example.test: ok@example.test\n",
+            "E@example.test: again@example.test\n",
+        ));
+        assert_eq!(
+            errors,
+            [
+                "aliases:1: no ':' after \"postmaster root\"",
+                "aliases:2: alias pipe@example.test: target \"\\\"|/usr/bin/vacation bob\\\"\": command, file, :include: and \\user targets are not supported yet",
+                "aliases:3: alias a@example.test: target \"x@@\": empty domain",
+                "aliases:4: alias b@example.test: no targets",
+                "aliases:5: alias c@example.test: target \"@other.test\": an @domain target needs an @domain key",
+                "aliases:6: alias d@example.test: unbalanced '\"'",
+                "aliases:8: alias e@example.test is defined again (first at line 7)",
+            ]
+        );
+        assert!(aliases.is_broken("a@example.test"));
+        assert!(aliases.get("e@example.test").is_some());
+    }
+}

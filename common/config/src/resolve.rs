@@ -1,0 +1,365 @@
+//! Address resolution: recipient delimiter → alias → mailbox or system user
+//! → host-wide postmaster/abuse → catch-all, recursively, with loops caught.
+//! Pure: it reads the loaded maps and touches no file, so `postern-local`,
+//! `postern-auth` and `postern-admin explain` share it.
+
+use std::path::PathBuf;
+
+use crate::aliases::AliasTarget;
+use crate::maps::{ACCOUNTS_FILE, ALIASES_FILE, DOMAINS_FILE};
+use crate::{Account, Address, AliasEntry, DomainKind, Maps, Settings};
+
+/// Where mail for an address ends up.
+#[derive(Clone, Debug)]
+pub enum Destination {
+    /// A virtual mailbox. `delivered_to` is the address that reached it
+    /// (with its extension), for the `Delivered-To:` header.
+    Mailbox {
+        account: Box<Account>,
+        delivered_to: Address,
+        maildir: PathBuf,
+    },
+    /// The system user `name` of a local domain.
+    SystemUser { name: String, delivered_to: Address },
+    /// An address outside the local and virtual domains.
+    Remote(Address),
+}
+
+impl Destination {
+    pub fn delivered_to(&self) -> &Address {
+        match self {
+            Destination::Mailbox { delivered_to, .. } | Destination::SystemUser { delivered_to, .. } => delivered_to,
+            Destination::Remote(address) => address,
+        }
+    }
+}
+
+/// Why an address (or one target of its aliases) has nowhere to go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResolveError {
+    /// 5.1.1: no alias, mailbox, user or catch-all.
+    Unknown,
+    /// 5.4.6: aliases lead back to an address already being expanded, or
+    /// nest deeper than `alias_max_depth`.
+    Loop,
+    /// 4.3.5: the map line that would decide is bad; deferred until fixed.
+    BrokenMap(String),
+}
+
+impl ResolveError {
+    /// RFC 3463 code and text for the status line.
+    pub fn status(&self) -> (&'static str, String) {
+        match self {
+            ResolveError::Unknown => ("5.1.1", "user unknown".to_string()),
+            ResolveError::Loop => ("5.4.6", "alias loop".to_string()),
+            ResolveError::BrokenMap(at) => ("4.3.5", format!("bad map line at {at}")),
+        }
+    }
+}
+
+/// The outcome for one address: its destinations, the targets that failed,
+/// and the rules used, as `file:line: ...` steps.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub destinations: Vec<Destination>,
+    pub failures: Vec<(Address, ResolveError)>,
+    pub trail: Vec<String>,
+}
+
+pub struct Resolver<'a> {
+    settings: &'a Settings,
+    maps: &'a Maps,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(settings: &'a Settings, maps: &'a Maps) -> Resolver<'a> {
+        Resolver { settings, maps }
+    }
+
+    pub fn resolve(&self, address: &Address) -> Resolution {
+        let mut resolution = Resolution::default();
+        let mut path = Vec::new();
+        self.expand(address, &mut path, &mut resolution, false);
+        dedupe(&mut resolution.destinations);
+        resolution
+    }
+
+    /// The domain's kind; the host's own name is always local.
+    pub fn domain_kind(&self, domain: &str) -> Option<DomainKind> {
+        if domain == self.settings.hostname {
+            return Some(DomainKind::Local);
+        }
+        self.maps.domains.kind(domain)
+    }
+
+    /// The Maildir of a virtual mailbox: Dovecot's `userdb_mail` if the
+    /// line has one, else `home/<home_maildir>`, else
+    /// `<mail_root>/<domain>/<localpart>/Maildir`.
+    pub fn maildir_of(&self, account: &Account) -> PathBuf {
+        if let Some(mail) = &account.mail {
+            return mail.clone();
+        }
+        if let Some(home) = &account.home {
+            return home.join(&self.settings.home_maildir);
+        }
+        self.settings
+            .mail_root
+            .join(account.address.domain())
+            .join(account.address.local())
+            .join("Maildir")
+    }
+
+    fn expand(&self, address: &Address, path: &mut Vec<Address>, out: &mut Resolution, only_mailbox: bool) {
+        if path.len() > self.settings.alias_max_depth {
+            out.trail.push(format!("{address}: aliases nest deeper than {}", self.settings.alias_max_depth));
+            out.failures.push((address.clone(), ResolveError::Loop));
+            return;
+        }
+        let domain = address.domain();
+        if self.maps.domains.is_broken(domain) {
+            out.failures.push((address.clone(), broken(DOMAINS_FILE, domain)));
+            return;
+        }
+        let Some(kind) = self.domain_kind(domain) else {
+            out.trail.push(format!("{address}: {domain} is neither a local nor a virtual domain"));
+            out.destinations.push(Destination::Remote(address.clone()));
+            return;
+        };
+        let base = address.without_extension(&self.settings.recipient_delimiter);
+        let candidates: Vec<&Address> = std::iter::once(address).chain(base.as_ref()).collect();
+
+        for candidate in &candidates {
+            if !only_mailbox {
+                let key = candidate.to_string();
+                if self.maps.aliases.is_broken(&key) {
+                    out.failures.push((address.clone(), broken(ALIASES_FILE, &key)));
+                    return;
+                }
+                if let Some(entry) = self.maps.aliases.get(&key) {
+                    return self.expand_alias(entry, address, path, out);
+                }
+                if kind == DomainKind::Local {
+                    if let Some(entry) = self.maps.aliases.get(candidate.local()) {
+                        return self.expand_alias(entry, address, path, out);
+                    }
+                }
+            }
+            if kind == DomainKind::Virtual {
+                if self.maps.accounts.is_broken(candidate) {
+                    out.failures.push((address.clone(), broken(ACCOUNTS_FILE, &candidate.to_string())));
+                    return;
+                }
+                if let Some(account) = self.maps.accounts.get(candidate) {
+                    let maildir = self.maildir_of(account);
+                    out.trail.push(format!(
+                        "{ACCOUNTS_FILE}:{}: {candidate} is a mailbox → {}",
+                        account.line,
+                        maildir.display()
+                    ));
+                    out.destinations.push(Destination::Mailbox {
+                        account: Box::new(account.clone()),
+                        delivered_to: address.clone(),
+                        maildir,
+                    });
+                    return;
+                }
+            }
+        }
+        let base = base.as_ref().unwrap_or(address);
+        if kind == DomainKind::Local {
+            out.trail.push(format!("{address}: system user {}", base.local()));
+            out.destinations.push(Destination::SystemUser {
+                name: base.local().to_string(),
+                delivered_to: address.clone(),
+            });
+            return;
+        }
+        if only_mailbox {
+            out.failures.push((address.clone(), ResolveError::Unknown));
+            return;
+        }
+        // RFC 5321 section 4.5.1 and RFC 2142: postmaster (and abuse) must
+        // reach someone at every domain; the host-wide alias does, ahead of
+        // a catch-all that may be a customer's spam bucket.
+        if matches!(base.local(), "postmaster" | "abuse") {
+            if let Some(entry) = self.maps.aliases.get(base.local()) {
+                return self.expand_alias(entry, address, path, out);
+            }
+        }
+        let catch_all = format!("@{domain}");
+        if self.maps.aliases.is_broken(&catch_all) {
+            out.failures.push((address.clone(), broken(ALIASES_FILE, &catch_all)));
+            return;
+        }
+        if let Some(entry) = self.maps.aliases.get(&catch_all) {
+            return self.expand_alias(entry, address, path, out);
+        }
+        out.trail.push(format!("{address}: no alias, mailbox or catch-all"));
+        out.failures.push((address.clone(), ResolveError::Unknown));
+    }
+
+    fn expand_alias(&self, entry: &AliasEntry, address: &Address, path: &mut Vec<Address>, out: &mut Resolution) {
+        let targets: Vec<Address> = entry
+            .targets
+            .iter()
+            .filter_map(|target| match target {
+                AliasTarget::Address(a) => Some(a.clone()),
+                AliasTarget::LocalUser(name) => Address::new(name, &self.settings.hostname).ok(),
+                AliasTarget::Domain(domain) => Some(address.with_domain(domain)),
+            })
+            .collect();
+        let shown: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        out.trail.push(format!(
+            "{ALIASES_FILE}:{}: {} → {}",
+            entry.line,
+            entry.key,
+            shown.join(", ")
+        ));
+        path.push(address.clone());
+        for target in &targets {
+            if target == address {
+                // `bob: bob, archive` keeps a copy in bob's own mailbox,
+                // as in sendmail: the alias is not applied again.
+                self.expand(target, path, out, true);
+            } else if path.contains(target) {
+                out.trail.push(format!("{target}: alias loop back to {target}"));
+                out.failures.push((target.clone(), ResolveError::Loop));
+            } else {
+                self.expand(target, path, out, false);
+            }
+        }
+        path.pop();
+    }
+}
+
+fn broken(file: &str, key: &str) -> ResolveError {
+    ResolveError::BrokenMap(format!("{file} for {key}"))
+}
+
+/// The same mailbox reached twice (two aliases naming it) gets one copy.
+fn dedupe(destinations: &mut Vec<Destination>) {
+    let mut seen = std::collections::HashSet::new();
+    destinations.retain(|d| {
+        let key = match d {
+            Destination::Mailbox { maildir, .. } => format!("m:{}", maildir.display()),
+            Destination::SystemUser { name, .. } => format!("u:{name}"),
+            Destination::Remote(address) => format!("r:{address}"),
+        };
+        seen.insert(key)
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn maps(domains: &str, accounts: &str, aliases: &str) -> Maps {
+        let mut errors = Vec::new();
+        let maps = Maps {
+            domains: crate::Domains::parse(Path::new("domains"), domains, &mut errors),
+            accounts: crate::Accounts::parse(Path::new("accounts"), accounts, &mut errors),
+            aliases: crate::Aliases::parse(Path::new("aliases"), aliases, &mut errors),
+            errors,
+        };
+        maps
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            hostname: "shell.test".into(),
+            mail_root: "/mail".into(),
+            ..Settings::default()
+        }
+    }
+
+    fn outcome(resolution: &Resolution) -> Vec<String> {
+        let mut out: Vec<String> = resolution
+            .destinations
+            .iter()
+            .map(|d| match d {
+                Destination::Mailbox { maildir, delivered_to, .. } => format!("{delivered_to} {}", maildir.display()),
+                Destination::SystemUser { name, .. } => format!("user {name}"),
+                Destination::Remote(a) => format!("remote {a}"),
+            })
+            .collect();
+        out.extend(resolution.failures.iter().map(|(a, e)| format!("{a} {}", e.status().0)));
+        out
+    }
+
+    const DOMAINS: &str = "example.test virtual\nother.test virtual\n";
+    const ACCOUNTS: &str = "a@example.test:{PLAIN}x\nb@example.test:{PLAIN}x\nc@example.test:{PLAIN}x:::::: userdb_mail=maildir:/srv/c\nbob@other.test:{PLAIN}x\n";
+
+    fn resolve(aliases: &str, address: &str) -> Vec<String> {
+        let maps = maps(DOMAINS, ACCOUNTS, aliases);
+        let settings = settings();
+        outcome(&Resolver::new(&settings, &maps).resolve(&Address::parse(address).unwrap()))
+    }
+
+    #[test]
+    fn mailbox_extension_and_unknown() {
+        assert_eq!(resolve("", "A@Example.test"), ["a@example.test /mail/example.test/a/Maildir"]);
+        assert_eq!(resolve("", "a+lists@example.test"), ["a+lists@example.test /mail/example.test/a/Maildir"]);
+        assert_eq!(resolve("", "c@example.test"), ["c@example.test /srv/c"]);
+        assert_eq!(resolve("", "zz@example.test"), ["zz@example.test 5.1.1"]);
+        assert_eq!(resolve("", "x@elsewhere.test"), ["remote x@elsewhere.test"]);
+        assert_eq!(resolve("", "root@shell.test"), ["user root"]);
+    }
+
+    #[test]
+    fn aliases_catch_all_and_full_address_precedence() {
+        let aliases = "team@example.test: a@example.test, b@example.test, c@example.test\n\
+                       a+vip@example.test: b@example.test\n\
+                       @example.test: a@example.test\n\
+                       @old.test: @other.test\n";
+        assert_eq!(
+            resolve(aliases, "team@example.test"),
+            [
+                "a@example.test /mail/example.test/a/Maildir",
+                "b@example.test /mail/example.test/b/Maildir",
+                "c@example.test /srv/c"
+            ]
+        );
+        assert_eq!(resolve(aliases, "a+vip@example.test"), ["b@example.test /mail/example.test/b/Maildir"]);
+        assert_eq!(resolve(aliases, "nobody@example.test"), ["a@example.test /mail/example.test/a/Maildir"]);
+    }
+
+    #[test]
+    fn domain_rewrite_catch_all() {
+        let maps = maps("example.test virtual\nother.test virtual\nold.test virtual\n", ACCOUNTS, "@old.test: @other.test\n");
+        let settings = settings();
+        let r = Resolver::new(&settings, &maps).resolve(&Address::parse("bob@old.test").unwrap());
+        assert_eq!(outcome(&r), ["bob@other.test /mail/other.test/bob/Maildir"]);
+        assert_eq!(r.trail[0], "aliases:1: @old.test → bob@other.test");
+    }
+
+    #[test]
+    fn loops_self_copies_and_depth() {
+        assert_eq!(
+            resolve("x@example.test: y@example.test\ny@example.test: x@example.test\n", "x@example.test"),
+            ["x@example.test 5.4.6"]
+        );
+        assert_eq!(
+            resolve("a@example.test: a@example.test, b@example.test\n", "a@example.test"),
+            ["a@example.test /mail/example.test/a/Maildir", "b@example.test /mail/example.test/b/Maildir"]
+        );
+        let chain: String = (0..30).map(|i| format!("l{i}@example.test: l{}@example.test\n", i + 1)).collect();
+        assert_eq!(resolve(&chain, "l0@example.test"), ["l21@example.test 5.4.6"]);
+    }
+
+    #[test]
+    fn postmaster_always_resolves_and_dedupes() {
+        let aliases = "postmaster: a@example.test\nabuse: a@example.test\nboth@example.test: a@example.test, a@example.test, postmaster@example.test\n";
+        assert_eq!(resolve(aliases, "postmaster@other.test"), ["a@example.test /mail/example.test/a/Maildir"]);
+        assert_eq!(resolve(aliases, "both@example.test"), ["a@example.test /mail/example.test/a/Maildir"]);
+    }
+
+    #[test]
+    fn broken_lines_defer() {
+        assert_eq!(resolve("team@example.test: x@@\n", "team@example.test"), ["team@example.test 4.3.5"]);
+        let maps = maps("bad.test remote\n", "", "");
+        let settings = settings();
+        let r = Resolver::new(&settings, &maps).resolve(&Address::parse("a@bad.test").unwrap());
+        assert_eq!(outcome(&r), ["a@bad.test 4.3.5"]);
+    }
+}

@@ -1,0 +1,48 @@
+/// Reads a size such as `52428800`, `512k`, `10M`, `2G` or `1T` (binary
+/// multiples, any case, an optional trailing `B`).
+pub fn parse_size(text: &str) -> Option<u64> {
+    parse_size_with_unit(text, 1)
+}
+
+/// Like [`parse_size`], but a bare number counts in `unit` bytes (Dovecot's
+/// `storage=` is in kilobytes unless a suffix says otherwise).
+pub(crate) fn parse_size_with_unit(text: &str, unit: u64) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let suffix = text[digits_end..].trim().to_ascii_lowercase();
+    let suffix = suffix.strip_suffix('b').filter(|s| !s.is_empty()).unwrap_or(&suffix);
+    let multiplier: u64 = match suffix {
+        "" => unit,
+        "b" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("10M"), Some(10 << 20));
+        assert_eq!(parse_size("10mb"), Some(10 << 20));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("5b"), Some(5));
+        assert_eq!(parse_size_with_unit("100", 1024), Some(102400));
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("10X"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+        assert_eq!(parse_size("18446744073709551615k"), None);
+    }
+}
