@@ -29,7 +29,7 @@ pub use domains::{DomainKind, Domains};
 pub use error::{ConfigError, LineError};
 pub use maps::Maps;
 pub use resolve::{Destination, Resolution, ResolveError, Resolver};
-pub use settings::{MailOwner, QuotaFailure, Settings};
+pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::parse_size;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,96 @@
+//! Giving up root for good, and looking up users through NSS.
+//!
+//! SECURITY: `become_user` is the one place a Postern process changes
+//! identity. It sets the supplementary groups, then the gid, then the uid
+//! (in that order: after setuid there is no right left to change groups),
+//! and then proves the change is irreversible by checking that root cannot
+//! be regained. The whole process changes, not one thread (nix calls the
+//! libc wrappers, which apply to every thread; rustix's do not).
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use nix::unistd::{Gid, Uid, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("refusing to run as root (uid 0) for this job")]
+    Root,
+    #[error("cannot switch to uid {uid} gid {gid}: {source}")]
+    Switch {
+        uid: u32,
+        gid: u32,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("switched to uid {0} but could regain root: aborting")]
+    Regained(u32),
+}
+
+/// An account from the passwd database.
+#[derive(Clone, Debug)]
+pub struct SystemUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+    /// The full name from the GECOS field (its first comma-separated part).
+    pub full_name: String,
+}
+
+pub fn is_root() -> bool {
+    Uid::effective().is_root()
+}
+
+pub fn current_ids() -> (u32, u32) {
+    (Uid::effective().as_raw(), Gid::effective().as_raw())
+}
+
+/// Looks a user up by name through NSS (getpwnam).
+pub fn lookup_user(name: &str) -> Option<SystemUser> {
+    let user = User::from_name(name).ok()??;
+    Some(system_user(user))
+}
+
+/// Looks a user up by uid through NSS (getpwuid).
+pub fn lookup_uid(uid: u32) -> Option<SystemUser> {
+    let user = User::from_uid(Uid::from_raw(uid)).ok()??;
+    Some(system_user(user))
+}
+
+fn system_user(user: User) -> SystemUser {
+    let gecos = user.gecos.to_string_lossy();
+    SystemUser {
+        full_name: gecos.split(',').next().unwrap_or_default().to_string(),
+        name: user.name,
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        home: user.dir,
+    }
+}
+
+/// Becomes `uid`/`gid` for the rest of the process. With `user_name`, the
+/// user's supplementary groups from NSS are kept (initgroups); without, the
+/// only group is `gid`. Refuses uid 0.
+pub fn become_user(uid: u32, gid: u32, user_name: Option<&str>) -> Result<(), PrivilegeError> {
+    if uid == 0 {
+        return Err(PrivilegeError::Root);
+    }
+    let switch = |source| PrivilegeError::Switch { uid, gid, source };
+    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    if Uid::effective().is_root() {
+        match user_name.and_then(|name| CString::new(name).ok()) {
+            Some(name) => nix::unistd::initgroups(&name, g).map_err(switch)?,
+            None => nix::unistd::setgroups(&[g]).map_err(switch)?,
+        }
+    }
+    nix::unistd::setresgid(g, g, g).map_err(switch)?;
+    nix::unistd::setresuid(u, u, u).map_err(switch)?;
+    if Uid::current() != u || Uid::effective() != u || Gid::effective() != g {
+        return Err(PrivilegeError::Regained(uid));
+    }
+    if nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        return Err(PrivilegeError::Regained(uid));
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! `--batch`: many deliveries in one process, as the queue feeds them.
+//!
+//! Each stdin line is one request, seven fields separated by tabs:
+//! `FILE OFFSET SENDER RECIPIENT QUEUE-ID ARRIVAL RETRY` — the message is
+//! FILE from byte OFFSET on; SENDER is empty for `<>`; QUEUE-ID `-` (and
+//! ARRIVAL 0) when the message is not from the queue; RETRY is 1 on a
+//! retry. Each request gets one stdout line, in order:
+//! `RECIPIENT EXIT STATUS` (tab-separated; EXIT as in single mode).
+//! Requests are taken in chunks, so results stream back while more come in.
+
+use std::io::{BufRead, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+
+use postern_config::Config;
+
+use crate::plan::{QueueRef, Request};
+use crate::run::{deliver, envelope_sender, valid_queue_id};
+use crate::status::Status;
+
+/// How many requests (and so open message files) are handled at once.
+const CHUNK: usize = 256;
+/// A request line longer than this is refused, not buffered.
+const MAX_LINE: usize = 8192;
+
+pub fn serve(config: &Config) -> i32 {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    loop {
+        let mut lines = Vec::with_capacity(CHUNK);
+        let mut at_end = false;
+        while lines.len() < CHUNK {
+            let mut line = Vec::new();
+            match input.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+                Ok(0) => {
+                    at_end = true;
+                    break;
+                }
+                Ok(_) => lines.push(line),
+                Err(_) => {
+                    at_end = true;
+                    break;
+                }
+            }
+            // Stop reading while a caller waits for this chunk's answers.
+            if input.fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
+                break;
+            }
+        }
+        if lines.is_empty() {
+            return 0;
+        }
+        let answers = answer_chunk(config, &lines);
+        let mut out = stdout.lock();
+        for (recipient, status) in answers {
+            let _ = writeln!(out, "{recipient}\t{}\t{status}", status.exit_code());
+        }
+        if out.flush().is_err() {
+            return 75;
+        }
+        if at_end {
+            return 0;
+        }
+    }
+}
+
+fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
+    let mut answers: Vec<(String, Option<Status>)> = Vec::with_capacity(lines.len());
+    let mut requests = Vec::new();
+    let mut positions = Vec::new();
+    for line in lines {
+        match parse_request(line) {
+            Ok(request) => {
+                answers.push((request.recipient.clone(), None));
+                positions.push(answers.len() - 1);
+                requests.push(request);
+            }
+            Err((recipient, status)) => answers.push((recipient, Some(status))),
+        }
+    }
+    let statuses = deliver(config, requests, |_| Err(Status::temporary("batch request without a message")));
+    for (position, status) in positions.into_iter().zip(statuses) {
+        answers[position].1 = Some(status);
+    }
+    answers
+        .into_iter()
+        .map(|(recipient, status)| (recipient, status.expect("every request was answered")))
+        .collect()
+}
+
+fn parse_request(line: &[u8]) -> Result<Request, (String, Status)> {
+    let bad = |why: &str| ("-".to_string(), Status::temporary(format!("bad batch request: {why}")));
+    if line.len() > MAX_LINE {
+        return Err(bad("line too long"));
+    }
+    let line = std::str::from_utf8(line).map_err(|_| bad("not UTF-8"))?;
+    let fields: Vec<&str> = line.trim_end_matches(['\n', '\r']).split('\t').collect();
+    let [file, offset, sender, recipient, queue_id, arrival, retry] = fields[..] else {
+        return Err(bad("expected 7 tab-separated fields"));
+    };
+    let with_recipient = |status: Status| (recipient.to_string(), status);
+    let offset: u64 = offset.parse().map_err(|_| with_recipient(bad("OFFSET is not a number").1))?;
+    let sender = envelope_sender(sender).map_err(with_recipient)?;
+    let queue = match queue_id {
+        "-" => None,
+        id if valid_queue_id(id) => Some(QueueRef {
+            id: id.to_string(),
+            arrival: arrival.parse().map_err(|_| with_recipient(bad("ARRIVAL is not a number").1))?,
+            retry: retry == "1",
+        }),
+        _ => return Err(with_recipient(bad("QUEUE-ID is not letters and digits").1)),
+    };
+    let message = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)
+        .map_err(|e| with_recipient(Status::temporary(format!("open {file}: {e}"))))?;
+    Ok(Request {
+        message: Some(message),
+        offset,
+        sender,
+        recipient: recipient.to_string(),
+        queue,
+    })
+}

@@ -1,0 +1,190 @@
+//! From requests to work: each recipient is resolved through the maps, and
+//! each mailbox it reaches becomes a job for the user who owns it. Runs in
+//! the parent (root when started by the queue) and reads no message byte.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use postern_config::{Account, Address, Config, Destination, MailOwner, Resolution};
+use postern_maildir::QuotaLimits;
+
+use crate::status::Status;
+
+/// The queue entry a delivery comes from, which names its Maildir file.
+#[derive(Clone, Debug)]
+pub struct QueueRef {
+    pub id: String,
+    pub arrival: u64,
+    pub retry: bool,
+}
+
+/// One message for one recipient. The message is `None` until it is known
+/// that a mailbox needs it (a pipe on stdin is copied only then).
+pub struct Request {
+    pub message: Option<std::fs::File>,
+    pub offset: u64,
+    /// The envelope sender; empty for `<>`.
+    pub sender: String,
+    pub recipient: String,
+    pub queue: Option<QueueRef>,
+}
+
+/// One mailbox to write.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub request: usize,
+    pub delivered_to: Address,
+    pub maildir: PathBuf,
+    pub limits: QuotaLimits,
+    /// `None`: no size limit.
+    pub max_size: Option<u64>,
+}
+
+/// Who a job runs as.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    /// For initgroups, when the owner is a named user.
+    pub name: Option<String>,
+}
+
+/// An outcome known before any mailbox is touched.
+pub struct Early {
+    pub request: usize,
+    pub to: String,
+    pub status: Status,
+}
+
+#[derive(Default)]
+pub struct Plan {
+    pub jobs: BTreeMap<Owner, Vec<Job>>,
+    pub early: Vec<Early>,
+    /// The resolution steps, per request, for the log and for `explain`.
+    pub trails: Vec<Vec<String>>,
+}
+
+pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
+    let mut plan = Plan::default();
+    let resolver = config.resolver();
+    for (index, recipient) in recipients.iter().enumerate() {
+        let address = match Address::parse(recipient) {
+            Ok(address) => address,
+            Err(e) => {
+                plan.early.push(Early {
+                    request: index,
+                    to: recipient.to_string(),
+                    status: Status::new("5.1.3", format!("bad recipient address: {e}")),
+                });
+                plan.trails.push(Vec::new());
+                continue;
+            }
+        };
+        let Resolution {
+            destinations,
+            failures,
+            trail,
+        } = resolver.resolve(&address);
+        plan.trails.push(trail);
+        for (target, error) in failures {
+            let (code, text) = error.status();
+            plan.early.push(Early {
+                request: index,
+                to: target.to_string(),
+                status: Status::new(code, format!("{text}: <{target}>")),
+            });
+        }
+        for destination in destinations {
+            match job_for(config, index, destination) {
+                Ok((owner, job)) => plan.jobs.entry(owner).or_default().push(job),
+                Err((to, status)) => plan.early.push(Early { request: index, to, status }),
+            }
+        }
+    }
+    plan
+}
+
+fn job_for(config: &Config, request: usize, destination: Destination) -> Result<(Owner, Job), (String, Status)> {
+    let settings = &config.settings;
+    match destination {
+        Destination::Mailbox {
+            account,
+            delivered_to,
+            maildir,
+        } => {
+            let to = delivered_to.to_string();
+            let owner = mailbox_owner(&account, &settings.mail_owner).map_err(|s| (to.clone(), s))?;
+            let limits = QuotaLimits {
+                bytes: account.quota.bytes.unwrap_or(settings.default_quota),
+                messages: account.quota.messages.unwrap_or(settings.default_quota_messages),
+            };
+            let max_size = Some(account.max_message_size.unwrap_or(settings.max_message_size)).filter(|&n| n > 0);
+            Ok((
+                owner,
+                Job {
+                    request,
+                    delivered_to,
+                    maildir,
+                    limits,
+                    max_size,
+                },
+            ))
+        }
+        Destination::SystemUser { name, delivered_to } => {
+            let to = delivered_to.to_string();
+            let Some(user) = postern_privilege::lookup_user(&name) else {
+                return Err((to.clone(), Status::new("5.1.1", format!("user unknown: <{to}>"))));
+            };
+            if user.uid == 0 {
+                // Nothing is written as root; an alias must send root's
+                // mail to a person.
+                return Err((
+                    to.clone(),
+                    Status::temporary(format!("mail for {name} (uid 0) needs an alias to a person: <{to}>")),
+                ));
+            }
+            let max_size = Some(settings.max_message_size).filter(|&n| n > 0);
+            let limits = QuotaLimits {
+                bytes: settings.default_quota,
+                messages: settings.default_quota_messages,
+            };
+            Ok((
+                Owner {
+                    uid: user.uid,
+                    gid: user.gid,
+                    name: Some(user.name.clone()),
+                },
+                Job {
+                    request,
+                    delivered_to,
+                    maildir: user.home.join("Maildir"),
+                    limits,
+                    max_size,
+                },
+            ))
+        }
+        Destination::Remote(address) => Err((
+            address.to_string(),
+            Status::new(
+                "4.3.0",
+                format!("<{address}> is outside the local and virtual domains: forwarding needs postern-queue"),
+            ),
+        )),
+    }
+}
+
+/// The account line's uid/gid, else the configured mail owner.
+fn mailbox_owner(account: &Account, mail_owner: &MailOwner) -> Result<Owner, Status> {
+    let (default_uid, default_gid, name) = match mail_owner {
+        MailOwner::Ids(uid, gid) => (*uid, *gid, None),
+        MailOwner::Name(name) => match postern_privilege::lookup_user(name) {
+            Some(user) => (user.uid, user.gid, Some(user.name)),
+            None => return Err(Status::temporary(format!("mail_owner {name:?} is not a user on this host"))),
+        },
+    };
+    let uid = account.uid.unwrap_or(default_uid);
+    let gid = account.gid.unwrap_or(default_gid);
+    // Supplementary groups belong to the named owner only.
+    let name = name.filter(|_| account.uid.is_none());
+    Ok(Owner { uid, gid, name })
+}

@@ -1,0 +1,174 @@
+//! Plan, write, log: the steps every delivery goes through, in single and
+//! batch mode alike.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
+use postern_config::Config;
+use tracing::info;
+
+use crate::plan::{Owner, Request, plan};
+use crate::status::Status;
+use crate::writer::run_as_owner;
+
+pub fn init_log(config: &Config) {
+    let target = match config.settings.log {
+        postern_config::LogTarget::Syslog => postern_log::Target::Syslog,
+        postern_config::LogTarget::Stderr => postern_log::Target::Stderr,
+    };
+    postern_log::init("postern-local", target);
+}
+
+/// The `-f` sender: empty (or `<>`) for a bounce, else an address without
+/// spaces, controls or angle brackets, since it goes into `Return-Path:`.
+pub fn envelope_sender(text: &str) -> Result<String, Status> {
+    let bare = text.trim().trim_start_matches('<').trim_end_matches('>');
+    if bare.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') || bare.len() > 320 {
+        return Err(Status::new("5.1.7", format!("bad sender address {:?}", postern_log::escape(text))));
+    }
+    Ok(bare.to_string())
+}
+
+/// Queue ids name files: letters and digits only.
+pub fn valid_queue_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Delivers every request and returns one status per request. Requests
+/// without a message get one from `open_message` once a mailbox needs it.
+pub fn deliver(
+    config: &Config,
+    mut requests: Vec<Request>,
+    open_message: impl Fn(&Owner) -> Result<(std::fs::File, u64), Status>,
+) -> Vec<Status> {
+    let started = Instant::now();
+    let recipients: Vec<String> = requests.iter().map(|r| r.recipient.clone()).collect();
+    let recipient_refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
+    let mut plan = plan(config, &recipient_refs);
+    let mut statuses: Vec<Vec<Status>> = vec![Vec::new(); requests.len()];
+
+    if let Some(owner) = plan.jobs.keys().next().cloned() {
+        let mut unreadable: HashMap<usize, Status> = HashMap::new();
+        for (index, request) in requests.iter_mut().enumerate() {
+            if request.message.is_none() {
+                match open_message(&owner) {
+                    Ok((file, offset)) => {
+                        request.message = Some(file);
+                        request.offset = offset;
+                    }
+                    Err(status) => {
+                        unreadable.insert(index, status);
+                    }
+                }
+            }
+        }
+        for jobs in plan.jobs.values_mut() {
+            jobs.retain(|job| match unreadable.get(&job.request) {
+                Some(status) => {
+                    plan.early.push(crate::plan::Early {
+                        request: job.request,
+                        to: job.delivered_to.to_string(),
+                        status: status.clone(),
+                    });
+                    false
+                }
+                None => true,
+            });
+        }
+    }
+
+    for early in &plan.early {
+        log_outcome(&requests[early.request], &early.to, &early.status, None, started);
+        statuses[early.request].push(early.status.clone());
+    }
+    for (owner, jobs) in &plan.jobs {
+        if jobs.is_empty() {
+            continue;
+        }
+        let outcomes = run_as_owner(&config.settings, &requests, owner, jobs);
+        for (job, outcome) in jobs.iter().zip(outcomes) {
+            let request = &requests[job.request];
+            log_outcome(request, &job.delivered_to.to_string(), &outcome.status, outcome.path.as_deref(), started);
+            statuses[job.request].push(outcome.status);
+        }
+    }
+    statuses.into_iter().map(summarize).collect()
+}
+
+fn summarize(statuses: Vec<Status>) -> Status {
+    let delivered = statuses.iter().filter(|s| s.is_success()).count();
+    match Status::worst(statuses) {
+        Some(status) if status.is_success() && delivered > 1 => {
+            Status::delivered(format!("delivered to {delivered} mailboxes"))
+        }
+        Some(status) => status,
+        None => Status::temporary("nothing to deliver to"),
+    }
+}
+
+fn log_outcome(request: &Request, to: &str, status: &Status, path: Option<&str>, started: Instant) {
+    let id = request.queue.as_ref().map(|q| q.id.as_str()).unwrap_or("NOQUEUE");
+    let original = if request.recipient.eq_ignore_ascii_case(to) {
+        String::new()
+    } else {
+        format!(", orig_to=<{}>", postern_log::escape(&request.recipient))
+    };
+    let detail = match path {
+        Some(path) if status.is_success() => format!("{status}: {}", postern_log::escape(path)),
+        _ => status.to_string(),
+    };
+    info!(
+        "{id}: to=<{}>{original}, relay=local, delay={:.2}, status={} ({detail})",
+        postern_log::escape(to),
+        started.elapsed().as_secs_f64(),
+        status.log_word(),
+    );
+}
+
+/// Copies a non-seekable stdin into an anonymous memory file. As root the
+/// copy is made by a child that first becomes `owner`, so root never reads
+/// a byte of the message.
+pub fn copy_to_memory(stdin: OwnedFd, owner: &Owner) -> Result<OwnedFd, Status> {
+    let memory = memfd().map_err(|e| Status::temporary(format!("memfd_create: {e}")))?;
+    let copy = |memory: &OwnedFd| -> Result<(), String> {
+        let mut from = std::fs::File::from(stdin.try_clone().map_err(|e| e.to_string())?);
+        let mut into = std::fs::File::from(memory.try_clone().map_err(|e| e.to_string())?);
+        std::io::copy(&mut from, &mut into).map_err(|e| e.to_string())?;
+        into.flush().map_err(|e| e.to_string())
+    };
+    if !postern_privilege::is_root() {
+        copy(&memory).map_err(|e| Status::temporary(format!("read message: {e}")))?;
+        return Ok(memory);
+    }
+    // SAFETY: postern-local is single-threaded.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(Status::temporary(format!("fork: {e}"))),
+        Ok(ForkResult::Child) => {
+            let code = match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
+                Ok(()) if copy(&memory).is_ok() => 0,
+                _ => 75,
+            };
+            // SAFETY: leaves the parent's buffers and handlers alone.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(memory),
+            other => Err(Status::temporary(format!("reading the message failed: {other:?}"))),
+        },
+    }
+}
+
+fn memfd() -> std::io::Result<OwnedFd> {
+    // SAFETY: a constant NUL-terminated name; the result is checked.
+    let fd = unsafe { libc::memfd_create(c"postern-local-message".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+

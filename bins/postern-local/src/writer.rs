@@ -1,0 +1,201 @@
+//! Writing mailboxes, as their owner. `run_as_owner` forks a child that
+//! gives up root for the owner's uid and gid before it reads a byte of the
+//! message, and reports one line per job back over a pipe.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
+use postern_config::{QuotaFailure, Settings};
+use postern_maildir::{DeliverError, DeliveryName, Maildir, UniqueNames, deliver};
+
+use crate::message::{delivered_to_count, read_at, size_after, trace_headers, unix_line_ends};
+use crate::plan::{Job, Owner, Request};
+use crate::status::Status;
+
+/// The outcome of one job, with the file written.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub status: Status,
+    pub path: Option<String>,
+}
+
+/// Runs `jobs` as `owner`: in a forked child when we are root, in this
+/// process when we already are the owner; otherwise each job fails, since
+/// only root can write another user's mailbox.
+pub fn run_as_owner(settings: &Settings, requests: &[Request], owner: &Owner, jobs: &[Job]) -> Vec<Outcome> {
+    if postern_privilege::is_root() {
+        return run_in_child(settings, requests, owner, jobs);
+    }
+    let (uid, _) = postern_privilege::current_ids();
+    if uid != owner.uid {
+        let status = Status::temporary(format!(
+            "mailbox belongs to uid {}; postern-local runs as uid {uid} and only root may write it",
+            owner.uid
+        ));
+        return jobs.iter().map(|_| failed(status.clone())).collect();
+    }
+    run_jobs(settings, requests, jobs)
+}
+
+fn failed(status: Status) -> Outcome {
+    Outcome { status, path: None }
+}
+
+fn run_in_child(settings: &Settings, requests: &[Request], owner: &Owner, jobs: &[Job]) -> Vec<Outcome> {
+    let (read_end, write_end) = match nix::unistd::pipe() {
+        Ok(pipe) => pipe,
+        Err(e) => return jobs.iter().map(|_| failed(Status::temporary(format!("pipe: {e}")))).collect(),
+    };
+    // SAFETY: postern-local is single-threaded, so the child may run any
+    // code after fork.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => jobs.iter().map(|_| failed(Status::temporary(format!("fork: {e}")))).collect(),
+        Ok(ForkResult::Child) => {
+            drop(read_end);
+            let mut report = std::fs::File::from(write_end);
+            // SECURITY: the switch happens before the message is read.
+            let outcomes = match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
+                Ok(()) => run_jobs(settings, requests, jobs),
+                Err(e) => jobs.iter().map(|_| failed(Status::temporary(e.to_string()))).collect(),
+            };
+            let mut lines = String::new();
+            for (index, outcome) in outcomes.iter().enumerate() {
+                lines.push_str(&format!(
+                    "{index}\t{}\t{}\t{}\n",
+                    outcome.status.code,
+                    one_line(&outcome.status.text),
+                    outcome.path.as_deref().map(one_line).unwrap_or_default()
+                ));
+            }
+            let code = if report.write_all(lines.as_bytes()).is_ok() { 0 } else { 75 };
+            // SAFETY: _exit skips the parent's atexit handlers and buffers,
+            // which belong to the parent.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(write_end);
+            let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+            for line in BufReader::new(std::fs::File::from(read_end)).lines() {
+                let Ok(line) = line else { break };
+                let mut fields = line.splitn(4, '\t');
+                let (Some(index), Some(code), Some(text), path) =
+                    (fields.next(), fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                if let Some(slot) = index.parse::<usize>().ok().and_then(|i| outcomes.get_mut(i)) {
+                    *slot = Some(Outcome {
+                        status: Status::new(code, text),
+                        path: path.filter(|p| !p.is_empty()).map(str::to_string),
+                    });
+                }
+            }
+            let exit = waitpid(child, None);
+            let died = !matches!(exit, Ok(WaitStatus::Exited(_, 0)));
+            outcomes
+                .into_iter()
+                .map(|outcome| {
+                    outcome.unwrap_or_else(|| {
+                        let why = if died { format!("delivery process failed: {exit:?}") } else { "no report".into() };
+                        failed(Status::temporary(why))
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\t', '\n', '\r'], " ")
+}
+
+/// Performs the jobs in this process, which must already be their owner.
+pub fn run_jobs(settings: &Settings, requests: &[Request], jobs: &[Job]) -> Vec<Outcome> {
+    let names = UniqueNames::new(&settings.hostname);
+    let mut messages: HashMap<usize, Result<Vec<u8>, Status>> = HashMap::new();
+    jobs.iter()
+        .map(|job| {
+            if postern_privilege::is_root() {
+                return failed(Status::temporary("refusing to write a mailbox as root"));
+            }
+            let request = &requests[job.request];
+            let message = messages
+                .entry(job.request)
+                .or_insert_with(|| load_message(request, jobs, job.request));
+            match message {
+                Ok(message) => write_job(settings, &names, request, job, message),
+                Err(status) => failed(status.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Reads a request's message once for all its jobs here, up to the largest
+/// size any of them accepts.
+fn load_message(request: &Request, jobs: &[Job], index: usize) -> Result<Vec<u8>, Status> {
+    let Some(fd) = &request.message else {
+        return Err(Status::temporary("no message to deliver"));
+    };
+    let limits: Vec<Option<u64>> = jobs.iter().filter(|j| j.request == index).map(|j| j.max_size).collect();
+    let limit = if limits.iter().any(Option::is_none) { None } else { limits.into_iter().flatten().max() };
+    let too_big = || Status::new("5.2.3", "message too big for the mailbox");
+    if let (Some(limit), Some(size)) = (limit, size_after(fd, request.offset)) {
+        if size > limit {
+            return Err(too_big());
+        }
+    }
+    match read_at(fd, request.offset, limit) {
+        Ok(Some(data)) => Ok(unix_line_ends(data)),
+        Ok(None) => Err(too_big()),
+        Err(e) => Err(Status::temporary(format!("read message: {e}"))),
+    }
+}
+
+fn write_job(settings: &Settings, names: &UniqueNames, request: &Request, job: &Job, message: &[u8]) -> Outcome {
+    if job.max_size.is_some_and(|max| message.len() as u64 > max) {
+        return failed(Status::new("5.2.3", "message too big for the mailbox"));
+    }
+    let to = job.delivered_to.to_string();
+    if delivered_to_count(message, &to) > settings.max_delivered_to {
+        return failed(Status::new("5.4.6", format!("mail forwarding loop for <{to}>")));
+    }
+    let maildir = Maildir::at(&job.maildir);
+    if !maildir.exists() {
+        if let Err(e) = Maildir::create(&job.maildir) {
+            return failed(Status::temporary(format!("create {}: {e}", job.maildir.display())));
+        }
+    }
+    let headers = trace_headers(&request.sender, &to);
+    let name = match &request.queue {
+        Some(queue) => DeliveryName::Queued {
+            arrival: queue.arrival,
+            queue_id: &queue.id,
+            recipient: &to,
+            host: &settings.hostname,
+            retry: queue.retry,
+        },
+        None => DeliveryName::Unique(names),
+    };
+    let quota = (!job.limits.is_unlimited()).then_some((job.limits, names));
+    match deliver(&maildir, &[&headers, message], name, quota) {
+        Ok(delivered) => Outcome {
+            status: Status::delivered(if delivered.already_there {
+                "already delivered to maildir"
+            } else {
+                "delivered to maildir"
+            }),
+            path: Some(delivered.path.display().to_string()),
+        },
+        Err(error @ DeliverError::OverQuota { .. }) => {
+            let code = match settings.quota_exceeded {
+                QuotaFailure::Temporary => "4.2.2",
+                QuotaFailure::Permanent => "5.2.2",
+            };
+            failed(Status::new(code, error.to_string()))
+        }
+        Err(error) if error.is_disk_full() => failed(Status::new("4.3.1", error.to_string())),
+        Err(error) => failed(Status::temporary(error.to_string())),
+    }
+}
