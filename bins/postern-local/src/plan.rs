@@ -175,12 +175,8 @@ fn job_for(config: &Config, request: usize, destination: Destination) -> Result<
 
 /// The account line's uid/gid, else the configured mail owner.
 fn mailbox_owner(account: &Account, mail_owner: &MailOwner) -> Result<Owner, Status> {
-    let (default_uid, default_gid, name) = match mail_owner {
-        MailOwner::Ids(uid, gid) => (*uid, *gid, None),
-        MailOwner::Name(name) => match postern_privilege::lookup_user(name) {
-            Some(user) => (user.uid, user.gid, Some(user.name)),
-            None => return Err(Status::temporary(format!("mail_owner {name:?} is not a user on this host"))),
-        },
+    let Some((default_uid, default_gid, name)) = mail_owner.resolve() else {
+        return Err(Status::temporary(format!("mail_owner {mail_owner:?} is not a user on this host")));
     };
     let uid = account.uid.unwrap_or(default_uid);
     let gid = account.gid.unwrap_or(default_gid);

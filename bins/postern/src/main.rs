@@ -1,1 +1,137 @@
-fn main() {}
+//! postern: `postern up` makes (on first start) and runs a whole Postern
+//! suite from one configuration, in the foreground, until SIGINT or
+//! SIGTERM.
+//!
+//! Runs as root on a real host, or as the invoking user in a sandbox. It is
+//! one of the few processes that stay root, so it reads neither mail nor
+//! network input: it creates directories and config files, starts the
+//! suite's programs under their own uids and relays their log lines.
+//!
+//! Exit codes: 0 after a clean stop, 1 when the sandbox or configuration
+//! cannot be set up, 2 bad usage.
+
+mod sandbox;
+mod supervisor;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+
+use crate::sandbox::{DEMO_ADDRESS, PORTS, Sandbox};
+use crate::supervisor::{ChildSpec, say, supervise};
+
+#[derive(Parser, Debug)]
+#[command(name = "postern", version, about = "Run the Postern mail suite")]
+struct Args {
+    /// Configuration directory of a real host [default: $POSTERN_CONFIG or /etc/postern]
+    #[arg(long, value_name = "DIR", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the suite in the foreground; without --config, in a sandbox
+    Up {
+        /// Sandbox directory, made on first start
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn main() {
+    let args = Args::parse();
+    let Command::Up { dir } = args.command;
+    let result = match (dir, &args.config) {
+        (None, Some(config)) => up_real(config),
+        (dir, _) => up_sandbox(&dir.unwrap_or_else(|| PathBuf::from("run"))),
+    };
+    if let Err(e) = result {
+        eprintln!("postern: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn install_signal_handlers() -> anyhow::Result<()> {
+    let action = SigAction::new(SigHandler::Handler(request_stop), SaFlags::SA_RESTART, SigSet::empty());
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is
+        // async-signal-safe.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
+fn up_sandbox(dir: &Path) -> anyhow::Result<()> {
+    install_signal_handlers()?;
+    let sandbox = sandbox::open_or_create(dir)?;
+    // Load it as every program will, so a broken sandbox shows now.
+    postern_config::Config::load(&sandbox.etc())?;
+    print_banner(&sandbox);
+    let specs = suite(&sandbox.etc(), |role| {
+        postern_privilege::is_root().then(|| sandbox.ids_of(role))
+    });
+    supervise(specs, &STOP);
+    say("stopped");
+    Ok(())
+}
+
+fn up_real(config: &Path) -> anyhow::Result<()> {
+    install_signal_handlers()?;
+    postern_config::Config::load(config)?;
+    say(&format!("running the suite of {}", config.display()));
+    let specs = suite(config, |_| None);
+    supervise(specs, &STOP);
+    say("stopped");
+    Ok(())
+}
+
+/// The long-running programs of the suite and the roles they run as. None
+/// exists yet: delivery runs on demand through postern-local; the queue
+/// manager, listeners and postern-auth join this list as they arrive.
+fn suite(_config: &Path, _ids: impl Fn(&str) -> Option<(u32, u32)>) -> Vec<ChildSpec> {
+    Vec::new()
+}
+
+fn print_banner(sandbox: &Sandbox) {
+    let etc = sandbox.etc();
+    let local = sandbox::sibling_program("postern-local")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "postern-local".into());
+    let mut text = String::new();
+    text.push_str(&format!(
+        "Postern sandbox in {} ({})\n",
+        sandbox.dir.display(),
+        if sandbox.created { "created now" } else { "existing" }
+    ));
+    text.push_str(&format!("  mailbox   {DEMO_ADDRESS}\n"));
+    text.push_str(&format!("  password  {}   (kept in {})\n", sandbox.password, etc.join("demo.password").display()));
+    text.push_str(&format!(
+        "  Maildir   {}\n",
+        sandbox.dir.join("mail").join(sandbox::DEMO_DOMAIN).join("demo").join("Maildir").display()
+    ));
+    text.push_str(&format!(
+        "  deliver   {local} --config {} -f you@example.org {DEMO_ADDRESS} < message.eml\n",
+        etc.display()
+    ));
+    text.push_str(&format!("  check     {} --config {} check\n", local.replace("postern-local", "postern-admin"), etc.display()));
+    let ports: Vec<String> = PORTS.iter().map(|(name, port)| format!("{name} 127.0.0.1:{port}")).collect();
+    text.push_str(&format!("  not served yet (each starts here when it lands): {}\n", ports.join(", ")));
+    if postern_privilege::is_root() {
+        let ids: Vec<String> = sandbox.ids.iter().map(|(role, uid, _)| format!("{role}={uid}")).collect();
+        text.push_str(&format!("  uids      {}\n", ids.join(" ")));
+    }
+    text.push_str("Running in the foreground; Ctrl-C stops.\n");
+    print!("{text}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

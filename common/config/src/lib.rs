@@ -16,6 +16,7 @@ mod accounts;
 mod address;
 mod aliases;
 mod domains;
+pub mod edit;
 mod error;
 mod maps;
 mod resolve;

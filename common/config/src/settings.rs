@@ -138,6 +138,17 @@ fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
     }
 }
 
+impl MailOwner {
+    /// The owner's uid and gid, and its name when it has one (for its
+    /// supplementary groups); `None` if the named user does not exist.
+    pub fn resolve(&self) -> Option<(u32, u32, Option<String>)> {
+        match self {
+            MailOwner::Ids(uid, gid) => Some((*uid, *gid, None)),
+            MailOwner::Name(name) => postern_privilege::lookup_user(name).map(|u| (u.uid, u.gid, Some(u.name))),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for MailOwner {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<MailOwner, D::Error> {
         let text = String::deserialize(deserializer)?;

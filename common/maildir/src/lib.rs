@@ -54,6 +54,25 @@ impl Maildir {
         Ok(maildir)
     }
 
+    /// Creates the Maildir and every missing parent, and gives each
+    /// directory it created to `uid`:`gid` (as root, for the mailbox
+    /// owner). Directories that existed keep their owner.
+    pub fn create_owned(path: impl Into<PathBuf>, uid: u32, gid: u32) -> io::Result<Maildir> {
+        let maildir = Maildir::at(path);
+        let mut missing = Vec::new();
+        let mut ancestor = Some(maildir.path.as_path());
+        while let Some(dir) = ancestor.filter(|d| !d.exists()) {
+            missing.push(dir.to_path_buf());
+            ancestor = dir.parent();
+        }
+        Maildir::create(&maildir.path)?;
+        missing.extend(["tmp", "new", "cur"].iter().map(|sub| maildir.path.join(sub)));
+        for dir in missing {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+        }
+        Ok(maildir)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -28,6 +28,14 @@ impl MessageEntry {
 }
 
 impl Maildir {
+    /// Removes a message and records it in `maildirsize`, as every reader
+    /// that expunges must, so the quota stays right without a recount.
+    pub fn remove(&self, entry: &MessageEntry) -> io::Result<()> {
+        let size = entry.size()?;
+        std::fs::remove_file(&entry.path)?;
+        crate::maildirsize_add(self, -(size as i64), -1)
+    }
+
     /// The messages in `new/` then `cur/`, each sorted by file name (which
     /// starts with the delivery time). Dot files are not messages.
     pub fn messages(&self) -> io::Result<Vec<MessageEntry>> {

@@ -1,0 +1,111 @@
+//! `check`: every problem an admin can fix before mail suffers from it.
+//! Errors are map lines that do not load (`file:line: what is wrong`);
+//! warnings are lines that load but will not do what they seem to.
+
+use std::path::Path;
+
+use postern_config::{Address, Config, Destination, DomainKind, ResolveError};
+
+pub fn run(dir: &Path) -> i32 {
+    let config = match Config::load(dir) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return crate::EXIT_CONFIG;
+        }
+    };
+    for error in &config.maps.errors {
+        println!("{error}");
+    }
+    let warnings = warnings(&config);
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
+    let maps = &config.maps;
+    println!(
+        "{}: {} errors, {} warnings; {} domains, {} mailboxes, {} aliases",
+        dir.display(),
+        maps.errors.len(),
+        warnings.len(),
+        maps.domains.iter().count(),
+        maps.accounts.len(),
+        maps.aliases.iter().count()
+    );
+    if maps.errors.is_empty() { 0 } else { 1 }
+}
+
+fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let resolver = config.resolver();
+    let accounts_file = config.dir.join("accounts");
+    let aliases_file = config.dir.join("aliases");
+
+    if config.settings.mail_owner.resolve().is_none() {
+        warnings.push(format!("postern.toml: mail_owner {:?} is not a user", config.settings.mail_owner));
+    }
+    let mut accounts: Vec<_> = config.maps.accounts.iter().collect();
+    accounts.sort_by_key(|a| a.line);
+    for account in accounts {
+        let at = format!("{}:{}", accounts_file.display(), account.line);
+        if resolver.domain_kind(account.address.domain()) != Some(DomainKind::Virtual) {
+            warnings.push(format!(
+                "{at}: {} is not a virtual domain, so no mail reaches {}",
+                account.address.domain(),
+                account.address
+            ));
+        }
+        let maildir = resolver.maildir_of(account);
+        if !maildir.join("new").is_dir() {
+            warnings.push(format!("{at}: Maildir {} does not exist yet", maildir.display()));
+        }
+    }
+    let mut aliases: Vec<_> = config.maps.aliases.iter().collect();
+    aliases.sort_by_key(|a| a.line);
+    for alias in aliases {
+        let Some(sample) = sample_address(&alias.key, &config.settings.hostname) else { continue };
+        let resolution = resolver.resolve(&sample);
+        for (target, error) in &resolution.failures {
+            if *error != ResolveError::Unknown || target != &sample {
+                let (code, text) = error.status();
+                warnings.push(format!(
+                    "{}:{}: {} reaches {target}: {code} {text}",
+                    aliases_file.display(),
+                    alias.line,
+                    alias.key
+                ));
+            }
+        }
+    }
+    // RFC 5321 section 4.5.1: postmaster must reach a person at every
+    // domain; an alias to root is not enough, since root's mail is never
+    // written as root.
+    let mut domains: Vec<String> = config.maps.domains.iter().map(|(d, _)| d.to_string()).collect();
+    domains.push(config.settings.hostname.clone());
+    domains.sort();
+    domains.dedup();
+    for domain in domains {
+        let Ok(postmaster) = Address::new("postmaster", &domain) else { continue };
+        let resolution = resolver.resolve(&postmaster);
+        let reaches_root = resolution
+            .destinations
+            .iter()
+            .any(|d| matches!(d, Destination::SystemUser { name, .. } if postern_privilege::lookup_user(name).is_some_and(|u| u.uid == 0)));
+        if !resolution.failures.is_empty() || resolution.destinations.is_empty() || reaches_root {
+            warnings.push(format!("{postmaster} does not reach a person: add a postmaster alias"));
+        }
+    }
+    warnings
+}
+
+/// An address the alias key applies to, to try its resolution: the key
+/// itself, a made-up address for a catch-all, or the bare name at the
+/// host's name.
+fn sample_address(key: &str, hostname: &str) -> Option<Address> {
+    if let Some(domain) = key.strip_prefix('@') {
+        return Address::new("postern-check-catch-all", domain).ok();
+    }
+    if key.contains('@') {
+        return Address::parse(key).ok();
+    }
+    Address::new(key, hostname).ok()
+}

@@ -1,0 +1,224 @@
+//! The embedded default that `postern up` makes on first start: a whole
+//! suite's configuration under one directory, a demo domain and mailbox, a
+//! self-signed certificate, loopback ports. Run as root it also gives each
+//! role its own numeric uid and gid (the first free from 5000 up, with no
+//! passwd entry), so the privilege rules hold in the sandbox too.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+pub const DEMO_ADDRESS: &str = "demo@example.test";
+pub const DEMO_DOMAIN: &str = "example.test";
+
+/// The roles that get their own ids under a root sandbox.
+pub const ROLES: &[&str] = &[
+    "mail",
+    "postern",
+    "postern-smtpd",
+    "postern-auth",
+    "postern-login",
+    "postern-remote",
+    "postern-relay",
+];
+
+/// The loopback ports of the sandbox (DESIGN.md), by service.
+pub const PORTS: &[(&str, u16)] = &[
+    ("SMTP", 2525),
+    ("submission", 2587),
+    ("SMTPS", 2465),
+    ("POP3", 2110),
+    ("POP3S", 2995),
+    ("IMAP", 2143),
+    ("IMAPS", 2993),
+];
+
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub password: String,
+    pub ids: Vec<(String, u32, u32)>,
+    pub created: bool,
+}
+
+impl Sandbox {
+    pub fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    pub fn ids_of(&self, role: &str) -> (u32, u32) {
+        self.ids
+            .iter()
+            .find(|(r, _, _)| r == role)
+            .map(|(_, uid, gid)| (*uid, *gid))
+            .expect("every role has ids")
+    }
+}
+
+/// Opens the sandbox in `dir`, creating it first if it has no config.
+pub fn open_or_create(dir: &Path) -> anyhow::Result<Sandbox> {
+    let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+    let etc = dir.join("etc");
+    let created = !etc.join("postern.toml").exists();
+    if created {
+        create(&dir).with_context(|| format!("create the sandbox in {}", dir.display()))?;
+    }
+    let password = fs::read_to_string(etc.join("demo.password"))
+        .with_context(|| format!("read {}", etc.join("demo.password").display()))?
+        .trim()
+        .to_string();
+    let ids = read_ids(&etc.join("ids"))?;
+    Ok(Sandbox {
+        dir,
+        password,
+        ids,
+        created,
+    })
+}
+
+fn create(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true).mode(0o755);
+    for sub in ["etc", "queue", "mail", "tls", "log"] {
+        builder.create(dir.join(sub))?;
+    }
+    // Role uids must reach the config and the mail under DIR.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    let etc = dir.join("etc");
+
+    let ids = if postern_privilege::is_root() {
+        allocate_ids()?
+    } else {
+        let (uid, gid) = postern_privilege::current_ids();
+        ROLES.iter().map(|role| (role.to_string(), uid, gid)).collect()
+    };
+    let mut ids_text = String::from("# role uid gid: numeric ids chosen by postern up, without passwd entries\n");
+    for (role, uid, gid) in &ids {
+        ids_text.push_str(&format!("{role} {uid} {gid}\n"));
+    }
+    write_file(&etc.join("ids"), &ids_text, 0o644)?;
+    let (mail_uid, mail_gid) = ids.iter().find(|(r, _, _)| r == "mail").map(|(_, u, g)| (*u, *g)).expect("mail role");
+    let (queue_uid, queue_gid) = ids.iter().find(|(r, _, _)| r == "postern").map(|(_, u, g)| (*u, *g)).expect("postern role");
+
+    write_file(
+        &etc.join("postern.toml"),
+        &format!(
+            "# Postern sandbox, made by `postern up`. Every key of etc/postern.toml in\n\
+             # the source tree may be set here; these differ from the defaults.\n\
+             hostname = \"localhost\"\n\
+             mail_root = \"{}\"\n\
+             mail_owner = \"{mail_uid}:{mail_gid}\"\n\
+             log = \"stderr\"\n",
+            dir.join("mail").display()
+        ),
+        0o644,
+    )?;
+    write_file(&etc.join("domains"), &format!("# domain kind (local or virtual)\n{DEMO_DOMAIN} virtual\n"), 0o644)?;
+    write_file(
+        &etc.join("aliases"),
+        &format!(
+            "# root, postmaster and abuse must reach a person.\n\
+             root: {DEMO_ADDRESS}\npostmaster: {DEMO_ADDRESS}\nabuse: {DEMO_ADDRESS}\n"
+        ),
+        0o644,
+    )?;
+    write_file(&etc.join("demo.password"), &format!("{}\n", generate_password()?), 0o600)?;
+    write_certificate(&dir.join("tls"))?;
+
+    std::os::unix::fs::chown(dir.join("mail"), Some(mail_uid), Some(mail_gid))?;
+    fs::set_permissions(dir.join("mail"), fs::Permissions::from_mode(0o750))?;
+    std::os::unix::fs::chown(dir.join("queue"), Some(queue_uid), Some(queue_gid))?;
+    fs::set_permissions(dir.join("queue"), fs::Permissions::from_mode(0o750))?;
+
+    let admin = sibling_program("postern-admin")?;
+    let output = Command::new(&admin)
+        .arg("--config")
+        .arg(&etc)
+        .args(["mailbox", "add", DEMO_ADDRESS, "--password-file"])
+        .arg(etc.join("demo.password"))
+        .output()
+        .with_context(|| format!("run {}", admin.display()))?;
+    if !output.status.success() {
+        bail!("postern-admin mailbox add failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(())
+}
+
+/// A program installed beside this one.
+pub fn sibling_program(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("locate postern")?;
+    let path = exe.parent().context("postern has no directory")?.join(name);
+    anyhow::ensure!(path.exists(), "{} is missing", path.display());
+    Ok(path)
+}
+
+/// The first ids from 5000 up that no user or group has, one per role.
+fn allocate_ids() -> anyhow::Result<Vec<(String, u32, u32)>> {
+    let mut ids = Vec::new();
+    let mut candidate = 5000u32;
+    for role in ROLES {
+        while postern_privilege::lookup_uid(candidate).is_some() || group_exists(candidate) {
+            candidate += 1;
+            anyhow::ensure!(candidate < 60000, "no free uid between 5000 and 60000");
+        }
+        ids.push((role.to_string(), candidate, candidate));
+        candidate += 1;
+    }
+    Ok(ids)
+}
+
+fn group_exists(gid: u32) -> bool {
+    matches!(nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)), Ok(Some(_)))
+}
+
+fn read_ids(path: &Path) -> anyhow::Result<Vec<(String, u32, u32)>> {
+    let text = fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let mut ids = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let parsed = match fields[..] {
+            [role, uid, gid] => uid.parse().ok().zip(gid.parse().ok()).map(|(u, g)| (role.to_string(), u, g)),
+            _ => None,
+        };
+        ids.push(parsed.with_context(|| format!("{}:{}: expected `role uid gid`", path.display(), number + 1))?);
+    }
+    for role in ROLES {
+        anyhow::ensure!(ids.iter().any(|(r, _, _)| r == role), "{}: no ids for {role}", path.display());
+    }
+    Ok(ids)
+}
+
+fn generate_password() -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random password: {e}"))?;
+    // 256 % 56 != 0 biases a few letters slightly; at 16 characters the
+    // password still has over 90 bits, plenty for a sandbox.
+    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+}
+
+fn write_certificate(tls: &Path) -> anyhow::Result<()> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).context("make the self-signed certificate")?;
+    write_file(&tls.join("cert.pem"), &certified.cert.pem(), 0o644)?;
+    write_file(&tls.join("key.pem"), &certified.signing_key.serialize_pem(), 0o600)?;
+    Ok(())
+}
+
+fn write_file(path: &Path, text: &str, mode: u32) -> anyhow::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("create {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
