@@ -1,0 +1,1 @@
+//! Nothing here: the integration tests live in tests.rs and its modules.

@@ -1,0 +1,212 @@
+//! `postern up`: the sandbox it makes on first start, the password it
+//! prints, delivery into it, a clean stop on SIGTERM — and, as root, the
+//! separate uids that keep everything but the supervisor from being root.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::util::{Delivery, is_root, messages, owned_by_root, program};
+
+struct Up {
+    child: Child,
+    banner: Vec<String>,
+}
+
+/// Starts `postern up --dir DIR` and waits (at most a minute) for its
+/// banner.
+fn start(dir: &Path) -> Up {
+    let mut child = Command::new(program("postern"))
+        .args(["up", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = receiver.recv_timeout(left).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("no banner from postern up; got {banner:?}");
+        });
+        let done = line.starts_with("Running in the foreground");
+        banner.push(line);
+        if done {
+            return Up { child, banner };
+        }
+    }
+}
+
+fn stop(mut up: Up) {
+    // SAFETY: kill(2) on the child we started.
+    unsafe { libc::kill(up.child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = up.child.try_wait().unwrap() {
+            assert!(status.success(), "postern up exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "postern up did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn banner_value(up: &Up, key: &str) -> String {
+    let line = up.banner.iter().find(|l| l.trim_start().starts_with(key)).expect(key);
+    line.trim_start()[key.len()..].split_whitespace().next().unwrap().to_string()
+}
+
+fn deliver(etc: &Path, message: &[u8]) -> Delivery {
+    let file = etc.parent().unwrap().join("test-message");
+    std::fs::write(&file, message).unwrap();
+    Command::new(program("postern-local"))
+        .arg("--config")
+        .arg(etc)
+        .args(["-f", "visitor@example.org", "demo@example.test"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap()
+        .into()
+}
+
+fn sandbox_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("run");
+    (tmp, dir)
+}
+
+#[test]
+fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
+    let (_tmp, dir) = sandbox_dir();
+    let up = start(&dir);
+    let etc = dir.join("etc");
+    let password = banner_value(&up, "password");
+    assert_eq!(std::fs::read_to_string(etc.join("demo.password")).unwrap(), format!("{password}\n"));
+    assert!(password.len() >= 16);
+    assert_eq!(std::fs::metadata(etc.join("demo.password")).unwrap().mode() & 0o777, 0o600);
+    assert!(up.banner.iter().any(|l| l.contains("demo@example.test")));
+    assert!(up.banner.iter().any(|l| l.contains("127.0.0.1:2525") && l.contains("127.0.0.1:2993")));
+    for sub in ["etc", "queue", "mail", "tls", "log"] {
+        assert!(dir.join(sub).is_dir(), "{sub}");
+    }
+    let cert = std::fs::read_to_string(dir.join("tls/cert.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert_eq!(std::fs::metadata(dir.join("tls/key.pem")).unwrap().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(etc.join("domains")).unwrap().contains("example.test virtual"));
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        assert!(maildir.join(sub).is_dir());
+    }
+
+    // The printed password opens the demo mailbox.
+    let pw = dir.join("pw");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    let auth = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(&etc)
+        .args(["auth", "test", "demo@example.test", "--password-file"])
+        .arg(&pw)
+        .output()
+        .unwrap();
+    assert!(auth.status.success(), "{}", String::from_utf8_lossy(&auth.stdout));
+
+    deliver(&etc, b"Subject: hello sandbox\n\nhi\n").expect(0, "2.0.0");
+    let got = messages(&maildir);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].1.ends_with(b"Delivered-To: demo@example.test\nSubject: hello sandbox\n\nhi\n"));
+    // postmaster and root reach demo, as the sandbox's aliases say.
+    let check = Command::new(program("postern-admin")).arg("--config").arg(&etc).arg("check").output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("0 errors, 0 warnings"));
+    stop(up);
+
+    // A second start keeps the sandbox and its password.
+    let again = start(&dir);
+    assert_eq!(banner_value(&again, "password"), password);
+    assert!(again.banner[0].contains("existing"));
+    stop(again);
+    assert_eq!(messages(&maildir).len(), 1);
+}
+
+#[test]
+fn as_root_only_the_supervisor_is_root() {
+    if crate::util::skip_unless_root("as_root_only_the_supervisor_is_root") {
+        return;
+    }
+    let (_tmp, dir) = sandbox_dir();
+    let up = start(&dir);
+    let supervisor = up.child.id();
+    let ids = std::fs::read_to_string(dir.join("etc/ids")).unwrap();
+    let mail_uid: u32 = ids
+        .lines()
+        .find(|l| l.starts_with("mail "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(mail_uid >= 5000);
+    let role_uids: Vec<u32> = ids
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    let mut unique = role_uids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), role_uids.len(), "each role has its own uid: {ids}");
+
+    deliver(&dir.join("etc"), b"Subject: root sandbox\n\nhi\n").expect(0, "2.0.0");
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    let (name, _) = messages(&maildir).remove(0);
+    let meta = std::fs::metadata(maildir.join("new").join(name)).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (mail_uid, 0o600));
+    assert!(owned_by_root(&dir.join("mail")).is_empty());
+
+    // Every process the supervisor started runs under a role's uid.
+    assert_eq!(process_uid(supervisor), Some(0));
+    for pid in children_of(supervisor) {
+        let uid = process_uid(pid).unwrap();
+        assert_ne!(uid, 0, "child {pid} of the supervisor runs as root");
+        assert!(role_uids.contains(&uid), "child {pid} runs as uid {uid}, not a role's");
+    }
+    stop(up);
+    assert!(is_root());
+}
+
+fn process_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    // Real, effective, saved, filesystem: all must match for this check.
+    let ids: Vec<u32> = line.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
+    Some(*ids.iter().max().unwrap())
+}
+
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap() {
+        let Ok(pid) = entry.unwrap().file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Field 4 (after the parenthesized command) is the parent pid.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}

@@ -1,0 +1,11 @@
+//! Integration tests: each starts the built programs (`make test` builds
+//! them first) in a temporary directory and checks what lands on disk.
+
+mod util;
+
+mod batch;
+mod dovecot_passwords;
+mod local_delivery;
+mod maps;
+mod privilege;
+mod sandbox;

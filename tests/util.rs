@@ -1,0 +1,217 @@
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A program built by `cargo build --workspace`.
+pub fn program(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("POSTERN_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
+    };
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `make test` (it builds the programs first)", path.display());
+    path
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The uid and gid that own mail in a test: as root a numeric id with no
+/// passwd entry (as `postern up` uses), else our own.
+pub fn mail_owner() -> (u32, u32) {
+    if is_root() {
+        (64101, 64101)
+    } else {
+        // SAFETY: getuid and getgid have no preconditions.
+        unsafe { (libc::getuid(), libc::getgid()) }
+    }
+}
+
+/// A configuration directory and mail root in a fresh temporary directory.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub etc: PathBuf,
+    pub mail: PathBuf,
+    pub owner: (u32, u32),
+}
+
+pub const HOST: &str = "mx.example.test";
+
+impl Setup {
+    pub fn new() -> Setup {
+        Setup::with_settings("")
+    }
+
+    /// `extra` is appended to postern.toml.
+    pub fn with_settings(extra: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        // Mail owners must reach the mail root under the temporary dir.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let etc = dir.path().join("etc");
+        let mail = dir.path().join("mail");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(&mail).unwrap();
+        let owner = mail_owner();
+        std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1)).unwrap();
+        let setup = Setup { dir, etc, mail, owner };
+        setup.write(
+            "postern.toml",
+            &format!(
+                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nmail_owner = \"{}:{}\"\nlog = \"stderr\"\n{extra}",
+                setup.mail.display(),
+                owner.0,
+                owner.1
+            ),
+        );
+        setup.write("domains", "example.test virtual\nother.test virtual\n");
+        setup
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.etc.join(name), text).unwrap();
+    }
+
+    /// Adds a mailbox with `postern-admin mailbox add`, as an admin would.
+    pub fn add_mailbox(&self, address: &str, extra: &[&str]) {
+        let password = self.path().join("password");
+        std::fs::write(&password, "secret\n").unwrap();
+        let out = Command::new(program("postern-admin"))
+            .arg("--config")
+            .arg(&self.etc)
+            .args(["mailbox", "add", address, "--password-file"])
+            .arg(&password)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mailbox add {address}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The default Maildir of a virtual mailbox.
+    pub fn maildir(&self, address: &str) -> PathBuf {
+        let (local, domain) = address.split_once('@').unwrap();
+        self.mail.join(domain).join(local).join("Maildir")
+    }
+
+    /// `postern-local --config ETC -f SENDER RECIPIENT < message`, with
+    /// the message in a file (as the queue passes it).
+    pub fn local(&self, sender: &str, recipient: &str, message: &[u8]) -> Delivery {
+        self.local_args(&["-f", sender, recipient], message)
+    }
+
+    pub fn local_args(&self, args: &[&str], message: &[u8]) -> Delivery {
+        let file = self.path().join(format!("message-{}", unique()));
+        std::fs::write(&file, message).unwrap();
+        let out = Command::new(program("postern-local"))
+            .arg("--config")
+            .arg(&self.etc)
+            .args(args)
+            .stdin(std::fs::File::open(&file).unwrap())
+            .output()
+            .unwrap();
+        Delivery::from(out)
+    }
+
+    /// The same through a pipe, as `cat message | postern-local` does.
+    pub fn local_piped(&self, sender: &str, recipient: &str, message: &[u8]) -> Delivery {
+        let mut child = Command::new(program("postern-local"))
+            .arg("--config")
+            .arg(&self.etc)
+            .args(["-f", sender, recipient])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        Delivery::from(child.wait_with_output().unwrap())
+    }
+
+    pub fn admin(&self, args: &[&str]) -> Output {
+        Command::new(program("postern-admin")).arg("--config").arg(&self.etc).args(args).output().unwrap()
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What postern-local answered.
+#[derive(Debug)]
+pub struct Delivery {
+    pub code: i32,
+    /// The last line of stderr: the status line.
+    pub status: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Delivery {
+    fn from(out: Output) -> Delivery {
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        Delivery {
+            code: out.status.code().unwrap_or(-1),
+            status: stderr.lines().last().unwrap_or_default().to_string(),
+            stderr,
+        }
+    }
+}
+
+impl Delivery {
+    #[track_caller]
+    pub fn expect(&self, code: i32, status_prefix: &str) {
+        assert!(
+            self.code == code && self.status.starts_with(status_prefix),
+            "expected exit {code} and status {status_prefix:?}, got exit {} and:\n{}",
+            self.code,
+            self.stderr
+        );
+    }
+}
+
+/// The files in a Maildir's `new/` and `cur/`: (file name, content).
+pub fn messages(maildir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(maildir.join(sub)) else { continue };
+        let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort();
+        for path in files {
+            out.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+/// Every file and directory under `root` whose owner is uid 0.
+pub fn owned_by_root(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.uid() == 0 {
+            found.push(path.clone());
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap() {
+                stack.push(entry.unwrap().path());
+            }
+        }
+    }
+    found
+}
+
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIP {test}: needs root (CI runs as root)");
+    true
+}
