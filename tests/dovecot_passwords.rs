@@ -23,7 +23,11 @@ fn run(program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e} (make test installs it)"));
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -48,14 +52,35 @@ fn every_dovecot_scheme_verifies() {
     s.write("accounts", &lines);
 
     let check = s.admin(&["check"]);
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     for (user, password) in &users {
         let file = s.path().join("pw");
         std::fs::write(&file, format!("{password}\n")).unwrap();
-        let ok = s.admin(&["auth", "test", user, "--password-file", file.to_str().unwrap()]);
-        assert_eq!(ok.status.code(), Some(0), "{user}: {}", String::from_utf8_lossy(&ok.stdout));
+        let ok = s.admin(&[
+            "auth",
+            "test",
+            user,
+            "--password-file",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(
+            ok.status.code(),
+            Some(0),
+            "{user}: {}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
         std::fs::write(&file, format!("{password}x\n")).unwrap();
-        let bad = s.admin(&["auth", "test", user, "--password-file", file.to_str().unwrap()]);
+        let bad = s.admin(&[
+            "auth",
+            "test",
+            user,
+            "--password-file",
+            file.to_str().unwrap(),
+        ]);
         assert_eq!(bad.status.code(), Some(1), "{user} took a wrong password");
     }
 }

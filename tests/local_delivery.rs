@@ -16,7 +16,8 @@ trailing blanks   \n\
 \tand a tab\n";
 
 fn expected(return_path: &str, delivered_to: &str, message: &[u8]) -> Vec<u8> {
-    let mut out = format!("Return-Path: <{return_path}>\nDelivered-To: {delivered_to}\n").into_bytes();
+    let mut out =
+        format!("Return-Path: <{return_path}>\nDelivered-To: {delivered_to}\n").into_bytes();
     out.extend_from_slice(message);
     out
 }
@@ -25,7 +26,8 @@ fn expected(return_path: &str, delivered_to: &str, message: &[u8]) -> Vec<u8> {
 fn delivers_byte_for_byte_to_a_virtual_mailbox() {
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
-    s.local("sender@example.org", "alice@example.test", MESSAGE).expect(0, "2.0.0 delivered to maildir");
+    s.local("sender@example.org", "alice@example.test", MESSAGE)
+        .expect(0, "2.0.0 delivered to maildir");
     let got = messages(&s.maildir("alice@example.test"));
     assert_eq!(got.len(), 1);
     let (name, content) = &got[0];
@@ -33,21 +35,37 @@ fn delivers_byte_for_byte_to_a_virtual_mailbox() {
     assert_eq!(content, &want);
     let lines = want.iter().filter(|&&b| b == b'\n').count();
     assert!(
-        name.ends_with(&format!(".{},S={},W={}", crate::util::HOST, want.len(), want.len() + lines)),
+        name.ends_with(&format!(
+            ".{},S={},W={}",
+            crate::util::HOST,
+            want.len(),
+            want.len() + lines
+        )),
         "{name}"
     );
     // Dovecot's unique-name shape: <secs>.M<usec>P<pid>Q<n>.<host>
     let (secs, rest) = name.split_once('.').unwrap();
-    assert!(secs.parse::<u64>().is_ok() && rest.starts_with('M') && rest.contains('P') && rest.contains('Q'));
+    assert!(
+        secs.parse::<u64>().is_ok()
+            && rest.starts_with('M')
+            && rest.contains('P')
+            && rest.contains('Q')
+    );
     // Nothing stays behind in tmp/.
-    assert_eq!(std::fs::read_dir(s.maildir("alice@example.test").join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.maildir("alice@example.test").join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn bounce_sender_and_piped_input() {
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
-    s.local_piped("", "alice@example.test", MESSAGE).expect(0, "2.0.0");
+    s.local_piped("", "alice@example.test", MESSAGE)
+        .expect(0, "2.0.0");
     let got = messages(&s.maildir("alice@example.test"));
     assert_eq!(got[0].1, expected("", "alice@example.test", MESSAGE));
 }
@@ -56,9 +74,21 @@ fn bounce_sender_and_piped_input() {
 fn crlf_input_is_stored_with_unix_line_ends() {
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
-    s.local("a@example.org", "alice@example.test", b"Subject: x\r\n\r\nline\r\nbare\rcr\r\n").expect(0, "2.0.0");
+    s.local(
+        "a@example.org",
+        "alice@example.test",
+        b"Subject: x\r\n\r\nline\r\nbare\rcr\r\n",
+    )
+    .expect(0, "2.0.0");
     let got = messages(&s.maildir("alice@example.test"));
-    assert_eq!(got[0].1, expected("a@example.org", "alice@example.test", b"Subject: x\n\nline\nbare\rcr\n"));
+    assert_eq!(
+        got[0].1,
+        expected(
+            "a@example.org",
+            "alice@example.test",
+            b"Subject: x\n\nline\nbare\rcr\n"
+        )
+    );
 }
 
 #[test]
@@ -67,8 +97,12 @@ fn alias_with_three_targets_gives_each_its_copy() {
     for user in ["a", "b", "c"] {
         s.add_mailbox(&format!("{user}@example.test"), &[]);
     }
-    s.write("aliases", "# the team\nteam@example.test: a@example.test,\n  b@example.test, c@example.test\n");
-    s.local("boss@example.org", "team@example.test", MESSAGE).expect(0, "2.0.0 delivered to 3 mailboxes");
+    s.write(
+        "aliases",
+        "# the team\nteam@example.test: a@example.test,\n  b@example.test, c@example.test\n",
+    );
+    s.local("boss@example.org", "team@example.test", MESSAGE)
+        .expect(0, "2.0.0 delivered to 3 mailboxes");
     for user in ["a", "b", "c"] {
         let address = format!("{user}@example.test");
         let got = messages(&s.maildir(&address));
@@ -83,18 +117,27 @@ fn catch_all_and_recipient_delimiter() {
     s.add_mailbox("alice@example.test", &[]);
     s.add_mailbox("catch@example.test", &[]);
     s.add_mailbox("lists@example.test", &[]);
-    s.write("aliases", "@example.test: catch@example.test\nalice+lists@example.test: lists@example.test\n");
+    s.write(
+        "aliases",
+        "@example.test: catch@example.test\nalice+lists@example.test: lists@example.test\n",
+    );
 
-    s.local("x@example.org", "nobody@example.test", MESSAGE).expect(0, "2.0.0");
-    assert_eq!(messages(&s.maildir("catch@example.test"))[0].1, expected("x@example.org", "catch@example.test", MESSAGE));
+    s.local("x@example.org", "nobody@example.test", MESSAGE)
+        .expect(0, "2.0.0");
+    assert_eq!(
+        messages(&s.maildir("catch@example.test"))[0].1,
+        expected("x@example.org", "catch@example.test", MESSAGE)
+    );
 
-    s.local("x@example.org", "alice+news@example.test", MESSAGE).expect(0, "2.0.0");
+    s.local("x@example.org", "alice+news@example.test", MESSAGE)
+        .expect(0, "2.0.0");
     assert_eq!(
         messages(&s.maildir("alice@example.test"))[0].1,
         expected("x@example.org", "alice+news@example.test", MESSAGE)
     );
     // An alias for the full address wins over the delimiter.
-    s.local("x@example.org", "alice+lists@example.test", MESSAGE).expect(0, "2.0.0");
+    s.local("x@example.org", "alice+lists@example.test", MESSAGE)
+        .expect(0, "2.0.0");
     assert_eq!(messages(&s.maildir("alice@example.test")).len(), 1);
     assert_eq!(messages(&s.maildir("lists@example.test")).len(), 1);
     assert_eq!(messages(&s.maildir("catch@example.test")).len(), 1);
@@ -120,10 +163,18 @@ fn home_and_dovecot_mail_location_from_the_passwd_line() {
             home_carol = homes.join("carol").display(),
         ),
     );
-    s.local("x@example.org", "bob@example.test", MESSAGE).expect(0, "2.0.0");
-    s.local("x@example.org", "carol@example.test", MESSAGE).expect(0, "2.0.0");
-    assert_eq!(messages(&homes.join("bob/Maildir"))[0].1, expected("x@example.org", "bob@example.test", MESSAGE));
-    assert_eq!(messages(&homes.join("carol/store"))[0].1, expected("x@example.org", "carol@example.test", MESSAGE));
+    s.local("x@example.org", "bob@example.test", MESSAGE)
+        .expect(0, "2.0.0");
+    s.local("x@example.org", "carol@example.test", MESSAGE)
+        .expect(0, "2.0.0");
+    assert_eq!(
+        messages(&homes.join("bob/Maildir"))[0].1,
+        expected("x@example.org", "bob@example.test", MESSAGE)
+    );
+    assert_eq!(
+        messages(&homes.join("carol/store"))[0].1,
+        expected("x@example.org", "carol@example.test", MESSAGE)
+    );
     // carol's quota rule (10M in kilobytes-default Dovecot units) is on.
     let size = std::fs::read_to_string(homes.join("carol/store/maildirsize")).unwrap();
     assert!(size.starts_with("10485760S\n"), "{size}");
@@ -138,13 +189,18 @@ fn refusals_answer_with_the_right_code_and_write_nothing() {
         &(std::fs::read_to_string(s.etc.join("accounts")).unwrap()
             + "small@example.test:{PLAIN}pw:::::: postern_max_message_size=100\n"),
     );
-    s.local("x@example.org", "nobody@example.test", MESSAGE).expect(67, "5.1.1 user unknown: <nobody@example.test>");
-    s.local("x@example.org", "small@example.test", MESSAGE).expect(69, "5.2.3 message too big");
+    s.local("x@example.org", "nobody@example.test", MESSAGE)
+        .expect(67, "5.1.1 user unknown: <nobody@example.test>");
+    s.local("x@example.org", "small@example.test", MESSAGE)
+        .expect(69, "5.2.3 message too big");
 
     let looping = [b"Delivered-To: alice@example.test\n".as_slice(), MESSAGE].concat();
-    s.local("x@example.org", "alice@example.test", &looping).expect(69, "5.4.6 mail forwarding loop for <alice@example.test>");
-    s.local("x@example.org", "someone@elsewhere.example", MESSAGE).expect(75, "4.3.0 <someone@elsewhere.example> is outside");
-    s.local_args(&["-f", "bad sender@x", "alice@example.test"], MESSAGE).expect(69, "5.1.7");
+    s.local("x@example.org", "alice@example.test", &looping)
+        .expect(69, "5.4.6 mail forwarding loop for <alice@example.test>");
+    s.local("x@example.org", "someone@elsewhere.example", MESSAGE)
+        .expect(75, "4.3.0 <someone@elsewhere.example> is outside");
+    s.local_args(&["-f", "bad sender@x", "alice@example.test"], MESSAGE)
+        .expect(69, "5.1.7");
     assert!(messages(&s.maildir("alice@example.test")).is_empty());
     assert!(!s.maildir("small@example.test").exists());
 }
@@ -154,9 +210,11 @@ fn more_delivered_to_lines_than_allowed_is_a_loop() {
     let s = Setup::with_settings("max_delivered_to = 1\n");
     s.add_mailbox("alice@example.test", &[]);
     let once = [b"Delivered-To: alice@example.test\n".as_slice(), MESSAGE].concat();
-    s.local("x@example.org", "alice@example.test", &once).expect(0, "2.0.0");
+    s.local("x@example.org", "alice@example.test", &once)
+        .expect(0, "2.0.0");
     let twice = [b"Delivered-To: alice@example.test\n".as_slice(), &once].concat();
-    s.local("x@example.org", "alice@example.test", &twice).expect(69, "5.4.6");
+    s.local("x@example.org", "alice@example.test", &twice)
+        .expect(69, "5.4.6");
 }
 
 #[test]
@@ -170,10 +228,13 @@ fn quota_is_enforced_and_maildirsize_kept_right() {
     body.push(b'\n');
     let size = expected("x@example.org", "alice@example.test", &body).len();
 
-    s.local("x@example.org", "alice@example.test", &body).expect(0, "2.0.0");
-    s.local("x@example.org", "alice@example.test", &body).expect(0, "2.0.0");
+    s.local("x@example.org", "alice@example.test", &body)
+        .expect(0, "2.0.0");
+    s.local("x@example.org", "alice@example.test", &body)
+        .expect(0, "2.0.0");
     // A third would pass 1,024 bytes: refused whole, temporarily.
-    s.local("x@example.org", "alice@example.test", &body).expect(75, "4.2.2 mailbox full");
+    s.local("x@example.org", "alice@example.test", &body)
+        .expect(75, "4.2.2 mailbox full");
     assert_eq!(messages(&maildir).len(), 2);
     let sum = |text: &str| -> (i64, i64) {
         text.lines().skip(1).fold((0, 0), |(b, c), line| {
@@ -193,11 +254,13 @@ fn quota_is_enforced_and_maildirsize_kept_right() {
     let text = std::fs::read_to_string(maildir.join("maildirsize")).unwrap();
     assert_eq!(sum(&text), (size as i64, 1));
     assert!(text.ends_with(&format!("-{size} -1\n")), "{text}");
-    s.local("x@example.org", "alice@example.test", &body).expect(0, "2.0.0");
+    s.local("x@example.org", "alice@example.test", &body)
+        .expect(0, "2.0.0");
 
     // Lost maildirsize: recomputed from the file names.
     std::fs::remove_file(maildir.join("maildirsize")).unwrap();
-    s.local("x@example.org", "alice@example.test", &body).expect(75, "4.2.2");
+    s.local("x@example.org", "alice@example.test", &body)
+        .expect(75, "4.2.2");
     let text = std::fs::read_to_string(maildir.join("maildirsize")).unwrap();
     assert_eq!(text, format!("1024S\n{} 2\n", 2 * size));
 }
@@ -206,6 +269,7 @@ fn quota_is_enforced_and_maildirsize_kept_right() {
 fn quota_can_be_a_permanent_failure() {
     let s = Setup::with_settings("quota_exceeded = \"permanent\"\n");
     s.add_mailbox("alice@example.test", &["--quota", "100"]);
-    s.local("x@example.org", "alice@example.test", MESSAGE).expect(69, "5.2.2 mailbox full");
+    s.local("x@example.org", "alice@example.test", MESSAGE)
+        .expect(69, "5.2.2 mailbox full");
     assert!(messages(&s.maildir("alice@example.test")).is_empty());
 }

@@ -21,14 +21,26 @@ fn a_bad_alias_line_is_reported_and_defers_only_its_address() {
     let aliases = s.etc.join("aliases");
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains(&format!("{}:2: alias broken@example.test: target \"alice@exa/mple\": bad character in domain", aliases.display())),
+        stdout.contains(&format!(
+            "{}:2: alias broken@example.test: target \"alice@exa/mple\": bad character in domain",
+            aliases.display()
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("{}:3: no ':' after \"postmaster alice@example.test\"", aliases.display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:3: no ':' after \"postmaster alice@example.test\"",
+            aliases.display()
+        )),
+        "{stdout}"
+    );
 
-    s.local("x@example.org", "good@example.test", MESSAGE).expect(0, "2.0.0");
-    s.local("x@example.org", "broken@example.test", MESSAGE).expect(75, "4.3.5 bad map line at aliases for broken@example.test");
-    s.local("x@example.org", "unknown@example.test", MESSAGE).expect(67, "5.1.1");
+    s.local("x@example.org", "good@example.test", MESSAGE)
+        .expect(0, "2.0.0");
+    s.local("x@example.org", "broken@example.test", MESSAGE)
+        .expect(75, "4.3.5 bad map line at aliases for broken@example.test");
+    s.local("x@example.org", "unknown@example.test", MESSAGE)
+        .expect(67, "5.1.1");
     assert_eq!(messages(&s.maildir("alice@example.test")).len(), 1);
 }
 
@@ -37,33 +49,47 @@ fn a_bad_accounts_line_defers_that_mailbox_only() {
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
     let accounts = std::fs::read_to_string(s.etc.join("accounts")).unwrap();
-    s.write("accounts", &format!("{accounts}bob@example.test:{{PLAIN}}pw:notanumber\n"));
+    s.write(
+        "accounts",
+        &format!("{accounts}bob@example.test:{{PLAIN}}pw:notanumber\n"),
+    );
     let out = s.admin(&["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("{}:2: bob@example.test: uid \"notanumber\" is not a number", s.etc.join("accounts").display())),
+        stdout.contains(&format!(
+            "{}:2: bob@example.test: uid \"notanumber\" is not a number",
+            s.etc.join("accounts").display()
+        )),
         "{stdout}"
     );
-    s.local("x@example.org", "bob@example.test", MESSAGE).expect(75, "4.3.5");
-    s.local("x@example.org", "alice@example.test", MESSAGE).expect(0, "2.0.0");
+    s.local("x@example.org", "bob@example.test", MESSAGE)
+        .expect(75, "4.3.5");
+    s.local("x@example.org", "alice@example.test", MESSAGE)
+        .expect(0, "2.0.0");
 }
 
 #[test]
 fn a_bad_domains_line_defers_the_domain() {
     let s = Setup::new();
     s.write("domains", "example.test virtual\nbroken.test virtaul\n");
-    s.local("x@example.org", "a@broken.test", MESSAGE).expect(75, "4.3.5");
+    s.local("x@example.org", "a@broken.test", MESSAGE)
+        .expect(75, "4.3.5");
     let out = s.admin(&["check"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("domains:2: kind \"virtaul\" for broken.test"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("domains:2: kind \"virtaul\" for broken.test")
+    );
 }
 
 #[test]
 fn a_map_change_takes_effect_on_the_next_delivery() {
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
-    s.local("x@example.org", "sales@example.test", MESSAGE).expect(67, "5.1.1");
+    s.local("x@example.org", "sales@example.test", MESSAGE)
+        .expect(67, "5.1.1");
     s.write("aliases", "sales@example.test: alice@example.test\n");
-    s.local("x@example.org", "sales@example.test", MESSAGE).expect(0, "2.0.0");
+    s.local("x@example.org", "sales@example.test", MESSAGE)
+        .expect(0, "2.0.0");
 }
 
 #[test]
@@ -74,20 +100,33 @@ fn a_bad_or_missing_postern_toml_stops_with_one_clear_error() {
     let good = std::fs::read_to_string(&toml).unwrap();
     s.write("postern.toml", &format!("{good}mail_rot = \"/x\"\n"));
     let d = s.local("x@example.org", "alice@example.test", MESSAGE);
-    d.expect(75, &format!("4.3.0 configuration: {}: line 5: unknown field `mail_rot`", toml.display()));
+    d.expect(
+        75,
+        &format!(
+            "4.3.0 configuration: {}: line 5: unknown field `mail_rot`",
+            toml.display()
+        ),
+    );
     assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);
     let out = s.admin(&["check"]);
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `mail_rot`"));
 
     std::fs::remove_file(&toml).unwrap();
-    s.local("x@example.org", "alice@example.test", MESSAGE).expect(75, &format!("4.3.0 configuration: {}: No such file", toml.display()));
+    s.local("x@example.org", "alice@example.test", MESSAGE)
+        .expect(
+            75,
+            &format!("4.3.0 configuration: {}: No such file", toml.display()),
+        );
     let out = std::process::Command::new(program("postern-local"))
         .args(["--config", "/nonexistent/postern", "alice@example.test"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(75));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with("4.3.0 configuration: /nonexistent/postern/postern.toml:"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with("4.3.0 configuration: /nonexistent/postern/postern.toml:")
+    );
     assert!(messages(&s.maildir("alice@example.test")).is_empty());
 }
 
@@ -102,7 +141,18 @@ fn check_warns_about_what_loads_but_misroutes() {
     let out = s.admin(&["check"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("aliases:1: team@example.test reaches ghost@example.test: 5.1.1 user unknown"), "{stdout}");
-    assert!(stdout.contains("aliases:2: @other.test reaches nobody-here@example.test: 5.1.1"), "{stdout}");
-    assert!(stdout.contains("postmaster@example.test does not reach a person"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "aliases:1: team@example.test reaches ghost@example.test: 5.1.1 user unknown"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("aliases:2: @other.test reaches nobody-here@example.test: 5.1.1"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("postmaster@example.test does not reach a person"),
+        "{stdout}"
+    );
 }

@@ -21,11 +21,22 @@ fn deliveries_belong_to_the_mailbox_owner() {
     std::fs::create_dir_all(&home).unwrap();
     std::os::unix::fs::chown(&home, Some(64102), Some(64102)).unwrap();
     let accounts = std::fs::read_to_string(s.etc.join("accounts")).unwrap();
-    s.write("accounts", &format!("{accounts}carol@example.test:{{PLAIN}}x:64102:64102::{}::\n", home.display()));
-    s.write("aliases", "all@example.test: alice@example.test, bob@example.test, carol@example.test\n");
+    s.write(
+        "accounts",
+        &format!(
+            "{accounts}carol@example.test:{{PLAIN}}x:64102:64102::{}::\n",
+            home.display()
+        ),
+    );
+    s.write(
+        "aliases",
+        "all@example.test: alice@example.test, bob@example.test, carol@example.test\n",
+    );
 
-    s.local("x@example.org", "all@example.test", MESSAGE).expect(0, "2.0.0 delivered to 3 mailboxes");
-    s.local_piped("x@example.org", "alice@example.test", MESSAGE).expect(0, "2.0.0");
+    s.local("x@example.org", "all@example.test", MESSAGE)
+        .expect(0, "2.0.0 delivered to 3 mailboxes");
+    s.local_piped("x@example.org", "alice@example.test", MESSAGE)
+        .expect(0, "2.0.0");
 
     for (maildir, uid) in [
         (s.maildir("alice@example.test"), s.owner.0),
@@ -36,7 +47,12 @@ fn deliveries_belong_to_the_mailbox_owner() {
         assert!(!files.is_empty());
         for sub in ["new", "cur", "tmp"] {
             let meta = std::fs::metadata(maildir.join(sub)).unwrap();
-            assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700), "{}", maildir.join(sub).display());
+            assert_eq!(
+                (meta.uid(), meta.mode() & 0o777),
+                (uid, 0o700),
+                "{}",
+                maildir.join(sub).display()
+            );
         }
         for (name, _) in files {
             let meta = std::fs::metadata(maildir.join("new").join(&name)).unwrap();
@@ -58,11 +74,20 @@ fn a_mailbox_owned_by_root_is_never_written() {
     }
     let s = Setup::new();
     let home = s.path().join("roothome");
-    s.write("accounts", &format!("admin@example.test:{{PLAIN}}x:0:0::{}::\n", home.display()));
-    s.local("x@example.org", "admin@example.test", MESSAGE).expect(75, "4.3.0 refusing to run as root");
+    s.write(
+        "accounts",
+        &format!("admin@example.test:{{PLAIN}}x:0:0::{}::\n", home.display()),
+    );
+    s.local("x@example.org", "admin@example.test", MESSAGE)
+        .expect(75, "4.3.0 refusing to run as root");
     assert!(!home.exists());
 
     // Mail for the system user root is deferred unless an alias sends it
     // to a person.
-    s.local("x@example.org", &format!("root@{}", crate::util::HOST), MESSAGE).expect(75, "4.3.0 mail for root (uid 0) needs an alias");
+    s.local(
+        "x@example.org",
+        &format!("root@{}", crate::util::HOST),
+        MESSAGE,
+    )
+    .expect(75, "4.3.0 mail for root (uid 0) needs an alias");
 }

@@ -23,7 +23,7 @@ fn start(dir: &Path) -> Up {
         .args(["up", "--dir"])
         .arg(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -42,6 +42,7 @@ fn start(dir: &Path) -> Up {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = receiver.recv_timeout(left).unwrap_or_else(|_| {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("no banner from postern up; got {banner:?}");
         });
         let done = line.starts_with("Running in the foreground");
@@ -61,14 +62,25 @@ fn stop(mut up: Up) {
             assert!(status.success(), "postern up exited with {status}");
             return;
         }
-        assert!(Instant::now() < deadline, "postern up did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "postern up did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn banner_value(up: &Up, key: &str) -> String {
-    let line = up.banner.iter().find(|l| l.trim_start().starts_with(key)).expect(key);
-    line.trim_start()[key.len()..].split_whitespace().next().unwrap().to_string()
+    let line = up
+        .banner
+        .iter()
+        .find(|l| l.trim_start().starts_with(key))
+        .expect(key);
+    line.trim_start()[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 fn deliver(etc: &Path, message: &[u8]) -> Delivery {
@@ -97,18 +109,35 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
     let up = start(&dir);
     let etc = dir.join("etc");
     let password = banner_value(&up, "password");
-    assert_eq!(std::fs::read_to_string(etc.join("demo.password")).unwrap(), format!("{password}\n"));
+    assert_eq!(
+        std::fs::read_to_string(etc.join("demo.password")).unwrap(),
+        format!("{password}\n")
+    );
     assert!(password.len() >= 16);
-    assert_eq!(std::fs::metadata(etc.join("demo.password")).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(etc.join("demo.password")).unwrap().mode() & 0o777,
+        0o600
+    );
     assert!(up.banner.iter().any(|l| l.contains("demo@example.test")));
-    assert!(up.banner.iter().any(|l| l.contains("127.0.0.1:2525") && l.contains("127.0.0.1:2993")));
+    assert!(
+        up.banner
+            .iter()
+            .any(|l| l.contains("127.0.0.1:2525") && l.contains("127.0.0.1:2993"))
+    );
     for sub in ["etc", "queue", "mail", "tls", "log"] {
         assert!(dir.join(sub).is_dir(), "{sub}");
     }
     let cert = std::fs::read_to_string(dir.join("tls/cert.pem")).unwrap();
     assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert_eq!(std::fs::metadata(dir.join("tls/key.pem")).unwrap().mode() & 0o777, 0o600);
-    assert!(std::fs::read_to_string(etc.join("domains")).unwrap().contains("example.test virtual"));
+    assert_eq!(
+        std::fs::metadata(dir.join("tls/key.pem")).unwrap().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(etc.join("domains"))
+            .unwrap()
+            .contains("example.test virtual")
+    );
     let maildir = dir.join("mail/example.test/demo/Maildir");
     for sub in ["new", "cur", "tmp"] {
         assert!(maildir.join(sub).is_dir());
@@ -124,15 +153,32 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
         .arg(&pw)
         .output()
         .unwrap();
-    assert!(auth.status.success(), "{}", String::from_utf8_lossy(&auth.stdout));
+    assert!(
+        auth.status.success(),
+        "{}",
+        String::from_utf8_lossy(&auth.stdout)
+    );
 
     deliver(&etc, b"Subject: hello sandbox\n\nhi\n").expect(0, "2.0.0");
     let got = messages(&maildir);
     assert_eq!(got.len(), 1);
-    assert!(got[0].1.ends_with(b"Delivered-To: demo@example.test\nSubject: hello sandbox\n\nhi\n"));
+    assert!(
+        got[0]
+            .1
+            .ends_with(b"Delivered-To: demo@example.test\nSubject: hello sandbox\n\nhi\n")
+    );
     // postmaster and root reach demo, as the sandbox's aliases say.
-    let check = Command::new(program("postern-admin")).arg("--config").arg(&etc).arg("check").output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let check = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(&etc)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     assert!(String::from_utf8_lossy(&check.stdout).contains("0 errors, 0 warnings"));
     stop(up);
 
@@ -169,7 +215,11 @@ fn as_root_only_the_supervisor_is_root() {
     let mut unique = role_uids.clone();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), role_uids.len(), "each role has its own uid: {ids}");
+    assert_eq!(
+        unique.len(),
+        role_uids.len(),
+        "each role has its own uid: {ids}"
+    );
 
     deliver(&dir.join("etc"), b"Subject: root sandbox\n\nhi\n").expect(0, "2.0.0");
     let maildir = dir.join("mail/example.test/demo/Maildir");
@@ -183,7 +233,10 @@ fn as_root_only_the_supervisor_is_root() {
     for pid in children_of(supervisor) {
         let uid = process_uid(pid).unwrap();
         assert_ne!(uid, 0, "child {pid} of the supervisor runs as root");
-        assert!(role_uids.contains(&uid), "child {pid} runs as uid {uid}, not a role's");
+        assert!(
+            role_uids.contains(&uid),
+            "child {pid} runs as uid {uid}, not a role's"
+        );
     }
     stop(up);
     assert!(is_root());
@@ -193,15 +246,23 @@ fn process_uid(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     // Real, effective, saved, filesystem: all must match for this check.
-    let ids: Vec<u32> = line.split_whitespace().skip(1).map(|n| n.parse().unwrap()).collect();
+    let ids: Vec<u32> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
     Some(*ids.iter().max().unwrap())
 }
 
 fn children_of(parent: u32) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap() {
-        let Ok(pid) = entry.unwrap().file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Ok(pid) = entry.unwrap().file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Field 4 (after the parenthesized command) is the parent pid.
         let after = &stat[stat.rfind(')').unwrap() + 2..];
         if after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) == Some(parent) {

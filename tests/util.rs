@@ -10,7 +10,11 @@ pub fn program(name: &str) -> PathBuf {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
     };
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run `make test` (it builds the programs first)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (it builds the programs first)",
+        path.display()
+    );
     path
 }
 
@@ -56,7 +60,12 @@ impl Setup {
         std::fs::create_dir_all(&mail).unwrap();
         let owner = mail_owner();
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1)).unwrap();
-        let setup = Setup { dir, etc, mail, owner };
+        let setup = Setup {
+            dir,
+            etc,
+            mail,
+            owner,
+        };
         setup.write(
             "postern.toml",
             &format!(
@@ -90,7 +99,11 @@ impl Setup {
             .args(extra)
             .output()
             .unwrap();
-        assert!(out.status.success(), "mailbox add {address}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "mailbox add {address}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The default Maildir of a virtual mailbox.
@@ -134,7 +147,12 @@ impl Setup {
     }
 
     pub fn admin(&self, args: &[&str]) -> Output {
-        Command::new(program("postern-admin")).arg("--config").arg(&self.etc).args(args).output().unwrap()
+        Command::new(program("postern-admin"))
+            .arg("--config")
+            .arg(&self.etc)
+            .args(args)
+            .output()
+            .unwrap()
     }
 }
 
@@ -180,11 +198,16 @@ impl Delivery {
 pub fn messages(maildir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for sub in ["new", "cur"] {
-        let Ok(entries) = std::fs::read_dir(maildir.join(sub)) else { continue };
+        let Ok(entries) = std::fs::read_dir(maildir.join(sub)) else {
+            continue;
+        };
         let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
         files.sort();
         for path in files {
-            out.push((path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap()));
+            out.push((
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&path).unwrap(),
+            ));
         }
     }
     out

@@ -27,10 +27,16 @@ pub fn run(dir: &Path, address: &str, password_file: Option<&Path>) -> i32 {
         }
     };
     if account.password.verify(password.as_bytes()) {
-        println!("{address}: password matches ({})", account.password.scheme_name());
+        println!(
+            "{address}: password matches ({})",
+            account.password.scheme_name()
+        );
         0
     } else {
-        println!("{address}: password does not match ({})", account.password.scheme_name());
+        println!(
+            "{address}: password does not match ({})",
+            account.password.scheme_name()
+        );
         1
     }
 }

@@ -41,7 +41,10 @@ fn warnings(config: &Config) -> Vec<String> {
     let aliases_file = config.dir.join("aliases");
 
     if config.settings.mail_owner.resolve().is_none() {
-        warnings.push(format!("postern.toml: mail_owner {:?} is not a user", config.settings.mail_owner));
+        warnings.push(format!(
+            "postern.toml: mail_owner {:?} is not a user",
+            config.settings.mail_owner
+        ));
     }
     let mut accounts: Vec<_> = config.maps.accounts.iter().collect();
     accounts.sort_by_key(|a| a.line);
@@ -56,13 +59,18 @@ fn warnings(config: &Config) -> Vec<String> {
         }
         let maildir = resolver.maildir_of(account);
         if !maildir.join("new").is_dir() {
-            warnings.push(format!("{at}: Maildir {} does not exist yet", maildir.display()));
+            warnings.push(format!(
+                "{at}: Maildir {} does not exist yet",
+                maildir.display()
+            ));
         }
     }
     let mut aliases: Vec<_> = config.maps.aliases.iter().collect();
     aliases.sort_by_key(|a| a.line);
     for alias in aliases {
-        let Some(sample) = sample_address(&alias.key, &config.settings.hostname) else { continue };
+        let Some(sample) = sample_address(&alias.key, &config.settings.hostname) else {
+            continue;
+        };
         let resolution = resolver.resolve(&sample);
         for (target, error) in &resolution.failures {
             if *error != ResolveError::Unknown || target != &sample {
@@ -79,19 +87,28 @@ fn warnings(config: &Config) -> Vec<String> {
     // RFC 5321 section 4.5.1: postmaster must reach a person at every
     // domain; an alias to root is not enough, since root's mail is never
     // written as root.
-    let mut domains: Vec<String> = config.maps.domains.iter().map(|(d, _)| d.to_string()).collect();
+    let mut domains: Vec<String> = config
+        .maps
+        .domains
+        .iter()
+        .map(|(d, _)| d.to_string())
+        .collect();
     domains.push(config.settings.hostname.clone());
     domains.sort();
     domains.dedup();
     for domain in domains {
-        let Ok(postmaster) = Address::new("postmaster", &domain) else { continue };
+        let Ok(postmaster) = Address::new("postmaster", &domain) else {
+            continue;
+        };
         let resolution = resolver.resolve(&postmaster);
         let reaches_root = resolution
             .destinations
             .iter()
             .any(|d| matches!(d, Destination::SystemUser { name, .. } if postern_privilege::lookup_user(name).is_some_and(|u| u.uid == 0)));
         if !resolution.failures.is_empty() || resolution.destinations.is_empty() || reaches_root {
-            warnings.push(format!("{postmaster} does not reach a person: add a postmaster alias"));
+            warnings.push(format!(
+                "{postmaster} does not reach a person: add a postmaster alias"
+            ));
         }
     }
     warnings

@@ -7,7 +7,12 @@ use postern_maildir::Maildir;
 /// `mailbox add ADDR --password-file FILE [--quota SIZE]`: one line in the
 /// accounts file (SHA512-CRYPT, Dovecot's format) and the Maildir, owned by
 /// the mail owner.
-pub fn add(dir: &Path, address: &str, password_file: &Path, quota: Option<&str>) -> anyhow::Result<String> {
+pub fn add(
+    dir: &Path,
+    address: &str,
+    password_file: &Path,
+    quota: Option<&str>,
+) -> anyhow::Result<String> {
     let config = Config::load(dir)?;
     let address = Address::parse(address).map_err(|e| anyhow::anyhow!("{address:?}: {e}"))?;
     if !address.is_path_safe() {
@@ -23,7 +28,8 @@ pub fn add(dir: &Path, address: &str, password_file: &Path, quota: Option<&str>)
     }
     let mut extra = Vec::new();
     if let Some(quota) = quota {
-        let bytes = parse_size(quota).with_context(|| format!("quota {quota:?} is not a size (like 500M)"))?;
+        let bytes = parse_size(quota)
+            .with_context(|| format!("quota {quota:?} is not a size (like 500M)"))?;
         extra.push(format!("userdb_quota_rule=*:bytes={bytes}"));
     }
     let password = crate::read_password(Some(password_file))?;
@@ -35,7 +41,10 @@ pub fn add(dir: &Path, address: &str, password_file: &Path, quota: Option<&str>)
         let mut errors = Vec::new();
         let accounts = Accounts::parse(&accounts_path, current, &mut errors);
         if accounts.get(&address).is_some() || accounts.is_broken(&address) {
-            return Err(format!("{address} already has a line in {}", accounts_path.display()));
+            return Err(format!(
+                "{address} already has a line in {}",
+                accounts_path.display()
+            ));
         }
         Ok(())
     })
@@ -43,14 +52,18 @@ pub fn add(dir: &Path, address: &str, password_file: &Path, quota: Option<&str>)
 
     let mut errors = Vec::new();
     let parsed = Accounts::parse(&accounts_path, &line, &mut errors);
-    let account = parsed.get(&address).context("the new accounts line does not parse")?;
+    let account = parsed
+        .get(&address)
+        .context("the new accounts line does not parse")?;
     let maildir_path = config.resolver().maildir_of(account);
-    let (default_uid, default_gid, _) = config
-        .settings
-        .mail_owner
-        .resolve()
-        .with_context(|| format!("mail_owner {:?} is not a user", config.settings.mail_owner))?;
-    let (uid, gid) = (account.uid.unwrap_or(default_uid), account.gid.unwrap_or(default_gid));
+    let (default_uid, default_gid, _) =
+        config.settings.mail_owner.resolve().with_context(|| {
+            format!("mail_owner {:?} is not a user", config.settings.mail_owner)
+        })?;
+    let (uid, gid) = (
+        account.uid.unwrap_or(default_uid),
+        account.gid.unwrap_or(default_gid),
+    );
     Maildir::create_owned(&maildir_path, uid, gid)
         .with_context(|| format!("create {} for uid {uid}", maildir_path.display()))?;
     Ok(format!(

@@ -19,7 +19,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "postern-admin", version, about = "Manage Postern's domains, mailboxes and maps")]
+#[command(
+    name = "postern-admin",
+    version,
+    about = "Manage Postern's domains, mailboxes and maps"
+)]
 struct Args {
     /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
     #[arg(long, value_name = "DIR", global = true)]
@@ -77,10 +81,16 @@ fn main() {
             address,
             password_file,
             quota,
-        }) => report(mailbox::add(&dir, &address, &password_file, quota.as_deref())),
-        Command::Auth(AuthCommand::Test { address, password_file }) => {
-            auth_test::run(&dir, &address, password_file.as_deref())
-        }
+        }) => report(mailbox::add(
+            &dir,
+            &address,
+            &password_file,
+            quota.as_deref(),
+        )),
+        Command::Auth(AuthCommand::Test {
+            address,
+            password_file,
+        }) => auth_test::run(&dir, &address, password_file.as_deref()),
     };
     std::process::exit(code);
 }
@@ -102,10 +112,14 @@ fn report(result: anyhow::Result<String>) -> i32 {
 pub fn read_password(path: Option<&std::path::Path>) -> anyhow::Result<String> {
     use anyhow::Context;
     let text = match path {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
+        }
         None => {
             let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("read password from stdin")?;
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("read password from stdin")?;
             line
         }
     };

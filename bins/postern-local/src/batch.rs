@@ -31,7 +31,11 @@ pub fn serve(config: &Config) -> i32 {
         let mut at_end = false;
         while lines.len() < CHUNK {
             let mut line = Vec::new();
-            match input.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line) {
+            match input
+                .by_ref()
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+            {
                 Ok(0) => {
                     at_end = true;
                     break;
@@ -78,7 +82,9 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
             Err((recipient, status)) => answers.push((recipient, Some(status))),
         }
     }
-    let statuses = deliver(config, requests, |_| Err(Status::temporary("batch request without a message")));
+    let statuses = deliver(config, requests, |_| {
+        Err(Status::temporary("batch request without a message"))
+    });
     for (position, status) in positions.into_iter().zip(statuses) {
         answers[position].1 = Some(status);
     }
@@ -89,7 +95,12 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
 }
 
 fn parse_request(line: &[u8]) -> Result<Request, (String, Status)> {
-    let bad = |why: &str| ("-".to_string(), Status::temporary(format!("bad batch request: {why}")));
+    let bad = |why: &str| {
+        (
+            "-".to_string(),
+            Status::temporary(format!("bad batch request: {why}")),
+        )
+    };
     if line.len() > MAX_LINE {
         return Err(bad("line too long"));
     }
@@ -99,13 +110,17 @@ fn parse_request(line: &[u8]) -> Result<Request, (String, Status)> {
         return Err(bad("expected 7 tab-separated fields"));
     };
     let with_recipient = |status: Status| (recipient.to_string(), status);
-    let offset: u64 = offset.parse().map_err(|_| with_recipient(bad("OFFSET is not a number").1))?;
+    let offset: u64 = offset
+        .parse()
+        .map_err(|_| with_recipient(bad("OFFSET is not a number").1))?;
     let sender = envelope_sender(sender).map_err(with_recipient)?;
     let queue = match queue_id {
         "-" => None,
         id if valid_queue_id(id) => Some(QueueRef {
             id: id.to_string(),
-            arrival: arrival.parse().map_err(|_| with_recipient(bad("ARRIVAL is not a number").1))?,
+            arrival: arrival
+                .parse()
+                .map_err(|_| with_recipient(bad("ARRIVAL is not a number").1))?,
             retry: retry == "1",
         }),
         _ => return Err(with_recipient(bad("QUEUE-ID is not letters and digits").1)),

@@ -79,7 +79,11 @@ fn main() {
         Err(e) => {
             // The message stays queued until the configuration is fixed.
             eprintln!("{}", Status::temporary(format!("configuration: {e}")));
-            std::process::exit(if args.batch { EXIT_CONFIG } else { status::EXIT_TEMPFAIL });
+            std::process::exit(if args.batch {
+                EXIT_CONFIG
+            } else {
+                status::EXIT_TEMPFAIL
+            });
         }
     };
     run::init_log(&config);
@@ -99,7 +103,10 @@ fn deliver_stdin(config: &Config, args: &Args) -> Status {
     };
     let queue = match &args.queue_id {
         Some(id) if !run::valid_queue_id(id) => {
-            return Status::new("5.5.4", format!("bad queue id {:?}: letters and digits only", id));
+            return Status::new(
+                "5.5.4",
+                format!("bad queue id {:?}: letters and digits only", id),
+            );
         }
         Some(id) => Some(QueueRef {
             id: id.clone(),

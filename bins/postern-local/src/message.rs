@@ -61,7 +61,9 @@ pub fn unix_line_ends(mut data: Vec<u8>) -> Vec<u8> {
 pub fn delivered_to_count(message: &[u8], address: &str) -> usize {
     let mut count = 0;
     for line in header_lines(message) {
-        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
         if !line[..colon].eq_ignore_ascii_case(b"Delivered-To") {
             continue;
         }
@@ -108,6 +110,9 @@ mod tests {
 
     #[test]
     fn trace() {
-        assert_eq!(trace_headers("", "a@b"), b"Return-Path: <>\nDelivered-To: a@b\n");
+        assert_eq!(
+            trace_headers("", "a@b"),
+            b"Return-Path: <>\nDelivered-To: a@b\n"
+        );
     }
 }

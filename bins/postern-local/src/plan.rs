@@ -97,14 +97,22 @@ pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
         for destination in destinations {
             match job_for(config, index, destination) {
                 Ok((owner, job)) => plan.jobs.entry(owner).or_default().push(job),
-                Err((to, status)) => plan.early.push(Early { request: index, to, status }),
+                Err((to, status)) => plan.early.push(Early {
+                    request: index,
+                    to,
+                    status,
+                }),
             }
         }
     }
     plan
 }
 
-fn job_for(config: &Config, request: usize, destination: Destination) -> Result<(Owner, Job), (String, Status)> {
+fn job_for(
+    config: &Config,
+    request: usize,
+    destination: Destination,
+) -> Result<(Owner, Job), (String, Status)> {
     let settings = &config.settings;
     match destination {
         Destination::Mailbox {
@@ -113,12 +121,21 @@ fn job_for(config: &Config, request: usize, destination: Destination) -> Result<
             maildir,
         } => {
             let to = delivered_to.to_string();
-            let owner = mailbox_owner(&account, &settings.mail_owner).map_err(|s| (to.clone(), s))?;
+            let owner =
+                mailbox_owner(&account, &settings.mail_owner).map_err(|s| (to.clone(), s))?;
             let limits = QuotaLimits {
                 bytes: account.quota.bytes.unwrap_or(settings.default_quota),
-                messages: account.quota.messages.unwrap_or(settings.default_quota_messages),
+                messages: account
+                    .quota
+                    .messages
+                    .unwrap_or(settings.default_quota_messages),
             };
-            let max_size = Some(account.max_message_size.unwrap_or(settings.max_message_size)).filter(|&n| n > 0);
+            let max_size = Some(
+                account
+                    .max_message_size
+                    .unwrap_or(settings.max_message_size),
+            )
+            .filter(|&n| n > 0);
             Ok((
                 owner,
                 Job {
@@ -133,14 +150,19 @@ fn job_for(config: &Config, request: usize, destination: Destination) -> Result<
         Destination::SystemUser { name, delivered_to } => {
             let to = delivered_to.to_string();
             let Some(user) = postern_privilege::lookup_user(&name) else {
-                return Err((to.clone(), Status::new("5.1.1", format!("user unknown: <{to}>"))));
+                return Err((
+                    to.clone(),
+                    Status::new("5.1.1", format!("user unknown: <{to}>")),
+                ));
             };
             if user.uid == 0 {
                 // Nothing is written as root; an alias must send root's
                 // mail to a person.
                 return Err((
                     to.clone(),
-                    Status::temporary(format!("mail for {name} (uid 0) needs an alias to a person: <{to}>")),
+                    Status::temporary(format!(
+                        "mail for {name} (uid 0) needs an alias to a person: <{to}>"
+                    )),
                 ));
             }
             let max_size = Some(settings.max_message_size).filter(|&n| n > 0);
@@ -167,7 +189,9 @@ fn job_for(config: &Config, request: usize, destination: Destination) -> Result<
             address.to_string(),
             Status::new(
                 "4.3.0",
-                format!("<{address}> is outside the local and virtual domains: forwarding needs postern-queue"),
+                format!(
+                    "<{address}> is outside the local and virtual domains: forwarding needs postern-queue"
+                ),
             ),
         )),
     }
@@ -176,7 +200,9 @@ fn job_for(config: &Config, request: usize, destination: Destination) -> Result<
 /// The account line's uid/gid, else the configured mail owner.
 fn mailbox_owner(account: &Account, mail_owner: &MailOwner) -> Result<Owner, Status> {
     let Some((default_uid, default_gid, name)) = mail_owner.resolve() else {
-        return Err(Status::temporary(format!("mail_owner {mail_owner:?} is not a user on this host")));
+        return Err(Status::temporary(format!(
+            "mail_owner {mail_owner:?} is not a user on this host"
+        )));
     };
     let uid = account.uid.unwrap_or(default_uid);
     let gid = account.gid.unwrap_or(default_gid);

@@ -27,8 +27,15 @@ pub fn init_log(config: &Config) {
 /// spaces, controls or angle brackets, since it goes into `Return-Path:`.
 pub fn envelope_sender(text: &str) -> Result<String, Status> {
     let bare = text.trim().trim_start_matches('<').trim_end_matches('>');
-    if bare.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') || bare.len() > 320 {
-        return Err(Status::new("5.1.7", format!("bad sender address {:?}", postern_log::escape(text))));
+    if bare
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+        || bare.len() > 320
+    {
+        return Err(Status::new(
+            "5.1.7",
+            format!("bad sender address {:?}", postern_log::escape(text)),
+        ));
     }
     Ok(bare.to_string())
 }
@@ -82,7 +89,13 @@ pub fn deliver(
     }
 
     for early in &plan.early {
-        log_outcome(&requests[early.request], &early.to, &early.status, None, started);
+        log_outcome(
+            &requests[early.request],
+            &early.to,
+            &early.status,
+            None,
+            started,
+        );
         statuses[early.request].push(early.status.clone());
     }
     for (owner, jobs) in &plan.jobs {
@@ -92,7 +105,13 @@ pub fn deliver(
         let outcomes = run_as_owner(&config.settings, &requests, owner, jobs);
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let request = &requests[job.request];
-            log_outcome(request, &job.delivered_to.to_string(), &outcome.status, outcome.path.as_deref(), started);
+            log_outcome(
+                request,
+                &job.delivered_to.to_string(),
+                &outcome.status,
+                outcome.path.as_deref(),
+                started,
+            );
             statuses[job.request].push(outcome.status);
         }
     }
@@ -111,7 +130,11 @@ fn summarize(statuses: Vec<Status>) -> Status {
 }
 
 fn log_outcome(request: &Request, to: &str, status: &Status, path: Option<&str>, started: Instant) {
-    let id = request.queue.as_ref().map(|q| q.id.as_str()).unwrap_or("NOQUEUE");
+    let id = request
+        .queue
+        .as_ref()
+        .map(|q| q.id.as_str())
+        .unwrap_or("NOQUEUE");
     let original = if request.recipient.eq_ignore_ascii_case(to) {
         String::new()
     } else {
@@ -148,16 +171,19 @@ pub fn copy_to_memory(stdin: OwnedFd, owner: &Owner) -> Result<OwnedFd, Status> 
     match unsafe { nix::unistd::fork() } {
         Err(e) => Err(Status::temporary(format!("fork: {e}"))),
         Ok(ForkResult::Child) => {
-            let code = match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
-                Ok(()) if copy(&memory).is_ok() => 0,
-                _ => 75,
-            };
+            let code =
+                match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
+                    Ok(()) if copy(&memory).is_ok() => 0,
+                    _ => 75,
+                };
             // SAFETY: leaves the parent's buffers and handlers alone.
             unsafe { libc::_exit(code) }
         }
         Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, 0)) => Ok(memory),
-            other => Err(Status::temporary(format!("reading the message failed: {other:?}"))),
+            other => Err(Status::temporary(format!(
+                "reading the message failed: {other:?}"
+            ))),
         },
     }
 }
@@ -171,4 +197,3 @@ fn memfd() -> std::io::Result<OwnedFd> {
     // SAFETY: a fresh descriptor that nothing else owns.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
 }
-

@@ -60,11 +60,13 @@ impl Status {
     /// temporary failure first (the retry redoes only what did not land),
     /// then a permanent one, then success.
     pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Option<Status> {
-        statuses.into_iter().max_by_key(|s| match s.code.as_bytes().first() {
-            Some(b'4') => 2,
-            Some(b'5') => 1,
-            _ => 0,
-        })
+        statuses
+            .into_iter()
+            .max_by_key(|s| match s.code.as_bytes().first() {
+                Some(b'4') => 2,
+                Some(b'5') => 1,
+                _ => 0,
+            })
     }
 }
 
@@ -84,7 +86,11 @@ mod tests {
         assert_eq!(Status::new("4.2.2", "full").exit_code(), 75);
         assert_eq!(Status::new("5.1.1", "unknown").exit_code(), 67);
         assert_eq!(Status::new("5.2.3", "big").exit_code(), 69);
-        let worst = Status::worst([Status::delivered("a"), Status::new("5.1.1", "b"), Status::new("4.2.2", "c")]);
+        let worst = Status::worst([
+            Status::delivered("a"),
+            Status::new("5.1.1", "b"),
+            Status::new("4.2.2", "c"),
+        ]);
         assert_eq!(worst.unwrap().code, "4.2.2");
     }
 }

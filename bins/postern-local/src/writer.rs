@@ -24,7 +24,12 @@ pub struct Outcome {
 /// Runs `jobs` as `owner`: in a forked child when we are root, in this
 /// process when we already are the owner; otherwise each job fails, since
 /// only root can write another user's mailbox.
-pub fn run_as_owner(settings: &Settings, requests: &[Request], owner: &Owner, jobs: &[Job]) -> Vec<Outcome> {
+pub fn run_as_owner(
+    settings: &Settings,
+    requests: &[Request],
+    owner: &Owner,
+    jobs: &[Job],
+) -> Vec<Outcome> {
     if postern_privilege::is_root() {
         return run_in_child(settings, requests, owner, jobs);
     }
@@ -43,23 +48,40 @@ fn failed(status: Status) -> Outcome {
     Outcome { status, path: None }
 }
 
-fn run_in_child(settings: &Settings, requests: &[Request], owner: &Owner, jobs: &[Job]) -> Vec<Outcome> {
+fn run_in_child(
+    settings: &Settings,
+    requests: &[Request],
+    owner: &Owner,
+    jobs: &[Job],
+) -> Vec<Outcome> {
     let (read_end, write_end) = match nix::unistd::pipe() {
         Ok(pipe) => pipe,
-        Err(e) => return jobs.iter().map(|_| failed(Status::temporary(format!("pipe: {e}")))).collect(),
+        Err(e) => {
+            return jobs
+                .iter()
+                .map(|_| failed(Status::temporary(format!("pipe: {e}"))))
+                .collect();
+        }
     };
     // SAFETY: postern-local is single-threaded, so the child may run any
     // code after fork.
     match unsafe { nix::unistd::fork() } {
-        Err(e) => jobs.iter().map(|_| failed(Status::temporary(format!("fork: {e}")))).collect(),
+        Err(e) => jobs
+            .iter()
+            .map(|_| failed(Status::temporary(format!("fork: {e}"))))
+            .collect(),
         Ok(ForkResult::Child) => {
             drop(read_end);
             let mut report = std::fs::File::from(write_end);
             // SECURITY: the switch happens before the message is read.
-            let outcomes = match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
-                Ok(()) => run_jobs(settings, requests, jobs),
-                Err(e) => jobs.iter().map(|_| failed(Status::temporary(e.to_string()))).collect(),
-            };
+            let outcomes =
+                match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
+                    Ok(()) => run_jobs(settings, requests, jobs),
+                    Err(e) => jobs
+                        .iter()
+                        .map(|_| failed(Status::temporary(e.to_string())))
+                        .collect(),
+                };
             let mut lines = String::new();
             for (index, outcome) in outcomes.iter().enumerate() {
                 lines.push_str(&format!(
@@ -69,7 +91,11 @@ fn run_in_child(settings: &Settings, requests: &[Request], owner: &Owner, jobs: 
                     outcome.path.as_deref().map(one_line).unwrap_or_default()
                 ));
             }
-            let code = if report.write_all(lines.as_bytes()).is_ok() { 0 } else { 75 };
+            let code = if report.write_all(lines.as_bytes()).is_ok() {
+                0
+            } else {
+                75
+            };
             // SAFETY: _exit skips the parent's atexit handlers and buffers,
             // which belong to the parent.
             unsafe { libc::_exit(code) }
@@ -85,7 +111,11 @@ fn run_in_child(settings: &Settings, requests: &[Request], owner: &Owner, jobs: 
                 else {
                     continue;
                 };
-                if let Some(slot) = index.parse::<usize>().ok().and_then(|i| outcomes.get_mut(i)) {
+                if let Some(slot) = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| outcomes.get_mut(i))
+                {
                     *slot = Some(Outcome {
                         status: Status::new(code, text),
                         path: path.filter(|p| !p.is_empty()).map(str::to_string),
@@ -98,7 +128,11 @@ fn run_in_child(settings: &Settings, requests: &[Request], owner: &Owner, jobs: 
                 .into_iter()
                 .map(|outcome| {
                     outcome.unwrap_or_else(|| {
-                        let why = if died { format!("delivery process failed: {exit:?}") } else { "no report".into() };
+                        let why = if died {
+                            format!("delivery process failed: {exit:?}")
+                        } else {
+                            "no report".into()
+                        };
                         failed(Status::temporary(why))
                     })
                 })
@@ -138,13 +172,21 @@ fn load_message(request: &Request, jobs: &[Job], index: usize) -> Result<Vec<u8>
     let Some(fd) = &request.message else {
         return Err(Status::temporary("no message to deliver"));
     };
-    let limits: Vec<Option<u64>> = jobs.iter().filter(|j| j.request == index).map(|j| j.max_size).collect();
-    let limit = if limits.iter().any(Option::is_none) { None } else { limits.into_iter().flatten().max() };
+    let limits: Vec<Option<u64>> = jobs
+        .iter()
+        .filter(|j| j.request == index)
+        .map(|j| j.max_size)
+        .collect();
+    let limit = if limits.iter().any(Option::is_none) {
+        None
+    } else {
+        limits.into_iter().flatten().max()
+    };
     let too_big = || Status::new("5.2.3", "message too big for the mailbox");
-    if let (Some(limit), Some(size)) = (limit, size_after(fd, request.offset)) {
-        if size > limit {
-            return Err(too_big());
-        }
+    if let (Some(limit), Some(size)) = (limit, size_after(fd, request.offset))
+        && size > limit
+    {
+        return Err(too_big());
     }
     match read_at(fd, request.offset, limit) {
         Ok(Some(data)) => Ok(unix_line_ends(data)),
@@ -153,19 +195,31 @@ fn load_message(request: &Request, jobs: &[Job], index: usize) -> Result<Vec<u8>
     }
 }
 
-fn write_job(settings: &Settings, names: &UniqueNames, request: &Request, job: &Job, message: &[u8]) -> Outcome {
+fn write_job(
+    settings: &Settings,
+    names: &UniqueNames,
+    request: &Request,
+    job: &Job,
+    message: &[u8],
+) -> Outcome {
     if job.max_size.is_some_and(|max| message.len() as u64 > max) {
         return failed(Status::new("5.2.3", "message too big for the mailbox"));
     }
     let to = job.delivered_to.to_string();
     if delivered_to_count(message, &to) > settings.max_delivered_to {
-        return failed(Status::new("5.4.6", format!("mail forwarding loop for <{to}>")));
+        return failed(Status::new(
+            "5.4.6",
+            format!("mail forwarding loop for <{to}>"),
+        ));
     }
     let maildir = Maildir::at(&job.maildir);
-    if !maildir.exists() {
-        if let Err(e) = Maildir::create(&job.maildir) {
-            return failed(Status::temporary(format!("create {}: {e}", job.maildir.display())));
-        }
+    if !maildir.exists()
+        && let Err(e) = Maildir::create(&job.maildir)
+    {
+        return failed(Status::temporary(format!(
+            "create {}: {e}",
+            job.maildir.display()
+        )));
     }
     let headers = trace_headers(&request.sender, &to);
     let name = match &request.queue {

@@ -62,7 +62,11 @@ fn main() {
 }
 
 fn install_signal_handlers() -> anyhow::Result<()> {
-    let action = SigAction::new(SigHandler::Handler(request_stop), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(request_stop),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic, which is
         // async-signal-safe.
@@ -111,23 +115,51 @@ fn print_banner(sandbox: &Sandbox) {
     text.push_str(&format!(
         "Postern sandbox in {} ({})\n",
         sandbox.dir.display(),
-        if sandbox.created { "created now" } else { "existing" }
+        if sandbox.created {
+            "created now"
+        } else {
+            "existing"
+        }
     ));
     text.push_str(&format!("  mailbox   {DEMO_ADDRESS}\n"));
-    text.push_str(&format!("  password  {}   (kept in {})\n", sandbox.password, etc.join("demo.password").display()));
+    text.push_str(&format!(
+        "  password  {}   (kept in {})\n",
+        sandbox.password,
+        etc.join("demo.password").display()
+    ));
     text.push_str(&format!(
         "  Maildir   {}\n",
-        sandbox.dir.join("mail").join(sandbox::DEMO_DOMAIN).join("demo").join("Maildir").display()
+        sandbox
+            .dir
+            .join("mail")
+            .join(sandbox::DEMO_DOMAIN)
+            .join("demo")
+            .join("Maildir")
+            .display()
     ));
     text.push_str(&format!(
         "  deliver   {local} --config {} -f you@example.org {DEMO_ADDRESS} < message.eml\n",
         etc.display()
     ));
-    text.push_str(&format!("  check     {} --config {} check\n", local.replace("postern-local", "postern-admin"), etc.display()));
-    let ports: Vec<String> = PORTS.iter().map(|(name, port)| format!("{name} 127.0.0.1:{port}")).collect();
-    text.push_str(&format!("  not served yet (each starts here when it lands): {}\n", ports.join(", ")));
+    text.push_str(&format!(
+        "  check     {} --config {} check\n",
+        local.replace("postern-local", "postern-admin"),
+        etc.display()
+    ));
+    let ports: Vec<String> = PORTS
+        .iter()
+        .map(|(name, port)| format!("{name} 127.0.0.1:{port}"))
+        .collect();
+    text.push_str(&format!(
+        "  not served yet (each starts here when it lands): {}\n",
+        ports.join(", ")
+    ));
     if postern_privilege::is_root() {
-        let ids: Vec<String> = sandbox.ids.iter().map(|(role, uid, _)| format!("{role}={uid}")).collect();
+        let ids: Vec<String> = sandbox
+            .ids
+            .iter()
+            .map(|(role, uid, _)| format!("{role}={uid}"))
+            .collect();
         text.push_str(&format!("  uids      {}\n", ids.join(" ")));
     }
     text.push_str("Running in the foreground; Ctrl-C stops.\n");

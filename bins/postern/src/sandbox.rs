@@ -93,15 +93,27 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         allocate_ids()?
     } else {
         let (uid, gid) = postern_privilege::current_ids();
-        ROLES.iter().map(|role| (role.to_string(), uid, gid)).collect()
+        ROLES
+            .iter()
+            .map(|role| (role.to_string(), uid, gid))
+            .collect()
     };
-    let mut ids_text = String::from("# role uid gid: numeric ids chosen by postern up, without passwd entries\n");
+    let mut ids_text =
+        String::from("# role uid gid: numeric ids chosen by postern up, without passwd entries\n");
     for (role, uid, gid) in &ids {
         ids_text.push_str(&format!("{role} {uid} {gid}\n"));
     }
     write_file(&etc.join("ids"), &ids_text, 0o644)?;
-    let (mail_uid, mail_gid) = ids.iter().find(|(r, _, _)| r == "mail").map(|(_, u, g)| (*u, *g)).expect("mail role");
-    let (queue_uid, queue_gid) = ids.iter().find(|(r, _, _)| r == "postern").map(|(_, u, g)| (*u, *g)).expect("postern role");
+    let (mail_uid, mail_gid) = ids
+        .iter()
+        .find(|(r, _, _)| r == "mail")
+        .map(|(_, u, g)| (*u, *g))
+        .expect("mail role");
+    let (queue_uid, queue_gid) = ids
+        .iter()
+        .find(|(r, _, _)| r == "postern")
+        .map(|(_, u, g)| (*u, *g))
+        .expect("postern role");
 
     write_file(
         &etc.join("postern.toml"),
@@ -116,7 +128,11 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         ),
         0o644,
     )?;
-    write_file(&etc.join("domains"), &format!("# domain kind (local or virtual)\n{DEMO_DOMAIN} virtual\n"), 0o644)?;
+    write_file(
+        &etc.join("domains"),
+        &format!("# domain kind (local or virtual)\n{DEMO_DOMAIN} virtual\n"),
+        0o644,
+    )?;
     write_file(
         &etc.join("aliases"),
         &format!(
@@ -125,7 +141,11 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         ),
         0o644,
     )?;
-    write_file(&etc.join("demo.password"), &format!("{}\n", generate_password()?), 0o600)?;
+    write_file(
+        &etc.join("demo.password"),
+        &format!("{}\n", generate_password()?),
+        0o600,
+    )?;
     write_certificate(&dir.join("tls"))?;
 
     std::os::unix::fs::chown(dir.join("mail"), Some(mail_uid), Some(mail_gid))?;
@@ -142,7 +162,10 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         .output()
         .with_context(|| format!("run {}", admin.display()))?;
     if !output.status.success() {
-        bail!("postern-admin mailbox add failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "postern-admin mailbox add failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -171,7 +194,10 @@ fn allocate_ids() -> anyhow::Result<Vec<(String, u32, u32)>> {
 }
 
 fn group_exists(gid: u32) -> bool {
-    matches!(nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)), Ok(Some(_)))
+    matches!(
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)),
+        Ok(Some(_))
+    )
 }
 
 fn read_ids(path: &Path) -> anyhow::Result<Vec<(String, u32, u32)>> {
@@ -183,13 +209,23 @@ fn read_ids(path: &Path) -> anyhow::Result<Vec<(String, u32, u32)>> {
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
         let parsed = match fields[..] {
-            [role, uid, gid] => uid.parse().ok().zip(gid.parse().ok()).map(|(u, g)| (role.to_string(), u, g)),
+            [role, uid, gid] => uid
+                .parse()
+                .ok()
+                .zip(gid.parse().ok())
+                .map(|(u, g)| (role.to_string(), u, g)),
             _ => None,
         };
-        ids.push(parsed.with_context(|| format!("{}:{}: expected `role uid gid`", path.display(), number + 1))?);
+        ids.push(parsed.with_context(|| {
+            format!("{}:{}: expected `role uid gid`", path.display(), number + 1)
+        })?);
     }
     for role in ROLES {
-        anyhow::ensure!(ids.iter().any(|(r, _, _)| r == role), "{}: no ids for {role}", path.display());
+        anyhow::ensure!(
+            ids.iter().any(|(r, _, _)| r == role),
+            "{}: no ids for {role}",
+            path.display()
+        );
     }
     Ok(ids)
 }
@@ -200,14 +236,26 @@ fn generate_password() -> anyhow::Result<String> {
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random password: {e}"))?;
     // 256 % 56 != 0 biases a few letters slightly; at 16 characters the
     // password still has over 90 bits, plenty for a sandbox.
-    Ok(bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
 }
 
 fn write_certificate(tls: &Path) -> anyhow::Result<()> {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-    let certified = rcgen::generate_simple_self_signed(names).context("make the self-signed certificate")?;
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let certified =
+        rcgen::generate_simple_self_signed(names).context("make the self-signed certificate")?;
     write_file(&tls.join("cert.pem"), &certified.cert.pem(), 0o644)?;
-    write_file(&tls.join("key.pem"), &certified.signing_key.serialize_pem(), 0o600)?;
+    write_file(
+        &tls.join("key.pem"),
+        &certified.signing_key.serialize_pem(),
+        0o600,
+    )?;
     Ok(())
 }
 

@@ -83,7 +83,10 @@ pub fn supervise(specs: Vec<ChildSpec>, stop: &AtomicBool) -> Vec<u64> {
     }
     for slot in &mut slots {
         if let Some((child, _)) = &slot.child {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::SIGTERM,
+            );
         }
     }
     let deadline = Instant::now() + STOP_GRACE;
@@ -93,7 +96,10 @@ pub fn supervise(specs: Vec<ChildSpec>, stop: &AtomicBool) -> Vec<u64> {
                 std::thread::sleep(POLL);
             }
             if matches!(child.try_wait(), Ok(None)) {
-                say(&format!("{} did not stop in {STOP_GRACE:?}; killing it", slot.spec.name));
+                say(&format!(
+                    "{} did not stop in {STOP_GRACE:?}; killing it",
+                    slot.spec.name
+                ));
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -109,7 +115,10 @@ fn poll(slot: &mut Slot) {
             Ok(Some(status)) => {
                 let uptime = started.elapsed();
                 let delay = slot.backoff.after_exit(uptime);
-                say(&format!("{} exited ({status}) after {uptime:.1?}; restarting in {delay:?}", slot.spec.name));
+                say(&format!(
+                    "{} exited ({status}) after {uptime:.1?}; restarting in {delay:?}",
+                    slot.spec.name
+                ));
                 slot.start_at = Instant::now() + delay;
                 slot.child = None;
             }
@@ -129,7 +138,10 @@ fn poll(slot: &mut Slot) {
         }
         Err(e) => {
             let delay = slot.backoff.after_exit(Duration::ZERO);
-            say(&format!("cannot start {}: {e}; trying again in {delay:?}", slot.spec.name));
+            say(&format!(
+                "cannot start {}: {e}; trying again in {delay:?}",
+                slot.spec.name
+            ));
             slot.start_at = Instant::now() + delay;
         }
     }
@@ -137,14 +149,30 @@ fn poll(slot: &mut Slot) {
 
 fn spawn(spec: &ChildSpec) -> std::io::Result<Child> {
     let mut command = Command::new(&spec.program);
-    command.args(&spec.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if let Some((uid, gid)) = spec.user {
         // SECURITY: std sets the gid, then (being root) clears the
         // supplementary groups and sets the uid, in that order, before exec.
         command.gid(gid).uid(uid);
     }
     let mut child = command.spawn()?;
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let name = spec.name.clone();
         std::thread::spawn(move || relay_lines(&name, stream));
     }
@@ -168,7 +196,11 @@ fn relay_lines(name: &str, stream: Box<dyn std::io::Read + Send>) {
 }
 
 pub fn say(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "postern[{}]: {text}", std::process::id());
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "postern[{}]: {text}",
+        std::process::id()
+    );
 }
 
 #[cfg(test)]
@@ -194,13 +226,19 @@ mod tests {
         let dying = ChildSpec {
             name: "dying".into(),
             program: "/bin/sh".into(),
-            args: vec!["-c".into(), format!("echo start >> {}; exit 3", log.display()).into()],
+            args: vec![
+                "-c".into(),
+                format!("echo start >> {}; exit 3", log.display()).into(),
+            ],
             user: None,
         };
         let steady = ChildSpec {
             name: "steady".into(),
             program: "/bin/sh".into(),
-            args: vec!["-c".into(), format!("echo $$ > {}; exec sleep 60", pidfile.display()).into()],
+            args: vec![
+                "-c".into(),
+                format!("echo $$ > {}; exec sleep 60", pidfile.display()).into(),
+            ],
             user: None,
         };
         let stop = Arc::new(AtomicBool::new(false));
@@ -208,7 +246,11 @@ mod tests {
         let runner = std::thread::spawn(move || supervise(vec![dying, steady], &flag));
         // Wait (bounded) until the dying child has been restarted twice.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::fs::read_to_string(&log).map(|t| t.lines().count()).unwrap_or(0) < 3 {
+        while std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+            < 3
+        {
             assert!(Instant::now() < deadline, "no restarts");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -216,7 +258,11 @@ mod tests {
         let starts = runner.join().unwrap();
         assert!(starts[0] >= 3, "{starts:?}");
         assert_eq!(starts[1], 1);
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         // The steady child got SIGTERM and was reaped: it no longer exists.
         assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err());
     }

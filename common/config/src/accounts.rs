@@ -67,7 +67,9 @@ impl Accounts {
             let address = match Address::parse(user) {
                 Ok(address) if address.is_path_safe() => address,
                 Ok(_) => {
-                    errors.push(file.error(line, format!("{user:?} cannot name a mailbox directory")));
+                    errors.push(
+                        file.error(line, format!("{user:?} cannot name a mailbox directory")),
+                    );
                     continue;
                 }
                 Err(e) => {
@@ -78,11 +80,17 @@ impl Accounts {
             match parse_account(&address, content, line) {
                 Ok(account) => {
                     if let Some(first) = accounts.by_address.get(&address) {
-                        errors.push(file.error(line, format!("{address} is listed again (first at line {})", first.line)));
+                        errors.push(file.error(
+                            line,
+                            format!("{address} is listed again (first at line {})", first.line),
+                        ));
                         continue;
                     }
                     if !account.password.is_supported() {
-                        errors.push(file.error(line, format!("{address}: password scheme not supported; logins will fail")));
+                        errors.push(file.error(
+                            line,
+                            format!("{address}: password scheme not supported; logins will fail"),
+                        ));
                     }
                     accounts.by_address.insert(address, account);
                 }
@@ -163,8 +171,10 @@ fn parse_account(address: &Address, content: &str, line: usize) -> Result<Accoun
             "home" if value.starts_with('/') => account.home = Some(PathBuf::from(value)),
             "home" => return Err(format!("userdb_home {value:?} is not an absolute path")),
             FIELD_MAX_SIZE => {
-                account.max_message_size =
-                    Some(parse_size(value).ok_or_else(|| format!("{FIELD_MAX_SIZE}={value:?} is not a size"))?)
+                account.max_message_size = Some(
+                    parse_size(value)
+                        .ok_or_else(|| format!("{FIELD_MAX_SIZE}={value:?} is not a size"))?,
+                )
             }
             FIELD_FOLDERS => {
                 account.folder_rights = match value {
@@ -250,7 +260,12 @@ fn maildir_location(value: &str, account: &Account) -> Result<PathBuf, String> {
                     Some('n') => expanded.push_str(account.address.local()),
                     Some('d') => expanded.push_str(account.address.domain()),
                     Some('%') => expanded.push('%'),
-                    other => return Err(format!("userdb_mail: variable %{} is not supported", other.unwrap_or(' '))),
+                    other => {
+                        return Err(format!(
+                            "userdb_mail: variable %{} is not supported",
+                            other.unwrap_or(' ')
+                        ));
+                    }
                 }
             }
             c => expanded.push(c),
@@ -296,8 +311,17 @@ mod tests {
         assert_eq!(bob.mail.as_deref(), Some(Path::new("/home/bob/mail")));
         assert!(accounts.get(&addr("carol@example.test")).is_some());
         let dave = accounts.get(&addr("dave@example.test")).unwrap();
-        assert_eq!(dave.mail.as_deref(), Some(Path::new("/var/vmail/example.test/dave")));
-        assert_eq!(dave.quota, Quota { bytes: Some(1000), messages: Some(5) });
+        assert_eq!(
+            dave.mail.as_deref(),
+            Some(Path::new("/var/vmail/example.test/dave"))
+        );
+        assert_eq!(
+            dave.quota,
+            Quota {
+                bytes: Some(1000),
+                messages: Some(5)
+            }
+        );
         assert_eq!(dave.max_message_size, Some(1 << 20));
         assert_eq!(dave.folder_rights, FolderRights::Fixed);
         assert_eq!(dave.pop3_scope, Pop3Scope::AllFolders);
@@ -325,7 +349,13 @@ mod tests {
                 "accounts:7: odd@example.test: password scheme not supported; logins will fail",
             ]
         );
-        assert!(accounts.get(&addr("good@example.test")).unwrap().password.verify(b"pw"));
+        assert!(
+            accounts
+                .get(&addr("good@example.test"))
+                .unwrap()
+                .password
+                .verify(b"pw")
+        );
         assert!(accounts.is_broken(&addr("uid@example.test")));
         assert!(accounts.is_broken(&addr("rule@example.test")));
         assert!(accounts.get(&addr("odd@example.test")).is_some());

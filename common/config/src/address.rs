@@ -58,7 +58,9 @@ impl Address {
         if domain.len() > MAX_DOMAIN {
             return Err(AddressError::DomainTooLong);
         }
-        if local.chars().any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '<' | '>' | '@'))
+        if local
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '<' | '>' | '@'))
         {
             return Err(AddressError::BadCharacter);
         }
@@ -139,7 +141,10 @@ mod tests {
         let a = Address::parse("<Bob.Smith@Example.TEST>").unwrap();
         assert_eq!(a.to_string(), "bob.smith@example.test");
         assert_eq!(Address::parse("a@b.c.").unwrap().domain(), "b.c");
-        assert_eq!(Address::parse("two@ats@x.test"), Err(AddressError::BadCharacter));
+        assert_eq!(
+            Address::parse("two@ats@x.test"),
+            Err(AddressError::BadCharacter)
+        );
     }
 
     #[test]
@@ -147,18 +152,30 @@ mod tests {
         assert_eq!(Address::parse("nobody"), Err(AddressError::NoDomain));
         assert_eq!(Address::parse("@x.test"), Err(AddressError::EmptyLocal));
         assert_eq!(Address::parse("a@"), Err(AddressError::EmptyDomain));
-        assert_eq!(Address::parse("a b@x.test"), Err(AddressError::BadCharacter));
-        assert_eq!(Address::parse("a\0@x.test"), Err(AddressError::BadCharacter));
+        assert_eq!(
+            Address::parse("a b@x.test"),
+            Err(AddressError::BadCharacter)
+        );
+        assert_eq!(
+            Address::parse("a\0@x.test"),
+            Err(AddressError::BadCharacter)
+        );
         assert_eq!(Address::parse("a@x/y"), Err(AddressError::BadDomain));
         assert_eq!(Address::parse("a@x..y"), Err(AddressError::BadDomain));
-        assert_eq!(Address::parse(&format!("{}@x", "a".repeat(65))), Err(AddressError::LocalTooLong));
+        assert_eq!(
+            Address::parse(&format!("{}@x", "a".repeat(65))),
+            Err(AddressError::LocalTooLong)
+        );
     }
 
     #[test]
     fn extension() {
         let a = Address::parse("bob+lists@x.test").unwrap();
         assert_eq!(a.without_extension("+").unwrap().to_string(), "bob@x.test");
-        assert_eq!(Address::parse("+x@x.test").unwrap().without_extension("+"), None);
+        assert_eq!(
+            Address::parse("+x@x.test").unwrap().without_extension("+"),
+            None
+        );
         assert_eq!(a.without_extension(""), None);
     }
 

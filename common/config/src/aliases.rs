@@ -54,10 +54,18 @@ impl Aliases {
             match parse_targets(&key, value) {
                 Ok(targets) => {
                     if let Some(first) = aliases.entries.get(&key) {
-                        errors.push(file.error(line, format!("alias {key} is defined again (first at line {})", first.line)));
+                        errors.push(file.error(
+                            line,
+                            format!(
+                                "alias {key} is defined again (first at line {})",
+                                first.line
+                            ),
+                        ));
                         continue;
                     }
-                    aliases.entries.insert(key.clone(), AliasEntry { key, targets, line });
+                    aliases
+                        .entries
+                        .insert(key.clone(), AliasEntry { key, targets, line });
                 }
                 Err(message) => {
                     errors.push(file.error(line, format!("alias {key}: {message}")));
@@ -130,7 +138,9 @@ fn parse_key(key: &str) -> Result<String, String> {
             .map_err(|e| format!("alias name {key:?}: {e}"));
     }
     if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("alias name {key:?} has a space or control character"));
+        return Err(format!(
+            "alias name {key:?} has a space or control character"
+        ));
     }
     Ok(key)
 }
@@ -144,19 +154,28 @@ fn parse_targets(key: &str, value: &str) -> Result<Vec<AliasTarget>, String> {
         }
         let unquoted = target.trim_matches('"');
         if unquoted.starts_with(['|', '/', '\\']) || unquoted.starts_with(":include:") {
-            return Err(format!("target {target:?}: command, file, :include: and \\user targets are not supported yet"));
+            return Err(format!(
+                "target {target:?}: command, file, :include: and \\user targets are not supported yet"
+            ));
         }
         let parsed = if let Some(domain) = unquoted.strip_prefix('@') {
             if !key.starts_with('@') {
-                return Err(format!("target {target:?}: an @domain target needs an @domain key"));
+                return Err(format!(
+                    "target {target:?}: an @domain target needs an @domain key"
+                ));
             }
             if !valid_domain(domain) {
                 return Err(format!("target {target:?}: bad domain"));
             }
             AliasTarget::Domain(domain.to_lowercase())
         } else if unquoted.contains('@') {
-            AliasTarget::Address(Address::parse(unquoted).map_err(|e| format!("target {target:?}: {e}"))?)
-        } else if unquoted.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') {
+            AliasTarget::Address(
+                Address::parse(unquoted).map_err(|e| format!("target {target:?}: {e}"))?,
+            )
+        } else if unquoted
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+        {
             return Err(format!("target {target:?}: not a user name"));
         } else {
             AliasTarget::LocalUser(unquoted.to_lowercase())
@@ -215,11 +234,17 @@ mod tests {
             "@old.test: @example.test\n",
         ));
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(aliases.get("postmaster").unwrap().targets, [AliasTarget::LocalUser("root".into())]);
+        assert_eq!(
+            aliases.get("postmaster").unwrap().targets,
+            [AliasTarget::LocalUser("root".into())]
+        );
         let team = aliases.get("team@example.test").unwrap();
         assert_eq!(team.targets.len(), 3);
         assert_eq!(team.line, 3);
-        assert_eq!(aliases.get("@old.test").unwrap().targets, [AliasTarget::Domain("example.test".into())]);
+        assert_eq!(
+            aliases.get("@old.test").unwrap().targets,
+            [AliasTarget::Domain("example.test".into())]
+        );
     }
 
     #[test]

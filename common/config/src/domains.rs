@@ -28,7 +28,10 @@ impl Domains {
         let file = MapFile(path);
         for (line, content) in logical_lines(text) {
             let mut words = content.split_whitespace();
-            let name = words.next().expect("logical lines are not blank").to_lowercase();
+            let name = words
+                .next()
+                .expect("logical lines are not blank")
+                .to_lowercase();
             let name = name.strip_suffix('.').unwrap_or(&name).to_string();
             if !valid_domain(&name) || name.starts_with('[') {
                 errors.push(file.error(line, format!("{name:?} is not a domain name")));
@@ -38,23 +41,35 @@ impl Domains {
                 Some("virtual") => DomainKind::Virtual,
                 Some("local") => DomainKind::Local,
                 Some(other) => {
-                    errors.push(file.error(line, format!("kind {other:?} for {name}: expected local or virtual")));
+                    errors.push(file.error(
+                        line,
+                        format!("kind {other:?} for {name}: expected local or virtual"),
+                    ));
                     domains.broken.insert(name);
                     continue;
                 }
                 None => {
-                    errors.push(file.error(line, format!("no kind for {name}: expected local or virtual")));
+                    errors.push(file.error(
+                        line,
+                        format!("no kind for {name}: expected local or virtual"),
+                    ));
                     domains.broken.insert(name);
                     continue;
                 }
             };
             if let Some(extra) = words.next() {
-                errors.push(file.error(line, format!("unexpected {extra:?} after the kind of {name}")));
+                errors.push(file.error(
+                    line,
+                    format!("unexpected {extra:?} after the kind of {name}"),
+                ));
                 domains.broken.insert(name);
                 continue;
             }
             if let Some((_, first)) = domains.kinds.get(&name) {
-                errors.push(file.error(line, format!("{name} is listed again (first at line {first})")));
+                errors.push(file.error(
+                    line,
+                    format!("{name} is listed again (first at line {first})"),
+                ));
                 continue;
             }
             domains.kinds.insert(name, (kind, line));
@@ -76,7 +91,9 @@ impl Domains {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, DomainKind)> {
-        self.kinds.iter().map(|(name, (kind, _))| (name.as_str(), *kind))
+        self.kinds
+            .iter()
+            .map(|(name, (kind, _))| (name.as_str(), *kind))
     }
 }
 

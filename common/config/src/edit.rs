@@ -41,7 +41,10 @@ pub fn append_line(
 }
 
 fn lock_for(path: &Path) -> Result<File, String> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let lock_path = path.with_file_name(format!(".{name}.lock"));
     let lock = OpenOptions::new()
         .create(true)
@@ -50,13 +53,17 @@ fn lock_for(path: &Path) -> Result<File, String> {
         .mode(NEW_MAP_MODE)
         .open(&lock_path)
         .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.lock().map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
     Ok(lock)
 }
 
 fn replace(path: &Path, text: &str) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.new.{}", std::process::id()));
     let existing = std::fs::metadata(path).ok();
     let result = (|| {
@@ -91,10 +98,17 @@ mod tests {
         std::fs::write(&path, "# keep me\na: b@c").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(append_line(&path, "x: y@z", |_| Ok(())), Ok(3));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "# keep me\na: b@c\nx: y@z\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# keep me\na: b@c\nx: y@z\n"
+        );
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
         let refused = append_line(&path, "z: q@r", |text| {
-            if text.contains("x:") { Err("x exists".into()) } else { Ok(()) }
+            if text.contains("x:") {
+                Err("x exists".into())
+            } else {
+                Ok(())
+            }
         });
         assert_eq!(refused, Err("x exists".to_string()));
         let fresh = dir.path().join("accounts");

@@ -28,7 +28,8 @@ pub enum Destination {
 impl Destination {
     pub fn delivered_to(&self) -> &Address {
         match self {
-            Destination::Mailbox { delivered_to, .. } | Destination::SystemUser { delivered_to, .. } => delivered_to,
+            Destination::Mailbox { delivered_to, .. }
+            | Destination::SystemUser { delivered_to, .. } => delivered_to,
             Destination::Remote(address) => address,
         }
     }
@@ -109,19 +110,31 @@ impl<'a> Resolver<'a> {
             .join("Maildir")
     }
 
-    fn expand(&self, address: &Address, path: &mut Vec<Address>, out: &mut Resolution, only_mailbox: bool) {
+    fn expand(
+        &self,
+        address: &Address,
+        path: &mut Vec<Address>,
+        out: &mut Resolution,
+        only_mailbox: bool,
+    ) {
         if path.len() > self.settings.alias_max_depth {
-            out.trail.push(format!("{address}: aliases nest deeper than {}", self.settings.alias_max_depth));
+            out.trail.push(format!(
+                "{address}: aliases nest deeper than {}",
+                self.settings.alias_max_depth
+            ));
             out.failures.push((address.clone(), ResolveError::Loop));
             return;
         }
         let domain = address.domain();
         if self.maps.domains.is_broken(domain) {
-            out.failures.push((address.clone(), broken(DOMAINS_FILE, domain)));
+            out.failures
+                .push((address.clone(), broken(DOMAINS_FILE, domain)));
             return;
         }
         let Some(kind) = self.domain_kind(domain) else {
-            out.trail.push(format!("{address}: {domain} is neither a local nor a virtual domain"));
+            out.trail.push(format!(
+                "{address}: {domain} is neither a local nor a virtual domain"
+            ));
             out.destinations.push(Destination::Remote(address.clone()));
             return;
         };
@@ -132,21 +145,25 @@ impl<'a> Resolver<'a> {
             if !only_mailbox {
                 let key = candidate.to_string();
                 if self.maps.aliases.is_broken(&key) {
-                    out.failures.push((address.clone(), broken(ALIASES_FILE, &key)));
+                    out.failures
+                        .push((address.clone(), broken(ALIASES_FILE, &key)));
                     return;
                 }
                 if let Some(entry) = self.maps.aliases.get(&key) {
                     return self.expand_alias(entry, address, path, out);
                 }
-                if kind == DomainKind::Local {
-                    if let Some(entry) = self.maps.aliases.get(candidate.local()) {
-                        return self.expand_alias(entry, address, path, out);
-                    }
+                if kind == DomainKind::Local
+                    && let Some(entry) = self.maps.aliases.get(candidate.local())
+                {
+                    return self.expand_alias(entry, address, path, out);
                 }
             }
             if kind == DomainKind::Virtual {
                 if self.maps.accounts.is_broken(candidate) {
-                    out.failures.push((address.clone(), broken(ACCOUNTS_FILE, &candidate.to_string())));
+                    out.failures.push((
+                        address.clone(),
+                        broken(ACCOUNTS_FILE, &candidate.to_string()),
+                    ));
                     return;
                 }
                 if let Some(account) = self.maps.accounts.get(candidate) {
@@ -167,7 +184,8 @@ impl<'a> Resolver<'a> {
         }
         let base = base.as_ref().unwrap_or(address);
         if kind == DomainKind::Local {
-            out.trail.push(format!("{address}: system user {}", base.local()));
+            out.trail
+                .push(format!("{address}: system user {}", base.local()));
             out.destinations.push(Destination::SystemUser {
                 name: base.local().to_string(),
                 delivered_to: address.clone(),
@@ -181,24 +199,32 @@ impl<'a> Resolver<'a> {
         // RFC 5321 section 4.5.1 and RFC 2142: postmaster (and abuse) must
         // reach someone at every domain; the host-wide alias does, ahead of
         // a catch-all that may be a customer's spam bucket.
-        if matches!(base.local(), "postmaster" | "abuse") {
-            if let Some(entry) = self.maps.aliases.get(base.local()) {
-                return self.expand_alias(entry, address, path, out);
-            }
+        if matches!(base.local(), "postmaster" | "abuse")
+            && let Some(entry) = self.maps.aliases.get(base.local())
+        {
+            return self.expand_alias(entry, address, path, out);
         }
         let catch_all = format!("@{domain}");
         if self.maps.aliases.is_broken(&catch_all) {
-            out.failures.push((address.clone(), broken(ALIASES_FILE, &catch_all)));
+            out.failures
+                .push((address.clone(), broken(ALIASES_FILE, &catch_all)));
             return;
         }
         if let Some(entry) = self.maps.aliases.get(&catch_all) {
             return self.expand_alias(entry, address, path, out);
         }
-        out.trail.push(format!("{address}: no alias, mailbox or catch-all"));
+        out.trail
+            .push(format!("{address}: no alias, mailbox or catch-all"));
         out.failures.push((address.clone(), ResolveError::Unknown));
     }
 
-    fn expand_alias(&self, entry: &AliasEntry, address: &Address, path: &mut Vec<Address>, out: &mut Resolution) {
+    fn expand_alias(
+        &self,
+        entry: &AliasEntry,
+        address: &Address,
+        path: &mut Vec<Address>,
+        out: &mut Resolution,
+    ) {
         let targets: Vec<Address> = entry
             .targets
             .iter()
@@ -222,7 +248,8 @@ impl<'a> Resolver<'a> {
                 // as in sendmail: the alias is not applied again.
                 self.expand(target, path, out, true);
             } else if path.contains(target) {
-                out.trail.push(format!("{target}: alias loop back to {target}"));
+                out.trail
+                    .push(format!("{target}: alias loop back to {target}"));
                 out.failures.push((target.clone(), ResolveError::Loop));
             } else {
                 self.expand(target, path, out, false);
@@ -256,13 +283,13 @@ mod tests {
 
     fn maps(domains: &str, accounts: &str, aliases: &str) -> Maps {
         let mut errors = Vec::new();
-        let maps = Maps {
+
+        Maps {
             domains: crate::Domains::parse(Path::new("domains"), domains, &mut errors),
             accounts: crate::Accounts::parse(Path::new("accounts"), accounts, &mut errors),
             aliases: crate::Aliases::parse(Path::new("aliases"), aliases, &mut errors),
             errors,
-        };
-        maps
+        }
     }
 
     fn settings() -> Settings {
@@ -278,12 +305,21 @@ mod tests {
             .destinations
             .iter()
             .map(|d| match d {
-                Destination::Mailbox { maildir, delivered_to, .. } => format!("{delivered_to} {}", maildir.display()),
+                Destination::Mailbox {
+                    maildir,
+                    delivered_to,
+                    ..
+                } => format!("{delivered_to} {}", maildir.display()),
                 Destination::SystemUser { name, .. } => format!("user {name}"),
                 Destination::Remote(a) => format!("remote {a}"),
             })
             .collect();
-        out.extend(resolution.failures.iter().map(|(a, e)| format!("{a} {}", e.status().0)));
+        out.extend(
+            resolution
+                .failures
+                .iter()
+                .map(|(a, e)| format!("{a} {}", e.status().0)),
+        );
         out
     }
 
@@ -298,8 +334,14 @@ mod tests {
 
     #[test]
     fn mailbox_extension_and_unknown() {
-        assert_eq!(resolve("", "A@Example.test"), ["a@example.test /mail/example.test/a/Maildir"]);
-        assert_eq!(resolve("", "a+lists@example.test"), ["a+lists@example.test /mail/example.test/a/Maildir"]);
+        assert_eq!(
+            resolve("", "A@Example.test"),
+            ["a@example.test /mail/example.test/a/Maildir"]
+        );
+        assert_eq!(
+            resolve("", "a+lists@example.test"),
+            ["a+lists@example.test /mail/example.test/a/Maildir"]
+        );
         assert_eq!(resolve("", "c@example.test"), ["c@example.test /srv/c"]);
         assert_eq!(resolve("", "zz@example.test"), ["zz@example.test 5.1.1"]);
         assert_eq!(resolve("", "x@elsewhere.test"), ["remote x@elsewhere.test"]);
@@ -320,13 +362,23 @@ mod tests {
                 "c@example.test /srv/c"
             ]
         );
-        assert_eq!(resolve(aliases, "a+vip@example.test"), ["b@example.test /mail/example.test/b/Maildir"]);
-        assert_eq!(resolve(aliases, "nobody@example.test"), ["a@example.test /mail/example.test/a/Maildir"]);
+        assert_eq!(
+            resolve(aliases, "a+vip@example.test"),
+            ["b@example.test /mail/example.test/b/Maildir"]
+        );
+        assert_eq!(
+            resolve(aliases, "nobody@example.test"),
+            ["a@example.test /mail/example.test/a/Maildir"]
+        );
     }
 
     #[test]
     fn domain_rewrite_catch_all() {
-        let maps = maps("example.test virtual\nother.test virtual\nold.test virtual\n", ACCOUNTS, "@old.test: @other.test\n");
+        let maps = maps(
+            "example.test virtual\nother.test virtual\nold.test virtual\n",
+            ACCOUNTS,
+            "@old.test: @other.test\n",
+        );
         let settings = settings();
         let r = Resolver::new(&settings, &maps).resolve(&Address::parse("bob@old.test").unwrap());
         assert_eq!(outcome(&r), ["bob@other.test /mail/other.test/bob/Maildir"]);
@@ -336,27 +388,50 @@ mod tests {
     #[test]
     fn loops_self_copies_and_depth() {
         assert_eq!(
-            resolve("x@example.test: y@example.test\ny@example.test: x@example.test\n", "x@example.test"),
+            resolve(
+                "x@example.test: y@example.test\ny@example.test: x@example.test\n",
+                "x@example.test"
+            ),
             ["x@example.test 5.4.6"]
         );
         assert_eq!(
-            resolve("a@example.test: a@example.test, b@example.test\n", "a@example.test"),
-            ["a@example.test /mail/example.test/a/Maildir", "b@example.test /mail/example.test/b/Maildir"]
+            resolve(
+                "a@example.test: a@example.test, b@example.test\n",
+                "a@example.test"
+            ),
+            [
+                "a@example.test /mail/example.test/a/Maildir",
+                "b@example.test /mail/example.test/b/Maildir"
+            ]
         );
-        let chain: String = (0..30).map(|i| format!("l{i}@example.test: l{}@example.test\n", i + 1)).collect();
-        assert_eq!(resolve(&chain, "l0@example.test"), ["l21@example.test 5.4.6"]);
+        let chain: String = (0..30)
+            .map(|i| format!("l{i}@example.test: l{}@example.test\n", i + 1))
+            .collect();
+        assert_eq!(
+            resolve(&chain, "l0@example.test"),
+            ["l21@example.test 5.4.6"]
+        );
     }
 
     #[test]
     fn postmaster_always_resolves_and_dedupes() {
         let aliases = "postmaster: a@example.test\nabuse: a@example.test\nboth@example.test: a@example.test, a@example.test, postmaster@example.test\n";
-        assert_eq!(resolve(aliases, "postmaster@other.test"), ["a@example.test /mail/example.test/a/Maildir"]);
-        assert_eq!(resolve(aliases, "both@example.test"), ["a@example.test /mail/example.test/a/Maildir"]);
+        assert_eq!(
+            resolve(aliases, "postmaster@other.test"),
+            ["a@example.test /mail/example.test/a/Maildir"]
+        );
+        assert_eq!(
+            resolve(aliases, "both@example.test"),
+            ["a@example.test /mail/example.test/a/Maildir"]
+        );
     }
 
     #[test]
     fn broken_lines_defer() {
-        assert_eq!(resolve("team@example.test: x@@\n", "team@example.test"), ["team@example.test 4.3.5"]);
+        assert_eq!(
+            resolve("team@example.test: x@@\n", "team@example.test"),
+            ["team@example.test 4.3.5"]
+        );
         let maps = maps("bad.test remote\n", "", "");
         let settings = settings();
         let r = Resolver::new(&settings, &maps).resolve(&Address::parse("a@bad.test").unwrap());

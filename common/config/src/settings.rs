@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::size::parse_size;
@@ -9,7 +9,7 @@ pub const SETTINGS_FILE: &str = "postern.toml";
 
 /// `postern.toml`. Every key has a default, shown with its meaning in
 /// `etc/postern.toml`; an unknown key is an error, so a typo is caught.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub hostname: String,
@@ -39,7 +39,7 @@ pub enum MailOwner {
 }
 
 /// What a full mailbox answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QuotaFailure {
     /// 4.2.2: the message stays queued and is retried.
@@ -48,7 +48,7 @@ pub enum QuotaFailure {
     Permanent,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogTarget {
     Syslog,
@@ -133,8 +133,9 @@ fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
     }
     match Size::deserialize(deserializer)? {
         Size::Number(n) => Ok(n),
-        Size::Text(text) => parse_size(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a size (like 512k, 10M, 2G)"))),
+        Size::Text(text) => parse_size(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not a size (like 512k, 10M, 2G)"))
+        }),
     }
 }
 
@@ -144,7 +145,18 @@ impl MailOwner {
     pub fn resolve(&self) -> Option<(u32, u32, Option<String>)> {
         match self {
             MailOwner::Ids(uid, gid) => Some((*uid, *gid, None)),
-            MailOwner::Name(name) => postern_privilege::lookup_user(name).map(|u| (u.uid, u.gid, Some(u.name))),
+            MailOwner::Name(name) => {
+                postern_privilege::lookup_user(name).map(|u| (u.uid, u.gid, Some(u.name)))
+            }
+        }
+    }
+}
+
+impl Serialize for MailOwner {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MailOwner::Name(name) => serializer.serialize_str(name),
+            MailOwner::Ids(uid, gid) => serializer.serialize_str(&format!("{uid}:{gid}")),
         }
     }
 }
@@ -155,7 +167,9 @@ impl<'de> Deserialize<'de> for MailOwner {
         if let Some((uid, gid)) = text.split_once(':') {
             return match (uid.parse(), gid.parse()) {
                 (Ok(uid), Ok(gid)) => Ok(MailOwner::Ids(uid, gid)),
-                _ => Err(serde::de::Error::custom(format!("mail_owner {text:?}: expected a user name or uid:gid"))),
+                _ => Err(serde::de::Error::custom(format!(
+                    "mail_owner {text:?}: expected a user name or uid:gid"
+                ))),
             };
         }
         if text.is_empty() {
@@ -171,7 +185,11 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let s = Settings::parse(Path::new("p.toml"), "hostname = \"MX.Example\"\nmax_message_size = \"10M\"\nmail_owner = \"5000:5001\"\n").unwrap();
+        let s = Settings::parse(
+            Path::new("p.toml"),
+            "hostname = \"MX.Example\"\nmax_message_size = \"10M\"\nmail_owner = \"5000:5001\"\n",
+        )
+        .unwrap();
         assert_eq!(s.hostname, "mx.example");
         assert_eq!(s.max_message_size, 10 << 20);
         assert_eq!(s.mail_owner, MailOwner::Ids(5000, 5001));
@@ -181,15 +199,45 @@ mod tests {
         assert!(!s.hostname.is_empty());
     }
 
+    /// etc/postern.toml shows every key, each with its default.
+    #[test]
+    fn sample_file_has_every_key_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/postern.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let sample = Settings::parse(&path, &text).unwrap();
+        let defaults = Settings::parse(&path, "").unwrap();
+        assert_eq!(sample, defaults);
+        let shown: toml::Table = toml::from_str(&text).unwrap();
+        let all: toml::Table = toml::Table::try_from(Settings::default()).unwrap();
+        let mut shown: Vec<&String> = shown.keys().collect();
+        let mut all: Vec<&String> = all.keys().collect();
+        shown.sort();
+        all.sort();
+        assert_eq!(shown, all);
+    }
+
     #[test]
     fn errors_name_file_and_line() {
-        let err = Settings::parse(Path::new("/etc/postern/postern.toml"), "hostname = \"a\"\nmail_rot = \"/x\"\n")
+        let err = Settings::parse(
+            Path::new("/etc/postern/postern.toml"),
+            "hostname = \"a\"\nmail_rot = \"/x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("/etc/postern/postern.toml: line 2: unknown field `mail_rot`"),
+            "{err}"
+        );
+        let err = Settings::parse(Path::new("p.toml"), "max_message_size = \"big\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("/etc/postern/postern.toml: line 2: unknown field `mail_rot`"), "{err}");
-        let err = Settings::parse(Path::new("p.toml"), "max_message_size = \"big\"\n").unwrap_err().to_string();
-        assert!(err.contains("line 1") && err.contains("\"big\" is not a size"), "{err}");
-        let err = Settings::parse(Path::new("p.toml"), "mail_root = \"rel\"\n").unwrap_err().to_string();
+        assert!(
+            err.contains("line 1") && err.contains("\"big\" is not a size"),
+            "{err}"
+        );
+        let err = Settings::parse(Path::new("p.toml"), "mail_root = \"rel\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not an absolute path"), "{err}");
     }
 }

@@ -8,13 +8,18 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// `storage=` is in kilobytes unless a suffix says otherwise).
 pub(crate) fn parse_size_with_unit(text: &str, unit: u64) -> Option<u64> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     if digits_end == 0 {
         return None;
     }
     let number: u64 = text[..digits_end].parse().ok()?;
     let suffix = text[digits_end..].trim().to_ascii_lowercase();
-    let suffix = suffix.strip_suffix('b').filter(|s| !s.is_empty()).unwrap_or(&suffix);
+    let suffix = suffix
+        .strip_suffix('b')
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&suffix);
     let multiplier: u64 = match suffix {
         "" => unit,
         "b" => 1,

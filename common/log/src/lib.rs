@@ -42,7 +42,13 @@ pub fn init(program: &'static str, target: Target) {
         let ident = IDENT.get_or_init(|| CString::new(program).expect("program names hold no NUL"));
         // SAFETY: the ident lives in a static for the life of the process,
         // as openlog(3) requires.
-        unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_MAIL) };
+        unsafe {
+            libc::openlog(
+                ident.as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_MAIL,
+            )
+        };
     }
     let _ = tracing::subscriber::set_global_default(LineSubscriber {
         program,
@@ -112,7 +118,12 @@ impl Subscriber for LineSubscriber {
                     Level::WARN => "warning: ",
                     _ => "",
                 };
-                let _ = writeln!(std::io::stderr().lock(), "{}[{}]: {prefix}{line}", self.program, std::process::id());
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "{}[{}]: {prefix}{line}",
+                    self.program,
+                    std::process::id()
+                );
             }
             Target::Syslog => {
                 let priority = match *event.metadata().level() {

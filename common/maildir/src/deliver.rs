@@ -3,7 +3,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::{Maildir, MessageName, QuotaLimits, QuotaUsage, UniqueNames, escape_host, maildirsize_add, sync_dir};
+use crate::{
+    Maildir, MessageName, QuotaLimits, QuotaUsage, UniqueNames, escape_host, maildirsize_add,
+    sync_dir,
+};
 
 /// How the delivered file is named.
 pub enum DeliveryName<'a> {
@@ -33,7 +36,10 @@ pub struct Delivered {
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
     #[error("mailbox full ({} of {} bytes, {} messages)", usage.bytes, limits.bytes, usage.messages)]
-    OverQuota { usage: QuotaUsage, limits: QuotaLimits },
+    OverQuota {
+        usage: QuotaUsage,
+        limits: QuotaLimits,
+    },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -88,19 +94,21 @@ pub fn deliver(
             host,
             retry,
         } => (
-            format!("{arrival}.Q{queue_id}R{:016x}.{}", fnv1a(recipient.as_bytes()), escape_host(host)),
+            format!(
+                "{arrival}.Q{queue_id}R{:016x}.{}",
+                fnv1a(recipient.as_bytes()),
+                escape_host(host)
+            ),
             *retry,
         ),
     };
     let queued = matches!(name, DeliveryName::Queued { .. });
-    if retry {
-        if let Some(path) = find_delivered(maildir, &base)? {
-            return Ok(Delivered {
-                path,
-                size,
-                already_there: true,
-            });
-        }
+    if retry && let Some(path) = find_delivered(maildir, &base)? {
+        return Ok(Delivered {
+            path,
+            size,
+            already_there: true,
+        });
     }
     let tmp = maildir.path().join("tmp").join(&base);
     let mut file = match create_exclusive(&tmp) {
@@ -153,7 +161,11 @@ pub fn deliver(
 }
 
 fn create_exclusive(path: &Path) -> io::Result<std::fs::File> {
-    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A delivery whose file name starts with `base` in `new/` or `cur/`
@@ -192,7 +204,9 @@ fn bare_newlines(bytes: &[u8]) -> u64 {
 /// FNV-1a, 64 bits: a stable, dependency-free digest of the recipient for
 /// the queued name (not a security boundary: the queue id is unique).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[cfg(test)]
@@ -210,11 +224,23 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let (_dir, md) = setup();
         let names = UniqueNames::new("mx");
-        let d = deliver(&md, &[b"X-A: 1\n", b"Subject: hi\n\nbody\n"], DeliveryName::Unique(&names), None).unwrap();
-        assert_eq!(std::fs::read(&d.path).unwrap(), b"X-A: 1\nSubject: hi\n\nbody\n");
+        let d = deliver(
+            &md,
+            &[b"X-A: 1\n", b"Subject: hi\n\nbody\n"],
+            DeliveryName::Unique(&names),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(&d.path).unwrap(),
+            b"X-A: 1\nSubject: hi\n\nbody\n"
+        );
         let file_name = d.path.file_name().unwrap().to_str().unwrap().to_string();
         assert!(file_name.ends_with(".mx,S=25,W=29"), "{file_name}");
-        assert_eq!(std::fs::metadata(&d.path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&d.path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(std::fs::read_dir(md.path().join("tmp")).unwrap().count(), 0);
     }
 
@@ -231,7 +257,10 @@ mod tests {
         let first = deliver(&md, &[b"m\n"], name(false), None).unwrap();
         assert!(!first.already_there);
         // The reader moved it to cur/ and set a flag.
-        let cur = md.path().join("cur").join(format!("{}:2,S", first.path.file_name().unwrap().to_str().unwrap()));
+        let cur = md.path().join("cur").join(format!(
+            "{}:2,S",
+            first.path.file_name().unwrap().to_str().unwrap()
+        ));
         std::fs::rename(&first.path, &cur).unwrap();
         let again = deliver(&md, &[b"m\n"], name(true), None).unwrap();
         assert!(again.already_there);
@@ -260,12 +289,30 @@ mod tests {
     fn over_quota_writes_nothing() {
         let (_dir, md) = setup();
         let names = UniqueNames::new("mx");
-        let limits = QuotaLimits { bytes: 10, messages: 0 };
-        deliver(&md, &[b"12345\n"], DeliveryName::Unique(&names), Some((limits, &names))).unwrap();
-        let err = deliver(&md, &[b"123456\n"], DeliveryName::Unique(&names), Some((limits, &names))).unwrap_err();
+        let limits = QuotaLimits {
+            bytes: 10,
+            messages: 0,
+        };
+        deliver(
+            &md,
+            &[b"12345\n"],
+            DeliveryName::Unique(&names),
+            Some((limits, &names)),
+        )
+        .unwrap();
+        let err = deliver(
+            &md,
+            &[b"123456\n"],
+            DeliveryName::Unique(&names),
+            Some((limits, &names)),
+        )
+        .unwrap_err();
         assert!(matches!(err, DeliverError::OverQuota { .. }), "{err}");
         assert_eq!(md.messages().unwrap().len(), 1);
-        assert_eq!(std::fs::read_to_string(md.path().join("maildirsize")).unwrap(), "10S\n0 0\n6 1\n");
+        assert_eq!(
+            std::fs::read_to_string(md.path().join("maildirsize")).unwrap(),
+            "10S\n0 0\n6 1\n"
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ mod tests {
         for (dir, error) in cases {
             assert_eq!(FolderName::from_dir_name(dir), Err(error), "{dir:?}");
         }
-        assert_eq!(FolderName::from_dir_name(&format!(".{}", "a".repeat(300))), Err(TooLong));
+        assert_eq!(
+            FolderName::from_dir_name(&format!(".{}", "a".repeat(300))),
+            Err(TooLong)
+        );
         assert_eq!(FolderName::from_display(&["a.b"]), Err(Dot));
         assert_eq!(FolderName::from_display(&["a/b"]), Err(Slash));
         assert_eq!(FolderName::from_display(&["a\nb"]), Err(Control));

@@ -66,7 +66,11 @@ impl Maildir {
             ancestor = dir.parent();
         }
         Maildir::create(&maildir.path)?;
-        missing.extend(["tmp", "new", "cur"].iter().map(|sub| maildir.path.join(sub)));
+        missing.extend(
+            ["tmp", "new", "cur"]
+                .iter()
+                .map(|sub| maildir.path.join(sub)),
+        );
         for dir in missing {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
         }
@@ -78,7 +82,9 @@ impl Maildir {
     }
 
     pub fn exists(&self) -> bool {
-        ["tmp", "new", "cur"].iter().all(|sub| self.path.join(sub).is_dir())
+        ["tmp", "new", "cur"]
+            .iter()
+            .all(|sub| self.path.join(sub).is_dir())
     }
 
     /// Creates a Maildir++ folder with its `maildirfolder` marker, which
@@ -105,10 +111,10 @@ impl Maildir {
             let entry = entry?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if let Ok(folder) = FolderName::from_dir_name(name) {
-                if entry.file_type()?.is_dir() {
-                    folders.push(folder);
-                }
+            if let Ok(folder) = FolderName::from_dir_name(name)
+                && entry.file_type()?.is_dir()
+            {
+                folders.push(folder);
             }
         }
         folders.sort();

@@ -44,7 +44,9 @@ impl Maildir {
             let mut names: Vec<String> = Vec::new();
             for entry in std::fs::read_dir(self.path().join(sub))? {
                 let entry = entry?;
-                let Ok(name) = entry.file_name().into_string() else { continue };
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue;
+                };
                 if !name.starts_with('.') {
                     names.push(name);
                 }

@@ -36,7 +36,11 @@ fn flush(out: &mut String, units: &mut Vec<u16>) {
     let bytes: Vec<u8> = units.iter().flat_map(|u| u.to_be_bytes()).collect();
     out.push('&');
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -100,7 +104,10 @@ fn decode_run(encoded: &[u8]) -> Option<String> {
     if bits != 0 || bit_count >= 6 || bytes.len() % 2 != 0 {
         return None;
     }
-    let units: Vec<u16> = bytes.chunks(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect();
+    let units: Vec<u16> = bytes
+        .chunks(2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .collect();
     let text = String::from_utf16(&units).ok()?;
     // Printable ASCII must not be encoded (RFC 3501 section 5.1.3).
     if text.chars().any(is_direct) {
@@ -118,7 +125,10 @@ mod tests {
         // RFC 3501 section 5.1.3: "~peter/mail/台北/日本語"
         let name = "~peter/mail/\u{53f0}\u{5317}/\u{65e5}\u{672c}\u{8a9e}";
         assert_eq!(encode(name), "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
-        assert_eq!(decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").as_deref(), Some(name));
+        assert_eq!(
+            decode("~peter/mail/&U,BTFw-/&ZeVnLIqe-").as_deref(),
+            Some(name)
+        );
     }
 
     #[test]
@@ -133,14 +143,32 @@ mod tests {
 
     #[test]
     fn rejects_non_canonical_and_bad_forms() {
-        for bad in ["&AGE-", "&APw-&APw-", "&APw", "&A-", "&APx-", "caf\u{e9}", "a\tb", "&2D0-", "&AP-"] {
+        for bad in [
+            "&AGE-",
+            "&APw-&APw-",
+            "&APw",
+            "&A-",
+            "&APx-",
+            "caf\u{e9}",
+            "a\tb",
+            "&2D0-",
+            "&AP-",
+        ] {
             assert_eq!(decode(bad), None, "{bad:?}");
         }
     }
 
     #[test]
     fn round_trips() {
-        for s in ["", "Sent", "a&b&&c", "日本語 mixed ascii", "é", "x\u{1}y", "Ā😀z"] {
+        for s in [
+            "",
+            "Sent",
+            "a&b&&c",
+            "日本語 mixed ascii",
+            "é",
+            "x\u{1}y",
+            "Ā😀z",
+        ] {
             assert_eq!(decode(&encode(s)).as_deref(), Some(s), "{s:?}");
         }
     }

@@ -32,7 +32,9 @@ impl UniqueNames {
     }
 
     pub fn next(&self) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
         format!(
             "{}.M{}P{}Q{}.{}",
@@ -116,7 +118,10 @@ mod tests {
         assert_ne!(a, b);
         let (secs, rest) = a.split_once('.').unwrap();
         assert!(secs.parse::<u64>().is_ok());
-        assert!(rest.starts_with('M') && rest.contains('P') && rest.contains("Q1."), "{a}");
+        assert!(
+            rest.starts_with('M') && rest.contains('P') && rest.contains("Q1."),
+            "{a}"
+        );
         assert!(a.ends_with(".h\\0721"), "{a}");
     }
 

@@ -67,8 +67,10 @@ impl QuotaLimits {
 impl QuotaUsage {
     /// Whether adding a message of `bytes` stays within `limits`.
     pub fn admits(&self, limits: QuotaLimits, bytes: u64) -> bool {
-        let bytes_ok = limits.bytes == 0 || self.bytes.saturating_add(bytes as i64) <= limits.bytes as i64;
-        let count_ok = limits.messages == 0 || self.messages.saturating_add(1) <= limits.messages as i64;
+        let bytes_ok =
+            limits.bytes == 0 || self.bytes.saturating_add(bytes as i64) <= limits.bytes as i64;
+        let count_ok =
+            limits.messages == 0 || self.messages.saturating_add(1) <= limits.messages as i64;
         bytes_ok && count_ok
     }
 }
@@ -103,7 +105,11 @@ impl Maildir {
     /// Counts every message of the Maildir and its folders and writes a new
     /// `maildirsize` through `tmp/` and a rename, so readers never see half
     /// a file.
-    pub fn recalculate_quota(&self, limits: QuotaLimits, names: &UniqueNames) -> io::Result<QuotaUsage> {
+    pub fn recalculate_quota(
+        &self,
+        limits: QuotaLimits,
+        names: &UniqueNames,
+    ) -> io::Result<QuotaUsage> {
         let mut usage = QuotaUsage::default();
         let mut maildirs = vec![self.clone()];
         maildirs.extend(self.folders()?.iter().map(|f| self.folder(f)));
@@ -126,7 +132,12 @@ impl Maildir {
             }
         }
         let tmp = self.path().join("tmp").join(names.next());
-        let content = format!("{}\n{} {}\n", limits.definition(), usage.bytes, usage.messages);
+        let content = format!(
+            "{}\n{} {}\n",
+            limits.definition(),
+            usage.bytes,
+            usage.messages
+        );
         let written = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -173,20 +184,56 @@ mod tests {
 
     #[test]
     fn definitions() {
-        let l = QuotaLimits { bytes: 1000, messages: 10 };
+        let l = QuotaLimits {
+            bytes: 1000,
+            messages: 10,
+        };
         assert_eq!(l.definition(), "1000S,10C");
         assert_eq!(QuotaLimits::parse_definition("1000S,10C"), Some(l));
-        assert_eq!(QuotaLimits::parse_definition("500S"), Some(QuotaLimits { bytes: 500, messages: 0 }));
+        assert_eq!(
+            QuotaLimits::parse_definition("500S"),
+            Some(QuotaLimits {
+                bytes: 500,
+                messages: 0
+            })
+        );
         assert_eq!(QuotaLimits::parse_definition("junk"), None);
     }
 
     #[test]
     fn admits() {
-        let l = QuotaLimits { bytes: 100, messages: 2 };
-        assert!(QuotaUsage { bytes: 50, messages: 1 }.admits(l, 50));
-        assert!(!QuotaUsage { bytes: 50, messages: 1 }.admits(l, 51));
-        assert!(!QuotaUsage { bytes: 0, messages: 2 }.admits(l, 1));
-        assert!(QuotaUsage { bytes: 1 << 40, messages: 1 << 40 }.admits(QuotaLimits::default(), 1));
+        let l = QuotaLimits {
+            bytes: 100,
+            messages: 2,
+        };
+        assert!(
+            QuotaUsage {
+                bytes: 50,
+                messages: 1
+            }
+            .admits(l, 50)
+        );
+        assert!(
+            !QuotaUsage {
+                bytes: 50,
+                messages: 1
+            }
+            .admits(l, 51)
+        );
+        assert!(
+            !QuotaUsage {
+                bytes: 0,
+                messages: 2
+            }
+            .admits(l, 1)
+        );
+        assert!(
+            QuotaUsage {
+                bytes: 1 << 40,
+                messages: 1 << 40
+            }
+            .admits(QuotaLimits::default(), 1)
+        );
     }
 
     #[test]
@@ -195,21 +242,47 @@ mod tests {
         let md = Maildir::create(dir.path().join("Maildir")).unwrap();
         let names = UniqueNames::new("h");
         std::fs::write(md.path().join("new/1.a.h,S=100,W=104"), vec![b'x'; 100]).unwrap();
-        let folder = md.create_folder(&crate::FolderName::from_dir_name(".Sent").unwrap()).unwrap();
+        let folder = md
+            .create_folder(&crate::FolderName::from_dir_name(".Sent").unwrap())
+            .unwrap();
         std::fs::write(folder.path().join("cur/2.b.h:2,S"), vec![b'y'; 30]).unwrap();
-        let limits = QuotaLimits { bytes: 1000, messages: 0 };
+        let limits = QuotaLimits {
+            bytes: 1000,
+            messages: 0,
+        };
         let usage = md.quota_usage(limits, &names).unwrap();
-        assert_eq!(usage, QuotaUsage { bytes: 130, messages: 2 });
+        assert_eq!(
+            usage,
+            QuotaUsage {
+                bytes: 130,
+                messages: 2
+            }
+        );
         let file = md.path().join(FILE);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "1000S\n130 2\n");
 
         maildirsize_add(&md, 70, 1).unwrap();
         maildirsize_add(&md, -30, -1).unwrap();
-        assert_eq!(md.quota_usage(limits, &names).unwrap(), QuotaUsage { bytes: 170, messages: 2 });
+        assert_eq!(
+            md.quota_usage(limits, &names).unwrap(),
+            QuotaUsage {
+                bytes: 170,
+                messages: 2
+            }
+        );
 
         // New limits rewrite the first line (and recount).
-        let bigger = QuotaLimits { bytes: 5000, messages: 9 };
-        assert_eq!(md.quota_usage(bigger, &names).unwrap(), QuotaUsage { bytes: 130, messages: 2 });
+        let bigger = QuotaLimits {
+            bytes: 5000,
+            messages: 9,
+        };
+        assert_eq!(
+            md.quota_usage(bigger, &names).unwrap(),
+            QuotaUsage {
+                bytes: 130,
+                messages: 2
+            }
+        );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "5000S,9C\n130 2\n");
 
         // Over 5,120 bytes: recounted, shrinking the file.
@@ -217,7 +290,13 @@ mod tests {
             maildirsize_add(&md, 1, 0).unwrap();
         }
         assert!(std::fs::metadata(&file).unwrap().len() > MAX_FILE_SIZE);
-        assert_eq!(md.quota_usage(bigger, &names).unwrap(), QuotaUsage { bytes: 130, messages: 2 });
+        assert_eq!(
+            md.quota_usage(bigger, &names).unwrap(),
+            QuotaUsage {
+                bytes: 130,
+                messages: 2
+            }
+        );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "5000S,9C\n130 2\n");
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(md.path().join("tmp")).unwrap().count(), 0);

@@ -59,7 +59,8 @@ impl CramMd5Context {
         for (i, byte) in bytes.iter_mut().enumerate() {
             *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
         }
-        let word = |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let word =
+            |i: usize| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
         Some(CramMd5Context {
             outer: [word(0), word(1), word(2), word(3)],
             inner: [word(4), word(5), word(6), word(7)],
@@ -117,7 +118,10 @@ mod tests {
         // doveadm pw -s CRAM-MD5 -p secret
         let dovecot = "cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56";
         assert_eq!(CramMd5Context::from_password(b"secret").to_hex(), dovecot);
-        assert_eq!(CramMd5Context::from_hex(dovecot), Some(CramMd5Context::from_password(b"secret")));
+        assert_eq!(
+            CramMd5Context::from_hex(dovecot),
+            Some(CramMd5Context::from_password(b"secret"))
+        );
     }
 
     #[test]

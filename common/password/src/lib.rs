@@ -89,7 +89,10 @@ impl StoredPassword {
             Crypt::Sha256
         } else if hash.starts_with("$6$") {
             Crypt::Sha512
-        } else if ["$2a$", "$2b$", "$2x$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
+        } else if ["$2a$", "$2b$", "$2x$", "$2y$"]
+            .iter()
+            .any(|p| hash.starts_with(p))
+        {
             Crypt::Bcrypt
         } else if hash.starts_with("$y$") {
             Crypt::Yescrypt
@@ -220,7 +223,10 @@ mod tests {
         for field in DOVECOT {
             let stored = StoredPassword::parse(field);
             assert!(stored.is_supported(), "{field}");
-            assert!(stored.verify(b"secret"), "{field} refused the right password");
+            assert!(
+                stored.verify(b"secret"),
+                "{field} refused the right password"
+            );
             assert!(!stored.verify(b"Secret"), "{field} took a wrong password");
             assert!(!stored.verify(b""), "{field} took an empty password");
         }

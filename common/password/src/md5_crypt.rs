@@ -66,7 +66,11 @@ pub fn hash_with_setting(password: &[u8], setting: &str) -> Option<String> {
     out.push_str(std::str::from_utf8(salt).ok()?);
     out.push('$');
     for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
-        push_base64(&mut out, (u32::from(d[a]) << 16) | (u32::from(d[b]) << 8) | u32::from(d[c]), 4);
+        push_base64(
+            &mut out,
+            (u32::from(d[a]) << 16) | (u32::from(d[b]) << 8) | u32::from(d[c]),
+            4,
+        );
     }
     push_base64(&mut out, u32::from(d[11]), 2);
     Some(out)
@@ -92,7 +96,10 @@ mod tests {
         );
         // Dovecot's doveadm pw -s MD5-CRYPT -p secret
         let dovecot = "$1$aFjZGkrY$Euk0VzFdHIDMVjr6x7RnR0";
-        assert_eq!(hash_with_setting(b"secret", dovecot).as_deref(), Some(dovecot));
+        assert_eq!(
+            hash_with_setting(b"secret", dovecot).as_deref(),
+            Some(dovecot)
+        );
     }
 
     #[test]
