@@ -13,7 +13,7 @@ FUZZ_SECONDS ?= 60
 TEST_PACKAGES  = dovecot-core whois
 BENCH_PACKAGES = python3
 PROGRAMS = postern postern-admin postern-local
-FUZZ_TARGETS = aliases_map accounts_map domains_map settings maildir_name folder_name stored_password
+FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password
 
 .PHONY: all build release run test lint bench fuzz install clean
 

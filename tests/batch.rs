@@ -137,3 +137,62 @@ fn a_retry_of_a_queued_delivery_never_duplicates() {
     .expect(0, "2.0.0 already delivered to maildir");
     assert_eq!(messages(&s.maildir("alice@example.test")).len(), 1);
 }
+
+#[test]
+fn answers_stream_back_while_the_feeder_waits() {
+    use std::io::{BufRead, BufReader};
+    let s = Setup::new();
+    s.add_mailbox("alice@example.test", &[]);
+    let m = s.path().join("m");
+    std::fs::write(&m, b"Subject: stream\n\nx\n").unwrap();
+    let request = format!(
+        "{}\t0\ts@example.org\talice@example.test\t-\t0\t0\n",
+        m.display()
+    );
+    let mut child = Command::new(program("postern-local"))
+        .arg("--config")
+        .arg(&s.etc)
+        .arg("--batch")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (sender, answers) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = sender.send(line.unwrap());
+        }
+    });
+    let wait = std::time::Duration::from_secs(30);
+    for _ in 0..2 {
+        stdin.write_all(request.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        // The answer comes while stdin is still open.
+        let answer = answers
+            .recv_timeout(wait)
+            .expect("no answer while the feeder waits");
+        assert_eq!(answer, "alice@example.test\t0\t2.0.0 delivered to maildir");
+    }
+    // A request line longer than 8 KiB is one refusal, not many.
+    let long = format!(
+        "{}\t0\ts@example.org\t{}@example.test\t-\t0\t0\n",
+        m.display(),
+        "a".repeat(20000)
+    );
+    stdin.write_all(long.as_bytes()).unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    drop(stdin);
+    assert_eq!(
+        answers.recv_timeout(wait).unwrap(),
+        "-\t75\t4.3.0 bad batch request: line too long"
+    );
+    assert_eq!(
+        answers.recv_timeout(wait).unwrap(),
+        "alice@example.test\t0\t2.0.0 delivered to maildir"
+    );
+    assert!(child.wait().unwrap().success());
+    assert_eq!(messages(&s.maildir("alice@example.test")).len(), 3);
+}

@@ -8,7 +8,7 @@
 //! `RECIPIENT EXIT STATUS` (tab-separated; EXIT as in single mode).
 //! Requests are taken in chunks, so results stream back while more come in.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
 use postern_config::Config;
@@ -23,31 +23,26 @@ const CHUNK: usize = 256;
 const MAX_LINE: usize = 8192;
 
 pub fn serve(config: &Config) -> i32 {
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    // Our own buffer over fd 0 (not std's stdin lock), so we can see
+    // whether more requests are already waiting without blocking for them.
+    let Ok(fd) = nix::unistd::dup(std::io::stdin()) else {
+        return 75;
+    };
+    let mut input = BufReader::new(std::fs::File::from(fd));
     let stdout = std::io::stdout();
     loop {
         let mut lines = Vec::with_capacity(CHUNK);
         let mut at_end = false;
         while lines.len() < CHUNK {
-            let mut line = Vec::new();
-            match input
-                .by_ref()
-                .take(MAX_LINE as u64 + 1)
-                .read_until(b'\n', &mut line)
-            {
-                Ok(0) => {
-                    at_end = true;
-                    break;
-                }
-                Ok(_) => lines.push(line),
-                Err(_) => {
+            match read_request_line(&mut input) {
+                Ok(Some(line)) => lines.push(line),
+                Ok(None) | Err(_) => {
                     at_end = true;
                     break;
                 }
             }
-            // Stop reading while a caller waits for this chunk's answers.
-            if input.fill_buf().map(|b| b.is_empty()).unwrap_or(true) {
+            // Answer what we have while a feeder waits for it.
+            if input.buffer().is_empty() {
                 break;
             }
         }
@@ -66,6 +61,34 @@ pub fn serve(config: &Config) -> i32 {
             return 0;
         }
     }
+}
+
+/// One request line, at most `MAX_LINE` bytes kept: the rest of a longer
+/// line is read and dropped, so it cannot turn into more requests.
+fn read_request_line(input: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    if input
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut line)?
+        == 0
+    {
+        return Ok(None);
+    }
+    if line.len() > MAX_LINE && line.last() != Some(&b'\n') {
+        let mut rest = Vec::new();
+        loop {
+            rest.clear();
+            let n = input
+                .by_ref()
+                .take(64 * 1024)
+                .read_until(b'\n', &mut rest)?;
+            if n == 0 || rest.last() == Some(&b'\n') {
+                break;
+            }
+        }
+    }
+    Ok(Some(line))
 }
 
 fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {

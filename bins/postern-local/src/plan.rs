@@ -84,6 +84,7 @@ pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
             destinations,
             failures,
             trail,
+            ..
         } = resolver.resolve(&address);
         plan.trails.push(trail);
         for (target, error) in failures {

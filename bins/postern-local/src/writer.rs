@@ -2,7 +2,6 @@
 //! gives up root for the owner's uid and gid before it reads a byte of the
 //! message, and reports one line per job back over a pipe.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -148,16 +147,22 @@ fn one_line(text: &str) -> String {
 /// Performs the jobs in this process, which must already be their owner.
 pub fn run_jobs(settings: &Settings, requests: &[Request], jobs: &[Job]) -> Vec<Outcome> {
     let names = UniqueNames::new(&settings.hostname);
-    let mut messages: HashMap<usize, Result<Vec<u8>, Status>> = HashMap::new();
+    // Jobs come in request order, so one message in memory at a time is
+    // enough: a batch of large messages never piles up.
+    let mut loaded: Option<(usize, Result<Vec<u8>, Status>)> = None;
     jobs.iter()
         .map(|job| {
             if postern_privilege::is_root() {
                 return failed(Status::temporary("refusing to write a mailbox as root"));
             }
             let request = &requests[job.request];
-            let message = messages
-                .entry(job.request)
-                .or_insert_with(|| load_message(request, jobs, job.request));
+            if loaded
+                .as_ref()
+                .is_none_or(|(index, _)| *index != job.request)
+            {
+                loaded = Some((job.request, load_message(request, jobs, job.request)));
+            }
+            let (_, message) = loaded.as_ref().expect("loaded just above");
             match message {
                 Ok(message) => write_job(settings, &names, request, job, message),
                 Err(status) => failed(status.clone()),

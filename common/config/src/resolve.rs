@@ -65,7 +65,15 @@ pub struct Resolution {
     pub destinations: Vec<Destination>,
     pub failures: Vec<(Address, ResolveError)>,
     pub trail: Vec<String>,
+    /// Addresses looked at so far, against `MAX_EXPANSIONS`.
+    expansions: usize,
 }
+
+/// Aliases that fan out and meet again (`a: b, c`, `b: d, e`, `c: d, e`,
+/// ...) multiply the paths at every level; past this many lookups the
+/// expansion stops, whatever the depth, so a customer's map cannot make
+/// delivery do exponential work.
+const MAX_EXPANSIONS: usize = 1000;
 
 pub struct Resolver<'a> {
     settings: &'a Settings,
@@ -117,6 +125,16 @@ impl<'a> Resolver<'a> {
         out: &mut Resolution,
         only_mailbox: bool,
     ) {
+        out.expansions += 1;
+        if out.expansions > MAX_EXPANSIONS {
+            if out.expansions == MAX_EXPANSIONS + 1 {
+                out.trail.push(format!(
+                    "aliases expand to more than {MAX_EXPANSIONS} addresses"
+                ));
+                out.failures.push((address.clone(), ResolveError::Loop));
+            }
+            return;
+        }
         if path.len() > self.settings.alias_max_depth {
             out.trail.push(format!(
                 "{address}: aliases nest deeper than {}",
@@ -411,6 +429,27 @@ mod tests {
             resolve(&chain, "l0@example.test"),
             ["l21@example.test 5.4.6"]
         );
+    }
+
+    #[test]
+    fn fan_out_that_meets_again_stops_early() {
+        // 2^20 paths from 40 lines.
+        let mut aliases = String::new();
+        for i in 0..20 {
+            aliases.push_str(&format!(
+                "x{i}@example.test: x{}@example.test, y{}@example.test\n",
+                i + 1,
+                i + 1
+            ));
+            aliases.push_str(&format!(
+                "y{i}@example.test: x{}@example.test, y{}@example.test\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        aliases.push_str("x20@example.test: a@example.test\ny20@example.test: a@example.test\n");
+        let outcome = resolve(&aliases, "x0@example.test");
+        assert!(outcome.iter().any(|o| o.ends_with("5.4.6")), "{outcome:?}");
     }
 
     #[test]
