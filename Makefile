@@ -44,6 +44,7 @@ bench: release
 fuzz:
 	cargo fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t && cp seeds/$$t/* corpus/$$t/ && \
 		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 

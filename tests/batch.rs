@@ -35,8 +35,8 @@ fn batch(s: &Setup, input: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn answers_each_request_in_order() {
+/// alice and bob, and team@ for both.
+fn team() -> Setup {
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
     s.add_mailbox("bob@example.test", &[]);
@@ -44,28 +44,35 @@ fn answers_each_request_in_order() {
         "aliases",
         "team@example.test: alice@example.test, bob@example.test\n",
     );
-    let m1 = s.path().join("m1");
-    std::fs::write(&m1, b"Subject: one\n\nfirst\n").unwrap();
+    s
+}
+
+#[test]
+fn answers_each_request_in_order() {
+    let s = team();
+    let m1 = s.queue_file("m1", b"Subject: one\n\nfirst\n");
     // A queue file: envelope first, the message from byte 16 on.
-    let q = s.path().join("q");
-    std::fs::write(&q, b"ENVELOPE STUFF\n\nSubject: two\n\nsecond\n").unwrap();
+    let q = s.queue_file("q", b"ENVELOPE STUFF\n\nSubject: two\n\nsecond\n");
     let (m1, q) = (m1.display().to_string(), q.display().to_string());
+    let missing = s.queue().join("missing").display().to_string();
     let input = format!(
         "{m1}\t0\tsender@example.org\talice@example.test\t-\t0\t0\n\
          {q}\t16\t\tteam@example.test\t-\t0\t0\n\
          {m1}\t0\tsender@example.org\tghost@example.test\t-\t0\t0\n\
          not a request\n\
-         /nonexistent/file\t0\ts@example.org\talice@example.test\t-\t0\t0\n"
+         {missing}\t0\ts@example.org\talice@example.test\t-\t0\t0\n"
     );
     let answers = batch(&s, &input);
     assert_eq!(
         answers,
         [
-            "alice@example.test\t0\t2.0.0 delivered to maildir",
-            "team@example.test\t0\t2.0.0 delivered to 2 mailboxes",
-            "ghost@example.test\t67\t5.1.1 user unknown: <ghost@example.test>",
-            "-\t75\t4.3.0 bad batch request: expected 7 tab-separated fields",
-            "alice@example.test\t75\t4.3.0 open /nonexistent/file: No such file or directory (os error 2)",
+            "alice@example.test\t0\t2.0.0 delivered to maildir".to_string(),
+            "team@example.test\t0\t2.0.0 delivered to 2 mailboxes".into(),
+            "ghost@example.test\t67\t5.1.1 user unknown: <ghost@example.test>".into(),
+            "-\t75\t4.3.0 bad batch request: expected 7 tab-separated fields".into(),
+            format!(
+                "alice@example.test\t75\t4.3.0 open {missing}: No such file or directory (os error 2)"
+            ),
         ]
     );
     let alice = messages(&s.maildir("alice@example.test"));
@@ -83,16 +90,11 @@ fn answers_each_request_in_order() {
 
 #[test]
 fn a_retry_of_a_queued_delivery_never_duplicates() {
-    let s = Setup::new();
-    s.add_mailbox("alice@example.test", &[]);
-    s.add_mailbox("bob@example.test", &[]);
-    s.write(
-        "aliases",
-        "team@example.test: alice@example.test, bob@example.test\n",
-    );
-    let m = s.path().join("m");
-    std::fs::write(&m, b"Subject: once\n\nonly once\n").unwrap();
-    let m = m.display().to_string();
+    let s = team();
+    let m = s
+        .queue_file("m", b"Subject: once\n\nonly once\n")
+        .display()
+        .to_string();
 
     let first = batch(
         &s,
@@ -143,8 +145,7 @@ fn answers_stream_back_while_the_feeder_waits() {
     use std::io::{BufRead, BufReader};
     let s = Setup::new();
     s.add_mailbox("alice@example.test", &[]);
-    let m = s.path().join("m");
-    std::fs::write(&m, b"Subject: stream\n\nx\n").unwrap();
+    let m = s.queue_file("m", b"Subject: stream\n\nx\n");
     let request = format!(
         "{}\t0\ts@example.org\talice@example.test\t-\t0\t0\n",
         m.display()
@@ -195,4 +196,75 @@ fn answers_stream_back_while_the_feeder_waits() {
     );
     assert!(child.wait().unwrap().success());
     assert_eq!(messages(&s.maildir("alice@example.test")).len(), 3);
+}
+
+#[test]
+fn message_files_must_be_regular_and_offsets_inside() {
+    let s = Setup::new();
+    s.add_mailbox("alice@example.test", &[]);
+    let m = s.queue_file("m", b"Subject: x\n\nx\n");
+    let fifo = s.queue().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let answers = batch(
+        &s,
+        &format!(
+            "{fifo}\t0\ts@example.org\talice@example.test\t-\t0\t0\n{m}\t999\ts@example.org\talice@example.test\t-\t0\t0\n",
+            fifo = fifo.display(),
+            m = m.display()
+        ),
+    );
+    assert_eq!(
+        answers[0],
+        format!(
+            "alice@example.test\t75\t4.3.0 {} is not a regular file",
+            fifo.display()
+        )
+    );
+    assert_eq!(
+        answers[1],
+        format!(
+            "alice@example.test\t75\t4.3.0 offset 999 is past the end of {}",
+            m.display()
+        )
+    );
+    assert!(messages(&s.maildir("alice@example.test")).is_empty());
+}
+
+#[test]
+fn as_root_only_files_beneath_the_queue_are_read() {
+    if crate::util::skip_unless_root("as_root_only_files_beneath_the_queue_are_read") {
+        return;
+    }
+    let s = Setup::new();
+    s.add_mailbox("alice@example.test", &[]);
+    let outside = s.path().join("secret");
+    std::fs::write(&outside, b"root:$6$hash\n").unwrap();
+    std::os::unix::fs::symlink(&outside, s.queue().join("link")).unwrap();
+    let q = s.queue().display().to_string();
+    let answers = batch(
+        &s,
+        &format!(
+            "{o}\t0\ts@example.org\talice@example.test\t-\t0\t0\n\
+             {q}/link\t0\ts@example.org\talice@example.test\t-\t0\t0\n\
+             {q}/../secret\t0\ts@example.org\talice@example.test\t-\t0\t0\n",
+            o = outside.display()
+        ),
+    );
+    assert_eq!(answers.len(), 3);
+    for answer in &answers {
+        assert!(
+            answer.starts_with("alice@example.test\t75\t4.3.0 open "),
+            "{answer}"
+        );
+    }
+    assert!(
+        answers[0].contains("outside the queue directory"),
+        "{}",
+        answers[0]
+    );
+    assert!(messages(&s.maildir("alice@example.test")).is_empty());
 }

@@ -271,3 +271,28 @@ fn children_of(parent: u32) -> Vec<u32> {
     }
     found
 }
+
+#[test]
+fn up_refuses_a_directory_that_is_not_its_own_sandbox() {
+    let (tmp, dir) = sandbox_dir();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("precious"), b"data").unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(tmp.path(), &link).unwrap();
+    for target in [&dir, &link] {
+        let out = Command::new(program("postern"))
+            .args(["up", "--dir"])
+            .arg(target)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("is not an empty directory of yours"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    let mode = std::fs::metadata(tmp.path()).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+}

@@ -56,8 +56,10 @@ impl Setup {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let etc = dir.path().join("etc");
         let mail = dir.path().join("mail");
+        let queue = dir.path().join("queue");
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(&mail).unwrap();
+        std::fs::create_dir_all(&queue).unwrap();
         let owner = mail_owner();
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1)).unwrap();
         let setup = Setup {
@@ -69,8 +71,9 @@ impl Setup {
         setup.write(
             "postern.toml",
             &format!(
-                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nmail_owner = \"{}:{}\"\nlog = \"stderr\"\n{extra}",
+                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nqueue_dir = \"{}\"\nmail_owner = \"{}:{}\"\nlog = \"stderr\"\n{extra}",
                 setup.mail.display(),
+                setup.queue().display(),
                 owner.0,
                 owner.1
             ),
@@ -81,6 +84,18 @@ impl Setup {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Where a root-run `postern-local --batch` may read messages.
+    pub fn queue(&self) -> PathBuf {
+        self.dir.path().join("queue")
+    }
+
+    /// Writes a message file in the queue directory.
+    pub fn queue_file(&self, name: &str, content: &[u8]) -> PathBuf {
+        let path = self.queue().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
     }
 
     pub fn write(&self, name: &str, text: &str) {

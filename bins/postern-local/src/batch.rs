@@ -6,12 +6,24 @@
 //! ARRIVAL 0) when the message is not from the queue; RETRY is 1 on a
 //! retry. Each request gets one stdout line, in order:
 //! `RECIPIENT EXIT STATUS` (tab-separated; EXIT as in single mode).
-//! Requests are taken in chunks, so results stream back while more come in.
+//! Requests are taken in chunks, so results stream back while more come in;
+//! the configuration is read again for each chunk, so a map edited while a
+//! long batch runs counts from the next chunk on.
+//!
+//! SECURITY: started as root, FILE must lie beneath `queue_dir`, reached
+//! without symlinks, and be a regular file: a feeder cannot make root open
+//! /etc/shadow, a FIFO or a device for a mailbox owner to read.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
-use postern_config::Config;
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use postern_config::{Config, Settings};
 
 use crate::plan::{QueueRef, Request};
 use crate::run::{deliver, envelope_sender, valid_queue_id};
@@ -22,7 +34,7 @@ const CHUNK: usize = 256;
 /// A request line longer than this is refused, not buffered.
 const MAX_LINE: usize = 8192;
 
-pub fn serve(config: &Config) -> i32 {
+pub fn serve(dir: &Path) -> i32 {
     // Our own buffer over fd 0 (not std's stdin lock), so we can see
     // whether more requests are already waiting without blocking for them.
     let Ok(fd) = nix::unistd::dup(std::io::stdin()) else {
@@ -49,7 +61,16 @@ pub fn serve(config: &Config) -> i32 {
         if lines.is_empty() {
             return 0;
         }
-        let answers = answer_chunk(config, &lines);
+        let answers = match Config::load(dir) {
+            Ok(config) => answer_chunk(&config, &lines),
+            Err(e) => {
+                let status = Status::temporary(format!("configuration: {e}"));
+                lines
+                    .iter()
+                    .map(|_| ("-".to_string(), status.clone()))
+                    .collect()
+            }
+        };
         let mut out = stdout.lock();
         for (recipient, status) in answers {
             let _ = writeln!(out, "{recipient}\t{}\t{status}", status.exit_code());
@@ -96,7 +117,7 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
     let mut requests = Vec::new();
     let mut positions = Vec::new();
     for line in lines {
-        match parse_request(line) {
+        match parse_request(&config.settings, line) {
             Ok(request) => {
                 answers.push((request.recipient.clone(), None));
                 positions.push(answers.len() - 1);
@@ -105,7 +126,7 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
             Err((recipient, status)) => answers.push((recipient, Some(status))),
         }
     }
-    let statuses = deliver(config, requests, |_| {
+    let statuses = deliver(config, requests, |_, _| {
         Err(Status::temporary("batch request without a message"))
     });
     for (position, status) in positions.into_iter().zip(statuses) {
@@ -117,7 +138,7 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
         .collect()
 }
 
-fn parse_request(line: &[u8]) -> Result<Request, (String, Status)> {
+fn parse_request(settings: &Settings, line: &[u8]) -> Result<Request, (String, Status)> {
     let bad = |why: &str| {
         (
             "-".to_string(),
@@ -148,11 +169,7 @@ fn parse_request(line: &[u8]) -> Result<Request, (String, Status)> {
         }),
         _ => return Err(with_recipient(bad("QUEUE-ID is not letters and digits").1)),
     };
-    let message = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(file)
-        .map_err(|e| with_recipient(Status::temporary(format!("open {file}: {e}"))))?;
+    let message = open_message(settings, file, offset).map_err(with_recipient)?;
     Ok(Request {
         message: Some(message),
         offset,
@@ -160,4 +177,66 @@ fn parse_request(line: &[u8]) -> Result<Request, (String, Status)> {
         recipient: recipient.to_string(),
         queue,
     })
+}
+
+/// Opens a request's message file for the delivery children to read.
+fn open_message(settings: &Settings, file: &str, offset: u64) -> Result<File, Status> {
+    let opened = if postern_privilege::is_root() {
+        open_beneath(&settings.queue_dir, file)
+    } else {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(file)
+    };
+    let message = opened.map_err(|e| Status::temporary(format!("open {file}: {e}")))?;
+    let metadata = message
+        .metadata()
+        .map_err(|e| Status::temporary(format!("stat {file}: {e}")))?;
+    if !metadata.is_file() {
+        return Err(Status::temporary(format!("{file} is not a regular file")));
+    }
+    if offset > metadata.len() {
+        return Err(Status::temporary(format!(
+            "offset {offset} is past the end of {file}"
+        )));
+    }
+    Ok(message)
+}
+
+/// openat2(2) beneath `root`, refusing `..` escapes and every symlink.
+fn open_beneath(root: &Path, file: &str) -> std::io::Result<File> {
+    let path = Path::new(file);
+    let relative = if path.is_absolute() {
+        path.strip_prefix(root).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("outside the queue directory {}", root.display()),
+            )
+        })?
+    } else {
+        path
+    };
+    let dir = File::open(root)?;
+    let name = CString::new(relative.as_os_str().as_bytes())?;
+    // SAFETY: open_how is plain data; zeroed is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: a valid directory descriptor, a NUL-terminated path and an
+    // open_how of the size passed; the result is checked.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { File::from_raw_fd(fd as i32) })
 }

@@ -31,7 +31,7 @@ use clap::Parser;
 use postern_config::Config;
 
 use crate::plan::{QueueRef, Request};
-use crate::status::{EXIT_CONFIG, EXIT_USAGE, Status};
+use crate::status::{EXIT_USAGE, Status};
 
 /// Delivers a message on stdin to a local or virtual address.
 #[derive(Parser, Debug)]
@@ -79,16 +79,12 @@ fn main() {
         Err(e) => {
             // The message stays queued until the configuration is fixed.
             eprintln!("{}", Status::temporary(format!("configuration: {e}")));
-            std::process::exit(if args.batch {
-                EXIT_CONFIG
-            } else {
-                status::EXIT_TEMPFAIL
-            });
+            std::process::exit(status::EXIT_TEMPFAIL);
         }
     };
     run::init_log(&config);
     if args.batch {
-        std::process::exit(batch::serve(&config));
+        std::process::exit(batch::serve(&dir));
     }
     let status = deliver_stdin(&config, &args);
     eprintln!("{status}");
@@ -129,7 +125,7 @@ fn deliver_stdin(config: &Config, args: &Args) -> Status {
 
 /// stdin as a file the delivery children can read at an offset: itself when
 /// it is a regular file, else a copy in memory made as `owner`.
-fn stdin_message(owner: &plan::Owner) -> Result<(std::fs::File, u64), Status> {
+fn stdin_message(owner: &plan::Owner, limit: Option<u64>) -> Result<(std::fs::File, u64), Status> {
     let stdin = std::io::stdin();
     let fd = nix::unistd::dup(&stdin).map_err(|e| Status::temporary(format!("dup stdin: {e}")))?;
     // SAFETY: lseek on our own descriptor has no memory effects.
@@ -137,5 +133,5 @@ fn stdin_message(owner: &plan::Owner) -> Result<(std::fs::File, u64), Status> {
     if position >= 0 {
         return Ok((fd.into(), position as u64));
     }
-    run::copy_to_memory(fd, owner).map(|copy| (copy.into(), 0))
+    run::copy_to_memory(fd, owner, limit).map(|copy| (copy.into(), 0))
 }

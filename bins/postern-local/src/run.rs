@@ -2,12 +2,10 @@
 //! batch mode alike.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::ForkResult;
 use postern_config::Config;
 use tracing::info;
 
@@ -50,7 +48,7 @@ pub fn valid_queue_id(id: &str) -> bool {
 pub fn deliver(
     config: &Config,
     mut requests: Vec<Request>,
-    open_message: impl Fn(&Owner) -> Result<(std::fs::File, u64), Status>,
+    open_message: impl Fn(&Owner, Option<u64>) -> Result<(std::fs::File, u64), Status>,
 ) -> Vec<Status> {
     let started = Instant::now();
     let recipients: Vec<String> = requests.iter().map(|r| r.recipient.clone()).collect();
@@ -59,10 +57,22 @@ pub fn deliver(
     let mut statuses: Vec<Vec<Status>> = vec![Vec::new(); requests.len()];
 
     if let Some(owner) = plan.jobs.keys().next().cloned() {
+        // No mailbox takes more than this: a pipe is copied no further.
+        let limits: Vec<Option<u64>> = plan
+            .jobs
+            .values()
+            .flatten()
+            .map(|job| job.max_size)
+            .collect();
+        let limit = if limits.iter().any(Option::is_none) {
+            None
+        } else {
+            limits.into_iter().flatten().max()
+        };
         let mut unreadable: HashMap<usize, Status> = HashMap::new();
         for (index, request) in requests.iter_mut().enumerate() {
             if request.message.is_none() {
-                match open_message(&owner) {
+                match open_message(&owner, limit) {
                     Ok((file, offset)) => {
                         request.message = Some(file);
                         request.offset = offset;
@@ -152,40 +162,25 @@ fn log_outcome(request: &Request, to: &str, status: &Status, path: Option<&str>,
     );
 }
 
-/// Copies a non-seekable stdin into an anonymous memory file. As root the
-/// copy is made by a child that first becomes `owner`, so root never reads
-/// a byte of the message.
-pub fn copy_to_memory(stdin: OwnedFd, owner: &Owner) -> Result<OwnedFd, Status> {
+/// Copies a non-seekable stdin into an anonymous memory file, at most
+/// `limit + 1` bytes (enough to see it is too big). As root the copy is
+/// made by a child that first becomes `owner`, so root never reads a byte
+/// of the message.
+pub fn copy_to_memory(
+    stdin: OwnedFd,
+    owner: &Owner,
+    limit: Option<u64>,
+) -> Result<OwnedFd, Status> {
     let memory = memfd().map_err(|e| Status::temporary(format!("memfd_create: {e}")))?;
-    let copy = |memory: &OwnedFd| -> Result<(), String> {
-        let mut from = std::fs::File::from(stdin.try_clone().map_err(|e| e.to_string())?);
+    postern_privilege::run_as(owner.uid, owner.gid, owner.name.as_deref(), || {
+        let from = std::fs::File::from(stdin.try_clone().map_err(|e| e.to_string())?);
         let mut into = std::fs::File::from(memory.try_clone().map_err(|e| e.to_string())?);
+        let mut from = from.take(limit.map_or(u64::MAX, |l| l.saturating_add(1)));
         std::io::copy(&mut from, &mut into).map_err(|e| e.to_string())?;
         into.flush().map_err(|e| e.to_string())
-    };
-    if !postern_privilege::is_root() {
-        copy(&memory).map_err(|e| Status::temporary(format!("read message: {e}")))?;
-        return Ok(memory);
-    }
-    // SAFETY: postern-local is single-threaded.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(Status::temporary(format!("fork: {e}"))),
-        Ok(ForkResult::Child) => {
-            let code =
-                match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
-                    Ok(()) if copy(&memory).is_ok() => 0,
-                    _ => 75,
-                };
-            // SAFETY: leaves the parent's buffers and handlers alone.
-            unsafe { libc::_exit(code) }
-        }
-        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(memory),
-            other => Err(Status::temporary(format!(
-                "reading the message failed: {other:?}"
-            ))),
-        },
-    }
+    })
+    .map_err(|e| Status::temporary(format!("read message: {e}")))?;
+    Ok(memory)
 }
 
 fn memfd() -> std::io::Result<OwnedFd> {

@@ -16,7 +16,6 @@ pub const EXIT_NOUSER: i32 = 67;
 pub const EXIT_UNAVAILABLE: i32 = 69;
 pub const EXIT_TEMPFAIL: i32 = 75;
 pub const EXIT_USAGE: i32 = 64;
-pub const EXIT_CONFIG: i32 = 78;
 
 impl Status {
     pub fn new(code: &str, text: impl Into<String>) -> Status {

@@ -3,6 +3,7 @@
 //! message, and reports one line per job back over a pipe.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::ForkResult;
@@ -71,6 +72,16 @@ fn run_in_child(
             .collect(),
         Ok(ForkResult::Child) => {
             drop(read_end);
+            // SECURITY: the child keeps only what its jobs need: not other
+            // owners' messages, not root's stdin and stdout.
+            let mut keep: Vec<RawFd> = vec![2, write_end.as_raw_fd()];
+            keep.extend(jobs.iter().filter_map(|job| {
+                requests[job.request]
+                    .message
+                    .as_ref()
+                    .map(|f| f.as_raw_fd())
+            }));
+            close_all_except(&keep);
             let mut report = std::fs::File::from(write_end);
             // SECURITY: the switch happens before the message is read.
             let outcomes =
@@ -136,6 +147,23 @@ fn run_in_child(
                     })
                 })
                 .collect()
+        }
+    }
+}
+
+/// Closes every descriptor not in `keep`.
+fn close_all_except(keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in open {
+        if !keep.contains(&fd) {
+            // SAFETY: closing a descriptor this process will not use again
+            // (the one read_dir used is already closed and fails harmlessly).
+            unsafe { libc::close(fd) };
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,10 +66,18 @@ pub fn open_or_create(dir: &Path) -> anyhow::Result<Sandbox> {
     if created {
         create(&dir).with_context(|| format!("create the sandbox in {}", dir.display()))?;
     }
-    let password = fs::read_to_string(etc.join("demo.password"))
-        .with_context(|| format!("read {}", etc.join("demo.password").display()))?
-        .trim()
-        .to_string();
+    // demo.password is written last: without it, an earlier start stopped
+    // half way.
+    let password = match fs::read_to_string(etc.join("demo.password")) {
+        Ok(text) => text.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} is incomplete (an earlier start was interrupted): remove it and start again",
+            dir.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("read {}", etc.join("demo.password").display()));
+        }
+    };
     let ids = read_ids(&etc.join("ids"))?;
     Ok(Sandbox {
         dir,
@@ -80,13 +88,29 @@ pub fn open_or_create(dir: &Path) -> anyhow::Result<Sandbox> {
 }
 
 fn create(dir: &Path) -> anyhow::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true).mode(0o755);
-    for sub in ["etc", "queue", "mail", "tls", "log"] {
-        builder.create(dir.join(sub))?;
+    // SECURITY: root must not chmod or chown its way through someone
+    // else's directory or symlink: DIR is made here, or is an empty
+    // directory of our own, and everything below it is made here too.
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir(dir)?;
+            // Role uids must reach the config and the mail under DIR.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+        }
+        Ok(meta)
+            if meta.is_dir()
+                && meta.uid() == postern_privilege::current_ids().0
+                && fs::read_dir(dir)?.next().is_none() => {}
+        Ok(_) => bail!(
+            "{} exists and is not an empty directory of yours: choose another --dir",
+            dir.display()
+        ),
+        Err(e) => return Err(e.into()),
     }
-    // Role uids must reach the config and the mail under DIR.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    for sub in ["etc", "queue", "mail", "tls", "log"] {
+        fs::create_dir(dir.join(sub))?;
+        fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755))?;
+    }
     let etc = dir.join("etc");
 
     let ids = if postern_privilege::is_root() {
@@ -115,19 +139,18 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         .map(|(_, u, g)| (*u, *g))
         .expect("postern role");
 
-    write_file(
-        &etc.join("postern.toml"),
-        &format!(
-            "# Postern sandbox, made by `postern up`. Every key of etc/postern.toml in\n\
-             # the source tree may be set here; these differ from the defaults.\n\
-             hostname = \"localhost\"\n\
-             mail_root = \"{}\"\n\
-             mail_owner = \"{mail_uid}:{mail_gid}\"\n\
-             log = \"stderr\"\n",
-            dir.join("mail").display()
-        ),
-        0o644,
-    )?;
+    let quoted = |path: PathBuf| toml::Value::String(path.display().to_string()).to_string();
+    let settings = format!(
+        "# Postern sandbox, made by `postern up`. Every key of etc/postern.toml in\n\
+         # the source tree may be set here; these differ from the defaults.\n\
+         hostname = \"localhost\"\n\
+         mail_root = {}\n\
+         queue_dir = {}\n\
+         mail_owner = \"{mail_uid}:{mail_gid}\"\n\
+         log = \"stderr\"\n",
+        quoted(dir.join("mail")),
+        quoted(dir.join("queue")),
+    );
     write_file(
         &etc.join("domains"),
         &format!("# domain kind (local or virtual)\n{DEMO_DOMAIN} virtual\n"),
@@ -141,13 +164,15 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         ),
         0o644,
     )?;
+    let password_file = etc.join("demo.password.new");
     write_file(
-        &etc.join("demo.password"),
+        &password_file,
         &format!("{}\n", generate_password()?),
         0o600,
     )?;
     write_certificate(&dir.join("tls"))?;
 
+    write_file(&etc.join("postern.toml"), &settings, 0o644)?;
     std::os::unix::fs::chown(dir.join("mail"), Some(mail_uid), Some(mail_gid))?;
     fs::set_permissions(dir.join("mail"), fs::Permissions::from_mode(0o750))?;
     std::os::unix::fs::chown(dir.join("queue"), Some(queue_uid), Some(queue_gid))?;
@@ -158,7 +183,7 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         .arg("--config")
         .arg(&etc)
         .args(["mailbox", "add", DEMO_ADDRESS, "--password-file"])
-        .arg(etc.join("demo.password"))
+        .arg(&password_file)
         .output()
         .with_context(|| format!("run {}", admin.display()))?;
     if !output.status.success() {
@@ -167,6 +192,7 @@ fn create(dir: &Path) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    fs::rename(&password_file, etc.join("demo.password"))?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub enum AddressError {
     LocalTooLong,
     #[error("domain longer than 255 octets")]
     DomainTooLong,
-    #[error("control character, space, quote, angle bracket or '@' in the local part")]
+    #[error("control character, space or one of \"(),:;<>@[\\] in the local part")]
     BadCharacter,
     #[error("bad character in domain")]
     BadDomain,
@@ -60,7 +60,9 @@ impl Address {
         }
         if local
             .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '<' | '>' | '@'))
+            // RFC 5322 atext and dots (RFC 6531 adds non-ASCII): no
+            // specials, so no `:` to split a passwd-file line.
+            .any(|c| c.is_control() || c.is_whitespace() || "\"(),:;<>@[\\]".contains(c))
         {
             return Err(AddressError::BadCharacter);
         }

@@ -170,10 +170,15 @@ impl<'a> Resolver<'a> {
                 if let Some(entry) = self.maps.aliases.get(&key) {
                     return self.expand_alias(entry, address, path, out);
                 }
-                if kind == DomainKind::Local
-                    && let Some(entry) = self.maps.aliases.get(candidate.local())
-                {
-                    return self.expand_alias(entry, address, path, out);
+                if kind == DomainKind::Local {
+                    if self.maps.aliases.is_broken(candidate.local()) {
+                        out.failures
+                            .push((address.clone(), broken(ALIASES_FILE, candidate.local())));
+                        return;
+                    }
+                    if let Some(entry) = self.maps.aliases.get(candidate.local()) {
+                        return self.expand_alias(entry, address, path, out);
+                    }
                 }
             }
             if kind == DomainKind::Virtual {
@@ -217,10 +222,15 @@ impl<'a> Resolver<'a> {
         // RFC 5321 section 4.5.1 and RFC 2142: postmaster (and abuse) must
         // reach someone at every domain; the host-wide alias does, ahead of
         // a catch-all that may be a customer's spam bucket.
-        if matches!(base.local(), "postmaster" | "abuse")
-            && let Some(entry) = self.maps.aliases.get(base.local())
-        {
-            return self.expand_alias(entry, address, path, out);
+        if matches!(base.local(), "postmaster" | "abuse") {
+            if self.maps.aliases.is_broken(base.local()) {
+                out.failures
+                    .push((address.clone(), broken(ALIASES_FILE, base.local())));
+                return;
+            }
+            if let Some(entry) = self.maps.aliases.get(base.local()) {
+                return self.expand_alias(entry, address, path, out);
+            }
         }
         let catch_all = format!("@{domain}");
         if self.maps.aliases.is_broken(&catch_all) {
@@ -470,6 +480,15 @@ mod tests {
         assert_eq!(
             resolve("team@example.test: x@@\n", "team@example.test"),
             ["team@example.test 4.3.5"]
+        );
+        // Bare names: a local user's alias, and the host-wide postmaster,
+        // which must not fall through to a customer's catch-all.
+        let aliases =
+            "bob: \"|x\"\npostmaster: a@example.test, \"|x\"\n@example.test: a@example.test\n";
+        assert_eq!(resolve(aliases, "bob@shell.test"), ["bob@shell.test 4.3.5"]);
+        assert_eq!(
+            resolve(aliases, "postmaster@example.test"),
+            ["postmaster@example.test 4.3.5"]
         );
         let maps = maps("bad.test remote\n", "", "");
         let settings = settings();

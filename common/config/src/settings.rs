@@ -14,6 +14,7 @@ pub const SETTINGS_FILE: &str = "postern.toml";
 pub struct Settings {
     pub hostname: String,
     pub mail_root: PathBuf,
+    pub queue_dir: PathBuf,
     pub mail_owner: MailOwner,
     pub home_maildir: String,
     pub recipient_delimiter: String,
@@ -60,6 +61,7 @@ impl Default for Settings {
         Settings {
             hostname: String::new(),
             mail_root: PathBuf::from("/var/mail/postern"),
+            queue_dir: PathBuf::from("/var/spool/postern"),
             mail_owner: MailOwner::Name("postern-mail".to_string()),
             home_maildir: "Maildir".to_string(),
             recipient_delimiter: "+".to_string(),
@@ -93,11 +95,16 @@ impl Settings {
             settings.hostname = system_hostname();
         }
         settings.hostname = settings.hostname.to_lowercase();
-        if !settings.mail_root.is_absolute() {
-            return Err(ConfigError::Syntax {
-                path: path.to_path_buf(),
-                message: format!("mail_root {:?} is not an absolute path", settings.mail_root),
-            });
+        for (key, dir) in [
+            ("mail_root", &settings.mail_root),
+            ("queue_dir", &settings.queue_dir),
+        ] {
+            if !dir.is_absolute() {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: format!("{key} {dir:?} is not an absolute path"),
+                });
+            }
         }
         Ok(settings)
     }

@@ -68,7 +68,8 @@ impl DeliverError {
 /// Delivers the concatenation of `parts` (the added header lines, then the
 /// message) into `new/`: write in `tmp/`, fsync, rename, fsync `new/`.
 /// With `quota`, a message that would not fit is refused before a byte is
-/// written, and `maildirsize` grows by the message after it lands.
+/// written. `maildirsize`, where it exists, grows by the message after it
+/// lands (with or without a quota, so it stays right if one is set later).
 pub fn deliver(
     maildir: &Maildir,
     parts: &[&[u8]],
@@ -76,17 +77,8 @@ pub fn deliver(
     quota: Option<(QuotaLimits, &UniqueNames)>,
 ) -> Result<Delivered, DeliverError> {
     let size: u64 = parts.iter().map(|p| p.len() as u64).sum();
-    if let Some((limits, names)) = quota {
-        let usage = maildir
-            .quota_usage(limits, names)
-            .map_err(|e| DeliverError::io("read quota of", maildir.path(), e))?;
-        if !usage.admits(limits, size) {
-            return Err(DeliverError::OverQuota { usage, limits });
-        }
-    }
-
-    let (base, retry) = match &name {
-        DeliveryName::Unique(names) => (names.next(), false),
+    let (base, queued, retry) = match &name {
+        DeliveryName::Unique(names) => (names.next(), false, false),
         DeliveryName::Queued {
             arrival,
             queue_id,
@@ -99,17 +91,24 @@ pub fn deliver(
                 fnv1a(recipient.as_bytes()),
                 escape_host(host)
             ),
+            true,
             *retry,
         ),
     };
-    let queued = matches!(name, DeliveryName::Queued { .. });
+    // A retry looks before anything else: a message that landed before a
+    // crash must not now be refused, by quota or otherwise.
     if retry && let Some(path) = find_delivered(maildir, &base)? {
-        return Ok(Delivered {
-            path,
-            size,
-            already_there: true,
-        });
+        return already_delivered(path, size);
     }
+    if let Some((limits, names)) = quota {
+        let usage = maildir
+            .quota_usage(limits, names)
+            .map_err(|e| DeliverError::io("read quota of", maildir.path(), e))?;
+        if !usage.admits(limits, size) {
+            return Err(DeliverError::OverQuota { usage, limits });
+        }
+    }
+
     let tmp = maildir.path().join("tmp").join(&base);
     let mut file = match create_exclusive(&tmp) {
         Ok(file) => file,
@@ -118,11 +117,7 @@ pub fn deliver(
         Err(e) if queued && e.kind() == io::ErrorKind::AlreadyExists => {
             if let Some(path) = find_delivered(maildir, &base)? {
                 let _ = std::fs::remove_file(&tmp);
-                return Ok(Delivered {
-                    path,
-                    size,
-                    already_there: true,
-                });
+                return already_delivered(path, size);
             }
             std::fs::remove_file(&tmp).map_err(|e| DeliverError::io("remove stale", &tmp, e))?;
             create_exclusive(&tmp).map_err(|e| DeliverError::io("create", &tmp, e))?
@@ -143,21 +138,63 @@ pub fn deliver(
     let virtual_size = size + parts.iter().map(|p| bare_newlines(p)).sum::<u64>();
     let new_dir = maildir.path().join("new");
     let path = new_dir.join(MessageName::for_new(&base, size, virtual_size));
-    if let Err(e) = std::fs::rename(&tmp, &path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(DeliverError::io("rename into", &new_dir, e));
+    match rename_no_replace(&tmp, &path) {
+        Ok(()) => {}
+        // Two recipients of one queue entry that reach the same mailbox
+        // share the queued name: the mailbox keeps one copy.
+        Err(e) if queued && e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&tmp);
+            return already_delivered(path, size);
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(DeliverError::io("rename into", &new_dir, e));
+        }
     }
     sync_dir(&new_dir).map_err(|e| DeliverError::io("fsync", &new_dir, e))?;
-    if quota.is_some() {
-        // The message is safely delivered; a stale maildirsize only costs a
-        // recount later, so a failure here is not the sender's problem.
-        let _ = maildirsize_add(maildir, size as i64, 1);
-    }
+    // The message is safely delivered; a stale maildirsize only costs a
+    // recount later, so a failure here is not the sender's problem.
+    let _ = maildirsize_add(maildir, size as i64, 1);
     Ok(Delivered {
         path,
         size,
         already_there: false,
     })
+}
+
+/// A delivery found in place. Its directory is fsync'd before success is
+/// reported: the attempt that put it there may have died before its own
+/// fsync.
+fn already_delivered(path: PathBuf, size: u64) -> Result<Delivered, DeliverError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync_dir(dir).map_err(|e| DeliverError::io("fsync", dir, e))?;
+    Ok(Delivered {
+        path,
+        size,
+        already_there: true,
+    })
+}
+
+/// rename(2) that fails with EEXIST instead of replacing a file.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: two valid NUL-terminated paths relative to the cwd.
+    let result = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn create_exclusive(path: &Path) -> io::Result<std::fs::File> {
@@ -312,6 +349,58 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(md.path().join("maildirsize")).unwrap(),
             "10S\n0 0\n6 1\n"
+        );
+    }
+
+    #[test]
+    fn a_retry_finds_its_delivery_even_in_a_full_mailbox() {
+        let (_dir, md) = setup();
+        let names = UniqueNames::new("mx");
+        let limits = QuotaLimits {
+            bytes: 10,
+            messages: 0,
+        };
+        let name = |retry| DeliveryName::Queued {
+            arrival: 5,
+            queue_id: "q9",
+            recipient: "a@b",
+            host: "mx",
+            retry,
+        };
+        deliver(&md, &[b"123456789\n"], name(false), Some((limits, &names))).unwrap();
+        let again = deliver(&md, &[b"123456789\n"], name(true), Some((limits, &names))).unwrap();
+        assert!(again.already_there);
+    }
+
+    #[test]
+    fn two_recipients_reaching_one_mailbox_leave_one_copy() {
+        let (_dir, md) = setup();
+        let names = UniqueNames::new("mx");
+        let limits = QuotaLimits {
+            bytes: 1000,
+            messages: 0,
+        };
+        let name = || DeliveryName::Queued {
+            arrival: 5,
+            queue_id: "q9",
+            recipient: "a@b",
+            host: "mx",
+            retry: false,
+        };
+        assert!(
+            !deliver(&md, &[b"m\n"], name(), Some((limits, &names)))
+                .unwrap()
+                .already_there
+        );
+        assert!(
+            deliver(&md, &[b"m\n"], name(), Some((limits, &names)))
+                .unwrap()
+                .already_there
+        );
+        assert_eq!(md.messages().unwrap().len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(md.path().join("maildirsize")).unwrap(),
+            "1000S\n0 0\n2 1\n"
         );
     }
 

@@ -38,7 +38,11 @@ impl FolderName {
         let components: Vec<String> = rest.split('.').map(str::to_string).collect();
         for component in &components {
             check_component(component)?;
-            mutf7::decode(component).ok_or(FolderError::Encoding)?;
+            let decoded = mutf7::decode(component).ok_or(FolderError::Encoding)?;
+            // Encoded controls would show as one thing and be another.
+            if decoded.chars().any(char::is_control) {
+                return Err(FolderError::Control);
+            }
         }
         FolderName::checked(components)
     }

@@ -36,6 +36,16 @@ pub struct Maildir {
 /// Directories are private to the mailbox owner, as Courier and Dovecot
 /// create them.
 const DIR_MODE: u32 = 0o700;
+/// Parents made for a Maildir: passable, not listable.
+const PARENT_MODE: u32 = 0o711;
+
+/// mkdir that is content to find the directory already there.
+fn create_dir(path: &Path, mode: u32) -> io::Result<()> {
+    match std::fs::DirBuilder::new().mode(mode).create(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        other => other,
+    }
+}
 
 impl Maildir {
     /// Refers to a Maildir without touching the disk.
@@ -43,21 +53,13 @@ impl Maildir {
         Maildir { path: path.into() }
     }
 
-    /// Creates the Maildir (and missing parents) if needed.
+    /// Creates the Maildir (and missing parents) if needed, durably: the
+    /// new directory entries are fsync'd, so a crash cannot lose a Maildir
+    /// whose first message was reported delivered. Parents made here are
+    /// 0711, so other owners can pass through to their own Maildirs; the
+    /// Maildir and its subdirectories are 0700. Run it as the owner: it
+    /// follows symlinks, which only matters for who runs it.
     pub fn create(path: impl Into<PathBuf>) -> io::Result<Maildir> {
-        let maildir = Maildir::at(path);
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true).mode(DIR_MODE);
-        for sub in ["tmp", "new", "cur"] {
-            builder.create(maildir.path.join(sub))?;
-        }
-        Ok(maildir)
-    }
-
-    /// Creates the Maildir and every missing parent, and gives each
-    /// directory it created to `uid`:`gid` (as root, for the mailbox
-    /// owner). Directories that existed keep their owner.
-    pub fn create_owned(path: impl Into<PathBuf>, uid: u32, gid: u32) -> io::Result<Maildir> {
         let maildir = Maildir::at(path);
         let mut missing = Vec::new();
         let mut ancestor = Some(maildir.path.as_path());
@@ -65,14 +67,22 @@ impl Maildir {
             missing.push(dir.to_path_buf());
             ancestor = dir.parent();
         }
-        Maildir::create(&maildir.path)?;
-        missing.extend(
-            ["tmp", "new", "cur"]
-                .iter()
-                .map(|sub| maildir.path.join(sub)),
-        );
-        for dir in missing {
-            std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
+        for dir in missing.iter().rev() {
+            let mode = if *dir == maildir.path {
+                DIR_MODE
+            } else {
+                PARENT_MODE
+            };
+            create_dir(dir, mode)?;
+        }
+        for sub in ["tmp", "new", "cur"] {
+            create_dir(&maildir.path.join(sub), DIR_MODE)?;
+        }
+        sync_dir(&maildir.path)?;
+        for dir in &missing {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
         }
         Ok(maildir)
     }

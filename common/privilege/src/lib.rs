@@ -94,3 +94,56 @@ pub fn become_user(uid: u32, gid: u32, user_name: Option<&str>) -> Result<(), Pr
     }
     Ok(())
 }
+
+/// Runs `job` in a child process that has become `uid`/`gid` (with
+/// `user_name`'s groups, if given) and returns what it returned; the
+/// calling process never runs `job` as itself. Without root, `job` runs
+/// here if we already are `uid`, and is refused otherwise. The caller must
+/// be single-threaded (it forks).
+pub fn run_as(
+    uid: u32,
+    gid: u32,
+    user_name: Option<&str>,
+    job: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
+    use std::io::{Read, Write};
+    if !is_root() {
+        let (current, _) = current_ids();
+        return if current == uid {
+            job()
+        } else {
+            Err(format!(
+                "only root can act as uid {uid} (running as uid {current})"
+            ))
+        };
+    }
+    let (read_end, write_end) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the caller is single-threaded, so the child may run any code.
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => {
+            drop(read_end);
+            let result = become_user(uid, gid, user_name)
+                .map_err(|e| e.to_string())
+                .and_then(|()| job());
+            let code = match result {
+                Ok(()) => 0,
+                Err(text) => {
+                    let _ = std::fs::File::from(write_end).write_all(text.as_bytes());
+                    1
+                }
+            };
+            // SAFETY: leaves the parent's buffers and exit handlers alone.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write_end);
+            let mut text = String::new();
+            let _ = std::fs::File::from(read_end).read_to_string(&mut text);
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+                _ if !text.is_empty() => Err(text),
+                other => Err(format!("the process acting as uid {uid} failed: {other:?}")),
+            }
+        }
+    }
+}
