@@ -2,6 +2,7 @@
 # test (installing the Debian packages the tests drive), `make bench`
 # measures, `make install` installs.
 
+SHELL    := /bin/bash
 CARGO    ?= cargo
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -31,7 +32,9 @@ run: build
 test:
 	scripts/ensure-packages $(TEST_PACKAGES)
 	$(CARGO) build --workspace
-	$(CARGO) test --workspace
+	set -o pipefail; $(CARGO) test --workspace 2>&1 | tee target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } \
+		END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test.log
 
 lint:
 	$(CARGO) fmt --all -- --check
