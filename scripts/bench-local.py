@@ -29,12 +29,13 @@ DOMAIN = "bench.test"
 
 
 def setup(work):
-    etc, mail = os.path.join(work, "etc"), os.path.join(work, "mail")
-    os.makedirs(etc)
-    os.makedirs(mail)
+    etc, mail, queue = (os.path.join(work, d) for d in ("etc", "mail", "queue"))
+    for d in (etc, mail, queue):
+        os.makedirs(d)
     uid, gid = (64200, 64200) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     with open(os.path.join(etc, "postern.toml"), "w") as f:
-        f.write(f'hostname = "bench.local"\nmail_root = "{mail}"\nmail_owner = "{uid}:{gid}"\nlog = "syslog"\n')
+        f.write(f'hostname = "bench.local"\nmail_root = "{mail}"\nqueue_dir = "{queue}"\n'
+                f'mail_owner = "{uid}:{gid}"\nlog = "syslog"\n')
     with open(os.path.join(etc, "domains"), "w") as f:
         f.write(f"{DOMAIN} virtual\n")
     with open(os.path.join(etc, "accounts"), "w") as f:
@@ -50,7 +51,8 @@ def setup(work):
         maildirs.append(md)
     for path, dirs, _ in os.walk(mail):
         os.chown(path, uid, gid)
-    message = os.path.join(work, "message")
+    # In the queue directory: root-run batches read only from beneath it.
+    message = os.path.join(queue, "message")
     body = b"From: bench@example.org\nTo: user@bench.test\nSubject: bench\n\n"
     line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.\n"
     body += line * ((SIZE - len(body)) // len(line))
