@@ -6,16 +6,21 @@ use std::process::{Command, Stdio};
 
 use crate::util::{Setup, messages, program};
 
-fn batch(s: &Setup, input: &str) -> Vec<String> {
-    let mut child = Command::new(program("postern-local"))
+/// `postern-local --batch` with piped stdin and stdout.
+fn start_batch(s: &Setup, stderr: Stdio) -> std::process::Child {
+    Command::new(program("postern-local"))
         .arg("--config")
         .arg(&s.etc)
         .arg("--batch")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn batch(s: &Setup, input: &str) -> Vec<String> {
+    let mut child = start_batch(s, Stdio::piped());
     child
         .stdin
         .take()
@@ -150,15 +155,7 @@ fn answers_stream_back_while_the_feeder_waits() {
         "{}\t0\ts@example.org\talice@example.test\t-\t0\t0\n",
         m.display()
     );
-    let mut child = Command::new(program("postern-local"))
-        .arg("--config")
-        .arg(&s.etc)
-        .arg("--batch")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start_batch(&s, Stdio::null());
     let mut stdin = child.stdin.take().unwrap();
     let (sender, answers) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
