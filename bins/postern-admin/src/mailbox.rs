@@ -57,9 +57,9 @@ pub fn add(
         })?;
     // SECURITY: the Maildir is made by its owner, never by root, so a
     // symlink planted under the mail root cannot turn into a root chown.
-    postern_privilege::run_as(uid, gid, owner_name.as_deref(), || {
+    postern_privilege::run_as(uid, gid, owner_name.as_deref(), &[], || {
         Maildir::create(&maildir_path)
-            .map(drop)
+            .map(|_| String::new())
             .map_err(|e| format!("create {}: {e}", maildir_path.display()))
     })
     .map_err(anyhow::Error::msg)?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use postern_config::Config;
@@ -172,12 +172,14 @@ pub fn copy_to_memory(
     limit: Option<u64>,
 ) -> Result<OwnedFd, Status> {
     let memory = memfd().map_err(|e| Status::temporary(format!("memfd_create: {e}")))?;
-    postern_privilege::run_as(owner.uid, owner.gid, owner.name.as_deref(), || {
+    let keep = [stdin.as_raw_fd(), memory.as_raw_fd()];
+    postern_privilege::run_as(owner.uid, owner.gid, owner.name.as_deref(), &keep, || {
         let from = std::fs::File::from(stdin.try_clone().map_err(|e| e.to_string())?);
         let mut into = std::fs::File::from(memory.try_clone().map_err(|e| e.to_string())?);
         let mut from = from.take(limit.map_or(u64::MAX, |l| l.saturating_add(1)));
         std::io::copy(&mut from, &mut into).map_err(|e| e.to_string())?;
-        into.flush().map_err(|e| e.to_string())
+        into.flush().map_err(|e| e.to_string())?;
+        Ok(String::new())
     })
     .map_err(|e| Status::temporary(format!("read message: {e}")))?;
     Ok(memory)

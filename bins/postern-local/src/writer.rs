@@ -2,11 +2,8 @@
 //! gives up root for the owner's uid and gid before it reads a byte of the
 //! message, and reports one line per job back over a pipe.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::ForkResult;
 use postern_config::{QuotaFailure, Settings};
 use postern_maildir::{DeliverError, DeliveryName, Maildir, UniqueNames, deliver};
 
@@ -54,46 +51,21 @@ fn run_in_child(
     owner: &Owner,
     jobs: &[Job],
 ) -> Vec<Outcome> {
-    let (read_end, write_end) = match nix::unistd::pipe() {
-        Ok(pipe) => pipe,
-        Err(e) => {
-            return jobs
-                .iter()
-                .map(|_| failed(Status::temporary(format!("pipe: {e}"))))
-                .collect();
-        }
-    };
-    // SAFETY: postern-local is single-threaded, so the child may run any
-    // code after fork.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => jobs
-            .iter()
-            .map(|_| failed(Status::temporary(format!("fork: {e}"))))
-            .collect(),
-        Ok(ForkResult::Child) => {
-            drop(read_end);
-            // SECURITY: the child keeps only what its jobs need: not other
-            // owners' messages, not root's stdin and stdout.
-            let mut keep: Vec<RawFd> = vec![2, write_end.as_raw_fd()];
-            keep.extend(jobs.iter().filter_map(|job| {
-                requests[job.request]
-                    .message
-                    .as_ref()
-                    .map(|f| f.as_raw_fd())
-            }));
-            close_all_except(&keep);
-            let mut report = std::fs::File::from(write_end);
-            // SECURITY: the switch happens before the message is read.
-            let outcomes =
-                match postern_privilege::become_user(owner.uid, owner.gid, owner.name.as_deref()) {
-                    Ok(()) => run_jobs(settings, requests, jobs),
-                    Err(e) => jobs
-                        .iter()
-                        .map(|_| failed(Status::temporary(e.to_string())))
-                        .collect(),
-                };
+    // SECURITY: the child keeps only its own jobs' messages: not other
+    // owners', not root's stdin and stdout.
+    let keep: Vec<RawFd> = jobs
+        .iter()
+        .filter_map(|job| {
+            requests[job.request]
+                .message
+                .as_ref()
+                .map(|f| f.as_raw_fd())
+        })
+        .collect();
+    let report =
+        postern_privilege::run_as(owner.uid, owner.gid, owner.name.as_deref(), &keep, || {
             let mut lines = String::new();
-            for (index, outcome) in outcomes.iter().enumerate() {
+            for (index, outcome) in run_jobs(settings, requests, jobs).iter().enumerate() {
                 lines.push_str(&format!(
                     "{index}\t{}\t{}\t{}\n",
                     outcome.status.code,
@@ -101,71 +73,43 @@ fn run_in_child(
                     outcome.path.as_deref().map(one_line).unwrap_or_default()
                 ));
             }
-            let code = if report.write_all(lines.as_bytes()).is_ok() {
-                0
-            } else {
-                75
-            };
-            // SAFETY: _exit skips the parent's atexit handlers and buffers,
-            // which belong to the parent.
-            unsafe { libc::_exit(code) }
+            Ok(lines)
+        });
+    let lines = match report {
+        Ok(lines) => lines,
+        Err(why) => {
+            return jobs
+                .iter()
+                .map(|_| failed(Status::temporary(one_line(&why))))
+                .collect();
         }
-        Ok(ForkResult::Parent { child }) => {
-            drop(write_end);
-            let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
-            for line in BufReader::new(std::fs::File::from(read_end)).lines() {
-                let Ok(line) = line else { break };
-                let mut fields = line.splitn(4, '\t');
-                let (Some(index), Some(code), Some(text), path) =
-                    (fields.next(), fields.next(), fields.next(), fields.next())
-                else {
-                    continue;
-                };
-                if let Some(slot) = index
-                    .parse::<usize>()
-                    .ok()
-                    .and_then(|i| outcomes.get_mut(i))
-                {
-                    *slot = Some(Outcome {
-                        status: Status::new(code, text),
-                        path: path.filter(|p| !p.is_empty()).map(str::to_string),
-                    });
-                }
-            }
-            let exit = waitpid(child, None);
-            let died = !matches!(exit, Ok(WaitStatus::Exited(_, 0)));
-            outcomes
-                .into_iter()
-                .map(|outcome| {
-                    outcome.unwrap_or_else(|| {
-                        let why = if died {
-                            format!("delivery process failed: {exit:?}")
-                        } else {
-                            "no report".into()
-                        };
-                        failed(Status::temporary(why))
-                    })
-                })
-                .collect()
-        }
-    }
-}
-
-/// Closes every descriptor not in `keep`.
-fn close_all_except(keep: &[RawFd]) {
-    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect(),
-        Err(_) => return,
     };
-    for fd in open {
-        if !keep.contains(&fd) {
-            // SAFETY: closing a descriptor this process will not use again
-            // (the one read_dir used is already closed and fails harmlessly).
-            unsafe { libc::close(fd) };
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+    for line in lines.lines() {
+        let mut fields = line.splitn(4, '\t');
+        let (Some(index), Some(code), Some(text), path) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if let Some(slot) = index
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| outcomes.get_mut(i))
+        {
+            *slot = Some(Outcome {
+                status: Status::new(code, text),
+                path: path.filter(|p| !p.is_empty()).map(str::to_string),
+            });
         }
     }
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome
+                .unwrap_or_else(|| failed(Status::temporary("no report from the delivery process")))
+        })
+        .collect()
 }
 
 fn one_line(text: &str) -> String {

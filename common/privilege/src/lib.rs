@@ -8,6 +8,7 @@
 //! libc wrappers, which apply to every thread; rustix's do not).
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 
 use nix::unistd::{Gid, Uid, User};
@@ -96,7 +97,9 @@ pub fn become_user(uid: u32, gid: u32, user_name: Option<&str>) -> Result<(), Pr
 }
 
 /// Runs `job` in a child process that has become `uid`/`gid` (with
-/// `user_name`'s groups, if given) and returns what it returned; the
+/// `user_name`'s groups, if given) and returns the text it returned, or its
+/// error. The child first closes every descriptor but stderr, its report
+/// pipe and `keep`, so it holds nothing of root's it was not meant to. The
 /// calling process never runs `job` as itself. Without root, `job` runs
 /// here if we already are `uid`, and is refused otherwise. The caller must
 /// be single-threaded (it forks).
@@ -104,8 +107,9 @@ pub fn run_as(
     uid: u32,
     gid: u32,
     user_name: Option<&str>,
-    job: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+    keep: &[RawFd],
+    job: impl FnOnce() -> Result<String, String>,
+) -> Result<String, String> {
     use std::io::{Read, Write};
     if !is_root() {
         let (current, _) = current_ids();
@@ -122,28 +126,47 @@ pub fn run_as(
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(read_end);
+            let mut kept = vec![2, write_end.as_raw_fd()];
+            kept.extend_from_slice(keep);
+            close_all_except(&kept);
+            // SECURITY: the switch happens before `job` reads anything.
             let result = become_user(uid, gid, user_name)
                 .map_err(|e| e.to_string())
                 .and_then(|()| job());
-            let code = match result {
-                Ok(()) => 0,
-                Err(text) => {
-                    let _ = std::fs::File::from(write_end).write_all(text.as_bytes());
-                    1
-                }
+            let (code, text) = match result {
+                Ok(text) => (0, text),
+                Err(text) => (1, text),
             };
+            let written = std::fs::File::from(write_end).write_all(text.as_bytes());
             // SAFETY: leaves the parent's buffers and exit handlers alone.
-            unsafe { libc::_exit(code) }
+            unsafe { libc::_exit(if written.is_ok() { code } else { 1 }) }
         }
         nix::unistd::ForkResult::Parent { child } => {
             drop(write_end);
             let mut text = String::new();
             let _ = std::fs::File::from(read_end).read_to_string(&mut text);
             match nix::sys::wait::waitpid(child, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(text),
                 _ if !text.is_empty() => Err(text),
                 other => Err(format!("the process acting as uid {uid} failed: {other:?}")),
             }
+        }
+    }
+}
+
+/// Closes every descriptor of this process not in `keep`.
+fn close_all_except(keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in open {
+        if !keep.contains(&fd) {
+            // SAFETY: a descriptor this process will not use again (the one
+            // read_dir used is closed already, and fails harmlessly).
+            unsafe { libc::close(fd) };
         }
     }
 }
