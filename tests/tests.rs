@@ -3,6 +3,7 @@
 
 mod util;
 
+mod admin;
 mod batch;
 mod dovecot_passwords;
 mod local_delivery;

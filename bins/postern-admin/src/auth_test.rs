@@ -19,7 +19,7 @@ pub fn run(dir: &Path, address: &str, password_file: Option<&Path>) -> i32 {
         eprintln!("postern-admin: no mailbox {address}");
         return 1;
     };
-    let password = match crate::read_password(password_file) {
+    let password = match crate::password::read(password_file) {
         Ok(password) => password,
         Err(e) => {
             eprintln!("postern-admin: {e:#}");

@@ -1,60 +1,74 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use postern_config::{Accounts, Address, Config, DomainKind, parse_size};
+use postern_config::edit::MapKind;
+use postern_config::{AccountLine, Accounts, Address, Config, DomainKind, parse_size};
 use postern_maildir::Maildir;
 
-/// `mailbox add ADDR --password-file FILE [--quota SIZE]`: one line in the
-/// accounts file (SHA512-CRYPT, Dovecot's format) and the Maildir, made by
-/// the mail owner. Everything that can fail is checked, and the Maildir
-/// made, before the line is added, so a failure leaves no half-added
-/// mailbox behind.
-pub fn add(
-    dir: &Path,
-    address: &str,
-    password_file: &Path,
-    quota: Option<&str>,
-) -> anyhow::Result<String> {
-    let config = Config::load(dir)?;
-    let address = Address::parse(address).map_err(|e| anyhow::anyhow!("{address:?}: {e}"))?;
+use crate::maps::{at, edit, load};
+
+fn address(text: &str) -> anyhow::Result<Address> {
+    let address = Address::parse(text).map_err(|e| anyhow::anyhow!("{text:?}: {e}"))?;
     if !address.is_path_safe() {
         bail!("{address} cannot name a mailbox directory");
     }
+    Ok(address)
+}
+
+/// The mail owner's ids, for acting as it.
+fn owner(config: &Config) -> anyhow::Result<(u32, u32, Option<String>)> {
+    config
+        .settings
+        .mail_owner
+        .resolve()
+        .with_context(|| format!("mail_owner {:?} is not a user", config.settings.mail_owner))
+}
+
+/// `mailbox add ADDR [--password-file FILE] [--quota SIZE]`: one line in
+/// the accounts file (SHA512-CRYPT, Dovecot's format) and the Maildir,
+/// made by the mail owner. Everything that can fail is checked, and the
+/// Maildir made, before the line is added, so a failure leaves no
+/// half-added mailbox behind.
+pub fn add(
+    dir: &Path,
+    address_text: &str,
+    password_file: Option<&Path>,
+    quota: Option<&str>,
+) -> anyhow::Result<String> {
+    let config = load(dir)?;
+    let address = address(address_text)?;
     if config.resolver().domain_kind(address.domain()) != Some(DomainKind::Virtual) {
         bail!(
-            "{} is not a virtual domain: add \"{} virtual\" to {}",
+            "{} is not a virtual domain: postern-admin domain add {}",
             address.domain(),
-            address.domain(),
-            dir.join("domains").display()
+            address.domain()
         );
     }
-    let accounts_path = dir.join("accounts");
     if config.maps.accounts.get(&address).is_some() || config.maps.accounts.is_broken(&address) {
         bail!(
             "{address} already has a line in {}",
-            accounts_path.display()
+            dir.join("accounts").display()
         );
     }
-    let mut extra = Vec::new();
+    let mut line = AccountLine::parse(&address.to_string());
+    line.set_password(&postern_password::hash_sha512_crypt(
+        crate::password::read(password_file)?.as_bytes(),
+    )?);
     if let Some(quota) = quota {
-        let bytes = parse_size(quota)
-            .with_context(|| format!("quota {quota:?} is not a size (like 500M)"))?;
-        extra.push(format!("userdb_quota_rule=*:bytes={bytes}"));
+        line.set_extra("userdb_quota_rule", Some(&quota_rule(quota)?));
+    } else {
+        line.set_extra("userdb_quota_rule", None);
     }
-    let password = crate::read_password(Some(password_file))?;
-    let hash = postern_password::hash_sha512_crypt(password.as_bytes())?;
-    let line = format!("{address}:{hash}::::::{}", extra.join(" "));
+    let line = line.line();
 
     let mut errors = Vec::new();
-    let parsed = Accounts::parse(&accounts_path, &line, &mut errors);
+    let parsed = Accounts::parse(&dir.join("accounts"), &line, &mut errors);
     let account = parsed
         .get(&address)
         .context("the new accounts line does not parse")?;
     let maildir_path = config.resolver().maildir_of(account);
-    let (uid, gid, owner_name) =
-        config.settings.mail_owner.resolve().with_context(|| {
-            format!("mail_owner {:?} is not a user", config.settings.mail_owner)
-        })?;
+    let (uid, gid, owner_name) = owner(&config)?;
+    let (uid, gid) = (account.uid.unwrap_or(uid), account.gid.unwrap_or(gid));
     // SECURITY: the Maildir is made by its owner, never by root, so a
     // symlink planted under the mail root cannot turn into a root chown.
     postern_privilege::run_as(uid, gid, owner_name.as_deref(), &[], || {
@@ -64,21 +78,167 @@ pub fn add(
     })
     .map_err(anyhow::Error::msg)?;
 
-    let number = postern_config::edit::append_line(&accounts_path, &line, |current| {
-        let mut errors = Vec::new();
-        let accounts = Accounts::parse(&accounts_path, current, &mut errors);
-        if accounts.get(&address).is_some() || accounts.is_broken(&address) {
-            return Err(format!(
+    edit(dir, MapKind::Accounts, |map| {
+        let key = address.to_string();
+        if map.find(&key).is_some() {
+            bail!(
                 "{address} already has a line in {}",
-                accounts_path.display()
-            ));
+                dir.join("accounts").display()
+            );
+        }
+        let number = map.append(vec![line.clone()]);
+        Ok(format!(
+            "added {address} at {}, Maildir {}",
+            at(dir, MapKind::Accounts, number),
+            maildir_path.display()
+        ))
+    })
+}
+
+/// `*:bytes=N` for Dovecot's quota_rule.
+fn quota_rule(size: &str) -> anyhow::Result<String> {
+    let bytes =
+        parse_size(size).with_context(|| format!("quota {size:?} is not a size (like 500M)"))?;
+    Ok(format!("*:bytes={bytes}"))
+}
+
+/// Changes one accounts line.
+fn change_line(
+    dir: &Path,
+    address_text: &str,
+    what: &str,
+    change: impl FnOnce(&mut AccountLine) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let address = address(address_text)?;
+    edit(dir, MapKind::Accounts, |map| {
+        let Some(range) = map.find(&address.to_string()) else {
+            bail!("no mailbox {address} in {}", dir.join("accounts").display());
+        };
+        let mut line = AccountLine::parse(&map.lines(range.clone())[0]);
+        change(&mut line)?;
+        let number = range.start + 1;
+        map.replace(range, vec![line.line()]);
+        Ok(format!(
+            "{what} of {address} at {}",
+            at(dir, MapKind::Accounts, number)
+        ))
+    })
+}
+
+pub fn passwd(dir: &Path, address: &str, password_file: Option<&Path>) -> anyhow::Result<String> {
+    let password = crate::password::read(password_file)?;
+    let stored = postern_password::hash_sha512_crypt(password.as_bytes())?;
+    change_line(dir, address, "changed the password", |line| {
+        line.set_password(&stored);
+        Ok(())
+    })
+}
+
+/// `mailbox quota ADDR SIZE|none`.
+pub fn quota(dir: &Path, address: &str, size: &str) -> anyhow::Result<String> {
+    let rule = if size == "none" {
+        None
+    } else {
+        Some(quota_rule(size)?)
+    };
+    change_line(dir, address, "set the quota", |line| {
+        line.set_extra("userdb_quota_rule", rule.as_deref());
+        Ok(())
+    })
+}
+
+/// `mailbox rights ADDR ...`: per-account rights and limits.
+pub fn rights(
+    dir: &Path,
+    address: &str,
+    imap_folders: Option<&str>,
+    pop3_folders: Option<&str>,
+    max_message_size: Option<&str>,
+) -> anyhow::Result<String> {
+    if imap_folders.is_none() && pop3_folders.is_none() && max_message_size.is_none() {
+        bail!("nothing to change: give --imap-folders, --pop3-folders or --max-message-size");
+    }
+    change_line(dir, address, "set the rights", |line| {
+        if let Some(value) = imap_folders {
+            line.set_extra("postern_imap_folders", Some(value));
+        }
+        if let Some(value) = pop3_folders {
+            line.set_extra("postern_pop3_folders", Some(value));
+        }
+        match max_message_size {
+            Some("none") => line.set_extra("postern_max_message_size", None),
+            Some(size) => {
+                parse_size(size).with_context(|| format!("{size:?} is not a size"))?;
+                line.set_extra("postern_max_message_size", Some(size));
+            }
+            None => {}
         }
         Ok(())
     })
-    .map_err(anyhow::Error::msg)?;
-    Ok(format!(
-        "added {address} ({}:{number}), Maildir {}",
-        accounts_path.display(),
-        maildir_path.display()
-    ))
+}
+
+/// `mailbox del ADDR [--purge]`: the line goes; the Maildir stays unless
+/// `--purge`, since mail is easier to delete later than to get back.
+pub fn del(dir: &Path, address_text: &str, purge: bool) -> anyhow::Result<String> {
+    let config = load(dir)?;
+    let address = address(address_text)?;
+    let account = config.maps.accounts.get(&address).cloned();
+    let mut message = edit(dir, MapKind::Accounts, |map| {
+        let Some(range) = map.find(&address.to_string()) else {
+            bail!("no mailbox {address} in {}", dir.join("accounts").display());
+        };
+        let number = range.start + 1;
+        map.replace(range, Vec::new());
+        Ok(format!(
+            "removed {address} (was {})",
+            at(dir, MapKind::Accounts, number)
+        ))
+    })?;
+    if let Some(account) = account {
+        let maildir = config.resolver().maildir_of(&account);
+        if purge {
+            let (uid, gid, name) = owner(&config)?;
+            let (uid, gid) = (account.uid.unwrap_or(uid), account.gid.unwrap_or(gid));
+            postern_privilege::run_as(uid, gid, name.as_deref(), &[], || {
+                std::fs::remove_dir_all(&maildir)
+                    .map(|_| String::new())
+                    .map_err(|e| format!("remove {}: {e}", maildir.display()))
+            })
+            .map_err(anyhow::Error::msg)?;
+            message.push_str(&format!("; removed {}", maildir.display()));
+        } else {
+            message.push_str(&format!("; its mail stays in {}", maildir.display()));
+        }
+    }
+    Ok(message)
+}
+
+pub fn list(dir: &Path, domain: Option<&str>) -> anyhow::Result<String> {
+    let config = load(dir)?;
+    let mut accounts: Vec<_> = config
+        .maps
+        .accounts
+        .iter()
+        .filter(|a| domain.is_none_or(|d| a.address.domain() == d.to_lowercase()))
+        .collect();
+    accounts.sort_by(|a, b| a.address.cmp(&b.address));
+    let rows: Vec<String> = accounts
+        .iter()
+        .map(|a| {
+            let quota = match a
+                .quota
+                .bytes
+                .or(Some(config.settings.default_quota).filter(|&q| q > 0))
+            {
+                Some(bytes) => format!("quota={bytes}"),
+                None => "quota=none".to_string(),
+            };
+            format!(
+                "{} {quota} {}",
+                a.address,
+                config.resolver().maildir_of(a).display()
+            )
+        })
+        .collect();
+    Ok(rows.join("\n"))
 }

@@ -1,18 +1,24 @@
 //! postern-admin: the admin's one tool for Postern's configuration.
 //!
-//! Runs as root on a real host (the accounts file is readable by root and
-//! postern-auth only), as the sandbox's user under `postern up`. Reads and
-//! rewrites the maps in the configuration directory, each change atomic
-//! (temporary file, fsync, rename); creates Maildirs owned by the mail
-//! owner. Trusts its invoker, but never takes a password from argv, where
-//! every user could read it in `ps`.
+//! Runs as root on a real host (the accounts file is readable by root
+//! only), as the sandbox's user under `postern up`. Reads and rewrites the
+//! maps in the configuration directory, each change atomic (temporary file,
+//! fsync, rename, under the map's lock) and keeping every line it does not
+//! change; creates and removes Maildirs as their owner, never as root.
+//! Trusts its invoker, but never takes a password from argv, where every
+//! user could read it in `ps`.
 //!
-//! Exit codes: 0 done, 1 the check found errors or a password did not
-//! match, 2 bad usage, 78 the configuration cannot be used.
+//! Exit codes: 0 done, 1 refused (the change, a check that found errors, a
+//! password that did not match), 2 bad usage, 78 the configuration cannot
+//! be loaded.
 
+mod alias;
 mod auth_test;
 mod check;
+mod domain;
 mod mailbox;
+mod maps;
+mod password;
 
 use std::path::PathBuf;
 
@@ -36,27 +42,123 @@ struct Args {
 enum Command {
     /// Validate postern.toml and every map; print `file:line: what is wrong`
     Check,
+    /// Local and virtual domains
+    #[command(subcommand)]
+    Domain(DomainCommand),
     /// Virtual mailboxes
     #[command(subcommand)]
     Mailbox(MailboxCommand),
+    /// Aliases: user@domain, bare names (local domains) and @domain
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// The catch-all of a virtual domain
+    #[command(subcommand)]
+    Catchall(CatchallCommand),
+    /// Forwarding of an address elsewhere
+    #[command(subcommand)]
+    Forward(ForwardCommand),
     /// Credentials
     #[command(subcommand)]
     Auth(AuthCommand),
 }
 
 #[derive(Subcommand, Debug)]
+enum DomainCommand {
+    /// Add a domain (virtual unless --local)
+    Add {
+        domain: String,
+        /// Addresses are system users
+        #[arg(long)]
+        local: bool,
+    },
+    /// Remove a domain that no mailbox or alias uses any more
+    Del { domain: String },
+    /// List the domains, the host's own name included
+    List,
+}
+
+#[derive(Subcommand, Debug)]
 enum MailboxCommand {
     /// Add a virtual mailbox and create its Maildir
     Add {
-        /// The mailbox address, in a virtual domain
         address: String,
-        /// File whose first line is the password
+        /// File whose first line is the password [default: prompt, or stdin]
         #[arg(long, value_name = "FILE")]
-        password_file: PathBuf,
+        password_file: Option<PathBuf>,
         /// Quota, like 500M or 2G
         #[arg(long, value_name = "SIZE")]
         quota: Option<String>,
     },
+    /// Remove a mailbox; its Maildir stays unless --purge
+    Del {
+        address: String,
+        #[arg(long)]
+        purge: bool,
+    },
+    /// List mailboxes with their quota and Maildir
+    List { domain: Option<String> },
+    /// Set a new password
+    Passwd {
+        address: String,
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Set the quota (a size like 500M, or "none")
+    Quota { address: String, size: String },
+    /// Set per-account rights and limits
+    Rights {
+        address: String,
+        /// May create, rename and delete IMAP folders
+        #[arg(long, value_parser = ["yes", "no"])]
+        imap_folders: Option<String>,
+        /// Which folders POP3 shows
+        #[arg(long, value_parser = ["inbox", "all"])]
+        pop3_folders: Option<String>,
+        /// Largest message accepted (a size, or "none" for the default)
+        #[arg(long, value_name = "SIZE")]
+        max_message_size: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AliasCommand {
+    /// Add an alias, or more targets to one
+    Add {
+        key: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Remove an alias, or only the targets named
+    Del { key: String, targets: Vec<String> },
+    /// List aliases, of one domain or all
+    List { domain: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+enum CatchallCommand {
+    /// Send mail for every unknown address of DOMAIN to the targets
+    Set {
+        domain: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+    },
+    /// Remove the catch-all: unknown addresses bounce again
+    Del { domain: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum ForwardCommand {
+    /// Forward mail for ADDRESS to the targets
+    Set {
+        address: String,
+        #[arg(required = true)]
+        targets: Vec<String>,
+        /// Also keep a copy in ADDRESS's own mailbox
+        #[arg(long)]
+        keep_copy: bool,
+    },
+    /// Stop forwarding ADDRESS
+    Del { address: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -64,7 +166,7 @@ enum AuthCommand {
     /// Check a password against an account, as a login would
     Test {
         address: String,
-        /// File whose first line is the password [default: read stdin]
+        /// File whose first line is the password [default: prompt, or stdin]
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
@@ -75,55 +177,70 @@ pub const EXIT_CONFIG: i32 = 78;
 fn main() {
     let args = Args::parse();
     let dir = postern_config::config_dir(args.config.as_deref());
-    let code = match args.command {
-        Command::Check => check::run(&dir),
+    let dir = dir.as_path();
+    let result = match args.command {
+        Command::Check => std::process::exit(check::run(dir)),
+        Command::Auth(AuthCommand::Test {
+            address,
+            password_file,
+        }) => std::process::exit(auth_test::run(dir, &address, password_file.as_deref())),
+        Command::Domain(DomainCommand::Add { domain, local }) => domain::add(dir, &domain, local),
+        Command::Domain(DomainCommand::Del { domain }) => domain::del(dir, &domain),
+        Command::Domain(DomainCommand::List) => domain::list(dir),
         Command::Mailbox(MailboxCommand::Add {
             address,
             password_file,
             quota,
-        }) => report(mailbox::add(
-            &dir,
-            &address,
-            &password_file,
-            quota.as_deref(),
-        )),
-        Command::Auth(AuthCommand::Test {
+        }) => mailbox::add(dir, &address, password_file.as_deref(), quota.as_deref()),
+        Command::Mailbox(MailboxCommand::Del { address, purge }) => {
+            mailbox::del(dir, &address, purge)
+        }
+        Command::Mailbox(MailboxCommand::List { domain }) => mailbox::list(dir, domain.as_deref()),
+        Command::Mailbox(MailboxCommand::Passwd {
             address,
             password_file,
-        }) => auth_test::run(&dir, &address, password_file.as_deref()),
+        }) => mailbox::passwd(dir, &address, password_file.as_deref()),
+        Command::Mailbox(MailboxCommand::Quota { address, size }) => {
+            mailbox::quota(dir, &address, &size)
+        }
+        Command::Mailbox(MailboxCommand::Rights {
+            address,
+            imap_folders,
+            pop3_folders,
+            max_message_size,
+        }) => mailbox::rights(
+            dir,
+            &address,
+            imap_folders.as_deref(),
+            pop3_folders.as_deref(),
+            max_message_size.as_deref(),
+        ),
+        Command::Alias(AliasCommand::Add { key, targets }) => alias::add(dir, &key, &targets),
+        Command::Alias(AliasCommand::Del { key, targets }) => alias::del(dir, &key, &targets),
+        Command::Alias(AliasCommand::List { domain }) => alias::list(dir, domain.as_deref()),
+        Command::Catchall(CatchallCommand::Set { domain, targets }) => {
+            alias::catchall_set(dir, &domain, &targets)
+        }
+        Command::Catchall(CatchallCommand::Del { domain }) => {
+            alias::del(dir, &format!("@{domain}"), &[])
+        }
+        Command::Forward(ForwardCommand::Set {
+            address,
+            targets,
+            keep_copy,
+        }) => alias::forward_set(dir, &address, &targets, keep_copy),
+        Command::Forward(ForwardCommand::Del { address }) => alias::del(dir, &address, &[]),
     };
-    std::process::exit(code);
-}
-
-fn report(result: anyhow::Result<String>) -> i32 {
     match result {
         Ok(message) => {
-            println!("{message}");
-            0
+            if !message.is_empty() {
+                println!("{message}");
+            }
         }
         Err(e) => {
             eprintln!("postern-admin: {e:#}");
-            1
+            let config_error = e.downcast_ref::<postern_config::ConfigError>().is_some();
+            std::process::exit(if config_error { EXIT_CONFIG } else { 1 });
         }
     }
-}
-
-/// The password: the first line of the file, without its line end.
-pub fn read_password(path: Option<&std::path::Path>) -> anyhow::Result<String> {
-    use anyhow::Context;
-    let text = match path {
-        Some(path) => {
-            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?
-        }
-        None => {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .context("read password from stdin")?;
-            line
-        }
-    };
-    let password = text.lines().next().unwrap_or_default().to_string();
-    anyhow::ensure!(!password.is_empty(), "the password is empty");
-    Ok(password)
 }

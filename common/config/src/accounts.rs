@@ -277,6 +277,56 @@ fn maildir_location(value: &str, account: &Account) -> Result<PathBuf, String> {
     Ok(PathBuf::from(expanded))
 }
 
+/// A passwd-file line taken apart for editing: the fields that are not
+/// changed are written back as they were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountLine {
+    fields: Vec<String>,
+}
+
+impl AccountLine {
+    pub fn parse(line: &str) -> AccountLine {
+        AccountLine {
+            fields: line.splitn(8, ':').map(str::to_string).collect(),
+        }
+    }
+
+    fn field_mut(&mut self, index: usize) -> &mut String {
+        if self.fields.len() <= index {
+            self.fields.resize(index + 1, String::new());
+        }
+        &mut self.fields[index]
+    }
+
+    /// Sets the password field (`{SCHEME}secret`).
+    pub fn set_password(&mut self, stored: &str) {
+        *self.field_mut(1) = stored.to_string();
+    }
+
+    /// Sets extra field `key` (replacing it with or without its `userdb_`
+    /// prefix), or removes it with `None`.
+    pub fn set_extra(&mut self, key: &str, value: Option<&str>) {
+        let bare = key.strip_prefix("userdb_").unwrap_or(key);
+        let extra = self.field_mut(7);
+        let mut kept: Vec<String> = extra
+            .split_whitespace()
+            .filter(|field| {
+                let name = field.split('=').next().unwrap_or_default();
+                name.strip_prefix("userdb_").unwrap_or(name) != bare
+            })
+            .map(str::to_string)
+            .collect();
+        if let Some(value) = value {
+            kept.push(format!("{key}={value}"));
+        }
+        *extra = kept.join(" ");
+    }
+
+    pub fn line(&self) -> String {
+        self.fields.join(":")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +375,28 @@ mod tests {
         assert_eq!(dave.max_message_size, Some(1 << 20));
         assert_eq!(dave.folder_rights, FolderRights::Fixed);
         assert_eq!(dave.pop3_scope, Pop3Scope::AllFolders);
+    }
+
+    #[test]
+    fn line_edits_keep_the_other_fields() {
+        let mut line = AccountLine::parse(
+            "a@x.test:{PLAIN}old:5000:5000:Alice:/home/a::userdb_quota_rule=*:storage=1G nopassword",
+        );
+        line.set_password("{SHA512-CRYPT}$6$new");
+        line.set_extra("userdb_quota_rule", Some("*:bytes=10"));
+        line.set_extra("postern_imap_folders", Some("no"));
+        assert_eq!(
+            line.line(),
+            "a@x.test:{SHA512-CRYPT}$6$new:5000:5000:Alice:/home/a::nopassword userdb_quota_rule=*:bytes=10 postern_imap_folders=no"
+        );
+        let mut short = AccountLine::parse("b@x.test:{PLAIN}x");
+        short.set_extra("quota_rule", None);
+        assert_eq!(short.line(), "b@x.test:{PLAIN}x::::::");
+        short.set_extra("userdb_quota_rule", Some("*:bytes=5"));
+        assert_eq!(
+            short.line(),
+            "b@x.test:{PLAIN}x::::::userdb_quota_rule=*:bytes=5"
+        );
     }
 
     #[test]

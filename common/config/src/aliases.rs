@@ -92,32 +92,48 @@ impl Aliases {
     }
 }
 
-/// Joins continuation lines (starting with a space or tab) to the line they
-/// continue, and drops comments and blank lines; yields the first line's
-/// number with each entry.
-fn entries(text: &str) -> Vec<(usize, String)> {
-    let mut out: Vec<(usize, String)> = Vec::new();
+/// The entries of an aliases map as line ranges (0-based, end exclusive):
+/// a line that starts an entry, then the lines continuing it (starting with
+/// a space or tab). A blank or comment line ends an entry, as in sendmail.
+/// The editor uses the same ranges, so it changes exactly what the parser
+/// reads as one entry.
+pub(crate) fn entry_ranges(lines: &[&str]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
     let mut continuing = false;
-    for (index, raw) in text.lines().enumerate() {
+    for (index, raw) in lines.iter().enumerate() {
         let line = raw.trim_end_matches('\r');
         let trimmed = line.trim_start();
-        if trimmed.is_empty() {
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continuing = false;
-            continue;
-        }
-        if trimmed.starts_with('#') {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) && continuing {
-            let last = out.last_mut().expect("continuing implies an entry");
-            last.1.push(' ');
-            last.1.push_str(trimmed);
+        } else if continuing && line.starts_with([' ', '\t']) {
+            ranges.last_mut().expect("continuing implies an entry").end = index + 1;
         } else {
-            out.push((index + 1, line.to_string()));
+            ranges.push(index..index + 1);
             continuing = true;
         }
     }
-    out
+    ranges
+}
+
+/// Each entry joined into one line, with its first line's number.
+fn entries(text: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = text.lines().collect();
+    entry_ranges(&lines)
+        .into_iter()
+        .map(|range| {
+            let joined: Vec<&str> = lines[range.clone()]
+                .iter()
+                .map(|l| l.trim_end_matches('\r').trim())
+                .collect();
+            (range.start + 1, joined.join(" "))
+        })
+        .collect()
+}
+
+/// The key an entry starts with, lower-cased, as `get` expects it.
+pub(crate) fn entry_key(first_line: &str) -> Option<String> {
+    let (key, _) = first_line.split_once(':')?;
+    parse_key(key.trim()).ok()
 }
 
 fn parse_key(key: &str) -> Result<String, String> {

@@ -7,37 +7,125 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Maps hold secrets (the accounts file) or routing: private by default.
 const NEW_MAP_MODE: u32 = 0o600;
 
-/// Appends `line` to the map at `path` (created if missing) and returns the
-/// new line's number. `check` sees the current text under the lock and may
-/// refuse the change.
-pub fn append_line(
+/// Which map a text is, for finding its entries' keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    Domains,
+    Accounts,
+    Aliases,
+}
+
+/// A map's text as lines, edited entry by entry. Lines that are not
+/// touched — comments, blank lines, other entries, bad lines — are written
+/// back byte for byte, in their order.
+#[derive(Clone, Debug)]
+pub struct MapText {
+    kind: MapKind,
+    lines: Vec<String>,
+}
+
+impl MapText {
+    pub fn new(kind: MapKind, text: &str) -> MapText {
+        MapText {
+            kind,
+            lines: text.lines().map(str::to_string).collect(),
+        }
+    }
+
+    /// Every entry's key (lower-cased, as lookups see it) and its lines.
+    pub fn entries(&self) -> Vec<(String, Range<usize>)> {
+        let lines: Vec<&str> = self.lines.iter().map(String::as_str).collect();
+        let ranges: Vec<Range<usize>> = match self.kind {
+            MapKind::Aliases => crate::aliases::entry_ranges(&lines),
+            MapKind::Domains | MapKind::Accounts => lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| {
+                    let t = l.trim_start();
+                    !t.is_empty() && !t.starts_with('#')
+                })
+                .map(|(i, _)| i..i + 1)
+                .collect(),
+        };
+        ranges
+            .into_iter()
+            .filter_map(|range| {
+                let first = lines[range.start];
+                let key = match self.kind {
+                    MapKind::Aliases => crate::aliases::entry_key(first)?,
+                    MapKind::Domains => {
+                        let word = first.split_whitespace().next()?.to_lowercase();
+                        word.strip_suffix('.').map(str::to_string).unwrap_or(word)
+                    }
+                    MapKind::Accounts => first.split(':').next()?.trim().to_lowercase(),
+                };
+                Some((key, range))
+            })
+            .collect()
+    }
+
+    /// The lines of the entry for `key`, if there is one.
+    pub fn find(&self, key: &str) -> Option<Range<usize>> {
+        self.entries()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, r)| r)
+    }
+
+    pub fn lines(&self, range: Range<usize>) -> &[String] {
+        &self.lines[range]
+    }
+
+    /// Replaces an entry's lines (with none, to remove it).
+    pub fn replace(&mut self, range: Range<usize>, new: Vec<String>) {
+        self.lines.splice(range, new);
+    }
+
+    /// Adds lines at the end; returns the 1-based number of the first.
+    pub fn append(&mut self, new: Vec<String>) -> usize {
+        let number = self.lines.len() + 1;
+        self.lines.extend(new);
+        number
+    }
+
+    pub fn text(&self) -> String {
+        let mut text = self.lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text
+    }
+}
+
+/// Edits the map at `path` (created if missing) under its lock: `change`
+/// gets the current text and returns what to report; the new text replaces
+/// the map atomically, unless `change` refuses with an error.
+pub fn edit_map<T>(
     path: &Path,
-    line: &str,
-    check: impl FnOnce(&str) -> Result<(), String>,
-) -> Result<usize, String> {
+    kind: MapKind,
+    change: impl FnOnce(&mut MapText) -> Result<T, String>,
+) -> Result<T, String> {
     let lock = lock_for(path)?;
     let current = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    check(&current)?;
-    let mut text = current;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
+    let mut map = MapText::new(kind, &current);
+    let result = change(&mut map)?;
+    let text = map.text();
+    if text != current {
+        replace(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    text.push_str(line);
-    text.push('\n');
-    let number = text.lines().count();
-    replace(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     drop(lock);
-    Ok(number)
+    Ok(result)
 }
 
 fn lock_for(path: &Path) -> Result<File, String> {
@@ -92,27 +180,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn appends_keeping_text_and_mode() {
+    fn edits_keep_everything_else_byte_for_byte() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("aliases");
-        std::fs::write(&path, "# keep me\na: b@c").unwrap();
+        let original = "# hand-written note\nteam@x.test: a@x.test,\n\tb@x.test\n\n# another\nbroken line\nsales@x.test: c@x.test\n";
+        std::fs::write(&path, original).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert_eq!(append_line(&path, "x: y@z", |_| Ok(())), Ok(3));
+        let removed = edit_map(&path, MapKind::Aliases, |map| {
+            let range = map.find("team@x.test").ok_or("no team")?;
+            let old = map.lines(range.clone()).to_vec();
+            map.replace(range, Vec::new());
+            Ok(old)
+        });
+        assert_eq!(removed.unwrap(), ["team@x.test: a@x.test,", "\tb@x.test"]);
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "# keep me\na: b@c\nx: y@z\n"
+            "# hand-written note\n\n# another\nbroken line\nsales@x.test: c@x.test\n"
         );
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
-        let refused = append_line(&path, "z: q@r", |text| {
-            if text.contains("x:") {
-                Err("x exists".into())
-            } else {
-                Ok(())
-            }
+        let number = edit_map(&path, MapKind::Aliases, |map| {
+            Ok(map.append(vec!["new@x.test: d@x.test".into()]))
         });
-        assert_eq!(refused, Err("x exists".to_string()));
-        let fresh = dir.path().join("accounts");
-        assert_eq!(append_line(&fresh, "a@b:{PLAIN}c", |_| Ok(())), Ok(1));
-        assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(number, Ok(6));
+        let refused: Result<(), String> = edit_map(&path, MapKind::Aliases, |_| Err("no".into()));
+        assert_eq!(refused, Err("no".to_string()));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .ends_with("sales@x.test: c@x.test\nnew@x.test: d@x.test\n")
+        );
+    }
+
+    #[test]
+    fn keys_per_map() {
+        let accounts = MapText::new(MapKind::Accounts, "# c\nA@X.test:{PLAIN}x\n");
+        assert_eq!(accounts.find("a@x.test"), Some(1..2));
+        let domains = MapText::new(MapKind::Domains, "Example.TEST. virtual\n");
+        assert_eq!(domains.find("example.test"), Some(0..1));
+        let fresh = dir_map();
+        assert_eq!(fresh.text(), "");
+    }
+
+    fn dir_map() -> MapText {
+        MapText::new(MapKind::Domains, "")
     }
 }

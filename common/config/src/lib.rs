@@ -23,7 +23,7 @@ mod resolve;
 mod settings;
 mod size;
 
-pub use accounts::{Account, Accounts, FolderRights, Pop3Scope, Quota};
+pub use accounts::{Account, AccountLine, Accounts, FolderRights, Pop3Scope, Quota};
 pub use address::{Address, AddressError};
 pub use aliases::{AliasEntry, AliasTarget, Aliases};
 pub use domains::{DomainKind, Domains};

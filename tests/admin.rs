@@ -1,0 +1,270 @@
+//! postern-admin round trips: every kind of entry added, listed and
+//! removed, with the hand-written parts of the maps left as they were.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::util::{Setup, program};
+
+#[track_caller]
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[track_caller]
+fn refused(out: Output, why: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(why), "wanted {why:?} in {stderr}");
+}
+
+#[test]
+fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
+    let s = Setup::new();
+    let note = "# Customer aliases: keep this note.\n";
+    s.write(
+        "aliases",
+        &format!("{note}old@example.test: someone@elsewhere.example\n"),
+    );
+    let aliases = s.etc.join("aliases");
+    let accounts = s.etc.join("accounts");
+    let domains = s.etc.join("domains");
+
+    // Domains.
+    assert_eq!(
+        ok(s.admin(&["domain", "add", "New.Example"])).trim(),
+        format!("added new.example (virtual) at {}:3", domains.display())
+    );
+    ok(s.admin(&["domain", "add", "shell.example", "--local"]));
+    refused(s.admin(&["domain", "add", "new.example"]), "already listed");
+    let listed = ok(s.admin(&["domain", "list"]));
+    assert_eq!(
+        listed,
+        "example.test virtual\nmx.example.test local\nnew.example virtual\nother.test virtual\nshell.example local\n"
+    );
+
+    // Mailboxes: password from a file, then from stdin as a script gives it.
+    s.add_mailbox("alice@new.example", &["--quota", "10M"]);
+    let mut child = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(&s.etc)
+        .args(["mailbox", "add", "bob@new.example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from-stdin\n")
+        .unwrap();
+    ok(child.wait_with_output().unwrap());
+    refused(
+        s.admin(&[
+            "mailbox",
+            "add",
+            "alice@new.example",
+            "--password-file",
+            "/dev/null",
+        ]),
+        "already has a line",
+    );
+    refused(
+        s.admin(&[
+            "mailbox",
+            "add",
+            "x@nowhere.example",
+            "--password-file",
+            "/dev/null",
+        ]),
+        "not a virtual domain",
+    );
+    let listed = ok(s.admin(&["mailbox", "list", "new.example"]));
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("alice@new.example quota=10485760 "),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("bob@new.example quota=none "),
+        "{listed}"
+    );
+    let pw = s.path().join("pw");
+    std::fs::write(&pw, "from-stdin\n").unwrap();
+    ok(s.admin(&[
+        "auth",
+        "test",
+        "bob@new.example",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]));
+
+    std::fs::write(&pw, "changed\n").unwrap();
+    ok(s.admin(&[
+        "mailbox",
+        "passwd",
+        "bob@new.example",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]));
+    ok(s.admin(&[
+        "auth",
+        "test",
+        "bob@new.example",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]));
+    ok(s.admin(&["mailbox", "quota", "bob@new.example", "2G"]));
+    ok(s.admin(&[
+        "mailbox",
+        "rights",
+        "bob@new.example",
+        "--imap-folders",
+        "no",
+        "--pop3-folders",
+        "all",
+        "--max-message-size",
+        "5M",
+    ]));
+    let bob_line = std::fs::read_to_string(&accounts)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert!(
+        bob_line.starts_with("bob@new.example:{SHA512-CRYPT}$6$"),
+        "{bob_line}"
+    );
+    assert!(
+        bob_line.ends_with("::::::userdb_quota_rule=*:bytes=2147483648 postern_imap_folders=no postern_pop3_folders=all postern_max_message_size=5M"),
+        "{bob_line}"
+    );
+    ok(s.admin(&["mailbox", "quota", "bob@new.example", "none"]));
+    assert!(
+        !std::fs::read_to_string(&accounts)
+            .unwrap()
+            .contains("bytes=2147483648")
+    );
+
+    // Aliases: add, grow, shrink, list, remove.
+    ok(s.admin(&[
+        "alias",
+        "add",
+        "team@new.example",
+        "alice@new.example",
+        "bob@new.example",
+    ]));
+    ok(s.admin(&[
+        "alias",
+        "add",
+        "team@new.example",
+        "carol@new.example",
+        "alice@new.example",
+    ]));
+    assert_eq!(
+        ok(s.admin(&["alias", "list", "new.example"])),
+        "team@new.example: alice@new.example, bob@new.example, carol@new.example\n"
+    );
+    ok(s.admin(&["alias", "del", "team@new.example", "carol@new.example"]));
+    refused(
+        s.admin(&["alias", "add", "x@unknown.example", "alice@new.example"]),
+        "neither a local nor a virtual domain",
+    );
+    refused(
+        s.admin(&["alias", "add", "bad@new.example", "not an address@@"]),
+        "aliases:",
+    );
+
+    // Catch-all and forward.
+    ok(s.admin(&["catchall", "set", "new.example", "alice@new.example"]));
+    ok(s.admin(&[
+        "forward",
+        "set",
+        "bob@new.example",
+        "bob@elsewhere.example",
+        "--keep-copy",
+    ]));
+    let text = std::fs::read_to_string(&aliases).unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{note}old@example.test: someone@elsewhere.example\n\
+             team@new.example: alice@new.example, bob@new.example\n\
+             @new.example: alice@new.example\n\
+             bob@new.example: bob@new.example, bob@elsewhere.example\n"
+        )
+    );
+    // The maps route as they read: bob keeps a copy, strangers reach alice.
+    s.local(
+        "x@example.org",
+        "stranger@new.example",
+        b"Subject: c\n\nc\n",
+    )
+    .expect(0, "2.0.0");
+    assert_eq!(
+        crate::util::messages(&s.maildir("alice@new.example")).len(),
+        1
+    );
+
+    ok(s.admin(&["forward", "del", "bob@new.example"]));
+    ok(s.admin(&["catchall", "del", "new.example"]));
+    ok(s.admin(&["alias", "del", "team@new.example"]));
+    refused(
+        s.admin(&["domain", "del", "new.example"]),
+        "still has 2 mailboxes",
+    );
+    let removed = ok(s.admin(&["mailbox", "del", "bob@new.example", "--purge"]));
+    assert!(removed.contains("removed bob@new.example"), "{removed}");
+    assert!(!s.maildir("bob@new.example").exists());
+    let kept = ok(s.admin(&["mailbox", "del", "alice@new.example"]));
+    assert!(kept.contains("its mail stays in"), "{kept}");
+    assert!(s.maildir("alice@new.example").join("new").is_dir());
+    ok(s.admin(&["domain", "del", "new.example"]));
+
+    // Everything added is gone; everything written by hand is still there.
+    assert_eq!(
+        std::fs::read_to_string(&aliases).unwrap(),
+        format!("{note}old@example.test: someone@elsewhere.example\n")
+    );
+    assert_eq!(std::fs::read_to_string(&accounts).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(&domains).unwrap(),
+        "example.test virtual\nother.test virtual\nshell.example local\n"
+    );
+}
+
+#[test]
+fn a_hand_broken_line_survives_edits_and_check_names_it() {
+    let s = Setup::new();
+    s.write(
+        "aliases",
+        "# note\nbroken line without colon\nok@example.test: a@example.test\n",
+    );
+    ok(s.admin(&["alias", "add", "new@example.test", "a@example.test"]));
+    ok(s.admin(&["alias", "del", "ok@example.test"]));
+    assert_eq!(
+        std::fs::read_to_string(s.etc.join("aliases")).unwrap(),
+        "# note\nbroken line without colon\nnew@example.test: a@example.test\n"
+    );
+    let out = s.admin(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}:2: no ':' after \"broken line without colon\"",
+            s.etc.join("aliases").display()
+        )),
+        "{stdout}"
+    );
+}
