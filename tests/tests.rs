@@ -10,3 +10,4 @@ mod local_delivery;
 mod maps;
 mod privilege;
 mod sandbox;
+mod system_users;

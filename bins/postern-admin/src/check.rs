@@ -85,8 +85,8 @@ fn warnings(config: &Config) -> Vec<String> {
         }
     }
     // RFC 5321 section 4.5.1: postmaster must reach a person at every
-    // domain; an alias to root is not enough, since root's mail is never
-    // written as root.
+    // domain; root's mail is never written as root, so an alias to root
+    // without one of its own reaches no one.
     let mut domains: Vec<String> = config
         .maps
         .domains
@@ -100,16 +100,18 @@ fn warnings(config: &Config) -> Vec<String> {
         let Ok(postmaster) = Address::new("postmaster", &domain) else {
             continue;
         };
-        let resolution = resolver.resolve(&postmaster);
-        let reaches_root = resolution
-            .destinations
-            .iter()
-            .any(|d| matches!(d, Destination::SystemUser { name, .. } if postern_privilege::lookup_user(name).is_some_and(|u| u.uid == 0)));
-        if !resolution.failures.is_empty() || resolution.destinations.is_empty() || reaches_root {
+        if !reaches_a_person(&resolver.resolve(&postmaster)) {
             warnings.push(format!(
                 "{postmaster} does not reach a person: add a postmaster alias"
             ));
         }
+    }
+    if let Ok(root) = Address::new("root", &config.settings.hostname)
+        && !reaches_a_person(&resolver.resolve(&root))
+    {
+        warnings.push(format!(
+            "{root} has no alias to a person: its mail is deferred (4.3.0)"
+        ));
     }
     warnings
 }
@@ -125,4 +127,16 @@ fn sample_address(key: &str, hostname: &str) -> Option<Address> {
         return Address::parse(key).ok();
     }
     Address::new(key, hostname).ok()
+}
+
+/// Every destination is a mailbox, a real user other than root, or remote.
+fn reaches_a_person(resolution: &postern_config::Resolution) -> bool {
+    resolution.failures.is_empty()
+        && !resolution.destinations.is_empty()
+        && resolution.destinations.iter().all(|d| match d {
+            Destination::SystemUser { name, .. } => {
+                postern_privilege::lookup_user(name).is_some_and(|u| u.uid != 0)
+            }
+            _ => true,
+        })
 }

@@ -16,6 +16,7 @@ mod alias;
 mod auth_test;
 mod check;
 mod domain;
+mod explain;
 mod mailbox;
 mod maps;
 mod password;
@@ -42,6 +43,8 @@ struct Args {
 enum Command {
     /// Validate postern.toml and every map; print `file:line: what is wrong`
     Check,
+    /// Show how an address resolves, step by step, with each rule's file:line
+    Explain { address: String },
     /// Local and virtual domains
     #[command(subcommand)]
     Domain(DomainCommand),
@@ -184,6 +187,7 @@ fn main() {
             address,
             password_file,
         }) => std::process::exit(auth_test::run(dir, &address, password_file.as_deref())),
+        Command::Explain { address } => explain::run(dir, &address),
         Command::Domain(DomainCommand::Add { domain, local }) => domain::add(dir, &domain, local),
         Command::Domain(DomainCommand::Del { domain }) => domain::del(dir, &domain),
         Command::Domain(DomainCommand::List) => domain::list(dir),

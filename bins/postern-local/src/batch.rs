@@ -19,7 +19,7 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -37,7 +37,7 @@ const MAX_LINE: usize = 8192;
 pub fn serve(dir: &Path) -> i32 {
     // Our own buffer over fd 0 (not std's stdin lock), so we can see
     // whether more requests are already waiting without blocking for them.
-    let Ok(fd) = nix::unistd::dup(std::io::stdin()) else {
+    let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() else {
         return 75;
     };
     let mut input = BufReader::new(std::fs::File::from(fd));

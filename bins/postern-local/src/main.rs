@@ -18,13 +18,15 @@
 //! the RFC 3463 code, a space, and the reason.
 
 mod batch;
+mod forward;
 mod message;
+mod pipe;
 mod plan;
 mod run;
 mod status;
 mod writer;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -126,8 +128,12 @@ fn deliver_stdin(config: &Config, args: &Args) -> Status {
 /// stdin as a file the delivery children can read at an offset: itself when
 /// it is a regular file, else a copy in memory made as `owner`.
 fn stdin_message(owner: &plan::Owner, limit: Option<u64>) -> Result<(std::fs::File, u64), Status> {
-    let stdin = std::io::stdin();
-    let fd = nix::unistd::dup(&stdin).map_err(|e| Status::temporary(format!("dup stdin: {e}")))?;
+    // try_clone_to_owned duplicates close-on-exec: commands run for a
+    // .forward must not inherit the message descriptor.
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Status::temporary(format!("dup stdin: {e}")))?;
     // SAFETY: lseek on our own descriptor has no memory effects.
     let position = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
     if position >= 0 {

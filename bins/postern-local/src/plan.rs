@@ -38,6 +38,15 @@ pub struct Job {
     pub limits: QuotaLimits,
     /// `None`: no size limit.
     pub max_size: Option<u64>,
+    /// A system user's delivery, which follows their `~/.forward`.
+    pub system_user: Option<SystemUserJob>,
+}
+
+/// A system user, as their delivery process needs them.
+#[derive(Clone, Debug)]
+pub struct SystemUserJob {
+    pub name: String,
+    pub home: PathBuf,
 }
 
 /// Who a job runs as.
@@ -60,8 +69,6 @@ pub struct Early {
 pub struct Plan {
     pub jobs: BTreeMap<Owner, Vec<Job>>,
     pub early: Vec<Early>,
-    /// The resolution steps, per request, for the log and for `explain`.
-    pub trails: Vec<Vec<String>>,
 }
 
 pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
@@ -76,17 +83,14 @@ pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
                     to: recipient.to_string(),
                     status: Status::new("5.1.3", format!("bad recipient address: {e}")),
                 });
-                plan.trails.push(Vec::new());
                 continue;
             }
         };
         let Resolution {
             destinations,
             failures,
-            trail,
             ..
         } = resolver.resolve(&address);
-        plan.trails.push(trail);
         for (target, error) in failures {
             let (code, text) = error.status();
             plan.early.push(Early {
@@ -145,6 +149,7 @@ fn job_for(
                     maildir,
                     limits,
                     max_size,
+                    system_user: None,
                 },
             ))
         }
@@ -183,6 +188,10 @@ fn job_for(
                     maildir: user.home.join("Maildir"),
                     limits,
                     max_size,
+                    system_user: Some(SystemUserJob {
+                        name: user.name.clone(),
+                        home: user.home.clone(),
+                    }),
                 },
             ))
         }

@@ -5,7 +5,9 @@
 use std::os::fd::{AsRawFd, RawFd};
 
 use postern_config::{QuotaFailure, Settings};
-use postern_maildir::{DeliverError, DeliveryName, Maildir, UniqueNames, deliver};
+use std::path::Path;
+
+use postern_maildir::{DeliverError, DeliveryName, Maildir, QuotaLimits, UniqueNames, deliver};
 
 use crate::message::{delivered_to_count, read_at, size_after, trace_headers, unix_line_ends};
 use crate::plan::{Job, Owner, Request};
@@ -41,7 +43,7 @@ pub fn run_as_owner(
     run_jobs(settings, requests, jobs)
 }
 
-fn failed(status: Status) -> Outcome {
+pub fn failed(status: Status) -> Outcome {
     Outcome { status, path: None }
 }
 
@@ -189,44 +191,71 @@ fn write_job(
             format!("mail forwarding loop for <{to}>"),
         ));
     }
-    let maildir = Maildir::at(&job.maildir);
-    if !maildir.exists()
-        && let Err(e) = Maildir::create(&job.maildir)
-    {
-        return failed(Status::temporary(format!(
-            "create {}: {e}",
-            job.maildir.display()
-        )));
-    }
-    let headers = trace_headers(&request.sender, &to);
-    let name = match &request.queue {
-        Some(queue) => DeliveryName::Queued {
-            arrival: queue.arrival,
-            queue_id: &queue.id,
-            recipient: &to,
-            host: &settings.hostname,
-            retry: queue.retry,
-        },
-        None => DeliveryName::Unique(names),
+    let delivery = Delivery {
+        settings,
+        names,
+        request,
+        to: &to,
+        headers: trace_headers(&request.sender, &to),
+        message,
     };
-    let quota = (!job.limits.is_unlimited()).then_some((job.limits, names));
-    match deliver(&maildir, &[&headers, message], name, quota) {
-        Ok(delivered) => Outcome {
-            status: Status::delivered(if delivered.already_there {
-                "already delivered to maildir"
-            } else {
-                "delivered to maildir"
-            }),
-            path: Some(delivered.path.display().to_string()),
-        },
-        Err(error @ DeliverError::OverQuota { .. }) => {
-            let code = match settings.quota_exceeded {
-                QuotaFailure::Temporary => "4.2.2",
-                QuotaFailure::Permanent => "5.2.2",
-            };
-            failed(Status::new(code, error.to_string()))
+    if let Some(user) = &job.system_user
+        && let Some(outcome) = crate::forward::follow(&delivery, user, job)
+    {
+        return outcome;
+    }
+    delivery.to_maildir(&job.maildir, job.limits)
+}
+
+/// One message on its way to one recipient's destinations.
+pub struct Delivery<'a> {
+    pub settings: &'a Settings,
+    pub names: &'a UniqueNames,
+    pub request: &'a Request,
+    /// The address that reached the destination, for `Delivered-To:`.
+    pub to: &'a str,
+    pub headers: Vec<u8>,
+    pub message: &'a [u8],
+}
+
+impl Delivery<'_> {
+    /// Into the Maildir at `path` (made if missing), under `limits`.
+    pub fn to_maildir(&self, path: &Path, limits: QuotaLimits) -> Outcome {
+        let maildir = Maildir::at(path);
+        if !maildir.exists()
+            && let Err(e) = Maildir::create(path)
+        {
+            return failed(Status::temporary(format!("create {}: {e}", path.display())));
         }
-        Err(error) if error.is_disk_full() => failed(Status::new("4.3.1", error.to_string())),
-        Err(error) => failed(Status::temporary(error.to_string())),
+        let name = match &self.request.queue {
+            Some(queue) => DeliveryName::Queued {
+                arrival: queue.arrival,
+                queue_id: &queue.id,
+                recipient: self.to,
+                host: &self.settings.hostname,
+                retry: queue.retry,
+            },
+            None => DeliveryName::Unique(self.names),
+        };
+        let quota = (!limits.is_unlimited()).then_some((limits, self.names));
+        match deliver(&maildir, &[&self.headers, self.message], name, quota) {
+            Ok(delivered) => Outcome {
+                status: Status::delivered(if delivered.already_there {
+                    "already delivered to maildir"
+                } else {
+                    "delivered to maildir"
+                }),
+                path: Some(delivered.path.display().to_string()),
+            },
+            Err(error @ DeliverError::OverQuota { .. }) => {
+                let code = match self.settings.quota_exceeded {
+                    QuotaFailure::Temporary => "4.2.2",
+                    QuotaFailure::Permanent => "5.2.2",
+                };
+                failed(Status::new(code, error.to_string()))
+            }
+            Err(error) if error.is_disk_full() => failed(Status::new("4.3.1", error.to_string())),
+            Err(error) => failed(Status::temporary(error.to_string())),
+        }
     }
 }

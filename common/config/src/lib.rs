@@ -18,6 +18,7 @@ mod aliases;
 mod domains;
 pub mod edit;
 mod error;
+pub mod forward;
 mod maps;
 mod resolve;
 mod settings;
@@ -29,7 +30,7 @@ pub use aliases::{AliasEntry, AliasTarget, Aliases};
 pub use domains::{DomainKind, Domains};
 pub use error::{ConfigError, LineError};
 pub use maps::Maps;
-pub use resolve::{Destination, Resolution, ResolveError, Resolver};
+pub use resolve::{Destination, Resolution, ResolveError, Resolver, Step};
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::parse_size;
 

@@ -64,9 +64,37 @@ impl ResolveError {
 pub struct Resolution {
     pub destinations: Vec<Destination>,
     pub failures: Vec<(Address, ResolveError)>,
-    pub trail: Vec<String>,
+    /// How the address was resolved, step by step, for `explain` and logs.
+    pub trail: Vec<Step>,
     /// Addresses looked at so far, against `MAX_EXPANSIONS`.
     expansions: usize,
+}
+
+/// One step of a resolution. `level` nests: an address's rules sit one
+/// level below it, an alias's targets two.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub level: usize,
+    pub text: String,
+    /// Set on the step that reaches a system user, whose `.forward` and
+    /// Maildir the caller can look up.
+    pub system_user: Option<String>,
+}
+
+impl Resolution {
+    fn note(&mut self, level: usize, text: String) {
+        self.trail.push(Step {
+            level,
+            text,
+            system_user: None,
+        });
+    }
+
+    fn fail(&mut self, level: usize, address: &Address, error: ResolveError) {
+        let (code, text) = error.status();
+        self.note(level, format!("{code} {text}"));
+        self.failures.push((address.clone(), error));
+    }
 }
 
 /// Aliases that fan out and meet again (`a: b, c`, `b: d, e`, `c: d, e`,
@@ -125,46 +153,56 @@ impl<'a> Resolver<'a> {
         out: &mut Resolution,
         only_mailbox: bool,
     ) {
+        let level = 2 * path.len() + 1;
         out.expansions += 1;
         if out.expansions > MAX_EXPANSIONS {
             if out.expansions == MAX_EXPANSIONS + 1 {
-                out.trail.push(format!(
-                    "aliases expand to more than {MAX_EXPANSIONS} addresses"
-                ));
-                out.failures.push((address.clone(), ResolveError::Loop));
+                out.note(
+                    level,
+                    format!("aliases expand to more than {MAX_EXPANSIONS} addresses"),
+                );
+                out.fail(level, address, ResolveError::Loop);
             }
             return;
         }
         if path.len() > self.settings.alias_max_depth {
-            out.trail.push(format!(
-                "{address}: aliases nest deeper than {}",
-                self.settings.alias_max_depth
-            ));
-            out.failures.push((address.clone(), ResolveError::Loop));
+            out.note(
+                level,
+                format!("aliases nest deeper than {}", self.settings.alias_max_depth),
+            );
+            out.fail(level, address, ResolveError::Loop);
             return;
         }
         let domain = address.domain();
         if self.maps.domains.is_broken(domain) {
-            out.failures
-                .push((address.clone(), broken(DOMAINS_FILE, domain)));
+            out.fail(level, address, broken(DOMAINS_FILE, domain));
             return;
         }
         let Some(kind) = self.domain_kind(domain) else {
-            out.trail.push(format!(
-                "{address}: {domain} is neither a local nor a virtual domain"
-            ));
+            out.note(
+                level,
+                format!("{domain} is neither a local nor a virtual domain: remote delivery"),
+            );
             out.destinations.push(Destination::Remote(address.clone()));
             return;
         };
         let base = address.without_extension(&self.settings.recipient_delimiter);
         let candidates: Vec<&Address> = std::iter::once(address).chain(base.as_ref()).collect();
 
-        for candidate in &candidates {
+        for (index, candidate) in candidates.iter().enumerate() {
+            if index > 0 {
+                out.note(
+                    level,
+                    format!(
+                        "recipient delimiter {:?}: nothing for {address}, trying {candidate}",
+                        self.settings.recipient_delimiter
+                    ),
+                );
+            }
             if !only_mailbox {
                 let key = candidate.to_string();
                 if self.maps.aliases.is_broken(&key) {
-                    out.failures
-                        .push((address.clone(), broken(ALIASES_FILE, &key)));
+                    out.fail(level, address, broken(ALIASES_FILE, &key));
                     return;
                 }
                 if let Some(entry) = self.maps.aliases.get(&key) {
@@ -172,8 +210,7 @@ impl<'a> Resolver<'a> {
                 }
                 if kind == DomainKind::Local {
                     if self.maps.aliases.is_broken(candidate.local()) {
-                        out.failures
-                            .push((address.clone(), broken(ALIASES_FILE, candidate.local())));
+                        out.fail(level, address, broken(ALIASES_FILE, candidate.local()));
                         return;
                     }
                     if let Some(entry) = self.maps.aliases.get(candidate.local()) {
@@ -183,19 +220,23 @@ impl<'a> Resolver<'a> {
             }
             if kind == DomainKind::Virtual {
                 if self.maps.accounts.is_broken(candidate) {
-                    out.failures.push((
-                        address.clone(),
+                    out.fail(
+                        level,
+                        address,
                         broken(ACCOUNTS_FILE, &candidate.to_string()),
-                    ));
+                    );
                     return;
                 }
                 if let Some(account) = self.maps.accounts.get(candidate) {
                     let maildir = self.maildir_of(account);
-                    out.trail.push(format!(
-                        "{ACCOUNTS_FILE}:{}: {candidate} is a mailbox → {}",
-                        account.line,
-                        maildir.display()
-                    ));
+                    out.note(
+                        level,
+                        format!(
+                            "{ACCOUNTS_FILE}:{}: mailbox {candidate} → {}/",
+                            account.line,
+                            maildir.display()
+                        ),
+                    );
                     out.destinations.push(Destination::Mailbox {
                         account: Box::new(account.clone()),
                         delivered_to: address.clone(),
@@ -207,8 +248,11 @@ impl<'a> Resolver<'a> {
         }
         let base = base.as_ref().unwrap_or(address);
         if kind == DomainKind::Local {
-            out.trail
-                .push(format!("{address}: system user {}", base.local()));
+            out.trail.push(Step {
+                level,
+                text: format!("{domain} is local: system user {}", base.local()),
+                system_user: Some(base.local().to_string()),
+            });
             out.destinations.push(Destination::SystemUser {
                 name: base.local().to_string(),
                 delivered_to: address.clone(),
@@ -216,7 +260,8 @@ impl<'a> Resolver<'a> {
             return;
         }
         if only_mailbox {
-            out.failures.push((address.clone(), ResolveError::Unknown));
+            out.note(level, format!("no mailbox {address}"));
+            out.fail(level, address, ResolveError::Unknown);
             return;
         }
         // RFC 5321 section 4.5.1 and RFC 2142: postmaster (and abuse) must
@@ -224,8 +269,7 @@ impl<'a> Resolver<'a> {
         // a catch-all that may be a customer's spam bucket.
         if matches!(base.local(), "postmaster" | "abuse") {
             if self.maps.aliases.is_broken(base.local()) {
-                out.failures
-                    .push((address.clone(), broken(ALIASES_FILE, base.local())));
+                out.fail(level, address, broken(ALIASES_FILE, base.local()));
                 return;
             }
             if let Some(entry) = self.maps.aliases.get(base.local()) {
@@ -234,16 +278,14 @@ impl<'a> Resolver<'a> {
         }
         let catch_all = format!("@{domain}");
         if self.maps.aliases.is_broken(&catch_all) {
-            out.failures
-                .push((address.clone(), broken(ALIASES_FILE, &catch_all)));
+            out.fail(level, address, broken(ALIASES_FILE, &catch_all));
             return;
         }
         if let Some(entry) = self.maps.aliases.get(&catch_all) {
             return self.expand_alias(entry, address, path, out);
         }
-        out.trail
-            .push(format!("{address}: no alias, mailbox or catch-all"));
-        out.failures.push((address.clone(), ResolveError::Unknown));
+        out.note(level, "no alias, mailbox or catch-all".to_string());
+        out.fail(level, address, ResolveError::Unknown);
     }
 
     fn expand_alias(
@@ -253,6 +295,7 @@ impl<'a> Resolver<'a> {
         path: &mut Vec<Address>,
         out: &mut Resolution,
     ) {
+        let level = 2 * path.len() + 1;
         let targets: Vec<Address> = entry
             .targets
             .iter()
@@ -263,22 +306,34 @@ impl<'a> Resolver<'a> {
             })
             .collect();
         let shown: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-        out.trail.push(format!(
-            "{ALIASES_FILE}:{}: {} → {}",
-            entry.line,
-            entry.key,
-            shown.join(", ")
-        ));
+        let what = if entry.key.starts_with('@') {
+            " (catch-all)"
+        } else if !entry.key.contains('@')
+            && self.domain_kind(address.domain()) != Some(DomainKind::Local)
+        {
+            " (host-wide)"
+        } else {
+            ""
+        };
+        out.note(
+            level,
+            format!(
+                "{ALIASES_FILE}:{}: {}{what} → {}",
+                entry.line,
+                entry.key,
+                shown.join(", ")
+            ),
+        );
         path.push(address.clone());
         for target in &targets {
+            out.note(level + 1, target.to_string());
             if target == address {
                 // `bob: bob, archive` keeps a copy in bob's own mailbox,
                 // as in sendmail: the alias is not applied again.
                 self.expand(target, path, out, true);
             } else if path.contains(target) {
-                out.trail
-                    .push(format!("{target}: alias loop back to {target}"));
-                out.failures.push((target.clone(), ResolveError::Loop));
+                out.note(level + 2, format!("alias loop back to {target}"));
+                out.fail(level + 2, target, ResolveError::Loop);
             } else {
                 self.expand(target, path, out, false);
             }
@@ -410,7 +465,10 @@ mod tests {
         let settings = settings();
         let r = Resolver::new(&settings, &maps).resolve(&Address::parse("bob@old.test").unwrap());
         assert_eq!(outcome(&r), ["bob@other.test /mail/other.test/bob/Maildir"]);
-        assert_eq!(r.trail[0], "aliases:1: @old.test → bob@other.test");
+        assert_eq!(
+            r.trail[0].text,
+            "aliases:1: @old.test (catch-all) → bob@other.test"
+        );
     }
 
     #[test]

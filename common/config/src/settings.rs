@@ -26,6 +26,7 @@ pub struct Settings {
     pub quota_exceeded: QuotaFailure,
     pub max_delivered_to: usize,
     pub alias_max_depth: usize,
+    pub command_time_limit: u64,
     pub log: LogTarget,
     pub alternate_config_directories: Vec<PathBuf>,
 }
@@ -71,6 +72,7 @@ impl Default for Settings {
             quota_exceeded: QuotaFailure::Temporary,
             max_delivered_to: 0,
             alias_max_depth: 20,
+            command_time_limit: 1000,
             log: LogTarget::Syslog,
             alternate_config_directories: Vec::new(),
         }

@@ -13,6 +13,7 @@
 mod deliver;
 mod folder;
 mod list;
+pub mod mbox;
 mod mutf7;
 mod name;
 mod quota;

@@ -1,0 +1,134 @@
+//! A system user's `~/.forward`, followed by their own delivery process
+//! (it has already become them: the file, its targets and its commands are
+//! the user's business and run with the user's rights only).
+//!
+//! A missing, unsafe or empty `.forward` means plain delivery to
+//! `~/Maildir/`; an unsafe one is logged with the reason, as sendmail does.
+
+use std::time::Duration;
+
+use postern_config::forward::{Forward, ForwardTarget, check_safe};
+use postern_maildir::{QuotaLimits, mbox};
+use tracing::warn;
+
+use crate::pipe::{PipeContext, run};
+use crate::plan::{Job, SystemUserJob};
+use crate::status::Status;
+use crate::writer::{Delivery, Outcome, failed};
+
+/// Delivers through `~/.forward` if it exists and may be trusted; `None`
+/// sends the caller on to the user's Maildir.
+pub fn follow(delivery: &Delivery<'_>, user: &SystemUserJob, job: &Job) -> Option<Outcome> {
+    let path = user.home.join(".forward");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return None;
+    }
+    let id = delivery
+        .request
+        .queue
+        .as_ref()
+        .map(|q| q.id.as_str())
+        .unwrap_or("NOQUEUE");
+    let (uid, _) = postern_privilege::current_ids();
+    if let Err(why) = check_safe(&path, uid) {
+        warn!(
+            "{id}: to=<{}>: ignoring .forward: {}",
+            delivery.to,
+            postern_log::escape(&why)
+        );
+        return None;
+    }
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            return Some(failed(Status::temporary(format!(
+                "read {}: {e}",
+                path.display()
+            ))));
+        }
+    };
+    let forward = Forward::parse(&text, &delivery.settings.hostname);
+    for (line, why) in &forward.errors {
+        warn!(
+            "{id}: {}:{line}: {}",
+            path.display(),
+            postern_log::escape(why)
+        );
+    }
+    if forward.targets.is_empty() {
+        return None;
+    }
+    let mut statuses = Vec::new();
+    let mut done = Vec::new();
+    for (_, target) in &forward.targets {
+        let (status, what) = deliver_to(delivery, user, job, target);
+        if status.is_success() {
+            done.push(what);
+        }
+        statuses.push(status);
+    }
+    let status = match Status::worst(statuses) {
+        Some(status) if status.is_success() => {
+            Status::delivered(format!("delivered by .forward to {}", done.join(", ")))
+        }
+        Some(status) => status,
+        None => return None,
+    };
+    Some(Outcome {
+        status,
+        path: Some(path.display().to_string()),
+    })
+}
+
+fn deliver_to(
+    delivery: &Delivery<'_>,
+    user: &SystemUserJob,
+    job: &Job,
+    target: &ForwardTarget,
+) -> (Status, String) {
+    match target {
+        ForwardTarget::KeepLocal(name) if *name == user.name => {
+            let outcome = delivery.to_maildir(&job.maildir, job.limits);
+            (outcome.status, format!("{}/", job.maildir.display()))
+        }
+        ForwardTarget::Maildir(path) => {
+            // A Maildir of the user's choosing carries no quota of ours.
+            let outcome = delivery.to_maildir(path, QuotaLimits::default());
+            (outcome.status, path.display().to_string())
+        }
+        ForwardTarget::File(path) => {
+            let status = match mbox::append(
+                path,
+                &delivery.request.sender,
+                &[&delivery.headers, delivery.message],
+            ) {
+                Ok(()) => Status::delivered("appended"),
+                Err(e) => Status::temporary(format!("append to {}: {e}", path.display())),
+            };
+            (status, path.display().to_string())
+        }
+        ForwardTarget::Pipe(command) => {
+            let context = PipeContext {
+                home: &user.home,
+                user: &user.name,
+                sender: &delivery.request.sender,
+                recipient: delivery.to,
+                time_limit: Duration::from_secs(delivery.settings.command_time_limit),
+            };
+            (
+                run(command, &context, &[&delivery.headers, delivery.message]),
+                format!("|{command}"),
+            )
+        }
+        ForwardTarget::KeepLocal(name) => (
+            needs_queue(&format!("{name}@{}", delivery.settings.hostname)),
+            String::new(),
+        ),
+        ForwardTarget::Address(address) => (needs_queue(&address.to_string()), String::new()),
+    }
+}
+
+/// Until the queue exists, an address can only wait for it.
+fn needs_queue(address: &str) -> Status {
+    Status::temporary(format!("forwarding to <{address}> needs postern-queue"))
+}

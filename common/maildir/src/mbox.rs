@@ -1,0 +1,250 @@
+//! Appending to an mbox file, for `.forward` lines that name one: the
+//! mboxrd format (a `From ` line, `>`-quoting of body lines that start
+//! with `>*From `, a blank line after), under both locks the readers of a
+//! shell host use — a dotlock (`file.lock`, as mutt and pine make) and an
+//! fcntl lock — and all or nothing: a failed append is cut off again.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long to wait for a lock another program holds.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+/// A dotlock older than this was left by a crash (procmail uses 5 minutes).
+const STALE_DOTLOCK: Duration = Duration::from_secs(300);
+
+/// Appends one message (`parts` concatenated) to the mbox at `path`,
+/// created 0600 if missing. `sender` goes on the `From ` line.
+pub fn append(path: &Path, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let _dotlock = DotLock::take(path)?;
+    lock_file(&file)?;
+    let start = file.metadata()?.len();
+    let result = write_message(&file, sender, parts).and_then(|()| file.sync_all());
+    if result.is_err() {
+        // Leave the mbox as it was: a half message would corrupt the next.
+        let _ = file.set_len(start);
+        let _ = file.sync_all();
+    }
+    result
+}
+
+fn write_message(file: &File, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
+    let sender = if sender.is_empty() {
+        "MAILER-DAEMON"
+    } else {
+        sender
+    };
+    let mut out = io::BufWriter::new(file);
+    write!(out, "From {sender} {}\n", asctime(SystemTime::now()))?;
+    let message: Vec<u8> = parts.concat();
+    let mut ends_with_newline = true;
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line
+            .iter()
+            .skip_while(|&&b| b == b'>')
+            .take(5)
+            .eq(b"From ".iter())
+        {
+            out.write_all(b">")?;
+        }
+        out.write_all(line)?;
+        ends_with_newline = line.ends_with(b"\n");
+    }
+    if !ends_with_newline {
+        out.write_all(b"\n")?;
+    }
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// An fcntl write lock on the whole file, waited for up to `LOCK_WAIT`;
+/// released when the file is closed.
+fn lock_file(file: &File) -> io::Result<()> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock is plain data; zeroed is a valid start.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: F_SETLK with a valid flock on our own descriptor.
+        if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if !matches!(
+            error.raw_os_error(),
+            Some(libc::EAGAIN) | Some(libc::EACCES)
+        ) {
+            return Err(error);
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "mbox is locked by another program",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `file.lock`, made with O_EXCL. Where the directory is not writable to
+/// us (a spool directory that needs a setgid helper), there is no dotlock
+/// and the fcntl lock alone guards the file.
+struct DotLock(Option<PathBuf>);
+
+impl DotLock {
+    fn take(path: &Path) -> io::Result<DotLock> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock = PathBuf::from(name);
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&lock)
+            {
+                Ok(_) => return Ok(DotLock(Some(lock))),
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(DotLock(None)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::symlink_metadata(&lock)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > STALE_DOTLOCK);
+                    if stale {
+                        let _ = std::fs::remove_file(&lock);
+                        continue;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::WouldBlock,
+                            format!("{} is held", lock.display()),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        if let Some(lock) = &self.0 {
+            let _ = std::fs::remove_file(lock);
+        }
+    }
+}
+
+/// `Tue Nov 24 06:31:00 2026`, the `From ` line's date, in UTC.
+fn asctime(time: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86400;
+    let (h, m, s) = (secs % 86400 / 3600, secs % 3600 / 60, secs % 60);
+    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
+    let z = days as i64 + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:2} {h:02}:{m:02}:{s:02} {year}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asctime_matches_known_dates() {
+        assert_eq!(asctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(
+            asctime(UNIX_EPOCH + Duration::from_secs(1_795_501_860)),
+            "Tue Nov 24 06:31:00 2026"
+        );
+        assert_eq!(
+            asctime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "Tue Feb 29 00:00:00 2000"
+        );
+    }
+
+    #[test]
+    fn appends_quoted_messages_and_removes_the_dotlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        append(
+            &path,
+            "a@x.test",
+            &[b"Subject: one\n\nFrom here\n>From there\nno newline"],
+        )
+        .unwrap();
+        append(&path, "", &[b"Subject: two\n\nbody\n"]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("From a@x.test ") && lines[0].len() > 20);
+        assert_eq!(
+            &lines[1..7],
+            [
+                "Subject: one",
+                "",
+                ">From here",
+                ">>From there",
+                "no newline",
+                ""
+            ]
+        );
+        assert!(lines[7].starts_with("From MAILER-DAEMON "));
+        assert_eq!(&lines[8..], ["Subject: two", "", "body", ""]);
+        assert!(!dir.path().join("mbox.lock").exists());
+    }
+
+    #[test]
+    fn waits_out_a_stale_dotlock_but_not_a_fresh_one_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        let lock = dir.path().join("mbox.lock");
+        std::fs::write(&lock, b"").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(600);
+        File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        append(&path, "a@x.test", &[b"x\n"]).unwrap();
+        assert!(!lock.exists());
+    }
+}

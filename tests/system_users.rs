@@ -1,0 +1,233 @@
+//! System users of local domains, with real accounts made for the test
+//! (as root; CI runs as root): `~/Maildir/`, `~/.forward` with each kind of
+//! target, each run as the user, and root's mail.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::util::{HOST, Setup, messages, skip_unless_root};
+
+/// useradd locks /etc/passwd: one at a time.
+static ACCOUNTS: Mutex<()> = Mutex::new(());
+
+/// A system account that exists for one test.
+struct TestUser {
+    name: String,
+    home: PathBuf,
+    uid: u32,
+}
+
+impl TestUser {
+    fn new(s: &Setup, tag: &str) -> TestUser {
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!("pt{}{tag}", std::process::id() % 100_000);
+        let home = s.path().join("home").join(&name);
+        std::fs::create_dir_all(home.parent().unwrap()).unwrap();
+        let status = Command::new("useradd")
+            .args([
+                "--create-home",
+                "--shell",
+                "/bin/sh",
+                "--user-group",
+                "--home-dir",
+            ])
+            .arg(&home)
+            .arg(&name)
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name}");
+        let uid = std::fs::metadata(&home).unwrap().uid();
+        TestUser { name, home, uid }
+    }
+
+    fn address(&self) -> String {
+        format!("{}@{HOST}", self.name)
+    }
+
+    /// Writes ~/.forward as the user would: theirs, mode 0644.
+    fn forward(&self, text: &str) -> PathBuf {
+        let path = self.home.join(".forward");
+        std::fs::write(&path, text).unwrap();
+        std::os::unix::fs::chown(&path, Some(self.uid), Some(self.uid)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _guard = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = Command::new("userdel").arg(&self.name).status();
+    }
+}
+
+const MESSAGE: &[u8] =
+    b"Subject: for a shell user\nMessage-ID: <1@example.org>\n\nplain body\nsecond line\n";
+
+fn expected(to: &str) -> Vec<u8> {
+    [
+        format!("Return-Path: <x@example.org>\nDelivered-To: {to}\n").as_bytes(),
+        MESSAGE,
+    ]
+    .concat()
+}
+
+#[test]
+fn mail_lands_in_the_users_own_maildir() {
+    if skip_unless_root("mail_lands_in_the_users_own_maildir") {
+        return;
+    }
+    let s = Setup::new();
+    let user = TestUser::new(&s, "a");
+    assert!(!user.home.join("Maildir").exists());
+    s.local("x@example.org", &user.address(), MESSAGE)
+        .expect(0, "2.0.0 delivered to maildir");
+    let maildir = user.home.join("Maildir");
+    let meta = std::fs::metadata(&maildir).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (user.uid, 0o700));
+    let got = messages(&maildir);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, expected(&user.address()));
+    let file = std::fs::metadata(maildir.join("new").join(&got[0].0)).unwrap();
+    assert_eq!((file.uid(), file.mode() & 0o777), (user.uid, 0o600));
+}
+
+#[test]
+fn forward_targets_each_deliver_as_the_user() {
+    if skip_unless_root("forward_targets_each_deliver_as_the_user") {
+        return;
+    }
+    let s = Setup::new();
+    let user = TestUser::new(&s, "b");
+    let mbox = user.home.join("mbox");
+    let folder = user.home.join("Lists/");
+    user.forward(&format!(
+        "# where my mail goes\n\\{name}, {mbox}\n{folder}\n|/bin/cat > \"$HOME/piped.$RECIPIENT\"\n",
+        name = user.name,
+        mbox = mbox.display(),
+        folder = folder.display()
+    ));
+    let d = s.local("x@example.org", &user.address(), MESSAGE);
+    d.expect(0, "2.0.0 delivered by .forward to ");
+    let want = expected(&user.address());
+
+    // \user: the user's own Maildir.
+    assert_eq!(messages(&user.home.join("Maildir"))[0].1, want);
+    // A Maildir path.
+    assert_eq!(messages(&folder)[0].1, want);
+    // A command, run as the user in their home, the message on stdin.
+    let piped = user.home.join(format!("piped.{}", user.address()));
+    assert_eq!(std::fs::read(&piped).unwrap(), want);
+    assert_eq!(std::fs::metadata(&piped).unwrap().uid(), user.uid);
+    // An mbox, read back by Python's mailbox module.
+    assert_eq!(std::fs::metadata(&mbox).unwrap().uid(), user.uid);
+    let script = "import mailbox, sys\n\
+                  box = mailbox.mbox(sys.argv[1])\n\
+                  msgs = list(box)\n\
+                  assert len(msgs) == 1, len(msgs)\n\
+                  m = msgs[0]\n\
+                  sys.stdout.write(m.get_from() + '|' + m['Subject'] + '|' + m['Delivered-To'] + '|' + m.get_payload())\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&mbox)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = read.splitn(4, '|').collect();
+    assert!(fields[0].starts_with("x@example.org "), "{read}");
+    assert_eq!(
+        &fields[1..],
+        [
+            "for a shell user",
+            user.address().as_str(),
+            "plain body\nsecond line\n"
+        ]
+    );
+}
+
+#[test]
+fn an_address_in_forward_waits_for_the_queue() {
+    if skip_unless_root("an_address_in_forward_waits_for_the_queue") {
+        return;
+    }
+    let s = Setup::new();
+    let user = TestUser::new(&s, "c");
+    user.forward("someone@elsewhere.example\n");
+    s.local("x@example.org", &user.address(), MESSAGE).expect(
+        75,
+        "4.3.0 forwarding to <someone@elsewhere.example> needs postern-queue",
+    );
+    assert!(messages(&user.home.join("Maildir")).is_empty());
+}
+
+#[test]
+fn an_unsafe_forward_is_ignored_with_a_log_line() {
+    if skip_unless_root("an_unsafe_forward_is_ignored_with_a_log_line") {
+        return;
+    }
+    let s = Setup::new();
+    let user = TestUser::new(&s, "d");
+    let path = user.forward("|/bin/sh -c 'echo owned'\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let d = s.local("x@example.org", &user.address(), MESSAGE);
+    d.expect(0, "2.0.0 delivered to maildir");
+    assert!(
+        d.stderr.contains(&format!(
+            "ignoring .forward: {} is group- or world-writable",
+            path.display()
+        )),
+        "{}",
+        d.stderr
+    );
+    assert_eq!(messages(&user.home.join("Maildir")).len(), 1);
+}
+
+#[test]
+fn commands_that_fail_or_hang_are_reported() {
+    if skip_unless_root("commands_that_fail_or_hang_are_reported") {
+        return;
+    }
+    let s = Setup::with_settings("command_time_limit = 1\n");
+    let user = TestUser::new(&s, "e");
+    user.forward("|echo no such list >&2; exit 67\n");
+    s.local("x@example.org", &user.address(), MESSAGE).expect(
+        69,
+        "5.3.0 command \"echo no such list >&2; exit 67\" failed with exit 67: no such list",
+    );
+    user.forward("|exit 75\n");
+    s.local("x@example.org", &user.address(), MESSAGE)
+        .expect(75, "4.3.0 command \"exit 75\" deferred");
+    user.forward("|sleep 30\n");
+    s.local("x@example.org", &user.address(), MESSAGE)
+        .expect(75, "4.3.0 command \"sleep 30\" killed after 1 s");
+}
+
+#[test]
+fn root_mail_reaches_a_person_only_through_an_alias() {
+    if skip_unless_root("root_mail_reaches_a_person_only_through_an_alias") {
+        return;
+    }
+    let s = Setup::new();
+    s.add_mailbox("alice@example.test", &[]);
+    let root = format!("root@{HOST}");
+    s.local("x@example.org", &root, MESSAGE)
+        .expect(75, "4.3.0 mail for root (uid 0) needs an alias");
+    let check = String::from_utf8(s.admin(&["check"]).stdout).unwrap();
+    assert!(
+        check.contains(&format!("postmaster@{HOST} does not reach a person")),
+        "{check}"
+    );
+    s.write("aliases", "root: alice@example.test\npostmaster: root\n");
+    s.local("x@example.org", &root, MESSAGE).expect(0, "2.0.0");
+    assert_eq!(
+        messages(&s.maildir("alice@example.test"))[0].1,
+        expected("alice@example.test")
+    );
+}
