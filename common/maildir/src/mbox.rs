@@ -50,7 +50,7 @@ fn write_message(file: &File, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
         sender
     };
     let mut out = io::BufWriter::new(file);
-    write!(out, "From {sender} {}\n", asctime(SystemTime::now()))?;
+    writeln!(out, "From {sender} {}", asctime(SystemTime::now()))?;
     let message: Vec<u8> = parts.concat();
     let mut ends_with_newline = true;
     for line in message.split_inclusive(|&b| b == b'\n') {
