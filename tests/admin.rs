@@ -268,3 +268,43 @@ fn a_hand_broken_line_survives_edits_and_check_names_it() {
         "{stdout}"
     );
 }
+
+#[test]
+fn explain_walks_aliases_catch_alls_and_extensions_line_by_line() {
+    let s = Setup::new();
+    s.add_mailbox("bob@example.test", &[]);
+    s.add_mailbox("admin@example.test", &[]);
+    s.write(
+        "aliases",
+        "# chain\nalice@example.test: bob@example.test, carol@other.test\n@other.test: admin@example.test\n",
+    );
+    let aliases = s.etc.join("aliases");
+    let accounts = s.etc.join("accounts");
+    let out = ok(s.admin(&["explain", "Alice+News@example.test"]));
+    let want = [
+        "alice+news@example.test".to_string(),
+        "  recipient delimiter \"+\": nothing for alice+news@example.test, trying alice@example.test".into(),
+        format!("  {}:2: alice@example.test → bob@example.test, carol@other.test", aliases.display()),
+        "    bob@example.test".into(),
+        format!(
+            "      {}:1: mailbox bob@example.test → {}/",
+            accounts.display(),
+            s.maildir("bob@example.test").display()
+        ),
+        "    carol@other.test".into(),
+        format!("      {}:3: @other.test (catch-all) → admin@example.test", aliases.display()),
+        "        admin@example.test".into(),
+        format!(
+            "          {}:2: mailbox admin@example.test → {}/",
+            accounts.display(),
+            s.maildir("admin@example.test").display()
+        ),
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), want);
+
+    let out = ok(s.admin(&["explain", "nobody@example.test"]));
+    assert_eq!(
+        out,
+        "nobody@example.test\n  no alias, mailbox or catch-all\n  5.1.1 user unknown\n"
+    );
+}

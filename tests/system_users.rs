@@ -231,3 +231,43 @@ fn root_mail_reaches_a_person_only_through_an_alias() {
         expected("alice@example.test")
     );
 }
+
+#[test]
+fn explain_follows_a_forward_to_its_pipe() {
+    if skip_unless_root("explain_follows_a_forward_to_its_pipe") {
+        return;
+    }
+    let s = Setup::new();
+    let user = TestUser::new(&s, "f");
+    s.write("aliases", &format!("help: {}\n", user.name));
+    let forward = user.forward(&format!(
+        "\\{}\n|/usr/bin/procmail -f-\nnot an address@\n",
+        user.name
+    ));
+    let out = s.admin(&["explain", &format!("help@{HOST}")]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let f = forward.display();
+    let want = [
+        format!("help@{HOST}"),
+        format!(
+            "  {}:1: help → {}",
+            s.etc.join("aliases").display(),
+            user.address()
+        ),
+        format!("    {}", user.address()),
+        format!("      {HOST} is local: system user {}", user.name),
+        format!("        uid {}, follows {f}", user.uid),
+        format!("          {f}:3: skipped: \"not an address@\": empty domain"),
+        format!(
+            "          {f}:1: \\{}: kept in {}/",
+            user.name,
+            user.home.join("Maildir").display()
+        ),
+        format!(
+            "          {f}:2: |/usr/bin/procmail -f-: run by /bin/sh as {}",
+            user.name
+        ),
+    ];
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
+}

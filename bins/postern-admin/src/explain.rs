@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use postern_config::forward::{Forward, ForwardTarget, check_safe};
 use postern_config::{Address, Config};
 
 pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
@@ -21,7 +22,7 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
         };
         out.push(format!("{indent}{text}"));
         if let Some(name) = &step.system_user {
-            for line in system_user(name) {
+            for line in system_user(name, &config.settings.hostname) {
                 out.push(format!("{indent}  {line}"));
             }
         }
@@ -29,19 +30,52 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
     Ok(out.join("\n"))
 }
 
-/// What happens at a system user: their Maildir, or why not.
-fn system_user(name: &str) -> Vec<String> {
-    match postern_privilege::lookup_user(name) {
-        None => vec!["no such user: 5.1.1 user unknown".to_string()],
-        Some(user) if user.uid == 0 => {
-            vec![format!(
-                "{name} is uid 0: deferred (4.3.0) until an alias sends root's mail to a person"
-            )]
-        }
-        Some(user) => vec![format!(
-            "uid {} → {}/",
-            user.uid,
-            user.home.join("Maildir").display()
-        )],
+/// What happens at a system user: their `.forward`, or their Maildir.
+fn system_user(name: &str, hostname: &str) -> Vec<String> {
+    let Some(user) = postern_privilege::lookup_user(name) else {
+        return vec!["no such user: 5.1.1 user unknown".to_string()];
+    };
+    if user.uid == 0 {
+        return vec![format!(
+            "{name} is uid 0: deferred (4.3.0) until an alias sends root's mail to a person"
+        )];
     }
+    let maildir = format!("{}/", user.home.join("Maildir").display());
+    let path = user.home.join(".forward");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return vec![format!("uid {}, no .forward → {maildir}", user.uid)];
+    }
+    if let Err(why) = check_safe(&path, user.uid) {
+        return vec![format!(
+            "uid {}, .forward ignored: {why} → {maildir}",
+            user.uid
+        )];
+    }
+    let text = std::fs::read(&path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let forward = Forward::parse(&text, hostname);
+    let mut lines = vec![format!("uid {}, follows {}", user.uid, path.display())];
+    for (line, why) in &forward.errors {
+        lines.push(format!("  {}:{line}: skipped: {why}", path.display()));
+    }
+    for (line, target) in &forward.targets {
+        let what = match target {
+            ForwardTarget::KeepLocal(local) if *local == user.name => {
+                format!("\\{local}: kept in {maildir}")
+            }
+            ForwardTarget::KeepLocal(other) => {
+                format!("\\{other}: user {other}, through the queue")
+            }
+            ForwardTarget::Address(address) => format!("{address}: through the queue"),
+            ForwardTarget::File(file) => format!("{}: appended as mbox, as {name}", file.display()),
+            ForwardTarget::Maildir(dir) => format!("{}: Maildir, as {name}", dir.display()),
+            ForwardTarget::Pipe(command) => format!("|{command}: run by /bin/sh as {name}"),
+        };
+        lines.push(format!("  {}:{line}: {what}", path.display()));
+    }
+    if forward.targets.is_empty() {
+        lines.push(format!("  no usable line → {maildir}"));
+    }
+    lines
 }
