@@ -271,3 +271,93 @@ fn explain_follows_a_forward_to_its_pipe() {
     ];
     assert_eq!(text.lines().collect::<Vec<_>>(), want);
 }
+
+#[test]
+fn system_aliases_run_things_as_the_owner_of_the_file_that_named_them() {
+    if skip_unless_root("system_aliases_run_things_as_the_owner_of_the_file_that_named_them") {
+        return;
+    }
+    let s = Setup::new();
+    s.add_mailbox("alice@example.test", &[]);
+    let user = TestUser::new(&s, "g");
+    let nobody = postern_uid("nobody");
+    // A drop box everyone may write, for the root-owned aliases' targets.
+    let drop = s.path().join("drop");
+    std::fs::create_dir(&drop).unwrap();
+    std::fs::set_permissions(&drop, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let list = user.home.join("staff.list");
+    std::fs::write(
+        &list,
+        "# staff\nalice@example.test, \"|/usr/bin/id -u > $HOME/ran\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&list, Some(user.uid), Some(user.uid)).unwrap();
+    s.write(
+        "aliases",
+        &format!(
+            "log: \"|/usr/bin/id -u > {d}/who\", {d}/archive.mbox\nstaff: :include:{l}\nbad@example.test: \"|/bin/true\"\n",
+            d = drop.display(),
+            l = list.display()
+        ),
+    );
+    // The aliases file is root's: its command and file are nobody's.
+    s.local("x@example.org", &format!("log@{HOST}"), MESSAGE)
+        .expect(0, "2.0.0 delivered to 2 mailboxes");
+    assert_eq!(
+        std::fs::read_to_string(drop.join("who")).unwrap().trim(),
+        nobody.to_string()
+    );
+    let archive = std::fs::metadata(drop.join("archive.mbox")).unwrap();
+    assert_eq!((archive.uid(), archive.mode() & 0o777), (nobody, 0o600));
+    let mbox = std::fs::read_to_string(drop.join("archive.mbox")).unwrap();
+    assert!(
+        mbox.starts_with("From x@example.org ") && mbox.contains("plain body\nsecond line\n\n"),
+        "{mbox}"
+    );
+
+    // The :include: list is the user's: its command runs as them.
+    s.local("x@example.org", &format!("staff@{HOST}"), MESSAGE)
+        .expect(0, "2.0.0 delivered to 2 mailboxes");
+    assert_eq!(
+        std::fs::read_to_string(user.home.join("ran"))
+            .unwrap()
+            .trim(),
+        user.uid.to_string()
+    );
+    assert_eq!(messages(&s.maildir("alice@example.test")).len(), 1);
+
+    // A customer's user@domain entry cannot run anything.
+    let check = String::from_utf8(s.admin(&["check"]).stdout).unwrap();
+    assert!(check.contains("not bad@example.test"), "{check}");
+    s.local("x@example.org", "bad@example.test", MESSAGE)
+        .expect(75, "4.3.5");
+
+    // explain shows who runs what.
+    let text = String::from_utf8(s.admin(&["explain", &format!("staff@{HOST}")]).stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "{} (uid {}) → alice@example.test, |/usr/bin/id -u > $HOME/ran",
+            list.display(),
+            user.uid
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "run by /bin/sh as uid {}, who owns {}",
+            user.uid,
+            list.display()
+        )),
+        "{text}"
+    );
+}
+
+/// A user's uid from the passwd database.
+fn postern_uid(name: &str) -> u32 {
+    let out = Command::new("id").args(["-u", name]).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}

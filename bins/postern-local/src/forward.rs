@@ -5,13 +5,10 @@
 //! A missing, unsafe or empty `.forward` means plain delivery to
 //! `~/Maildir/`; an unsafe one is logged with the reason, as sendmail does.
 
-use std::time::Duration;
-
 use postern_config::forward::{Forward, ForwardTarget, check_safe};
-use postern_maildir::{QuotaLimits, mbox};
+use postern_maildir::QuotaLimits;
 use tracing::warn;
 
-use crate::pipe::{PipeContext, run};
 use crate::plan::{Job, SystemUserJob};
 use crate::status::Status;
 use crate::writer::{Delivery, Outcome, failed};
@@ -96,30 +93,11 @@ fn deliver_to(
             let outcome = delivery.to_maildir(path, QuotaLimits::default());
             (outcome.status, path.display().to_string())
         }
-        ForwardTarget::File(path) => {
-            let status = match mbox::append(
-                path,
-                &delivery.request.sender,
-                &[&delivery.headers, delivery.message],
-            ) {
-                Ok(()) => Status::delivered("appended"),
-                Err(e) => Status::temporary(format!("append to {}: {e}", path.display())),
-            };
-            (status, path.display().to_string())
-        }
-        ForwardTarget::Pipe(command) => {
-            let context = PipeContext {
-                home: &user.home,
-                user: &user.name,
-                sender: &delivery.request.sender,
-                recipient: delivery.to,
-                time_limit: Duration::from_secs(delivery.settings.command_time_limit),
-            };
-            (
-                run(command, &context, &[&delivery.headers, delivery.message]),
-                format!("|{command}"),
-            )
-        }
+        ForwardTarget::File(path) => (delivery.to_mbox(path), path.display().to_string()),
+        ForwardTarget::Pipe(command) => (
+            delivery.to_command(command, &user.home, &user.name),
+            format!("|{command}"),
+        ),
         ForwardTarget::KeepLocal(name) => (
             needs_queue(&format!("{name}@{}", delivery.settings.hostname)),
             String::new(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use postern_config::{Account, Address, Config, Destination, MailOwner, Resolution};
+use postern_config::{Account, Address, Config, Destination, MailOwner, Resolution, Special};
 use postern_maildir::QuotaLimits;
 
 use crate::status::Status;
@@ -38,8 +38,24 @@ pub struct Job {
     pub limits: QuotaLimits,
     /// `None`: no size limit.
     pub max_size: Option<u64>,
+    pub kind: JobKind,
+}
+
+/// What writing a job means.
+#[derive(Clone, Debug)]
+pub enum JobKind {
+    /// The Maildir of the job.
+    Mailbox,
     /// A system user's delivery, which follows their `~/.forward`.
-    pub system_user: Option<SystemUserJob>,
+    SystemUser(SystemUserJob),
+    /// A command of the host's aliases or an `:include:` list.
+    Pipe {
+        command: String,
+        home: PathBuf,
+        user: String,
+    },
+    /// An mbox file of the host's aliases or an `:include:` list.
+    Mbox(PathBuf),
 }
 
 /// A system user, as their delivery process needs them.
@@ -149,7 +165,7 @@ fn job_for(
                     maildir,
                     limits,
                     max_size,
-                    system_user: None,
+                    kind: JobKind::Mailbox,
                 },
             ))
         }
@@ -188,10 +204,42 @@ fn job_for(
                     maildir: user.home.join("Maildir"),
                     limits,
                     max_size,
-                    system_user: Some(SystemUserJob {
+                    kind: JobKind::SystemUser(SystemUserJob {
                         name: user.name.clone(),
                         home: user.home.clone(),
                     }),
+                },
+            ))
+        }
+        Destination::Special {
+            target,
+            owner,
+            delivered_to,
+        } => {
+            let to = delivered_to.to_string();
+            let runner = runner(owner).map_err(|status| (to.clone(), status))?;
+            let max_size = Some(settings.max_message_size).filter(|&n| n > 0);
+            let (maildir, kind) = match target {
+                Special::Pipe(command) => (
+                    PathBuf::new(),
+                    JobKind::Pipe {
+                        command,
+                        home: runner.home.clone(),
+                        user: runner.name.clone().unwrap_or_else(|| owner.to_string()),
+                    },
+                ),
+                Special::File(path) => (PathBuf::new(), JobKind::Mbox(path)),
+                Special::Maildir(path) => (path, JobKind::Mailbox),
+            };
+            Ok((
+                runner.owner,
+                Job {
+                    request,
+                    delivered_to,
+                    maildir,
+                    limits: QuotaLimits::default(),
+                    max_size,
+                    kind,
                 },
             ))
         }
@@ -219,4 +267,50 @@ fn mailbox_owner(account: &Account, mail_owner: &MailOwner) -> Result<Owner, Sta
     // Supplementary groups belong to the named owner only.
     let name = name.filter(|_| account.uid.is_none());
     Ok(Owner { uid, gid, name })
+}
+
+/// Who runs a command or writes a file that an aliases file or `:include:`
+/// list named: the file's owner, or for root-owned files the default user
+/// `nobody`, as sendmail does — never root.
+struct Runner {
+    owner: Owner,
+    name: Option<String>,
+    home: PathBuf,
+}
+
+fn runner(uid: u32) -> Result<Runner, Status> {
+    let user = if uid == 0 {
+        postern_privilege::lookup_user("nobody").ok_or_else(|| {
+            Status::temporary("no user nobody to run the host's alias commands as")
+        })?
+    } else {
+        match postern_privilege::lookup_uid(uid) {
+            Some(user) => user,
+            None => {
+                return Ok(Runner {
+                    owner: Owner {
+                        uid,
+                        gid: uid,
+                        name: None,
+                    },
+                    name: None,
+                    home: PathBuf::from("/"),
+                });
+            }
+        }
+    };
+    let home = if user.home.is_dir() {
+        user.home.clone()
+    } else {
+        PathBuf::from("/")
+    };
+    Ok(Runner {
+        owner: Owner {
+            uid: user.uid,
+            gid: user.gid,
+            name: Some(user.name.clone()),
+        },
+        name: Some(user.name),
+        home,
+    })
 }

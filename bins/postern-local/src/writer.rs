@@ -10,7 +10,7 @@ use std::path::Path;
 use postern_maildir::{DeliverError, DeliveryName, Maildir, QuotaLimits, UniqueNames, deliver};
 
 use crate::message::{delivered_to_count, read_at, size_after, trace_headers, unix_line_ends};
-use crate::plan::{Job, Owner, Request};
+use crate::plan::{Job, JobKind, Owner, Request};
 use crate::status::Status;
 
 /// The outcome of one job, with the file written.
@@ -199,12 +199,19 @@ fn write_job(
         headers: trace_headers(&request.sender, &to),
         message,
     };
-    if let Some(user) = &job.system_user
-        && let Some(outcome) = crate::forward::follow(&delivery, user, job)
-    {
-        return outcome;
+    match &job.kind {
+        JobKind::SystemUser(user) => match crate::forward::follow(&delivery, user, job) {
+            Some(outcome) => outcome,
+            None => delivery.to_maildir(&job.maildir, job.limits),
+        },
+        JobKind::Mailbox => delivery.to_maildir(&job.maildir, job.limits),
+        JobKind::Pipe {
+            command,
+            home,
+            user,
+        } => failed(delivery.to_command(command, home, user)),
+        JobKind::Mbox(path) => failed(delivery.to_mbox(path)),
     }
-    delivery.to_maildir(&job.maildir, job.limits)
 }
 
 /// One message on its way to one recipient's destinations.
@@ -219,6 +226,31 @@ pub struct Delivery<'a> {
 }
 
 impl Delivery<'_> {
+    /// Appends to the mbox file at `path`.
+    pub fn to_mbox(&self, path: &Path) -> Status {
+        match postern_maildir::mbox::append(
+            path,
+            &self.request.sender,
+            &[&self.headers, self.message],
+        ) {
+            Ok(()) => Status::delivered(format!("appended to {}", path.display())),
+            Err(e) => Status::temporary(format!("append to {}: {e}", path.display())),
+        }
+    }
+
+    /// Runs `command` with the message on stdin, in `home`, as `user`
+    /// (which this process already is).
+    pub fn to_command(&self, command: &str, home: &Path, user: &str) -> Status {
+        let context = crate::pipe::PipeContext {
+            home,
+            user,
+            sender: &self.request.sender,
+            recipient: self.to,
+            time_limit: std::time::Duration::from_secs(self.settings.command_time_limit),
+        };
+        crate::pipe::run(command, &context, &[&self.headers, self.message])
+    }
+
     /// Into the Maildir at `path` (made if missing), under `limits`.
     pub fn to_maildir(&self, path: &Path, limits: QuotaLimits) -> Outcome {
         let maildir = Maildir::at(path);

@@ -1,5 +1,5 @@
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::address::valid_domain;
 use crate::maps::MapFile;
@@ -15,6 +15,14 @@ pub enum AliasTarget {
     LocalUser(String),
     /// `@other.domain` in a catch-all: the same local part at another domain.
     Domain(String),
+    /// `|command` (system aliases only): run by `/bin/sh -c`.
+    Pipe(String),
+    /// `/path/file` (system aliases only): appended in mbox format.
+    File(PathBuf),
+    /// `/path/Maildir/` (system aliases only).
+    Maildir(PathBuf),
+    /// `:include:/path` (system aliases only): more targets from a file.
+    Include(PathBuf),
 }
 
 /// One alias: `key: target, target, ...`.
@@ -33,6 +41,22 @@ pub struct AliasEntry {
 pub struct Aliases {
     entries: HashMap<String, AliasEntry>,
     broken: HashSet<String>,
+    /// The owner of the aliases file: its commands and files run as this
+    /// user (uid 0 meaning the default user, nobody, as in sendmail).
+    pub owner: u32,
+}
+
+impl std::fmt::Display for AliasTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AliasTarget::Address(address) => write!(f, "{address}"),
+            AliasTarget::LocalUser(name) => write!(f, "{name}"),
+            AliasTarget::Domain(domain) => write!(f, "@{domain}"),
+            AliasTarget::Pipe(command) => write!(f, "|{command}"),
+            AliasTarget::File(path) | AliasTarget::Maildir(path) => write!(f, "{}", path.display()),
+            AliasTarget::Include(path) => write!(f, ":include:{}", path.display()),
+        }
+    }
 }
 
 impl Aliases {
@@ -168,34 +192,7 @@ fn parse_targets(key: &str, value: &str) -> Result<Vec<AliasTarget>, String> {
         if target.is_empty() {
             continue;
         }
-        let unquoted = target.trim_matches('"');
-        if unquoted.starts_with(['|', '/', '\\']) || unquoted.starts_with(":include:") {
-            return Err(format!(
-                "target {target:?}: command, file, :include: and \\user targets are not supported yet"
-            ));
-        }
-        let parsed = if let Some(domain) = unquoted.strip_prefix('@') {
-            if !key.starts_with('@') {
-                return Err(format!(
-                    "target {target:?}: an @domain target needs an @domain key"
-                ));
-            }
-            if !valid_domain(domain) {
-                return Err(format!("target {target:?}: bad domain"));
-            }
-            AliasTarget::Domain(domain.to_lowercase())
-        } else if unquoted.contains('@') {
-            AliasTarget::Address(
-                Address::parse(unquoted).map_err(|e| format!("target {target:?}: {e}"))?,
-            )
-        } else if unquoted
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
-        {
-            return Err(format!("target {target:?}: not a user name"));
-        } else {
-            AliasTarget::LocalUser(unquoted.to_lowercase())
-        };
+        let parsed = parse_target(key, target)?;
         if !targets.contains(&parsed) {
             targets.push(parsed);
         }
@@ -204,6 +201,79 @@ fn parse_targets(key: &str, value: &str) -> Result<Vec<AliasTarget>, String> {
         return Err("no targets".to_string());
     }
     Ok(targets)
+}
+
+/// One target of the entry for `key`. Commands, files and `:include:`
+/// belong to the host's own aliases (bare names), which only the admin
+/// edits; a `user@domain` or `@domain` entry, which a customer's domain
+/// may have, cannot run anything.
+pub(crate) fn parse_target(key: &str, target: &str) -> Result<AliasTarget, String> {
+    let unquoted = match target.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) => inner.trim(),
+        None => target,
+    };
+    let special = unquoted.starts_with(['|', '/']) || unquoted.starts_with(":include:");
+    if special && key.contains('@') {
+        return Err(format!(
+            "target {target:?}: commands, files and :include: are for the host's bare-name aliases, not {key}"
+        ));
+    }
+    if let Some(command) = unquoted.strip_prefix('|') {
+        let command = command.trim();
+        if command.is_empty() {
+            return Err(format!("target {target:?}: empty command"));
+        }
+        return Ok(AliasTarget::Pipe(command.to_string()));
+    }
+    if let Some(path) = unquoted.strip_prefix(":include:") {
+        return Ok(AliasTarget::Include(absolute_path(target, path.trim())?));
+    }
+    if unquoted.starts_with('/') {
+        let path = absolute_path(target, unquoted)?;
+        return Ok(if unquoted.ends_with('/') {
+            AliasTarget::Maildir(path)
+        } else {
+            AliasTarget::File(path)
+        });
+    }
+    if unquoted.starts_with('\\') {
+        return Err(format!(
+            "target {target:?}: \\user targets are not supported in aliases"
+        ));
+    }
+    if let Some(domain) = unquoted.strip_prefix('@') {
+        if !key.starts_with('@') {
+            return Err(format!(
+                "target {target:?}: an @domain target needs an @domain key"
+            ));
+        }
+        if !valid_domain(domain) {
+            return Err(format!("target {target:?}: bad domain"));
+        }
+        return Ok(AliasTarget::Domain(domain.to_lowercase()));
+    }
+    if unquoted.contains('@') {
+        return Address::parse(unquoted)
+            .map(AliasTarget::Address)
+            .map_err(|e| format!("target {target:?}: {e}"));
+    }
+    if unquoted.is_empty()
+        || unquoted
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
+    {
+        return Err(format!("target {target:?}: not a user name"));
+    }
+    Ok(AliasTarget::LocalUser(unquoted.to_lowercase()))
+}
+
+fn absolute_path(target: &str, path: &str) -> Result<PathBuf, String> {
+    if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+        return Err(format!(
+            "target {target:?}: needs an absolute path without '..'"
+        ));
+    }
+    Ok(PathBuf::from(path))
 }
 
 /// Splits on commas outside double quotes.
@@ -264,6 +334,28 @@ mod tests {
     }
 
     #[test]
+    fn system_aliases_may_run_commands_and_write_files() {
+        let (aliases, errors) = parse(
+            "log: \"|/usr/bin/logger -t mail\", /var/log/mail.mbox, /srv/archive/\nstaff: :include:/etc/postern/staff\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            aliases.get("log").unwrap().targets,
+            [
+                AliasTarget::Pipe("/usr/bin/logger -t mail".into()),
+                AliasTarget::File("/var/log/mail.mbox".into()),
+                AliasTarget::Maildir("/srv/archive/".into()),
+            ]
+        );
+        assert_eq!(
+            aliases.get("staff").unwrap().targets,
+            [AliasTarget::Include("/etc/postern/staff".into())]
+        );
+        let (_, errors) = parse("a: /x/../etc/passwd\nb: :include:relative\n@example.test: |cmd\n");
+        assert_eq!(errors.len(), 3, "{errors:?}");
+    }
+
+    #[test]
     fn bad_lines() {
         let (aliases, errors) = parse(concat!(
             "postmaster root\n",
@@ -279,7 +371,7 @@ mod tests {
             errors,
             [
                 "aliases:1: no ':' after \"postmaster root\"",
-                "aliases:2: alias pipe@example.test: target \"\\\"|/usr/bin/vacation bob\\\"\": command, file, :include: and \\user targets are not supported yet",
+                "aliases:2: alias pipe@example.test: target \"\\\"|/usr/bin/vacation bob\\\"\": commands, files and :include: are for the host's bare-name aliases, not pipe@example.test",
                 "aliases:3: alias a@example.test: target \"x@@\": empty domain",
                 "aliases:4: alias b@example.test: no targets",
                 "aliases:5: alias c@example.test: target \"@other.test\": an @domain target needs an @domain key",
@@ -290,4 +382,14 @@ mod tests {
         assert!(aliases.is_broken("a@example.test"));
         assert!(aliases.get("e@example.test").is_some());
     }
+}
+
+/// The items of an `:include:` line, split on commas outside quotes.
+pub(crate) fn split_list(line: &str) -> Vec<String> {
+    split_targets(line)
+        .unwrap_or_else(|_| vec![line])
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
 }

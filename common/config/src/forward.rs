@@ -133,10 +133,17 @@ fn target(item: &str, hostname: &str) -> Result<ForwardTarget, String> {
 /// file owned by the user (or root), writable by no one else, in a
 /// directory no one else can write. `Err` says why not, for the log line.
 pub fn check_safe(path: &Path, uid: u32) -> Result<(), String> {
+    check_safe_file(path, Some(uid)).map(drop)
+}
+
+/// The checks of `check_safe`; with `owner` `None` any owner will do (an
+/// `:include:` list runs as whoever owns it). Returns the owner's uid.
+pub fn check_safe_file(path: &Path, owner: Option<u32>) -> Result<u32, String> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if !meta.file_type().is_file() {
         return Err(format!("{} is not a regular file", path.display()));
     }
+    let uid = owner.unwrap_or(meta.uid());
     if meta.uid() != uid && meta.uid() != 0 {
         return Err(format!(
             "{} belongs to uid {}, not {uid}",
@@ -169,7 +176,7 @@ pub fn check_safe(path: &Path, uid: u32) -> Result<(), String> {
             dir_meta.uid()
         ));
     }
-    Ok(())
+    Ok(meta.uid())
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub use aliases::{AliasEntry, AliasTarget, Aliases};
 pub use domains::{DomainKind, Domains};
 pub use error::{ConfigError, LineError};
 pub use maps::Maps;
-pub use resolve::{Destination, Resolution, ResolveError, Resolver, Step};
+pub use resolve::{Destination, Resolution, ResolveError, Resolver, Special, Step};
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::parse_size;
 

@@ -27,7 +27,10 @@ impl Maps {
         let (path, text) = read_map(dir, ACCOUNTS_FILE)?;
         let accounts = Accounts::parse(&path, &text, &mut errors);
         let (path, text) = read_map(dir, ALIASES_FILE)?;
-        let aliases = Aliases::parse(&path, &text, &mut errors);
+        let mut aliases = Aliases::parse(&path, &text, &mut errors);
+        aliases.owner = std::fs::metadata(&path)
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or(0);
         Ok(Maps {
             domains,
             accounts,

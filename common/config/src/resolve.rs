@@ -1,6 +1,6 @@
 //! Address resolution: recipient delimiter → alias → mailbox or system user
 //! → host-wide postmaster/abuse → catch-all, recursively, with loops caught.
-//! Pure: it reads the loaded maps and touches no file, so `postern-local`,
+//! It reads the loaded maps and no other file but `:include:` lists, so `postern-local`,
 //! `postern-auth` and `postern-admin explain` share it.
 
 use std::path::PathBuf;
@@ -23,13 +23,30 @@ pub enum Destination {
     SystemUser { name: String, delivered_to: Address },
     /// An address outside the local and virtual domains.
     Remote(Address),
+    /// A command, mbox file or Maildir named by the host's aliases or an
+    /// `:include:` list, handled as `owner` (the uid that owns the file
+    /// that named it; 0 stands for the default user, nobody).
+    Special {
+        target: Special,
+        owner: u32,
+        delivered_to: Address,
+    },
+}
+
+/// What a system alias can name besides addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Special {
+    Pipe(String),
+    File(PathBuf),
+    Maildir(PathBuf),
 }
 
 impl Destination {
     pub fn delivered_to(&self) -> &Address {
         match self {
             Destination::Mailbox { delivered_to, .. }
-            | Destination::SystemUser { delivered_to, .. } => delivered_to,
+            | Destination::SystemUser { delivered_to, .. }
+            | Destination::Special { delivered_to, .. } => delivered_to,
             Destination::Remote(address) => address,
         }
     }
@@ -68,6 +85,8 @@ pub struct Resolution {
     pub trail: Vec<Step>,
     /// Addresses looked at so far, against `MAX_EXPANSIONS`.
     expansions: usize,
+    /// The `:include:` lists being read, against include loops.
+    includes: Vec<PathBuf>,
 }
 
 /// One step of a resolution. `level` nests: an address's rules sit one
@@ -296,16 +315,6 @@ impl<'a> Resolver<'a> {
         out: &mut Resolution,
     ) {
         let level = 2 * path.len() + 1;
-        let targets: Vec<Address> = entry
-            .targets
-            .iter()
-            .filter_map(|target| match target {
-                AliasTarget::Address(a) => Some(a.clone()),
-                AliasTarget::LocalUser(name) => Address::new(name, &self.settings.hostname).ok(),
-                AliasTarget::Domain(domain) => Some(address.with_domain(domain)),
-            })
-            .collect();
-        let shown: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
         let what = if entry.key.starts_with('@') {
             " (catch-all)"
         } else if !entry.key.contains('@')
@@ -315,6 +324,11 @@ impl<'a> Resolver<'a> {
         } else {
             ""
         };
+        let shown: Vec<String> = entry
+            .targets
+            .iter()
+            .map(|t| self.show(t, address))
+            .collect();
         out.note(
             level,
             format!(
@@ -324,21 +338,147 @@ impl<'a> Resolver<'a> {
                 shown.join(", ")
             ),
         );
+        let owner = self.maps.aliases.owner;
+        self.expand_targets(&entry.targets, owner, ALIASES_FILE, address, path, out);
+    }
+
+    /// How a target reads in a step: addresses as they resolve.
+    fn show(&self, target: &AliasTarget, address: &Address) -> String {
+        match self.target_address(target, address) {
+            Some(resolved) => resolved.to_string(),
+            None => target.to_string(),
+        }
+    }
+
+    fn target_address(&self, target: &AliasTarget, address: &Address) -> Option<Address> {
+        match target {
+            AliasTarget::Address(a) => Some(a.clone()),
+            AliasTarget::LocalUser(name) => Address::new(name, &self.settings.hostname).ok(),
+            AliasTarget::Domain(domain) => Some(address.with_domain(domain)),
+            _ => None,
+        }
+    }
+
+    /// The targets of an alias or an `:include:` list named by a file that
+    /// `owner` owns.
+    fn expand_targets(
+        &self,
+        targets: &[AliasTarget],
+        owner: u32,
+        named_by: &str,
+        address: &Address,
+        path: &mut Vec<Address>,
+        out: &mut Resolution,
+    ) {
+        let level = 2 * path.len() + 1;
         path.push(address.clone());
-        for target in &targets {
-            out.note(level + 1, target.to_string());
-            if target == address {
-                // `bob: bob, archive` keeps a copy in bob's own mailbox,
-                // as in sendmail: the alias is not applied again.
-                self.expand(target, path, out, true);
-            } else if path.contains(target) {
-                out.note(level + 2, format!("alias loop back to {target}"));
-                out.fail(level + 2, target, ResolveError::Loop);
+        for target in targets {
+            out.note(level + 1, self.show(target, address));
+            let special = match target {
+                AliasTarget::Pipe(command) => Special::Pipe(command.clone()),
+                AliasTarget::File(file) => Special::File(file.clone()),
+                AliasTarget::Maildir(dir) => Special::Maildir(dir.clone()),
+                AliasTarget::Include(list) => {
+                    self.expand_include(list, address, path, out);
+                    continue;
+                }
+                _ => {
+                    let target = self
+                        .target_address(target, address)
+                        .expect("an address target");
+                    if target == *address {
+                        // `bob: bob, archive` keeps a copy in bob's own
+                        // mailbox, as in sendmail: the alias is not applied
+                        // again.
+                        self.expand(&target, path, out, true);
+                    } else if path.contains(&target) {
+                        out.note(level + 2, format!("alias loop back to {target}"));
+                        out.fail(level + 2, &target, ResolveError::Loop);
+                    } else {
+                        self.expand(&target, path, out, false);
+                    }
+                    continue;
+                }
+            };
+            let runs_as = if owner == 0 {
+                "the default user (nobody)".to_string()
             } else {
-                self.expand(target, path, out, false);
-            }
+                format!("uid {owner}")
+            };
+            let verb = match &special {
+                Special::Pipe(_) => "run by /bin/sh",
+                Special::File(_) => "appended as mbox",
+                Special::Maildir(_) => "delivered to Maildir",
+            };
+            out.note(
+                level + 2,
+                format!("{verb} as {runs_as}, who owns {named_by}"),
+            );
+            out.destinations.push(Destination::Special {
+                target: special,
+                owner,
+                delivered_to: address.clone(),
+            });
         }
         path.pop();
+    }
+
+    /// `:include:/path`: a list of targets in a file, trusted as far as its
+    /// owner: what it runs, runs as them.
+    fn expand_include(
+        &self,
+        list: &std::path::Path,
+        address: &Address,
+        path: &mut Vec<Address>,
+        out: &mut Resolution,
+    ) {
+        let level = 2 * path.len() + 1;
+        let shown = list.display().to_string();
+        if out.includes.iter().any(|p| p == list) {
+            out.note(level, format!("{shown} includes itself"));
+            out.fail(level, address, ResolveError::Loop);
+            return;
+        }
+        let owner = match crate::forward::check_safe_file(list, None) {
+            Ok(owner) => owner,
+            Err(why) => {
+                out.note(level, format!("cannot use {shown}: {why}"));
+                out.fail(level, address, ResolveError::BrokenMap(shown));
+                return;
+            }
+        };
+        let text = match std::fs::read(list) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                out.note(level, format!("cannot read {shown}: {e}"));
+                out.fail(level, address, ResolveError::BrokenMap(shown));
+                return;
+            }
+        };
+        let mut targets = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            for item in crate::aliases::split_list(line) {
+                match crate::aliases::parse_target("", &item) {
+                    Ok(target) => targets.push(target),
+                    Err(why) => out.note(level, format!("{shown}:{}: skipped: {why}", index + 1)),
+                }
+            }
+        }
+        let listed: Vec<String> = targets.iter().map(|t| self.show(t, address)).collect();
+        out.note(
+            level,
+            format!("{shown} (uid {owner}) → {}", listed.join(", ")),
+        );
+        out.includes.push(list.to_path_buf());
+        // The list's targets nest under the include step, as an alias's do.
+        path.push(address.clone());
+        self.expand_targets(&targets, owner, &shown, address, path, out);
+        path.pop();
+        out.includes.pop();
     }
 }
 
@@ -354,6 +494,7 @@ fn dedupe(destinations: &mut Vec<Destination>) {
             Destination::Mailbox { maildir, .. } => format!("m:{}", maildir.display()),
             Destination::SystemUser { name, .. } => format!("u:{name}"),
             Destination::Remote(address) => format!("r:{address}"),
+            Destination::Special { target, owner, .. } => format!("s:{target:?}:{owner}"),
         };
         seen.insert(key)
     });
