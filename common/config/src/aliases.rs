@@ -298,6 +298,16 @@ fn split_targets(value: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
+/// The items of an `:include:` line, split on commas outside quotes.
+pub(crate) fn split_list(line: &str) -> Vec<String> {
+    split_targets(line)
+        .unwrap_or_else(|_| vec![line])
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,14 +392,4 @@ mod tests {
         assert!(aliases.is_broken("a@example.test"));
         assert!(aliases.get("e@example.test").is_some());
     }
-}
-
-/// The items of an `:include:` line, split on commas outside quotes.
-pub(crate) fn split_list(line: &str) -> Vec<String> {
-    split_targets(line)
-        .unwrap_or_else(|_| vec![line])
-        .into_iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect()
 }

@@ -536,6 +536,7 @@ mod tests {
                 } => format!("{delivered_to} {}", maildir.display()),
                 Destination::SystemUser { name, .. } => format!("user {name}"),
                 Destination::Remote(a) => format!("remote {a}"),
+                Destination::Special { target, owner, .. } => format!("{target:?} as {owner}"),
             })
             .collect();
         out.extend(
@@ -662,6 +663,28 @@ mod tests {
     }
 
     #[test]
+    fn host_aliases_name_commands_and_files_run_as_the_aliases_owner() {
+        let mut maps = maps(
+            DOMAINS,
+            ACCOUNTS,
+            "log: \"|logger\", /var/log/m, a@example.test\n",
+        );
+        maps.aliases.owner = 42;
+        let settings = settings();
+        let r = Resolver::new(&settings, &maps).resolve(&Address::parse("log@shell.test").unwrap());
+        assert_eq!(
+            outcome(&r),
+            [
+                "Pipe(\"logger\") as 42",
+                "File(\"/var/log/m\") as 42",
+                "a@example.test /mail/example.test/a/Maildir"
+            ]
+        );
+        let r = Resolver::new(&settings, &maps).resolve(&Address::parse("x@example.test").unwrap());
+        assert_eq!(outcome(&r), ["x@example.test 5.1.1"]);
+    }
+
+    #[test]
     fn postmaster_always_resolves_and_dedupes() {
         let aliases = "postmaster: a@example.test\nabuse: a@example.test\nboth@example.test: a@example.test, a@example.test, postmaster@example.test\n";
         assert_eq!(
@@ -682,8 +705,7 @@ mod tests {
         );
         // Bare names: a local user's alias, and the host-wide postmaster,
         // which must not fall through to a customer's catch-all.
-        let aliases =
-            "bob: \"|x\"\npostmaster: a@example.test, \"|x\"\n@example.test: a@example.test\n";
+        let aliases = "bob: :include:relative\npostmaster: a@example.test, :include:relative\n@example.test: a@example.test\n";
         assert_eq!(resolve(aliases, "bob@shell.test"), ["bob@shell.test 4.3.5"]);
         assert_eq!(
             resolve(aliases, "postmaster@example.test"),
