@@ -6,17 +6,33 @@ SHELL    := /bin/bash
 CARGO    ?= cargo
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+DATADIR  ?= $(PREFIX)/share/postern
+SYSCONFDIR ?= /etc
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+# release for a real install; debug lets the tests install what make test built
+PROFILE  ?= release
 SANDBOX  ?= run
 FUZZ_SECONDS ?= 60
 
 # Debian packages the integration tests use: doveadm (real Dovecot hashes)
-# and mkpasswd (yescrypt as shadow writes it).
-TEST_PACKAGES  = dovecot-core whois
+# and mkpasswd (yescrypt as shadow writes it); man and systemd-analyze check
+# what make install installs.
+TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd
 BENCH_PACKAGES = python3
 PROGRAMS = postern postern-admin postern-local
+# Programs installed setgid postern (postern-inject, when it arrives).
+SETGID_PROGRAMS =
+SAMPLE_CONFIG = postern.toml domains aliases accounts
+UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket))
+MANPAGES = $(notdir $(wildcard docs/man/*.8))
+# The system users of docs/DESIGN.md: the roles, and the mail owner.
+SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-remote postern-relay postern-mail
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password
 
-.PHONY: all build release run test lint bench fuzz install clean
+.PHONY: all build release run test lint bench fuzz install install-users uninstall clean
 
 all: build
 
@@ -51,11 +67,41 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
-install: release
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/postern/etc
-	for p in $(PROGRAMS); do install -m 0755 target/release/$$p $(DESTDIR)$(PREFIX)/sbin/$$p; done
-	install -m 0644 etc/postern.toml etc/domains etc/aliases $(DESTDIR)$(PREFIX)/share/postern/etc/
-	install -m 0600 etc/accounts $(DESTDIR)$(PREFIX)/share/postern/etc/
+install: $(if $(filter debug,$(PROFILE)),build,release)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
+		$(DESTDIR)$(SYSCONFDIR)/postern $(DESTDIR)$(UNITDIR)
+	for p in $(PROGRAMS); do install -m 0755 target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
+	for p in $(SETGID_PROGRAMS); do install -m 2755 -g postern target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
+	for m in $(MANPAGES); do install -m 0644 docs/man/$$m $(DESTDIR)$(MANDIR)/man8/$$m; done
+	for u in $(UNITS); do $(SUBST) etc/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
+	$(SUBST) etc/inetd.conf > $(DESTDIR)$(DATADIR)/inetd.conf
+	# Samples go beside the config, and into it where nothing is there yet.
+	for f in $(SAMPLE_CONFIG); do \
+		mode=0644; [ $$f = accounts ] && mode=0600; \
+		install -m $$mode etc/$$f $(DESTDIR)$(DATADIR)/$$f.sample; \
+		[ -e $(DESTDIR)$(SYSCONFDIR)/postern/$$f ] || install -m $$mode etc/$$f $(DESTDIR)$(SYSCONFDIR)/postern/$$f; \
+	done
+
+# The system users and groups of docs/DESIGN.md, without logins or homes;
+# users that exist are left as they are.
+install-users:
+	for u in $(SYSTEM_USERS); do \
+		getent group $$u >/dev/null || groupadd --system $$u; \
+		getent passwd $$u >/dev/null || useradd --system --gid $$u --no-create-home \
+			--home-dir /nonexistent --shell /usr/sbin/nologin --comment "Postern $$u" $$u; \
+	done
+
+# Removes what install installed; config files that were changed stay.
+uninstall:
+	for p in $(PROGRAMS) $(SETGID_PROGRAMS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
+	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
+	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
+	rm -f $(DESTDIR)$(DATADIR)/inetd.conf
+	for f in $(SAMPLE_CONFIG); do \
+		cmp -s etc/$$f $(DESTDIR)$(SYSCONFDIR)/postern/$$f && rm -f $(DESTDIR)$(SYSCONFDIR)/postern/$$f; \
+		rm -f $(DESTDIR)$(DATADIR)/$$f.sample; \
+	done; true
+	rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/postern 2>/dev/null; true
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,186 @@
+//! `make install` and `make uninstall`: the installed tree works, the man
+//! pages render, the units verify, a changed config survives, and nothing
+//! else is left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `make TARGET ARGS` in the source tree, with what `make test` built.
+fn make(args: &[&str]) -> Output {
+    let out = Command::new("make")
+        .arg("-C")
+        .arg(root())
+        .arg("--no-print-directory")
+        .args(args)
+        .arg("PROFILE=debug")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
+    let dest = tempfile::tempdir().unwrap();
+    let destdir = format!("DESTDIR={}", dest.path().display());
+    make(&["install", &destdir]);
+    let d = dest.path();
+    for program in ["postern", "postern-admin", "postern-local"] {
+        let meta = std::fs::metadata(d.join("usr/local/sbin").join(program)).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o755
+        );
+    }
+    let etc = d.join("etc/postern");
+    for sample in ["postern.toml", "domains", "aliases", "accounts"] {
+        assert!(etc.join(sample).is_file(), "{sample}");
+        assert!(
+            d.join("usr/local/share/postern")
+                .join(format!("{sample}.sample"))
+                .is_file()
+        );
+    }
+    let unit =
+        std::fs::read_to_string(d.join("usr/local/lib/systemd/system/postern.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/sbin/postern --config /etc/postern up"),
+        "{unit}"
+    );
+
+    // The installed programs accept the installed configuration.
+    let check = Command::new(d.join("usr/local/sbin/postern-admin"))
+        .arg("--config")
+        .arg(&etc)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains(": 0 errors,"));
+
+    // Each man page renders, without a groff warning.
+    let man8 = d.join("usr/local/share/man/man8");
+    for page in ["postern.8", "postern-admin.8", "postern-local.8"] {
+        let out = Command::new("man")
+            .env("MANPAGER", "cat")
+            .arg("-l")
+            .arg(man8.join(page))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{page}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("NAME"),
+            "{page}"
+        );
+        let lint = Command::new("groff")
+            .args(["-ww", "-z", "-man"])
+            .arg(man8.join(page))
+            .output()
+            .unwrap();
+        assert!(
+            lint.stderr.is_empty(),
+            "{page}: {}",
+            String::from_utf8_lossy(&lint.stderr)
+        );
+    }
+
+    // A second install keeps a config the admin changed.
+    std::fs::write(etc.join("aliases"), "postmaster: admin@example.test\n").unwrap();
+    make(&["install", &destdir]);
+    assert_eq!(
+        std::fs::read_to_string(etc.join("aliases")).unwrap(),
+        "postmaster: admin@example.test\n"
+    );
+
+    // Uninstall takes everything back but that changed file.
+    make(&["uninstall", &destdir]);
+    assert_eq!(files_under(d), [etc.join("aliases")]);
+    std::fs::remove_file(etc.join("aliases")).unwrap();
+    make(&["uninstall", &destdir]);
+    assert!(files_under(d).is_empty());
+}
+
+#[test]
+fn the_installed_units_verify() {
+    // Installed for real under a temporary prefix, so that the programs the
+    // units name exist where the units say.
+    let prefix = tempfile::tempdir().unwrap();
+    let p = prefix.path().display().to_string();
+    let (prefix_arg, sysconf_arg) = (format!("PREFIX={p}"), format!("SYSCONFDIR={p}/etc"));
+    make(&["install", &prefix_arg, &sysconf_arg]);
+    let units: Vec<PathBuf> = std::fs::read_dir(prefix.path().join("lib/systemd/system"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!units.is_empty());
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    make(&["uninstall", &prefix_arg, &sysconf_arg]);
+    assert!(files_under(prefix.path()).is_empty());
+}
+
+#[test]
+fn install_users_is_idempotent() {
+    if crate::util::skip_unless_root("install_users_is_idempotent") {
+        return;
+    }
+    make(&["install-users"]);
+    make(&["install-users"]);
+    for user in [
+        "postern",
+        "postern-smtpd",
+        "postern-auth",
+        "postern-login",
+        "postern-remote",
+        "postern-relay",
+        "postern-mail",
+    ] {
+        let out = Command::new("getent")
+            .args(["passwd", user])
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            line.ends_with(":/nonexistent:/usr/sbin/nologin\n"),
+            "{user}: {line}"
+        );
+    }
+}
