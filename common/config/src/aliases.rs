@@ -257,11 +257,8 @@ pub(crate) fn parse_target(key: &str, target: &str) -> Result<AliasTarget, Strin
             .map(AliasTarget::Address)
             .map_err(|e| format!("target {target:?}: {e}"));
     }
-    if unquoted.is_empty()
-        || unquoted
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>')
-    {
+    // A bare name becomes name@host: it must make a valid local part.
+    if Address::new(unquoted, "localhost").is_err() {
         return Err(format!("target {target:?}: not a user name"));
     }
     Ok(AliasTarget::LocalUser(unquoted.to_lowercase()))
@@ -361,8 +358,9 @@ mod tests {
             aliases.get("staff").unwrap().targets,
             [AliasTarget::Include("/etc/postern/staff".into())]
         );
-        let (_, errors) = parse("a: /x/../etc/passwd\nb: :include:relative\n@example.test: |cmd\n");
-        assert_eq!(errors.len(), 3, "{errors:?}");
+        let (_, errors) =
+            parse("a: /x/../etc/passwd\nb: :include:relative\n@example.test: |cmd\nc: na:me\n");
+        assert_eq!(errors.len(), 4, "{errors:?}");
     }
 
     #[test]

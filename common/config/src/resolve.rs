@@ -383,9 +383,16 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
                 _ => {
-                    let target = self
-                        .target_address(target, address)
-                        .expect("an address target");
+                    let Some(target) = self.target_address(target, address) else {
+                        // A name the parser let through that is no address
+                        // at this host: the line's problem, so deferred.
+                        out.fail(
+                            level + 2,
+                            address,
+                            ResolveError::BrokenMap(format!("{named_by}: {target}")),
+                        );
+                        continue;
+                    };
                     if target == *address {
                         // `bob: bob, archive` keeps a copy in bob's own
                         // mailbox, as in sendmail: the alias is not applied
@@ -682,6 +689,19 @@ mod tests {
         );
         let r = Resolver::new(&settings, &maps).resolve(&Address::parse("x@example.test").unwrap());
         assert_eq!(outcome(&r), ["x@example.test 5.1.1"]);
+    }
+
+    /// Found by the resolve fuzz target: a bare-name target that makes no
+    /// local part once used to panic; the line is now refused and deferred.
+    #[test]
+    fn a_bare_target_that_is_no_local_part_defers() {
+        assert_eq!(
+            resolve(
+                "team@example.test: a@example.test, tea:include:.test\n",
+                "team@example.test"
+            ),
+            ["team@example.test 4.3.5"]
+        );
     }
 
     #[test]
