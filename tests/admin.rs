@@ -183,7 +183,21 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
     );
     refused(
         s.admin(&["alias", "add", "bad@new.example", "not an address@@"]),
-        "aliases:",
+        "target \"not an address@@\": empty domain",
+    );
+    // No value smuggles in a line, or a command where none may stand.
+    refused(
+        s.admin(&[
+            "forward",
+            "set",
+            "bob@new.example",
+            "a@new.example\nevil: \"|/bin/sh\"",
+        ]),
+        "control characters are not allowed",
+    );
+    refused(
+        s.admin(&["alias", "add", "bob@new.example", "|/bin/sh"]),
+        "commands, files and :include: are for the host's bare-name aliases",
     );
 
     // Catch-all and forward.

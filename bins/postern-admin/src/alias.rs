@@ -64,6 +64,15 @@ fn split_targets(value: &str) -> Vec<String> {
     out
 }
 
+/// Every target checked as the parser would read it under `key`, so no
+/// value can smuggle in a line break or a command where none is allowed.
+fn validate(key: &str, targets: &[String]) -> anyhow::Result<()> {
+    for target in targets {
+        postern_config::validate_target(key, target).map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
+}
+
 fn entry_line(key: &str, targets: &[String]) -> String {
     format!("{key}: {}", targets.join(", "))
 }
@@ -74,6 +83,7 @@ pub fn add(dir: &Path, key_text: &str, targets: &[String]) -> anyhow::Result<Str
     if targets.is_empty() {
         bail!("no targets for {key}");
     }
+    validate(&key, targets)?;
     check_domain(dir, &key)?;
     edit(dir, MapKind::Aliases, |map| match map.find(&key) {
         Some(range) => {
@@ -115,7 +125,7 @@ pub fn del(dir: &Path, key_text: &str, targets: &[String]) -> anyhow::Result<Str
         };
         let line = range.start + 1;
         if targets.is_empty() {
-            map.replace(range, Vec::new());
+            map.remove_all(&key);
             return Ok(format!(
                 "removed {key} (was {})",
                 at(dir, MapKind::Aliases, line)
@@ -221,6 +231,7 @@ fn replace_entry(dir: &Path, key: &str, targets: &[String]) -> anyhow::Result<St
     if targets.is_empty() {
         bail!("no targets for {key}");
     }
+    validate(key, targets)?;
     check_domain(dir, key)?;
     let key = key.to_string();
     edit(dir, MapKind::Aliases, |map| {

@@ -52,7 +52,7 @@ pub fn del(dir: &Path, domain: &str) -> anyhow::Result<String> {
             );
         };
         let line = range.start + 1;
-        map.replace(range, Vec::new());
+        map.remove_all(&domain);
         Ok(format!(
             "removed {domain} (was {})",
             at(dir, MapKind::Domains, line)

@@ -188,7 +188,7 @@ pub fn del(dir: &Path, address_text: &str, purge: bool) -> anyhow::Result<String
             bail!("no mailbox {address} in {}", dir.join("accounts").display());
         };
         let number = range.start + 1;
-        map.replace(range, Vec::new());
+        map.remove_all(&address.to_string());
         Ok(format!(
             "removed {address} (was {})",
             at(dir, MapKind::Accounts, number)

@@ -5,7 +5,7 @@
 //! A missing, unsafe or empty `.forward` means plain delivery to
 //! `~/Maildir/`; an unsafe one is logged with the reason, as sendmail does.
 
-use postern_config::forward::{Forward, ForwardTarget, check_safe};
+use postern_config::forward::{Forward, ForwardTarget, read_safe};
 use postern_maildir::QuotaLimits;
 use tracing::warn;
 
@@ -27,21 +27,17 @@ pub fn follow(delivery: &Delivery<'_>, user: &SystemUserJob, job: &Job) -> Optio
         .map(|q| q.id.as_str())
         .unwrap_or("NOQUEUE");
     let (uid, _) = postern_privilege::current_ids();
-    if let Err(why) = check_safe(&path, uid) {
-        warn!(
-            "{id}: to=<{}>: ignoring .forward: {}",
-            delivery.to,
-            postern_log::escape(&why)
-        );
-        return None;
-    }
-    let text = match std::fs::read(&path) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) => {
-            return Some(failed(Status::temporary(format!(
-                "read {}: {e}",
-                path.display()
-            ))));
+    // Anything that makes the file unusable, unreadable included, means
+    // plain delivery with a log line, as sendmail does.
+    let text = match read_safe(&path, Some(uid)) {
+        Ok((_, text)) => text,
+        Err(why) => {
+            warn!(
+                "{id}: to=<{}>: ignoring .forward: {}",
+                delivery.to,
+                postern_log::escape(&why)
+            );
+            return None;
         }
     };
     let forward = Forward::parse(&text, &delivery.settings.hostname);
@@ -54,6 +50,19 @@ pub fn follow(delivery: &Delivery<'_>, user: &SystemUserJob, job: &Job) -> Optio
     }
     if forward.targets.is_empty() {
         return None;
+    }
+    // Until the queue exists an address can only wait, and so does the
+    // whole .forward: running its commands and appends now would run them
+    // again on every retry.
+    let waiting = forward.targets.iter().find_map(|(_, target)| match target {
+        ForwardTarget::Address(address) => Some(address.to_string()),
+        ForwardTarget::KeepLocal(name) if !name.eq_ignore_ascii_case(&user.name) => {
+            Some(format!("{name}@{}", delivery.settings.hostname))
+        }
+        _ => None,
+    });
+    if let Some(address) = waiting {
+        return Some(failed(needs_queue(&address)));
     }
     let mut statuses = Vec::new();
     let mut done = Vec::new();
@@ -84,7 +93,7 @@ fn deliver_to(
     target: &ForwardTarget,
 ) -> (Status, String) {
     match target {
-        ForwardTarget::KeepLocal(name) if *name == user.name => {
+        ForwardTarget::KeepLocal(name) if name.eq_ignore_ascii_case(&user.name) => {
             let outcome = delivery.to_maildir(&job.maildir, job.limits);
             (outcome.status, format!("{}/", job.maildir.display()))
         }

@@ -49,11 +49,14 @@ pub fn run(command: &str, context: &PipeContext<'_>, input: &[&[u8]]) -> Status 
     let message: Vec<u8> = input.concat();
     let mut stdin = child.stdin.take().expect("stdin is piped");
     // A command may stop reading early (a filter that only wants the
-    // header); that is its business, not an error.
-    let writer = std::thread::spawn(move || {
+    // header); that is its business, not an error. The thread is never
+    // joined: if what the command left behind never reads, it is dropped
+    // with this process.
+    std::thread::spawn(move || {
         let _ = stdin.write_all(&message);
     });
-    let readers: Vec<_> = [
+    let (sender, outputs) = std::sync::mpsc::channel();
+    let streams: Vec<Box<dyn Read + Send>> = [
         child
             .stdout
             .take()
@@ -65,7 +68,10 @@ pub fn run(command: &str, context: &PipeContext<'_>, input: &[&[u8]]) -> Status 
     ]
     .into_iter()
     .flatten()
-    .map(|mut stream| {
+    .collect();
+    let stream_count = streams.len();
+    for mut stream in streams {
+        let sender = sender.clone();
         std::thread::spawn(move || {
             let mut kept = Vec::new();
             let mut buffer = [0u8; 4096];
@@ -77,10 +83,9 @@ pub fn run(command: &str, context: &PipeContext<'_>, input: &[&[u8]]) -> Status 
                     kept.extend_from_slice(&buffer[..n.min(OUTPUT_KEPT - kept.len())]);
                 }
             }
-            kept
-        })
-    })
-    .collect();
+            let _ = sender.send(kept);
+        });
+    }
 
     let deadline = Instant::now() + context.time_limit;
     let status = loop {
@@ -91,20 +96,37 @@ pub fn run(command: &str, context: &PipeContext<'_>, input: &[&[u8]]) -> Status 
             Err(e) => return Status::temporary(format!("wait for {command:?}: {e}")),
         }
     };
-    let Some(status) = status else {
+    // As Postfix does, the command is done when its output ends, not when
+    // the shell exits: a job it left in the background that holds the
+    // output open runs on the same clock, and is killed with the group.
+    let mut output = Vec::new();
+    let mut timed_out = status.is_none();
+    for _ in 0..stream_count {
+        match outputs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(kept) => output.extend(kept),
+            Err(_) => {
+                timed_out = true;
+                break;
+            }
+        }
+    }
+    if timed_out {
         // SAFETY: kill(2) on the process group we made.
         unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+    }
+    let Some(status) = status else {
         let _ = child.wait();
         return Status::temporary(format!(
             "command {command:?} killed after {} s",
             context.time_limit.as_secs()
         ));
     };
-    let _ = writer.join();
-    let output: Vec<u8> = readers
-        .into_iter()
-        .flat_map(|r| r.join().unwrap_or_default())
-        .collect();
+    if timed_out {
+        return Status::temporary(format!(
+            "command {command:?} left output open past {} s; killed",
+            context.time_limit.as_secs()
+        ));
+    }
     let output = String::from_utf8_lossy(&output);
     let output = output
         .lines()

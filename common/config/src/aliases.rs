@@ -44,6 +44,9 @@ pub struct Aliases {
     /// The owner of the aliases file: its commands and files run as this
     /// user (uid 0 meaning the default user, nobody, as in sendmail).
     pub owner: u32,
+    /// Others may write the file: then it runs nothing, since whoever can
+    /// write it could run commands as its owner.
+    pub writable_by_others: bool,
 }
 
 impl std::fmt::Display for AliasTarget {
@@ -201,6 +204,18 @@ fn parse_targets(key: &str, value: &str) -> Result<Vec<AliasTarget>, String> {
         return Err("no targets".to_string());
     }
     Ok(targets)
+}
+
+/// Whether `target` may stand in the entry for `key`, as `postern-admin`
+/// asks before it writes one: no line breaks or other controls, and what
+/// the parser would accept.
+pub fn validate_target(key: &str, target: &str) -> Result<(), String> {
+    if target.chars().any(char::is_control) {
+        return Err(format!(
+            "target {target:?}: control characters are not allowed"
+        ));
+    }
+    parse_target(key, target).map(drop)
 }
 
 /// One target of the entry for `key`. Commands, files and `:include:`

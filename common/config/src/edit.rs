@@ -88,6 +88,20 @@ impl MapText {
         self.lines.splice(range, new);
     }
 
+    /// Removes every entry for `key` (a map may hold shadowed duplicates,
+    /// which must not come back to life); returns their 1-based first line
+    /// numbers as they were.
+    pub fn remove_all(&mut self, key: &str) -> Vec<usize> {
+        let mut removed = Vec::new();
+        let mut shift = 0;
+        while let Some(range) = self.find(key) {
+            removed.push(range.start + 1 + shift);
+            shift += range.len();
+            self.replace(range, Vec::new());
+        }
+        removed
+    }
+
     /// Adds lines at the end; returns the 1-based number of the first.
     pub fn append(&mut self, new: Vec<String>) -> usize {
         let number = self.lines.len() + 1;

@@ -133,39 +133,44 @@ fn target(item: &str, hostname: &str) -> Result<ForwardTarget, String> {
 /// file owned by the user (or root), writable by no one else, in a
 /// directory no one else can write. `Err` says why not, for the log line.
 pub fn check_safe(path: &Path, uid: u32) -> Result<(), String> {
-    check_safe_file(path, Some(uid)).map(drop)
+    read_safe(path, Some(uid)).map(drop)
 }
 
-/// The checks of `check_safe`; with `owner` `None` any owner will do (an
-/// `:include:` list runs as whoever owns it). Returns the owner's uid.
-pub fn check_safe_file(path: &Path, owner: Option<u32>) -> Result<u32, String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Opens `path` without following a symlink or blocking on a FIFO, checks
+/// the opened file (not the name, which could change in between) as
+/// `check_safe` says, with any owner when `owner` is `None`, and reads at
+/// most `MAX_FORWARD_SIZE` bytes. Returns the owner's uid and the text.
+pub fn read_safe(path: &Path, owner: Option<u32>) -> Result<(u32, String), String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!("{shown} is a symbolic link"),
+            _ => format!("{shown}: {e}"),
+        })?;
+    let meta = file.metadata().map_err(|e| format!("{shown}: {e}"))?;
     if !meta.file_type().is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(format!("{shown} is not a regular file"));
     }
     let uid = owner.unwrap_or(meta.uid());
     if meta.uid() != uid && meta.uid() != 0 {
-        return Err(format!(
-            "{} belongs to uid {}, not {uid}",
-            path.display(),
-            meta.uid()
-        ));
+        return Err(format!("{shown} belongs to uid {}, not {uid}", meta.uid()));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!("{} is group- or world-writable", path.display()));
+        return Err(format!("{shown} is group- or world-writable"));
     }
     if meta.len() > MAX_FORWARD_SIZE {
-        return Err(format!(
-            "{} is larger than {MAX_FORWARD_SIZE} bytes",
-            path.display()
-        ));
+        return Err(format!("{shown} is larger than {MAX_FORWARD_SIZE} bytes"));
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
     let dir_meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if dir_meta.mode() & 0o022 != 0 && dir_meta.mode() & 0o1000 == 0 {
         return Err(format!(
-            "{} is in {}, which others can write",
-            path.display(),
+            "{shown} is in {}, which others can write",
             dir.display()
         ));
     }
@@ -176,7 +181,11 @@ pub fn check_safe_file(path: &Path, owner: Option<u32>) -> Result<u32, String> {
             dir_meta.uid()
         ));
     }
-    Ok(meta.uid())
+    let mut bytes = Vec::new();
+    file.take(MAX_FORWARD_SIZE)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok((meta.uid(), String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 #[cfg(test)]
@@ -244,6 +253,19 @@ mod tests {
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(
             check_safe(&link, uid)
+                .unwrap_err()
+                .contains("is a symbolic link")
+        );
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(
+            check_safe(&fifo, uid)
                 .unwrap_err()
                 .contains("not a regular file")
         );

@@ -26,7 +26,7 @@ mod size;
 
 pub use accounts::{Account, AccountLine, Accounts, FolderRights, Pop3Scope, Quota};
 pub use address::{Address, AddressError};
-pub use aliases::{AliasEntry, AliasTarget, Aliases};
+pub use aliases::{AliasEntry, AliasTarget, Aliases, validate_target};
 pub use domains::{DomainKind, Domains};
 pub use error::{ConfigError, LineError};
 pub use maps::Maps;

@@ -3,6 +3,7 @@
 //! It reads the loaded maps and no other file but `:include:` lists, so `postern-local`,
 //! `postern-auth` and `postern-admin explain` share it.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use crate::aliases::AliasTarget;
@@ -85,8 +86,9 @@ pub struct Resolution {
     pub trail: Vec<Step>,
     /// Addresses looked at so far, against `MAX_EXPANSIONS`.
     expansions: usize,
-    /// The `:include:` lists being read, against include loops.
-    includes: Vec<PathBuf>,
+    /// The `:include:` lists being read (owner, device and inode),
+    /// against include loops.
+    includes: Vec<(u32, (u64, u64))>,
 }
 
 /// One step of a resolution. `level` nests: an address's rules sit one
@@ -121,6 +123,9 @@ impl Resolution {
 /// expansion stops, whatever the depth, so a customer's map cannot make
 /// delivery do exponential work.
 const MAX_EXPANSIONS: usize = 1000;
+
+/// How deeply `:include:` lists may nest.
+const MAX_INCLUDE_DEPTH: usize = 8;
 
 pub struct Resolver<'a> {
     settings: &'a Settings,
@@ -407,10 +412,23 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
             };
+            if named_by == ALIASES_FILE && self.maps.aliases.writable_by_others {
+                out.note(
+                    level + 2,
+                    "the aliases file is group- or world-writable: it runs and writes nothing"
+                        .into(),
+                );
+                out.fail(
+                    level + 2,
+                    address,
+                    ResolveError::BrokenMap(format!("{ALIASES_FILE}: writable by others")),
+                );
+                continue;
+            }
             let runs_as = if owner == 0 {
-                "the default user (nobody)".to_string()
+                format!("nobody, since root owns {named_by}")
             } else {
-                format!("uid {owner}")
+                format!("uid {owner}, who owns {named_by}")
             };
             let verb = match &special {
                 Special::Pipe(_) => "run by /bin/sh",
@@ -431,7 +449,9 @@ impl<'a> Resolver<'a> {
     }
 
     /// `:include:/path`: a list of targets in a file, trusted as far as its
-    /// owner: what it runs, runs as them.
+    /// owner: what it runs, runs as them. A list may include another only
+    /// if the same user (or root, for root's lists) owns it, so a list's
+    /// owner cannot make delivery read or write another user's files.
     fn expand_include(
         &self,
         list: &std::path::Path,
@@ -441,27 +461,42 @@ impl<'a> Resolver<'a> {
     ) {
         let level = 2 * path.len() + 1;
         let shown = list.display().to_string();
-        if out.includes.iter().any(|p| p == list) {
-            out.note(level, format!("{shown} includes itself"));
+        out.expansions += 1;
+        if out.expansions > MAX_EXPANSIONS || out.includes.len() >= MAX_INCLUDE_DEPTH {
+            out.note(
+                level,
+                format!("{shown}: :include: lists nest or repeat too much"),
+            );
             out.fail(level, address, ResolveError::Loop);
             return;
         }
-        let owner = match crate::forward::check_safe_file(list, None) {
-            Ok(owner) => owner,
+        let (owner, text) = match crate::forward::read_safe(list, None) {
+            Ok(read) => read,
             Err(why) => {
                 out.note(level, format!("cannot use {shown}: {why}"));
                 out.fail(level, address, ResolveError::BrokenMap(shown));
                 return;
             }
         };
-        let text = match std::fs::read(list) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) => {
-                out.note(level, format!("cannot read {shown}: {e}"));
-                out.fail(level, address, ResolveError::BrokenMap(shown));
-                return;
-            }
-        };
+        let identity = std::fs::metadata(list)
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or_default();
+        if out.includes.iter().any(|(_, id)| *id == identity) {
+            out.note(level, format!("{shown} includes itself"));
+            out.fail(level, address, ResolveError::Loop);
+            return;
+        }
+        if let Some((including_owner, _)) = out.includes.last()
+            && owner != *including_owner
+            && !(owner == 0 && *including_owner == 0)
+        {
+            out.note(
+                level,
+                format!("{shown} belongs to uid {owner}, not to uid {including_owner}, whose list names it"),
+            );
+            out.fail(level, address, ResolveError::BrokenMap(shown));
+            return;
+        }
         let mut targets = Vec::new();
         for (index, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -480,7 +515,7 @@ impl<'a> Resolver<'a> {
             level,
             format!("{shown} (uid {owner}) → {}", listed.join(", ")),
         );
-        out.includes.push(list.to_path_buf());
+        out.includes.push((owner, identity));
         // The list's targets nest under the include step, as an alias's do.
         path.push(address.clone());
         self.expand_targets(&targets, owner, &shown, address, path, out);

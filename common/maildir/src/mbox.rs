@@ -7,7 +7,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,27 +20,65 @@ const STALE_DOTLOCK: Duration = Duration::from_secs(300);
 /// created 0600 if missing. `sender` goes on the `From ` line.
 pub fn append(path: &Path, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
     let file = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        // No symlink, and no waiting on a FIFO someone put there.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
+    let meta = file.metadata()?;
+    // `/dev/null`, sendmail's way of discarding mail for an alias.
+    if meta.file_type().is_char_device() && path == Path::new("/dev/null") {
+        return Ok(());
+    }
+    if !meta.is_file() {
         return Err(io::Error::other(format!(
             "{} is not a regular file",
             path.display()
         )));
     }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.nlink() != 1 {
+        return Err(io::Error::other(format!(
+            "{} belongs to uid {} or has other links: not appending as uid {me}",
+            path.display(),
+            meta.uid()
+        )));
+    }
     let _dotlock = DotLock::take(path)?;
     lock_file(&file)?;
     let start = file.metadata()?.len();
-    let result = write_message(&file, sender, parts).and_then(|()| file.sync_all());
+    let result = separate(&file, start)
+        .and_then(|()| write_message(&file, sender, parts))
+        .and_then(|()| file.sync_all());
     if result.is_err() {
         // Leave the mbox as it was: a half message would corrupt the next.
         let _ = file.set_len(start);
         let _ = file.sync_all();
     }
     result
+}
+
+/// A `From ` line must start a line after an empty one: an mbox whose last
+/// message was cut short (or edited by hand) gets the missing line ends.
+fn separate(file: &File, length: u64) -> io::Result<()> {
+    if length == 0 {
+        return Ok(());
+    }
+    let mut tail = [0u8; 2];
+    let start = length.saturating_sub(2);
+    let read = file.read_at(&mut tail[..(length - start) as usize], start)?;
+    let tail = &tail[..read];
+    let missing: &[u8] = if tail.ends_with(b"\n\n") || tail == b"\n" {
+        b""
+    } else if tail.ends_with(b"\n") {
+        b"\n"
+    } else {
+        b"\n\n"
+    };
+    (&*file).write_all(missing)
 }
 
 fn write_message(file: &File, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
@@ -128,8 +166,9 @@ impl DotLock {
                         .ok()
                         .and_then(|t| t.elapsed().ok())
                         .is_some_and(|age| age > STALE_DOTLOCK);
-                    if stale {
-                        let _ = std::fs::remove_file(&lock);
+                    // A stale lock that cannot be removed (someone else's,
+                    // in a sticky directory) is as good as held.
+                    if stale && std::fs::remove_file(&lock).is_ok() {
                         continue;
                     }
                     if Instant::now() >= deadline {
@@ -229,6 +268,33 @@ mod tests {
         assert!(lines[7].starts_with("From MAILER-DAEMON "));
         assert_eq!(&lines[8..], ["Subject: two", "", "body", ""]);
         assert!(!dir.path().join("mbox.lock").exists());
+    }
+
+    #[test]
+    fn a_cut_short_mbox_is_mended_and_dev_null_discards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mbox");
+        std::fs::write(
+            &path,
+            b"From a@b Thu Jan  1 00:00:00 1970\nSubject: cut\n\nno end",
+        )
+        .unwrap();
+        append(&path, "c@d", &[b"Subject: next\n\nx\n"]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("no end\n\nFrom c@d "), "{text}");
+        append(Path::new("/dev/null"), "c@d", &[b"x\n"]).unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert!(append(&fifo, "c@d", &[b"x\n"]).is_err());
+        let link = dir.path().join("link");
+        std::fs::hard_link(&path, &link).unwrap();
+        assert!(append(&link, "c@d", &[b"x\n"]).is_err());
     }
 
     #[test]

@@ -128,12 +128,11 @@ pub fn run_as(
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => {
             drop(read_end);
-            let mut kept = vec![2, write_end.as_raw_fd()];
+            let mut kept = vec![write_end.as_raw_fd()];
             kept.extend_from_slice(keep);
-            close_all_except(&kept);
             // SECURITY: the switch happens before `job` reads anything.
-            let result = become_user(uid, gid, user_name)
-                .map_err(|e| e.to_string())
+            let result = close_all_except(&kept)
+                .and_then(|()| become_user(uid, gid, user_name).map_err(|e| e.to_string()))
                 .and_then(|()| job());
             let (code, text) = match result {
                 Ok(text) => (0, text),
@@ -156,19 +155,64 @@ pub fn run_as(
     }
 }
 
-/// Closes every descriptor of this process not in `keep`.
-fn close_all_except(keep: &[RawFd]) {
-    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect(),
-        Err(_) => return,
-    };
-    for fd in open {
-        if !keep.contains(&fd) {
-            // SAFETY: a descriptor this process will not use again (the one
-            // read_dir used is closed already, and fails harmlessly).
-            unsafe { libc::close(fd) };
+/// Closes every descriptor of this process not in `keep` (stderr is always
+/// kept), and points stdin and stdout at /dev/null so later opens cannot
+/// land on them. Fails closed: if descriptors cannot be closed, the child
+/// must not go on.
+fn close_all_except(keep: &[RawFd]) -> Result<(), String> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&fd| fd > 2).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    // SAFETY: plain system calls on descriptor numbers; no memory is shared.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null < 0 {
+            return Err(format!(
+                "open /dev/null: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        for fd in [0, 1] {
+            if libc::dup2(null, fd) < 0 {
+                return Err(format!("dup2: {}", std::io::Error::last_os_error()));
+            }
+        }
+        if null > 2 && !keep.contains(&null) {
+            libc::close(null);
         }
     }
+    let mut first: RawFd = 3;
+    for &fd in keep.iter().chain(std::iter::once(&RawFd::MAX)) {
+        if fd > first {
+            close_range(first, fd - 1)?;
+        }
+        first = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
+/// close_range(2), or closing what /proc/self/fd lists where the kernel
+/// lacks it.
+fn close_range(first: RawFd, last: RawFd) -> Result<(), String> {
+    // SAFETY: close_range touches only this process's descriptor table.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            last as libc::c_uint,
+            0,
+        )
+    };
+    if result == 0 {
+        return Ok(());
+    }
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| format!("cannot close inherited descriptors: {e}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open.into_iter().filter(|fd| (first..=last).contains(fd)) {
+        // SAFETY: a descriptor in the range this process gives up.
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
