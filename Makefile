@@ -79,7 +79,10 @@ install: $(if $(filter debug,$(PROFILE)),build,release)
 	for f in $(SAMPLE_CONFIG); do \
 		mode=0644; [ $$f = accounts ] && mode=0600; \
 		install -m $$mode etc/$$f $(DESTDIR)$(DATADIR)/$$f.sample; \
-		[ -e $(DESTDIR)$(SYSCONFDIR)/postern/$$f ] || install -m $$mode etc/$$f $(DESTDIR)$(SYSCONFDIR)/postern/$$f; \
+		if [ ! -e $(DESTDIR)$(SYSCONFDIR)/postern/$$f ]; then \
+			install -m $$mode etc/$$f $(DESTDIR)$(SYSCONFDIR)/postern/$$f; \
+			echo $$f >> $(DESTDIR)$(DATADIR)/installed-config; \
+		fi; \
 	done
 
 # The system users and groups of docs/DESIGN.md, without logins or homes;
@@ -91,16 +94,21 @@ install-users:
 			--home-dir /nonexistent --shell /usr/sbin/nologin --comment "Postern $$u" $$u; \
 	done
 
-# Removes what install installed; config files that were changed stay.
+# Removes what install installed; config files it did not place, or that
+# were changed since, stay.
 uninstall:
 	for p in $(PROGRAMS) $(SETGID_PROGRAMS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
 	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(DATADIR)/inetd.conf
-	for f in $(SAMPLE_CONFIG); do \
-		cmp -s etc/$$f $(DESTDIR)$(SYSCONFDIR)/postern/$$f && rm -f $(DESTDIR)$(SYSCONFDIR)/postern/$$f; \
-		rm -f $(DESTDIR)$(DATADIR)/$$f.sample; \
-	done; true
+	# Only config files install put there, and only while unchanged.
+	if [ -f $(DESTDIR)$(DATADIR)/installed-config ]; then \
+		for f in $$(cat $(DESTDIR)$(DATADIR)/installed-config); do \
+			cmp -s etc/$$f $(DESTDIR)$(SYSCONFDIR)/postern/$$f && rm -f $(DESTDIR)$(SYSCONFDIR)/postern/$$f; \
+		done; \
+		rm -f $(DESTDIR)$(DATADIR)/installed-config; \
+	fi; true
+	for f in $(SAMPLE_CONFIG); do rm -f $(DESTDIR)$(DATADIR)/$$f.sample; done
 	rmdir $(DESTDIR)$(DATADIR) $(DESTDIR)$(SYSCONFDIR)/postern 2>/dev/null; true
 
 clean:

@@ -128,6 +128,14 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
     std::fs::remove_file(etc.join("aliases")).unwrap();
     make(&["uninstall", &destdir]);
     assert!(files_under(d).is_empty());
+
+    // A config that was there before install, even one equal to the
+    // sample, is not install's to remove.
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::copy(root().join("etc/domains"), etc.join("domains")).unwrap();
+    make(&["install", &destdir]);
+    make(&["uninstall", &destdir]);
+    assert_eq!(files_under(d), [etc.join("domains")]);
 }
 
 #[test]

@@ -207,6 +207,22 @@ fn commands_that_fail_or_hang_are_reported() {
     user.forward("|sleep 30\n");
     s.local("x@example.org", &user.address(), MESSAGE)
         .expect(75, "4.3.0 command \"sleep 30\" killed after 1 s");
+    // A job left in the background that holds the output open runs on
+    // the same clock, and goes with its process group.
+    user.forward("|sleep 30 & echo started\n");
+    s.local("x@example.org", &user.address(), MESSAGE).expect(
+        75,
+        "4.3.0 command \"sleep 30 & echo started\" left output open past 1 s",
+    );
+    let left = Command::new("pgrep")
+        .args(["-u", &user.name, "sleep"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "still running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use postern_config::forward::{Forward, ForwardTarget, check_safe};
+use std::os::unix::fs::MetadataExt;
+
+use postern_config::forward::{Forward, ForwardTarget, read_safe};
 use postern_config::{Address, Config};
 
 pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
@@ -45,15 +47,22 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
     if std::fs::symlink_metadata(&path).is_err() {
         return vec![format!("uid {}, no .forward → {maildir}", user.uid)];
     }
-    if let Err(why) = check_safe(&path, user.uid) {
-        return vec![format!(
-            "uid {}, .forward ignored: {why} → {maildir}",
-            user.uid
-        )];
-    }
-    let text = std::fs::read(&path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+    let text = match read_safe(&path, Some(user.uid)) {
+        Ok((owner, text)) if readable_by(&path, owner, user.uid, user.gid) => text,
+        Ok(_) => {
+            let why = format!("{} is not readable by {name}", path.display());
+            return vec![format!(
+                "uid {}, .forward ignored: {why} → {maildir}",
+                user.uid
+            )];
+        }
+        Err(why) => {
+            return vec![format!(
+                "uid {}, .forward ignored: {why} → {maildir}",
+                user.uid
+            )];
+        }
+    };
     let forward = Forward::parse(&text, hostname);
     let mut lines = vec![format!("uid {}, follows {}", user.uid, path.display())];
     for (line, why) in &forward.errors {
@@ -65,9 +74,13 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
                 format!("\\{local}: kept in {maildir}")
             }
             ForwardTarget::KeepLocal(other) => {
-                format!("\\{other}: user {other}, through the queue")
+                format!(
+                    "\\{other}: user {other}, through the queue (4.3.0 until postern-queue exists)"
+                )
             }
-            ForwardTarget::Address(address) => format!("{address}: through the queue"),
+            ForwardTarget::Address(address) => {
+                format!("{address}: through the queue (4.3.0 until postern-queue exists)")
+            }
             ForwardTarget::File(file) => format!("{}: appended as mbox, as {name}", file.display()),
             ForwardTarget::Maildir(dir) => format!("{}: Maildir, as {name}", dir.display()),
             ForwardTarget::Pipe(command) => format!("|{command}: run by /bin/sh as {name}"),
@@ -78,4 +91,16 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
         lines.push(format!("  no usable line → {maildir}"));
     }
     lines
+}
+
+/// Whether the user's own delivery process (which reads the file as the
+/// user, not as root like this tool) can read it.
+fn readable_by(path: &std::path::Path, owner: u32, uid: u32, gid: u32) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let mode = meta.mode();
+    (owner == uid && mode & 0o400 != 0)
+        || (meta.gid() == gid && mode & 0o040 != 0)
+        || mode & 0o004 != 0
 }

@@ -28,14 +28,23 @@ pub enum MapKind {
 #[derive(Clone, Debug)]
 pub struct MapText {
     kind: MapKind,
+    /// Lines as written, a CR at the end kept.
     lines: Vec<String>,
+    /// Whether the text ends with a line end (a file's last line may not).
+    final_newline: bool,
 }
 
 impl MapText {
     pub fn new(kind: MapKind, text: &str) -> MapText {
+        let body = text.strip_suffix('\n').unwrap_or(text);
         MapText {
             kind,
-            lines: text.lines().map(str::to_string).collect(),
+            lines: if text.is_empty() {
+                Vec::new()
+            } else {
+                body.split('\n').map(str::to_string).collect()
+            },
+            final_newline: text.is_empty() || text.ends_with('\n'),
         }
     }
 
@@ -106,12 +115,13 @@ impl MapText {
     pub fn append(&mut self, new: Vec<String>) -> usize {
         let number = self.lines.len() + 1;
         self.lines.extend(new);
+        self.final_newline = true;
         number
     }
 
     pub fn text(&self) -> String {
         let mut text = self.lines.join("\n");
-        if !text.is_empty() {
+        if !text.is_empty() && self.final_newline {
             text.push('\n');
         }
         text
@@ -126,9 +136,28 @@ pub fn edit_map<T>(
     kind: MapKind,
     change: impl FnOnce(&mut MapText) -> Result<T, String>,
 ) -> Result<T, String> {
+    // A map that is a symbolic link (aliases -> /etc/aliases) is edited
+    // where it lives, so the link stays a link.
+    let resolved = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        _ => path.to_path_buf(),
+    };
+    let path = resolved.as_path();
     let lock = lock_for(path)?;
-    let current = match std::fs::read_to_string(path) {
-        Ok(text) => text,
+    let current = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
+            let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            format!(
+                "{}:{line}: not UTF-8; postern-admin edits only text it can keep byte for byte",
+                path.display()
+            )
+        })?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
@@ -222,6 +251,44 @@ mod tests {
             std::fs::read_to_string(&path)
                 .unwrap()
                 .ends_with("sales@x.test: c@x.test\nnew@x.test: d@x.test\n")
+        );
+    }
+
+    #[test]
+    fn crlf_lines_a_missing_final_newline_and_links_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real-aliases");
+        let link = dir.path().join("aliases");
+        std::fs::write(
+            &real,
+            "# dos\r\nold@x.test: a@x.test\r\nkeep@x.test: b@x.test",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        edit_map(&link, MapKind::Aliases, |map| {
+            let range = map.find("old@x.test").ok_or("no old")?;
+            map.replace(range, Vec::new());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&real).unwrap(),
+            "# dos\r\nkeep@x.test: b@x.test"
+        );
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        std::fs::write(&real, b"ok: a@x.test\nbad: \xff\n").unwrap();
+        let refused = edit_map(&link, MapKind::Aliases, |map| {
+            Ok(map.append(vec!["n: c@x.test".into()]))
+        });
+        assert!(
+            refused.unwrap_err().ends_with(
+                ":2: not UTF-8; postern-admin edits only text it can keep byte for byte"
+            )
         );
     }
 
