@@ -75,18 +75,8 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
     );
 
     // The installed programs accept the installed configuration.
-    let check = Command::new(d.join("usr/local/sbin/postern-admin"))
-        .arg("--config")
-        .arg(&etc)
-        .arg("check")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    assert!(String::from_utf8_lossy(&check.stdout).contains(": 0 errors,"));
+    let check = crate::util::check_passes(&d.join("usr/local/sbin/postern-admin"), &etc);
+    assert!(check.contains(": 0 errors,"), "{check}");
 
     // Each man page renders, without a groff warning.
     let man8 = d.join("usr/local/share/man/man8");

@@ -168,18 +168,8 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
             .ends_with(b"Delivered-To: demo@example.test\nSubject: hello sandbox\n\nhi\n")
     );
     // postmaster and root reach demo, as the sandbox's aliases say.
-    let check = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(&etc)
-        .arg("check")
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    assert!(String::from_utf8_lossy(&check.stdout).contains("0 errors, 0 warnings"));
+    let check = crate::util::check_passes(&program("postern-admin"), &etc);
+    assert!(check.contains("0 errors, 0 warnings"), "{check}");
     stop(up);
 
     // A second start keeps the sandbox and its password.

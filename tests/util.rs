@@ -253,3 +253,17 @@ pub fn skip_unless_root(test: &str) -> bool {
     eprintln!("SKIP {test}: needs root (CI runs as root)");
     true
 }
+
+/// `ADMIN --config ETC check`, which must pass; returns what it printed.
+#[track_caller]
+pub fn check_passes(admin: &Path, etc: &Path) -> String {
+    let out = Command::new(admin)
+        .arg("--config")
+        .arg(etc)
+        .arg("check")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    stdout
+}
