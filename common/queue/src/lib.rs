@@ -1,0 +1,14 @@
+//! The queue directory as docs/QUEUE.md defines it: queue ids, the queue
+//! file (envelope, then data), the writer every injector uses, and the
+//! per-recipient records of the queue manager. No process logic lives
+//! here: `postern-inject`, `postern-smtpd` and `postern-queue` share it.
+
+mod envelope;
+mod id;
+mod records;
+mod writer;
+
+pub use envelope::{Envelope, EnvelopeError, Recipient};
+pub use id::QueueId;
+pub use records::{Outcome, Records};
+pub use writer::{QueueDir, QueueWriter};

@@ -1,0 +1,276 @@
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Envelope, EnvelopeError, QueueId};
+
+/// A queue directory: `tmp/`, `queue/`, `state/` and the `trigger` FIFO.
+#[derive(Clone, Debug)]
+pub struct QueueDir {
+    root: PathBuf,
+}
+
+/// An envelope is at most this long; a reader stops looking for its end
+/// after it.
+const MAX_ENVELOPE: usize = 4 << 20;
+
+impl QueueDir {
+    pub fn at(root: impl Into<PathBuf>) -> QueueDir {
+        QueueDir { root: root.into() }
+    }
+
+    /// Makes the subdirectories and the trigger FIFO that are missing.
+    pub fn create(root: impl Into<PathBuf>) -> io::Result<QueueDir> {
+        let dir = QueueDir::at(root);
+        for sub in ["tmp", "queue", "state"] {
+            match std::fs::DirBuilder::new()
+                .mode(0o750)
+                .create(dir.root.join(sub))
+            {
+                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
+            }
+        }
+        let trigger = dir.trigger();
+        if std::fs::symlink_metadata(&trigger).is_err() {
+            let name = std::ffi::CString::new(trigger.as_os_str().as_encoded_bytes())?;
+            // SAFETY: a valid NUL-terminated path.
+            if unsafe { libc::mkfifo(name.as_ptr(), 0o620) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(dir)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn trigger(&self) -> PathBuf {
+        self.root.join("trigger")
+    }
+
+    /// The accepted queue file of `id`.
+    pub fn queue_file(&self, id: &QueueId) -> PathBuf {
+        self.root.join("queue").join(id.as_str())
+    }
+
+    pub fn state_file(&self, id: &QueueId) -> PathBuf {
+        self.root.join("state").join(id.as_str())
+    }
+
+    /// Starts a message: `tmp/ID` with the envelope written.
+    pub fn begin(&self, envelope: &Envelope) -> io::Result<QueueWriter> {
+        let header = envelope.encode().map_err(io::Error::other)?;
+        let id = QueueId::generate();
+        let tmp = self.root.join("tmp").join(id.as_str());
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&tmp)?;
+        let mut writer = QueueWriter {
+            dir: self.clone(),
+            id,
+            tmp: Some(tmp),
+            file: None,
+        };
+        file.write_all(header.as_bytes())?;
+        writer.file = Some(io::BufWriter::with_capacity(64 * 1024, file));
+        Ok(writer)
+    }
+
+    /// The accepted messages, oldest first.
+    pub fn queued(&self) -> io::Result<Vec<QueueId>> {
+        let mut ids: Vec<QueueId> = std::fs::read_dir(self.root.join("queue"))?
+            .filter_map(|e| QueueId::parse(e.ok()?.file_name().to_str()?))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The envelope of an accepted message and where its data starts.
+    pub fn read_envelope(&self, id: &QueueId) -> io::Result<(Envelope, u64)> {
+        let mut file = File::open(self.queue_file(id))?;
+        let mut bytes = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            let n = file.read(&mut chunk)?;
+            bytes.extend_from_slice(&chunk[..n]);
+            match Envelope::decode(&bytes) {
+                Ok((envelope, offset)) => return Ok((envelope, offset as u64)),
+                Err(EnvelopeError::Unterminated) if n > 0 && bytes.len() < MAX_ENVELOPE => continue,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{id}: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Step 4 of docs/QUEUE.md: the queue file goes first, then its records.
+    pub fn finish(&self, id: &QueueId) -> io::Result<()> {
+        match std::fs::remove_file(self.queue_file(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        match std::fs::remove_file(self.state_file(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes what crashes leave: `tmp/` files older than `max_age`, and
+    /// records whose queue file is gone. Returns how many files went.
+    pub fn clean(&self, max_age: Duration) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(self.root.join("tmp"))? {
+            let entry = entry?;
+            let old = entry
+                .metadata()?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|age| age > max_age);
+            if old && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        for entry in std::fs::read_dir(self.root.join("state"))? {
+            let entry = entry?;
+            let orphan = !self.root.join("queue").join(entry.file_name()).exists();
+            if orphan && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Wakes the queue manager. Without a reader the FIFO cannot be opened
+    /// for writing without blocking; then the manager is not running and
+    /// finds the message when it starts or rescans.
+    pub fn poke(&self) {
+        if let Ok(mut fifo) = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(self.trigger())
+        {
+            let _ = fifo.write(b"\n");
+        }
+    }
+}
+
+/// A message being written into `tmp/`. Dropped without `commit`, it
+/// leaves nothing behind.
+pub struct QueueWriter {
+    dir: QueueDir,
+    id: QueueId,
+    tmp: Option<PathBuf>,
+    file: Option<io::BufWriter<File>>,
+}
+
+impl QueueWriter {
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file
+            .as_mut()
+            .expect("the file exists until commit")
+            .write_all(data)
+    }
+
+    /// Steps 1 and 2 of docs/QUEUE.md: fsync the file, rename it into
+    /// `queue/`, fsync `queue/`. Only when this returns is the message
+    /// accepted.
+    pub fn commit(mut self) -> io::Result<QueueId> {
+        let file = self.file.take().expect("the file exists until commit");
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        let tmp = self.tmp.take().expect("not yet committed");
+        let target = self.dir.queue_file(&self.id);
+        if let Err(e) = std::fs::rename(&tmp, &target) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        File::open(self.dir.root.join("queue"))?.sync_all()?;
+        Ok(self.id.clone())
+    }
+}
+
+impl Drop for QueueWriter {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            self.file.take();
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Recipient;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            arrival: 1795499282,
+            sender: "alice@example.org".into(),
+            recipients: vec![Recipient {
+                address: "bob@example.test".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_committed_message_is_queued_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = QueueDir::create(dir.path()).unwrap();
+        let mut writer = queue.begin(&envelope()).unwrap();
+        writer.write(b"Subject: hi\n\n").unwrap();
+        writer.write(b"body\n").unwrap();
+        let id = writer.commit().unwrap();
+        assert_eq!(queue.queued().unwrap(), [id.clone()]);
+        let (read, offset) = queue.read_envelope(&id).unwrap();
+        assert_eq!(read, envelope());
+        let bytes = std::fs::read(queue.queue_file(&id)).unwrap();
+        assert_eq!(&bytes[offset as usize..], b"Subject: hi\n\nbody\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+        queue.poke();
+    }
+
+    #[test]
+    fn an_abandoned_message_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = QueueDir::create(dir.path()).unwrap();
+        let mut writer = queue.begin(&envelope()).unwrap();
+        writer.write(b"half a mess").unwrap();
+        drop(writer);
+        assert!(queue.queued().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn clean_removes_stale_tmp_and_orphan_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = QueueDir::create(dir.path()).unwrap();
+        std::fs::write(dir.path().join("tmp/0000000000000000000000"), b"crashed").unwrap();
+        std::fs::write(dir.path().join("state/0000000000000000000001"), b"done 0\n").unwrap();
+        assert_eq!(queue.clean(Duration::from_secs(3600)).unwrap(), 1);
+        assert_eq!(queue.clean(Duration::ZERO).unwrap(), 1);
+        let id = queue.begin(&envelope()).unwrap().commit().unwrap();
+        queue.finish(&id).unwrap();
+        assert!(queue.queued().unwrap().is_empty());
+    }
+}
