@@ -235,7 +235,7 @@ mod tests {
         writer.write(b"Subject: hi\n\n").unwrap();
         writer.write(b"body\n").unwrap();
         let id = writer.commit().unwrap();
-        assert_eq!(queue.queued().unwrap(), [id.clone()]);
+        assert_eq!(queue.queued().unwrap(), std::slice::from_ref(&id));
         let (read, offset) = queue.read_envelope(&id).unwrap();
         assert_eq!(read, envelope());
         let bytes = std::fs::read(queue.queue_file(&id)).unwrap();
