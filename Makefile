@@ -17,11 +17,12 @@ SANDBOX  ?= run
 FUZZ_SECONDS ?= 60
 
 # Debian packages the integration tests use: doveadm (real Dovecot hashes)
-# and mkpasswd (yescrypt as shadow writes it); man and systemd-analyze check
+# mkpasswd (yescrypt as shadow writes it), mutt (a real sendmail caller);
+# man and systemd-analyze check
 # what make install installs.
-TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd
+TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-local
+PROGRAMS = postern postern-admin postern-inject postern-local
 # Programs installed setgid postern (postern-inject, when it arrives).
 SETGID_PROGRAMS =
 SAMPLE_CONFIG = postern.toml domains aliases accounts

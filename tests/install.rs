@@ -51,7 +51,12 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
     let destdir = format!("DESTDIR={}", dest.path().display());
     make(&["install", &destdir]);
     let d = dest.path();
-    for program in ["postern", "postern-admin", "postern-local"] {
+    for program in [
+        "postern",
+        "postern-admin",
+        "postern-inject",
+        "postern-local",
+    ] {
         let meta = std::fs::metadata(d.join("usr/local/sbin").join(program)).unwrap();
         assert_eq!(
             std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
@@ -80,7 +85,12 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
 
     // Each man page renders, without a groff warning.
     let man8 = d.join("usr/local/share/man/man8");
-    for page in ["postern.8", "postern-admin.8", "postern-local.8"] {
+    for page in [
+        "postern.8",
+        "postern-admin.8",
+        "postern-inject.8",
+        "postern-local.8",
+    ] {
         let out = Command::new("man")
             .env("MANPAGER", "cat")
             .arg("-l")

@@ -6,6 +6,7 @@ mod util;
 mod admin;
 mod batch;
 mod dovecot_passwords;
+mod inject;
 mod install;
 mod local_delivery;
 mod maps;

@@ -60,6 +60,7 @@ impl Setup {
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(&mail).unwrap();
         std::fs::create_dir_all(&queue).unwrap();
+        postern_queue_format::QueueDir::create(&queue).unwrap();
         let owner = mail_owner();
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1)).unwrap();
         let setup = Setup {

@@ -175,7 +175,10 @@ fn create(dir: &Path) -> anyhow::Result<()> {
     write_file(&etc.join("postern.toml"), &settings, 0o644)?;
     std::os::unix::fs::chown(dir.join("mail"), Some(mail_uid), Some(mail_gid))?;
     fs::set_permissions(dir.join("mail"), fs::Permissions::from_mode(0o750))?;
-    std::os::unix::fs::chown(dir.join("queue"), Some(queue_uid), Some(queue_gid))?;
+    let queue = postern_queue_format::QueueDir::create(dir.join("queue"))?;
+    for part in ["", "tmp", "queue", "state", "trigger"] {
+        std::os::unix::fs::chown(queue.root().join(part), Some(queue_uid), Some(queue_gid))?;
+    }
     fs::set_permissions(dir.join("queue"), fs::Permissions::from_mode(0o750))?;
 
     let admin = sibling_program("postern-admin")?;

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long to wait for a lock another program holds.
 const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -88,7 +88,11 @@ fn write_message(file: &File, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
         sender
     };
     let mut out = io::BufWriter::new(file);
-    writeln!(out, "From {sender} {}", asctime(SystemTime::now()))?;
+    writeln!(
+        out,
+        "From {sender} {}",
+        crate::dates::asctime(SystemTime::now())
+    )?;
     let message: Vec<u8> = parts.concat();
     let mut ends_with_newline = true;
     for line in message.split_inclusive(|&b| b == b'\n') {
@@ -193,52 +197,9 @@ impl Drop for DotLock {
     }
 }
 
-/// `Tue Nov 24 06:31:00 2026`, the `From ` line's date, in UTC.
-fn asctime(time: SystemTime) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = secs / 86400;
-    let (h, m, s) = (secs % 86400 / 3600, secs % 3600 / 60, secs % 60);
-    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
-    let z = days as i64 + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{} {} {:2} {h:02}:{m:02}:{s:02} {year}",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        day
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn asctime_matches_known_dates() {
-        assert_eq!(asctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
-        assert_eq!(
-            asctime(UNIX_EPOCH + Duration::from_secs(1_795_501_860)),
-            "Tue Nov 24 06:31:00 2026"
-        );
-        assert_eq!(
-            asctime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "Tue Feb 29 00:00:00 2000"
-        );
-    }
 
     #[test]
     fn appends_quoted_messages_and_removes_the_dotlock() {

@@ -1,0 +1,233 @@
+//! postern-inject as mutt, cron and scripts call sendmail: what reaches the
+//! queue file, byte for byte where it matters.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use postern_queue_format::{Envelope, QueueDir};
+
+use crate::util::{HOST, Setup, program};
+
+fn inject(s: &Setup, args: &[&str], message: &[u8]) -> Output {
+    let mut child = Command::new(program("postern-inject"))
+        .arg("--config")
+        .arg(&s.etc)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The one queued message: its envelope and its data.
+fn queued(s: &Setup) -> (Envelope, Vec<u8>) {
+    let queue = QueueDir::at(s.queue());
+    let ids = queue.queued().unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let bytes = std::fs::read(queue.queue_file(&ids[0])).unwrap();
+    let (envelope, offset) = Envelope::decode(&bytes).unwrap();
+    (envelope, bytes[offset..].to_vec())
+}
+
+fn split(data: &[u8]) -> (String, Vec<u8>) {
+    let end = data.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+    (
+        String::from_utf8(data[..end].to_vec()).unwrap(),
+        data[end..].to_vec(),
+    )
+}
+
+fn recipients(envelope: &Envelope) -> Vec<&str> {
+    envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect()
+}
+
+#[test]
+fn mutt_in_batch_mode() {
+    let s = Setup::new();
+    let body = b"Hello from mutt.\nA line with trailing blanks   \n\n-- \nsig\n";
+    let body_file = s.path().join("body");
+    std::fs::write(&body_file, body).unwrap();
+    let sendmail = format!(
+        "{} --config {}",
+        program("postern-inject").display(),
+        s.etc.display()
+    );
+    let out = Command::new("mutt")
+        .env("HOME", s.path())
+        .args(["-n", "-F", "/dev/null"])
+        .args(["-e", &format!("set sendmail=\"{sendmail}\"")])
+        .args(["-e", "set from=\"Tester <tester@example.org>\""])
+        .args(["-e", "set dsn_notify=\"success,failure\""])
+        .args(["-e", "set use_envelope_from=yes"])
+        .args(["-s", "mutt subject", "alice@example.test"])
+        .stdin(std::fs::File::open(&body_file).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mutt: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (envelope, data) = queued(&s);
+    // -N success,failure is a DSN request, not a recipient.
+    assert_eq!(recipients(&envelope), ["alice@example.test"]);
+    assert_eq!(envelope.sender, "tester@example.org");
+    let (header, sent_body) = split(&data);
+    assert_eq!(sent_body, body);
+    assert!(
+        header.starts_with(&format!("Received: by {HOST} (Postern, from userid ")),
+        "{header}"
+    );
+    assert!(
+        header.contains("\nSubject: mutt subject\n")
+            && header.contains("\nFrom: Tester <tester@example.org>\n")
+    );
+    assert_eq!(
+        header.matches("\nDate: ").count(),
+        1,
+        "mutt's own Date is kept, no second one: {header}"
+    );
+}
+
+#[test]
+fn mutts_command_line_keeps_options_and_recipients_apart() {
+    let s = Setup::new();
+    let out = inject(
+        &s,
+        &[
+            "-oem",
+            "-oi",
+            "-f",
+            "me@example.org",
+            "-N",
+            "success,failure",
+            "-R",
+            "hdrs",
+            "-B8BITMIME",
+            "--",
+            "a@example.test",
+            "b@example.test",
+        ],
+        b"Subject: s\n\n.\nbody\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (envelope, data) = queued(&s);
+    assert_eq!(recipients(&envelope), ["a@example.test", "b@example.test"]);
+    assert_eq!(envelope.sender, "me@example.org");
+    // -oi: the lone dot is data.
+    assert!(data.ends_with(b"\n\n.\nbody\n"));
+}
+
+#[test]
+fn sendmail_t_takes_recipients_from_the_header_and_drops_bcc() {
+    let s = Setup::new();
+    let message = b"To: Alice <alice@example.test>, bob@example.test\r\nCc: \"Doe, C\" <carol@example.test>\r\nBcc: secret@example.test\r\nSubject: from a script\r\n\r\nline one\r\n\r\nline three\r\n";
+    let out = inject(&s, &["-t", "-i"], message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (envelope, data) = queued(&s);
+    assert_eq!(
+        recipients(&envelope),
+        [
+            "alice@example.test",
+            "bob@example.test",
+            "carol@example.test",
+            "secret@example.test"
+        ]
+    );
+    let (header, body) = split(&data);
+    assert!(!header.to_lowercase().contains("bcc"), "{header}");
+    assert!(!header.contains("secret@"), "{header}");
+    assert_eq!(body, b"line one\n\nline three\n");
+    for field in ["\nDate: ", "\nMessage-ID: <", "\nFrom: "] {
+        assert_eq!(header.matches(field).count(), 1, "{field}: {header}");
+    }
+}
+
+#[test]
+fn crons_command_line() {
+    let s = Setup::new();
+    let out = inject(
+        &s,
+        &["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"],
+        b"Subject: Cron <root@host> run-parts\n\noutput\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (envelope, data) = queued(&s);
+    assert_eq!(recipients(&envelope), [format!("root@{HOST}").as_str()]);
+    let (header, body) = split(&data);
+    assert!(header.contains("\nFrom: CronDaemon <"), "{header}");
+    assert_eq!(body, b"output\n");
+}
+
+#[test]
+fn refusals_and_the_dot() {
+    let s = Setup::new();
+    let out = inject(&s, &[], b"Subject: x\n\nbody\n");
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no recipients"));
+    let out = inject(&s, &["bad address@x@y"], b"x\n");
+    assert_eq!(out.status.code(), Some(65));
+    let out = inject(&s, &["-f"], b"x\n");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(QueueDir::at(s.queue()).queued().unwrap().is_empty());
+    // Without -i a lone dot ends the message, as in sendmail.
+    let out = inject(
+        &s,
+        &["a@example.test"],
+        b"Subject: dot\n\nkept\n.\nnot kept\n",
+    );
+    assert!(out.status.success());
+    let (_, data) = queued(&s);
+    assert!(
+        data.ends_with(b"\n\nkept\n"),
+        "{}",
+        String::from_utf8_lossy(&data)
+    );
+    assert_eq!(std::fs::read_dir(s.queue().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn mailq_lists_the_queue() {
+    let s = Setup::new();
+    let mailq = |s: &Setup| {
+        let out = Command::new(program("postern-inject"))
+            .arg("--config")
+            .arg(&s.etc)
+            .arg("-bp")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(mailq(&s), "Mail queue is empty\n");
+    assert!(
+        inject(&s, &["-f", "", "a@example.test", "b@example.test"], b"x\n")
+            .status
+            .success()
+    );
+    let listed = mailq(&s);
+    let lines: Vec<&str> = listed.lines().collect();
+    assert_eq!(lines.len(), 4, "{listed}");
+    assert!(lines[0].ends_with("  <>"), "{listed}");
+    assert!(lines[1].trim_start().starts_with("a@example.test") && lines[1].ends_with("queued"));
+    assert_eq!(lines[3], "-- 1 messages");
+}
