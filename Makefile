@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 60
 # what make install installs.
 TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-inject postern-local
+PROGRAMS = postern postern-admin postern-inject postern-local postern-lspawn postern-queue
 # Programs installed setgid postern (postern-inject, when it arrives).
 SETGID_PROGRAMS =
 SAMPLE_CONFIG = postern.toml domains aliases accounts

@@ -11,5 +11,6 @@ mod install;
 mod local_delivery;
 mod maps;
 mod privilege;
+mod queue;
 mod sandbox;
 mod system_users;

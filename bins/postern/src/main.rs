@@ -81,9 +81,7 @@ fn up_sandbox(dir: &Path) -> anyhow::Result<()> {
     // Load it as every program will, so a broken sandbox shows now.
     postern_config::Config::load(&sandbox.etc())?;
     print_banner(&sandbox);
-    let specs = suite(&sandbox.etc(), |role| {
-        postern_privilege::is_root().then(|| sandbox.ids_of(role))
-    });
+    let specs = suite(&sandbox.etc());
     supervise(specs, &STOP);
     say("stopped");
     Ok(())
@@ -93,17 +91,24 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
     install_signal_handlers()?;
     postern_config::Config::load(config)?;
     say(&format!("running the suite of {}", config.display()));
-    let specs = suite(config, |_| None);
+    let specs = suite(config);
     supervise(specs, &STOP);
     say("stopped");
     Ok(())
 }
 
-/// The long-running programs of the suite and the roles they run as. None
-/// exists yet: delivery runs on demand through postern-local; the queue
-/// manager, listeners and postern-auth join this list as they arrive.
-fn suite(_config: &Path, _ids: impl Fn(&str) -> Option<(u32, u32)>) -> Vec<ChildSpec> {
-    Vec::new()
+/// The long-running programs of the suite. postern-lspawn stays root and
+/// starts postern-queue as the queue's user itself (they talk over pipes);
+/// the listeners and postern-auth join this list as they arrive.
+fn suite(config: &Path) -> Vec<ChildSpec> {
+    let lspawn = sandbox::sibling_program("postern-lspawn")
+        .unwrap_or_else(|_| PathBuf::from("postern-lspawn"));
+    vec![ChildSpec {
+        name: "postern-lspawn".to_string(),
+        program: lspawn,
+        args: vec!["--config".into(), config.as_os_str().to_owned()],
+        user: None,
+    }]
 }
 
 fn print_banner(sandbox: &Sandbox) {
@@ -139,6 +144,11 @@ fn print_banner(sandbox: &Sandbox) {
     ));
     text.push_str(&format!(
         "  deliver   {local} --config {} -f you@example.org {DEMO_ADDRESS} < message.eml\n",
+        etc.display()
+    ));
+    text.push_str(&format!(
+        "  submit    {} --config {} -t < message.eml   (the queue delivers it)\n",
+        local.replace("postern-local", "postern-inject"),
         etc.display()
     ));
     text.push_str(&format!(

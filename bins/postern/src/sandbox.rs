@@ -48,14 +48,6 @@ impl Sandbox {
     pub fn etc(&self) -> PathBuf {
         self.dir.join("etc")
     }
-
-    pub fn ids_of(&self, role: &str) -> (u32, u32) {
-        self.ids
-            .iter()
-            .find(|(r, _, _)| r == role)
-            .map(|(_, uid, gid)| (*uid, *gid))
-            .expect("every role has ids")
-    }
 }
 
 /// Opens the sandbox in `dir`, creating it first if it has no config.
@@ -147,6 +139,7 @@ fn create(dir: &Path) -> anyhow::Result<()> {
          mail_root = {}\n\
          queue_dir = {}\n\
          mail_owner = \"{mail_uid}:{mail_gid}\"\n\
+         queue_user = \"{queue_uid}:{queue_gid}\"\n\
          log = \"stderr\"\n",
         quoted(dir.join("mail")),
         quoted(dir.join("queue")),
@@ -178,6 +171,9 @@ fn create(dir: &Path) -> anyhow::Result<()> {
     let queue = postern_queue_format::QueueDir::create(dir.join("queue"))?;
     for part in ["", "tmp", "queue", "state", "trigger"] {
         std::os::unix::fs::chown(queue.root().join(part), Some(queue_uid), Some(queue_gid))?;
+    }
+    for part in ["tmp", "queue", "state"] {
+        fs::set_permissions(queue.root().join(part), fs::Permissions::from_mode(0o2750))?;
     }
     fs::set_permissions(dir.join("queue"), fs::Permissions::from_mode(0o750))?;
 

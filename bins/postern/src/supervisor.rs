@@ -180,14 +180,15 @@ fn spawn(spec: &ChildSpec) -> std::io::Result<Child> {
 }
 
 /// Copies a child's output to stderr a line at a time, naming the program
-/// unless the line already starts with `name[pid]:`.
+/// unless the line already names one of the suite's (`postern-...[pid]:`,
+/// which a program's own children write through it).
 fn relay_lines(name: &str, stream: Box<dyn std::io::Read + Send>) {
-    let own_prefix = format!("{name}[");
+    let own_prefix = "postern";
     for line in BufReader::new(stream).split(b'\n') {
         let Ok(line) = line else { break };
         let line = String::from_utf8_lossy(&line);
         let mut err = std::io::stderr().lock();
-        let _ = if line.starts_with(&own_prefix) {
+        let _ = if line.starts_with(own_prefix) {
             writeln!(err, "{line}")
         } else {
             writeln!(err, "{name}: {line}")

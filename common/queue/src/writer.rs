@@ -1,6 +1,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,12 +25,14 @@ impl QueueDir {
     pub fn create(root: impl Into<PathBuf>) -> io::Result<QueueDir> {
         let dir = QueueDir::at(root);
         for sub in ["tmp", "queue", "state"] {
-            match std::fs::DirBuilder::new()
-                .mode(0o750)
-                .create(dir.root.join(sub))
-            {
+            let path = dir.root.join(sub);
+            match std::fs::DirBuilder::new().mode(0o750).create(&path) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
+                Err(_) => {}
+                // Set-group-id: files made here belong to the directory's
+                // group (postern), so the queue manager can read what any
+                // injector, root's included, wrote.
+                Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o2750))?,
             }
         }
         let trigger = dir.trigger();

@@ -1,0 +1,49 @@
+//! postern-queue: the queue manager, run as the `postern` user by
+//! postern-lspawn, which is connected to its stdin and stdout.
+//!
+//! It reads envelopes and per-recipient records, never message bodies. It
+//! finds new messages at once (the `trigger` FIFO) and everything else on
+//! a rescan every second; sends each message's pending recipients to
+//! postern-lspawn as one batch, holding an exclusive lock on the queue file
+//! while the batch runs; records each outcome (docs/QUEUE.md, step 3);
+//! retries deferred recipients every `retry_interval` seconds; and removes a
+//! message when every recipient is done or failed. At most
+//! `max_deliveries` batches run at once.
+//!
+//! Exits 0 when postern-lspawn closes its end; 78 on a bad configuration.
+
+mod schedule;
+
+use std::path::PathBuf;
+
+use postern_config::Settings;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help") {
+        println!("usage: postern-queue [--config DIR]   (started by postern-lspawn)");
+        return;
+    }
+    if args.iter().any(|a| a == "--version") {
+        println!("postern-queue {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let config = match args.iter().position(|a| a == "--config") {
+        Some(i) => args.get(i + 1).map(PathBuf::from),
+        None => None,
+    };
+    let dir = postern_config::config_dir(config.as_deref());
+    let settings = match Settings::load(&dir) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("postern-queue: {e}");
+            std::process::exit(78);
+        }
+    };
+    let target = match settings.log {
+        postern_config::LogTarget::Syslog => postern_log::Target::Syslog,
+        postern_config::LogTarget::Stderr => postern_log::Target::Stderr,
+    };
+    postern_log::init("postern-queue", target);
+    std::process::exit(schedule::run(&settings));
+}

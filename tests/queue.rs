@@ -1,0 +1,126 @@
+//! The queue under `postern up`: postern-inject queues, postern-queue
+//! schedules, postern-lspawn runs postern-local, the message lands once
+//! and the queue empties; a killed queue manager comes back.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::sandbox::{sandbox_dir, start, stop};
+use crate::util::{messages, program};
+
+fn submit(etc: &std::path::Path, message: &[u8]) {
+    let mut child = Command::new(program("postern-inject"))
+        .arg("--config")
+        .arg(etc)
+        .args(["-t", "-i"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Waits (bounded) until the Maildir holds `count` messages.
+fn wait_for(maildir: &std::path::Path, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while messages(maildir).len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{count} messages never arrived in {}",
+            maildir.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn mailq(etc: &std::path::Path) -> String {
+    let out = Command::new(program("postern-inject"))
+        .arg("--config")
+        .arg(etc)
+        .arg("-bp")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn injected_mail_is_delivered_once_and_the_queue_empties() {
+    let (_tmp, dir) = sandbox_dir();
+    let up = start(&dir);
+    let etc = dir.join("etc");
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    let body = b"first line\n\nlast line\n";
+    submit(
+        &etc,
+        &[
+            b"To: demo@example.test\nSubject: via the queue\n\n".as_slice(),
+            body,
+        ]
+        .concat(),
+    );
+    wait_for(&maildir, 1);
+    let got = messages(&maildir);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].1.ends_with(body));
+    assert!(got[0].1.starts_with(b"Return-Path: <"));
+    // Named after the queue entry, so a retry would find it.
+    assert!(got[0].0.contains(".Q"), "{}", got[0].0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mailq(&etc) != "Mail queue is empty\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the queue never emptied: {}",
+            mailq(&etc)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_dir(dir.join("queue/tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.join("queue/state")).unwrap().count(),
+        0
+    );
+    stop(up);
+}
+
+#[test]
+fn a_killed_queue_manager_is_restarted_and_delivers() {
+    let (_tmp, dir) = sandbox_dir();
+    let up = start(&dir);
+    let etc = dir.join("etc");
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    submit(&etc, b"To: demo@example.test\nSubject: one\n\n1\n");
+    wait_for(&maildir, 1);
+    let queue_pid = |dir: &std::path::Path| {
+        let out = Command::new("pgrep")
+            .args([
+                "-f",
+                &format!("postern-queue --config {}/etc", dir.display()),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .map(|p| p.parse::<i32>().unwrap())
+    };
+    let first = queue_pid(&dir).expect("postern-queue runs");
+    // SAFETY: kill(2) on a process of the suite this test started.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    // postern-lspawn exits with it, and the supervisor starts both again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = queue_pid(&dir)
+            && pid != first
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "postern-queue was not restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    submit(&etc, b"To: demo@example.test\nSubject: two\n\n2\n");
+    wait_for(&maildir, 2);
+    stop(up);
+    assert_eq!(messages(&maildir).len(), 2);
+}
