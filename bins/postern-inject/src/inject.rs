@@ -134,6 +134,9 @@ pub fn run(dir: &Path, invocation: &Invocation) -> i32 {
     }
     let bytes = message.to_bytes(&added);
     if let Err(e) = writer.write(&bytes) {
+        // Dropping the writer removes its tmp/ file: nothing half-written
+        // stays (fail exits without running destructors).
+        drop(writer);
         fail(EX_TEMPFAIL, &format!("cannot queue the message: {e}"));
     }
     match writer.commit() {
