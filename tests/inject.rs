@@ -231,3 +231,71 @@ fn mailq_lists_the_queue() {
     assert!(lines[1].trim_start().starts_with("a@example.test") && lines[1].ends_with("queued"));
     assert_eq!(lines[3], "-- 1 messages");
 }
+
+/// A tmpfs of a few pages, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: std::path::PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        SmallDisk(at)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_the_message_and_leaves_nothing() {
+    if crate::util::skip_unless_root("a_full_disk_refuses_the_message_and_leaves_nothing") {
+        return;
+    }
+    let s = Setup::new();
+    let disk = SmallDisk::mount(s.path().join("small"), "64k");
+    let queue = disk.0.join("queue");
+    QueueDir::create(&queue).unwrap();
+    let toml = std::fs::read_to_string(s.etc.join("postern.toml")).unwrap();
+    let toml: String = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("queue_dir") {
+                format!("queue_dir = \"{}\"\n", queue.display())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    s.write("postern.toml", &toml);
+    let big = vec![b'x'; 200 * 1024];
+    let out = inject(
+        &s,
+        &["-i", "a@example.test"],
+        &[b"Subject: big\n\n".as_slice(), &big].concat(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left on device"));
+    assert_eq!(std::fs::read_dir(queue.join("tmp")).unwrap().count(), 0);
+    assert!(QueueDir::at(&queue).queued().unwrap().is_empty());
+    // A message that fits still goes in.
+    let out = inject(&s, &["-i", "a@example.test"], b"Subject: small\n\nfits\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(QueueDir::at(&queue).queued().unwrap().len(), 1);
+}
