@@ -17,6 +17,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
@@ -116,8 +117,9 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
     let mut answers: Vec<(String, Option<Status>)> = Vec::with_capacity(lines.len());
     let mut requests = Vec::new();
     let mut positions = Vec::new();
+    let mut opened = HashMap::new();
     for line in lines {
-        match parse_request(&config.settings, line) {
+        match parse_request(&config.settings, line, &mut opened) {
             Ok(request) => {
                 answers.push((request.recipient.clone(), None));
                 positions.push(answers.len() - 1);
@@ -138,7 +140,11 @@ fn answer_chunk(config: &Config, lines: &[Vec<u8>]) -> Vec<(String, Status)> {
         .collect()
 }
 
-fn parse_request(settings: &Settings, line: &[u8]) -> Result<Request, (String, Status)> {
+fn parse_request(
+    settings: &Settings,
+    line: &[u8],
+    opened: &mut HashMap<String, Result<File, Status>>,
+) -> Result<Request, (String, Status)> {
     let bad = |why: &str| {
         (
             "-".to_string(),
@@ -169,7 +175,18 @@ fn parse_request(settings: &Settings, line: &[u8]) -> Result<Request, (String, S
         }),
         _ => return Err(with_recipient(bad("QUEUE-ID is not letters and digits").1)),
     };
-    let message = open_message(settings, file, offset).map_err(with_recipient)?;
+    // One open file (and lock) per message file and group: a second open
+    // would be a second lock holder, and refused.
+    let message = opened
+        .entry(file.to_string())
+        .or_insert_with(|| open_message(settings, file, queue.is_some()))
+        .as_ref()
+        .map_err(|status| status.clone())
+        .and_then(|file| file.try_clone().map_err(|e| Status::temporary(format!("dup: {e}"))))
+        .map_err(with_recipient)?;
+    if offset > message.metadata().map(|m| m.len()).unwrap_or(0) {
+        return Err(with_recipient(Status::temporary(format!("offset {offset} is past the end of {file}"))));
+    }
     Ok(Request {
         message: Some(message),
         offset,
@@ -179,8 +196,11 @@ fn parse_request(settings: &Settings, line: &[u8]) -> Result<Request, (String, S
     })
 }
 
-/// Opens a request's message file for the delivery children to read.
-fn open_message(settings: &Settings, file: &str, offset: u64) -> Result<File, Status> {
+/// Opens a request's message file for the delivery children to read. A
+/// queued message is also locked (exclusive flock, held while any process
+/// of this batch has it open): a queue manager restarted while this batch
+/// still runs must not deliver the same message at the same time.
+fn open_message(settings: &Settings, file: &str, queued: bool) -> Result<File, Status> {
     let opened = if postern_privilege::is_root() {
         open_beneath(&settings.queue_dir, file)
     } else {
@@ -196,10 +216,8 @@ fn open_message(settings: &Settings, file: &str, offset: u64) -> Result<File, St
     if !metadata.is_file() {
         return Err(Status::temporary(format!("{file} is not a regular file")));
     }
-    if offset > metadata.len() {
-        return Err(Status::temporary(format!(
-            "offset {offset} is past the end of {file}"
-        )));
+    if queued && message.try_lock().is_err() {
+        return Err(Status::temporary("another delivery of this message is running"));
     }
     Ok(message)
 }

@@ -4,11 +4,11 @@
 //! It reads envelopes and per-recipient records, never message bodies. It
 //! finds new messages at once (the `trigger` FIFO) and everything else on
 //! a rescan every second; sends each message's pending recipients to
-//! postern-lspawn as one batch, holding an exclusive lock on the queue file
-//! while the batch runs; records each outcome (docs/QUEUE.md, step 3);
-//! retries deferred recipients every `retry_interval` seconds; and removes a
-//! message when every recipient is done or failed. At most
-//! `max_deliveries` batches run at once.
+//! postern-lspawn as one batch (the delivery holds an exclusive lock on the
+//! queue file while it runs, and a locked message is left alone); records
+//! each outcome (docs/QUEUE.md, step 3); retries deferred recipients every
+//! `retry_interval` seconds; and removes a message when every recipient is
+//! done or failed. At most `max_deliveries` batches run at once.
 //!
 //! Exits 0 when postern-lspawn closes its end; 78 on a bad configuration.
 

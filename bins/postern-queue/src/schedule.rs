@@ -22,10 +22,9 @@ enum Event {
     SpawnerGone,
 }
 
-/// A batch on its way: the lock on its queue file and which recipients
-/// (by index) its answer lines stand for.
+/// A batch on its way: which recipients (by index) its answer lines
+/// stand for.
 struct InFlight {
-    _lock: File,
     indices: Vec<usize>,
     recipients: usize,
 }
@@ -116,10 +115,12 @@ fn handle_events(
 /// The batch for a message's pending recipients, or `None` when there is
 /// nothing to do now (locked by another run, finished, unreadable).
 fn prepare(queue: &QueueDir, id: &QueueId) -> Option<(String, InFlight)> {
+    // The delivery holds the queue file's lock (postern-local --batch takes
+    // it), so a batch that outlived the manager that sent it, after a
+    // crash, shows here: leave the message until it is done.
     let lock = File::open(queue.queue_file(id)).ok()?;
-    // Another manager (one restarted while a batch of the old one still
-    // runs) may hold it: leave the message to it.
     lock.try_lock().ok()?;
+    drop(lock);
     let (envelope, offset) = match queue.read_envelope(id) {
         Ok(read) => read,
         Err(e) => {
@@ -167,7 +168,6 @@ fn prepare(queue: &QueueDir, id: &QueueId) -> Option<(String, InFlight)> {
     Some((
         batch,
         InFlight {
-            _lock: lock,
             indices,
             recipients,
         },
