@@ -182,10 +182,15 @@ fn parse_request(
         .or_insert_with(|| open_message(settings, file, queue.is_some()))
         .as_ref()
         .map_err(|status| status.clone())
-        .and_then(|file| file.try_clone().map_err(|e| Status::temporary(format!("dup: {e}"))))
+        .and_then(|file| {
+            file.try_clone()
+                .map_err(|e| Status::temporary(format!("dup: {e}")))
+        })
         .map_err(with_recipient)?;
     if offset > message.metadata().map(|m| m.len()).unwrap_or(0) {
-        return Err(with_recipient(Status::temporary(format!("offset {offset} is past the end of {file}"))));
+        return Err(with_recipient(Status::temporary(format!(
+            "offset {offset} is past the end of {file}"
+        ))));
     }
     Ok(Request {
         message: Some(message),
@@ -217,7 +222,9 @@ fn open_message(settings: &Settings, file: &str, queued: bool) -> Result<File, S
         return Err(Status::temporary(format!("{file} is not a regular file")));
     }
     if queued && message.try_lock().is_err() {
-        return Err(Status::temporary("another delivery of this message is running"));
+        return Err(Status::temporary(
+            "another delivery of this message is running",
+        ));
     }
     Ok(message)
 }

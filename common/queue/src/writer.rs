@@ -24,7 +24,10 @@ impl QueueDir {
     /// Makes the subdirectories and the trigger FIFO that are missing.
     pub fn create(root: impl Into<PathBuf>) -> io::Result<QueueDir> {
         let dir = QueueDir::at(root);
-        std::fs::DirBuilder::new().recursive(true).mode(0o750).create(&dir.root)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&dir.root)?;
         for sub in ["tmp", "queue", "state"] {
             let path = dir.root.join(sub);
             match std::fs::DirBuilder::new().mode(0o750).create(&path) {
