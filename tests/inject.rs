@@ -299,3 +299,48 @@ fn a_full_disk_refuses_the_message_and_leaves_nothing() {
     );
     assert_eq!(QueueDir::at(&queue).queued().unwrap().len(), 1);
 }
+
+#[test]
+fn a_killed_injection_leaves_a_whole_message_or_nothing() {
+    let s = Setup::new();
+    let body: Vec<u8> = (0..4000)
+        .flat_map(|i| format!("line {i} of a long message\n").into_bytes())
+        .collect();
+    let mut pause = 0u64;
+    for round in 0..20 {
+        let mut child = Command::new(program("postern-inject"))
+            .arg("--config")
+            .arg(&s.etc)
+            .args(["-i", "a@example.test"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let message = [format!("Subject: round {round}\n\n").as_bytes(), &body].concat();
+        if round % 2 == 0 {
+            // Killed while the message still arrives.
+            let _ = stdin.write_all(&message[..message.len() / 2]);
+        } else {
+            // Killed somewhere between reading it all and exiting.
+            let _ = stdin.write_all(&message);
+            drop(stdin);
+            std::thread::sleep(std::time::Duration::from_micros(pause));
+            pause = (pause + 700) % 6000;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let queue = QueueDir::at(s.queue());
+    for id in queue.queued().unwrap() {
+        let bytes = std::fs::read(queue.queue_file(&id)).unwrap();
+        let (_, offset) = Envelope::decode(&bytes).unwrap();
+        assert!(bytes[offset..].ends_with(&body), "{id} is not whole");
+    }
+    assert_eq!(
+        std::fs::read_dir(s.queue().join("tmp")).unwrap().count(),
+        0,
+        "something of a message stayed"
+    );
+}

@@ -71,12 +71,33 @@ impl QueueDir {
     pub fn begin(&self, envelope: &Envelope) -> io::Result<QueueWriter> {
         let header = envelope.encode().map_err(io::Error::other)?;
         let id = QueueId::generate();
-        let tmp = self.root.join("tmp").join(id.as_str());
-        let mut file = OpenOptions::new()
+        // An unnamed file (O_TMPFILE) vanishes whole if the writer dies
+        // before it commits: nothing of the message exists then. Where the
+        // file system cannot do that, a named file in tmp/ stands in,
+        // removed by the writer or, after a crash, by the queue manager.
+        let unnamed = OpenOptions::new()
             .write(true)
-            .create_new(true)
             .mode(0o640)
-            .open(&tmp)?;
+            .custom_flags(libc::O_TMPFILE)
+            .open(self.root.join("tmp"));
+        let (mut file, tmp) = match unnamed {
+            Ok(file) => (file, Staging::Unnamed),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+                ) =>
+            {
+                let tmp = self.root.join("tmp").join(id.as_str());
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o640)
+                    .open(&tmp)?;
+                (file, Staging::Named(tmp))
+            }
+            Err(e) => return Err(e),
+        };
         let mut writer = QueueWriter {
             dir: self.clone(),
             id,
@@ -169,13 +190,20 @@ impl QueueDir {
     }
 }
 
-/// A message being written into `tmp/`. Dropped without `commit`, it
-/// leaves nothing behind.
+/// A message being written into `tmp/`. Dropped without `commit`, or
+/// killed, it leaves nothing behind.
 pub struct QueueWriter {
     dir: QueueDir,
     id: QueueId,
-    tmp: Option<PathBuf>,
+    tmp: Option<Staging>,
     file: Option<io::BufWriter<File>>,
+}
+
+/// Where an uncommitted message lives.
+enum Staging {
+    /// An O_TMPFILE inode with no name yet.
+    Unnamed,
+    Named(PathBuf),
 }
 
 impl QueueWriter {
@@ -197,21 +225,48 @@ impl QueueWriter {
         let file = self.file.take().expect("the file exists until commit");
         let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        drop(file);
-        let tmp = self.tmp.take().expect("not yet committed");
         let target = self.dir.queue_file(&self.id);
-        if let Err(e) = std::fs::rename(&tmp, &target) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+        match self.tmp.take().expect("not yet committed") {
+            Staging::Unnamed => link_unnamed(&file, &target)?,
+            Staging::Named(tmp) => {
+                if let Err(e) = std::fs::rename(&tmp, &target) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            }
         }
+        drop(file);
         File::open(self.dir.root.join("queue"))?.sync_all()?;
         Ok(self.id.clone())
     }
 }
 
+/// Gives an O_TMPFILE inode its name, through /proc/self/fd (linkat with
+/// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+fn link_unnamed(file: &File, target: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let source = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    let target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())?;
+    // SAFETY: two valid NUL-terminated paths; the result is checked.
+    let result = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 impl Drop for QueueWriter {
     fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
+        if let Some(Staging::Named(tmp)) = self.tmp.take() {
             self.file.take();
             let _ = std::fs::remove_file(tmp);
         }
