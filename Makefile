@@ -23,8 +23,9 @@ FUZZ_SECONDS ?= 60
 TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt
 BENCH_PACKAGES = python3
 PROGRAMS = postern postern-admin postern-inject postern-local postern-lspawn postern-queue
-# Programs installed setgid postern (postern-inject, when it arrives).
-SETGID_PROGRAMS =
+# Programs installed setgid postern, and the names they also answer to.
+SETGID_PROGRAMS = postern-inject
+INJECT_LINKS = sendmail mailq
 SAMPLE_CONFIG = postern.toml domains aliases accounts
 UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket))
 MANPAGES = $(notdir $(wildcard docs/man/*.8))
@@ -72,7 +73,13 @@ install: $(if $(filter debug,$(PROFILE)),build,release)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
 		$(DESTDIR)$(SYSCONFDIR)/postern $(DESTDIR)$(UNITDIR)
 	for p in $(PROGRAMS); do install -m 0755 target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
-	for p in $(SETGID_PROGRAMS); do install -m 2755 -g postern target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
+	# The setgid bit needs the postern group (make install-users); without
+	# it the program is installed plain and says so.
+	for p in $(SETGID_PROGRAMS); do \
+		if getent group postern >/dev/null; then install -m 2755 -g postern target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; \
+		else echo "warning: no group postern (make install-users): $$p installed without its setgid bit"; fi; \
+	done
+	for l in $(INJECT_LINKS); do ln -sf postern-inject $(DESTDIR)$(SBINDIR)/$$l; done
 	for m in $(MANPAGES); do install -m 0644 docs/man/$$m $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do $(SUBST) etc/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	$(SUBST) etc/inetd.conf > $(DESTDIR)$(DATADIR)/inetd.conf
@@ -98,7 +105,7 @@ install-users:
 # Removes what install installed; config files it did not place, or that
 # were changed since, stay.
 uninstall:
-	for p in $(PROGRAMS) $(SETGID_PROGRAMS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
+	for p in $(PROGRAMS) $(SETGID_PROGRAMS) $(INJECT_LINKS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
 	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(DATADIR)/inetd.conf

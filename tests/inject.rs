@@ -344,3 +344,35 @@ fn a_killed_injection_leaves_a_whole_message_or_nothing() {
         "something of a message stayed"
     );
 }
+
+#[test]
+fn odd_messages_are_taken_as_they_are() {
+    let s = Setup::new();
+    // Empty: queued with the header fields it lacks.
+    let out = inject(&s, &["-i", "a@example.test"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, data) = queued(&s);
+    let (header, body) = split(&data);
+    assert!(
+        header.contains("\nMessage-ID: <") && body.is_empty(),
+        "{header}"
+    );
+    std::fs::remove_file(
+        QueueDir::at(s.queue()).queue_file(&QueueDir::at(s.queue()).queued().unwrap()[0]),
+    )
+    .unwrap();
+
+    // 8-bit header text and a 2,000-byte line: kept byte for byte.
+    let long = "y".repeat(2000);
+    let message = format!("Subject: caf\u{e9} \u{2603}\n\n{long}\n");
+    let out = inject(&s, &["-i", "a@example.test"], message.as_bytes());
+    assert!(out.status.success());
+    let (_, data) = queued(&s);
+    let (header, body) = split(&data);
+    assert!(header.contains("Subject: caf\u{e9} \u{2603}\n"));
+    assert_eq!(body, format!("{long}\n").as_bytes());
+}

@@ -63,6 +63,12 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
             0o755
         );
     }
+    for link in ["sendmail", "mailq"] {
+        assert_eq!(
+            std::fs::read_link(d.join("usr/local/sbin").join(link)).unwrap(),
+            Path::new("postern-inject")
+        );
+    }
     let etc = d.join("etc/postern");
     for sample in ["postern.toml", "domains", "aliases", "accounts"] {
         assert!(etc.join(sample).is_file(), "{sample}");

@@ -21,7 +21,9 @@ use postern_config::Settings;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help") {
-        println!("usage: postern-queue [--config DIR]   (started by postern-lspawn)");
+        println!(
+            "usage: postern-queue [--config DIR] [--list]   (started by postern-lspawn; --list shows the queue)"
+        );
         return;
     }
     if args.iter().any(|a| a == "--version") {
@@ -40,6 +42,17 @@ fn main() {
             std::process::exit(78);
         }
     };
+    if args.iter().any(|a| a == "--list") {
+        let queue = postern_queue_format::QueueDir::at(&settings.queue_dir);
+        match postern_queue_format::list(&queue, |secs| secs.to_string()) {
+            Ok(listing) => print!("{listing}"),
+            Err(e) => {
+                eprintln!("postern-queue: {}: {e}", settings.queue_dir.display());
+                std::process::exit(75);
+            }
+        }
+        return;
+    }
     let target = match settings.log {
         postern_config::LogTarget::Syslog => postern_log::Target::Syslog,
         postern_config::LogTarget::Stderr => postern_log::Target::Stderr,

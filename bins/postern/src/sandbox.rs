@@ -172,8 +172,8 @@ fn create(dir: &Path) -> anyhow::Result<()> {
     for part in ["", "tmp", "queue", "state", "trigger"] {
         std::os::unix::fs::chown(queue.root().join(part), Some(queue_uid), Some(queue_gid))?;
     }
-    for part in ["tmp", "queue", "state"] {
-        fs::set_permissions(queue.root().join(part), fs::Permissions::from_mode(0o2750))?;
+    for (part, mode) in postern_queue_format::SUBDIRECTORIES {
+        fs::set_permissions(queue.root().join(part), fs::Permissions::from_mode(mode))?;
     }
     fs::set_permissions(dir.join("queue"), fs::Permissions::from_mode(0o750))?;
 

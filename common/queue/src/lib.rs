@@ -5,10 +5,12 @@
 
 mod envelope;
 mod id;
+mod listing;
 mod records;
 mod writer;
 
 pub use envelope::{Envelope, EnvelopeError, Recipient};
 pub use id::QueueId;
+pub use listing::list;
 pub use records::{Outcome, Records};
-pub use writer::{QueueDir, QueueWriter};
+pub use writer::{QueueDir, QueueWriter, SUBDIRECTORIES};

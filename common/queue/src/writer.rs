@@ -12,6 +12,13 @@ pub struct QueueDir {
     root: PathBuf,
 }
 
+/// The subdirectories and their modes. Set-group-id, so that every file
+/// made in them belongs to the directory's group (postern) and the queue
+/// manager can read what any injector wrote; `tmp/` and `queue/` are
+/// group-writable for the setgid injectors, `state/` is the manager's.
+pub const SUBDIRECTORIES: [(&str, u32); 3] =
+    [("tmp", 0o2770), ("queue", 0o2770), ("state", 0o2750)];
+
 /// An envelope is at most this long; a reader stops looking for its end
 /// after it.
 const MAX_ENVELOPE: usize = 4 << 20;
@@ -28,15 +35,12 @@ impl QueueDir {
             .recursive(true)
             .mode(0o750)
             .create(&dir.root)?;
-        for sub in ["tmp", "queue", "state"] {
+        for (sub, mode) in SUBDIRECTORIES {
             let path = dir.root.join(sub);
             match std::fs::DirBuilder::new().mode(0o750).create(&path) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 Err(_) => {}
-                // Set-group-id: files made here belong to the directory's
-                // group (postern), so the queue manager can read what any
-                // injector, root's included, wrote.
-                Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o2750))?,
+                Ok(()) => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?,
             }
         }
         let trigger = dir.trigger();
