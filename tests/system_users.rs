@@ -386,3 +386,46 @@ fn postern_uid(name: &str) -> u32 {
         .parse()
         .unwrap()
 }
+
+#[test]
+fn a_setgid_sendmail_takes_another_config_only_when_etc_postern_allows_it() {
+    if skip_unless_root("a_setgid_sendmail_takes_another_config_only_when_etc_postern_allows_it") {
+        return;
+    }
+    let s = Setup::new();
+    let user = TestUser::new(&s, "h");
+    // postern-inject installed setgid, as make install does.
+    let bin = s.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let inject = bin.join("sendmail");
+    std::fs::copy(crate::util::program("postern-inject"), &inject).unwrap();
+    std::os::unix::fs::chown(&inject, Some(0), Some(s.owner.1)).unwrap();
+    std::fs::set_permissions(&inject, std::fs::Permissions::from_mode(0o2755)).unwrap();
+    let out = Command::new("su")
+        .args(["-s", "/bin/sh", &user.name, "-c"])
+        .arg(format!(
+            "echo hi | {} --config {} -i someone@example.test",
+            inject.display(),
+            s.etc.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(78),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is not listed in alternate_config_directories"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        postern_queue_format::QueueDir::at(s.queue())
+            .queued()
+            .unwrap()
+            .is_empty()
+    );
+}
