@@ -61,6 +61,7 @@ lint:
 bench: release
 	scripts/ensure-packages $(BENCH_PACKAGES)
 	python3 scripts/bench-local.py
+	python3 scripts/bench-queue.py
 
 fuzz:
 	cargo fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""bench-queue.py — the whole local path, sendmail to Maildir, beside Postfix.
+
+S concurrent streams run sendmail once per message (as cron, mutt and
+scripts do) until N messages of 4 KiB have been injected for 100 local
+mailboxes; the figure is the time until every message is delivered.
+Measured in the same run, interleaved, medians of R rounds:
+
+  postern   postern-inject into a `postern up` sandbox (release build)
+  postfix   Postfix's own sendmail (MAIL_CONFIG) into ../shared/bench's
+            peers-up sandbox, delivering with virtual(8) into Maildirs
+  disk-rate ../shared/bench/disk-rate with S jobs and N operations
+
+Also printed: Postern's server-side CPU per message (postern-lspawn with
+every postern-local it waited for, and postern-queue) and its fsyncs per
+message. Needs root (peers-up does). Environment: BENCH_QUEUE_MESSAGES
+(default 10000), BENCH_QUEUE_STREAMS (10), BENCH_QUEUE_ROUNDS (3).
+"""
+import json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared"))
+BIN = os.path.join(ROOT, "target", "release")
+N = int(os.environ.get("BENCH_QUEUE_MESSAGES", "10000"))
+STREAMS = int(os.environ.get("BENCH_QUEUE_STREAMS", "10"))
+ROUNDS = int(os.environ.get("BENCH_QUEUE_ROUNDS", "3"))
+USERS = 100
+SIZE = 4096
+LIMIT_S = 600
+
+
+def message(n):
+    head = f"Subject: bench {n}\nFrom: bench@example.org\n\n".encode()
+    return head + b"x" * (SIZE - len(head) - 1) + b"\n"
+
+
+def inject_streams(command_for):
+    """Runs N sendmail processes, STREAMS at a time; returns the start time."""
+    failures = []
+    def stream(first):
+        for n in range(first, N, STREAMS):
+            p = subprocess.run(command_for(n), input=message(n), capture_output=True)
+            if p.returncode != 0:
+                failures.append(p.stderr.decode(errors="replace"))
+    threads = [threading.Thread(target=stream, args=(s,)) for s in range(STREAMS)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        sys.exit(f"{len(failures)} injections failed: {failures[0]}")
+    return start
+
+
+def wait_for(maildirs, start):
+    deadline = time.monotonic() + LIMIT_S
+    while True:
+        count = sum(len(os.listdir(os.path.join(m, "new"))) for m in maildirs)
+        if count >= N:
+            return time.monotonic() - start
+        if time.monotonic() > deadline:
+            sys.exit(f"only {count} of {N} delivered")
+        time.sleep(0.02)
+
+
+def cpu_seconds(pid):
+    """utime + stime + cutime + cstime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def postern_round(work):
+    sandbox = os.path.join(work, f"postern-{time.monotonic_ns()}")
+    up = subprocess.Popen([os.path.join(BIN, "postern"), "up", "--dir", sandbox],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in up.stdout:
+        if line.startswith("Running in the foreground"):
+            break
+    etc = os.path.join(sandbox, "etc")
+    password = os.path.join(etc, "demo.password")
+    for u in range(USERS):
+        subprocess.run([os.path.join(BIN, "postern-admin"), "--config", etc, "mailbox", "add",
+                        f"user{u}@example.test", "--password-file", password], check=True,
+                       capture_output=True)
+    maildirs = [os.path.join(sandbox, "mail", "example.test", f"user{u}", "Maildir") for u in range(USERS)]
+    def pid_of(name):
+        out = subprocess.run(["pgrep", "-f", f"{name} --config {etc}"], capture_output=True, text=True).stdout.split()
+        return int(out[0])
+    lspawn, queue = pid_of("postern-lspawn"), pid_of("postern-queue")
+    cpu0 = cpu_seconds(lspawn) + cpu_seconds(queue)
+    start = inject_streams(lambda n: [os.path.join(BIN, "postern-inject"), "--config", etc, "-i",
+                                      f"user{n % USERS}@example.test"])
+    seconds = wait_for(maildirs, start)
+    cpu = cpu_seconds(lspawn) + cpu_seconds(queue) - cpu0
+    up.send_signal(signal.SIGTERM)
+    up.wait(timeout=30)
+    shutil.rmtree(sandbox, ignore_errors=True)
+    return N / seconds, cpu * 1000 / N
+
+
+def postfix_round(peers):
+    env = dict(os.environ, MAIL_CONFIG=os.path.join(peers, "postfix", "etc"))
+    maildirs = [os.path.join(peers, "mail", f"user{u}", "Maildir") for u in range(USERS)]
+    for m in maildirs:
+        for sub in ("new", "cur"):
+            d = os.path.join(m, sub)
+            if os.path.isdir(d):
+                for name in os.listdir(d):
+                    os.unlink(os.path.join(d, name))
+    def command(n):
+        return ["env", f"MAIL_CONFIG={env['MAIL_CONFIG']}", "/usr/sbin/sendmail", "-i", f"user{n % USERS}@bench.test"]
+    start = inject_streams(command)
+    return N / wait_for(maildirs, start)
+
+
+def disk_rate(work):
+    out = subprocess.run([os.path.join(SHARED, "bench", "disk-rate"), work, str(N), str(SIZE), str(STREAMS)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["ops_per_s"]
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench-queue: needs root (the Postfix peer does)")
+    base = os.path.join(ROOT, "target", "bench")
+    os.makedirs(base, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="q.", dir=base)
+    os.chmod(work, 0o755)
+    peers = tempfile.mkdtemp(prefix="p.", dir="/tmp")
+    try:
+        # Not captured: the servers peers-up starts keep its output open,
+        # and a reader waiting for end of file would wait for ever.
+        subprocess.run([os.path.join(SHARED, "bench", "peers-up"), peers], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        figures = {"postern": [], "postfix": [], "disk_rate": [], "postern_cpu_ms": []}
+        for r in range(ROUNDS):
+            rate, cpu = postern_round(work)
+            figures["postern"].append(rate)
+            figures["postern_cpu_ms"].append(cpu)
+            figures["postfix"].append(postfix_round(peers))
+            figures["disk_rate"].append(disk_rate(work))
+            print(f"round {r + 1}: postern {rate:.0f}/s ({cpu:.2f} ms CPU/msg), postfix {figures['postfix'][-1]:.0f}/s,"
+                  f" disk-rate {figures['disk_rate'][-1]:.0f}/s", file=sys.stderr)
+        med = {k: statistics.median(v) for k, v in figures.items()}
+        print(f"\nsendmail to Maildir: {N} x {SIZE} B, {STREAMS} streams, {USERS} mailboxes, medians of {ROUNDS}")
+        print(f"  postern   {med['postern']:8.0f} msg/s   ({med['postern_cpu_ms']:.2f} ms server CPU per message,"
+              " 4 fsyncs: queue file, queue/, Maildir file, new/)")
+        print(f"  postfix   {med['postfix']:8.0f} msg/s")
+        print(f"  disk-rate {med['disk_rate']:8.0f} ops/s ({STREAMS} jobs)")
+        print(f"  postern / postfix = {med['postern'] / med['postfix']:.2f}")
+        print(json.dumps({"messages": N, "streams": STREAMS, "rounds": ROUNDS, "medians": med, "samples": figures}))
+    finally:
+        subprocess.run([os.path.join(SHARED, "bench", "peers-down"), peers],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(peers, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
