@@ -101,18 +101,8 @@ fn is_field(line: &[u8]) -> bool {
 
 /// The message from stdin: CRLF made LF, and without `-i` a line holding a
 /// single dot ends it, as in sendmail.
-pub fn normalize(mut data: Vec<u8>, ignore_dots: bool) -> Vec<u8> {
-    if data.windows(2).any(|w| w == b"\r\n") {
-        let mut write = 0;
-        for read in 0..data.len() {
-            if data[read] == b'\r' && data.get(read + 1) == Some(&b'\n') {
-                continue;
-            }
-            data[write] = data[read];
-            write += 1;
-        }
-        data.truncate(write);
-    }
+pub fn normalize(data: Vec<u8>, ignore_dots: bool) -> Vec<u8> {
+    let mut data = postern_maildir::unix_line_ends(data);
     if !ignore_dots {
         let mut start = 0;
         while start < data.len() {

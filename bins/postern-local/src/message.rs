@@ -39,23 +39,6 @@ pub fn size_after(file: &File, offset: u64) -> Option<u64> {
     metadata.len().checked_sub(offset)
 }
 
-/// CRLF line ends become LF; a lone CR stays.
-pub fn unix_line_ends(mut data: Vec<u8>) -> Vec<u8> {
-    if !data.windows(2).any(|w| w == b"\r\n") {
-        return data;
-    }
-    let mut write = 0;
-    for read in 0..data.len() {
-        if data[read] == b'\r' && data.get(read + 1) == Some(&b'\n') {
-            continue;
-        }
-        data[write] = data[read];
-        write += 1;
-    }
-    data.truncate(write);
-    data
-}
-
 /// How many `Delivered-To:` header lines name `address` (case-insensitive),
 /// the loop signal of qmail and Postfix.
 pub fn delivered_to_count(message: &[u8], address: &str) -> usize {
@@ -94,12 +77,6 @@ pub fn trace_headers(sender: &str, delivered_to: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_ends() {
-        assert_eq!(unix_line_ends(b"a\r\nb\rc\r\n".to_vec()), b"a\nb\rc\n");
-        assert_eq!(unix_line_ends(b"a\nb\n".to_vec()), b"a\nb\n");
-    }
 
     #[test]
     fn counts_delivered_to_in_the_header_only() {

@@ -9,9 +9,10 @@ use std::path::Path;
 
 use postern_maildir::{DeliverError, DeliveryName, Maildir, QuotaLimits, UniqueNames, deliver};
 
-use crate::message::{delivered_to_count, read_at, size_after, trace_headers, unix_line_ends};
+use crate::message::{delivered_to_count, read_at, size_after, trace_headers};
 use crate::plan::{Job, JobKind, Owner, Request};
 use crate::status::Status;
+use postern_maildir::unix_line_ends;
 
 /// The outcome of one job, with the file written.
 #[derive(Clone, Debug)]

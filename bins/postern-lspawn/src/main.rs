@@ -19,21 +19,18 @@ use std::sync::{Arc, Mutex};
 
 use postern_config::Settings;
 
+/// Starts postern-queue and the root local deliveries it asks for.
+#[derive(clap::Parser, Debug)]
+#[command(name = "postern-lspawn", version, about)]
+struct Args {
+    /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
+    #[arg(long, value_name = "DIR")]
+    config: Option<PathBuf>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help") {
-        println!("usage: postern-lspawn [--config DIR]");
-        return;
-    }
-    if args.iter().any(|a| a == "--version") {
-        println!("postern-lspawn {}", env!("CARGO_PKG_VERSION"));
-        return;
-    }
-    let config = match args.iter().position(|a| a == "--config") {
-        Some(i) => args.get(i + 1).map(PathBuf::from),
-        None => None,
-    };
-    let dir = postern_config::config_dir(config.as_deref());
+    let args = <Args as clap::Parser>::parse();
+    let dir = postern_config::config_dir(args.config.as_deref());
     let settings = match Settings::load(&dir) {
         Ok(settings) => settings,
         Err(e) => {

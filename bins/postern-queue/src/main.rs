@@ -18,23 +18,21 @@ use std::path::PathBuf;
 
 use postern_config::Settings;
 
+/// The queue manager (started by postern-lspawn).
+#[derive(clap::Parser, Debug)]
+#[command(name = "postern-queue", version, about)]
+struct Args {
+    /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
+    #[arg(long, value_name = "DIR")]
+    config: Option<PathBuf>,
+    /// Show the queue and exit
+    #[arg(long)]
+    list: bool,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help") {
-        println!(
-            "usage: postern-queue [--config DIR] [--list]   (started by postern-lspawn; --list shows the queue)"
-        );
-        return;
-    }
-    if args.iter().any(|a| a == "--version") {
-        println!("postern-queue {}", env!("CARGO_PKG_VERSION"));
-        return;
-    }
-    let config = match args.iter().position(|a| a == "--config") {
-        Some(i) => args.get(i + 1).map(PathBuf::from),
-        None => None,
-    };
-    let dir = postern_config::config_dir(config.as_deref());
+    let args = <Args as clap::Parser>::parse();
+    let dir = postern_config::config_dir(args.config.as_deref());
     let settings = match Settings::load(&dir) {
         Ok(settings) => settings,
         Err(e) => {
@@ -42,7 +40,7 @@ fn main() {
             std::process::exit(78);
         }
     };
-    if args.iter().any(|a| a == "--list") {
+    if args.list {
         let queue = postern_queue_format::QueueDir::at(&settings.queue_dir);
         match postern_queue_format::list(&queue, |secs| secs.to_string()) {
             Ok(listing) => print!("{listing}"),

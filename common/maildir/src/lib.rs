@@ -18,12 +18,14 @@ pub mod mbox;
 mod mutf7;
 mod name;
 mod quota;
+mod text;
 
 pub use deliver::{DeliverError, Delivered, DeliveryName, deliver};
 pub use folder::{FolderError, FolderName};
 pub use list::{MessageEntry, Subdir};
 pub use name::{MessageName, UniqueNames, escape_host};
 pub use quota::{QuotaLimits, QuotaUsage, maildirsize_add};
+pub use text::unix_line_ends;
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
