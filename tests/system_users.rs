@@ -162,7 +162,7 @@ fn an_address_in_forward_waits_for_the_queue() {
     user.forward("someone@elsewhere.example\n");
     s.local("x@example.org", &user.address(), MESSAGE).expect(
         75,
-        "4.3.0 forwarding to <someone@elsewhere.example> needs postern-queue",
+        "4.3.0 forwarding to <someone@elsewhere.example> is not available yet",
     );
     assert!(messages(&user.home.join("Maildir")).is_empty());
 }

@@ -75,11 +75,11 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
             }
             ForwardTarget::KeepLocal(other) => {
                 format!(
-                    "\\{other}: user {other}, through the queue (4.3.0 until postern-queue exists)"
+                    "\\{other}: user {other}, through the queue (deferred, 4.3.0, until re-injection lands)"
                 )
             }
             ForwardTarget::Address(address) => {
-                format!("{address}: through the queue (4.3.0 until postern-queue exists)")
+                format!("{address}: through the queue (deferred, 4.3.0, until re-injection lands)")
             }
             ForwardTarget::File(file) => format!("{}: appended as mbox, as {name}", file.display()),
             ForwardTarget::Maildir(dir) => format!("{}: Maildir, as {name}", dir.display()),

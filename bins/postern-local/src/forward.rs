@@ -51,9 +51,9 @@ pub fn follow(delivery: &Delivery<'_>, user: &SystemUserJob, job: &Job) -> Optio
     if forward.targets.is_empty() {
         return None;
     }
-    // Until the queue exists an address can only wait, and so does the
-    // whole .forward: running its commands and appends now would run them
-    // again on every retry.
+    // Until forwarding through the queue lands an address can only wait,
+    // and so does the whole .forward: running its commands and appends now
+    // would run them again on every retry.
     let waiting = forward.targets.iter().find_map(|(_, target)| match target {
         ForwardTarget::Address(address) => Some(address.to_string()),
         ForwardTarget::KeepLocal(name) if !name.eq_ignore_ascii_case(&user.name) => {
@@ -115,7 +115,7 @@ fn deliver_to(
     }
 }
 
-/// Until the queue exists, an address can only wait for it.
+/// Until re-injection through the queue writer lands, an address waits.
 fn needs_queue(address: &str) -> Status {
-    Status::temporary(format!("forwarding to <{address}> needs postern-queue"))
+    Status::temporary(format!("forwarding to <{address}> is not available yet"))
 }

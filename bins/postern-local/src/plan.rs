@@ -248,7 +248,7 @@ fn job_for(
             Status::new(
                 "4.3.0",
                 format!(
-                    "<{address}> is outside the local and virtual domains: forwarding needs postern-queue"
+                    "<{address}> is outside the local and virtual domains: remote delivery is not available yet"
                 ),
             ),
         )),
