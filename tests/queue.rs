@@ -124,3 +124,96 @@ fn a_killed_queue_manager_is_restarted_and_delivers() {
     stop(up);
     assert_eq!(messages(&maildir).len(), 2);
 }
+
+#[test]
+fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
+    if crate::util::skip_unless_root(
+        "delivery_to_a_full_disk_defers_and_resumes_when_space_returns",
+    ) {
+        return;
+    }
+    let (_tmp, dir) = sandbox_dir();
+    let etc = dir.join("etc");
+    stop(start(&dir));
+    // A mailbox on a file system of 256 KiB, owned by the mail owner.
+    let small = dir.join("small");
+    std::fs::create_dir(&small).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&small)
+            .status()
+            .unwrap()
+            .success()
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let ids = std::fs::read_to_string(etc.join("ids")).unwrap();
+    let mail: Vec<u32> = ids
+        .lines()
+        .find(|l| l.starts_with("mail "))
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    std::os::unix::fs::chown(&small, Some(mail[0]), Some(mail[1])).unwrap();
+    let accounts = std::fs::read_to_string(etc.join("accounts")).unwrap();
+    std::fs::write(
+        etc.join("accounts"),
+        format!(
+            "{accounts}box@example.test:{{PLAIN}}x:::::: userdb_mail=maildir:{}/Maildir\n",
+            small.display()
+        ),
+    )
+    .unwrap();
+    let toml = std::fs::read_to_string(etc.join("postern.toml")).unwrap();
+    std::fs::write(
+        etc.join("postern.toml"),
+        format!("{toml}retry_interval = 1\n"),
+    )
+    .unwrap();
+    // Leave less room than the message needs.
+    let filler = small.join("filler");
+    std::fs::write(&filler, vec![0u8; 200 * 1024]).unwrap();
+
+    let up = start(&dir);
+    let body = "z".repeat(100 * 1024);
+    submit(
+        &etc,
+        format!("To: box@example.test\nSubject: big\n\n{body}\n").as_bytes(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mailq(&etc).contains("deferred: 4.3.1") {
+        assert!(
+            Instant::now() < deadline,
+            "no deferral for the full disk: {}",
+            mailq(&etc)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let maildir = small.join("Maildir");
+    assert!(messages(&maildir).is_empty());
+    assert_eq!(
+        std::fs::read_dir(maildir.join("tmp")).unwrap().count(),
+        0,
+        "a partial file stayed"
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(&maildir, 1);
+    let got = messages(&maildir);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].1.ends_with(format!("\n\n{body}\n").as_bytes()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mailq(&etc) != "Mail queue is empty\n" {
+        assert!(Instant::now() < deadline, "the queue never emptied");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(up);
+}
