@@ -1,8 +1,7 @@
 //! postern-admin round trips: every kind of entry added, listed and
 //! removed, with the hand-written parts of the maps left as they were.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::util::{Setup, program};
 
@@ -52,22 +51,12 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
 
     // Mailboxes: password from a file, then from stdin as a script gives it.
     s.add_mailbox("alice@new.example", &["--quota", "10M"]);
-    let mut child = Command::new(program("postern-admin"))
+    let mut command = Command::new(program("postern-admin"));
+    command
         .arg("--config")
         .arg(&s.etc)
-        .args(["mailbox", "add", "bob@new.example"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"from-stdin\n")
-        .unwrap();
-    ok(child.wait_with_output().unwrap());
+        .args(["mailbox", "add", "bob@new.example"]);
+    ok(crate::util::run_with_input(&mut command, b"from-stdin\n"));
     refused(
         s.admin(&[
             "mailbox",

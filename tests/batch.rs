@@ -20,14 +20,9 @@ fn start_batch(s: &Setup, stderr: Stdio) -> std::process::Child {
 }
 
 fn batch(s: &Setup, input: &str) -> Vec<String> {
-    let mut child = start_batch(s, Stdio::piped());
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut command = Command::new(program("postern-local"));
+    command.arg("--config").arg(&s.etc).arg("--batch");
+    let out = crate::util::run_with_input(&mut command, input.as_bytes());
     assert!(
         out.status.success(),
         "{}",

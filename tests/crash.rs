@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sandbox::{sandbox_dir, start, stop};
-use crate::util::{messages, program};
+use crate::util::{messages, program, run_with_input};
 
 const MESSAGES: usize = 1000;
 const KILLS: usize = 20;
@@ -94,23 +94,15 @@ fn a_thousand_messages_survive_twenty_kills_exactly_once() {
                     .iter()
                     .map(|u| format!("{u}@example.test"))
                     .collect();
-                let mut child = Command::new(program("postern-inject"))
+                let mut command = Command::new(program("postern-inject"));
+                command
                     .arg("--config")
                     .arg(&etc)
                     .args(["-i", "--"])
-                    .args(&to)
-                    .stdin(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                use std::io::Write;
+                    .args(&to);
                 let message = format!("Subject: crash-{n}\n\nmessage {n}\n");
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(message.as_bytes())
-                    .unwrap();
-                assert!(child.wait().unwrap().success(), "injection {n} failed");
+                let out = run_with_input(&mut command, message.as_bytes());
+                assert!(out.status.success(), "injection {n} failed");
             }
             injecting.store(false, Ordering::SeqCst);
         })

@@ -6,20 +6,12 @@ use std::process::{Command, Output, Stdio};
 
 use postern_queue_format::{Envelope, QueueDir};
 
-use crate::util::{HOST, Setup, program};
+use crate::util::{HOST, Setup, program, run_with_input};
 
 fn inject(s: &Setup, args: &[&str], message: &[u8]) -> Output {
-    let mut child = Command::new(program("postern-inject"))
-        .arg("--config")
-        .arg(&s.etc)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(message).unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = Command::new(program("postern-inject"));
+    command.arg("--config").arg(&s.etc).args(args);
+    run_with_input(&mut command, message)
 }
 
 /// The one queued message: its envelope and its data.

@@ -2,23 +2,21 @@
 //! schedules, postern-lspawn runs postern-local, the message lands once
 //! and the queue empties; a killed queue manager comes back.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::sandbox::{sandbox_dir, start, stop};
-use crate::util::{messages, program};
+use crate::util::{messages, program, run_with_input};
 
 fn submit(etc: &std::path::Path, message: &[u8]) {
-    let mut child = Command::new(program("postern-inject"))
-        .arg("--config")
-        .arg(etc)
-        .args(["-t", "-i"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(message).unwrap();
-    assert!(child.wait().unwrap().success());
+    let mut command = Command::new(program("postern-inject"));
+    command.arg("--config").arg(etc).args(["-t", "-i"]);
+    let out = run_with_input(&mut command, message);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Waits (bounded) until the Maildir holds `count` messages.

@@ -149,17 +149,12 @@ impl Setup {
 
     /// The same through a pipe, as `cat message | postern-local` does.
     pub fn local_piped(&self, sender: &str, recipient: &str, message: &[u8]) -> Delivery {
-        let mut child = Command::new(program("postern-local"))
+        let mut command = Command::new(program("postern-local"));
+        command
             .arg("--config")
             .arg(&self.etc)
-            .args(["-f", sender, recipient])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(message).unwrap();
-        Delivery::from(child.wait_with_output().unwrap())
+            .args(["-f", sender, recipient]);
+        Delivery::from(run_with_input(&mut command, message))
     }
 
     pub fn admin(&self, args: &[&str]) -> Output {
@@ -267,4 +262,25 @@ pub fn check_passes(admin: &Path, etc: &Path) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{stdout}");
     stdout
+}
+
+/// Runs `command` with `input` on a pipe to its stdin, collecting stdout and
+/// stderr.
+pub fn run_with_input(command: &mut Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A writer of its own, so a program that answers before it has read
+    // everything cannot deadlock the test.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
 }

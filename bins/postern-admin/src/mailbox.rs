@@ -2,7 +2,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use postern_config::edit::MapKind;
-use postern_config::{AccountLine, Accounts, Address, Config, DomainKind, parse_size};
+use postern_config::{Account, AccountLine, Accounts, Address, Config, DomainKind, parse_size};
 use postern_maildir::Maildir;
 
 use crate::maps::{at, edit, load};
@@ -15,12 +15,10 @@ fn address(text: &str) -> anyhow::Result<Address> {
     Ok(address)
 }
 
-/// The mail owner's ids, for acting as it.
-fn owner(config: &Config) -> anyhow::Result<(u32, u32, Option<String>)> {
-    config
-        .settings
-        .mail_owner
-        .resolve()
+/// Who owns `account`'s mailbox, for acting as them.
+fn owner(config: &Config, account: &Account) -> anyhow::Result<(u32, u32, Option<String>)> {
+    account
+        .owner(&config.settings.mail_owner)
         .with_context(|| format!("mail_owner {:?} is not a user", config.settings.mail_owner))
 }
 
@@ -67,8 +65,7 @@ pub fn add(
         .get(&address)
         .context("the new accounts line does not parse")?;
     let maildir_path = config.resolver().maildir_of(account);
-    let (uid, gid, owner_name) = owner(&config)?;
-    let (uid, gid) = (account.uid.unwrap_or(uid), account.gid.unwrap_or(gid));
+    let (uid, gid, owner_name) = owner(&config, account)?;
     // SECURITY: the Maildir is made by its owner, never by root, so a
     // symlink planted under the mail root cannot turn into a root chown.
     postern_privilege::run_as(uid, gid, owner_name.as_deref(), &[], || {
@@ -197,8 +194,7 @@ pub fn del(dir: &Path, address_text: &str, purge: bool) -> anyhow::Result<String
     if let Some(account) = account {
         let maildir = config.resolver().maildir_of(&account);
         if purge {
-            let (uid, gid, name) = owner(&config)?;
-            let (uid, gid) = (account.uid.unwrap_or(uid), account.gid.unwrap_or(gid));
+            let (uid, gid, name) = owner(&config, &account)?;
             postern_privilege::run_as(uid, gid, name.as_deref(), &[], || {
                 std::fs::remove_dir_all(&maildir)
                     .map(|_| String::new())

@@ -84,7 +84,7 @@ fn main() {
             std::process::exit(status::EXIT_TEMPFAIL);
         }
     };
-    run::init_log(&config);
+    config.settings.init_log("postern-local");
     if args.batch {
         std::process::exit(batch::serve(&dir));
     }

@@ -257,15 +257,11 @@ fn job_for(
 
 /// The account line's uid/gid, else the configured mail owner.
 fn mailbox_owner(account: &Account, mail_owner: &MailOwner) -> Result<Owner, Status> {
-    let Some((default_uid, default_gid, name)) = mail_owner.resolve() else {
-        return Err(Status::temporary(format!(
+    let (uid, gid, name) = account.owner(mail_owner).ok_or_else(|| {
+        Status::temporary(format!(
             "mail_owner {mail_owner:?} is not a user on this host"
-        )));
-    };
-    let uid = account.uid.unwrap_or(default_uid);
-    let gid = account.gid.unwrap_or(default_gid);
-    // Supplementary groups belong to the named owner only.
-    let name = name.filter(|_| account.uid.is_none());
+        ))
+    })?;
     Ok(Owner { uid, gid, name })
 }
 

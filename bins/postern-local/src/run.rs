@@ -13,14 +13,6 @@ use crate::plan::{Owner, Request, plan};
 use crate::status::Status;
 use crate::writer::run_as_owner;
 
-pub fn init_log(config: &Config) {
-    let target = match config.settings.log {
-        postern_config::LogTarget::Syslog => postern_log::Target::Syslog,
-        postern_config::LogTarget::Stderr => postern_log::Target::Stderr,
-    };
-    postern_log::init("postern-local", target);
-}
-
 /// The `-f` sender: empty (or `<>`) for a bounce, else an address without
 /// spaces, controls or angle brackets, since it goes into `Return-Path:`.
 pub fn envelope_sender(text: &str) -> Result<String, Status> {

@@ -51,10 +51,6 @@ fn main() {
         }
         return;
     }
-    let target = match settings.log {
-        postern_config::LogTarget::Syslog => postern_log::Target::Syslog,
-        postern_config::LogTarget::Stderr => postern_log::Target::Stderr,
-    };
-    postern_log::init("postern-queue", target);
+    settings.init_log("postern-queue");
     std::process::exit(schedule::run(&settings));
 }

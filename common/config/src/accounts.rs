@@ -5,7 +5,7 @@ use postern_password::StoredPassword;
 
 use crate::maps::{MapFile, logical_lines};
 use crate::size::{parse_size, parse_size_with_unit};
-use crate::{Address, LineError};
+use crate::{Address, LineError, MailOwner};
 
 /// A mailbox's quota from its accounts line; `None` fields fall back to the
 /// configured default.
@@ -45,6 +45,18 @@ pub struct Account {
     pub folder_rights: FolderRights,
     pub pop3_scope: Pop3Scope,
     pub line: usize,
+}
+
+impl Account {
+    /// Who owns the mailbox: the line's uid and gid where it has them, else
+    /// `mail_owner`'s; the user name (for its supplementary groups) only
+    /// when the owner is the mail owner itself. `None` when `mail_owner`
+    /// names no user.
+    pub fn owner(&self, mail_owner: &MailOwner) -> Option<(u32, u32, Option<String>)> {
+        let (uid, gid, name) = mail_owner.resolve()?;
+        let name = name.filter(|_| self.uid.is_none());
+        Some((self.uid.unwrap_or(uid), self.gid.unwrap_or(gid), name))
+    }
 }
 
 /// Postern's own extra fields, beside Dovecot's.

@@ -129,17 +129,13 @@ fn target(item: &str, hostname: &str) -> Result<ForwardTarget, String> {
         .map_err(|e| format!("{item:?}: {e}"))
 }
 
-/// Whether sendmail would trust this `.forward` of user `uid`: a regular
-/// file owned by the user (or root), writable by no one else, in a
-/// directory no one else can write. `Err` says why not, for the log line.
-pub fn check_safe(path: &Path, uid: u32) -> Result<(), String> {
-    read_safe(path, Some(uid)).map(drop)
-}
-
-/// Opens `path` without following a symlink or blocking on a FIFO, checks
-/// the opened file (not the name, which could change in between) as
-/// `check_safe` says, with any owner when `owner` is `None`, and reads at
-/// most `MAX_FORWARD_SIZE` bytes. Returns the owner's uid and the text.
+/// Reads a `.forward` (or an `:include:` list) only if sendmail would trust
+/// it: a regular file owned by `owner` (any owner when `None`) or root,
+/// writable by no one else, in a directory no one else can write. It is
+/// opened without following a symlink or blocking on a FIFO, and the
+/// opened file is checked, not the name, which could change in between; at
+/// most `MAX_FORWARD_SIZE` bytes are read. Returns the owner's uid and the
+/// text, or why the file is not to be trusted, for the log line.
 pub fn read_safe(path: &Path, owner: Option<u32>) -> Result<(u32, String), String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -191,6 +187,10 @@ pub fn read_safe(path: &Path, owner: Option<u32>) -> Result<(u32, String), Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_safe(path: &Path, uid: u32) -> Result<(), String> {
+        read_safe(path, Some(uid)).map(drop)
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

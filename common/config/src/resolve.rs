@@ -42,17 +42,6 @@ pub enum Special {
     Maildir(PathBuf),
 }
 
-impl Destination {
-    pub fn delivered_to(&self) -> &Address {
-        match self {
-            Destination::Mailbox { delivered_to, .. }
-            | Destination::SystemUser { delivered_to, .. }
-            | Destination::Special { delivered_to, .. } => delivered_to,
-            Destination::Remote(address) => address,
-        }
-    }
-}
-
 /// Why an address (or one target of its aliases) has nowhere to go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ResolveError {

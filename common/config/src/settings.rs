@@ -154,6 +154,17 @@ fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
     }
 }
 
+impl Settings {
+    /// Starts the process's logging where `log` says.
+    pub fn init_log(&self, program: &'static str) {
+        let target = match self.log {
+            LogTarget::Syslog => postern_log::Target::Syslog,
+            LogTarget::Stderr => postern_log::Target::Stderr,
+        };
+        postern_log::init(program, target);
+    }
+}
+
 impl MailOwner {
     /// The owner's uid and gid, and its name when it has one (for its
     /// supplementary groups); `None` if the named user does not exist.
