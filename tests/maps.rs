@@ -103,7 +103,7 @@ fn a_bad_or_missing_postern_toml_stops_with_one_clear_error() {
     d.expect(
         75,
         &format!(
-            "4.3.0 configuration: {}: line 6: unknown field `mail_rot`",
+            "4.3.0 configuration: {}: line 7: unknown field `mail_rot`",
             toml.display()
         ),
     );

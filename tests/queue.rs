@@ -215,3 +215,55 @@ fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
     }
     stop(up);
 }
+
+#[test]
+fn an_alias_to_an_outside_address_forwards_through_the_queue() {
+    let (_tmp, dir) = sandbox_dir();
+    let etc = dir.join("etc");
+    stop(start(&dir));
+    let aliases = std::fs::read_to_string(etc.join("aliases")).unwrap();
+    std::fs::write(
+        etc.join("aliases"),
+        format!("{aliases}team@example.test: demo@example.test, friend@remote.example\n"),
+    )
+    .unwrap();
+    let up = start(&dir);
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    let mut command = Command::new(program("postern-inject"));
+    command
+        .arg("--config")
+        .arg(&etc)
+        .args(["-f", "origin@sender.example", "team@example.test"]);
+    let out = run_with_input(&mut command, b"Subject: to the team\n\nhello\n");
+    assert!(out.status.success());
+    wait_for(&maildir, 1);
+    // The team's message is done; what stays is the forward, a new message
+    // with the original sender, waiting for outbound delivery.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let listing = mailq(&etc);
+        let lines: Vec<&str> = listing.lines().collect();
+        if lines.len() == 3
+            && lines[0].ends_with("  origin@sender.example")
+            && lines[1].contains("friend@remote.example")
+            && lines[1].contains("deferred: 4.3.0")
+            && lines[1].contains("remote delivery is not available yet")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no forward queued: {listing}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let queue = postern_queue_format::QueueDir::at(dir.join("queue"));
+    let id = &queue.queued().unwrap()[0];
+    let bytes = std::fs::read(queue.queue_file(id)).unwrap();
+    let (_, offset) = queue.read_envelope(id).unwrap();
+    let data = String::from_utf8_lossy(&bytes[offset as usize..]).into_owned();
+    assert!(
+        data.starts_with("Delivered-To: team@example.test\nReceived: "),
+        "{data}"
+    );
+    assert!(data.ends_with("\n\nhello\n"));
+    stop(up);
+    assert_eq!(messages(&maildir).len(), 1);
+}

@@ -153,18 +153,81 @@ fn forward_targets_each_deliver_as_the_user() {
 }
 
 #[test]
-fn an_address_in_forward_waits_for_the_queue() {
-    if skip_unless_root("an_address_in_forward_waits_for_the_queue") {
+fn addresses_in_forward_are_queued_with_the_original_sender() {
+    if skip_unless_root("addresses_in_forward_are_queued_with_the_original_sender") {
         return;
     }
     let s = Setup::new();
     let user = TestUser::new(&s, "c");
-    user.forward("someone@elsewhere.example\n");
-    s.local("x@example.org", &user.address(), MESSAGE).expect(
-        75,
-        "4.3.0 forwarding to <someone@elsewhere.example> is not available yet",
+    user.forward(&format!(
+        "someone@elsewhere.example, \\{}\nSomeone@Elsewhere.example\nfriend\n",
+        user.name
+    ));
+    s.local("x@example.org", &user.address(), MESSAGE)
+        .expect(0, "2.0.0 ");
+    // The kept copy, and one new message to both addresses (once each).
+    assert_eq!(messages(&user.home.join("Maildir")).len(), 1);
+    let queued = s.queued();
+    assert_eq!(queued.len(), 1);
+    let (envelope, data) = &queued[0];
+    assert_eq!(envelope.sender, "x@example.org");
+    let recipients: Vec<&str> = envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(
+        recipients,
+        ["someone@elsewhere.example", &format!("friend@{HOST}")]
     );
-    assert!(messages(&user.home.join("Maildir")).is_empty());
+    assert_eq!(
+        data,
+        &[
+            format!("Delivered-To: {}\n", user.address()).as_bytes(),
+            MESSAGE
+        ]
+        .concat()
+    );
+    // Written as the queue's user, never as root or the forwarding user.
+    let queue = postern_queue_format::QueueDir::at(s.queue());
+    let id = &queue.queued().unwrap()[0];
+    let meta = std::fs::metadata(queue.queue_file(id)).unwrap();
+    assert_eq!(meta.uid(), s.owner.0);
+}
+
+#[test]
+fn forwards_that_come_back_are_a_loop() {
+    if skip_unless_root("forwards_that_come_back_are_a_loop") {
+        return;
+    }
+    let s = Setup::new();
+    let one = TestUser::new(&s, "l1");
+    let two = TestUser::new(&s, "l2");
+    one.forward(&format!("{}\n", two.address()));
+    two.forward(&format!("{}\n", one.address()));
+    s.local("x@example.org", &one.address(), MESSAGE)
+        .expect(0, "2.0.0 forwarded by .forward; forwarded as ");
+    let take = |s: &Setup| {
+        let queue = postern_queue_format::QueueDir::at(s.queue());
+        let (envelope, data) = s.queued().pop().unwrap();
+        for id in queue.queued().unwrap() {
+            queue.finish(&id).unwrap();
+        }
+        (envelope.recipients[0].address.clone(), data)
+    };
+    let (to, data) = take(&s);
+    assert_eq!(to, two.address());
+    s.local("x@example.org", &to, &data)
+        .expect(0, "2.0.0 forwarded by .forward; forwarded as ");
+    let (to, data) = take(&s);
+    assert_eq!(to, one.address());
+    s.local("x@example.org", &to, &data).expect(
+        69,
+        &format!("5.4.6 mail forwarding loop for <{}>", one.address()),
+    );
+    assert!(s.queued().is_empty());
+    assert!(messages(&one.home.join("Maildir")).is_empty());
+    assert!(messages(&two.home.join("Maildir")).is_empty());
 }
 
 #[test]

@@ -63,6 +63,11 @@ impl Setup {
         postern_queue_format::QueueDir::create(&queue).unwrap();
         let owner = mail_owner();
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1)).unwrap();
+        // The mail owner's ids stand in for the queue's user too: forwards
+        // are queued as it.
+        for part in ["", "tmp", "queue", "state", "trigger"] {
+            std::os::unix::fs::chown(queue.join(part), Some(owner.0), Some(owner.1)).unwrap();
+        }
         let setup = Setup {
             dir,
             etc,
@@ -72,9 +77,11 @@ impl Setup {
         setup.write(
             "postern.toml",
             &format!(
-                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nqueue_dir = \"{}\"\nmail_owner = \"{}:{}\"\nlog = \"stderr\"\n{extra}",
+                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nqueue_dir = \"{}\"\nmail_owner = \"{}:{}\"\nqueue_user = \"{}:{}\"\nlog = \"stderr\"\n{extra}",
                 setup.mail.display(),
                 setup.queue().display(),
+                owner.0,
+                owner.1,
                 owner.0,
                 owner.1
             ),
@@ -97,6 +104,21 @@ impl Setup {
         let path = self.queue().join(name);
         std::fs::write(&path, content).unwrap();
         path
+    }
+
+    /// The accepted messages of the queue: envelope and data.
+    pub fn queued(&self) -> Vec<(postern_queue_format::Envelope, Vec<u8>)> {
+        let queue = postern_queue_format::QueueDir::at(self.queue());
+        queue
+            .queued()
+            .unwrap()
+            .iter()
+            .map(|id| {
+                let (envelope, offset) = queue.read_envelope(id).unwrap();
+                let bytes = std::fs::read(queue.queue_file(id)).unwrap();
+                (envelope, bytes[offset as usize..].to_vec())
+            })
+            .collect()
     }
 
     pub fn write(&self, name: &str, text: &str) {

@@ -11,7 +11,7 @@ use tracing::warn;
 
 use crate::plan::{Job, SystemUserJob};
 use crate::status::Status;
-use crate::writer::{Delivery, Outcome, failed};
+use crate::writer::{Delivery, Outcome};
 
 /// Delivers through `~/.forward` if it exists and may be trusted; `None`
 /// sends the caller on to the user's Maildir.
@@ -51,39 +51,42 @@ pub fn follow(delivery: &Delivery<'_>, user: &SystemUserJob, job: &Job) -> Optio
     if forward.targets.is_empty() {
         return None;
     }
-    // Until forwarding through the queue lands an address can only wait,
-    // and so does the whole .forward: running its commands and appends now
-    // would run them again on every retry.
-    let waiting = forward.targets.iter().find_map(|(_, target)| match target {
-        ForwardTarget::Address(address) => Some(address.to_string()),
-        ForwardTarget::KeepLocal(name) if !name.eq_ignore_ascii_case(&user.name) => {
-            Some(format!("{name}@{}", delivery.settings.hostname))
-        }
-        _ => None,
-    });
-    if let Some(address) = waiting {
-        return Some(failed(needs_queue(&address)));
-    }
+    // Addresses go back to the parent, which queues them once the local
+    // targets here have landed.
+    let mut addresses = Vec::new();
     let mut statuses = Vec::new();
     let mut done = Vec::new();
     for (_, target) in &forward.targets {
-        let (status, what) = deliver_to(delivery, user, job, target);
-        if status.is_success() {
-            done.push(what);
+        match deliver_to(delivery, user, job, target) {
+            Target::Forward(address) => addresses.push(address),
+            Target::Delivered(status, what) => {
+                if status.is_success() {
+                    done.push(what);
+                }
+                statuses.push(status);
+            }
         }
-        statuses.push(status);
     }
     let status = match Status::worst(statuses) {
         Some(status) if status.is_success() => {
             Status::delivered(format!("delivered by .forward to {}", done.join(", ")))
         }
         Some(status) => status,
-        None => return None,
+        None => Status::delivered("forwarded by .forward"),
     };
     Some(Outcome {
         status,
         path: Some(path.display().to_string()),
+        forward: addresses,
     })
+}
+
+/// What one line of `.forward` came to here.
+enum Target {
+    /// Written (or not), with what it was written to.
+    Delivered(Status, String),
+    /// An address, for the parent to queue.
+    Forward(String),
 }
 
 fn deliver_to(
@@ -91,31 +94,29 @@ fn deliver_to(
     user: &SystemUserJob,
     job: &Job,
     target: &ForwardTarget,
-) -> (Status, String) {
+) -> Target {
     match target {
         ForwardTarget::KeepLocal(name) if name.eq_ignore_ascii_case(&user.name) => {
             let outcome = delivery.to_maildir(&job.maildir, job.limits);
-            (outcome.status, format!("{}/", job.maildir.display()))
+            Target::Delivered(outcome.status, format!("{}/", job.maildir.display()))
         }
+        // `\other` is another local user, reached through the queue like
+        // any address.
+        ForwardTarget::KeepLocal(name) => Target::Forward(
+            format!("{name}@{}", delivery.settings.hostname).to_ascii_lowercase(),
+        ),
+        ForwardTarget::Address(address) => Target::Forward(address.to_string()),
         ForwardTarget::Maildir(path) => {
             // A Maildir of the user's choosing carries no quota of ours.
             let outcome = delivery.to_maildir(path, QuotaLimits::default());
-            (outcome.status, path.display().to_string())
+            Target::Delivered(outcome.status, path.display().to_string())
         }
-        ForwardTarget::File(path) => (delivery.to_mbox(path), path.display().to_string()),
-        ForwardTarget::Pipe(command) => (
+        ForwardTarget::File(path) => {
+            Target::Delivered(delivery.to_mbox(path), path.display().to_string())
+        }
+        ForwardTarget::Pipe(command) => Target::Delivered(
             delivery.to_command(command, &user.home, &user.name),
             format!("|{command}"),
         ),
-        ForwardTarget::KeepLocal(name) => (
-            needs_queue(&format!("{name}@{}", delivery.settings.hostname)),
-            String::new(),
-        ),
-        ForwardTarget::Address(address) => (needs_queue(&address.to_string()), String::new()),
     }
-}
-
-/// Until re-injection through the queue writer lands, an address waits.
-fn needs_queue(address: &str) -> Status {
-    Status::temporary(format!("forwarding to <{address}> is not available yet"))
 }

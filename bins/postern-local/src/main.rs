@@ -22,6 +22,7 @@ mod forward;
 mod message;
 mod pipe;
 mod plan;
+mod requeue;
 mod run;
 mod status;
 mod writer;

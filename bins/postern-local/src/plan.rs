@@ -85,6 +85,9 @@ pub struct Early {
 pub struct Plan {
     pub jobs: BTreeMap<Owner, Vec<Job>>,
     pub early: Vec<Early>,
+    /// Addresses outside the host that a request's aliases lead to, by
+    /// request: forwarded through the queue.
+    pub forwards: BTreeMap<usize, Vec<String>>,
 }
 
 pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
@@ -116,6 +119,15 @@ pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
             });
         }
         for destination in destinations {
+            if let Destination::Remote(target) = &destination
+                && *target != address
+            {
+                plan.forwards
+                    .entry(index)
+                    .or_default()
+                    .push(target.to_string());
+                continue;
+            }
             match job_for(config, index, destination) {
                 Ok((owner, job)) => plan.jobs.entry(owner).or_default().push(job),
                 Err((to, status)) => plan.early.push(Early {

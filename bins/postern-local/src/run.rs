@@ -10,6 +10,7 @@ use postern_config::Config;
 use tracing::info;
 
 use crate::plan::{Owner, Request, plan};
+use crate::requeue;
 use crate::status::Status;
 use crate::writer::run_as_owner;
 
@@ -48,15 +49,16 @@ pub fn deliver(
     let mut plan = plan(config, &recipient_refs);
     let mut statuses: Vec<Vec<Status>> = vec![Vec::new(); requests.len()];
 
-    if let Some(owner) = plan.jobs.keys().next().cloned() {
-        // No mailbox takes more than this: a pipe is copied no further.
+    if let Some(owner) = message_reader(config, &plan) {
+        // No mailbox takes more than this: a pipe is copied no further. A
+        // forward takes the whole message.
         let limits: Vec<Option<u64>> = plan
             .jobs
             .values()
             .flatten()
             .map(|job| job.max_size)
             .collect();
-        let limit = if limits.iter().any(Option::is_none) {
+        let limit = if limits.iter().any(Option::is_none) || !plan.forwards.is_empty() {
             None
         } else {
             limits.into_iter().flatten().max()
@@ -100,6 +102,7 @@ pub fn deliver(
         );
         statuses[early.request].push(early.status.clone());
     }
+    let mut forwards = std::mem::take(&mut plan.forwards);
     for (owner, jobs) in &plan.jobs {
         if jobs.is_empty() {
             continue;
@@ -114,18 +117,68 @@ pub fn deliver(
                 outcome.path.as_deref(),
                 started,
             );
+            if !outcome.forward.is_empty() {
+                forwards
+                    .entry(job.request)
+                    .or_default()
+                    .extend(outcome.forward);
+            }
             statuses[job.request].push(outcome.status);
         }
+    }
+    for (index, mut targets) in forwards {
+        // A retry would redo the forward: wait until nothing else of this
+        // recipient waits for one.
+        if statuses[index].iter().any(Status::is_temporary) {
+            continue;
+        }
+        requeue::dedup(&mut targets);
+        let request = &requests[index];
+        let status = requeue::forward(&config.settings, request, &targets);
+        log_outcome(request, &targets.join(", "), &status, None, started);
+        statuses[index].push(status);
     }
     statuses.into_iter().map(summarize).collect()
 }
 
+/// Who may read a message that is not yet open: the first mailbox owner,
+/// else (forwards alone) the queue's user. `None`: nothing needs it.
+fn message_reader(config: &Config, plan: &crate::plan::Plan) -> Option<Owner> {
+    if let Some(owner) = plan.jobs.keys().next() {
+        return Some(owner.clone());
+    }
+    if plan.forwards.is_empty() {
+        return None;
+    }
+    let (uid, gid, name) = config
+        .settings
+        .queue_user
+        .resolve()
+        .unwrap_or_else(|| {
+            let (uid, gid) = postern_privilege::current_ids();
+            (uid, gid, None)
+        });
+    Some(Owner { uid, gid, name })
+}
+
 fn summarize(statuses: Vec<Status>) -> Status {
-    let delivered = statuses.iter().filter(|s| s.is_success()).count();
+    let (forwarded, delivered): (Vec<&str>, Vec<&str>) = statuses
+        .iter()
+        .filter(|s| s.is_success())
+        .map(|s| s.text.as_str())
+        .partition(|text| text.starts_with("forwarded"));
+    let mailboxes = match delivered.len() {
+        0 => None,
+        1 => Some(delivered[0].to_string()),
+        n => Some(format!("delivered to {n} mailboxes")),
+    };
+    let text = mailboxes
+        .into_iter()
+        .chain(forwarded.iter().map(|t| t.to_string()))
+        .collect::<Vec<_>>()
+        .join("; ");
     match Status::worst(statuses) {
-        Some(status) if status.is_success() && delivered > 1 => {
-            Status::delivered(format!("delivered to {delivered} mailboxes"))
-        }
+        Some(status) if status.is_success() => Status::delivered(text),
         Some(status) => status,
         None => Status::temporary("nothing to deliver to"),
     }

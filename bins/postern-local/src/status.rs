@@ -37,6 +37,10 @@ impl Status {
         self.code.starts_with('2')
     }
 
+    pub fn is_temporary(&self) -> bool {
+        self.code.starts_with('4')
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self.code.as_bytes().first() {
             Some(b'2') => EXIT_OK,

@@ -19,6 +19,9 @@ use postern_maildir::unix_line_ends;
 pub struct Outcome {
     pub status: Status,
     pub path: Option<String>,
+    /// Addresses to send the message on to, through the queue: queued by
+    /// the parent once the recipient's other deliveries are done.
+    pub forward: Vec<String>,
 }
 
 /// Runs `jobs` as `owner`: in a forked child when we are root, in this
@@ -45,7 +48,11 @@ pub fn run_as_owner(
 }
 
 pub fn failed(status: Status) -> Outcome {
-    Outcome { status, path: None }
+    Outcome {
+        status,
+        path: None,
+        forward: Vec::new(),
+    }
 }
 
 fn run_in_child(
@@ -70,10 +77,11 @@ fn run_in_child(
             let mut lines = String::new();
             for (index, outcome) in run_jobs(settings, requests, jobs).iter().enumerate() {
                 lines.push_str(&format!(
-                    "{index}\t{}\t{}\t{}\n",
+                    "{index}\t{}\t{}\t{}\t{}\n",
                     outcome.status.code,
                     one_line(&outcome.status.text),
-                    outcome.path.as_deref().map(one_line).unwrap_or_default()
+                    outcome.path.as_deref().map(one_line).unwrap_or_default(),
+                    one_line(&outcome.forward.join(" "))
                 ));
             }
             Ok(lines)
@@ -89,10 +97,14 @@ fn run_in_child(
     };
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
     for line in lines.lines() {
-        let mut fields = line.splitn(4, '\t');
-        let (Some(index), Some(code), Some(text), path) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let mut fields = line.splitn(5, '\t');
+        let (Some(index), Some(code), Some(text), path, forward) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             continue;
         };
         if let Some(slot) = index
@@ -103,6 +115,7 @@ fn run_in_child(
             *slot = Some(Outcome {
                 status: Status::new(code, text),
                 path: path.filter(|p| !p.is_empty()).map(str::to_string),
+                forward: crate::requeue::parse_targets(forward.unwrap_or_default()),
             });
         }
     }
@@ -279,6 +292,7 @@ impl Delivery<'_> {
                     "delivered to maildir"
                 }),
                 path: Some(delivered.path.display().to_string()),
+                forward: Vec::new(),
             },
             Err(error @ DeliverError::OverQuota { .. }) => {
                 let code = match self.settings.quota_exceeded {

@@ -1,0 +1,119 @@
+//! Forwarding: addresses that a `.forward` or an alias sends a message on
+//! to go back into the queue as a new message, with the original envelope
+//! sender, as qmail-local hands forwards to qmail-queue. The copy is
+//! written by a child that has become the queue's user (root writes no
+//! queue file and reads no message byte), through the same queue writer
+//! as `postern-inject`.
+//!
+//! Forwards are at-least-once (DESIGN.md): a crash after the new message
+//! is accepted and before the old recipient is recorded done sends it
+//! again. To keep that window to crashes, a recipient's forwards are
+//! queued only once none of its other deliveries is waiting for a retry.
+
+use std::os::fd::AsRawFd;
+use std::time::SystemTime;
+
+use postern_config::Settings;
+use postern_queue_format::{Envelope, QueueDir, Recipient};
+
+use crate::message::{delivered_to_count, read_at};
+use crate::plan::Request;
+use crate::status::Status;
+
+/// Queues one message to `targets` for `request`, marked
+/// `Delivered-To: <recipient>` so a loop through forwards ends.
+pub fn forward(settings: &Settings, request: &Request, targets: &[String]) -> Status {
+    let Some(file) = &request.message else {
+        return Status::temporary("no message to forward");
+    };
+    if !postern_privilege::is_root() {
+        return write_copy(settings, request, targets).unwrap_or_else(|status| status);
+    }
+    let Some((uid, gid, name)) = settings.queue_user.resolve() else {
+        return Status::temporary(format!(
+            "queue_user {:?} is not a user on this host",
+            settings.queue_user
+        ));
+    };
+    let report = postern_privilege::run_as(uid, gid, name.as_deref(), &[file.as_raw_fd()], || {
+        match write_copy(settings, request, targets) {
+            Ok(status) | Err(status) => Ok(format!("{}\t{}", status.code, status.text)),
+        }
+    });
+    match report {
+        Ok(line) => match line.split_once('\t') {
+            Some((code, text)) => Status::new(code, text.trim_end()),
+            None => Status::temporary("no report from the forwarding process"),
+        },
+        Err(why) => Status::temporary(format!("forward: {why}")),
+    }
+}
+
+fn write_copy(settings: &Settings, request: &Request, targets: &[String]) -> Result<Status, Status> {
+    let file = request
+        .message
+        .as_ref()
+        .ok_or_else(|| Status::temporary("no message to forward"))?;
+    let data = read_at(file, request.offset, None)
+        .map_err(|e| Status::temporary(format!("read message: {e}")))?
+        .map(postern_maildir::unix_line_ends)
+        .unwrap_or_default();
+    let recipient = &request.recipient;
+    if delivered_to_count(&data, recipient) > settings.max_delivered_to {
+        return Err(Status::new(
+            "5.4.6",
+            format!("mail forwarding loop for <{recipient}>"),
+        ));
+    }
+    let arrival = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let envelope = Envelope {
+        arrival,
+        sender: request.sender.clone(),
+        recipients: targets
+            .iter()
+            .map(|address| Recipient {
+                address: address.clone(),
+            })
+            .collect(),
+    };
+    let queue = QueueDir::at(&settings.queue_dir);
+    let cannot = |e: std::io::Error| {
+        let code = if e.raw_os_error() == Some(libc::ENOSPC) {
+            "4.3.1"
+        } else {
+            "4.3.0"
+        };
+        Status::new(
+            code,
+            format!("cannot queue the forward in {}: {e}", settings.queue_dir.display()),
+        )
+    };
+    let mut writer = queue.begin(&envelope).map_err(cannot)?;
+    writer
+        .write(format!("Delivered-To: {recipient}\n").as_bytes())
+        .and_then(|()| writer.write(&data))
+        .map_err(cannot)?;
+    let id = writer.commit().map_err(cannot)?;
+    queue.poke();
+    Ok(Status::delivered(format!(
+        "forwarded as {id} to <{}>",
+        targets.join(">, <")
+    )))
+}
+
+/// The addresses in `text` (from a child's report), space-separated.
+pub fn parse_targets(text: &str) -> Vec<String> {
+    text.split(' ')
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Keeps the first of each address, ignoring case.
+pub fn dedup(targets: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|t| seen.insert(t.to_ascii_lowercase()));
+}
