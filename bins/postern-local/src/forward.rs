@@ -102,9 +102,9 @@ fn deliver_to(
         }
         // `\other` is another local user, reached through the queue like
         // any address.
-        ForwardTarget::KeepLocal(name) => Target::Forward(
-            format!("{name}@{}", delivery.settings.hostname).to_ascii_lowercase(),
-        ),
+        ForwardTarget::KeepLocal(name) => {
+            Target::Forward(format!("{name}@{}", delivery.settings.hostname).to_ascii_lowercase())
+        }
         ForwardTarget::Address(address) => Target::Forward(address.to_string()),
         ForwardTarget::Maildir(path) => {
             // A Maildir of the user's choosing carries no quota of ours.

@@ -49,7 +49,11 @@ pub fn forward(settings: &Settings, request: &Request, targets: &[String]) -> St
     }
 }
 
-fn write_copy(settings: &Settings, request: &Request, targets: &[String]) -> Result<Status, Status> {
+fn write_copy(
+    settings: &Settings,
+    request: &Request,
+    targets: &[String],
+) -> Result<Status, Status> {
     let file = request
         .message
         .as_ref()
@@ -88,7 +92,10 @@ fn write_copy(settings: &Settings, request: &Request, targets: &[String]) -> Res
         };
         Status::new(
             code,
-            format!("cannot queue the forward in {}: {e}", settings.queue_dir.display()),
+            format!(
+                "cannot queue the forward in {}: {e}",
+                settings.queue_dir.display()
+            ),
         )
     };
     let mut writer = queue.begin(&envelope).map_err(cannot)?;

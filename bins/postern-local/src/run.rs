@@ -150,14 +150,10 @@ fn message_reader(config: &Config, plan: &crate::plan::Plan) -> Option<Owner> {
     if plan.forwards.is_empty() {
         return None;
     }
-    let (uid, gid, name) = config
-        .settings
-        .queue_user
-        .resolve()
-        .unwrap_or_else(|| {
-            let (uid, gid) = postern_privilege::current_ids();
-            (uid, gid, None)
-        });
+    let (uid, gid, name) = config.settings.queue_user.resolve().unwrap_or_else(|| {
+        let (uid, gid) = postern_privilege::current_ids();
+        (uid, gid, None)
+    });
     Some(Owner { uid, gid, name })
 }
 

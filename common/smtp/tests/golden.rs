@@ -1,0 +1,199 @@
+//! Golden transcripts: each file in `golden/` is a session, client lines
+//! in, server lines and effects out, compared line for line.
+//!
+//! `C: text` is a client line (CRLF added); `R: text` raw client bytes with
+//! `\r`, `\n`, `\t`, `\0` and `\\` escapes. Client lines in a row go in one
+//! write, as a pipelining client sends them. After them come what the
+//! session answers and does: `S: ` reply lines; `Q: from=<..> to=<..>`
+//! when a message begins; `D: ` its data lines (LF line ends, as stored)
+//! when it is complete; `A: aborted`; `X: close`. A `# config: key=value`
+//! line sets max_message_size, max_recipients or max_errors.
+//!
+//! The driver in this file rejects recipients whose local part starts
+//! with `green` or `unknown` (550 5.1.1) and queues every message as
+//! `QID1`, `QID2`, ... — except one holding `TEMPFAIL`, which gets
+//! 451 4.3.0.
+
+use postern_smtp::{Action, Config, Reply, Session};
+
+struct Group {
+    client: Vec<u8>,
+    expected: Vec<String>,
+}
+
+fn parse(text: &str) -> (Config, Vec<Group>, Vec<String>) {
+    let mut config = Config::new("mx.test");
+    let mut greeting = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for line in text.lines() {
+        if let Some(settings) = line.strip_prefix("# config:") {
+            for pair in settings.split_whitespace() {
+                let (key, value) = pair.split_once('=').unwrap();
+                let value: usize = value.parse().unwrap();
+                match key {
+                    "max_message_size" => config.max_message_size = value as u64,
+                    "max_recipients" => config.max_recipients = value,
+                    "max_errors" => config.max_errors = value,
+                    _ => panic!("unknown config key {key}"),
+                }
+            }
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let client = if let Some(text) = line.strip_prefix("C: ") {
+            Some(format!("{text}\r\n").into_bytes())
+        } else if line == "C:" {
+            Some(b"\r\n".to_vec())
+        } else {
+            line.strip_prefix("R: ").map(unescape)
+        };
+        match client {
+            Some(bytes) => match groups.last_mut() {
+                Some(group) if group.expected.is_empty() => group.client.extend(bytes),
+                _ => groups.push(Group {
+                    client: bytes,
+                    expected: Vec::new(),
+                }),
+            },
+            None => match groups.last_mut() {
+                Some(group) => group.expected.push(line.to_string()),
+                None => greeting.push(line.to_string()),
+            },
+        }
+    }
+    (config, groups, greeting)
+}
+
+fn unescape(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buffer = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+            continue;
+        }
+        out.push(match chars.next() {
+            Some('r') => b'\r',
+            Some('n') => b'\n',
+            Some('t') => b'\t',
+            Some('0') => 0,
+            Some('\\') => b'\\',
+            other => panic!("bad escape \\{other:?}"),
+        });
+    }
+    out
+}
+
+/// The driver: answers the session's questions, records what it does.
+struct Driver {
+    data: Vec<u8>,
+    queued: usize,
+}
+
+impl Driver {
+    fn run(&mut self, session: &mut Session, out: &mut Vec<String>) {
+        while let Some(action) = session.next_action() {
+            match action {
+                Action::Send(bytes) => {
+                    let text = String::from_utf8(bytes).unwrap();
+                    assert!(text.ends_with("\r\n"), "{text:?}");
+                    for line in text.split_terminator("\r\n") {
+                        assert!(!line.contains(['\r', '\n']), "{line:?}");
+                        out.push(format!("S: {line}"));
+                    }
+                }
+                Action::CheckRecipient(rcpt) => {
+                    let local = rcpt.address.to_ascii_lowercase();
+                    if local.starts_with("green") || local.starts_with("unknown") {
+                        session.recipient_checked(Err(Reply::new(
+                            550,
+                            "5.1.1",
+                            format!(
+                                "<{}>: Recipient address rejected: User unknown",
+                                rcpt.address
+                            ),
+                        )));
+                    } else {
+                        session.recipient_checked(Ok(()));
+                    }
+                }
+                Action::Begin(envelope) => {
+                    self.data.clear();
+                    let to: Vec<String> = envelope
+                        .recipients
+                        .iter()
+                        .map(|r| format!("<{}>", r.address))
+                        .collect();
+                    out.push(format!(
+                        "Q: from=<{}> to={} helo={}{}",
+                        envelope.mail.address,
+                        to.join(","),
+                        envelope.helo,
+                        if envelope.esmtp { " esmtp" } else { "" }
+                    ));
+                }
+                Action::Data(bytes) => self.data.extend(bytes),
+                Action::End => {
+                    let text = String::from_utf8_lossy(&self.data).into_owned();
+                    for line in text.split_inclusive('\n') {
+                        out.push(format!("D: {}", line.escape_debug()));
+                    }
+                    if text.contains("TEMPFAIL") {
+                        session.message_stored(Err(Reply::new(
+                            451,
+                            "4.3.0",
+                            "Error: queue file write error",
+                        )));
+                    } else {
+                        self.queued += 1;
+                        session.message_stored(Ok(format!("QID{}", self.queued)));
+                    }
+                }
+                Action::Abort => out.push("A: aborted".into()),
+                Action::Close => out.push("X: close".into()),
+            }
+        }
+    }
+}
+
+#[test]
+fn golden_transcripts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "golden transcripts are missing");
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let (config, groups, greeting) = parse(&text);
+        let mut session = Session::new(config);
+        let mut driver = Driver {
+            data: Vec::new(),
+            queued: 0,
+        };
+        let mut actual = Vec::new();
+        driver.run(&mut session, &mut actual);
+        let mut expected = greeting;
+        for group in &groups {
+            session.receive(&group.client);
+            driver.run(&mut session, &mut actual);
+            expected.extend(group.expected.iter().cloned());
+        }
+        if actual != expected {
+            failures.push(format!(
+                "{}:\n--- expected\n{}\n--- got\n{}\n",
+                file.display(),
+                expected.join("\n"),
+                actual.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
