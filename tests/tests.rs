@@ -8,6 +8,7 @@ mod batch;
 mod crash;
 mod dovecot_passwords;
 mod inject;
+mod inject_smtp;
 mod install;
 mod local_delivery;
 mod maps;

@@ -1,11 +1,12 @@
-//! Deliver mode: read, complete and queue one message.
+//! Completing a local user's message and queueing it: the deliver mode,
+//! and each message of `-bs`.
 
 use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
 use postern_config::{Address, Settings};
-use postern_queue_format::{Envelope, QueueDir, Recipient};
+use postern_queue_format::{Envelope, QueueDir, QueueId, Recipient};
 
 use crate::args::Invocation;
 use crate::message::{Message, normalize};
@@ -14,137 +15,208 @@ use crate::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, fail};
 /// Users whose `-f` is taken as it is: root, and the queue's own user.
 const TRUSTED: &[&str] = &["root", "postern"];
 
-pub fn run(dir: &Path, invocation: &Invocation) -> i32 {
-    let settings = match Settings::load(dir) {
-        Ok(settings) => settings,
-        Err(e) => fail(EX_CONFIG, &e.to_string()),
-    };
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    let user = postern_privilege::lookup_uid(uid);
-    let login = user
-        .as_ref()
-        .map(|u| u.name.clone())
-        .unwrap_or_else(|| uid.to_string());
-    let own_address = qualify(&login, &settings.hostname)
-        .unwrap_or_else(|_| format!("{uid}@{}", settings.hostname));
+/// Why a message was not queued: a sysexits code and the reason.
+#[derive(Debug)]
+pub struct Refusal {
+    pub exit: i32,
+    pub text: String,
+}
 
-    let limit = if settings.max_message_size > 0 {
-        settings.max_message_size
-    } else {
-        u64::MAX - 1
-    };
+fn refuse(exit: i32, text: impl Into<String>) -> Refusal {
+    Refusal {
+        exit,
+        text: text.into(),
+    }
+}
+
+/// One message as the invoker hands it over.
+pub struct Submission<'a> {
+    /// `-f` or MAIL FROM; `None` for the invoker's own address.
+    pub sender: Option<&'a str>,
+    pub recipients: Vec<String>,
+    /// Recipients are also taken from To/Cc/Bcc, and Bcc is removed (`-t`).
+    pub from_headers: bool,
+    /// `-F`.
+    pub full_name: Option<&'a str>,
+    /// The message with LF line ends.
+    pub data: &'a [u8],
+}
+
+/// The invoking user and the queue, for one or (under `-bs`) many messages.
+pub struct Submitter {
+    pub settings: Settings,
+    uid: u32,
+    user: Option<postern_privilege::SystemUser>,
+    login: String,
+    own_address: String,
+}
+
+impl Submitter {
+    pub fn new(dir: &Path) -> Result<Submitter, Refusal> {
+        let settings = Settings::load(dir).map_err(|e| refuse(EX_CONFIG, e.to_string()))?;
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        let user = postern_privilege::lookup_uid(uid);
+        let login = user
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_else(|| uid.to_string());
+        let own_address = qualify(&login, &settings.hostname)
+            .unwrap_or_else(|_| format!("{uid}@{}", settings.hostname));
+        Ok(Submitter {
+            settings,
+            uid,
+            user,
+            login,
+            own_address,
+        })
+    }
+
+    /// The largest message taken, or `u64::MAX` for no limit.
+    pub fn limit(&self) -> u64 {
+        match self.settings.max_message_size {
+            0 => u64::MAX,
+            n => n,
+        }
+    }
+
+    /// A recipient as it goes into the envelope: a bare name is that user
+    /// at this host.
+    pub fn recipient(&self, text: &str) -> Result<String, String> {
+        qualify(text, &self.settings.hostname)
+    }
+
+    /// Completes the message and queues it durably; the queue id once it
+    /// is accepted.
+    pub fn submit(&self, submission: Submission<'_>) -> Result<QueueId, Refusal> {
+        if submission.data.len() as u64 > self.limit() {
+            return Err(refuse(
+                EX_CANTCREAT,
+                format!("message larger than {} bytes", self.limit()),
+            ));
+        }
+        let mut message = Message::parse(submission.data);
+        let mut recipients = submission.recipients;
+        if submission.from_headers {
+            recipients.extend(message.header_recipients());
+            message.remove("Bcc");
+        }
+        let mut addresses: Vec<String> = Vec::new();
+        for recipient in &recipients {
+            match self.recipient(recipient) {
+                Ok(address) if !addresses.contains(&address) => addresses.push(address),
+                Ok(_) => {}
+                Err(why) => {
+                    return Err(refuse(
+                        EX_DATAERR,
+                        format!("bad recipient address {recipient:?}: {why}"),
+                    ));
+                }
+            }
+        }
+        if addresses.is_empty() {
+            return Err(refuse(EX_DATAERR, "no recipients"));
+        }
+
+        let settings = &self.settings;
+        let own_address = &self.own_address;
+        let trusted = TRUSTED.contains(&self.login.as_str());
+        let sender = match submission.sender {
+            None => own_address.clone(),
+            Some("") | Some("<>") => String::new(),
+            Some(given) => qualify(given, &settings.hostname).map_err(|why| {
+                refuse(EX_DATAERR, format!("bad sender address {given:?}: {why}"))
+            })?,
+        };
+
+        let now = SystemTime::now();
+        let arrival = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let envelope = Envelope {
+            arrival,
+            sender: sender.clone(),
+            recipients: addresses
+                .iter()
+                .map(|a| Recipient { address: a.clone() })
+                .collect(),
+        };
+        let queue = QueueDir::at(&settings.queue_dir);
+        let cannot = |e: std::io::Error| {
+            refuse(
+                EX_TEMPFAIL,
+                format!(
+                    "cannot queue the message in {}: {e}",
+                    settings.queue_dir.display()
+                ),
+            )
+        };
+        let mut writer = queue.begin(&envelope).map_err(cannot)?;
+        let id = writer.id().clone();
+        let date = postern_maildir::dates::rfc5322(now);
+
+        // The submission's own trace, first, as every MTA adds its Received.
+        let mut added = vec![format!(
+            "Received: by {} (Postern, from userid {})\n\tid {id}; {date}\n",
+            settings.hostname, self.uid
+        )];
+        if sender != *own_address && !trusted {
+            // The sender was chosen, not proven: say who chose it.
+            added.push(format!("X-Authenticated-Sender: {own_address}\n"));
+        }
+        if !message.has("Date") {
+            message.fields.push(format!("Date: {date}\n"));
+        }
+        if !message.has("Message-ID") {
+            message
+                .fields
+                .push(format!("Message-ID: <{id}@{}>\n", settings.hostname));
+        }
+        if !message.has("From") {
+            let name = submission.full_name.map(str::to_string).or_else(|| {
+                self.user
+                    .as_ref()
+                    .map(|u| u.full_name.clone())
+                    .filter(|n| !n.is_empty())
+            });
+            message.fields.push(match name {
+                Some(name) => format!("From: {} <{own_address}>\n", display_name(&name)),
+                None => format!("From: {own_address}\n"),
+            });
+        }
+        // A writer dropped on error removes its tmp/ file: nothing
+        // half-written stays.
+        writer.write(&message.to_bytes(&added)).map_err(cannot)?;
+        let id = writer.commit().map_err(cannot)?;
+        queue.poke();
+        Ok(id)
+    }
+}
+
+/// Deliver mode: the message on stdin, recipients from the command line.
+pub fn run(dir: &Path, invocation: &Invocation) -> i32 {
+    let submitter = Submitter::new(dir).unwrap_or_else(|r| fail(r.exit, &r.text));
+    let limit = submitter.limit();
     let mut data = Vec::new();
     if let Err(e) = std::io::stdin()
         .lock()
-        .take(limit + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut data)
     {
         fail(EX_TEMPFAIL, &format!("read the message: {e}"));
     }
-    if data.len() as u64 > limit {
-        fail(EX_CANTCREAT, &format!("message larger than {limit} bytes"));
-    }
-    let mut message = Message::parse(&normalize(data, invocation.ignore_dots));
-
-    let mut recipients: Vec<String> = invocation.recipients.clone();
-    if invocation.from_headers {
-        recipients.extend(message.header_recipients());
-        message.remove("Bcc");
-    }
-    let mut addresses: Vec<String> = Vec::new();
-    for recipient in &recipients {
-        match qualify(recipient, &settings.hostname) {
-            Ok(address) if !addresses.contains(&address) => addresses.push(address),
-            Ok(_) => {}
-            Err(why) => fail(
-                EX_DATAERR,
-                &format!("bad recipient address {recipient:?}: {why}"),
-            ),
-        }
-    }
-    if addresses.is_empty() {
-        fail(EX_DATAERR, "no recipients");
-    }
-
-    let trusted = TRUSTED.contains(&login.as_str());
-    let sender = match invocation.sender.as_deref() {
-        None => own_address.clone(),
-        Some("") | Some("<>") => String::new(),
-        Some(given) => match qualify(given, &settings.hostname) {
-            Ok(address) => address,
-            Err(why) => fail(EX_DATAERR, &format!("bad sender address {given:?}: {why}")),
-        },
+    let data = normalize(data, invocation.ignore_dots);
+    let submission = Submission {
+        sender: invocation.sender.as_deref(),
+        recipients: invocation.recipients.clone(),
+        from_headers: invocation.from_headers,
+        full_name: invocation.full_name.as_deref(),
+        data: &data,
     };
-
-    let now = SystemTime::now();
-    let arrival = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let envelope = Envelope {
-        arrival,
-        sender: sender.clone(),
-        recipients: addresses
-            .iter()
-            .map(|a| Recipient { address: a.clone() })
-            .collect(),
-    };
-    let queue = QueueDir::at(&settings.queue_dir);
-    let mut writer = match queue.begin(&envelope) {
-        Ok(writer) => writer,
-        Err(e) => fail(
-            EX_TEMPFAIL,
-            &format!(
-                "cannot queue the message in {}: {e}",
-                settings.queue_dir.display()
-            ),
-        ),
-    };
-    let id = writer.id().clone();
-    let date = postern_maildir::dates::rfc5322(now);
-
-    // The submission's own trace, first, as every MTA adds its Received.
-    let mut added = vec![format!(
-        "Received: by {} (Postern, from userid {uid})\n\tid {id}; {date}\n",
-        settings.hostname
-    )];
-    if sender != own_address && !trusted {
-        // The sender was chosen, not proven: say who chose it.
-        added.push(format!("X-Authenticated-Sender: {own_address}\n"));
-    }
-    if !message.has("Date") {
-        message.fields.push(format!("Date: {date}\n"));
-    }
-    if !message.has("Message-ID") {
-        message
-            .fields
-            .push(format!("Message-ID: <{id}@{}>\n", settings.hostname));
-    }
-    if !message.has("From") {
-        let name = invocation.full_name.clone().or_else(|| {
-            user.as_ref()
-                .map(|u| u.full_name.clone())
-                .filter(|n| !n.is_empty())
-        });
-        message.fields.push(match name {
-            Some(name) => format!("From: {} <{own_address}>\n", display_name(&name)),
-            None => format!("From: {own_address}\n"),
-        });
-    }
-    let bytes = message.to_bytes(&added);
-    if let Err(e) = writer.write(&bytes) {
-        // Dropping the writer removes its tmp/ file: nothing half-written
-        // stays (fail exits without running destructors).
-        drop(writer);
-        fail(EX_TEMPFAIL, &format!("cannot queue the message: {e}"));
-    }
-    match writer.commit() {
-        Ok(_) => {
-            queue.poke();
-            0
-        }
-        Err(e) => fail(EX_TEMPFAIL, &format!("cannot queue the message: {e}")),
+    match submitter.submit(submission) {
+        Ok(_) => 0,
+        Err(refusal) => fail(refusal.exit, &refusal.text),
     }
 }
 

@@ -19,6 +19,7 @@ mod args;
 mod inject;
 mod mailq;
 mod message;
+mod smtp;
 
 use std::path::{Path, PathBuf};
 
@@ -61,10 +62,7 @@ fn main() {
             println!("{name} (Postern) {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Mode::Smtp => fail(
-            EX_UNAVAILABLE,
-            "-bs (SMTP on stdin) is not available yet: it arrives with postern-smtpd",
-        ),
+        Mode::Smtp => smtp::run(&config_dir(&invocation)),
         Mode::ListQueue => mailq::run(&config_dir(&invocation)),
         Mode::Deliver => inject::run(&config_dir(&invocation), &invocation),
     };

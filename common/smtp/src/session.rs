@@ -289,10 +289,16 @@ impl Session {
     }
 
     fn command(&mut self, line: &[u8]) {
-        let request = match Request::parse(&mut line.iter()) {
+        let mut request = match Request::parse(&mut line.iter()) {
             Ok(request) => request.into_owned(),
             Err(error) => return self.error(syntax_reply(error)),
         };
+        if let Request::Rcpt { to } = &mut request
+            && to.address.is_empty()
+            && is_rcpt_to_postmaster(line)
+        {
+            to.address = "postmaster".to_string();
+        }
         match request {
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
@@ -522,6 +528,14 @@ impl Session {
             self.actions.push_back(Action::Abort);
         }
     }
+}
+
+/// `RCPT TO:<Postmaster>` without a domain, which RFC 5321 §4.5.1 says
+/// every server must take (the syntax parser gives no address without a
+/// domain).
+fn is_rcpt_to_postmaster(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line);
+    text.trim_end().eq_ignore_ascii_case("RCPT TO:<postmaster>")
 }
 
 fn find_lf(bytes: &[u8]) -> Option<usize> {
