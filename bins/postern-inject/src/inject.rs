@@ -189,7 +189,7 @@ impl Submitter {
         // half-written stays.
         writer.write(&message.to_bytes(&added)).map_err(cannot)?;
         let id = writer.commit().map_err(cannot)?;
-        queue.poke();
+        queue.poke(&id);
         Ok(id)
     }
 }

@@ -104,7 +104,7 @@ fn write_copy(
         .and_then(|()| writer.write(&data))
         .map_err(cannot)?;
     let id = writer.commit().map_err(cannot)?;
-    queue.poke();
+    queue.poke(&id);
     Ok(Status::delivered(format!(
         "forwarded as {id} to <{}>",
         targets.join(">, <")

@@ -2,13 +2,16 @@
 //! postern-lspawn, which is connected to its stdin and stdout.
 //!
 //! It reads envelopes and per-recipient records, never message bodies. It
-//! finds new messages at once (the `trigger` FIFO) and everything else on
-//! a rescan every second; sends each message's pending recipients to
-//! postern-lspawn as one batch (the delivery holds an exclusive lock on the
-//! queue file while it runs, and a locked message is left alone); records
-//! each outcome (docs/QUEUE.md, step 3); retries deferred recipients every
-//! `retry_interval` seconds; and removes a message when every recipient is
-//! done or failed. At most `max_deliveries` batches run at once.
+//! learns of new messages at once (injectors write their ids to the
+//! `trigger` FIFO) and scans `queue/` at start and every few seconds as a
+//! safety net; sends the pending recipients of one or more messages to
+//! postern-lspawn as one batch (the delivery holds an exclusive lock on
+//! each queue file while it runs, and a locked message is left alone);
+//! records each outcome (docs/QUEUE.md, step 3); retries deferred
+//! recipients every `retry_interval` seconds; and removes a message when
+//! every recipient is done or failed. At most `max_deliveries` batches run
+//! at once, and at most `max_deliveries_per_domain` for one recipient
+//! domain when that is set.
 //!
 //! Exits 0 when postern-lspawn closes its end; 78 on a bad configuration.
 

@@ -1,32 +1,79 @@
-//! The scheduling loop: events in (a poke on the trigger, a batch's
-//! results), batches out.
+//! The scheduling loop: events in (ids announced on the trigger, a batch's
+//! results, the clock), batches out.
+//!
+//! The manager keeps an index of the messages in `queue/` in memory, fed by
+//! the ids injectors write to the trigger, with a full scan of the
+//! directory at start, every `FULL_SCAN` and on an empty trigger line; so a
+//! busy queue is not re-read for every message that arrives. Messages
+//! ready at once are grouped into batches, enough per batch to spread them
+//! over the free delivery slots, so that a full queue costs one
+//! `postern-local` per batch rather than per message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use postern_config::Settings;
-use postern_queue_format::{Outcome, QueueDir, QueueId, Records};
+use postern_queue_format::{Envelope, Outcome, QueueDir, QueueId, Records, read_envelope_from};
 use tracing::{info, warn};
 
-const RESCAN: Duration = Duration::from_secs(1);
+/// The longest wait for an event.
+const TICK: Duration = Duration::from_secs(1);
+/// The safety net for a lost trigger line.
+const FULL_SCAN: Duration = Duration::from_secs(10);
 /// tmp/ files older than this were left by an injector that died.
 const STALE_TMP: Duration = Duration::from_secs(36 * 3600);
+/// The most messages one batch carries.
+const MAX_BATCH_MESSAGES: usize = 64;
 
 enum Event {
-    Poke,
+    /// Ids announced on the trigger; an empty list asks for a full scan.
+    Poke(Vec<QueueId>),
     Results(String, Vec<String>),
     SpawnerGone,
 }
 
-/// A batch on its way: which recipients (by index) its answer lines
-/// stand for.
-struct InFlight {
+/// A message the manager knows of.
+#[derive(Default)]
+struct Entry {
+    /// Read once: an envelope never changes.
+    envelope: Option<(Envelope, u64)>,
+    /// Not to be tried before this (a deferral's retry time).
+    not_before: Option<Instant>,
+    busy: bool,
+}
+
+/// One message of a batch on its way: which recipients (by index) its
+/// answer lines stand for, and the domains it holds a slot of.
+struct Flight {
+    id: QueueId,
     indices: Vec<usize>,
     recipients: usize,
+}
+
+/// A batch on its way: its messages, the domains it holds a slot of, and
+/// (until sent) its request lines.
+#[derive(Default)]
+struct Batch {
+    flights: Vec<Flight>,
+    domains: Vec<String>,
+    lines: String,
+    requests: usize,
+}
+
+struct Scheduler {
+    queue: QueueDir,
+    max_batches: usize,
+    max_per_domain: usize,
+    retry: Duration,
+    index: BTreeMap<QueueId, Entry>,
+    batches: HashMap<String, Batch>,
+    /// Batches in flight per recipient domain.
+    domains: HashMap<String, usize>,
+    last_scan: Option<Instant>,
 }
 
 pub fn run(settings: &Settings) -> i32 {
@@ -43,145 +90,275 @@ pub fn run(settings: &Settings) -> i32 {
     let (events, inbox) = channel();
     listen_to_trigger(&queue, events.clone());
     listen_to_spawner(events);
+    let mut scheduler = Scheduler::new(queue, settings);
     let mut to_spawner = std::io::stdout().lock();
-    let mut in_flight: HashMap<String, InFlight> = HashMap::new();
-    let mut not_before: HashMap<QueueId, Instant> = HashMap::new();
-    let retry = Duration::from_secs(settings.retry_interval.max(1));
     loop {
-        if !handle_events(&queue, &inbox, &mut in_flight, &mut not_before, retry) {
+        if !scheduler.handle_events(&inbox) {
             return 0;
         }
-        let Ok(ids) = queue.queued() else { continue };
-        for id in ids {
-            if in_flight.len() >= settings.max_deliveries.max(1) {
-                break;
-            }
-            if in_flight.contains_key(id.as_str())
-                || not_before.get(&id).is_some_and(|t| *t > Instant::now())
+        if scheduler
+            .last_scan
+            .is_none_or(|at| at.elapsed() >= FULL_SCAN)
+        {
+            scheduler.scan();
+        }
+        for (_, text) in scheduler.dispatch() {
+            if to_spawner
+                .write_all(text.as_bytes())
+                .and_then(|()| to_spawner.flush())
+                .is_err()
             {
-                continue;
-            }
-            if let Some((batch, flight)) = prepare(&queue, &id) {
-                if to_spawner
-                    .write_all(batch.as_bytes())
-                    .and_then(|()| to_spawner.flush())
-                    .is_err()
-                {
-                    return 0;
-                }
-                in_flight.insert(id.to_string(), flight);
+                return 0;
             }
         }
     }
 }
 
-/// Waits for the next event (at most a rescan period), handles it and
-/// whatever else is waiting. False when the spawner is gone.
-fn handle_events(
-    queue: &QueueDir,
-    inbox: &Receiver<Event>,
-    in_flight: &mut HashMap<String, InFlight>,
-    not_before: &mut HashMap<QueueId, Instant>,
-    retry: Duration,
-) -> bool {
-    let mut next = inbox.recv_timeout(RESCAN).ok();
-    while let Some(event) = next {
-        match event {
-            Event::Poke => {}
-            Event::SpawnerGone => return false,
-            Event::Results(tag, lines) => {
-                if let (Some(flight), Some(id)) = (in_flight.remove(&tag), QueueId::parse(&tag)) {
-                    record(queue, &id, &flight, &lines);
-                    match Records::read(queue, &id, flight.recipients) {
-                        Ok(records) if records.finished() => {
-                            match queue.finish(&id) {
-                                Ok(()) => info!("{id}: removed"),
-                                Err(e) => warn!("{id}: cannot remove: {e}"),
-                            }
-                            not_before.remove(&id);
-                        }
-                        _ => {
-                            not_before.insert(id.clone(), Instant::now() + retry);
-                        }
+impl Scheduler {
+    fn new(queue: QueueDir, settings: &Settings) -> Scheduler {
+        Scheduler {
+            queue,
+            max_batches: settings.max_deliveries.max(1),
+            max_per_domain: settings.max_deliveries_per_domain,
+            retry: Duration::from_secs(settings.retry_interval.max(1)),
+            index: BTreeMap::new(),
+            batches: HashMap::new(),
+            domains: HashMap::new(),
+            last_scan: None,
+        }
+    }
+
+    /// Waits for the next event (at most a tick), handles it and whatever
+    /// else is waiting. False when the spawner is gone.
+    fn handle_events(&mut self, inbox: &Receiver<Event>) -> bool {
+        let mut next = inbox.recv_timeout(TICK).ok();
+        while let Some(event) = next {
+            match event {
+                Event::Poke(ids) if ids.is_empty() => self.last_scan = None,
+                Event::Poke(ids) => {
+                    for id in ids {
+                        self.index.entry(id).or_default();
                     }
                 }
+                Event::SpawnerGone => return false,
+                Event::Results(tag, lines) => self.results(&tag, &lines),
+            }
+            next = inbox.try_recv().ok();
+        }
+        true
+    }
+
+    /// Brings the index in line with `queue/`.
+    fn scan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        let Ok(ids) = self.queue.queued() else { return };
+        let present: std::collections::HashSet<&QueueId> = ids.iter().collect();
+        self.index
+            .retain(|id, entry| entry.busy || present.contains(id));
+        for id in ids {
+            self.index.entry(id).or_default();
+        }
+    }
+
+    /// The batches to send now, as (tag, text).
+    fn dispatch(&mut self) -> Vec<(String, String)> {
+        let free = self.max_batches.saturating_sub(self.batches.len());
+        if free == 0 {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let ready: Vec<QueueId> = self
+            .index
+            .iter()
+            .filter(|(_, e)| !e.busy && e.not_before.is_none_or(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let per_batch = ready.len().div_ceil(free).clamp(1, MAX_BATCH_MESSAGES);
+        let mut sent = Vec::new();
+        let mut current = Batch::default();
+        for id in ready {
+            if sent.len() >= free {
+                break;
+            }
+            let Some((lines, flight, domains)) = self.prepare(&id) else {
+                continue;
+            };
+            if !self.domains_allow(&domains, &current.domains) {
+                continue;
+            }
+            for domain in domains {
+                if !current.domains.contains(&domain) {
+                    current.domains.push(domain);
+                }
+            }
+            if let Some(entry) = self.index.get_mut(&id) {
+                entry.busy = true;
+            }
+            current.requests += flight.indices.len();
+            current.lines.push_str(&lines);
+            current.flights.push(flight);
+            if current.flights.len() >= per_batch {
+                sent.push(self.send(std::mem::take(&mut current)));
             }
         }
-        next = inbox.try_recv().ok();
+        if !current.flights.is_empty() {
+            sent.push(self.send(current));
+        }
+        sent
     }
-    true
-}
 
-/// The batch for a message's pending recipients, or `None` when there is
-/// nothing to do now (locked by another run, finished, unreadable).
-fn prepare(queue: &QueueDir, id: &QueueId) -> Option<(String, InFlight)> {
-    // The delivery holds the queue file's lock (postern-local --batch takes
-    // it), so a batch that outlived the manager that sent it, after a
-    // crash, shows here: leave the message until it is done.
-    let lock = File::open(queue.queue_file(id)).ok()?;
-    lock.try_lock().ok()?;
-    drop(lock);
-    let (envelope, offset) = match queue.read_envelope(id) {
-        Ok(read) => read,
-        Err(e) => {
-            warn!("{id}: cannot read the envelope: {e}");
+    /// Whether a message for `domains` may join a batch already holding
+    /// `joined`, under `max_deliveries_per_domain`.
+    fn domains_allow(&self, domains: &[String], joined: &[String]) -> bool {
+        self.max_per_domain == 0
+            || domains.iter().all(|d| {
+                joined.contains(d)
+                    || self.domains.get(d).copied().unwrap_or(0) < self.max_per_domain
+            })
+    }
+
+    /// Registers a batch as in flight; returns its tag and text.
+    fn send(&mut self, mut batch: Batch) -> (String, String) {
+        let tag = batch.flights[0].id.to_string();
+        for domain in &batch.domains {
+            *self.domains.entry(domain.clone()).or_default() += 1;
+        }
+        let text = format!(
+            "BATCH {tag} {}\n{}",
+            batch.requests,
+            std::mem::take(&mut batch.lines)
+        );
+        self.batches.insert(tag.clone(), batch);
+        (tag, text)
+    }
+
+    /// A message's request lines, its flight and its pending recipients'
+    /// domains; `None` when there is nothing to do now (locked by another
+    /// run, finished, unreadable).
+    fn prepare(&mut self, id: &QueueId) -> Option<(String, Flight, Vec<String>)> {
+        // The delivery holds the queue file's lock (postern-local --batch
+        // takes it), so a batch that outlived the manager that sent it,
+        // after a crash, shows here: leave the message until it is done.
+        let mut file = match File::open(self.queue.queue_file(id)) {
+            Ok(file) => file,
+            Err(_) => {
+                self.index.remove(id);
+                return None;
+            }
+        };
+        if file.try_lock().is_err() {
             return None;
         }
-    };
-    let records = Records::read(queue, id, envelope.recipients.len()).ok()?;
-    let indices = records.pending();
-    if indices.is_empty() {
-        if queue.finish(id).is_ok() {
-            info!("{id}: removed");
+        let entry = self.index.entry(id.clone()).or_default();
+        if entry.envelope.is_none() {
+            match read_envelope_from(id, &mut file) {
+                Ok(read) => entry.envelope = Some(read),
+                Err(e) => {
+                    warn!("{id}: cannot read the envelope: {e}");
+                    entry.not_before = Some(Instant::now() + self.retry);
+                    return None;
+                }
+            }
         }
-        return None;
-    }
-    // A message tried before may have landed where the record was lost:
-    // such deliveries look first (postern-local --retry). The "try" record
-    // marks the first attempt before it starts.
-    let retry = queue.state_file(id).exists();
-    if !retry {
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(queue.state_file(id))
-            .and_then(|mut f| f.write_all(b"try\n"));
-        info!(
-            "{id}: from=<{}>, nrcpt={}",
-            envelope.sender,
-            envelope.recipients.len()
-        );
-    }
-    let file = queue.queue_file(id);
-    let mut batch = format!("BATCH {id} {}\n", indices.len());
-    for &index in &indices {
-        batch.push_str(&format!(
-            "{}\t{offset}\t{}\t{}\t{id}\t{}\t{}\n",
-            file.display(),
-            envelope.sender,
-            envelope.recipients[index].address,
-            envelope.arrival,
-            u8::from(retry)
-        ));
-    }
-    let recipients = envelope.recipients.len();
-    Some((
-        batch,
-        InFlight {
+        drop(file);
+        let (envelope, offset) = entry.envelope.as_ref().expect("read above");
+        let records = Records::read(&self.queue, id, envelope.recipients.len()).ok()?;
+        let indices = records.pending();
+        if indices.is_empty() {
+            if self.queue.finish(id).is_ok() {
+                info!("{id}: removed");
+            }
+            self.index.remove(id);
+            return None;
+        }
+        // A message tried before may have landed where the record was
+        // lost: such deliveries look first (postern-local --retry). The
+        // "try" record marks the first attempt before it starts.
+        let retry = self.queue.state_file(id).exists();
+        if !retry {
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.queue.state_file(id))
+                .and_then(|mut f| f.write_all(b"try\n"));
+            info!(
+                "{id}: from=<{}>, nrcpt={}",
+                envelope.sender,
+                envelope.recipients.len()
+            );
+        }
+        let file = self.queue.queue_file(id);
+        let mut lines = String::new();
+        let mut domains: Vec<String> = Vec::new();
+        for &index in &indices {
+            let address = &envelope.recipients[index].address;
+            lines.push_str(&format!(
+                "{}\t{offset}\t{}\t{address}\t{id}\t{}\t{}\n",
+                file.display(),
+                envelope.sender,
+                envelope.arrival,
+                u8::from(retry)
+            ));
+            let domain = address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if !domains.contains(&domain) {
+                domains.push(domain);
+            }
+        }
+        let flight = Flight {
+            id: id.clone(),
             indices,
-            recipients,
-        },
-    ))
+            recipients: envelope.recipients.len(),
+        };
+        Some((lines, flight, domains))
+    }
+
+    /// A batch's answer: records, then each message finished or set to be
+    /// retried.
+    fn results(&mut self, tag: &str, lines: &[String]) {
+        let Some(batch) = self.batches.remove(tag) else {
+            return;
+        };
+        for domain in &batch.domains {
+            if let Some(count) = self.domains.get_mut(domain) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        let mut lines = lines.iter();
+        for flight in &batch.flights {
+            let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
+            record(&self.queue, flight, &answers);
+            let id = &flight.id;
+            match Records::read(&self.queue, id, flight.recipients) {
+                Ok(records) if records.finished() => {
+                    match self.queue.finish(id) {
+                        Ok(()) => info!("{id}: removed"),
+                        Err(e) => warn!("{id}: cannot remove: {e}"),
+                    }
+                    self.index.remove(id);
+                }
+                _ => {
+                    let entry = self.index.entry(id.clone()).or_default();
+                    entry.busy = false;
+                    entry.not_before = Some(Instant::now() + self.retry);
+                }
+            }
+        }
+    }
 }
 
-/// Step 3 of docs/QUEUE.md: one record per answer line.
-fn record(queue: &QueueDir, id: &QueueId, flight: &InFlight, lines: &[String]) {
-    for (index, line) in flight.indices.iter().zip(lines) {
+/// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
+/// a deferral.
+fn record(queue: &QueueDir, flight: &Flight, lines: &[&String]) {
+    for (position, index) in flight.indices.iter().enumerate() {
+        let line = lines.get(position).map(|l| l.as_str()).unwrap_or("");
         let mut fields = line.splitn(3, '\t');
         let (_, exit, status) = (
             fields.next(),
             fields.next(),
-            fields.next().unwrap_or_default(),
+            fields.next().unwrap_or("4.3.0 no answer from the delivery"),
         );
         let outcome = match exit {
             Some("0") => Outcome::Done,
@@ -192,31 +369,54 @@ fn record(queue: &QueueDir, id: &QueueId, flight: &InFlight, lines: &[String]) {
                 status: status.to_string(),
             },
         };
-        if let Err(e) = Records::append(queue, id, *index, &outcome) {
-            warn!("{id}: cannot record an outcome: {e}");
+        if let Err(e) = Records::append(queue, &flight.id, *index, &outcome) {
+            warn!("{}: cannot record an outcome: {e}", flight.id);
         }
     }
 }
 
-/// Pokes arrive as bytes on the FIFO. Opened read-write, it never reaches
-/// end of file when the last writer goes.
+/// Announced ids arrive as lines on the FIFO; an empty line asks for a
+/// full scan. Opened read-write, the FIFO never reaches end of file when
+/// the last writer goes.
 fn listen_to_trigger(queue: &QueueDir, events: Sender<Event>) {
-    let Ok(mut fifo) = std::fs::OpenOptions::new()
+    let Ok(fifo) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(queue.trigger())
     else {
         warn!(
-            "no trigger at {}: new mail waits for the next rescan",
+            "no trigger at {}: new mail waits for the next scan",
             queue.trigger().display()
         );
         return;
     };
     std::thread::spawn(move || {
-        let mut buffer = [0u8; 512];
-        while matches!(fifo.read(&mut buffer), Ok(n) if n > 0) {
-            if events.send(Event::Poke).is_err() {
+        let mut reader = BufReader::new(fifo);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let mut ids: Vec<QueueId> = Vec::new();
+            let mut scan = false;
+            let mut take = |text: &str| match QueueId::parse(text.trim()) {
+                Some(id) => ids.push(id),
+                None => scan = true,
+            };
+            take(&line);
+            // Whatever else is already buffered goes in the same event.
+            while reader.buffer().contains(&b'\n') {
+                line.clear();
+                if reader.read_line(&mut line).is_err() {
+                    break;
+                }
+                take(&line);
+            }
+            let event = if scan { Vec::new() } else { ids };
+            if events.send(Event::Poke(event)).is_err() {
                 break;
             }
         }
@@ -243,4 +443,98 @@ fn listen_to_spawner(events: Sender<Event>) {
         }
         let _ = events.send(Event::SpawnerGone);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_queue_format::Recipient;
+
+    fn queue_with(recipients: &[&str]) -> (tempfile::TempDir, QueueDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = QueueDir::create(dir.path()).unwrap();
+        for address in recipients {
+            let envelope = Envelope {
+                arrival: 1,
+                sender: "s@x.test".into(),
+                recipients: vec![Recipient {
+                    address: address.to_string(),
+                }],
+            };
+            let mut writer = queue.begin(&envelope).unwrap();
+            writer.write(b"Subject: x\n\nx\n").unwrap();
+            writer.commit().unwrap();
+        }
+        (dir, queue)
+    }
+
+    fn scheduler(queue: QueueDir, batches: usize, per_domain: usize) -> Scheduler {
+        let settings = Settings {
+            max_deliveries: batches,
+            max_deliveries_per_domain: per_domain,
+            ..Settings::default()
+        };
+        let mut scheduler = Scheduler::new(queue, &settings);
+        scheduler.scan();
+        scheduler
+    }
+
+    /// The recipients of each batch text.
+    fn recipients(sent: &[(String, String)]) -> Vec<Vec<String>> {
+        sent.iter()
+            .map(|(_, text)| {
+                text.lines()
+                    .skip(1)
+                    .map(|l| l.split('\t').nth(3).unwrap().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ready_messages_are_spread_over_the_free_slots() {
+        let addresses: Vec<String> = (0..10).map(|i| format!("u{i}@a.test")).collect();
+        let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let (_dir, queue) = queue_with(&refs);
+        let mut scheduler = scheduler(queue, 2, 0);
+        let sent = scheduler.dispatch();
+        assert_eq!(
+            recipients(&sent).iter().map(Vec::len).collect::<Vec<_>>(),
+            [5, 5]
+        );
+        assert!(sent[0].1.starts_with(&format!("BATCH {} 5\n", sent[0].0)));
+        // Every slot is taken: nothing more until a batch answers.
+        assert!(scheduler.dispatch().is_empty());
+    }
+
+    #[test]
+    fn one_domain_waits_at_its_limit_and_others_go_on() {
+        let (_dir, queue) = queue_with(&["a1@a.test", "a2@a.test", "b1@b.test", "a3@a.test"]);
+        let mut scheduler = scheduler(queue, 4, 1);
+        let sent = scheduler.dispatch();
+        assert_eq!(recipients(&sent), [vec!["a1@a.test"], vec!["b1@b.test"]]);
+        let tag = sent[0].0.clone();
+        scheduler.results(&tag, &["a1@a.test\t0\t2.0.0 delivered".to_string()]);
+        let sent = scheduler.dispatch();
+        assert_eq!(recipients(&sent), [vec!["a2@a.test"]]);
+        // The delivered message is gone from the queue.
+        assert_eq!(scheduler.queue.queued().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_deferred_message_waits_for_the_retry_interval() {
+        let (_dir, queue) = queue_with(&["a1@a.test"]);
+        let mut scheduler = scheduler(queue, 4, 0);
+        let sent = scheduler.dispatch();
+        scheduler.results(
+            &sent[0].0,
+            &["a1@a.test\t75\t4.2.2 mailbox full".to_string()],
+        );
+        assert!(scheduler.dispatch().is_empty());
+        let id = scheduler.queue.queued().unwrap()[0].clone();
+        scheduler.index.get_mut(&id).unwrap().not_before = Some(Instant::now());
+        let again = scheduler.dispatch();
+        // A retry: the delivery looks for an earlier landing first.
+        assert!(again[0].1.lines().nth(1).unwrap().ends_with("\t1"));
+    }
 }

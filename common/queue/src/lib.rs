@@ -13,4 +13,4 @@ pub use envelope::{Envelope, EnvelopeError, Recipient};
 pub use id::QueueId;
 pub use listing::list;
 pub use records::{Outcome, Records};
-pub use writer::{QueueDir, QueueWriter, SUBDIRECTORIES};
+pub use writer::{QueueDir, QueueWriter, SUBDIRECTORIES, read_envelope_from};

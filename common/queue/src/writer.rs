@@ -125,22 +125,7 @@ impl QueueDir {
     /// The envelope of an accepted message and where its data starts.
     pub fn read_envelope(&self, id: &QueueId) -> io::Result<(Envelope, u64)> {
         let mut file = File::open(self.queue_file(id))?;
-        let mut bytes = Vec::new();
-        let mut chunk = vec![0u8; 16 * 1024];
-        loop {
-            let n = file.read(&mut chunk)?;
-            bytes.extend_from_slice(&chunk[..n]);
-            match Envelope::decode(&bytes) {
-                Ok((envelope, offset)) => return Ok((envelope, offset as u64)),
-                Err(EnvelopeError::Unterminated) if n > 0 && bytes.len() < MAX_ENVELOPE => continue,
-                Err(e) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{id}: {e}"),
-                    ));
-                }
-            }
-        }
+        read_envelope_from(id, &mut file)
     }
 
     /// Step 4 of docs/QUEUE.md: the queue file goes first, then its records.
@@ -180,16 +165,38 @@ impl QueueDir {
         Ok(removed)
     }
 
-    /// Wakes the queue manager. Without a reader the FIFO cannot be opened
-    /// for writing without blocking; then the manager is not running and
-    /// finds the message when it starts or rescans.
-    pub fn poke(&self) {
+    /// Wakes the queue manager with the id of a message just accepted (one
+    /// line, written whole: shorter than PIPE_BUF). Without a reader the
+    /// FIFO cannot be opened for writing without blocking; then the manager
+    /// is not running and finds the message when it starts or rescans.
+    pub fn poke(&self, id: &QueueId) {
         if let Ok(mut fifo) = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(self.trigger())
         {
-            let _ = fifo.write(b"\n");
+            let _ = fifo.write(format!("{id}\n").as_bytes());
+        }
+    }
+}
+
+/// The envelope of queue file `file` (read from its current position, the
+/// start) and where its data starts.
+pub fn read_envelope_from(id: &QueueId, file: &mut File) -> io::Result<(Envelope, u64)> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 4 * 1024];
+    loop {
+        let n = file.read(&mut chunk)?;
+        bytes.extend_from_slice(&chunk[..n]);
+        match Envelope::decode(&bytes) {
+            Ok((envelope, offset)) => return Ok((envelope, offset as u64)),
+            Err(EnvelopeError::Unterminated) if n > 0 && bytes.len() < MAX_ENVELOPE => continue,
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{id}: {e}"),
+                ));
+            }
         }
     }
 }
@@ -309,7 +316,7 @@ mod tests {
             std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
             0
         );
-        queue.poke();
+        queue.poke(&id);
     }
 
     #[test]
