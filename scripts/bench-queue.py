@@ -12,8 +12,9 @@ Measured in the same run, interleaved, medians of R rounds:
   disk-rate ../shared/bench/disk-rate with S jobs and N operations
 
 Also printed: Postern's server-side CPU per message (postern-lspawn with
-every postern-local it waited for, and postern-queue) and its fsyncs per
-message. Needs root (peers-up does). Environment: BENCH_QUEUE_MESSAGES
+every postern-local it waited for, and postern-queue) and its fsync calls
+per message, counted by strace over injector and server in a separate
+run of 300 messages (strace slows everything, so it is not timed). Needs root (peers-up does). Environment: BENCH_QUEUE_MESSAGES
 (default 10000), BENCH_QUEUE_STREAMS (10), BENCH_QUEUE_ROUNDS (3).
 """
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
@@ -53,14 +54,15 @@ def inject_streams(command_for):
     return start
 
 
-def wait_for(maildirs, start):
+def wait_for(maildirs, start, n=None):
+    n = N if n is None else n
     deadline = time.monotonic() + LIMIT_S
     while True:
-        count = sum(len(os.listdir(os.path.join(m, "new"))) for m in maildirs)
-        if count >= N:
+        count = sum(len(os.listdir(os.path.join(m, "new"))) for m in maildirs if os.path.isdir(os.path.join(m, "new")))
+        if count >= n:
             return time.monotonic() - start
         if time.monotonic() > deadline:
-            sys.exit(f"only {count} of {N} delivered")
+            sys.exit(f"only {count} of {n} delivered")
         time.sleep(0.02)
 
 
@@ -98,6 +100,47 @@ def postern_round(work):
     up.wait(timeout=30)
     shutil.rmtree(sandbox, ignore_errors=True)
     return N / seconds, cpu * 1000 / N
+
+
+def strace_calls(path):
+    """The calls strace -c counted of fsync, fdatasync and syncfs."""
+    calls = 0
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[-1] in ("fsync", "fdatasync", "syncfs") and len(fields) >= 5:
+                calls += int(fields[3])
+    return calls
+
+
+def postern_fsyncs(work, count=300):
+    """Durable-write calls per message, counted by strace over the whole path:
+    every injector and every process of `postern up`."""
+    sandbox = os.path.join(work, f"fsyncs-{time.monotonic_ns()}")
+    trace_up, trace_inject = os.path.join(work, "up.strace"), os.path.join(work, "inject.strace")
+    up = subprocess.Popen(["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync,syncfs", "-o", trace_up,
+                           os.path.join(BIN, "postern"), "up", "--dir", sandbox],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in up.stdout:
+        if line.startswith("Running in the foreground"):
+            break
+    etc = os.path.join(sandbox, "etc")
+    message_file = os.path.join(work, "message")
+    with open(message_file, "wb") as f:
+        f.write(message(0))
+    inject = os.path.join(BIN, "postern-inject")
+    script = f"for i in $(seq {count}); do {inject} --config {etc} -i demo@example.test < {message_file} || exit 1; done"
+    subprocess.run(["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync,syncfs", "-o", trace_inject,
+                    "sh", "-c", script], check=True)
+    wait_for([os.path.join(sandbox, "mail", "example.test", "demo", "Maildir")], time.monotonic(), count)
+    time.sleep(1)
+    # The signal goes to `postern up`, strace's child; strace ends with it.
+    child = subprocess.run(["pgrep", "-P", str(up.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(int(child[0]), signal.SIGTERM)
+    up.wait(timeout=30)
+    calls = strace_calls(trace_up) + strace_calls(trace_inject)
+    shutil.rmtree(sandbox, ignore_errors=True)
+    return calls / count
 
 
 def postfix_round(peers):
@@ -144,13 +187,15 @@ def main():
             print(f"round {r + 1}: postern {rate:.0f}/s ({cpu:.2f} ms CPU/msg), postfix {figures['postfix'][-1]:.0f}/s,"
                   f" disk-rate {figures['disk_rate'][-1]:.0f}/s", file=sys.stderr)
         med = {k: statistics.median(v) for k, v in figures.items()}
+        fsyncs = postern_fsyncs(work)
         print(f"\nsendmail to Maildir: {N} x {SIZE} B, {STREAMS} streams, {USERS} mailboxes, medians of {ROUNDS}")
         print(f"  postern   {med['postern']:8.0f} msg/s   ({med['postern_cpu_ms']:.2f} ms server CPU per message,"
-              " 4 fsyncs: queue file, queue/, Maildir file, new/)")
+              f" {fsyncs:.2f} fsync calls per message, counted by strace)")
         print(f"  postfix   {med['postfix']:8.0f} msg/s")
         print(f"  disk-rate {med['disk_rate']:8.0f} ops/s ({STREAMS} jobs)")
         print(f"  postern / postfix = {med['postern'] / med['postfix']:.2f}")
-        print(json.dumps({"messages": N, "streams": STREAMS, "rounds": ROUNDS, "medians": med, "samples": figures}))
+        print(json.dumps({"messages": N, "streams": STREAMS, "rounds": ROUNDS, "medians": med,
+                          "fsyncs_per_message": fsyncs, "samples": figures}))
     finally:
         subprocess.run([os.path.join(SHARED, "bench", "peers-down"), peers],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -492,3 +492,46 @@ fn a_setgid_sendmail_takes_another_config_only_when_etc_postern_allows_it() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_forward_to_an_address_delivers_through_the_queue() {
+    if skip_unless_root("a_forward_to_an_address_delivers_through_the_queue") {
+        return;
+    }
+    let homes = Setup::new();
+    let user = TestUser::new(&homes, "q");
+    user.forward("demo@example.test\n");
+    let (_tmp, dir) = crate::sandbox::sandbox_dir();
+    let up = crate::sandbox::start(&dir);
+    let mut command = Command::new(crate::util::program("postern-inject"));
+    command.arg("--config").arg(dir.join("etc")).args([
+        "-f",
+        "origin@sender.example",
+        &format!("{}@localhost", user.name),
+    ]);
+    let out = crate::util::run_with_input(&mut command, b"Subject: passed on\n\nbody\n");
+    assert!(out.status.success());
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while messages(&maildir).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forward never arrived"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    crate::sandbox::stop(up);
+    let got = messages(&maildir);
+    assert_eq!(got.len(), 1);
+    let text = String::from_utf8(got[0].1.clone()).unwrap();
+    // The original sender, the forwarding user's trace line, then the
+    // message as it was queued the first time.
+    let head = format!(
+        "Return-Path: <origin@sender.example>\nDelivered-To: demo@example.test\nDelivered-To: {}@localhost\nReceived: ",
+        user.name
+    );
+    assert!(text.starts_with(&head), "{text}");
+    assert!(text.contains("\nSubject: passed on\n"), "{text}");
+    assert!(text.ends_with("\n\nbody\n"), "{text}");
+    assert!(messages(&user.home.join("Maildir")).is_empty());
+}
