@@ -109,9 +109,12 @@ pub fn parse(name: &str, args: &[String]) -> Result<Invocation, UsageError> {
             },
             "o" => match rest {
                 "i" => invocation.ignore_dots = true,
-                // Error reporting by mail or exit status: errors always come
-                // back as the exit status and, once queued, as a bounce.
-                "em" | "ee" | "eq" | "ep" | "ew" => invocation.ignored.push(arg.clone()),
+                // Error reporting by mail or exit status, and background or
+                // interactive delivery: what Postern does anyway (errors come
+                // back as the exit status and, once queued, as a bounce; the
+                // queue delivers at once), so mutt, alpine and cron see no
+                // warning.
+                "em" | "ee" | "eq" | "ep" | "ew" | "db" | "di" => {}
                 _ => invocation.ignored.push(arg.clone()),
             },
             "q" => {
@@ -187,8 +190,8 @@ mod tests {
         assert!(parse("sendmail", &["-f".to_string()]).is_err());
         assert!(parse("sendmail", &["-B".into(), "9BIT".into()]).is_err());
         assert!(parse("sendmail", &["-x".to_string()]).is_err());
-        let i = parse_line("-odb -oQ/var/spool -- -weird@x.test");
-        assert_eq!(i.ignored, ["-odb", "-oQ/var/spool"]);
+        let i = parse_line("-odb -oem -oQ/var/spool -odq -- -weird@x.test");
+        assert_eq!(i.ignored, ["-oQ/var/spool", "-odq"]);
         assert_eq!(i.recipients, ["-weird@x.test"]);
     }
 }
