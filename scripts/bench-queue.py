@@ -73,13 +73,20 @@ def cpu_seconds(pid):
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def postern_round(work):
-    sandbox = os.path.join(work, f"postern-{time.monotonic_ns()}")
-    up = subprocess.Popen([os.path.join(BIN, "postern"), "up", "--dir", sandbox],
+def start_up(sandbox, wrapper=()):
+    """`postern up` in a new sandbox (under `wrapper`, e.g. strace), once
+    its banner says it runs."""
+    up = subprocess.Popen([*wrapper, os.path.join(BIN, "postern"), "up", "--dir", sandbox],
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in up.stdout:
         if line.startswith("Running in the foreground"):
             break
+    return up
+
+
+def postern_round(work):
+    sandbox = os.path.join(work, f"postern-{time.monotonic_ns()}")
+    up = start_up(sandbox)
     etc = os.path.join(sandbox, "etc")
     password = os.path.join(etc, "demo.password")
     for u in range(USERS):
@@ -118,12 +125,7 @@ def postern_fsyncs(work, count=300):
     every injector and every process of `postern up`."""
     sandbox = os.path.join(work, f"fsyncs-{time.monotonic_ns()}")
     trace_up, trace_inject = os.path.join(work, "up.strace"), os.path.join(work, "inject.strace")
-    up = subprocess.Popen(["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync,syncfs", "-o", trace_up,
-                           os.path.join(BIN, "postern"), "up", "--dir", sandbox],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in up.stdout:
-        if line.startswith("Running in the foreground"):
-            break
+    up = start_up(sandbox, ["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync,syncfs", "-o", trace_up])
     etc = os.path.join(sandbox, "etc")
     message_file = os.path.join(work, "message")
     with open(message_file, "wb") as f:

@@ -6,22 +6,12 @@ use std::process::{Command, Output, Stdio};
 
 use postern_queue_format::{Envelope, QueueDir};
 
-use crate::util::{HOST, Setup, program, run_with_input};
+use crate::util::{HOST, Setup, program, recipients, run_with_input};
 
 fn inject(s: &Setup, args: &[&str], message: &[u8]) -> Output {
     let mut command = Command::new(program("postern-inject"));
     command.arg("--config").arg(&s.etc).args(args);
     run_with_input(&mut command, message)
-}
-
-/// The one queued message: its envelope and its data.
-fn queued(s: &Setup) -> (Envelope, Vec<u8>) {
-    let queue = QueueDir::at(s.queue());
-    let ids = queue.queued().unwrap();
-    assert_eq!(ids.len(), 1, "{ids:?}");
-    let bytes = std::fs::read(queue.queue_file(&ids[0])).unwrap();
-    let (envelope, offset) = Envelope::decode(&bytes).unwrap();
-    (envelope, bytes[offset..].to_vec())
 }
 
 fn split(data: &[u8]) -> (String, Vec<u8>) {
@@ -30,14 +20,6 @@ fn split(data: &[u8]) -> (String, Vec<u8>) {
         String::from_utf8(data[..end].to_vec()).unwrap(),
         data[end..].to_vec(),
     )
-}
-
-fn recipients(envelope: &Envelope) -> Vec<&str> {
-    envelope
-        .recipients
-        .iter()
-        .map(|r| r.address.as_str())
-        .collect()
 }
 
 #[test]
@@ -67,7 +49,7 @@ fn mutt_in_batch_mode() {
         "mutt: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (envelope, data) = queued(&s);
+    let (envelope, data) = s.only_queued();
     // -N success,failure is a DSN request, not a recipient.
     assert_eq!(recipients(&envelope), ["alice@example.test"]);
     assert_eq!(envelope.sender, "tester@example.org");
@@ -114,7 +96,7 @@ fn mutts_command_line_keeps_options_and_recipients_apart() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (envelope, data) = queued(&s);
+    let (envelope, data) = s.only_queued();
     assert_eq!(recipients(&envelope), ["a@example.test", "b@example.test"]);
     assert_eq!(envelope.sender, "me@example.org");
     // -oi: the lone dot is data.
@@ -131,7 +113,7 @@ fn sendmail_t_takes_recipients_from_the_header_and_drops_bcc() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (envelope, data) = queued(&s);
+    let (envelope, data) = s.only_queued();
     assert_eq!(
         recipients(&envelope),
         [
@@ -163,7 +145,7 @@ fn crons_command_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (envelope, data) = queued(&s);
+    let (envelope, data) = s.only_queued();
     assert_eq!(recipients(&envelope), [format!("root@{HOST}").as_str()]);
     let (header, body) = split(&data);
     assert!(header.contains("\nFrom: CronDaemon <"), "{header}");
@@ -188,7 +170,7 @@ fn refusals_and_the_dot() {
         b"Subject: dot\n\nkept\n.\nnot kept\n",
     );
     assert!(out.status.success());
-    let (_, data) = queued(&s);
+    let (_, data) = s.only_queued();
     assert!(
         data.ends_with(b"\n\nkept\n"),
         "{}",
@@ -347,7 +329,7 @@ fn odd_messages_are_taken_as_they_are() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (_, data) = queued(&s);
+    let (_, data) = s.only_queued();
     let (header, body) = split(&data);
     assert!(
         header.contains("\nMessage-ID: <") && body.is_empty(),
@@ -363,7 +345,7 @@ fn odd_messages_are_taken_as_they_are() {
     let message = format!("Subject: caf\u{e9} \u{2603}\n\n{long}\n");
     let out = inject(&s, &["-i", "a@example.test"], message.as_bytes());
     assert!(out.status.success());
-    let (_, data) = queued(&s);
+    let (_, data) = s.only_queued();
     let (header, body) = split(&data);
     assert!(header.contains("Subject: caf\u{e9} \u{2603}\n"));
     assert_eq!(body, format!("{long}\n").as_bytes());

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use crate::util::{HOST, Setup, program};
+use crate::util::{HOST, Setup, program, recipients};
 
 const SMTPLIB_CLIENT: &str = r#"
 import smtplib, socket, subprocess, sys
@@ -48,20 +48,13 @@ fn pythons_smtplib_over_bs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let queued = s.queued();
-    assert_eq!(queued.len(), 1);
-    let (envelope, data) = &queued[0];
+    let (envelope, data) = s.only_queued();
     assert_eq!(envelope.sender, "alice@example.org");
-    let recipients: Vec<&str> = envelope
-        .recipients
-        .iter()
-        .map(|r| r.address.as_str())
-        .collect();
     assert_eq!(
-        recipients,
+        recipients(&envelope),
         ["bob@example.test", &format!("postmaster@{HOST}")]
     );
-    let text = String::from_utf8(data.clone()).unwrap();
+    let text = String::from_utf8(data).unwrap();
     // Received first, the client's fields, what was missing; the body as
     // sent, unstuffed, with LF line ends.
     assert!(text.starts_with(&format!("Received: by {HOST} (Postern, from userid ")));
@@ -153,12 +146,10 @@ fn alpines_dialogue_over_pipes() {
     );
     assert!(child.wait().unwrap().success());
 
-    let queued = s.queued();
-    assert_eq!(queued.len(), 1);
-    let (envelope, data) = &queued[0];
+    let (envelope, data) = s.only_queued();
     assert_eq!(envelope.sender, "root@localhost");
-    assert_eq!(envelope.recipients[0].address, "dave@example.test");
-    let text = String::from_utf8_lossy(data);
+    assert_eq!(recipients(&envelope), ["dave@example.test"]);
+    let text = String::from_utf8_lossy(&data);
     assert!(text.contains("\nSubject: from alpine\n"), "{text}");
     assert!(text.ends_with("\n\ntext\n.\nend\n"), "{text}");
 }

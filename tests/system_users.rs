@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::util::{HOST, Setup, messages, skip_unless_root};
+use crate::util::{HOST, Setup, messages, recipients, skip_unless_root};
 
 /// useradd locks /etc/passwd: one at a time.
 static ACCOUNTS: Mutex<()> = Mutex::new(());
@@ -167,22 +167,15 @@ fn addresses_in_forward_are_queued_with_the_original_sender() {
         .expect(0, "2.0.0 ");
     // The kept copy, and one new message to both addresses (once each).
     assert_eq!(messages(&user.home.join("Maildir")).len(), 1);
-    let queued = s.queued();
-    assert_eq!(queued.len(), 1);
-    let (envelope, data) = &queued[0];
+    let (envelope, data) = s.only_queued();
     assert_eq!(envelope.sender, "x@example.org");
-    let recipients: Vec<&str> = envelope
-        .recipients
-        .iter()
-        .map(|r| r.address.as_str())
-        .collect();
     assert_eq!(
-        recipients,
+        recipients(&envelope),
         ["someone@elsewhere.example", &format!("friend@{HOST}")]
     );
     assert_eq!(
         data,
-        &[
+        [
             format!("Delivered-To: {}\n", user.address()).as_bytes(),
             MESSAGE
         ]

@@ -121,6 +121,13 @@ impl Setup {
             .collect()
     }
 
+    /// The one message in the queue: its envelope and its data.
+    pub fn only_queued(&self) -> (postern_queue_format::Envelope, Vec<u8>) {
+        let mut queued = self.queued();
+        assert_eq!(queued.len(), 1, "expected one queued message");
+        queued.pop().expect("one message")
+    }
+
     pub fn write(&self, name: &str, text: &str) {
         std::fs::write(self.etc.join(name), text).unwrap();
     }
@@ -305,4 +312,13 @@ pub fn run_with_input(command: &mut Command, input: &[u8]) -> Output {
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
     output
+}
+
+/// An envelope's recipient addresses, in order.
+pub fn recipients(envelope: &postern_queue_format::Envelope) -> Vec<&str> {
+    envelope
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect()
 }
