@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use postern_queue_format::{Envelope, QueueDir};
+use postern_queue_format::{Envelope, Notify, QueueDir, Ret};
 
 use crate::util::{HOST, Setup, program, recipients, run_with_input};
 
@@ -84,6 +84,8 @@ fn mutts_command_line_keeps_options_and_recipients_apart() {
             "success,failure",
             "-R",
             "hdrs",
+            "-V",
+            "env-17",
             "-B8BITMIME",
             "--",
             "a@example.test",
@@ -99,6 +101,14 @@ fn mutts_command_line_keeps_options_and_recipients_apart() {
     let (envelope, data) = s.only_queued();
     assert_eq!(recipients(&envelope), ["a@example.test", "b@example.test"]);
     assert_eq!(envelope.sender, "me@example.org");
+    // The DSN requests are kept for the reports: every recipient's NOTIFY,
+    // RET and ENVID.
+    let notify = Notify::parse("success,failure");
+    assert!(envelope.recipients.iter().all(|r| r.notify == notify));
+    assert_eq!(
+        (envelope.ret, envelope.envid.as_deref()),
+        (Some(Ret::Headers), Some("env-17"))
+    );
     // -oi: the lone dot is data.
     assert!(data.ends_with(b"\n\n.\nbody\n"));
 }

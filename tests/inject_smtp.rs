@@ -5,6 +5,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
+use postern_queue_format::{Notify, Ret};
+
 use crate::util::{HOST, Setup, program, recipients};
 
 const SMTPLIB_CLIENT: &str = r#"
@@ -20,7 +22,8 @@ assert code == 220, code
 client.ehlo("workstation.example")
 assert client.has_extn("pipelining") and client.has_extn("8bitmime"), client.esmtp_features
 message = b"From: Alice <alice@example.org>\r\nSubject: via -bs\r\n\r\n.leading dot\r\nline two\r\n"
-refused = client.sendmail("alice@example.org", ["bob@example.test", "Postmaster"], message)
+refused = client.sendmail("alice@example.org", ["bob@example.test", "Postmaster"], message,
+                         mail_options=["RET=HDRS", "ENVID=abc+2Bdef"], rcpt_options=["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;bob@example.org"])
 assert refused == {}, refused
 try:
     client.sendmail("alice@example.org", ["a b@example.test"], b"x\r\n")
@@ -53,6 +56,20 @@ fn pythons_smtplib_over_bs() {
     assert_eq!(
         recipients(&envelope),
         ["bob@example.test", &format!("postmaster@{HOST}")]
+    );
+    // DSN's parameters, kept in the envelope for the reports (ENVID
+    // decoded from xtext).
+    assert_eq!(
+        (envelope.ret, envelope.envid.as_deref()),
+        (Some(Ret::Headers), Some("abc+def"))
+    );
+    assert_eq!(
+        envelope.recipients[0].notify,
+        Notify::parse("success,delay")
+    );
+    assert_eq!(
+        envelope.recipients[0].orcpt.as_deref(),
+        Some("bob@example.org")
     );
     let text = String::from_utf8(data).unwrap();
     // Received first, the client's fields, what was missing; the body as

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use postern_config::{Address, Settings};
-use postern_queue_format::{Envelope, QueueDir, QueueId, Recipient};
+use postern_queue_format::{Envelope, Notify, QueueDir, QueueId, Recipient, Ret};
 
 use crate::args::Invocation;
 use crate::message::{Message, normalize};
-use crate::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, fail};
+use crate::{EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_TEMPFAIL, EX_USAGE, fail};
 
 /// Users whose `-f` is taken as it is: root, and the queue's own user.
 const TRUSTED: &[&str] = &["root", "postern"];
@@ -33,7 +33,13 @@ fn refuse(exit: i32, text: impl Into<String>) -> Refusal {
 pub struct Submission<'a> {
     /// `-f` or MAIL FROM; `None` for the invoker's own address.
     pub sender: Option<&'a str>,
-    pub recipients: Vec<String>,
+    /// Addresses as given (bare names too), with their DSN parameters.
+    pub recipients: Vec<Recipient>,
+    /// `-N`: the NOTIFY of recipients taken from the header.
+    pub notify: Option<Notify>,
+    /// `-R`, `-V` or MAIL's RET and ENVID.
+    pub ret: Option<Ret>,
+    pub envid: Option<String>,
     /// Recipients are also taken from To/Cc/Bcc, and Bcc is removed (`-t`).
     pub from_headers: bool,
     /// `-F`.
@@ -98,18 +104,32 @@ impl Submitter {
         let mut message = Message::parse(submission.data);
         let mut recipients = submission.recipients;
         if submission.from_headers {
-            recipients.extend(message.header_recipients());
+            recipients.extend(
+                message
+                    .header_recipients()
+                    .into_iter()
+                    .map(|address| Recipient {
+                        address,
+                        notify: submission.notify,
+                        orcpt: None,
+                    }),
+            );
             message.remove("Bcc");
         }
-        let mut addresses: Vec<String> = Vec::new();
-        for recipient in &recipients {
-            match self.recipient(recipient) {
-                Ok(address) if !addresses.contains(&address) => addresses.push(address),
+        let mut addresses: Vec<Recipient> = Vec::new();
+        for recipient in recipients {
+            match self.recipient(&recipient.address) {
+                Ok(address) if !addresses.iter().any(|r| r.address == address) => {
+                    addresses.push(Recipient {
+                        address,
+                        ..recipient
+                    })
+                }
                 Ok(_) => {}
                 Err(why) => {
                     return Err(refuse(
                         EX_DATAERR,
-                        format!("bad recipient address {recipient:?}: {why}"),
+                        format!("bad recipient address {:?}: {why}", recipient.address),
                     ));
                 }
             }
@@ -137,10 +157,10 @@ impl Submitter {
         let envelope = Envelope {
             arrival,
             sender: sender.clone(),
-            recipients: addresses
-                .iter()
-                .map(|a| Recipient { address: a.clone() })
-                .collect(),
+            recipients: addresses,
+            ret: submission.ret,
+            envid: submission.envid,
+            report: None,
         };
         let queue = QueueDir::at(&settings.queue_dir);
         let cannot = |e: std::io::Error| {
@@ -207,9 +227,36 @@ pub fn run(dir: &Path, invocation: &Invocation) -> i32 {
         fail(EX_TEMPFAIL, &format!("read the message: {e}"));
     }
     let data = normalize(data, invocation.ignore_dots);
+    let notify = invocation.notify.as_deref().map(|text| {
+        Notify::parse(text).unwrap_or_else(|| {
+            fail(
+                EX_USAGE,
+                &format!("-N {text}: expected never, or success, failure and delay"),
+            )
+        })
+    });
+    let ret = invocation
+        .ret
+        .as_deref()
+        .map(|text| match text.to_ascii_lowercase().as_str() {
+            "full" => Ret::Full,
+            "hdrs" => Ret::Headers,
+            _ => fail(EX_USAGE, &format!("-R {text}: expected full or hdrs")),
+        });
     let submission = Submission {
         sender: invocation.sender.as_deref(),
-        recipients: invocation.recipients.clone(),
+        recipients: invocation
+            .recipients
+            .iter()
+            .map(|address| Recipient {
+                address: address.clone(),
+                notify,
+                orcpt: None,
+            })
+            .collect(),
+        notify,
+        ret,
+        envid: invocation.envid.clone(),
         from_headers: invocation.from_headers,
         full_name: invocation.full_name.as_deref(),
         data: &data,

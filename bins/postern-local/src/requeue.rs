@@ -76,12 +76,8 @@ fn write_copy(
     let envelope = Envelope {
         arrival,
         sender: request.sender.clone(),
-        recipients: targets
-            .iter()
-            .map(|address| Recipient {
-                address: address.clone(),
-            })
-            .collect(),
+        recipients: targets.iter().map(Recipient::new).collect(),
+        ..Envelope::default()
     };
     let queue = QueueDir::at(&settings.queue_dir);
     let cannot = |e: std::io::Error| {

@@ -457,9 +457,8 @@ mod tests {
             let envelope = Envelope {
                 arrival: 1,
                 sender: "s@x.test".into(),
-                recipients: vec![Recipient {
-                    address: address.to_string(),
-                }],
+                recipients: vec![Recipient::new(address.to_string())],
+                ..Envelope::default()
             };
             let mut writer = queue.begin(&envelope).unwrap();
             writer.write(b"Subject: x\n\nx\n").unwrap();

@@ -9,7 +9,7 @@ mod listing;
 mod records;
 mod writer;
 
-pub use envelope::{Envelope, EnvelopeError, Recipient};
+pub use envelope::{Envelope, EnvelopeError, Notify, Recipient, Report, Ret};
 pub use id::QueueId;
 pub use listing::list;
 pub use records::{Outcome, Records};

@@ -109,10 +109,9 @@ mod tests {
             arrival: 1,
             sender: String::new(),
             recipients: (0..3)
-                .map(|i| Recipient {
-                    address: format!("r{i}@x.test"),
-                })
+                .map(|i| Recipient::new(format!("r{i}@x.test")))
                 .collect(),
+            ..Envelope::default()
         };
         let id = queue.begin(&envelope).unwrap().commit().unwrap();
         let records = Records::read(&queue, &id, 3).unwrap();

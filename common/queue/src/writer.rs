@@ -293,9 +293,8 @@ mod tests {
         Envelope {
             arrival: 1795499282,
             sender: "alice@example.org".into(),
-            recipients: vec![Recipient {
-                address: "bob@example.test".into(),
-            }],
+            recipients: vec![Recipient::new("bob@example.test")],
+            ..Envelope::default()
         }
     }
 

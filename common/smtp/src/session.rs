@@ -534,8 +534,10 @@ impl Session {
 /// every server must take (the syntax parser gives no address without a
 /// domain).
 fn is_rcpt_to_postmaster(line: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(line);
-    text.trim_end().eq_ignore_ascii_case("RCPT TO:<postmaster>")
+    let prefix = b"rcpt to:<postmaster>";
+    line.len() > prefix.len()
+        && line[..prefix.len()].eq_ignore_ascii_case(prefix)
+        && matches!(line[prefix.len()], b' ' | b'\r' | b'\n')
 }
 
 fn find_lf(bytes: &[u8]) -> Option<usize> {
