@@ -60,7 +60,7 @@ fn a_thousand_messages_survive_twenty_kills_exactly_once() {
     let toml = std::fs::read_to_string(etc.join("postern.toml")).unwrap();
     std::fs::write(
         etc.join("postern.toml"),
-        format!("{toml}retry_interval = 1\n"),
+        format!("{toml}retry_interval = 1\nmax_retry_interval = 1\n"),
     )
     .unwrap();
     for user in ["alice", "bob"] {

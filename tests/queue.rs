@@ -173,7 +173,7 @@ fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
     let toml = std::fs::read_to_string(etc.join("postern.toml")).unwrap();
     std::fs::write(
         etc.join("postern.toml"),
-        format!("{toml}retry_interval = 1\n"),
+        format!("{toml}retry_interval = 1\nmax_retry_interval = 1\n"),
     )
     .unwrap();
     // Leave less room than the message needs.

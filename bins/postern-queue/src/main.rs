@@ -15,7 +15,10 @@
 //!
 //! Exits 0 when postern-lspawn closes its end; 78 on a bad configuration.
 
+mod control;
+mod listen;
 mod schedule;
+mod settle;
 
 use std::path::PathBuf;
 
@@ -31,6 +34,21 @@ struct Args {
     /// Show the queue and exit
     #[arg(long)]
     list: bool,
+    /// Print counts for monitoring (name value lines) and exit
+    #[arg(long)]
+    stats: bool,
+    /// Try every message now (or the one named), whatever its schedule
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    flush: Option<String>,
+    /// Remove a message without a report to its sender
+    #[arg(long, value_name = "ID")]
+    delete: Option<String>,
+    /// Park a message: it is not tried until released
+    #[arg(long, value_name = "ID")]
+    hold: Option<String>,
+    /// Let a held message go, and try it now
+    #[arg(long, value_name = "ID")]
+    release: Option<String>,
 }
 
 fn main() {
@@ -43,8 +61,41 @@ fn main() {
             std::process::exit(78);
         }
     };
+    let queue = postern_queue_format::QueueDir::at(&settings.queue_dir);
+    let command = if let Some(id) = &args.flush {
+        Some(control::flush(
+            &queue,
+            Some(id.as_str()).filter(|id| !id.is_empty()),
+        ))
+    } else if let Some(id) = &args.delete {
+        Some(control::delete(&queue, id))
+    } else if let Some(id) = &args.hold {
+        Some(control::hold(&queue, id))
+    } else {
+        args.release.as_ref().map(|id| control::release(&queue, id))
+    };
+    match command {
+        Some(Ok(done)) => {
+            println!("postern-queue: {done}");
+            return;
+        }
+        Some(Err((code, why))) => {
+            eprintln!("postern-queue: {why}");
+            std::process::exit(code);
+        }
+        None => {}
+    }
+    if args.stats {
+        match postern_queue_format::stats(&queue, schedule::now()) {
+            Ok(stats) => print!("{stats}"),
+            Err(e) => {
+                eprintln!("postern-queue: {}: {e}", settings.queue_dir.display());
+                std::process::exit(75);
+            }
+        }
+        return;
+    }
     if args.list {
-        let queue = postern_queue_format::QueueDir::at(&settings.queue_dir);
         match postern_queue_format::list(&queue, |secs| secs.to_string()) {
             Ok(listing) => print!("{listing}"),
             Err(e) => {
@@ -55,5 +106,5 @@ fn main() {
         return;
     }
     settings.init_log("postern-queue");
-    std::process::exit(schedule::run(&settings));
+    std::process::exit(schedule::run(&settings, &dir));
 }

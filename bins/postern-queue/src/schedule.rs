@@ -11,14 +11,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant, SystemTime};
 
 use postern_config::Settings;
-use postern_queue_format::{Envelope, Outcome, QueueDir, QueueId, Records, read_envelope_from};
+use postern_queue_format::{
+    Envelope, Event as Record, QueueDir, QueueId, Records, read_envelope_from,
+};
 use tracing::{info, warn};
+
+use crate::listen::{Event, listen_to_spawner, listen_to_trigger};
+use crate::settle::{Policy, Reporter};
 
 /// The longest wait for an event.
 const TICK: Duration = Duration::from_secs(1);
@@ -29,54 +34,58 @@ const STALE_TMP: Duration = Duration::from_secs(36 * 3600);
 /// The most messages one batch carries.
 const MAX_BATCH_MESSAGES: usize = 64;
 
-enum Event {
-    /// Ids announced on the trigger; an empty list asks for a full scan.
-    Poke(Vec<QueueId>),
-    Results(String, Vec<String>),
-    SpawnerGone,
+/// Seconds since the epoch: the clock of the schedule, which survives a
+/// restart in `state/` records.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A message the manager knows of.
 #[derive(Default)]
-struct Entry {
+pub struct Entry {
     /// Read once: an envelope never changes.
     envelope: Option<(Envelope, u64)>,
-    /// Not to be tried before this (a deferral's retry time).
-    not_before: Option<Instant>,
-    busy: bool,
+    /// Not to be tried before this (the backoff), in seconds.
+    pub not_before: Option<u64>,
+    /// Flushed by the admin: try now, whatever the records say.
+    flushed: bool,
+    pub busy: bool,
 }
 
 /// One message of a batch on its way: which recipients (by index) its
-/// answer lines stand for, and the domains it holds a slot of.
-struct Flight {
-    id: QueueId,
-    indices: Vec<usize>,
-    recipients: usize,
+/// answer lines stand for.
+pub struct Flight {
+    pub id: QueueId,
+    pub indices: Vec<usize>,
 }
 
 /// A batch on its way: its messages, the domains it holds a slot of, and
 /// (until sent) its request lines.
 #[derive(Default)]
-struct Batch {
-    flights: Vec<Flight>,
-    domains: Vec<String>,
+pub struct Batch {
+    pub flights: Vec<Flight>,
+    pub domains: Vec<String>,
     lines: String,
     requests: usize,
 }
 
-struct Scheduler {
-    queue: QueueDir,
+pub struct Scheduler {
+    pub queue: QueueDir,
     max_batches: usize,
     max_per_domain: usize,
-    retry: Duration,
-    index: BTreeMap<QueueId, Entry>,
-    batches: HashMap<String, Batch>,
+    pub policy: Policy,
+    pub reporter: Reporter,
+    pub index: BTreeMap<QueueId, Entry>,
+    pub batches: HashMap<String, Batch>,
     /// Batches in flight per recipient domain.
-    domains: HashMap<String, usize>,
+    pub domains: HashMap<String, usize>,
     last_scan: Option<Instant>,
 }
 
-pub fn run(settings: &Settings) -> i32 {
+pub fn run(settings: &Settings, config: &Path) -> i32 {
     let queue = QueueDir::at(&settings.queue_dir);
     if let Err(e) = QueueDir::create(&settings.queue_dir) {
         warn!("cannot prepare {}: {e}", settings.queue_dir.display());
@@ -90,7 +99,7 @@ pub fn run(settings: &Settings) -> i32 {
     let (events, inbox) = channel();
     listen_to_trigger(&queue, events.clone());
     listen_to_spawner(events);
-    let mut scheduler = Scheduler::new(queue, settings);
+    let mut scheduler = Scheduler::new(queue, settings, Reporter::beside_this_program(config));
     let mut to_spawner = std::io::stdout().lock();
     loop {
         if !scheduler.handle_events(&inbox) {
@@ -115,12 +124,13 @@ pub fn run(settings: &Settings) -> i32 {
 }
 
 impl Scheduler {
-    fn new(queue: QueueDir, settings: &Settings) -> Scheduler {
+    fn new(queue: QueueDir, settings: &Settings, reporter: Reporter) -> Scheduler {
         Scheduler {
             queue,
             max_batches: settings.max_deliveries.max(1),
             max_per_domain: settings.max_deliveries_per_domain,
-            retry: Duration::from_secs(settings.retry_interval.max(1)),
+            policy: Policy::from(settings),
+            reporter,
             index: BTreeMap::new(),
             batches: HashMap::new(),
             domains: HashMap::new(),
@@ -134,10 +144,26 @@ impl Scheduler {
         let mut next = inbox.recv_timeout(TICK).ok();
         while let Some(event) = next {
             match event {
-                Event::Poke(ids) if ids.is_empty() => self.last_scan = None,
+                Event::Scan => self.last_scan = None,
                 Event::Poke(ids) => {
                     for id in ids {
                         self.index.entry(id).or_default();
+                    }
+                }
+                Event::Flush(only) => {
+                    if only.is_none() {
+                        self.last_scan = None;
+                    }
+                    for (id, entry) in self.index.iter_mut() {
+                        if only.as_ref().is_none_or(|o| o == id) {
+                            entry.not_before = None;
+                            entry.flushed = true;
+                        }
+                    }
+                    if let Some(id) = only {
+                        let entry = self.index.entry(id).or_default();
+                        entry.not_before = None;
+                        entry.flushed = true;
                     }
                 }
                 Event::SpawnerGone => return false,
@@ -166,7 +192,7 @@ impl Scheduler {
         if free == 0 {
             return Vec::new();
         }
-        let now = Instant::now();
+        let now = now();
         let ready: Vec<QueueId> = self
             .index
             .iter()
@@ -193,6 +219,7 @@ impl Scheduler {
             }
             if let Some(entry) = self.index.get_mut(&id) {
                 entry.busy = true;
+                entry.flushed = false;
             }
             current.requests += flight.indices.len();
             current.lines.push_str(&lines);
@@ -232,6 +259,18 @@ impl Scheduler {
         (tag, text)
     }
 
+    /// A message's envelope, from the index or its queue file.
+    pub fn envelope_of(&mut self, id: &QueueId) -> Option<Envelope> {
+        let entry = self.index.entry(id.clone()).or_default();
+        if entry.envelope.is_none() {
+            entry.envelope = self.queue.read_envelope(id).ok();
+        }
+        entry
+            .envelope
+            .as_ref()
+            .map(|(envelope, _)| envelope.clone())
+    }
+
     /// A message's request lines, its flight and its pending recipients'
     /// domains; `None` when there is nothing to do now (locked by another
     /// run, finished, unreadable).
@@ -249,43 +288,54 @@ impl Scheduler {
         if file.try_lock().is_err() {
             return None;
         }
+        let now = now();
         let entry = self.index.entry(id.clone()).or_default();
         if entry.envelope.is_none() {
             match read_envelope_from(id, &mut file) {
                 Ok(read) => entry.envelope = Some(read),
                 Err(e) => {
                     warn!("{id}: cannot read the envelope: {e}");
-                    entry.not_before = Some(Instant::now() + self.retry);
+                    entry.not_before = Some(now + self.policy.first_retry);
                     return None;
                 }
             }
         }
         drop(file);
-        let (envelope, offset) = entry.envelope.as_ref().expect("read above");
+        let flushed = entry.flushed;
+        let (envelope, offset) = entry.envelope.clone().expect("read above");
         let records = Records::read(&self.queue, id, envelope.recipients.len()).ok()?;
+        if records.held {
+            return None;
+        }
+        if let Some(next) = records.next.filter(|&next| next > now && !flushed) {
+            // The schedule recorded before a restart.
+            if let Some(entry) = self.index.get_mut(id) {
+                entry.not_before = Some(next);
+            }
+            return None;
+        }
         let indices = records.pending();
         if indices.is_empty() {
-            if self.queue.finish(id).is_ok() {
-                info!("{id}: removed");
-            }
-            self.index.remove(id);
+            // Delivered, but a report may still be due.
+            self.settle(id, &envelope, &records, now);
             return None;
         }
         // A message tried before may have landed where the record was
         // lost: such deliveries look first (postern-local --retry). The
         // "try" record marks the first attempt before it starts.
         let retry = self.queue.state_file(id).exists();
+        let mut events = Vec::new();
         if !retry {
-            let _ = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.queue.state_file(id))
-                .and_then(|mut f| f.write_all(b"try\n"));
+            events.push(Record::Try);
             info!(
                 "{id}: from=<{}>, nrcpt={}",
                 envelope.sender,
                 envelope.recipients.len()
             );
+        }
+        events.push(Record::Round(now));
+        if let Err(e) = Records::note(&self.queue, id, &events) {
+            warn!("{id}: cannot record the attempt: {e}");
         }
         let file = self.queue.queue_file(id);
         let mut lines = String::new();
@@ -310,139 +360,9 @@ impl Scheduler {
         let flight = Flight {
             id: id.clone(),
             indices,
-            recipients: envelope.recipients.len(),
         };
         Some((lines, flight, domains))
     }
-
-    /// A batch's answer: records, then each message finished or set to be
-    /// retried.
-    fn results(&mut self, tag: &str, lines: &[String]) {
-        let Some(batch) = self.batches.remove(tag) else {
-            return;
-        };
-        for domain in &batch.domains {
-            if let Some(count) = self.domains.get_mut(domain) {
-                *count = count.saturating_sub(1);
-            }
-        }
-        let mut lines = lines.iter();
-        for flight in &batch.flights {
-            let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
-            record(&self.queue, flight, &answers);
-            let id = &flight.id;
-            match Records::read(&self.queue, id, flight.recipients) {
-                Ok(records) if records.finished() => {
-                    match self.queue.finish(id) {
-                        Ok(()) => info!("{id}: removed"),
-                        Err(e) => warn!("{id}: cannot remove: {e}"),
-                    }
-                    self.index.remove(id);
-                }
-                _ => {
-                    let entry = self.index.entry(id.clone()).or_default();
-                    entry.busy = false;
-                    entry.not_before = Some(Instant::now() + self.retry);
-                }
-            }
-        }
-    }
-}
-
-/// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
-/// a deferral.
-fn record(queue: &QueueDir, flight: &Flight, lines: &[&String]) {
-    for (position, index) in flight.indices.iter().enumerate() {
-        let line = lines.get(position).map(|l| l.as_str()).unwrap_or("");
-        let mut fields = line.splitn(3, '\t');
-        let (_, exit, status) = (
-            fields.next(),
-            fields.next(),
-            fields.next().unwrap_or("4.3.0 no answer from the delivery"),
-        );
-        let outcome = match exit {
-            Some("0") => Outcome::Done,
-            Some("75") | None => Outcome::Deferred {
-                status: status.to_string(),
-            },
-            Some(_) => Outcome::Failed {
-                status: status.to_string(),
-            },
-        };
-        if let Err(e) = Records::append(queue, &flight.id, *index, &outcome) {
-            warn!("{}: cannot record an outcome: {e}", flight.id);
-        }
-    }
-}
-
-/// Announced ids arrive as lines on the FIFO; an empty line asks for a
-/// full scan. Opened read-write, the FIFO never reaches end of file when
-/// the last writer goes.
-fn listen_to_trigger(queue: &QueueDir, events: Sender<Event>) {
-    let Ok(fifo) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(queue.trigger())
-    else {
-        warn!(
-            "no trigger at {}: new mail waits for the next scan",
-            queue.trigger().display()
-        );
-        return;
-    };
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(fifo);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let mut ids: Vec<QueueId> = Vec::new();
-            let mut scan = false;
-            let mut take = |text: &str| match QueueId::parse(text.trim()) {
-                Some(id) => ids.push(id),
-                None => scan = true,
-            };
-            take(&line);
-            // Whatever else is already buffered goes in the same event.
-            while reader.buffer().contains(&b'\n') {
-                line.clear();
-                if reader.read_line(&mut line).is_err() {
-                    break;
-                }
-                take(&line);
-            }
-            let event = if scan { Vec::new() } else { ids };
-            if events.send(Event::Poke(event)).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-/// `RESULT <tag> <n>` and n lines, from postern-lspawn on stdin.
-fn listen_to_spawner(events: Sender<Event>) {
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(std::io::stdin()).lines();
-        while let Some(Ok(header)) = lines.next() {
-            let fields: Vec<&str> = header.split(' ').collect();
-            let ["RESULT", tag, count] = fields[..] else {
-                continue;
-            };
-            let count: usize = count.parse().unwrap_or(0);
-            let answer: Vec<String> = lines.by_ref().take(count).map_while(Result::ok).collect();
-            if events
-                .send(Event::Results(tag.to_string(), answer))
-                .is_err()
-            {
-                return;
-            }
-        }
-        let _ = events.send(Event::SpawnerGone);
-    });
 }
 
 #[cfg(test)]
@@ -455,7 +375,7 @@ mod tests {
         let queue = QueueDir::create(dir.path()).unwrap();
         for address in recipients {
             let envelope = Envelope {
-                arrival: 1,
+                arrival: now(),
                 sender: "s@x.test".into(),
                 recipients: vec![Recipient::new(address.to_string())],
                 ..Envelope::default()
@@ -467,13 +387,17 @@ mod tests {
         (dir, queue)
     }
 
-    fn scheduler(queue: QueueDir, batches: usize, per_domain: usize) -> Scheduler {
+    fn new_scheduler(queue: QueueDir, batches: usize, per_domain: usize) -> Scheduler {
         let settings = Settings {
             max_deliveries: batches,
             max_deliveries_per_domain: per_domain,
             ..Settings::default()
         };
-        let mut scheduler = Scheduler::new(queue, &settings);
+        let reporter = Reporter {
+            program: "/nonexistent/postern-bounce".into(),
+            config: "/nonexistent".into(),
+        };
+        let mut scheduler = Scheduler::new(queue, &settings, reporter);
         scheduler.scan();
         scheduler
     }
@@ -495,7 +419,7 @@ mod tests {
         let addresses: Vec<String> = (0..10).map(|i| format!("u{i}@a.test")).collect();
         let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
         let (_dir, queue) = queue_with(&refs);
-        let mut scheduler = scheduler(queue, 2, 0);
+        let mut scheduler = new_scheduler(queue, 2, 0);
         let sent = scheduler.dispatch();
         assert_eq!(
             recipients(&sent).iter().map(Vec::len).collect::<Vec<_>>(),
@@ -509,7 +433,7 @@ mod tests {
     #[test]
     fn one_domain_waits_at_its_limit_and_others_go_on() {
         let (_dir, queue) = queue_with(&["a1@a.test", "a2@a.test", "b1@b.test", "a3@a.test"]);
-        let mut scheduler = scheduler(queue, 4, 1);
+        let mut scheduler = new_scheduler(queue, 4, 1);
         let sent = scheduler.dispatch();
         assert_eq!(recipients(&sent), [vec!["a1@a.test"], vec!["b1@b.test"]]);
         let tag = sent[0].0.clone();
@@ -523,15 +447,27 @@ mod tests {
     #[test]
     fn a_deferred_message_waits_for_the_retry_interval() {
         let (_dir, queue) = queue_with(&["a1@a.test"]);
-        let mut scheduler = scheduler(queue, 4, 0);
+        let mut scheduler = new_scheduler(queue, 4, 0);
         let sent = scheduler.dispatch();
+        let before = now();
         scheduler.results(
             &sent[0].0,
             &["a1@a.test\t75\t4.2.2 mailbox full".to_string()],
         );
         assert!(scheduler.dispatch().is_empty());
+        // The first wait is retry_interval (300 s by default), recorded.
         let id = scheduler.queue.queued().unwrap()[0].clone();
-        scheduler.index.get_mut(&id).unwrap().not_before = Some(Instant::now());
+        let next = Records::read(&scheduler.queue, &id, 1)
+            .unwrap()
+            .next
+            .unwrap();
+        assert!((before + 300..=now() + 300).contains(&next), "{next}");
+        // A manager started afresh keeps to it.
+        let mut fresh = new_scheduler(scheduler.queue.clone(), 4, 0);
+        assert!(fresh.dispatch().is_empty());
+        let entry = scheduler.index.get_mut(&id).unwrap();
+        entry.not_before = None;
+        entry.flushed = true;
         let again = scheduler.dispatch();
         // A retry: the delivery looks for an earlier landing first.
         assert!(again[0].1.lines().nth(1).unwrap().ends_with("\t1"));

@@ -19,7 +19,14 @@ pub struct Settings {
     pub queue_user: MailOwner,
     pub max_deliveries: usize,
     pub max_deliveries_per_domain: usize,
+    #[serde(deserialize_with = "duration")]
     pub retry_interval: u64,
+    #[serde(deserialize_with = "duration")]
+    pub max_retry_interval: u64,
+    #[serde(deserialize_with = "duration")]
+    pub queue_lifetime: u64,
+    #[serde(deserialize_with = "duration")]
+    pub delay_warning: u64,
     pub home_maildir: String,
     pub recipient_delimiter: String,
     #[serde(deserialize_with = "size")]
@@ -72,6 +79,9 @@ impl Default for Settings {
             max_deliveries: 10,
             max_deliveries_per_domain: 0,
             retry_interval: 300,
+            max_retry_interval: 4 * 3600,
+            queue_lifetime: 5 * 86400,
+            delay_warning: 4 * 3600,
             home_maildir: "Maildir".to_string(),
             recipient_delimiter: "+".to_string(),
             max_message_size: 50 << 20,
@@ -152,6 +162,23 @@ fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
         Size::Number(n) => Ok(n),
         Size::Text(text) => parse_size(&text).ok_or_else(|| {
             serde::de::Error::custom(format!("{text:?} is not a size (like 512k, 10M, 2G)"))
+        }),
+    }
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Duration {
+        Number(u64),
+        Text(String),
+    }
+    match Duration::deserialize(deserializer)? {
+        Duration::Number(n) => Ok(n),
+        Duration::Text(text) => crate::size::parse_duration(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration (like 300, 90s, 20m, 4h, 5d)"
+            ))
         }),
     }
 }

@@ -51,3 +51,39 @@ mod tests {
         assert_eq!(parse_size("18446744073709551615k"), None);
     }
 }
+
+/// Reads a duration in seconds: `300`, `90s`, `20m`, `4h` or `5d`.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    if digits_end == 0 {
+        return None;
+    }
+    let number: u64 = text[..digits_end].parse().ok()?;
+    let multiplier: u64 = match text[digits_end..].trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => return None,
+    };
+    number.checked_mul(multiplier)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("300"), Some(300));
+        assert_eq!(parse_duration("4h"), Some(14400));
+        assert_eq!(parse_duration("5d"), Some(432000));
+        assert_eq!(parse_duration("20 m"), Some(1200));
+        assert_eq!(parse_duration("h"), None);
+        assert_eq!(parse_duration("5y"), None);
+    }
+}

@@ -11,6 +11,6 @@ mod writer;
 
 pub use envelope::{Envelope, EnvelopeError, Notify, Recipient, Report, Ret};
 pub use id::QueueId;
-pub use listing::list;
-pub use records::{Outcome, Records};
+pub use listing::{list, stats};
+pub use records::{Event, Outcome, Records};
 pub use writer::{QueueDir, QueueWriter, SUBDIRECTORIES, read_envelope_from};

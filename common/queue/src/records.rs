@@ -1,5 +1,16 @@
-//! `state/ID`: one line per outcome, appended by the queue manager, the
-//! last line for a recipient winning (docs/QUEUE.md, step 3).
+//! `state/ID`: what happened to an accepted message, one line per event,
+//! appended by the queue manager (and `postern-queue --hold/--release`);
+//! for a recipient the last outcome wins (docs/QUEUE.md, step 3).
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `try` | the first attempt is about to start |
+//! | `round SECS` | an attempt at the pending recipients started then |
+//! | `done N` / `fail N STATUS` / `defer N STATUS` | recipient N's outcome |
+//! | `next SECS` | no attempt before then (the backoff) |
+//! | `reported N` | the report recipient N's outcome called for is queued |
+//! | `warned` | the delay report is queued |
+//! | `hold` / `release` | parked by the admin, and let go |
 
 use std::io::{self, Write};
 
@@ -18,44 +29,107 @@ pub enum Outcome {
     },
 }
 
-/// The last outcome of each recipient of a message, by index.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the records say of a message of a known number of recipients.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Records {
+    /// The last outcome of each recipient, by index.
     pub outcomes: Vec<Option<Outcome>>,
+    /// Whether each recipient's report (failure or success) is queued.
+    pub reported: Vec<bool>,
+    /// When each attempt started, oldest first.
+    pub rounds: Vec<u64>,
+    /// The earliest time for the next attempt.
+    pub next: Option<u64>,
+    pub held: bool,
+    pub warned: bool,
+}
+
+/// One line of `state/ID`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Try,
+    Round(u64),
+    Outcome(usize, Outcome),
+    Next(u64),
+    Reported(usize),
+    Warned,
+    Hold,
+    Release,
+}
+
+impl Event {
+    fn line(&self) -> String {
+        match self {
+            Event::Try => "try\n".to_string(),
+            Event::Round(secs) => format!("round {secs}\n"),
+            Event::Outcome(index, Outcome::Done) => format!("done {index}\n"),
+            Event::Outcome(index, Outcome::Failed { status }) => {
+                format!("fail {index} {}\n", one_line(status))
+            }
+            Event::Outcome(index, Outcome::Deferred { status }) => {
+                format!("defer {index} {}\n", one_line(status))
+            }
+            Event::Next(secs) => format!("next {secs}\n"),
+            Event::Reported(index) => format!("reported {index}\n"),
+            Event::Warned => "warned\n".to_string(),
+            Event::Hold => "hold\n".to_string(),
+            Event::Release => "release\n".to_string(),
+        }
+    }
 }
 
 impl Records {
     /// Reads `state/ID` for a message of `recipients` recipients; a missing
     /// file means nothing happened yet, a line it cannot read is skipped.
     pub fn read(queue: &QueueDir, id: &QueueId, recipients: usize) -> io::Result<Records> {
-        let mut records = Records {
-            outcomes: vec![None; recipients],
-        };
         let text = match std::fs::read_to_string(queue.state_file(id)) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(records),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
+        };
+        Ok(Records::parse(&text, recipients))
+    }
+
+    pub fn parse(text: &str, recipients: usize) -> Records {
+        let mut records = Records {
+            outcomes: vec![None; recipients],
+            reported: vec![false; recipients],
+            ..Records::default()
         };
         for line in text.lines() {
             let mut fields = line.splitn(3, ' ');
-            let (Some(kind), Some(index)) = (
-                fields.next(),
-                fields.next().and_then(|i| i.parse::<usize>().ok()),
-            ) else {
-                continue;
-            };
+            let kind = fields.next().unwrap_or_default();
+            let number = fields.next().and_then(|n| n.parse::<u64>().ok());
             let status = fields.next().unwrap_or_default().to_string();
-            let outcome = match kind {
-                "done" => Outcome::Done,
-                "fail" => Outcome::Failed { status },
-                "defer" => Outcome::Deferred { status },
-                _ => continue,
-            };
-            if let Some(slot) = records.outcomes.get_mut(index) {
-                *slot = Some(outcome);
+            let index = number.map(|n| n as usize);
+            match (kind, number) {
+                ("round", Some(secs)) => records.rounds.push(secs),
+                ("next", Some(secs)) => records.next = Some(secs),
+                ("warned", _) => records.warned = true,
+                ("hold", _) => records.held = true,
+                ("release", _) => {
+                    records.held = false;
+                    records.next = None;
+                }
+                ("reported", Some(_)) => {
+                    if let Some(slot) = index.and_then(|i| records.reported.get_mut(i)) {
+                        *slot = true;
+                    }
+                }
+                ("done" | "fail" | "defer", Some(_)) => {
+                    let outcome = match kind {
+                        "done" => Outcome::Done,
+                        "fail" => Outcome::Failed { status },
+                        _ => Outcome::Deferred { status },
+                    };
+                    if let Some(slot) = index.and_then(|i| records.outcomes.get_mut(i)) {
+                        *slot = Some(outcome);
+                    }
+                }
+                _ => {}
             }
         }
-        Ok(records)
+        records
     }
 
     /// Appends one outcome in a single write (O_APPEND keeps lines whole).
@@ -65,16 +139,17 @@ impl Records {
         index: usize,
         outcome: &Outcome,
     ) -> io::Result<()> {
-        let line = match outcome {
-            Outcome::Done => format!("done {index}\n"),
-            Outcome::Failed { status } => format!("fail {index} {}\n", one_line(status)),
-            Outcome::Deferred { status } => format!("defer {index} {}\n", one_line(status)),
-        };
+        Records::note(queue, id, &[Event::Outcome(index, outcome.clone())])
+    }
+
+    /// Appends events, in one write.
+    pub fn note(queue: &QueueDir, id: &QueueId, events: &[Event]) -> io::Result<()> {
+        let text: String = events.iter().map(Event::line).collect();
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(queue.state_file(id))?
-            .write_all(line.as_bytes())
+            .write_all(text.as_bytes())
     }
 
     /// Recipients still to deliver.
@@ -89,6 +164,11 @@ impl Records {
 
     pub fn finished(&self) -> bool {
         self.pending().is_empty()
+    }
+
+    /// When the last attempt started.
+    pub fn last_attempt(&self) -> Option<u64> {
+        self.rounds.last().copied()
     }
 }
 
@@ -145,5 +225,18 @@ mod tests {
         );
         Records::append(&queue, &id, 1, &Outcome::Done).unwrap();
         assert!(Records::read(&queue, &id, 3).unwrap().finished());
+    }
+
+    #[test]
+    fn schedule_reports_and_holds() {
+        let text = "try\nround 100\ndefer 0 4.2.2 full\nnext 400\nhold\nround 500\nfail 1 5.1.1 unknown\nreported 1\nwarned\nreported 9\nrelease\nnext 900\n";
+        let records = Records::parse(text, 2);
+        assert_eq!(records.rounds, [100, 500]);
+        assert_eq!(records.last_attempt(), Some(500));
+        assert_eq!(records.next, Some(900));
+        assert!(!records.held && records.warned);
+        assert_eq!(records.reported, [false, true]);
+        assert!(Records::parse("hold\n", 1).held);
+        assert_eq!(Records::parse("next 5\nrelease\n", 1).next, None);
     }
 }

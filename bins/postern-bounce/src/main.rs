@@ -1,0 +1,106 @@
+//! postern-bounce: makes one delivery status report (RFC 3464) about a
+//! queued message and queues it. Run by postern-queue, as the queue's
+//! user: it reads the message reported on (the queue manager never reads
+//! message data) and writes the report through the queue writer.
+//!
+//! A report goes to the message's envelope sender from `<>`, marked in the
+//! envelope as a report, so its own failure is told to postmaster once and
+//! never bounces back in a loop (docs/QUEUE.md).
+//!
+//! Prints the report's queue id. Exit codes: 0 queued; 64 bad usage or
+//! nothing to report to; 75 the queue cannot take it now; 78 configuration.
+
+mod report;
+
+use std::path::PathBuf;
+
+use postern_config::Settings;
+use postern_queue_format::{Envelope, QueueDir, QueueId, Recipient, Records, Report};
+
+use report::{Input, Kind};
+
+/// Make and queue a delivery status report (run by postern-queue).
+#[derive(clap::Parser, Debug)]
+#[command(name = "postern-bounce", version, about)]
+struct Args {
+    /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
+    #[arg(long, value_name = "DIR")]
+    config: Option<PathBuf>,
+    /// failure, delay, success, or postmaster (a report that failed)
+    #[arg(long)]
+    kind: String,
+    /// The queue id of the message reported on
+    id: String,
+    /// The recipients the report covers: indices, comma-separated
+    recipients: String,
+}
+
+fn fail(code: i32, why: &str) -> ! {
+    eprintln!("postern-bounce: {why}");
+    std::process::exit(code);
+}
+
+fn cannot(e: std::io::Error) -> ! {
+    fail(75, &format!("cannot queue the report: {e}"))
+}
+
+fn main() {
+    let args = <Args as clap::Parser>::parse();
+    let dir = postern_config::config_dir(args.config.as_deref());
+    let settings = Settings::load(&dir).unwrap_or_else(|e| fail(78, &e.to_string()));
+    let kind = Kind::parse(&args.kind)
+        .unwrap_or_else(|| fail(64, &format!("--kind {:?}: not a kind of report", args.kind)));
+    let id = QueueId::parse(&args.id)
+        .unwrap_or_else(|| fail(64, &format!("{:?} is not a queue id", args.id)));
+    let queue = QueueDir::at(&settings.queue_dir);
+    let bytes =
+        std::fs::read(queue.queue_file(&id)).unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
+    let (envelope, offset) =
+        Envelope::decode(&bytes).unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
+    let records = Records::read(&queue, &id, envelope.recipients.len())
+        .unwrap_or_else(|e| fail(75, &format!("{id}: records: {e}")));
+    let indices: Vec<usize> = args
+        .recipients
+        .split(',')
+        .filter_map(|i| i.trim().parse().ok())
+        .filter(|&i| i < envelope.recipients.len())
+        .collect();
+    if indices.is_empty() {
+        fail(64, "no recipients to report on");
+    }
+    let to = match kind {
+        Kind::Postmaster => format!("postmaster@{}", settings.hostname),
+        _ if envelope.sender.is_empty() => fail(64, "a message from <> gets no report"),
+        _ => envelope.sender.clone(),
+    };
+    let now = report::now();
+    let report_envelope = Envelope {
+        arrival: now,
+        sender: String::new(),
+        recipients: vec![Recipient::new(&to)],
+        report: Some(match kind {
+            Kind::Postmaster => Report::Postmaster,
+            _ => Report::Dsn,
+        }),
+        ..Envelope::default()
+    };
+    let mut writer = queue.begin(&report_envelope).unwrap_or_else(|e| cannot(e));
+    let report_id = writer.id().clone();
+    let message = report::build(&Input {
+        kind,
+        hostname: &settings.hostname,
+        queue_id: id.as_str(),
+        report_id: report_id.as_str(),
+        envelope: &envelope,
+        records: &records,
+        indices: &indices,
+        message: &bytes[offset..],
+        retry_until: Some(envelope.arrival.saturating_add(settings.queue_lifetime)),
+        now,
+        to: &to,
+    });
+    writer.write(&message).unwrap_or_else(|e| cannot(e));
+    let report_id = writer.commit().unwrap_or_else(|e| cannot(e));
+    queue.poke(&report_id);
+    println!("{report_id}");
+}

@@ -1,0 +1,384 @@
+//! What follows a batch's answer: each outcome recorded (a deferral past
+//! the queue lifetime becomes a failure), the next attempt scheduled with
+//! exponential backoff, the reports the outcomes call for queued by
+//! `postern-bounce`, and the message removed once nothing of it is left to
+//! do — every recipient done or failed, and every report queued.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use postern_config::Settings;
+use postern_queue_format::{Envelope, Event, Outcome, QueueDir, QueueId, Records, Report};
+use tracing::{info, warn};
+
+use crate::schedule::{Flight, Scheduler, now};
+
+/// The retry schedule and the reports' clock, from the settings.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub first_retry: u64,
+    pub max_retry: u64,
+    pub lifetime: u64,
+    /// 0: no delay reports.
+    pub delay_warning: u64,
+}
+
+impl Policy {
+    pub fn from(settings: &Settings) -> Policy {
+        Policy {
+            first_retry: settings.retry_interval.max(1),
+            max_retry: settings.max_retry_interval.max(1),
+            lifetime: settings.queue_lifetime,
+            delay_warning: settings.delay_warning,
+        }
+    }
+
+    /// The wait after the `rounds`-th attempt: the first interval, doubled
+    /// each time, at most the cap.
+    pub fn backoff(&self, rounds: usize) -> u64 {
+        let doublings = rounds.saturating_sub(1).min(40) as u32;
+        self.first_retry
+            .saturating_mul(1u64 << doublings)
+            .min(self.max_retry.max(self.first_retry))
+    }
+}
+
+/// The kinds of report `postern-bounce` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Failure,
+    Delay,
+    Success,
+    /// To postmaster: a report that could not be delivered.
+    Postmaster,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Failure => "failure",
+            Kind::Delay => "delay",
+            Kind::Success => "success",
+            Kind::Postmaster => "postmaster",
+        }
+    }
+}
+
+/// The reports a message's records call for at `now`, each with the
+/// recipients it covers. A message from `<>` never gets one, except that a
+/// report Postern made which fails is told to postmaster, once.
+pub fn due_reports(
+    envelope: &Envelope,
+    records: &Records,
+    policy: &Policy,
+    now: u64,
+) -> Vec<(Kind, Vec<usize>)> {
+    let unreported = |want: &dyn Fn(&Outcome) -> bool| -> Vec<usize> {
+        records
+            .outcomes
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| o.as_ref().is_some_and(want) && !records.reported[*i])
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let failed = |o: &Outcome| matches!(o, Outcome::Failed { .. });
+    if envelope.sender.is_empty() {
+        let failures = unreported(&failed);
+        return match envelope.report {
+            Some(Report::Dsn) if !failures.is_empty() => vec![(Kind::Postmaster, failures)],
+            _ => Vec::new(),
+        };
+    }
+    let notify = |i: usize| envelope.recipients[i].notify;
+    let mut due = Vec::new();
+    let failures: Vec<usize> = unreported(&failed)
+        .into_iter()
+        .filter(|&i| notify(i).is_none_or(|n| n.failure))
+        .collect();
+    if !failures.is_empty() {
+        due.push((Kind::Failure, failures));
+    }
+    let successes: Vec<usize> = unreported(&|o| matches!(o, Outcome::Done))
+        .into_iter()
+        .filter(|&i| notify(i).is_some_and(|n| n.success))
+        .collect();
+    if !successes.is_empty() {
+        due.push((Kind::Success, successes));
+    }
+    let late = policy.delay_warning > 0 && now >= envelope.arrival + policy.delay_warning;
+    if late && !records.warned {
+        let delayed: Vec<usize> = records
+            .outcomes
+            .iter()
+            .enumerate()
+            .filter(|(i, o)| {
+                matches!(o, Some(Outcome::Deferred { .. })) && notify(*i).is_none_or(|n| n.delay)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !delayed.is_empty() {
+            due.push((Kind::Delay, delayed));
+        }
+    }
+    due
+}
+
+/// Runs `postern-bounce`, which runs as this process's user.
+pub struct Reporter {
+    pub program: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Reporter {
+    pub fn beside_this_program(config: &Path) -> Reporter {
+        let program = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("postern-bounce")))
+            .unwrap_or_else(|| PathBuf::from("postern-bounce"));
+        Reporter {
+            program,
+            config: config.to_path_buf(),
+        }
+    }
+
+    /// Queues one report; true once it is accepted.
+    fn report(&self, kind: Kind, id: &QueueId, indices: &[usize]) -> bool {
+        let list: Vec<String> = indices.iter().map(usize::to_string).collect();
+        let output = Command::new(&self.program)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--kind", kind.name(), id.as_str(), &list.join(",")])
+            .output();
+        match output {
+            Ok(out) if out.status.success() => {
+                let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                info!("{id}: {} report queued as {report}", kind.name());
+                true
+            }
+            Ok(out) => {
+                warn!(
+                    "{id}: {} report not queued: {}",
+                    kind.name(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                false
+            }
+            Err(e) => {
+                warn!("{id}: cannot run {}: {e}", self.program.display());
+                false
+            }
+        }
+    }
+}
+
+impl Scheduler {
+    /// A batch's answer: outcomes recorded, then each message scheduled
+    /// again or settled.
+    pub fn results(&mut self, tag: &str, lines: &[String]) {
+        let Some(batch) = self.batches.remove(tag) else {
+            return;
+        };
+        for domain in &batch.domains {
+            if let Some(count) = self.domains.get_mut(domain) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        let now = now();
+        let mut lines = lines.iter();
+        for flight in &batch.flights {
+            let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
+            let Some(envelope) = self.envelope_of(&flight.id) else {
+                continue;
+            };
+            let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
+            record(
+                &self.queue,
+                flight,
+                &answers,
+                expired.then_some(self.policy.lifetime),
+            );
+            let id = flight.id.clone();
+            let Ok(records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
+                continue;
+            };
+            if let Some(entry) = self.index.get_mut(&id) {
+                entry.busy = false;
+            }
+            if !records.finished() {
+                let next = now + self.policy.backoff(records.rounds.len());
+                if let Err(e) = Records::note(&self.queue, &id, &[Event::Next(next)]) {
+                    warn!("{id}: cannot record the next attempt: {e}");
+                }
+                if let Some(entry) = self.index.get_mut(&id) {
+                    entry.not_before = Some(next);
+                }
+            }
+            self.settle(&id, &envelope, &records, now);
+        }
+    }
+
+    /// Queues the reports that are due, and removes the message when it
+    /// is finished and nothing is left to report.
+    pub fn settle(&mut self, id: &QueueId, envelope: &Envelope, records: &Records, now: u64) {
+        let mut all_sent = true;
+        for (kind, indices) in due_reports(envelope, records, &self.policy, now) {
+            if !self.reporter.report(kind, id, &indices) {
+                all_sent = false;
+                continue;
+            }
+            let events: Vec<Event> = match kind {
+                Kind::Delay => vec![Event::Warned],
+                _ => indices.iter().map(|&i| Event::Reported(i)).collect(),
+            };
+            if let Err(e) = Records::note(&self.queue, id, &events) {
+                warn!("{id}: cannot record a report: {e}");
+            }
+        }
+        if !records.finished() || !all_sent {
+            return;
+        }
+        match self.queue.finish(id) {
+            Ok(()) => info!("{id}: removed"),
+            Err(e) => warn!("{id}: cannot remove: {e}"),
+        }
+        self.index.remove(id);
+    }
+}
+
+/// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
+/// a deferral. After `lifetime` (when the message is that old) a deferral
+/// is a failure that keeps its status.
+fn record(queue: &QueueDir, flight: &Flight, lines: &[&String], lifetime: Option<u64>) {
+    let mut events = Vec::new();
+    for (position, index) in flight.indices.iter().enumerate() {
+        let line = lines.get(position).map(|l| l.as_str()).unwrap_or("");
+        let mut fields = line.splitn(3, '\t');
+        let (_, exit, status) = (
+            fields.next(),
+            fields.next(),
+            fields.next().unwrap_or("4.3.0 no answer from the delivery"),
+        );
+        let outcome = match (exit, lifetime) {
+            (Some("0"), _) => Outcome::Done,
+            (Some("75") | None, None) => Outcome::Deferred {
+                status: status.to_string(),
+            },
+            (Some("75") | None, Some(lifetime)) => Outcome::Failed {
+                status: format!(
+                    "{status} (gave up: still failing after {} in the queue)",
+                    span(lifetime)
+                ),
+            },
+            (Some(_), _) => Outcome::Failed {
+                status: status.to_string(),
+            },
+        };
+        events.push(Event::Outcome(*index, outcome));
+    }
+    if let Err(e) = Records::note(queue, &flight.id, &events) {
+        warn!("{}: cannot record an outcome: {e}", flight.id);
+    }
+}
+
+/// A duration as people say it: `5 days`, `4 hours`, `90 seconds`.
+pub fn span(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s >= 86400 && s % 86400 == 0 => (s / 86400, "day"),
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postern_queue_format::{Notify, Recipient};
+
+    fn policy() -> Policy {
+        Policy {
+            first_retry: 300,
+            max_retry: 3600,
+            lifetime: 5 * 86400,
+            delay_warning: 4 * 3600,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=6).map(|r| policy().backoff(r)).collect();
+        assert_eq!(waits, [300, 600, 1200, 2400, 3600, 3600]);
+        assert_eq!(policy().backoff(500), 3600);
+    }
+
+    fn envelope(sender: &str, notify: &[Option<&str>]) -> Envelope {
+        Envelope {
+            arrival: 1000,
+            sender: sender.into(),
+            recipients: notify
+                .iter()
+                .enumerate()
+                .map(|(i, n)| Recipient {
+                    address: format!("r{i}@x.test"),
+                    notify: n.and_then(Notify::parse),
+                    orcpt: None,
+                })
+                .collect(),
+            ..Envelope::default()
+        }
+    }
+
+    #[test]
+    fn which_reports_are_due() {
+        let records = Records::parse(
+            "fail 0 5.1.1 unknown\nfail 1 5.1.1 unknown\ndone 2\ndefer 3 4.2.2 full\n",
+            4,
+        );
+        let e = envelope("a@b.test", &[None, Some("NEVER"), Some("SUCCESS"), None]);
+        let early = due_reports(&e, &records, &policy(), 1000 + 60);
+        assert_eq!(early, [(Kind::Failure, vec![0]), (Kind::Success, vec![2])]);
+        let late = due_reports(&e, &records, &policy(), 1000 + 4 * 3600);
+        assert_eq!(late[2], (Kind::Delay, vec![3]));
+        // Reported and warned: nothing more.
+        let done = Records::parse(
+            "fail 0 5.1.1 x\nfail 1 5.1.1 x\ndone 2\ndefer 3 4.2.2 full\nreported 0\nreported 2\nwarned\n",
+            4,
+        );
+        assert!(due_reports(&e, &done, &policy(), 1000 + 4 * 3600).is_empty());
+        // No delay reports when they are off.
+        let off = Policy {
+            delay_warning: 0,
+            ..policy()
+        };
+        assert_eq!(due_reports(&e, &records, &off, u64::MAX / 2).len(), 2);
+    }
+
+    #[test]
+    fn null_senders_get_nothing_but_a_failed_report_tells_postmaster() {
+        let records = Records::parse("fail 0 5.1.1 unknown\n", 1);
+        let bounce = envelope("", &[None]);
+        assert!(due_reports(&bounce, &records, &policy(), 2000).is_empty());
+        let report = Envelope {
+            report: Some(Report::Dsn),
+            ..envelope("", &[None])
+        };
+        assert_eq!(
+            due_reports(&report, &records, &policy(), 2000),
+            [(Kind::Postmaster, vec![0])]
+        );
+        let notice = Envelope {
+            report: Some(Report::Postmaster),
+            ..envelope("", &[None])
+        };
+        assert!(due_reports(&notice, &records, &policy(), 2000).is_empty());
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(span(5 * 86400), "5 days");
+        assert_eq!(span(3600), "1 hour");
+        assert_eq!(span(90), "90 seconds");
+    }
+}
