@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 60
 # what make install installs.
 TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-inject postern-local postern-lspawn postern-queue
+PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue
 # Programs installed setgid postern, and the names they also answer to.
 SETGID_PROGRAMS = postern-inject
 INJECT_LINKS = sendmail mailq

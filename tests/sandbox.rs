@@ -70,6 +70,27 @@ pub fn stop(mut up: Up) {
     }
 }
 
+/// A test that fails before `stop` still ends the suite it started:
+/// SIGTERM, then SIGKILL if it lingers.
+impl Drop for Up {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        // SAFETY: kill(2) on the child we started, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 fn banner_value(up: &Up, key: &str) -> String {
     let line = up
         .banner

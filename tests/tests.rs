@@ -5,6 +5,7 @@ mod util;
 
 mod admin;
 mod batch;
+mod bounces;
 mod crash;
 mod dovecot_passwords;
 mod inject;
