@@ -26,7 +26,7 @@ PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local pos
 # Programs installed setgid postern, and the names they also answer to.
 SETGID_PROGRAMS = postern-inject
 INJECT_LINKS = sendmail mailq
-SAMPLE_CONFIG = postern.toml domains aliases accounts
+SAMPLE_CONFIG = postern.toml domains aliases accounts masquerade
 UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket))
 MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.

@@ -417,7 +417,8 @@ fn the_retry_schedule_backs_off_and_survives_a_restart() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let records = loop {
         let (_, records) = next_attempt(&s);
-        if records.rounds.len() >= 3 {
+        // The third attempt's outcome is in once `next` follows it.
+        if records.rounds.len() >= 3 && records.next.is_some_and(|n| n > records.rounds[2]) {
             break records;
         }
         assert!(Instant::now() < deadline, "{records:?}");
@@ -425,11 +426,13 @@ fn the_retry_schedule_backs_off_and_survives_a_restart() {
     };
     let gaps: Vec<u64> = records.rounds.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
-        (2..=3).contains(&gaps[0]) && (4..=5).contains(&gaps[1]),
+        (2..=4).contains(&gaps[0]) && (4..=6).contains(&gaps[1]),
         "{gaps:?}"
     );
     let next = records.next.unwrap();
-    assert_eq!(next - records.rounds[2], 8, "{records:?}");
+    // 8 seconds after the third attempt's end (which may fall a second
+    // after its start on a busy machine).
+    assert!((8..=10).contains(&(next - records.rounds[2])), "{records:?}");
     let listing = mailq(&s.etc());
     assert!(listing.contains("(next attempt "), "{listing}");
     assert!(listing.contains("deferred: 4.2.2"), "{listing}");

@@ -70,7 +70,13 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
         );
     }
     let etc = d.join("etc/postern");
-    for sample in ["postern.toml", "domains", "aliases", "accounts"] {
+    for sample in [
+        "postern.toml",
+        "domains",
+        "aliases",
+        "accounts",
+        "masquerade",
+    ] {
         assert!(etc.join(sample).is_file(), "{sample}");
         assert!(
             d.join("usr/local/share/postern")

@@ -3,6 +3,7 @@
 //! target, each run as the user, and root's mail.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -527,4 +528,100 @@ fn a_forward_to_an_address_delivers_through_the_queue() {
     assert!(text.contains("\nSubject: passed on\n"), "{text}");
     assert!(text.ends_with("\n\nbody\n"), "{text}");
     assert!(messages(&user.home.join("Maildir")).is_empty());
+}
+
+#[test]
+fn masquerading_rewrites_one_users_mail_as_mutt_sends_it() {
+    if skip_unless_root("masquerading_rewrites_one_users_mail_as_mutt_sends_it") {
+        return;
+    }
+    let s = Setup::new();
+    let alice = TestUser::new(&s, "ma");
+    let bob = TestUser::new(&s, "mb");
+    let outward = format!("{}@her-domain.example", alice.name);
+    let out = Command::new(crate::util::program("postern-admin"))
+        .arg("--config")
+        .arg(&s.etc)
+        .args(["masquerade", "set", &alice.name, &outward])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both users may write the queue here (installed, postern-inject is
+    // setgid postern instead).
+    for sub in ["tmp", "queue"] {
+        std::fs::set_permissions(s.queue().join(sub), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+    }
+    let sendmail = format!(
+        "{} --config {}",
+        crate::util::program("postern-inject").display(),
+        s.etc.display()
+    );
+    let body = s.path().join("body");
+    std::fs::write(&body, "hello from the shell\n").unwrap();
+    std::fs::set_permissions(&body, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for user in [&alice, &bob] {
+        let out = Command::new("mutt")
+            .uid(user.uid)
+            .gid(user.uid)
+            .env("HOME", &user.home)
+            .args(["-n", "-F", "/dev/null"])
+            .args(["-e", &format!("set sendmail=\"{sendmail}\"")])
+            .args(["-e", &format!("set hostname={HOST}")])
+            .args(["-e", &format!("set realname=\"{}\"", user.name)])
+            .args(["-e", "set use_envelope_from=yes"])
+            .args(["-s", "from the shell", "friend@example.org"])
+            .stdin(std::fs::File::open(&body).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mutt as {}: {}",
+            user.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let queued = s.queued();
+    assert_eq!(queued.len(), 2);
+    let find = |name: &str| {
+        queued
+            .iter()
+            .find(|(_, data)| String::from_utf8_lossy(data).contains(&format!("From: {name} <")))
+            .unwrap_or_else(|| panic!("no message from {name}"))
+    };
+    // alice: envelope and From rewritten, nothing of the shell address left
+    // in either, and no trace field (the rewrite is the admin's).
+    let (envelope, data) = find(&alice.name);
+    let text = String::from_utf8_lossy(data);
+    assert_eq!(envelope.sender, outward);
+    assert!(
+        text.contains(&format!("\nFrom: {} <{outward}>\n", alice.name)),
+        "{text}"
+    );
+    assert!(!text.contains("X-Authenticated-Sender"), "{text}");
+    assert!(text.ends_with("\n\nhello from the shell\n"));
+    // bob: untouched.
+    let (envelope, data) = find(&bob.name);
+    let text = String::from_utf8_lossy(data);
+    assert_eq!(envelope.sender, bob.address());
+    assert!(
+        text.contains(&format!("\nFrom: {} <{}>\n", bob.name, bob.address())),
+        "{text}"
+    );
+    // explain shows the rule.
+    let out = Command::new(crate::util::program("postern-admin"))
+        .arg("--config")
+        .arg(&s.etc)
+        .args(["explain", &alice.address()])
+        .output()
+        .unwrap();
+    let explained = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        explained.contains(&format!("goes out as {outward} (")),
+        "{explained}"
+    );
 }

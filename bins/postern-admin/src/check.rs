@@ -14,7 +14,14 @@ pub fn run(dir: &Path) -> i32 {
             return crate::EXIT_CONFIG;
         }
     };
-    for error in &config.maps.errors {
+    let masquerade_errors = match postern_config::Masquerade::load(dir) {
+        Ok((_, errors)) => errors,
+        Err(e) => {
+            eprintln!("{e}");
+            return crate::EXIT_CONFIG;
+        }
+    };
+    for error in config.maps.errors.iter().chain(&masquerade_errors) {
         println!("{error}");
     }
     let warnings = warnings(&config);
@@ -25,13 +32,17 @@ pub fn run(dir: &Path) -> i32 {
     println!(
         "{}: {} errors, {} warnings; {} domains, {} mailboxes, {} aliases",
         dir.display(),
-        maps.errors.len(),
+        maps.errors.len() + masquerade_errors.len(),
         warnings.len(),
         maps.domains.iter().count(),
         maps.accounts.len(),
         maps.aliases.iter().count()
     );
-    if maps.errors.is_empty() { 0 } else { 1 }
+    if maps.errors.is_empty() && masquerade_errors.is_empty() {
+        0
+    } else {
+        1
+    }
 }
 
 fn warnings(config: &Config) -> Vec<String> {

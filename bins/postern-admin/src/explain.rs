@@ -29,6 +29,21 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
             }
         }
     }
+    // What the address's own mail goes out as, when its user submits it.
+    let (masquerade, _) = postern_config::Masquerade::load(dir)?;
+    // A login name's rule is for the user's own address at the host's name.
+    let user = if address.domain() == config.settings.hostname {
+        address.local()
+    } else {
+        ""
+    };
+    if let Some((new, line)) = masquerade.lookup(user, &address) {
+        out.push(format!(
+            "mail {address} submits goes out as {new} ({}:{line})",
+            dir.join(postern_config::masquerade::MASQUERADE_FILE)
+                .display()
+        ));
+    }
     Ok(out.join("\n"))
 }
 

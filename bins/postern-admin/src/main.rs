@@ -19,6 +19,7 @@ mod domain;
 mod explain;
 mod mailbox;
 mod maps;
+mod masquerade;
 mod password;
 
 use std::path::PathBuf;
@@ -60,9 +61,24 @@ enum Command {
     /// Forwarding of an address elsewhere
     #[command(subcommand)]
     Forward(ForwardCommand),
+    /// What the mail a local user submits goes out as
+    #[command(subcommand)]
+    Masquerade(MasqueradeCommand),
     /// Credentials
     #[command(subcommand)]
     Auth(AuthCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum MasqueradeCommand {
+    /// Rewrite KEY (a login name, an address, or @domain) to TARGET (an
+    /// address, or @domain for a @domain key) in submitted mail's sender
+    /// and From:
+    Set { key: String, target: String },
+    /// Stop rewriting KEY
+    Del { key: String },
+    /// Show the rules
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,6 +250,11 @@ fn main() {
             keep_copy,
         }) => alias::forward_set(dir, &address, &targets, keep_copy),
         Command::Forward(ForwardCommand::Del { address }) => alias::del(dir, &address, &[]),
+        Command::Masquerade(MasqueradeCommand::Set { key, target }) => {
+            masquerade::set(dir, &key, &target)
+        }
+        Command::Masquerade(MasqueradeCommand::Del { key }) => masquerade::del(dir, &key),
+        Command::Masquerade(MasqueradeCommand::List) => masquerade::list(dir),
     };
     match result {
         Ok(message) => {

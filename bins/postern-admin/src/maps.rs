@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use postern_config::edit::{MapKind, MapText, edit_map};
-use postern_config::{Accounts, Aliases, Config, Domains};
+use postern_config::{Accounts, Aliases, Config, Domains, Masquerade};
 
 pub fn load(dir: &Path) -> anyhow::Result<Config> {
     Ok(Config::load(dir)?)
@@ -16,6 +16,7 @@ pub fn path_of(dir: &Path, kind: MapKind) -> PathBuf {
         MapKind::Domains => "domains",
         MapKind::Accounts => "accounts",
         MapKind::Aliases => "aliases",
+        MapKind::Masquerade => postern_config::masquerade::MASQUERADE_FILE,
     })
 }
 
@@ -57,6 +58,7 @@ fn line_errors(path: &Path, kind: MapKind, text: &str) -> Vec<String> {
         MapKind::Domains => drop(Domains::parse(path, text, &mut errors)),
         MapKind::Accounts => drop(Accounts::parse(path, text, &mut errors)),
         MapKind::Aliases => drop(Aliases::parse(path, text, &mut errors)),
+        MapKind::Masquerade => drop(Masquerade::parse(path, text, &mut errors)),
     }
     errors.into_iter().map(|e| e.to_string()).collect()
 }

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
-use postern_config::{Address, Settings};
+use postern_config::{Address, Masquerade, Settings};
 use postern_queue_format::{Envelope, Notify, QueueDir, QueueId, Recipient, Ret};
 
 use crate::args::Invocation;
@@ -55,6 +55,8 @@ pub struct Submitter {
     user: Option<postern_privilege::SystemUser>,
     login: String,
     own_address: String,
+    /// What the user's own address goes out as (the masquerade map).
+    outward_address: String,
 }
 
 impl Submitter {
@@ -69,12 +71,23 @@ impl Submitter {
             .unwrap_or_else(|| uid.to_string());
         let own_address = qualify(&login, &settings.hostname)
             .unwrap_or_else(|_| format!("{uid}@{}", settings.hostname));
+        // A bad line is skipped (`postern-admin check` names it); a map that
+        // cannot be read stops the submission rather than give the user's
+        // real address away.
+        let (masquerade, _) =
+            Masquerade::load(dir).map_err(|e| refuse(EX_CONFIG, e.to_string()))?;
+        let outward_address = Address::parse(&own_address)
+            .ok()
+            .and_then(|address| masquerade.lookup(&login, &address))
+            .map(|(address, _)| address.to_string())
+            .unwrap_or_else(|| own_address.clone());
         Ok(Submitter {
             settings,
             uid,
             user,
             login,
             own_address,
+            outward_address,
         })
     }
 
@@ -140,13 +153,20 @@ impl Submitter {
 
         let settings = &self.settings;
         let own_address = &self.own_address;
+        let outward = &self.outward_address;
         let trusted = TRUSTED.contains(&self.login.as_str());
         let sender = match submission.sender {
-            None => own_address.clone(),
+            None => outward.clone(),
             Some("") | Some("<>") => String::new(),
             Some(given) => qualify(given, &settings.hostname).map_err(|why| {
                 refuse(EX_DATAERR, format!("bad sender address {given:?}: {why}"))
             })?,
+        };
+        // The user's own address, given with -f, goes out masqueraded too.
+        let sender = if sender.eq_ignore_ascii_case(own_address) {
+            outward.clone()
+        } else {
+            sender
         };
 
         let now = SystemTime::now();
@@ -181,7 +201,7 @@ impl Submitter {
             "Received: by {} (Postern, from userid {})\n\tid {id}; {date}\n",
             settings.hostname, self.uid
         )];
-        if sender != *own_address && !trusted {
+        if sender != *own_address && sender != *outward && !trusted {
             // The sender was chosen, not proven: say who chose it.
             added.push(format!("X-Authenticated-Sender: {own_address}\n"));
         }
@@ -193,6 +213,9 @@ impl Submitter {
                 .fields
                 .push(format!("Message-ID: <{id}@{}>\n", settings.hostname));
         }
+        if outward != own_address {
+            message.replace_address("From", own_address, outward);
+        }
         if !message.has("From") {
             let name = submission.full_name.map(str::to_string).or_else(|| {
                 self.user
@@ -201,8 +224,8 @@ impl Submitter {
                     .filter(|n| !n.is_empty())
             });
             message.fields.push(match name {
-                Some(name) => format!("From: {} <{own_address}>\n", display_name(&name)),
-                None => format!("From: {own_address}\n"),
+                Some(name) => format!("From: {} <{outward}>\n", display_name(&name)),
+                None => format!("From: {outward}\n"),
             });
         }
         // A writer dropped on error removes its tmp/ file: nothing

@@ -67,6 +67,38 @@ impl Message {
             .collect()
     }
 
+    /// Replaces the address `old` (any case) with `new` in every field
+    /// `name`, where it stands as a whole address: display names and
+    /// other addresses stay as they are.
+    pub fn replace_address(&mut self, name: &str, old: &str, new: &str) {
+        let old = old.to_ascii_lowercase();
+        for field in &mut self.fields {
+            if !field_name(field).eq_ignore_ascii_case(name) {
+                continue;
+            }
+            let lower = field.to_ascii_lowercase();
+            let mut out = String::with_capacity(field.len());
+            let mut from = 0;
+            let mut search = 0;
+            while let Some(found) = lower[search..].find(&old) {
+                let start = search + found;
+                let end = start + old.len();
+                let boundary =
+                    |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || "<>,:;\"".contains(c));
+                if boundary(lower[..start].chars().next_back())
+                    && boundary(lower[end..].chars().next())
+                {
+                    out.push_str(&field[from..start]);
+                    out.push_str(new);
+                    from = end;
+                }
+                search = end;
+            }
+            out.push_str(&field[from..]);
+            *field = out;
+        }
+    }
+
     pub fn remove(&mut self, name: &str) {
         self.fields
             .retain(|f| !field_name(f).eq_ignore_ascii_case(name));
@@ -123,6 +155,20 @@ pub fn normalize(data: Vec<u8>, ignore_dots: bool) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_is_replaced_where_it_stands_whole() {
+        let mut m = Message::parse(
+            b"From: Alice <Alice@Shell.Test>, xalice@shell.test\nTo: alice@shell.test\n\nalice@shell.test\n",
+        );
+        m.replace_address("from", "alice@shell.test", "alice@her.example");
+        assert_eq!(
+            m.fields[0],
+            "From: Alice <alice@her.example>, xalice@shell.test\n"
+        );
+        assert_eq!(m.fields[1], "To: alice@shell.test\n");
+        assert_eq!(m.body, b"alice@shell.test\n");
+    }
 
     #[test]
     fn splits_header_and_body_and_keeps_the_body() {

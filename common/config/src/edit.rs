@@ -14,12 +14,26 @@ use std::path::Path;
 /// Maps hold secrets (the accounts file) or routing: private by default.
 const NEW_MAP_MODE: u32 = 0o600;
 
+/// The masquerade map is read by `postern-inject`, run by every user; it
+/// tells nothing their mail would not show.
+const NEW_PUBLIC_MAP_MODE: u32 = 0o644;
+
+impl MapKind {
+    fn new_mode(self) -> u32 {
+        match self {
+            MapKind::Masquerade => NEW_PUBLIC_MAP_MODE,
+            MapKind::Domains | MapKind::Accounts | MapKind::Aliases => NEW_MAP_MODE,
+        }
+    }
+}
+
 /// Which map a text is, for finding its entries' keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MapKind {
     Domains,
     Accounts,
     Aliases,
+    Masquerade,
 }
 
 /// A map's text as lines, edited entry by entry. Lines that are not
@@ -53,7 +67,7 @@ impl MapText {
         let lines: Vec<&str> = self.lines.iter().map(String::as_str).collect();
         let ranges: Vec<Range<usize>> = match self.kind {
             MapKind::Aliases => crate::aliases::entry_ranges(&lines),
-            MapKind::Domains | MapKind::Accounts => lines
+            MapKind::Domains | MapKind::Accounts | MapKind::Masquerade => lines
                 .iter()
                 .enumerate()
                 .filter(|(_, l)| {
@@ -73,7 +87,9 @@ impl MapText {
                         let word = first.split_whitespace().next()?.to_lowercase();
                         word.strip_suffix('.').map(str::to_string).unwrap_or(word)
                     }
-                    MapKind::Accounts => first.split(':').next()?.trim().to_lowercase(),
+                    MapKind::Accounts | MapKind::Masquerade => {
+                        first.split(':').next()?.trim().to_lowercase()
+                    }
                 };
                 Some((key, range))
             })
@@ -165,7 +181,7 @@ pub fn edit_map<T>(
     let result = change(&mut map)?;
     let text = map.text();
     if text != current {
-        replace(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        replace(path, &text, kind.new_mode()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     drop(lock);
     Ok(result)
@@ -189,7 +205,7 @@ fn lock_for(path: &Path) -> Result<File, String> {
     Ok(lock)
 }
 
-fn replace(path: &Path, text: &str) -> io::Result<()> {
+fn replace(path: &Path, text: &str, mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -201,7 +217,7 @@ fn replace(path: &Path, text: &str) -> io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(NEW_MAP_MODE)
+            .mode(mode)
             .open(&tmp)?;
         if let Some(meta) = &existing {
             std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))?;
