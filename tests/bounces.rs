@@ -432,7 +432,10 @@ fn the_retry_schedule_backs_off_and_survives_a_restart() {
     let next = records.next.unwrap();
     // 8 seconds after the third attempt's end (which may fall a second
     // after its start on a busy machine).
-    assert!((8..=10).contains(&(next - records.rounds[2])), "{records:?}");
+    assert!(
+        (8..=10).contains(&(next - records.rounds[2])),
+        "{records:?}"
+    );
     let listing = mailq(&s.etc());
     assert!(listing.contains("(next attempt "), "{listing}");
     assert!(listing.contains("deferred: 4.2.2"), "{listing}");
@@ -525,5 +528,41 @@ fn hold_release_delete_and_stats() {
     wait_for(&s.maildir("full@example.test"), 1);
     s.wait_until_empty();
     assert!(messages(&s.maildir("sender@example.test")).is_empty());
+    s.stop();
+}
+
+#[test]
+fn ret_hdrs_returns_the_header_only() {
+    let s = Sandbox::new("", &[("sender@example.test", None)]).start();
+    s.sendmail(
+        &[
+            "-f",
+            "sender@example.test",
+            "-R",
+            "hdrs",
+            "-V",
+            "tracking-7",
+            "nobody@example.test",
+        ],
+        ORIGINAL,
+    );
+    let inbox = s.maildir("sender@example.test");
+    wait_for(&inbox, 1);
+    s.wait_until_empty();
+    let reports = files(&inbox);
+    assert_eq!(
+        read_report(&reports[0]),
+        "failed 5.1.1 rfc822; nobody@example.test\nreturned: the original\n"
+    );
+    let text = std::fs::read_to_string(&reports[0]).unwrap();
+    assert!(
+        text.contains("Content-Type: text/rfc822-headers\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nOriginal-Envelope-Id: tracking-7\n"),
+        "{text}"
+    );
+    assert!(!text.contains("\nhello\n"), "the body came back: {text}");
     s.stop();
 }

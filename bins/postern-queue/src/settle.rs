@@ -189,6 +189,8 @@ impl Scheduler {
         for flight in &batch.flights {
             let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
             let Some(envelope) = self.envelope_of(&flight.id) else {
+                // Gone while it was delivered: nothing left to do.
+                self.index.remove(&flight.id);
                 continue;
             };
             let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);

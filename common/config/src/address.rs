@@ -120,8 +120,11 @@ pub(crate) fn valid_domain(domain: &str) -> bool {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':'));
     }
+    // A trailing dot (the root) is stripped by the callers; one left over
+    // would be an empty label, and the address would change on each parse.
     !domain.is_empty()
         && !domain.starts_with('.')
+        && !domain.ends_with('.')
         && !domain.contains("..")
         && domain
             .chars()
@@ -137,6 +140,22 @@ impl fmt::Display for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_trailing_dot_goes_two_are_refused() {
+        assert_eq!(
+            Address::parse("a@b.example.").unwrap().to_string(),
+            "a@b.example"
+        );
+        assert_eq!(
+            Address::parse("a@b.example.."),
+            Err(AddressError::BadDomain)
+        );
+        assert_eq!(
+            Address::new("a", "b.example.."),
+            Err(AddressError::BadDomain)
+        );
+    }
 
     #[test]
     fn parses_and_lowercases() {
