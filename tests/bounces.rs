@@ -223,6 +223,24 @@ fn files(maildir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A running sandbox with a mailbox `sender@` and a mailbox `full@` whose
+/// 1 KiB quota no message of `big()` fits.
+fn over_quota(settings: &str) -> Sandbox {
+    Sandbox::new(
+        settings,
+        &[
+            ("sender@example.test", None),
+            ("full@example.test", Some("1K")),
+        ],
+    )
+    .start()
+}
+
+/// The original message, grown past 4 KiB.
+fn big() -> Vec<u8> {
+    [ORIGINAL, &vec![b'x'; 4096], b"\n"].concat()
+}
+
 const ORIGINAL: &[u8] = b"Subject: the original\nFrom: sender@example.test\n\nhello\n";
 
 #[test]
@@ -323,15 +341,8 @@ fn notify_success_reports_the_delivery() {
 
 #[test]
 fn over_quota_until_the_queue_lifetime_ends_in_a_failure_report() {
-    let s = Sandbox::new(
-        "",
-        &[
-            ("sender@example.test", None),
-            ("full@example.test", Some("1K")),
-        ],
-    )
-    .start();
-    let big = [ORIGINAL, &vec![b'x'; 4096], b"\n"].concat();
+    let s = over_quota("");
+    let big = big();
     // Six days in the queue, past the lifetime of five.
     s.queue_aged(
         "sender@example.test",
@@ -358,15 +369,8 @@ fn over_quota_until_the_queue_lifetime_ends_in_a_failure_report() {
 
 #[test]
 fn a_delay_is_reported_once_and_then_the_message_is_delivered() {
-    let s = Sandbox::new(
-        "retry_interval = \"1h\"\n",
-        &[
-            ("sender@example.test", None),
-            ("full@example.test", Some("1K")),
-        ],
-    )
-    .start();
-    let big = [ORIGINAL, &vec![b'x'; 4096], b"\n"].concat();
+    let s = over_quota("retry_interval = \"1h\"\n");
+    let big = big();
     // Five hours in the queue: past the delay warning of four.
     s.queue_aged(
         "sender@example.test",
@@ -403,15 +407,10 @@ fn next_attempt(s: &Sandbox) -> (postern_queue_format::QueueId, Records) {
 
 #[test]
 fn the_retry_schedule_backs_off_and_survives_a_restart() {
-    let s = Sandbox::new(
-        "retry_interval = 2\nmax_retry_interval = \"1h\"\n",
-        &[("full@example.test", Some("1K"))],
-    )
-    .start();
-    let big = [ORIGINAL, &vec![b'x'; 4096], b"\n"].concat();
+    let s = over_quota("retry_interval = 2\nmax_retry_interval = \"1h\"\n");
     submit(
         &s.etc(),
-        &[b"To: full@example.test\n".as_slice(), &big].concat(),
+        &[b"To: full@example.test\n".as_slice(), &big()].concat(),
     );
     // Attempts at 0, 2 and 2 + 4 seconds: each wait twice the one before.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -480,15 +479,8 @@ fn now() -> u64 {
 
 #[test]
 fn hold_release_delete_and_stats() {
-    let s = Sandbox::new(
-        "retry_interval = \"1h\"\n",
-        &[
-            ("sender@example.test", None),
-            ("full@example.test", Some("1K")),
-        ],
-    )
-    .start();
-    let big = [ORIGINAL, &vec![b'x'; 4096], b"\n"].concat();
+    let s = over_quota("retry_interval = \"1h\"\n");
+    let big = big();
     s.sendmail(&["-f", "sender@example.test", "full@example.test"], &big);
     s.wait_for_listing("deferred: 4.2.2");
     s.sendmail(&["-f", "sender@example.test", "full@example.test"], &big);

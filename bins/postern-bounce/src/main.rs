@@ -15,9 +15,11 @@ mod report;
 use std::path::PathBuf;
 
 use postern_config::Settings;
-use postern_queue_format::{Envelope, QueueDir, QueueId, Recipient, Records, Report};
+use postern_queue_format::{
+    Envelope, QueueDir, QueueId, Recipient, Records, Report, ReportKind as Kind,
+};
 
-use report::{Input, Kind};
+use report::Input;
 
 /// Make and queue a delivery status report (run by postern-queue).
 #[derive(clap::Parser, Debug)]

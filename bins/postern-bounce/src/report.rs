@@ -6,29 +6,15 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postern_queue_format::{Envelope, Outcome, Records, Ret};
+use postern_queue_format::{Envelope, Outcome, Records, ReportKind as Kind, Ret};
 
-/// What the report is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Failure,
-    Delay,
-    Success,
-    /// A report that could not be delivered, told to postmaster.
-    Postmaster,
+/// What the report is about (the queue's `ReportKind`), in words.
+trait Wording {
+    fn subject(self) -> &'static str;
+    fn action(self) -> &'static str;
 }
 
-impl Kind {
-    pub fn parse(text: &str) -> Option<Kind> {
-        match text {
-            "failure" => Some(Kind::Failure),
-            "delay" => Some(Kind::Delay),
-            "success" => Some(Kind::Success),
-            "postmaster" => Some(Kind::Postmaster),
-            _ => None,
-        }
-    }
-
+impl Wording for Kind {
     fn subject(self) -> &'static str {
         match self {
             Kind::Failure => "Undelivered Mail Returned to Sender",
@@ -178,12 +164,7 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
         let Some(recipient) = envelope.recipients.get(index) else {
             continue;
         };
-        let status = match records.outcomes.get(index).cloned().flatten() {
-            Some(Outcome::Failed { status }) | Some(Outcome::Deferred { status }) => status,
-            Some(Outcome::Done) => "2.0.0 delivered".to_string(),
-            None => "4.0.0 not yet tried".to_string(),
-        };
-        let (code, text) = split_status(&status, kind);
+        let (code, text) = split_status(&status_of(records, index), kind);
         out.push('\n');
         let _ = writeln!(out, "Final-Recipient: rfc822; {}", recipient.address);
         if let Some(orcpt) = &recipient.orcpt {
@@ -264,13 +245,19 @@ fn explanation(input: &Input<'_>) -> String {
         let Some(recipient) = envelope.recipients.get(index) else {
             continue;
         };
-        let status = match records.outcomes.get(index).cloned().flatten() {
-            Some(Outcome::Failed { status }) | Some(Outcome::Deferred { status }) => status,
-            _ => "delivered".to_string(),
-        };
+        let status = status_of(records, index);
         let _ = writeln!(text, "<{}>: {}", recipient.address, one_line(&status));
     }
     text
+}
+
+/// A recipient's last status, with its code.
+fn status_of(records: &Records, index: usize) -> String {
+    match records.outcomes.get(index).cloned().flatten() {
+        Some(Outcome::Failed { status }) | Some(Outcome::Deferred { status }) => status,
+        Some(Outcome::Done) => "2.0.0 delivered".to_string(),
+        None => "4.0.0 not yet tried".to_string(),
+    }
 }
 
 fn one_line(text: &str) -> String {

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use postern_config::Settings;
-use postern_queue_format::{Envelope, Event, Outcome, QueueDir, QueueId, Records, Report};
+use postern_queue_format::{
+    Envelope, Event, Outcome, QueueDir, QueueId, Records, Report, ReportKind as Kind,
+};
 use tracing::{info, warn};
 
 use crate::schedule::{Flight, Scheduler, now};
@@ -40,27 +42,6 @@ impl Policy {
         self.first_retry
             .saturating_mul(1u64 << doublings)
             .min(self.max_retry.max(self.first_retry))
-    }
-}
-
-/// The kinds of report `postern-bounce` makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Failure,
-    Delay,
-    Success,
-    /// To postmaster: a report that could not be delivered.
-    Postmaster,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Failure => "failure",
-            Kind::Delay => "delay",
-            Kind::Success => "success",
-            Kind::Postmaster => "postmaster",
-        }
     }
 }
 

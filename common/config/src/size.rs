@@ -7,15 +7,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// Like [`parse_size`], but a bare number counts in `unit` bytes (Dovecot's
 /// `storage=` is in kilobytes unless a suffix says otherwise).
 pub(crate) fn parse_size_with_unit(text: &str, unit: u64) -> Option<u64> {
-    let text = text.trim();
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    if digits_end == 0 {
-        return None;
-    }
-    let number: u64 = text[..digits_end].parse().ok()?;
-    let suffix = text[digits_end..].trim().to_ascii_lowercase();
+    let (number, suffix) = number_and_suffix(text)?;
+    let suffix = suffix.to_ascii_lowercase();
     let suffix = suffix
         .strip_suffix('b')
         .filter(|s| !s.is_empty())
@@ -52,8 +45,8 @@ mod tests {
     }
 }
 
-/// Reads a duration in seconds: `300`, `90s`, `20m`, `4h` or `5d`.
-pub fn parse_duration(text: &str) -> Option<u64> {
+/// The leading digits of `text` as a number, and the trimmed rest.
+fn number_and_suffix(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
@@ -61,8 +54,13 @@ pub fn parse_duration(text: &str) -> Option<u64> {
     if digits_end == 0 {
         return None;
     }
-    let number: u64 = text[..digits_end].parse().ok()?;
-    let multiplier: u64 = match text[digits_end..].trim() {
+    Some((text[..digits_end].parse().ok()?, text[digits_end..].trim()))
+}
+
+/// Reads a duration in seconds: `300`, `90s`, `20m`, `4h` or `5d`.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let (number, suffix) = number_and_suffix(text)?;
+    let multiplier: u64 = match suffix {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,

@@ -68,6 +68,39 @@ impl Recipient {
     }
 }
 
+/// The kinds of delivery status report: what the queue manager asks
+/// `postern-bounce` for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportKind {
+    Failure,
+    Delay,
+    Success,
+    /// To postmaster: a report that could not be delivered.
+    Postmaster,
+}
+
+impl ReportKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReportKind::Failure => "failure",
+            ReportKind::Delay => "delay",
+            ReportKind::Success => "success",
+            ReportKind::Postmaster => "postmaster",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ReportKind> {
+        [
+            ReportKind::Failure,
+            ReportKind::Delay,
+            ReportKind::Success,
+            ReportKind::Postmaster,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == text)
+    }
+}
+
 /// What a failure report returns of the message (DSN's RET).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ret {

@@ -9,7 +9,7 @@ mod listing;
 mod records;
 mod writer;
 
-pub use envelope::{Envelope, EnvelopeError, Notify, Recipient, Report, Ret};
+pub use envelope::{Envelope, EnvelopeError, Notify, Recipient, Report, ReportKind, Ret};
 pub use id::QueueId;
 pub use listing::{list, stats};
 pub use records::{Event, Outcome, Records};
