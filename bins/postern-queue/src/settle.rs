@@ -218,7 +218,16 @@ impl Scheduler {
                 warn!("{id}: cannot record a report: {e}");
             }
         }
-        if !records.finished() || !all_sent {
+        if !all_sent {
+            // postern-bounce failed (a full disk, say): try again later,
+            // not at every turn of the loop.
+            if let Some(entry) = self.index.get_mut(id) {
+                let later = now + self.policy.first_retry;
+                entry.not_before = Some(entry.not_before.map_or(later, |t| t.max(later)));
+            }
+            return;
+        }
+        if !records.finished() {
             return;
         }
         match self.queue.finish(id) {
