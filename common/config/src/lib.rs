@@ -21,9 +21,11 @@ mod error;
 pub mod forward;
 mod maps;
 pub mod masquerade;
+pub mod network;
 mod resolve;
 mod settings;
 mod size;
+mod smtpd;
 
 pub use accounts::{Account, AccountLine, Accounts, FolderRights, Pop3Scope, Quota};
 pub use address::{Address, AddressError};
@@ -32,9 +34,11 @@ pub use domains::{DomainKind, Domains};
 pub use error::{ConfigError, LineError};
 pub use maps::Maps;
 pub use masquerade::Masquerade;
+pub use network::Network;
 pub use resolve::{Destination, Resolution, ResolveError, Resolver, Special, Step};
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::parse_size;
+pub use smtpd::{AuthSettings, SmtpdSettings};
 
 use std::path::{Path, PathBuf};
 

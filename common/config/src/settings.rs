@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 
+use crate::smtpd::{AuthSettings, SmtpdSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
@@ -40,6 +41,8 @@ pub struct Settings {
     pub command_time_limit: u64,
     pub log: LogTarget,
     pub alternate_config_directories: Vec<PathBuf>,
+    pub smtpd: SmtpdSettings,
+    pub auth: AuthSettings,
 }
 
 /// Who owns virtual mailboxes: a user name looked up in the passwd
@@ -93,6 +96,8 @@ impl Default for Settings {
             command_time_limit: 1000,
             log: LogTarget::Syslog,
             alternate_config_directories: Vec::new(),
+            smtpd: SmtpdSettings::default(),
+            auth: AuthSettings::default(),
         }
     }
 }
@@ -151,7 +156,7 @@ fn system_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+pub(crate) fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Size {
@@ -166,7 +171,7 @@ fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
     }
 }
 
-fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Duration {

@@ -1,0 +1,113 @@
+//! The socket: bound (as root, before the privilege drop), then one thread
+//! per connection, at most `MAX_CONNECTIONS` at once.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use postern_auth_protocol::{MAX_LINE, Reply, Request};
+use postern_config::{Config, Settings};
+use tracing::{info, warn};
+
+use crate::lookup::lookup;
+
+const MAX_CONNECTIONS: usize = 256;
+/// A client that sends nothing for this long is dropped.
+const IDLE: Duration = Duration::from_secs(300);
+
+pub fn run(settings: &Settings, dir: &Path) -> i32 {
+    let socket = &settings.auth.socket;
+    if let Some(parent) = socket.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    // A socket left by an earlier run would make bind fail.
+    if std::fs::symlink_metadata(socket).is_ok_and(|m| !m.is_dir()) {
+        let _ = std::fs::remove_file(socket);
+    }
+    let listener = match UnixListener::bind(socket) {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!("bind {}: {e}", socket.display());
+            return 71;
+        }
+    };
+    // Every program of the suite may ask (smtpd, and pop3d/imapd sessions
+    // that run as mailbox owners); what it answers is what SMTP's RCPT
+    // tells anyone.
+    let _ = std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666));
+    if postern_privilege::is_root() {
+        let Some((uid, gid, name)) = settings.auth.user.resolve() else {
+            warn!("[auth] user {:?} is not a user", settings.auth.user);
+            return 71;
+        };
+        // SECURITY: for good, before the first request is read.
+        if let Err(e) = postern_privilege::become_user(uid, gid, name.as_deref()) {
+            warn!("cannot become {:?}: {e}", settings.auth.user);
+            return 71;
+        }
+    }
+    info!("answering on {}", socket.display());
+    let active = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            active.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.write_all(
+                Reply::Error("4.3.2 too many connections".into())
+                    .encode()
+                    .as_bytes(),
+            );
+            continue;
+        }
+        let active = Arc::clone(&active);
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || {
+            serve(stream, &dir);
+            active.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    0
+}
+
+/// Answers one connection's requests in turn.
+fn serve(stream: UnixStream, dir: &Path) {
+    let _ = stream.set_read_timeout(Some(IDLE));
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.last() != Some(&b'\n') {
+            let _ = writer.write_all(Reply::Error("line too long".into()).encode().as_bytes());
+            return;
+        }
+        let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let reply = match Request::parse(text) {
+            Ok(Request::Lookup { address }) => match Config::load(dir) {
+                Ok(config) => lookup(&config, &address),
+                Err(e) => {
+                    warn!("{e}");
+                    Reply::Defer("4.3.0 configuration unreadable".into())
+                }
+            },
+            Err(why) => Reply::Error(why),
+        };
+        if writer.write_all(reply.encode().as_bytes()).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The `[smtpd]` and `[auth]` tables of postern.toml: what the SMTP
+//! listener and the lookup service use.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::MailOwner;
+use crate::settings::{duration, size};
+
+/// `[smtpd]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpdSettings {
+    /// `ADDRESS:PORT`, each optionally followed by a space and its kind:
+    /// `mx` (the default) or `submission` (RFC 6409).
+    pub listen: Vec<String>,
+    /// Who the listener becomes after binding; it writes the queue as the
+    /// group that owns the queue's directories.
+    pub user: MailOwner,
+    /// Clients here may relay (CIDR).
+    pub trusted_networks: Vec<String>,
+    /// POP-before-SMTP: `IP TIMESTAMP` lines written by postern-auth.
+    pub relayers_file: PathBuf,
+    /// How long after a POP3/IMAP login its IP may relay.
+    #[serde(deserialize_with = "duration")]
+    pub relay_window: u64,
+    /// The text of `550 5.7.1` for a refused relay.
+    pub relay_refusal: String,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    #[serde(deserialize_with = "size")]
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    /// Bad commands before the session is closed.
+    pub max_errors: usize,
+    /// RFC 5321 §4.5.3.2: at least 5 minutes for a command...
+    #[serde(deserialize_with = "duration")]
+    pub command_timeout: u64,
+    /// ...and 10 for a block of data.
+    #[serde(deserialize_with = "duration")]
+    pub data_timeout: u64,
+}
+
+impl Default for SmtpdSettings {
+    fn default() -> SmtpdSettings {
+        SmtpdSettings {
+            listen: vec![
+                "0.0.0.0:25".into(),
+                "[::]:25".into(),
+                "0.0.0.0:587 submission".into(),
+                "[::]:587 submission".into(),
+            ],
+            user: MailOwner::Name("postern-smtpd".into()),
+            trusted_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            relayers_file: PathBuf::from("/var/lib/postern/relayers"),
+            relay_window: 20 * 60,
+            relay_refusal: "Relaying denied: check your mail (POP3 or IMAP) first, or authenticate"
+                .into(),
+            max_connections: 100,
+            max_connections_per_ip: 20,
+            max_message_size: 50 << 20,
+            max_recipients: 1000,
+            max_errors: 20,
+            command_timeout: 5 * 60,
+            data_timeout: 10 * 60,
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The Unix socket postern-auth answers on.
+    pub socket: PathBuf,
+    /// Who postern-auth runs as; it reads the accounts file.
+    pub user: MailOwner,
+}
+
+impl Default for AuthSettings {
+    fn default() -> AuthSettings {
+        AuthSettings {
+            socket: PathBuf::from("/run/postern/auth.sock"),
+            user: MailOwner::Name("postern-auth".into()),
+        }
+    }
+}
