@@ -19,8 +19,11 @@ pub struct Up {
 /// Starts `postern up --dir DIR` and waits (at most a minute) for its
 /// banner.
 pub fn start(dir: &Path) -> Up {
+    // Sandboxes of tests that run at once each get their own ports.
+    static NEXT_OFFSET: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(20000);
+    let offset = NEXT_OFFSET.fetch_add(10, std::sync::atomic::Ordering::SeqCst);
     let mut child = Command::new(program("postern"))
-        .args(["up", "--dir"])
+        .args(["up", "--port-offset", &offset.to_string(), "--dir"])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -51,6 +54,15 @@ pub fn start(dir: &Path) -> Up {
             return Up { child, banner };
         }
     }
+}
+
+/// A sandbox's port for `service` (`SMTP`, `submission`, ...).
+pub fn port(dir: &Path, service: &str) -> u16 {
+    let text = std::fs::read_to_string(dir.join("etc/ports")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{service} ")))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {service} port in {text}"))
 }
 
 pub fn stop(mut up: Up) {
@@ -140,11 +152,16 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
         0o600
     );
     assert!(up.banner.iter().any(|l| l.contains("demo@example.test")));
+    let smtp = format!("SMTP 127.0.0.1:{}", port(&dir, "SMTP"));
+    let imaps = format!("IMAPS 127.0.0.1:{}", port(&dir, "IMAPS"));
     assert!(
         up.banner
             .iter()
-            .any(|l| l.contains("127.0.0.1:2525") && l.contains("127.0.0.1:2993"))
+            .any(|l| l.trim_start().starts_with("serving") && l.contains(&smtp)),
+        "{:?}",
+        up.banner
     );
+    assert!(up.banner.iter().any(|l| l.contains(&imaps)));
     for sub in ["etc", "queue", "mail", "tls", "log"] {
         assert!(dir.join(sub).is_dir(), "{sub}");
     }

@@ -16,4 +16,5 @@ mod maps;
 mod privilege;
 mod queue;
 mod sandbox;
+mod smtpd;
 mod system_users;

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
-use crate::sandbox::{DEMO_ADDRESS, PORTS, Sandbox};
+use crate::sandbox::{DEMO_ADDRESS, Sandbox};
 use crate::supervisor::{ChildSpec, say, supervise};
 
 #[derive(Parser, Debug)]
@@ -39,6 +39,10 @@ enum Command {
         /// Sandbox directory, made on first start
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Added to every port of a sandbox made now (2525 + N, ...), so
+        /// that sandboxes can run side by side
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        port_offset: u16,
     },
 }
 
@@ -50,10 +54,10 @@ extern "C" fn request_stop(_: libc::c_int) {
 
 fn main() {
     let args = Args::parse();
-    let Command::Up { dir } = args.command;
+    let Command::Up { dir, port_offset } = args.command;
     let result = match (dir, &args.config) {
         (None, Some(config)) => up_real(config),
-        (dir, _) => up_sandbox(&dir.unwrap_or_else(|| PathBuf::from("run"))),
+        (dir, _) => up_sandbox(&dir.unwrap_or_else(|| PathBuf::from("run")), port_offset),
     };
     if let Err(e) = result {
         eprintln!("postern: {e:#}");
@@ -75,9 +79,9 @@ fn install_signal_handlers() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn up_sandbox(dir: &Path) -> anyhow::Result<()> {
+fn up_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     install_signal_handlers()?;
-    let sandbox = sandbox::open_or_create(dir)?;
+    let sandbox = sandbox::open_or_create(dir, port_offset)?;
     // Load it as every program will, so a broken sandbox shows now.
     postern_config::Config::load(&sandbox.etc())?;
     print_banner(&sandbox);
@@ -99,16 +103,18 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
 
 /// The long-running programs of the suite. postern-lspawn stays root and
 /// starts postern-queue as the queue's user itself (they talk over pipes);
-/// the listeners and postern-auth join this list as they arrive.
+/// postern-auth and postern-smtpd start as root, bind, and drop to their
+/// own users; the POP3 and IMAP listeners join this list as they arrive.
 fn suite(config: &Path) -> Vec<ChildSpec> {
-    let lspawn = sandbox::sibling_program("postern-lspawn")
-        .unwrap_or_else(|_| PathBuf::from("postern-lspawn"));
-    vec![ChildSpec {
-        name: "postern-lspawn".to_string(),
-        program: lspawn,
-        args: vec!["--config".into(), config.as_os_str().to_owned()],
-        user: None,
-    }]
+    ["postern-lspawn", "postern-auth", "postern-smtpd"]
+        .into_iter()
+        .map(|name| ChildSpec {
+            name: name.to_string(),
+            program: sandbox::sibling_program(name).unwrap_or_else(|_| PathBuf::from(name)),
+            args: vec!["--config".into(), config.as_os_str().to_owned()],
+            user: None,
+        })
+        .collect()
 }
 
 fn print_banner(sandbox: &Sandbox) {
@@ -156,13 +162,27 @@ fn print_banner(sandbox: &Sandbox) {
         local.replace("postern-local", "postern-admin"),
         etc.display()
     ));
-    let ports: Vec<String> = PORTS
+    let served = ["SMTP", "submission"];
+    let port_list = |serving: bool| -> Vec<String> {
+        sandbox
+            .ports
+            .iter()
+            .filter(|(name, _)| served.contains(&name.as_str()) == serving)
+            .map(|(name, port)| format!("{name} 127.0.0.1:{port}"))
+            .collect()
+    };
+    let smtp = sandbox
+        .ports
         .iter()
-        .map(|(name, port)| format!("{name} 127.0.0.1:{port}"))
-        .collect();
+        .find(|(name, _)| name == "SMTP")
+        .map_or(0, |(_, port)| *port);
+    text.push_str(&format!(
+        "  serving   {}   (swaks --server 127.0.0.1:{smtp} --to {DEMO_ADDRESS})\n",
+        port_list(true).join(", ")
+    ));
     text.push_str(&format!(
         "  not served yet (each starts here when it lands): {}\n",
-        ports.join(", ")
+        port_list(false).join(", ")
     ));
     if postern_privilege::is_root() {
         let ids: Vec<String> = sandbox

@@ -41,6 +41,8 @@ pub struct Sandbox {
     pub dir: PathBuf,
     pub password: String,
     pub ids: Vec<(String, u32, u32)>,
+    /// Each service's loopback port (`etc/ports`).
+    pub ports: Vec<(String, u16)>,
     pub created: bool,
 }
 
@@ -51,12 +53,13 @@ impl Sandbox {
 }
 
 /// Opens the sandbox in `dir`, creating it first if it has no config.
-pub fn open_or_create(dir: &Path) -> anyhow::Result<Sandbox> {
+pub fn open_or_create(dir: &Path, port_offset: u16) -> anyhow::Result<Sandbox> {
     let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
     let etc = dir.join("etc");
     let created = !etc.join("postern.toml").exists();
     if created {
-        create(&dir).with_context(|| format!("create the sandbox in {}", dir.display()))?;
+        create(&dir, port_offset)
+            .with_context(|| format!("create the sandbox in {}", dir.display()))?;
     }
     // demo.password is written last: without it, an earlier start stopped
     // half way.
@@ -71,15 +74,35 @@ pub fn open_or_create(dir: &Path) -> anyhow::Result<Sandbox> {
         }
     };
     let ids = read_ids(&etc.join("ids"))?;
+    let ports = read_ports(&etc.join("ports"));
     Ok(Sandbox {
         dir,
         password,
         ids,
+        ports,
         created,
     })
 }
 
-fn create(dir: &Path) -> anyhow::Result<()> {
+/// `etc/ports`: `SERVICE PORT` lines; a sandbox without it (made before it
+/// existed) has the standard ports.
+fn read_ports(path: &Path) -> Vec<(String, u16)> {
+    let standard = || PORTS.iter().map(|(s, p)| (s.to_string(), *p)).collect();
+    let Ok(text) = fs::read_to_string(path) else {
+        return standard();
+    };
+    let ports: Vec<(String, u16)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (service, port) = l.split_once(' ')?;
+            Some((service.to_string(), port.trim().parse().ok()?))
+        })
+        .collect();
+    if ports.is_empty() { standard() } else { ports }
+}
+
+fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     // SECURITY: root must not chmod or chown its way through someone
     // else's directory or symlink: DIR is made here, or is an empty
     // directory of our own, and everything below it is made here too.
@@ -99,7 +122,7 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         ),
         Err(e) => return Err(e.into()),
     }
-    for sub in ["etc", "queue", "mail", "tls", "log"] {
+    for sub in ["etc", "queue", "mail", "tls", "log", "var"] {
         fs::create_dir(dir.join(sub))?;
         fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755))?;
     }
@@ -120,16 +143,32 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         ids_text.push_str(&format!("{role} {uid} {gid}\n"));
     }
     write_file(&etc.join("ids"), &ids_text, 0o644)?;
+    let port = |service: &str| -> u16 {
+        let standard = PORTS
+            .iter()
+            .find(|(s, _)| *s == service)
+            .map_or(0, |(_, p)| *p);
+        standard.saturating_add(port_offset)
+    };
+    let mut ports_text = String::from("# service port: the sandbox's loopback ports\n");
+    for (service, _) in PORTS {
+        ports_text.push_str(&format!("{service} {}\n", port(service)));
+    }
+    write_file(&etc.join("ports"), &ports_text, 0o644)?;
     let (mail_uid, mail_gid) = ids
         .iter()
         .find(|(r, _, _)| r == "mail")
         .map(|(_, u, g)| (*u, *g))
         .expect("mail role");
-    let (queue_uid, queue_gid) = ids
-        .iter()
-        .find(|(r, _, _)| r == "postern")
-        .map(|(_, u, g)| (*u, *g))
-        .expect("postern role");
+    let role = |name: &str| {
+        ids.iter()
+            .find(|(r, _, _)| r == name)
+            .map(|(_, u, g)| (*u, *g))
+            .expect("every role has ids")
+    };
+    let (queue_uid, queue_gid) = role("postern");
+    let (smtpd_uid, smtpd_gid) = role("postern-smtpd");
+    let (auth_uid, auth_gid) = role("postern-auth");
 
     let quoted = |path: PathBuf| toml::Value::String(path.display().to_string()).to_string();
     let settings = format!(
@@ -140,9 +179,18 @@ fn create(dir: &Path) -> anyhow::Result<()> {
          queue_dir = {}\n\
          mail_owner = \"{mail_uid}:{mail_gid}\"\n\
          queue_user = \"{queue_uid}:{queue_gid}\"\n\
-         log = \"stderr\"\n",
+         log = \"stderr\"\n\
+         smtpd.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} submission\"]\n\
+         smtpd.user = \"{smtpd_uid}:{smtpd_gid}\"\n\
+         smtpd.relayers_file = {}\n\
+         auth.socket = {}\n\
+         auth.user = \"{auth_uid}:{auth_gid}\"\n",
         quoted(dir.join("mail")),
         quoted(dir.join("queue")),
+        port("SMTP"),
+        port("submission"),
+        quoted(dir.join("var").join("relayers")),
+        quoted(dir.join("var").join("auth.sock")),
     );
     write_file(
         &etc.join("domains"),
@@ -192,6 +240,13 @@ fn create(dir: &Path) -> anyhow::Result<()> {
         );
     }
     fs::rename(&password_file, etc.join("demo.password"))?;
+    if postern_privilege::is_root() {
+        // postern-auth reads the accounts file (and nothing else of the
+        // suite may): its group, read-only. Edits keep owner and mode.
+        let accounts = etc.join("accounts");
+        std::os::unix::fs::chown(&accounts, Some(0), Some(auth_gid))?;
+        fs::set_permissions(&accounts, fs::Permissions::from_mode(0o640))?;
+    }
     Ok(())
 }
 

@@ -50,6 +50,9 @@ impl QueueDir {
             if unsafe { libc::mkfifo(name.as_ptr(), 0o620) } != 0 {
                 return Err(io::Error::last_os_error());
             }
+            // The umask took the group's write bit, which injectors of the
+            // queue's group (smtpd, setgid sendmail) need to poke it.
+            std::fs::set_permissions(&trigger, std::fs::Permissions::from_mode(0o620))?;
         }
         Ok(dir)
     }
@@ -316,6 +319,12 @@ mod tests {
             0
         );
         queue.poke(&id);
+        // Injectors of the queue's group may poke it, whatever the umask.
+        let mode = std::fs::metadata(queue.trigger())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o620);
     }
 
     #[test]

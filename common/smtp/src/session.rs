@@ -148,6 +148,16 @@ impl Session {
         matches!(self.state, State::Closed) && self.actions.is_empty()
     }
 
+    /// The sender of the transaction under way (`""` for `<>`), for logs.
+    pub fn sender(&self) -> Option<&str> {
+        self.transaction.as_ref().map(|t| t.mail.address.as_str())
+    }
+
+    /// The HELO/EHLO name, once given.
+    pub fn helo(&self) -> Option<&str> {
+        self.helo.as_ref().map(|(host, _)| host.as_str())
+    }
+
     /// Whether a message's data is being received (for the driver's
     /// timeouts, which differ for data).
     pub fn in_data(&self) -> bool {

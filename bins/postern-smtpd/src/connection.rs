@@ -1,0 +1,209 @@
+//! One SMTP session over one connection: postern-smtp's `Session` fed the
+//! client's bytes, its actions carried out — replies written, recipients
+//! checked, the message written into the queue — with the RFC 5321
+//! §4.5.3.2 timeouts and a 421 when the server shuts down.
+
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use postern_auth_protocol::Reply as Answer;
+use postern_smtp::{Action, Config, RcptTo, Reply, Session};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::info;
+
+use crate::Context;
+use crate::incoming::Incoming;
+use crate::listeners::Kind;
+use crate::lookup::Lookups;
+use crate::relay;
+
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: IpAddr,
+    kind: Kind,
+    ctx: Rc<Context>,
+) {
+    let peer = postern_config::relayers::canonical(peer);
+    let settings = &ctx.settings;
+    let mut config = Config::new(settings.hostname.clone());
+    config.max_message_size = settings.smtpd.max_message_size;
+    config.max_recipients = settings.smtpd.max_recipients.max(1);
+    config.max_errors = settings.smtpd.max_errors.max(1);
+    let mut session = Session::new(config);
+    let mut lookups = Lookups::new(settings.auth.socket.clone());
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut buffer = vec![0u8; 16 * 1024];
+    let mut message: Option<Incoming> = None;
+    info!("connect from [{peer}] to {}", kind.name());
+    loop {
+        while let Some(action) = session.next_action() {
+            match action {
+                Action::Send(bytes) => {
+                    if writer.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Action::CheckRecipient(rcpt) => {
+                    let verdict = check(&ctx, &mut lookups, &rcpt, peer).await;
+                    if let Err(reply) = &verdict {
+                        info!(
+                            "NOQUEUE: reject: RCPT from [{peer}]: {} {} {}; from=<{}> to=<{}> helo=<{}>",
+                            reply.code,
+                            reply.status.as_deref().unwrap_or(""),
+                            postern_log::escape(&reply.lines.join(" ")),
+                            postern_log::escape(session.sender().unwrap_or("")),
+                            postern_log::escape(&rcpt.address),
+                            postern_log::escape(session.helo().unwrap_or("")),
+                        );
+                    }
+                    session.recipient_checked(verdict);
+                }
+                Action::Begin(transaction) => {
+                    message = Some(Incoming::begin(
+                        &ctx.queue,
+                        &settings.hostname,
+                        peer,
+                        &transaction,
+                    ));
+                }
+                Action::Data(bytes) => {
+                    if let Some(message) = &mut message {
+                        message.write(&bytes);
+                    }
+                }
+                Action::End => {
+                    let Some(incoming) = message.take() else {
+                        session.message_stored(Err(Reply::new(451, "4.3.0", "Error: no message")));
+                        continue;
+                    };
+                    let size = incoming.size;
+                    let result = match incoming.commit(ctx.queue.clone()).await {
+                        Ok(id) => {
+                            info!(
+                                "{id}: client=[{peer}], helo=<{}>, from=<{}>, size={size}",
+                                postern_log::escape(session.helo().unwrap_or("")),
+                                postern_log::escape(session.sender().unwrap_or("")),
+                            );
+                            Ok(id)
+                        }
+                        Err((reply, why)) => {
+                            info!(
+                                "NOQUEUE: reject: DATA from [{peer}]: {} {}: {}",
+                                reply.code,
+                                reply.status.as_deref().unwrap_or(""),
+                                postern_log::escape(&why)
+                            );
+                            Err(reply)
+                        }
+                    };
+                    session.message_stored(result);
+                }
+                Action::Abort => message = None,
+                Action::Close => {
+                    info!("disconnect from [{peer}]");
+                    return;
+                }
+            }
+        }
+        let limit = Duration::from_secs(if session.in_data() {
+            settings.smtpd.data_timeout
+        } else {
+            settings.smtpd.command_timeout
+        });
+        let read = tokio::select! {
+            read = tokio::time::timeout(limit, reader.read(&mut buffer)) => read,
+            _ = shutdown.changed() => {
+                let _ = writer.write_all(
+                    format!("421 4.3.2 {} shutting down\r\n", settings.hostname).as_bytes(),
+                ).await;
+                return;
+            }
+        };
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                info!("lost connection from [{peer}]");
+                return;
+            }
+            Ok(Ok(n)) => session.receive(&buffer[..n]),
+            Err(_) => {
+                info!("timeout after {limit:?} from [{peer}]");
+                let _ = writer
+                    .write_all(
+                        format!(
+                            "421 4.4.2 {} Error: timeout exceeded\r\n",
+                            settings.hostname
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+/// May this recipient be taken from this client?
+async fn check(
+    ctx: &Context,
+    lookups: &mut Lookups,
+    rcpt: &RcptTo<String>,
+    peer: IpAddr,
+) -> Result<(), Reply> {
+    let address = &rcpt.address;
+    if let Some(reply) = relay::trick(address) {
+        return Err(reply);
+    }
+    // RFC 5321 §4.5.1: <Postmaster> without a domain is this host's.
+    let asked = if address.contains('@') {
+        address.clone()
+    } else {
+        format!("{address}@{}", ctx.settings.hostname)
+    };
+    match lookups.lookup(&asked).await {
+        Ok(Answer::Local) => Ok(()),
+        Ok(Answer::Unknown(text)) => {
+            let (code, why) = text.split_once(' ').unwrap_or(("5.1.1", &text));
+            let code = if code.starts_with("5.") {
+                code
+            } else {
+                "5.1.1"
+            };
+            Err(Reply::new(
+                550,
+                code,
+                format!("<{address}>: Recipient address rejected: {why}"),
+            ))
+        }
+        Ok(Answer::Remote) => {
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            match ctx.rules.permits(peer, now) {
+                Some(rule) => {
+                    info!(
+                        "relay for [{peer}] to <{}>: {rule}",
+                        postern_log::escape(address)
+                    );
+                    Ok(())
+                }
+                None => Err(ctx.rules.refusal(address)),
+            }
+        }
+        Ok(Answer::Defer(text)) => Err(Reply::new(
+            450,
+            "4.3.5",
+            format!("<{address}>: Recipient address lookup failed: {text}"),
+        )),
+        Ok(Answer::Error(why)) | Err(why) => {
+            tracing::warn!("lookup of <{}>: {why}", postern_log::escape(address));
+            Err(Reply::new(
+                451,
+                "4.3.0",
+                format!("<{address}>: Temporary lookup failure"),
+            ))
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! A message on its way into the queue: the queue writer of postern-inject
+//! (docs/QUEUE.md), begun when the data begins, with Postern's `Received:`
+//! line first (RFC 5321 §4.4), and committed — file and directory fsync'd —
+//! before the 250 goes out.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use postern_queue_format::{Envelope, Notify, QueueDir, QueueWriter, Recipient, Ret};
+use postern_smtp::{Envelope as Transaction, MailFrom, RcptTo, Reply};
+
+pub struct Incoming {
+    writer: Result<QueueWriter, String>,
+    pub size: u64,
+}
+
+impl Incoming {
+    pub fn begin(
+        queue: &QueueDir,
+        hostname: &str,
+        peer: IpAddr,
+        transaction: &Transaction,
+    ) -> Incoming {
+        let now = SystemTime::now();
+        let arrival = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let envelope = Envelope {
+            arrival,
+            sender: transaction.mail.address.to_lowercase(),
+            recipients: transaction.recipients.iter().map(recipient).collect(),
+            ret: ret(&transaction.mail),
+            envid: transaction.mail.env_id.clone(),
+            report: None,
+        };
+        let writer = queue.begin(&envelope).map_err(|e| e.to_string());
+        let mut incoming = Incoming { writer, size: 0 };
+        if let Ok(writer) = &mut incoming.writer {
+            let trace = received(hostname, peer, transaction, writer.id().as_str(), now);
+            if let Err(e) = writer.write(trace.as_bytes()) {
+                incoming.writer = Err(e.to_string());
+            }
+        }
+        incoming
+    }
+
+    pub fn write(&mut self, data: &[u8]) {
+        self.size += data.len() as u64;
+        if let Ok(writer) = &mut self.writer
+            && let Err(e) = writer.write(data)
+        {
+            self.writer = Err(e.to_string());
+        }
+    }
+
+    /// Makes the message durable; the queue id, or the reply for a queue
+    /// that cannot take it (a full disk, ...).
+    pub async fn commit(self, queue: QueueDir) -> Result<String, (Reply, String)> {
+        let writer = self.writer.map_err(refusal)?;
+        let committed = tokio::task::spawn_blocking(move || writer.commit())
+            .await
+            .map_err(|e| refusal(e.to_string()))?
+            .map_err(|e| refusal(e.to_string()))?;
+        queue.poke(&committed);
+        Ok(committed.to_string())
+    }
+}
+
+fn refusal(why: String) -> (Reply, String) {
+    let reply = if why.contains("No space left") {
+        Reply::new(452, "4.3.1", "Error: insufficient system storage")
+    } else {
+        Reply::new(451, "4.3.0", "Error: queue file write error")
+    };
+    (reply, why)
+}
+
+/// MAIL's RET (RFC 3461 §4.3).
+fn ret(mail: &MailFrom<String>) -> Option<Ret> {
+    if mail.flags & smtp_proto::MAIL_RET_HDRS != 0 {
+        Some(Ret::Headers)
+    } else if mail.flags & smtp_proto::MAIL_RET_FULL != 0 {
+        Some(Ret::Full)
+    } else {
+        None
+    }
+}
+
+/// A RCPT with its NOTIFY and ORCPT (RFC 3461 §4.1, §4.2).
+pub fn recipient(rcpt: &RcptTo<String>) -> Recipient {
+    use smtp_proto::{
+        RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
+    };
+    let flags = rcpt.flags;
+    let any = RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY;
+    let notify = (flags & any != 0).then_some(Notify {
+        success: flags & RCPT_NOTIFY_SUCCESS != 0,
+        failure: flags & RCPT_NOTIFY_FAILURE != 0,
+        delay: flags & RCPT_NOTIFY_DELAY != 0,
+    });
+    Recipient {
+        address: rcpt.address.to_lowercase(),
+        notify,
+        orcpt: rcpt.orcpt.clone(),
+    }
+}
+
+/// The trace line: who sent it from where, who took it with which
+/// protocol (RFC 3848's names), the queue id, and for one recipient its
+/// address.
+fn received(
+    hostname: &str,
+    peer: IpAddr,
+    transaction: &Transaction,
+    id: &str,
+    now: SystemTime,
+) -> String {
+    let helo: String = transaction
+        .helo
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
+    let peer = postern_config::relayers::canonical(peer);
+    let utf8 = transaction.mail.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
+    let protocol = match (utf8, transaction.esmtp) {
+        (true, _) => "UTF8SMTP",
+        (false, true) => "ESMTP",
+        (false, false) => "SMTP",
+    };
+    let date = postern_maildir::dates::rfc5322(now);
+    let mut line = format!(
+        "Received: from {helo} ([{peer}])\n\tby {hostname} (Postern) with {protocol} id {id}"
+    );
+    if let [only] = transaction.recipients.as_slice() {
+        line.push_str(&format!("\n\tfor <{}>", only.address));
+    }
+    line.push_str(&format!("; {date}\n"));
+    line
+}

@@ -1,0 +1,61 @@
+//! postern-smtpd: the SMTP listener. It takes mail for the host's local
+//! and virtual domains from anyone, and for other hosts only from clients
+//! that may relay (the trusted networks, or a POP3/IMAP login within the
+//! relay window); it writes each accepted message into the queue with the
+//! queue writer and answers 250 only once the message is durable.
+//!
+//! Started as root, it binds `[smtpd] listen` and becomes `[smtpd] user`,
+//! with the queue directory's group as its only group, for good, before it
+//! reads a byte from a client. It never reads the accounts file: addresses
+//! are looked up by postern-auth. Everything a client sends is distrusted:
+//! the protocol core (common/smtp) caps lines, counts errors and frames
+//! DATA; this program caps connections, in total and per IP, and times
+//! sessions out.
+//!
+//! Exit codes: 0 on SIGTERM (sessions get 421); 71 cannot bind or drop
+//! privileges; 78 bad configuration.
+
+mod connection;
+mod incoming;
+mod listeners;
+mod lookup;
+mod relay;
+mod serve;
+
+use std::path::PathBuf;
+
+use postern_config::Settings;
+use postern_queue_format::QueueDir;
+
+use relay::RelayRules;
+
+/// The SMTP listener.
+#[derive(clap::Parser, Debug)]
+#[command(name = "postern-smtpd", version, about)]
+struct Args {
+    /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
+    #[arg(long, value_name = "DIR")]
+    config: Option<PathBuf>,
+}
+
+/// What every session shares.
+pub struct Context {
+    pub settings: Settings,
+    pub queue: QueueDir,
+    pub rules: RelayRules,
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+fn main() {
+    let args = <Args as clap::Parser>::parse();
+    let dir = postern_config::config_dir(args.config.as_deref());
+    let settings = match Settings::load(&dir) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("postern-smtpd: {e}");
+            std::process::exit(78);
+        }
+    };
+    settings.init_log("postern-smtpd");
+    std::process::exit(serve::run(settings));
+}

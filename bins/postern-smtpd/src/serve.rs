@@ -1,0 +1,197 @@
+//! Listening: bind, drop privileges, then accept on every listener in one
+//! thread (tokio's current-thread runtime; the queue's fsyncs go to its
+//! blocking pool), with the connection limits, until SIGTERM.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::rc::Rc;
+
+use postern_config::{Network, Settings};
+use postern_queue_format::QueueDir;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::listeners::{self, Kind, Listen};
+use crate::relay::RelayRules;
+use crate::{Context, connection};
+
+pub fn run(settings: Settings) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            warn!("cannot start: {e}");
+            return 71;
+        }
+    };
+    // Sockets are made through tokio, which wants its runtime at hand.
+    let _entered = runtime.enter();
+    let mut bound = Vec::new();
+    for spec in &settings.smtpd.listen {
+        let listen = match listeners::parse(spec) {
+            Ok(listen) => listen,
+            Err(why) => {
+                warn!("[smtpd] listen: {why}");
+                return 78;
+            }
+        };
+        match listeners::bind(&listen) {
+            Ok(listener) => bound.push((listen, listener)),
+            Err(e) => {
+                warn!("bind {}: {e}", listen.address);
+                return 71;
+            }
+        }
+    }
+    let trusted: Result<Vec<Network>, String> = settings
+        .smtpd
+        .trusted_networks
+        .iter()
+        .map(|n| n.parse())
+        .collect();
+    let trusted = match trusted {
+        Ok(trusted) => trusted,
+        Err(why) => {
+            warn!("[smtpd] trusted_networks: {why}");
+            return 78;
+        }
+    };
+    if let Err(code) = drop_privileges(&settings) {
+        return code;
+    }
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let ctx = Rc::new(Context {
+        queue: QueueDir::at(&settings.queue_dir),
+        rules: RelayRules {
+            trusted,
+            relayers_file: settings.smtpd.relayers_file.clone(),
+            window: settings.smtpd.relay_window,
+            refusal: settings.smtpd.relay_refusal.clone(),
+        },
+        shutdown,
+        settings,
+    });
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let limits = Rc::new(Limits::default());
+        for (listen, listener) in bound {
+            let listener = match listener
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(listener))
+            {
+                Ok(listener) => listener,
+                Err(e) => {
+                    warn!("{}: {e}", listen.address);
+                    continue;
+                }
+            };
+            info!("listening on {} ({})", listen.address, listen.kind.name());
+            tokio::task::spawn_local(accept(
+                listener,
+                listen,
+                Rc::clone(&ctx),
+                Rc::clone(&limits),
+            ));
+        }
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    warn!("SIGTERM: {e}");
+                    return;
+                }
+            };
+        terminate.recv().await;
+        info!("stopping");
+        let _ = stop.send(true);
+        // Sessions write their 421 and go.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    });
+    0
+}
+
+/// SECURITY: root only binds; everything after runs as `[smtpd] user`,
+/// whose only group is the queue's (to write `tmp/` and `queue/`).
+fn drop_privileges(settings: &Settings) -> Result<(), i32> {
+    if !postern_privilege::is_root() {
+        return Ok(());
+    }
+    let Some((uid, _, _)) = settings.smtpd.user.resolve() else {
+        warn!("[smtpd] user {:?} is not a user", settings.smtpd.user);
+        return Err(71);
+    };
+    let queue_group = match std::fs::metadata(settings.queue_dir.join("queue")) {
+        Ok(meta) => meta.gid(),
+        Err(e) => {
+            warn!("{}: {e}", settings.queue_dir.join("queue").display());
+            return Err(71);
+        }
+    };
+    postern_privilege::become_user(uid, queue_group, None).map_err(|e| {
+        warn!("cannot become {:?}: {e}", settings.smtpd.user);
+        71
+    })
+}
+
+/// Connections in total and per client IP.
+#[derive(Default)]
+struct Limits {
+    total: RefCell<usize>,
+    per_ip: RefCell<HashMap<IpAddr, usize>>,
+}
+
+async fn accept(listener: TcpListener, listen: Listen, ctx: Rc<Context>, limits: Rc<Limits>) {
+    let kind: Kind = listen.kind;
+    loop {
+        let (mut stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!("accept on {}: {e}", listen.address);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ip = postern_config::relayers::canonical(peer.ip());
+        let smtpd = &ctx.settings.smtpd;
+        let total = *limits.total.borrow();
+        let from_ip = limits.per_ip.borrow().get(&ip).copied().unwrap_or(0);
+        if total >= smtpd.max_connections || from_ip >= smtpd.max_connections_per_ip {
+            info!("NOQUEUE: reject: CONNECT from [{ip}]: 421 4.7.0 too many connections");
+            let _ = stream
+                .write_all(
+                    format!(
+                        "421 4.7.0 {} Error: too many connections{}\r\n",
+                        ctx.settings.hostname,
+                        if from_ip >= smtpd.max_connections_per_ip {
+                            " from your address"
+                        } else {
+                            ""
+                        }
+                    )
+                    .as_bytes(),
+                )
+                .await;
+            continue;
+        }
+        *limits.total.borrow_mut() += 1;
+        *limits.per_ip.borrow_mut().entry(ip).or_default() += 1;
+        let ctx = Rc::clone(&ctx);
+        let limits = Rc::clone(&limits);
+        tokio::task::spawn_local(async move {
+            connection::serve(stream, ip, kind, ctx).await;
+            *limits.total.borrow_mut() -= 1;
+            let mut per_ip = limits.per_ip.borrow_mut();
+            if let Some(count) = per_ip.get_mut(&ip) {
+                *count -= 1;
+                if *count == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,383 @@
+//! postern-smtpd under `postern up`, driven by swaks and Python's smtplib:
+//! mail for local mailboxes lands in the Maildir through the queue; mail
+//! for other hosts is taken only from a trusted address or one that
+//! logged in within the relay window; every classic open-relay trick is
+//! refused; the listener is not root.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::SystemTime;
+
+use crate::queue::{mailq, wait_for};
+use crate::sandbox::{Up, port, sandbox_dir, start, stop};
+use crate::util::messages;
+
+struct Smtpd {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    up: Option<Up>,
+}
+
+impl Smtpd {
+    /// A sandbox whose postern.toml lines starting with a key of
+    /// `replace` are replaced by those lines.
+    fn start(replace: &[&str]) -> Smtpd {
+        let (tmp, dir) = sandbox_dir();
+        stop(start(&dir));
+        let toml = dir.join("etc/postern.toml");
+        let text = std::fs::read_to_string(&toml).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for new in replace {
+            let key = new.split('=').next().unwrap().trim();
+            lines.retain(|l| l.split('=').next().unwrap().trim() != key);
+            lines.push(new.to_string());
+        }
+        std::fs::write(&toml, lines.join("\n") + "\n").unwrap();
+        let up = start(&dir);
+        Smtpd {
+            _tmp: tmp,
+            dir,
+            up: Some(up),
+        }
+    }
+
+    fn etc(&self) -> PathBuf {
+        self.dir.join("etc")
+    }
+
+    /// `127.0.0.1:PORT` of a service.
+    fn server(&self, service: &str) -> String {
+        format!("127.0.0.1:{}", port(&self.dir, service))
+    }
+
+    fn port(&self, service: &str) -> String {
+        port(&self.dir, service).to_string()
+    }
+
+    fn demo(&self) -> PathBuf {
+        self.dir.join("mail/example.test/demo/Maildir")
+    }
+
+    fn stop(mut self) {
+        if let Some(up) = self.up.take() {
+            stop(up);
+        }
+    }
+}
+
+/// Runs swaks; returns its exit code and output.
+fn swaks(args: &[&str]) -> (i32, String) {
+    let out = Command::new("swaks")
+        .args(["--timeout", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Runs a Python script with smtplib at hand; asserts it prints "ok".
+fn python(script: &str, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.ends_with("ok\n"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn swaks_mail_lands_byte_for_byte_through_the_queue() {
+    let s = Smtpd::start(&[]);
+    let body = "line one\nline two has trailing spaces   \n.leading dot\n\nlast line";
+    let (code, out) = swaks(&[
+        "--server",
+        &s.server("SMTP"),
+        "--from",
+        "someone@example.org",
+        "--to",
+        "demo@example.test",
+        "--header",
+        "Subject: via swaks",
+        "--body",
+        body,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("250 2.0.0 Ok: queued as "), "{out}");
+    wait_for(&s.demo(), 1);
+    let got = messages(&s.demo());
+    let text = String::from_utf8(got[0].1.clone()).unwrap();
+    assert!(
+        text.starts_with(
+            "Return-Path: <someone@example.org>\nDelivered-To: demo@example.test\nReceived: from "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("([127.0.0.1])\n\tby localhost (Postern) with ESMTP id "),
+        "{text}"
+    );
+    assert!(text.contains("\n\tfor <demo@example.test>; "), "{text}");
+    assert!(text.contains("\nSubject: via swaks\n"), "{text}");
+    // swaks sends the body with CRLF and one empty line after it; the
+    // Maildir holds it with LF, dot unstuffed, otherwise as sent.
+    assert!(text.ends_with(&format!("\n\n{body}\n\n")), "{text}");
+    s.stop();
+}
+
+const SMTPLIB_SESSION: &str = r#"
+import smtplib, socket, sys
+port = int(sys.argv[1])
+c = smtplib.SMTP("127.0.0.1", port, local_hostname="client.example")
+c.ehlo("client.example")
+assert c.has_extn("pipelining") and c.has_extn("chunking") and c.has_extn("smtputf8"), c.esmtp_features
+assert c.has_extn("size") and c.esmtp_features["size"] == "2000", c.esmtp_features
+# SIZE: refused when declared too big, and when it grows too big.
+code, _ = c.mail("a@example.org", ["SIZE=5000"])
+assert code == 552, code
+c.rset()
+assert c.mail("a@example.org")[0] == 250
+assert c.rcpt("demo@example.test")[0] == 250
+code, _ = c.data(b"Subject: big\r\n\r\n" + b"x" * 3000 + b"\r\n")
+assert code == 552, code
+c.rset()
+# SMTPUTF8: a UTF-8 sender, and the message taken.
+refused = c.sendmail("jöran@exämple.org", ["demo@example.test"], "Subject: utf8 ü\r\n\r\nü\r\n".encode(), mail_options=["SMTPUTF8"])
+assert refused == {}, refused
+# BDAT (RFC 3030) by hand: two chunks, the last empty.
+c.putcmd("MAIL FROM:<b@example.org>")
+assert c.getreply()[0] == 250
+c.putcmd("RCPT TO:<demo@example.test>")
+assert c.getreply()[0] == 250
+chunk = b"Subject: chunked\r\n\r\nin chunks\r\n"
+c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+assert c.getreply()[0] == 250
+c.putcmd("BDAT 0 LAST")
+code, text = c.getreply()
+assert code == 250 and b"queued as" in text, (code, text)
+c.quit()
+print("ok")
+"#;
+
+#[test]
+fn smtplib_size_smtputf8_and_bdat_on_both_ports() {
+    let s = Smtpd::start(&["smtpd.max_message_size = 2000"]);
+    for service in ["SMTP", "submission"] {
+        python(SMTPLIB_SESSION, &[&s.port(service)]);
+    }
+    wait_for(&s.demo(), 4);
+    let texts: Vec<String> = messages(&s.demo())
+        .into_iter()
+        .map(|(_, bytes)| String::from_utf8(bytes).unwrap())
+        .collect();
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.ends_with("\n\nin chunks\n"))
+            .count(),
+        2
+    );
+    let utf8 = texts
+        .iter()
+        .find(|t| t.contains("Subject: utf8 ü"))
+        .unwrap();
+    assert!(
+        utf8.starts_with("Return-Path: <jöran@exämple.org>\n"),
+        "{utf8}"
+    );
+    assert!(utf8.contains(" with UTF8SMTP id "), "{utf8}");
+    s.stop();
+}
+
+const PIPELINED: &str = r#"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+f = s.makefile("rb")
+def reply():
+    lines = []
+    while True:
+        line = f.readline().decode()
+        lines.append(line.strip())
+        if line[3:4] != "-":
+            return lines
+assert reply()[0].startswith("220 ")
+s.sendall(b"EHLO client.example\r\n")
+reply()
+# One write: the whole transaction, RFC 2920.
+s.sendall(b"MAIL FROM:<p@example.org>\r\nRCPT TO:<demo@example.test>\r\nRCPT TO:<nobody@example.test>\r\nDATA\r\n")
+codes = [reply()[0][:3] for _ in range(4)]
+assert codes == ["250", "250", "550", "354"], codes
+s.sendall(b"Subject: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+assert reply()[0].startswith("250 2.0.0 Ok: queued as ")
+assert reply()[0].startswith("221 ")
+print("ok")
+"#;
+
+#[test]
+fn a_pipelined_transaction() {
+    let s = Smtpd::start(&[]);
+    python(PIPELINED, &[&s.port("SMTP")]);
+    wait_for(&s.demo(), 1);
+    assert!(String::from_utf8_lossy(&messages(&s.demo())[0].1).ends_with("\n\nbody\n"));
+    s.stop();
+}
+
+/// Tries each recipient from `source` in its own transaction; returns the
+/// reply code of each RCPT.
+const RCPT_CODES: &str = r#"
+import smtplib, sys
+port, source = int(sys.argv[1]), sys.argv[2]
+c = smtplib.SMTP("127.0.0.1", port, local_hostname="client.example", source_address=(source, 0))
+c.ehlo("client.example")
+for address in sys.argv[3:]:
+    c.rset()
+    assert c.mail("someone@example.org")[0] == 250
+    code, text = c.docmd("RCPT TO:" + address)
+    print(code, address)
+c.quit()
+print("ok")
+"#;
+
+fn rcpt_codes(s: &Smtpd, source: &str, addresses: &[&str]) -> Vec<(u16, String)> {
+    let port = s.port("SMTP");
+    let mut args = vec![port.as_str(), source];
+    args.extend_from_slice(addresses);
+    python(RCPT_CODES, &args)
+        .lines()
+        .filter(|l| *l != "ok")
+        .map(|l| {
+            let (code, address) = l.split_once(' ').unwrap();
+            (code.parse().unwrap(), address.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
+    let s = Smtpd::start(&[]);
+    let outside = "<friend@elsewhere.example>";
+    // An outsider (127.0.0.2) may not relay; the trusted 127.0.0.1 may.
+    assert_eq!(rcpt_codes(&s, "127.0.0.2", &[outside])[0].0, 550);
+    assert_eq!(rcpt_codes(&s, "127.0.0.1", &[outside])[0].0, 250);
+    // Local mail is taken from anyone.
+    assert_eq!(
+        rcpt_codes(&s, "127.0.0.2", &["<demo@example.test>"])[0].0,
+        250
+    );
+    // A login from 127.0.0.2 ten minutes ago: inside the 20-minute window.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let relayers = s.dir.join("var/relayers");
+    std::fs::write(&relayers, format!("# a login\n127.0.0.2 {}\n", now - 600)).unwrap();
+    assert_eq!(rcpt_codes(&s, "127.0.0.2", &[outside])[0].0, 250);
+    // Half an hour ago: outside it.
+    std::fs::write(&relayers, format!("127.0.0.2 {}\n", now - 1800)).unwrap();
+    let refused = rcpt_codes(&s, "127.0.0.2", &[outside]);
+    assert_eq!(refused[0].0, 550);
+    s.stop();
+}
+
+#[test]
+fn open_relay_tricks_are_all_refused() {
+    let s = Smtpd::start(&[]);
+    let tricks = [
+        "<victim@elsewhere.example>",
+        "<victim%elsewhere.example@example.test>",
+        "<victim%elsewhere.example@localhost>",
+        "<elsewhere.example!victim@example.test>",
+        "<example.test!elsewhere.example!victim>",
+        "<\"victim@elsewhere.example\"@example.test>",
+        "<\"victim%elsewhere.example\"@example.test>",
+        "<\"elsewhere.example!victim\"@example.test>",
+        "<@example.test:victim@elsewhere.example>",
+        "<@example.test,@relay.example:victim@elsewhere.example>",
+        "<victim@elsewhere.example@example.test>",
+        "<victim@[192.0.2.1]>",
+        "<victim@[127.0.0.1]>",
+        "<victim@elsewhere.example.>",
+        "<VICTIM@ELSEWHERE.EXAMPLE>",
+        "<victim@example.test.elsewhere.example>",
+        "<victim@elsewhere.example%example.test>",
+        "<\"victim\"@elsewhere.example>",
+        "<postmaster@elsewhere.example>",
+        "victim@elsewhere.example",
+        " <victim@elsewhere.example>",
+        "<victim%elsewhere.example>",
+        "<\"victim@elsewhere.example\">",
+        "<victim@elsewhere.example> NOTIFY=NEVER",
+        "<victim@localhost@elsewhere.example>",
+    ];
+    let codes = rcpt_codes(&s, "127.0.0.2", &tricks);
+    assert_eq!(codes.len(), tricks.len());
+    for (code, address) in &codes {
+        assert!(*code >= 500, "{address} was taken ({code})");
+    }
+    // Nothing reached the queue.
+    assert_eq!(mailq(&s.etc()), "Mail queue is empty\n");
+    s.stop();
+}
+
+#[test]
+fn the_listener_is_not_root() {
+    if crate::util::skip_unless_root("the_listener_is_not_root") {
+        return;
+    }
+    let s = Smtpd::start(&[]);
+    // It answers: it has bound and dropped its privileges.
+    let (code, out) = swaks(&["--server", &s.server("SMTP"), "--quit-after", "EHLO"]);
+    assert_eq!(code, 0, "{out}");
+    let etc = s.etc();
+    let pid = pid_of(&format!("postern-smtpd --config {}", etc.display()));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| -> Vec<u32> {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    assert!(ids("Uid:").iter().all(|&u| u != 0), "{status}");
+    assert!(ids("Gid:").iter().all(|&g| g != 0), "{status}");
+    // Its only group is the queue's.
+    let queue_gid =
+        std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(s.dir.join("queue/queue")).unwrap());
+    assert_eq!(ids("Groups:"), [queue_gid]);
+    let auth = pid_of(&format!("postern-auth --config {}", etc.display()));
+    let status = std::fs::read_to_string(format!("/proc/{auth}/status")).unwrap();
+    assert!(
+        !status.contains("\nUid:\t0"),
+        "postern-auth is root: {status}"
+    );
+    s.stop();
+}
+
+fn pid_of(pattern: &str) -> i32 {
+    let out = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap_or_else(|| panic!("no process {pattern}"))
+        .parse()
+        .unwrap()
+}
