@@ -1,5 +1,6 @@
 //! Golden transcripts: each file in `golden/` is a session, client lines
-//! in, server lines and effects out, compared line for line.
+//! in, server lines and effects out, compared line for line — fed whole,
+//! then again byte by byte.
 //!
 //! `C: text` is a client line (CRLF added); `R: text` raw client bytes with
 //! `\r`, `\n`, `\t`, `\0` and `\\` escapes. Client lines in a row go in one
@@ -192,6 +193,34 @@ fn golden_transcripts() {
                 file.display(),
                 expected.join("\n"),
                 actual.join("\n")
+            ));
+            continue;
+        }
+        // Byte by byte: replies are flushed at other moments, so the
+        // replies and the effects are compared each in their own order.
+        let (config, groups, _) = parse(&text);
+        let mut session = Session::new(config);
+        let mut driver = Driver {
+            data: Vec::new(),
+            queued: 0,
+        };
+        let mut trickled = Vec::new();
+        driver.run(&mut session, &mut trickled);
+        for group in &groups {
+            for byte in &group.client {
+                session.receive(std::slice::from_ref(byte));
+                driver.run(&mut session, &mut trickled);
+            }
+        }
+        let split = |lines: &[String]| -> (Vec<String>, Vec<String>) {
+            lines.iter().cloned().partition(|l| l.starts_with("S: "))
+        };
+        if split(&trickled) != split(&actual) {
+            failures.push(format!(
+                "{} fed byte by byte:\n--- whole\n{}\n--- byte by byte\n{}\n",
+                file.display(),
+                actual.join("\n"),
+                trickled.join("\n")
             ));
         }
     }
