@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 60
 # what make install installs.
 TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue
+PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd
 # Programs installed setgid postern, and the names they also answer to.
 SETGID_PROGRAMS = postern-inject
 INJECT_LINKS = sendmail mailq
@@ -93,6 +93,11 @@ install: $(if $(filter debug,$(PROFILE)),build,release)
 			echo $$f >> $(DESTDIR)$(DATADIR)/installed-config; \
 		fi; \
 	done
+	# postern-auth reads the accounts file: its group, read-only.
+	if getent group postern-auth >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		chgrp postern-auth $(DESTDIR)$(SYSCONFDIR)/postern/accounts && \
+		chmod 0640 $(DESTDIR)$(SYSCONFDIR)/postern/accounts; \
+	fi
 
 # The system users and groups of docs/DESIGN.md, without logins or homes;
 # users that exist are left as they are.

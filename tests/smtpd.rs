@@ -381,3 +381,88 @@ fn pid_of(pattern: &str) -> i32 {
         .parse()
         .unwrap()
 }
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child killed when dropped.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn socket_activation_with_and_without_accept() {
+    let s = Smtpd::start(&[]);
+    let smtpd = crate::util::program("postern-smtpd");
+    let etc = s.etc();
+    // Accept=no: the listening socket is passed (LISTEN_FDS).
+    let listening = free_port();
+    let _listening = Running(
+        Command::new("systemd-socket-activate")
+            .args(["-l", &format!("127.0.0.1:{listening}")])
+            .arg(&smtpd)
+            .arg("--config")
+            .arg(&etc)
+            .spawn()
+            .unwrap(),
+    );
+    // Accept=yes, inetd style: each connection on stdin and stdout.
+    let per_connection = free_port();
+    let _per_connection = Running(
+        Command::new("systemd-socket-activate")
+            .args(["-l", &format!("127.0.0.1:{per_connection}"), "--inetd", "-a"])
+            .arg(&smtpd)
+            .arg("--config")
+            .arg(&etc)
+            .arg("--inetd")
+            .spawn()
+            .unwrap(),
+    );
+    for port in [listening, per_connection] {
+        let server = format!("127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (code, out) = swaks(&[
+                "--server",
+                &server,
+                "--from",
+                "someone@example.org",
+                "--to",
+                "demo@example.test",
+                "--header",
+                &format!("Subject: activated on {port}"),
+            ]);
+            if code == 0 {
+                assert!(out.contains("250 2.0.0 Ok: queued as "), "{out}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{out}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+    wait_for(&s.demo(), 2);
+    let subjects: Vec<String> = messages(&s.demo())
+        .into_iter()
+        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+        .collect();
+    for port in [listening, per_connection] {
+        assert!(
+            subjects
+                .iter()
+                .any(|m| m.contains(&format!("Subject: activated on {port}\n"))),
+            "{subjects:?}"
+        );
+    }
+    s.stop();
+}

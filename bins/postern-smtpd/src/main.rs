@@ -12,7 +12,13 @@
 //! DATA; this program caps connections, in total and per IP, and times
 //! sessions out.
 //!
-//! Exit codes: 0 on SIGTERM (sessions get 421); 71 cannot bind or drop
+//! It starts three ways: standalone, binding `[smtpd] listen`; by systemd
+//! socket activation (`LISTEN_FDS`, `Accept=no`); or for one connection
+//! handed over by inetd or systemd `Accept=yes` (`--inetd`, or the one
+//! `LISTEN_FDS` socket being a connection).
+//!
+//! Exit codes: 0 on SIGTERM (sessions get 421) or after a handed-over
+//! session; 64 `--inetd` without a connection; 71 cannot bind or drop
 //! privileges; 78 bad configuration.
 
 mod connection;
@@ -21,6 +27,7 @@ mod listeners;
 mod lookup;
 mod relay;
 mod serve;
+mod sockets;
 
 use std::path::PathBuf;
 
@@ -36,6 +43,10 @@ struct Args {
     /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
     #[arg(long, value_name = "DIR")]
     config: Option<PathBuf>,
+    /// Serve the one connection on standard input (inetd, systemd
+    /// Accept=yes with StandardInput=socket)
+    #[arg(long)]
+    inetd: bool,
 }
 
 /// What every session shares.
@@ -57,5 +68,5 @@ fn main() {
         }
     };
     settings.init_log("postern-smtpd");
-    std::process::exit(serve::run(settings));
+    std::process::exit(serve::run(settings, args.inetd));
 }

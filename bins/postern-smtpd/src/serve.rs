@@ -14,11 +14,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::listeners::{self, Kind, Listen};
+use crate::listeners::{Kind, Listen};
+use crate::sockets::{Sockets, sockets};
 use crate::relay::RelayRules;
 use crate::{Context, connection};
 
-pub fn run(settings: Settings) -> i32 {
+pub fn run(settings: Settings, inetd: bool) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -31,23 +32,13 @@ pub fn run(settings: Settings) -> i32 {
     };
     // Sockets are made through tokio, which wants its runtime at hand.
     let _entered = runtime.enter();
-    let mut bound = Vec::new();
-    for spec in &settings.smtpd.listen {
-        let listen = match listeners::parse(spec) {
-            Ok(listen) => listen,
-            Err(why) => {
-                warn!("[smtpd] listen: {why}");
-                return 78;
-            }
-        };
-        match listeners::bind(&listen) {
-            Ok(listener) => bound.push((listen, listener)),
-            Err(e) => {
-                warn!("bind {}: {e}", listen.address);
-                return 71;
-            }
+    let sockets = match sockets(&settings, inetd) {
+        Ok(sockets) => sockets,
+        Err((code, why)) => {
+            warn!("{why}");
+            return code;
         }
-    }
+    };
     let trusted: Result<Vec<Network>, String> = settings
         .smtpd
         .trusted_networks
@@ -77,6 +68,23 @@ pub fn run(settings: Settings) -> i32 {
         settings,
     });
     let local = tokio::task::LocalSet::new();
+    let bound = match sockets {
+        Sockets::Listening(bound) => bound,
+        Sockets::Connection(stream, kind) => {
+            // One session, then exit (inetd, systemd Accept=yes).
+            local.block_on(&runtime, async move {
+                let peer = stream.peer_addr().map(|a| a.ip());
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(stream));
+                match (stream, peer) {
+                    (Ok(stream), Ok(peer)) => connection::serve(stream, peer, kind, ctx).await,
+                    (Err(e), _) | (_, Err(e)) => warn!("the connection handed over: {e}"),
+                }
+            });
+            return 0;
+        }
+    };
     local.block_on(&runtime, async move {
         let limits = Rc::new(Limits::default());
         for (listen, listener) in bound {
