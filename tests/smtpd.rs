@@ -284,11 +284,47 @@ fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
     let relayers = s.dir.join("var/relayers");
     std::fs::write(&relayers, format!("# a login\n127.0.0.2 {}\n", now - 600)).unwrap();
     assert_eq!(rcpt_codes(&s, "127.0.0.2", &[outside])[0].0, 250);
+    assert!(
+        explain(&s, "127.0.0.2", "friend@elsewhere.example")
+            .contains("relayed: login from 127.0.0.2 at ")
+    );
     // Half an hour ago: outside it.
     std::fs::write(&relayers, format!("127.0.0.2 {}\n", now - 1800)).unwrap();
     let refused = rcpt_codes(&s, "127.0.0.2", &[outside]);
     assert_eq!(refused[0].0, 550);
+    // explain --relay says the same, and why.
+    assert!(
+        explain(&s, "127.0.0.2", "friend@elsewhere.example")
+            .starts_with("client 127.0.0.2 → <friend@elsewhere.example>: refused (550 5.7.1): ")
+    );
+    assert!(
+        explain(&s, "127.0.0.1", "friend@elsewhere.example")
+            .contains("relayed: trusted network 127.0.0.1/32")
+    );
+    assert!(
+        explain(&s, "127.0.0.2", "demo@example.test")
+            .contains("taken from anyone: a local address")
+    );
+    assert!(
+        explain(&s, "127.0.0.2", "victim%elsewhere.example@example.test")
+            .contains("refused (550 5.7.1): a %-hack address")
+    );
     s.stop();
+}
+
+fn explain(s: &Smtpd, ip: &str, address: &str) -> String {
+    let out = Command::new(crate::util::program("postern-admin"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(["explain", "--relay", ip, address])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -421,7 +457,12 @@ fn socket_activation_with_and_without_accept() {
     let per_connection = free_port();
     let _per_connection = Running(
         Command::new("systemd-socket-activate")
-            .args(["-l", &format!("127.0.0.1:{per_connection}"), "--inetd", "-a"])
+            .args([
+                "-l",
+                &format!("127.0.0.1:{per_connection}"),
+                "--inetd",
+                "-a",
+            ])
             .arg(&smtpd)
             .arg("--config")
             .arg(&etc)

@@ -6,7 +6,61 @@ use std::path::Path;
 use std::os::unix::fs::MetadataExt;
 
 use postern_config::forward::{Forward, ForwardTarget, read_safe};
-use postern_config::{Address, Config};
+use postern_config::{Address, Config, Destination};
+
+/// `explain --relay IP ADDR`: what postern-smtpd answers a client at IP
+/// for `RCPT TO:<ADDR>`, and by which rule; then, for a local address, how
+/// it resolves.
+pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<String> {
+    let config = Config::load(dir)?;
+    let smtpd = &config.settings.smtpd;
+    let verdict = |line: String| Ok(format!("client {ip} → <{text}>: {line}"));
+    if let Some(what) = postern_config::relay::trick(text) {
+        return verdict(format!("refused (550 5.7.1): {what} is not accepted here"));
+    }
+    let address = match Address::parse(text) {
+        Ok(address) => address,
+        Err(e) => return verdict(format!("refused (501 5.1.3): {e}")),
+    };
+    let resolution = config.resolver().resolve(&address);
+    let remote = matches!(
+        resolution.destinations.as_slice(),
+        [Destination::Remote(r)] if *r == address
+    );
+    if !remote {
+        let local = run(dir, text)?;
+        let answer = if resolution.destinations.is_empty() {
+            "refused at RCPT unless deferred: no such local address"
+        } else {
+            "taken from anyone: a local address"
+        };
+        return Ok(format!("client {ip} → <{text}>: {answer}\n{local}"));
+    }
+    let trusted: Vec<postern_config::Network> = smtpd
+        .trusted_networks
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let rules = postern_config::relay::RelayRules {
+        trusted,
+        relayers_file: smtpd.relayers_file.clone(),
+        window: smtpd.relay_window,
+        refusal: smtpd.relay_refusal.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    match rules.permits(ip, now) {
+        Some(rule) => verdict(format!("relayed: {rule}")),
+        None => verdict(format!(
+            "refused (550 5.7.1): not a domain of this host, and {ip} is in no trusted network ({}) and has no login in {} within {} seconds",
+            smtpd.trusted_networks.join(", "),
+            smtpd.relayers_file.display(),
+            smtpd.relay_window
+        )),
+    }
+}
 
 pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
     let config = Config::load(dir)?;

@@ -45,7 +45,13 @@ enum Command {
     /// Validate postern.toml and every map; print `file:line: what is wrong`
     Check,
     /// Show how an address resolves, step by step, with each rule's file:line
-    Explain { address: String },
+    Explain {
+        address: String,
+        /// Also say whether a client at IP may send to ADDRESS over SMTP,
+        /// and by which rule
+        #[arg(long, value_name = "IP")]
+        relay: Option<std::net::IpAddr>,
+    },
     /// Local and virtual domains
     #[command(subcommand)]
     Domain(DomainCommand),
@@ -203,7 +209,10 @@ fn main() {
             address,
             password_file,
         }) => std::process::exit(auth_test::run(dir, &address, password_file.as_deref())),
-        Command::Explain { address } => explain::run(dir, &address),
+        Command::Explain { address, relay } => match relay {
+            Some(ip) => explain::relay(dir, ip, &address),
+            None => explain::run(dir, &address),
+        },
         Command::Domain(DomainCommand::Add { domain, local }) => domain::add(dir, &domain, local),
         Command::Domain(DomainCommand::Del { domain }) => domain::del(dir, &domain),
         Command::Domain(DomainCommand::List) => domain::list(dir),

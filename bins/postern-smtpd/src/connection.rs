@@ -189,7 +189,7 @@ async fn check(
                     );
                     Ok(())
                 }
-                None => Err(ctx.rules.refusal(address)),
+                None => Err(relay::refusal(&ctx.rules, address)),
             }
         }
         Ok(Answer::Defer(text)) => Err(Reply::new(

@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::listeners::{Kind, Listen};
-use crate::sockets::{Sockets, sockets};
 use crate::relay::RelayRules;
+use crate::sockets::{Sockets, sockets};
 use crate::{Context, connection};
 
 pub fn run(settings: Settings, inetd: bool) -> i32 {

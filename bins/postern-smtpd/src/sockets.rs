@@ -55,7 +55,8 @@ pub fn sockets(settings: &Settings, inetd: bool) -> Result<Sockets, (i32, String
     }
     let mut listening = Vec::new();
     for spec in &settings.smtpd.listen {
-        let listen = listeners::parse(spec).map_err(|why| (78, format!("[smtpd] listen: {why}")))?;
+        let listen =
+            listeners::parse(spec).map_err(|why| (78, format!("[smtpd] listen: {why}")))?;
         let listener =
             listeners::bind(&listen).map_err(|e| (71, format!("bind {}: {e}", listen.address)))?;
         listening.push((listen, listener));
@@ -70,7 +71,11 @@ fn connected(fd: RawFd) -> Option<TcpStream> {
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut length = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let is_peer = unsafe {
-        libc::getpeername(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut length)
+        libc::getpeername(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut length,
+        )
     } == 0;
     let family = i32::from(storage.ss_family);
     if !is_peer || (family != libc::AF_INET && family != libc::AF_INET6) {

@@ -22,6 +22,7 @@ pub mod forward;
 mod maps;
 pub mod masquerade;
 pub mod network;
+pub mod relay;
 pub mod relayers;
 mod resolve;
 mod settings;
