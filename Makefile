@@ -62,6 +62,7 @@ bench: release
 	scripts/ensure-packages $(BENCH_PACKAGES)
 	python3 scripts/bench-local.py
 	python3 scripts/bench-queue.py
+	python3 scripts/bench-smtp.py
 
 fuzz:
 	cargo fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz

@@ -19,9 +19,8 @@ run of 300 messages (strace slows everything, so it is not timed). Needs root (p
 """
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared"))
-BIN = os.path.join(ROOT, "target", "release")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from postern_bench import BIN, FSYNC_CALLS, ROOT, SHARED, cpu_seconds, start_up, strace_calls  # noqa: E402
 N = int(os.environ.get("BENCH_QUEUE_MESSAGES", "10000"))
 STREAMS = int(os.environ.get("BENCH_QUEUE_STREAMS", "10"))
 ROUNDS = int(os.environ.get("BENCH_QUEUE_ROUNDS", "3"))
@@ -66,24 +65,6 @@ def wait_for(maildirs, start, n=None):
         time.sleep(0.02)
 
 
-def cpu_seconds(pid):
-    """utime + stime + cutime + cstime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def start_up(sandbox, wrapper=()):
-    """`postern up` in a new sandbox (under `wrapper`, e.g. strace), once
-    its banner says it runs."""
-    up = subprocess.Popen([*wrapper, os.path.join(BIN, "postern"), "up", "--dir", sandbox],
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in up.stdout:
-        if line.startswith("Running in the foreground"):
-            break
-    return up
-
-
 def postern_round(work):
     sandbox = os.path.join(work, f"postern-{time.monotonic_ns()}")
     up = start_up(sandbox)
@@ -109,30 +90,19 @@ def postern_round(work):
     return N / seconds, cpu * 1000 / N
 
 
-def strace_calls(path):
-    """The calls strace -c counted of fsync, fdatasync and syncfs."""
-    calls = 0
-    with open(path) as f:
-        for line in f:
-            fields = line.split()
-            if fields and fields[-1] in ("fsync", "fdatasync", "syncfs") and len(fields) >= 5:
-                calls += int(fields[3])
-    return calls
-
-
 def postern_fsyncs(work, count=300):
     """Durable-write calls per message, counted by strace over the whole path:
     every injector and every process of `postern up`."""
     sandbox = os.path.join(work, f"fsyncs-{time.monotonic_ns()}")
     trace_up, trace_inject = os.path.join(work, "up.strace"), os.path.join(work, "inject.strace")
-    up = start_up(sandbox, ["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync,syncfs", "-o", trace_up])
+    up = start_up(sandbox, ["strace", "-f", "-qq", "-c", "-e", FSYNC_CALLS, "-o", trace_up])
     etc = os.path.join(sandbox, "etc")
     message_file = os.path.join(work, "message")
     with open(message_file, "wb") as f:
         f.write(message(0))
     inject = os.path.join(BIN, "postern-inject")
     script = f"for i in $(seq {count}); do {inject} --config {etc} -i demo@example.test < {message_file} || exit 1; done"
-    subprocess.run(["strace", "-f", "-qq", "-c", "-e", "trace=fsync,fdatasync,syncfs", "-o", trace_inject,
+    subprocess.run(["strace", "-f", "-qq", "-c", "-e", FSYNC_CALLS, "-o", trace_inject,
                     "sh", "-c", script], check=True)
     wait_for([os.path.join(sandbox, "mail", "example.test", "demo", "Maildir")], time.monotonic(), count)
     time.sleep(1)

@@ -1,0 +1,52 @@
+"""Helpers the Postern benchmarks share: `postern up` in a new sandbox, a
+process tree's CPU time, and strace's count of durable-write calls."""
+import os, subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared"))
+BIN = os.path.join(ROOT, "target", "release")
+FSYNC_CALLS = "trace=fsync,fdatasync,syncfs"
+
+
+def cpu_seconds(pid):
+    """utime + stime + cutime + cstime of a process, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def start_up(sandbox, wrapper=()):
+    """`postern up` in a new sandbox (under `wrapper`, e.g. strace), once
+    its banner says it runs."""
+    up = subprocess.Popen([*wrapper, os.path.join(BIN, "postern"), "up", "--dir", sandbox],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in up.stdout:
+        if line.startswith("Running in the foreground"):
+            break
+    return up
+
+
+def strace_calls(path):
+    """The calls strace -c counted of fsync, fdatasync and syncfs."""
+    calls = 0
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[-1] in ("fsync", "fdatasync", "syncfs") and len(fields) >= 5:
+                calls += int(fields[3])
+    return calls
+
+
+def pid_of(pattern):
+    """The oldest process whose command line holds `pattern`."""
+    out = subprocess.run(["pgrep", "-o", "-f", pattern], capture_output=True, text=True).stdout.split()
+    return int(out[0])
+
+
+def port_of(sandbox, service):
+    """A sandbox's port for SERVICE, from its etc/ports."""
+    with open(os.path.join(sandbox, "etc", "ports")) as f:
+        for line in f:
+            if line.startswith(service + " "):
+                return int(line.split()[1])
+    raise SystemExit(f"no {service} port in {sandbox}")
