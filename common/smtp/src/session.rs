@@ -5,7 +5,8 @@ use smtp_proto::{Error as SyntaxError, MailFrom, RcptTo, Request};
 use crate::Reply;
 use crate::body::{Body, Framing};
 
-/// The longest command line taken, CRLF included: RFC 5321 §4.5.3.1.4
+/// The longest command line taken, CRLF included (longer: 500 5.5.2, as
+/// RFC 3463 has no code of its own for it): RFC 5321 §4.5.3.1.4
 /// allows 512 octets, and each extension's parameters add to it.
 const MAX_COMMAND_LINE: usize = 4096;
 
@@ -21,6 +22,10 @@ pub struct Config {
     pub max_recipients: usize,
     /// Bad commands before the session is closed with 421.
     pub max_errors: usize,
+    /// NOOP, RSET, VRFY and HELP that may come before each further one
+    /// counts as an error (as Postfix's junk command limit): a client that
+    /// only keeps the connection busy is shown out.
+    pub max_junk_commands: usize,
 }
 
 impl Config {
@@ -30,6 +35,7 @@ impl Config {
             max_message_size: 0,
             max_recipients: 1000,
             max_errors: 20,
+            max_junk_commands: 100,
         }
     }
 }
@@ -105,6 +111,7 @@ pub struct Session {
     helo: Option<(String, bool)>,
     transaction: Option<Transaction>,
     errors: usize,
+    junk: usize,
     /// Inside a command line too long to keep: drop input to its end.
     discarding: bool,
 }
@@ -122,6 +129,7 @@ impl Session {
             helo: None,
             transaction: None,
             errors: 0,
+            junk: 0,
             discarding: false,
         };
         let greeting = format!("{} ESMTP Postern", session.config.hostname);
@@ -282,7 +290,7 @@ impl Session {
                 }
                 Some(end) => {
                     self.input.drain(..=end);
-                    self.error(Reply::new(500, "5.5.6", "Error: line too long"));
+                    self.error(Reply::new(500, "5.5.2", "Error: line too long"));
                     if matches!(self.state, State::Closed) {
                         return None;
                     }
@@ -290,7 +298,7 @@ impl Session {
                 None if self.input.len() >= MAX_COMMAND_LINE => {
                     self.input.clear();
                     self.discarding = true;
-                    self.error(Reply::new(500, "5.5.6", "Error: line too long"));
+                    self.error(Reply::new(500, "5.5.2", "Error: line too long"));
                     return None;
                 }
                 None => return None,
@@ -308,6 +316,19 @@ impl Session {
             && is_rcpt_to_postmaster(line)
         {
             to.address = "postmaster".to_string();
+        }
+        if matches!(
+            request,
+            Request::Noop { .. } | Request::Rset | Request::Vrfy { .. } | Request::Help { .. }
+        ) {
+            self.junk += 1;
+            if self.junk > self.config.max_junk_commands {
+                self.errors += 1;
+                if self.errors >= self.config.max_errors {
+                    let text = format!("{} Error: too many errors", self.config.hostname);
+                    return self.close(Reply::new(421, "4.7.0", text));
+                }
+            }
         }
         match request {
             Request::Ehlo { host } => self.hello(host, true),

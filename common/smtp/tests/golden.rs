@@ -35,6 +35,7 @@ fn parse(text: &str) -> (Config, Vec<Group>, Vec<String>) {
                     "max_message_size" => config.max_message_size = value as u64,
                     "max_recipients" => config.max_recipients = value,
                     "max_errors" => config.max_errors = value,
+                    "max_junk_commands" => config.max_junk_commands = value,
                     _ => panic!("unknown config key {key}"),
                 }
             }
