@@ -5,8 +5,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use postern_auth_protocol::{MAX_LINE, Reply, Request};
@@ -97,7 +97,7 @@ fn serve(stream: UnixStream, dir: &Path) {
         let text = String::from_utf8_lossy(&line[..line.len() - 1]);
         let text = text.strip_suffix('\r').unwrap_or(&text);
         let reply = match Request::parse(text) {
-            Ok(Request::Lookup { address }) => match Config::load(dir) {
+            Ok(Request::Lookup { address }) => match config(dir) {
                 Ok(config) => lookup(&config, &address),
                 Err(e) => {
                     warn!("{e}");
@@ -110,4 +110,33 @@ fn serve(stream: UnixStream, dir: &Path) {
             return;
         }
     }
+}
+
+/// The configuration, loaded again only when one of its files changed (its
+/// modification time, size or inode): an edit counts at the next request,
+/// and the many lookups of a busy listener do not each parse every map.
+/// Shared by every connection; the lock is held only to compare and swap.
+static CACHE: Mutex<Option<(Stamps, Arc<Config>)>> = Mutex::new(None);
+
+type Stamps = Vec<Option<(i64, i64, u64, u64)>>;
+
+fn config(dir: &Path) -> Result<Arc<Config>, postern_config::ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let stamps: Stamps = ["postern.toml", "domains", "accounts", "aliases"]
+        .iter()
+        .map(|name| {
+            std::fs::metadata(dir.join(name))
+                .ok()
+                .map(|m| (m.mtime(), m.mtime_nsec(), m.size(), m.ino()))
+        })
+        .collect();
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((old, config)) = cache.as_ref()
+        && *old == stamps
+    {
+        return Ok(Arc::clone(config));
+    }
+    let config = Arc::new(Config::load(dir)?);
+    *cache = Some((stamps, Arc::clone(&config)));
+    Ok(config)
 }
