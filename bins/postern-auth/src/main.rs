@@ -32,13 +32,7 @@ struct Args {
 fn main() {
     let args = <Args as clap::Parser>::parse();
     let dir = postern_config::config_dir(args.config.as_deref());
-    let settings = match Settings::load(&dir) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("postern-auth: {e}");
-            std::process::exit(78);
-        }
-    };
+    let settings = Settings::load_or_exit(&dir, "postern-auth");
     settings.init_log("postern-auth");
     std::process::exit(serve::run(&settings, &dir));
 }

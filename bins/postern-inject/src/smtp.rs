@@ -5,8 +5,8 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use postern_queue_format::{Notify, Recipient, Ret};
-use postern_smtp::{Action, Config, MailFrom, RcptTo, Reply, Session};
+use postern_queue_format::{Recipient, Ret, dsn};
+use postern_smtp::{Action, Config, Reply, Session};
 
 use crate::inject::{Refusal, Submission, Submitter};
 use crate::{EX_CANTCREAT, EX_DATAERR, EX_TEMPFAIL};
@@ -51,9 +51,9 @@ pub fn run(dir: &Path) -> i32 {
                     session.recipient_checked(verdict);
                 }
                 Action::Begin(envelope) => {
-                    dsn = (ret_of(&envelope.mail), envelope.mail.env_id.clone());
+                    dsn = (dsn::ret(&envelope.mail), envelope.mail.env_id.clone());
                     sender = Some(envelope.mail.address);
-                    recipients = envelope.recipients.iter().map(recipient_of).collect();
+                    recipients = envelope.recipients.iter().map(dsn::recipient).collect();
                     data.clear();
                 }
                 Action::Data(bytes) => data.extend_from_slice(&bytes),
@@ -95,35 +95,5 @@ fn reply_for(refusal: &Refusal) -> Reply {
         EX_CANTCREAT => Reply::new(552, "5.3.4", text),
         EX_DATAERR => Reply::new(554, "5.6.0", text),
         _ => Reply::new(451, "4.3.0", text),
-    }
-}
-
-/// MAIL's RET (RFC 3461 §4.3).
-fn ret_of(mail: &MailFrom<String>) -> Option<Ret> {
-    if mail.flags & smtp_proto::MAIL_RET_HDRS != 0 {
-        Some(Ret::Headers)
-    } else if mail.flags & smtp_proto::MAIL_RET_FULL != 0 {
-        Some(Ret::Full)
-    } else {
-        None
-    }
-}
-
-/// A RCPT with its NOTIFY and ORCPT (RFC 3461 §4.1, §4.2).
-fn recipient_of(rcpt: &RcptTo<String>) -> Recipient {
-    use smtp_proto::{
-        RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
-    };
-    let flags = rcpt.flags;
-    let any = RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY;
-    let notify = (flags & any != 0).then_some(Notify {
-        success: flags & RCPT_NOTIFY_SUCCESS != 0,
-        failure: flags & RCPT_NOTIFY_FAILURE != 0,
-        delay: flags & RCPT_NOTIFY_DELAY != 0,
-    });
-    Recipient {
-        address: rcpt.address.clone(),
-        notify,
-        orcpt: rcpt.orcpt.clone(),
     }
 }

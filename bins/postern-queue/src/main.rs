@@ -54,13 +54,7 @@ struct Args {
 fn main() {
     let args = <Args as clap::Parser>::parse();
     let dir = postern_config::config_dir(args.config.as_deref());
-    let settings = match Settings::load(&dir) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("postern-queue: {e}");
-            std::process::exit(78);
-        }
-    };
+    let settings = Settings::load_or_exit(&dir, "postern-queue");
     let queue = postern_queue_format::QueueDir::at(&settings.queue_dir);
     let command = if let Some(id) = &args.flush {
         Some(control::flush(

@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use postern_queue_format::{Envelope, Notify, QueueDir, QueueWriter, Recipient, Ret};
-use postern_smtp::{Envelope as Transaction, MailFrom, RcptTo, Reply};
+use postern_queue_format::{Envelope, QueueDir, QueueWriter, Recipient, dsn};
+use postern_smtp::{Envelope as Transaction, Reply};
 
 pub struct Incoming {
     writer: Result<QueueWriter, String>,
@@ -29,8 +29,18 @@ impl Incoming {
         let envelope = Envelope {
             arrival,
             sender: transaction.mail.address.to_lowercase(),
-            recipients: transaction.recipients.iter().map(recipient).collect(),
-            ret: ret(&transaction.mail),
+            recipients: transaction
+                .recipients
+                .iter()
+                .map(|rcpt| {
+                    let recipient = dsn::recipient(rcpt);
+                    Recipient {
+                        address: recipient.address.to_lowercase(),
+                        ..recipient
+                    }
+                })
+                .collect(),
+            ret: dsn::ret(&transaction.mail),
             envid: transaction.mail.env_id.clone(),
             report: None,
         };
@@ -74,36 +84,6 @@ fn refusal(why: String) -> (Reply, String) {
         Reply::new(451, "4.3.0", "Error: queue file write error")
     };
     (reply, why)
-}
-
-/// MAIL's RET (RFC 3461 §4.3).
-fn ret(mail: &MailFrom<String>) -> Option<Ret> {
-    if mail.flags & smtp_proto::MAIL_RET_HDRS != 0 {
-        Some(Ret::Headers)
-    } else if mail.flags & smtp_proto::MAIL_RET_FULL != 0 {
-        Some(Ret::Full)
-    } else {
-        None
-    }
-}
-
-/// A RCPT with its NOTIFY and ORCPT (RFC 3461 §4.1, §4.2).
-pub fn recipient(rcpt: &RcptTo<String>) -> Recipient {
-    use smtp_proto::{
-        RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
-    };
-    let flags = rcpt.flags;
-    let any = RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY;
-    let notify = (flags & any != 0).then_some(Notify {
-        success: flags & RCPT_NOTIFY_SUCCESS != 0,
-        failure: flags & RCPT_NOTIFY_FAILURE != 0,
-        delay: flags & RCPT_NOTIFY_DELAY != 0,
-    });
-    Recipient {
-        address: rcpt.address.to_lowercase(),
-        notify,
-        orcpt: rcpt.orcpt.clone(),
-    }
 }
 
 /// The trace line: who sent it from where, who took it with which

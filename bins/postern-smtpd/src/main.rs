@@ -60,13 +60,7 @@ pub struct Context {
 fn main() {
     let args = <Args as clap::Parser>::parse();
     let dir = postern_config::config_dir(args.config.as_deref());
-    let settings = match Settings::load(&dir) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("postern-smtpd: {e}");
-            std::process::exit(78);
-        }
-    };
+    let settings = Settings::load_or_exit(&dir, "postern-smtpd");
     settings.init_log("postern-smtpd");
     std::process::exit(serve::run(settings, args.inetd));
 }

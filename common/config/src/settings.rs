@@ -189,6 +189,15 @@ pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Res
 }
 
 impl Settings {
+    /// `load` for a daemon's start: on failure it says why, as `program:
+    /// ...` on stderr, and exits 78 (EX_CONFIG).
+    pub fn load_or_exit(dir: &Path, program: &str) -> Settings {
+        Settings::load(dir).unwrap_or_else(|e| {
+            eprintln!("{program}: {e}");
+            std::process::exit(78)
+        })
+    }
+
     /// Starts the process's logging where `log` says.
     pub fn init_log(&self, program: &'static str) {
         let target = match self.log {

@@ -3,6 +3,7 @@
 //! per-recipient records of the queue manager. No process logic lives
 //! here: `postern-inject`, `postern-smtpd` and `postern-queue` share it.
 
+pub mod dsn;
 mod envelope;
 mod id;
 mod listing;
