@@ -17,10 +17,11 @@ per message, counted by strace over injector and server in a separate
 run of 300 messages (strace slows everything, so it is not timed). Needs root (peers-up does). Environment: BENCH_QUEUE_MESSAGES
 (default 10000), BENCH_QUEUE_STREAMS (10), BENCH_QUEUE_ROUNDS (3).
 """
-import json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
+import json, os, shutil, signal, statistics, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from postern_bench import BIN, FSYNC_CALLS, ROOT, SHARED, cpu_seconds, start_up, strace_calls  # noqa: E402
+from postern_bench import (  # noqa: E402
+    BIN, FSYNC_CALLS, SHARED, cpu_seconds, empty_maildirs, start_up, strace_calls, with_peers)
 N = int(os.environ.get("BENCH_QUEUE_MESSAGES", "10000"))
 STREAMS = int(os.environ.get("BENCH_QUEUE_STREAMS", "10"))
 ROUNDS = int(os.environ.get("BENCH_QUEUE_ROUNDS", "3"))
@@ -118,12 +119,7 @@ def postern_fsyncs(work, count=300):
 def postfix_round(peers):
     env = dict(os.environ, MAIL_CONFIG=os.path.join(peers, "postfix", "etc"))
     maildirs = [os.path.join(peers, "mail", f"user{u}", "Maildir") for u in range(USERS)]
-    for m in maildirs:
-        for sub in ("new", "cur"):
-            d = os.path.join(m, sub)
-            if os.path.isdir(d):
-                for name in os.listdir(d):
-                    os.unlink(os.path.join(d, name))
+    empty_maildirs(maildirs)
     def command(n):
         return ["env", f"MAIL_CONFIG={env['MAIL_CONFIG']}", "/usr/sbin/sendmail", "-i", f"user{n % USERS}@bench.test"]
     start = inject_streams(command)
@@ -137,18 +133,7 @@ def disk_rate(work):
 
 
 def main():
-    if os.geteuid() != 0:
-        sys.exit("bench-queue: needs root (the Postfix peer does)")
-    base = os.path.join(ROOT, "target", "bench")
-    os.makedirs(base, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="q.", dir=base)
-    os.chmod(work, 0o755)
-    peers = tempfile.mkdtemp(prefix="p.", dir="/tmp")
-    try:
-        # Not captured: the servers peers-up starts keep its output open,
-        # and a reader waiting for end of file would wait for ever.
-        subprocess.run([os.path.join(SHARED, "bench", "peers-up"), peers], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with with_peers("bench-queue", "q.") as (work, peers):
         figures = {"postern": [], "postfix": [], "disk_rate": [], "postern_cpu_ms": []}
         for r in range(ROUNDS):
             rate, cpu = postern_round(work)
@@ -168,11 +153,6 @@ def main():
         print(f"  postern / postfix = {med['postern'] / med['postfix']:.2f}")
         print(json.dumps({"messages": N, "streams": STREAMS, "rounds": ROUNDS, "medians": med,
                           "fsyncs_per_message": fsyncs, "samples": figures}))
-    finally:
-        subprocess.run([os.path.join(SHARED, "bench", "peers-down"), peers],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(peers, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,12 @@ message, counted by strace in a separate untimed run. Needs root (peers-up
 does). Environment: BENCH_SMTP_MESSAGES (default 2000), BENCH_SMTP_ROUNDS
 (3).
 """
-import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    BIN, FSYNC_CALLS, ROOT, SHARED, cpu_seconds, pid_of, port_of, start_up, strace_calls)
+    BIN, FSYNC_CALLS, SHARED, cpu_seconds, empty_maildirs, pid_of, port_of, start_up, strace_calls,
+    with_peers)
 
 N = int(os.environ.get("BENCH_SMTP_MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
@@ -89,27 +90,13 @@ def postern_fsyncs(work, count=300):
 
 def postfix_round(peers):
     maildirs = [os.path.join(peers, "mail", f"user{u}", "Maildir") for u in range(1, USERS + 1)]
-    for m in maildirs:
-        for sub in ("new", "cur"):
-            d = os.path.join(m, sub)
-            if os.path.isdir(d):
-                for name in os.listdir(d):
-                    os.unlink(os.path.join(d, name))
+    empty_maildirs(maildirs)
     recipients = [f"user{u}@bench.test" for u in range(1, USERS + 1)]
     return load_and_wait(int(os.environ.get("BENCH_SMTP_PORT", "3525")), recipients, maildirs)
 
 
 def main():
-    if os.geteuid() != 0:
-        sys.exit("bench-smtp: needs root (the Postfix peer does)")
-    base = os.path.join(ROOT, "target", "bench")
-    os.makedirs(base, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="s.", dir=base)
-    os.chmod(work, 0o755)
-    peers = tempfile.mkdtemp(prefix="p.", dir="/tmp")
-    try:
-        subprocess.run([os.path.join(SHARED, "bench", "peers-up"), peers], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with with_peers("bench-smtp", "s.") as (work, peers):
         figures = {"postern_s": [], "postfix_s": [], "postern_cpu_ms": []}
         for r in range(ROUNDS):
             seconds, cpu = postern_round(work)
@@ -127,11 +114,6 @@ def main():
         print(f"  postern time / postfix time = {med['postern_s'] / med['postfix_s']:.2f}")
         print(json.dumps({"messages": N, "rounds": ROUNDS, "medians": med, "fsyncs_per_message": fsyncs,
                           "samples": figures}))
-    finally:
-        subprocess.run([os.path.join(SHARED, "bench", "peers-down"), peers],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        shutil.rmtree(peers, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Helpers the Postern benchmarks share: `postern up` in a new sandbox, a
 process tree's CPU time, and strace's count of durable-write calls."""
-import os, subprocess
+import contextlib, os, shutil, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared"))
@@ -50,3 +50,37 @@ def port_of(sandbox, service):
             if line.startswith(service + " "):
                 return int(line.split()[1])
     raise SystemExit(f"no {service} port in {sandbox}")
+
+
+@contextlib.contextmanager
+def with_peers(name, prefix):
+    """A scratch directory under target/bench and the peers of
+    ../shared/bench/peers-up, both gone afterwards. Needs root."""
+    if os.geteuid() != 0:
+        sys.exit(f"{name}: needs root (the Postfix peer does)")
+    base = os.path.join(ROOT, "target", "bench")
+    os.makedirs(base, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=prefix, dir=base)
+    os.chmod(work, 0o755)
+    peers = tempfile.mkdtemp(prefix="p.", dir="/tmp")
+    try:
+        # Not captured: the servers peers-up starts keep its output open,
+        # and a reader waiting for end of file would wait for ever.
+        subprocess.run([os.path.join(SHARED, "bench", "peers-up"), peers], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield work, peers
+    finally:
+        subprocess.run([os.path.join(SHARED, "bench", "peers-down"), peers],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(peers, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def empty_maildirs(maildirs):
+    """Removes the messages of the peers' Maildirs before a round."""
+    for m in maildirs:
+        for sub in ("new", "cur"):
+            d = os.path.join(m, sub)
+            if os.path.isdir(d):
+                for name in os.listdir(d):
+                    os.unlink(os.path.join(d, name))
