@@ -138,6 +138,19 @@ fn swaks_mail_lands_byte_for_byte_through_the_queue() {
     // swaks sends the body with CRLF and one empty line after it; the
     // Maildir holds it with LF, dot unstuffed, otherwise as sent.
     assert!(text.ends_with(&format!("\n\n{body}\n\n")), "{text}");
+    // RCPT TO:<Postmaster>, without a domain (RFC 5321 4.5.1): the host's
+    // postmaster, which the sandbox sends to the demo mailbox.
+    let (code, out) = swaks(&["--server", &s.server("SMTP"), "--to", "Postmaster"]);
+    assert_eq!(code, 0, "{out}");
+    wait_for(&s.demo(), 2);
+    let delivered: Vec<String> = messages(&s.demo())
+        .into_iter()
+        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+        .collect();
+    assert!(
+        delivered.iter().any(|m| m.contains("\nTo: Postmaster\n")),
+        "{delivered:?}"
+    );
     s.stop();
 }
 

@@ -155,12 +155,7 @@ async fn check(
     if let Some(reply) = relay::trick(address) {
         return Err(reply);
     }
-    // RFC 5321 §4.5.1: <Postmaster> without a domain is this host's.
-    let asked = if address.contains('@') {
-        address.clone()
-    } else {
-        format!("{address}@{}", ctx.settings.hostname)
-    };
+    let asked = crate::incoming::queue_address(address, &ctx.settings.hostname);
     match lookups.lookup(&asked).await {
         Ok(Answer::Local) => Ok(()),
         Ok(Answer::Unknown(text)) => {

@@ -35,7 +35,7 @@ impl Incoming {
                 .map(|rcpt| {
                     let recipient = dsn::recipient(rcpt);
                     Recipient {
-                        address: recipient.address.to_lowercase(),
+                        address: queue_address(&recipient.address, hostname),
                         ..recipient
                     }
                 })
@@ -74,6 +74,16 @@ impl Incoming {
             .map_err(|e| refusal(e.to_string()))?;
         queue.poke(&committed);
         Ok(committed.to_string())
+    }
+}
+
+/// A recipient as the queue and postern-auth take it: `postmaster`
+/// without a domain (RFC 5321 §4.5.1) is this host's; lower case.
+pub fn queue_address(address: &str, hostname: &str) -> String {
+    if address.contains('@') {
+        address.to_lowercase()
+    } else {
+        format!("{}@{hostname}", address.to_lowercase())
     }
 }
 
