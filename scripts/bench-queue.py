@@ -21,7 +21,8 @@ import json, os, shutil, signal, statistics, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    BIN, FSYNC_CALLS, SHARED, cpu_seconds, empty_maildirs, start_up, strace_calls, with_peers)
+    BIN, FSYNC_CALLS, SHARED, add_mailboxes, cpu_seconds, empty_maildirs, pid_of, start_up, strace_calls,
+    with_peers)
 N = int(os.environ.get("BENCH_QUEUE_MESSAGES", "10000"))
 STREAMS = int(os.environ.get("BENCH_QUEUE_STREAMS", "10"))
 ROUNDS = int(os.environ.get("BENCH_QUEUE_ROUNDS", "3"))
@@ -70,16 +71,8 @@ def postern_round(work):
     sandbox = os.path.join(work, f"postern-{time.monotonic_ns()}")
     up = start_up(sandbox)
     etc = os.path.join(sandbox, "etc")
-    password = os.path.join(etc, "demo.password")
-    for u in range(USERS):
-        subprocess.run([os.path.join(BIN, "postern-admin"), "--config", etc, "mailbox", "add",
-                        f"user{u}@example.test", "--password-file", password], check=True,
-                       capture_output=True)
-    maildirs = [os.path.join(sandbox, "mail", "example.test", f"user{u}", "Maildir") for u in range(USERS)]
-    def pid_of(name):
-        out = subprocess.run(["pgrep", "-f", f"{name} --config {etc}"], capture_output=True, text=True).stdout.split()
-        return int(out[0])
-    lspawn, queue = pid_of("postern-lspawn"), pid_of("postern-queue")
+    maildirs = add_mailboxes(sandbox, USERS)
+    lspawn, queue = (pid_of(f"{name} --config {etc}") for name in ("postern-lspawn", "postern-queue"))
     cpu0 = cpu_seconds(lspawn) + cpu_seconds(queue)
     start = inject_streams(lambda n: [os.path.join(BIN, "postern-inject"), "--config", etc, "-i",
                                       f"user{n % USERS}@example.test"])

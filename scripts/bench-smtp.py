@@ -16,8 +16,8 @@ import json, os, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    BIN, FSYNC_CALLS, SHARED, cpu_seconds, empty_maildirs, pid_of, port_of, start_up, strace_calls,
-    with_peers)
+    FSYNC_CALLS, SHARED, add_mailboxes, cpu_seconds, empty_maildirs, pid_of, port_of, start_up,
+    strace_calls, with_peers)
 
 N = int(os.environ.get("BENCH_SMTP_MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
@@ -45,14 +45,8 @@ def load_and_wait(port, recipients, maildirs, n=N):
 def postern_sandbox(work, wrapper=()):
     sandbox = os.path.join(work, f"postern-{time.monotonic_ns()}")
     up = start_up(sandbox, wrapper)
-    etc = os.path.join(sandbox, "etc")
-    password = os.path.join(etc, "demo.password")
-    for u in range(USERS):
-        subprocess.run([os.path.join(BIN, "postern-admin"), "--config", etc, "mailbox", "add",
-                        f"user{u}@example.test", "--password-file", password], check=True,
-                       capture_output=True)
+    maildirs = add_mailboxes(sandbox, USERS)
     recipients = [f"user{u}@example.test" for u in range(USERS)]
-    maildirs = [os.path.join(sandbox, "mail", "example.test", f"user{u}", "Maildir") for u in range(USERS)]
     return sandbox, up, recipients, maildirs
 
 

@@ -37,6 +37,18 @@ def strace_calls(path):
     return calls
 
 
+def add_mailboxes(sandbox, count):
+    """Mailboxes user0..user{count-1}@example.test in a sandbox; their
+    Maildirs."""
+    etc = os.path.join(sandbox, "etc")
+    password = os.path.join(etc, "demo.password")
+    for u in range(count):
+        subprocess.run([os.path.join(BIN, "postern-admin"), "--config", etc, "mailbox", "add",
+                        f"user{u}@example.test", "--password-file", password], check=True,
+                       capture_output=True)
+    return [os.path.join(sandbox, "mail", "example.test", f"user{u}", "Maildir") for u in range(count)]
+
+
 def pid_of(pattern):
     """The oldest process whose command line holds `pattern`."""
     out = subprocess.run(["pgrep", "-o", "-f", pattern], capture_output=True, text=True).stdout.split()

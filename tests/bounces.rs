@@ -9,13 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use postern_queue_format::{Envelope, QueueDir, Recipient, Records};
 
 use crate::queue::{mailq, submit, wait_for};
 use crate::sandbox::{Up, sandbox_dir, start, stop};
-use crate::util::{messages, program, run_with_input};
+use crate::util::{messages, program, run_with_input, wait_until};
 
 /// Reads one report and checks it as a mail client would: prints
 /// `kind action status recipient` per recipient, and `returned: SUBJECT`.
@@ -155,11 +155,7 @@ impl Sandbox {
     /// Queues a message as if it had arrived `age` ago (the queue's
     /// files are written as postern-inject writes them).
     fn queue_aged(&self, sender: &str, recipient: &str, age: Duration, message: &[u8]) {
-        let arrival = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            - age.as_secs();
+        let arrival = postern_config::unix_now() - age.as_secs();
         let envelope = Envelope {
             arrival,
             sender: sender.into(),
@@ -174,15 +170,7 @@ impl Sandbox {
     }
 
     fn wait_until_empty(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while mailq(&self.etc()) != "Mail queue is empty\n" {
-            assert!(
-                Instant::now() < deadline,
-                "the queue never emptied: {}",
-                mailq(&self.etc())
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::queue::wait_until_empty(&self.etc());
     }
 
     /// Waits (bounded) until the listing shows `text`.
@@ -445,13 +433,13 @@ fn the_retry_schedule_backs_off_and_survives_a_restart() {
     let pid = crate::queue::queue_pid(&etc).expect("postern-queue runs");
     // SAFETY: kill(2) on a process of the suite this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while crate::queue::queue_pid(&etc).is_none_or(|p| p == pid) {
-        assert!(Instant::now() < deadline, "postern-queue was not restarted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || crate::queue::queue_pid(&etc).is_some_and(|p| p != pid),
+        || "postern-queue was not restarted".to_string(),
+    );
     let (id, after) = next_attempt(&s);
-    if next > now() + 1 {
+    if next > postern_config::unix_now() + 1 {
         std::thread::sleep(Duration::from_millis(1000));
         let (_, later) = next_attempt(&s);
         assert_eq!(
@@ -462,19 +450,12 @@ fn the_retry_schedule_backs_off_and_survives_a_restart() {
     }
     let (code, text) = s.control(&["--flush", id.as_str()]);
     assert_eq!(code, 0, "{text}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while next_attempt(&s).1.rounds.len() <= after.rounds.len() {
-        assert!(Instant::now() < deadline, "--flush did not try the message");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || next_attempt(&s).1.rounds.len() > after.rounds.len(),
+        || "--flush did not try the message".to_string(),
+    );
     s.stop();
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 #[test]

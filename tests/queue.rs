@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::sandbox::{sandbox_dir, start, stop};
-use crate::util::{messages, program, run_with_input};
+use crate::util::{messages, program, run_with_input, wait_until};
 
 pub fn submit(etc: &std::path::Path, message: &[u8]) {
     let mut command = Command::new(program("postern-inject"));
@@ -21,15 +21,20 @@ pub fn submit(etc: &std::path::Path, message: &[u8]) {
 
 /// Waits (bounded) until the Maildir holds `count` messages.
 pub fn wait_for(maildir: &std::path::Path, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while messages(maildir).len() < count {
-        assert!(
-            Instant::now() < deadline,
-            "{count} messages never arrived in {}",
-            maildir.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        || messages(maildir).len() >= count,
+        || format!("{count} messages never arrived in {}", maildir.display()),
+    );
+}
+
+/// Waits (bounded) until `mailq` says the queue is empty.
+pub fn wait_until_empty(etc: &std::path::Path) {
+    wait_until(
+        Duration::from_secs(60),
+        || mailq(etc) == "Mail queue is empty\n",
+        || format!("the queue never emptied: {}", mailq(etc)),
+    );
 }
 
 pub fn mailq(etc: &std::path::Path) -> String {
@@ -77,15 +82,7 @@ fn injected_mail_is_delivered_once_and_the_queue_empties() {
     assert!(got[0].1.starts_with(b"Return-Path: <"));
     // Named after the queue entry, so a retry would find it.
     assert!(got[0].0.contains(".Q"), "{}", got[0].0);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while mailq(&etc) != "Mail queue is empty\n" {
-        assert!(
-            Instant::now() < deadline,
-            "the queue never emptied: {}",
-            mailq(&etc)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_empty(&etc);
     assert_eq!(std::fs::read_dir(dir.join("queue/tmp")).unwrap().count(), 0);
     assert_eq!(
         std::fs::read_dir(dir.join("queue/state")).unwrap().count(),
@@ -106,16 +103,11 @@ fn a_killed_queue_manager_is_restarted_and_delivers() {
     // SAFETY: kill(2) on a process of the suite this test started.
     unsafe { libc::kill(first, libc::SIGKILL) };
     // postern-lspawn exits with it, and the supervisor starts both again.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(pid) = queue_pid(&etc)
-            && pid != first
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "postern-queue was not restarted");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        || queue_pid(&etc).is_some_and(|pid| pid != first),
+        || "postern-queue was not restarted".to_string(),
+    );
     submit(&etc, b"To: demo@example.test\nSubject: two\n\n2\n");
     wait_for(&maildir, 2);
     stop(up);
@@ -185,15 +177,11 @@ fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
         &etc,
         format!("To: box@example.test\nSubject: big\n\n{body}\n").as_bytes(),
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !mailq(&etc).contains("deferred: 4.3.1") {
-        assert!(
-            Instant::now() < deadline,
-            "no deferral for the full disk: {}",
-            mailq(&etc)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(60),
+        || mailq(&etc).contains("deferred: 4.3.1"),
+        || format!("no deferral for the full disk: {}", mailq(&etc)),
+    );
     let maildir = small.join("Maildir");
     assert!(messages(&maildir).is_empty());
     assert_eq!(
@@ -207,11 +195,7 @@ fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
     let got = messages(&maildir);
     assert_eq!(got.len(), 1);
     assert!(got[0].1.ends_with(format!("\n\n{body}\n").as_bytes()));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while mailq(&etc) != "Mail queue is empty\n" {
-        assert!(Instant::now() < deadline, "the queue never emptied");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_empty(&etc);
     stop(up);
 }
 

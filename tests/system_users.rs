@@ -506,14 +506,7 @@ fn a_forward_to_an_address_delivers_through_the_queue() {
     let out = crate::util::run_with_input(&mut command, b"Subject: passed on\n\nbody\n");
     assert!(out.status.success());
     let maildir = dir.join("mail/example.test/demo/Maildir");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while messages(&maildir).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the forward never arrived"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::queue::wait_for(&maildir, 1);
     crate::sandbox::stop(up);
     let got = messages(&maildir);
     assert_eq!(got.len(), 1);

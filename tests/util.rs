@@ -322,3 +322,17 @@ pub fn recipients(envelope: &postern_queue_format::Envelope) -> Vec<&str> {
         .map(|r| r.address.as_str())
         .collect()
 }
+
+/// Waits, checking every 50 ms and at most `limit`, until `done` holds;
+/// else fails with `why()`.
+pub fn wait_until(
+    limit: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+    why: impl Fn() -> String,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{}", why());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

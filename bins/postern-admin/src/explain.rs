@@ -47,11 +47,7 @@ pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<Str
         window: smtpd.relay_window,
         refusal: smtpd.relay_refusal.clone(),
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    match rules.permits(ip, now) {
+    match rules.permits(ip, postern_config::unix_now()) {
         Some(rule) => verdict(format!("relayed: {rule}")),
         None => verdict(format!(
             "refused (550 5.7.1): not a domain of this host, and {ip} is in no trusted network ({}) and has no login in {} within {} seconds",

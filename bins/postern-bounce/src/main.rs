@@ -15,8 +15,10 @@ mod report;
 use std::path::PathBuf;
 
 use postern_config::Settings;
+use std::io::{Read, Seek};
+
 use postern_queue_format::{
-    Envelope, QueueDir, QueueId, Recipient, Records, Report, ReportKind as Kind,
+    Envelope, QueueDir, QueueId, Recipient, Records, Report, ReportKind as Kind, read_envelope_from,
 };
 
 use report::Input;
@@ -55,10 +57,19 @@ fn main() {
     let id = QueueId::parse(&args.id)
         .unwrap_or_else(|| fail(64, &format!("{:?} is not a queue id", args.id)));
     let queue = QueueDir::at(&settings.queue_dir);
-    let bytes =
-        std::fs::read(queue.queue_file(&id)).unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
+    let mut file = std::fs::File::open(queue.queue_file(&id))
+        .unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
     let (envelope, offset) =
-        Envelope::decode(&bytes).unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
+        read_envelope_from(&id, &mut file).unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
+    // The envelope was read in chunks: back to where the data starts.
+    file.seek(std::io::SeekFrom::Start(offset))
+        .unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
+    // No more of the message than a report can return: one octet past the
+    // limit is enough to know it is too big, and its header comes first.
+    let mut message = Vec::new();
+    std::io::Read::take(&mut file, report::MAX_RETURNED as u64 + 1)
+        .read_to_end(&mut message)
+        .unwrap_or_else(|e| fail(75, &format!("{id}: {e}")));
     let records = Records::read(&queue, &id, envelope.recipients.len())
         .unwrap_or_else(|e| fail(75, &format!("{id}: records: {e}")));
     let indices: Vec<usize> = args
@@ -75,7 +86,7 @@ fn main() {
         _ if envelope.sender.is_empty() => fail(64, "a message from <> gets no report"),
         _ => envelope.sender.clone(),
     };
-    let now = report::now();
+    let now = postern_config::unix_now();
     let report_envelope = Envelope {
         arrival: now,
         sender: String::new(),
@@ -96,7 +107,7 @@ fn main() {
         envelope: &envelope,
         records: &records,
         indices: &indices,
-        message: &bytes[offset..],
+        message: &message,
         retry_until: Some(envelope.arrival.saturating_add(settings.queue_lifetime)),
         now,
         to: &to,

@@ -4,7 +4,7 @@
 //! header. Pure: everything it needs comes in, the message goes out.
 
 use std::fmt::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use postern_queue_format::{Envelope, Outcome, Records, ReportKind as Kind, Ret};
 
@@ -262,14 +262,6 @@ fn status_of(records: &Records, index: usize) -> String {
 
 fn one_line(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
-}
-
-/// Seconds since the epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 //! queued only once none of its other deliveries is waiting for a retry.
 
 use std::os::fd::AsRawFd;
-use std::time::SystemTime;
 
 use postern_config::Settings;
 use postern_queue_format::{Envelope, QueueDir, Recipient};
@@ -69,10 +68,7 @@ fn write_copy(
             format!("mail forwarding loop for <{recipient}>"),
         ));
     }
-    let arrival = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let arrival = postern_config::unix_now();
     let envelope = Envelope {
         arrival,
         sender: request.sender.clone(),

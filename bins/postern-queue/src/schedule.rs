@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use postern_config::Settings;
 use postern_queue_format::{
@@ -37,10 +37,7 @@ const MAX_BATCH_MESSAGES: usize = 64;
 /// Seconds since the epoch: the clock of the schedule, which survives a
 /// restart in `state/` records.
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    postern_config::unix_now()
 }
 
 /// A message the manager knows of.
@@ -53,6 +50,14 @@ pub struct Entry {
     /// Flushed by the admin: try now, whatever the records say.
     flushed: bool,
     pub busy: bool,
+}
+
+impl Entry {
+    /// Try now, whatever the schedule recorded says.
+    fn flush(&mut self) {
+        self.not_before = None;
+        self.flushed = true;
+    }
 }
 
 /// One message of a batch on its way: which recipients (by index) its
@@ -150,22 +155,13 @@ impl Scheduler {
                         self.index.entry(id).or_default();
                     }
                 }
-                Event::Flush(only) => {
-                    if only.is_none() {
-                        self.last_scan = None;
-                    }
-                    for (id, entry) in self.index.iter_mut() {
-                        if only.as_ref().is_none_or(|o| o == id) {
-                            entry.not_before = None;
-                            entry.flushed = true;
-                        }
-                    }
-                    if let Some(id) = only {
-                        let entry = self.index.entry(id).or_default();
-                        entry.not_before = None;
-                        entry.flushed = true;
+                Event::Flush(None) => {
+                    self.last_scan = None;
+                    for entry in self.index.values_mut() {
+                        entry.flush();
                     }
                 }
+                Event::Flush(Some(id)) => self.index.entry(id).or_default().flush(),
                 Event::SpawnerGone => return false,
                 Event::Results(tag, lines) => self.results(&tag, &lines),
             }

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use postern_auth_protocol::Reply as Answer;
 use postern_smtp::{Action, Config, RcptTo, Reply, Session};
@@ -171,22 +171,16 @@ async fn check(
                 format!("<{address}>: Recipient address rejected: {why}"),
             ))
         }
-        Ok(Answer::Remote) => {
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            match ctx.rules.permits(peer, now) {
-                Some(rule) => {
-                    info!(
-                        "relay for [{peer}] to <{}>: {rule}",
-                        postern_log::escape(address)
-                    );
-                    Ok(())
-                }
-                None => Err(relay::refusal(&ctx.rules, address)),
+        Ok(Answer::Remote) => match ctx.rules.permits(peer, postern_config::unix_now()) {
+            Some(rule) => {
+                info!(
+                    "relay for [{peer}] to <{}>: {rule}",
+                    postern_log::escape(address)
+                );
+                Ok(())
             }
-        }
+            None => Err(relay::refusal(&ctx.rules, address)),
+        },
         Ok(Answer::Defer(text)) => Err(Reply::new(
             450,
             "4.3.5",

@@ -22,10 +22,7 @@ impl Incoming {
         transaction: &Transaction,
     ) -> Incoming {
         let now = SystemTime::now();
-        let arrival = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let arrival = postern_config::unix_seconds(now);
         let envelope = Envelope {
             arrival,
             sender: transaction.mail.address.to_lowercase(),

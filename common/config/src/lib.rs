@@ -82,3 +82,16 @@ impl Config {
         Resolver::new(&self.settings, &self.maps)
     }
 }
+
+/// Seconds since the epoch at `time`: the clock of queue arrivals, retry
+/// schedules and the relayers file. A clock before 1970 reads as 0.
+pub fn unix_seconds(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// [`unix_seconds`] of now.
+pub fn unix_now() -> u64 {
+    unix_seconds(std::time::SystemTime::now())
+}
