@@ -10,7 +10,7 @@ rounds. Also printed: Postern's server CPU per message (smtpd, auth, the
 queue, the spawner and every postern-local) and its fsync calls per
 message, counted by strace in a separate untimed run. Needs root (peers-up
 does). Environment: BENCH_SMTP_MESSAGES (default 2000), BENCH_SMTP_ROUNDS
-(3).
+(3), BENCH_SETTLE_SECONDS (12, the pause before each round).
 """
 import json, os, shutil, signal, statistics, subprocess, sys, time
 
@@ -24,10 +24,19 @@ ROUNDS = int(os.environ.get("BENCH_SMTP_ROUNDS", "3"))
 SESSIONS = 10
 USERS = 10
 SIZE = 4096
+SETTLE = float(os.environ.get("BENCH_SETTLE_SECONDS", "12"))
+
+
+def settle():
+    """Waits out the files the last round deleted: ext4 without a journal
+    (as on the bench machines) skips inodes freed in the last 5-10 seconds
+    when it allocates, so one round's clean-up would slow the next."""
+    time.sleep(SETTLE)
 
 
 def load_and_wait(port, recipients, maildirs, n=N):
     """smtp-load, then wait-maildirs: seconds until all are delivered."""
+    settle()
     load = subprocess.run([os.path.join(SHARED, "bench", "smtp-load"), "127.0.0.1", str(port),
                            "--messages", str(n), "--sessions", str(SESSIONS), "--size", str(SIZE),
                            "--to", ",".join(recipients)], capture_output=True, text=True)

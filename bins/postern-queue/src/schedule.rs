@@ -33,6 +33,16 @@ const FULL_SCAN: Duration = Duration::from_secs(10);
 const STALE_TMP: Duration = Duration::from_secs(36 * 3600);
 /// The most messages one batch carries.
 const MAX_BATCH_MESSAGES: usize = 64;
+/// While deliveries run, a new batch starts at most this often, unless
+/// `FULL_BATCH` messages are ready: under a steady stream, messages gather
+/// into batches (one `postern-local` each) instead of one process per
+/// message; an idle queue still delivers at once.
+const BATCH_PACE: Duration = Duration::from_millis(25);
+const FULL_BATCH: usize = 16;
+/// Ready messages are spread over the free slots, but not thinner than
+/// this: a process per message would cost more than the parallel
+/// deliveries save.
+const MIN_SPREAD: usize = 8;
 
 /// Seconds since the epoch: the clock of the schedule, which survives a
 /// restart in `state/` records.
@@ -50,9 +60,20 @@ pub struct Entry {
     /// Flushed by the admin: try now, whatever the records say.
     flushed: bool,
     pub busy: bool,
+    /// Known never to have been attempted, by this manager or one before
+    /// it: it reached `queue/` after this manager's first scan. Its first
+    /// attempt needs no `--retry` look, and no record before it starts.
+    untried: bool,
 }
 
 impl Entry {
+    fn new(untried: bool) -> Entry {
+        Entry {
+            untried,
+            ..Entry::default()
+        }
+    }
+
     /// Try now, whatever the schedule recorded says.
     fn flush(&mut self) {
         self.not_before = None;
@@ -65,6 +86,10 @@ impl Entry {
 pub struct Flight {
     pub id: QueueId,
     pub indices: Vec<usize>,
+    /// When the attempt started.
+    pub started: u64,
+    /// The message's first attempt ever, not yet recorded in `state/`.
+    pub first: bool,
 }
 
 /// A batch on its way: its messages, the domains it holds a slot of, and
@@ -88,6 +113,13 @@ pub struct Scheduler {
     /// Batches in flight per recipient domain.
     pub domains: HashMap<String, usize>,
     last_scan: Option<Instant>,
+    /// When the last batch was sent, and when to look again at messages
+    /// held back by `BATCH_PACE`.
+    last_batch: Option<Instant>,
+    wake: Option<Instant>,
+    /// Whether the first full scan is done: what appears in `queue/` after
+    /// it cannot have been attempted by an earlier manager.
+    scanned: bool,
 }
 
 pub fn run(settings: &Settings, config: &Path) -> i32 {
@@ -140,19 +172,27 @@ impl Scheduler {
             batches: HashMap::new(),
             domains: HashMap::new(),
             last_scan: None,
+            last_batch: None,
+            wake: None,
+            scanned: false,
         }
     }
 
     /// Waits for the next event (at most a tick), handles it and whatever
     /// else is waiting. False when the spawner is gone.
     fn handle_events(&mut self, inbox: &Receiver<Event>) -> bool {
-        let mut next = inbox.recv_timeout(TICK).ok();
+        let wait = self.wake.take().map_or(TICK, |at| {
+            at.saturating_duration_since(Instant::now()).min(TICK)
+        });
+        let mut next = inbox.recv_timeout(wait).ok();
         while let Some(event) = next {
             match event {
                 Event::Scan => self.last_scan = None,
                 Event::Poke(ids) => {
                     for id in ids {
-                        self.index.entry(id).or_default();
+                        self.index
+                            .entry(id)
+                            .or_insert_with(|| Entry::new(self.scanned));
                     }
                 }
                 Event::Flush(None) => {
@@ -161,7 +201,11 @@ impl Scheduler {
                         entry.flush();
                     }
                 }
-                Event::Flush(Some(id)) => self.index.entry(id).or_default().flush(),
+                Event::Flush(Some(id)) => self
+                    .index
+                    .entry(id)
+                    .or_insert_with(|| Entry::new(self.scanned))
+                    .flush(),
                 Event::SpawnerGone => return false,
                 Event::Results(tag, lines) => self.results(&tag, &lines),
             }
@@ -178,8 +222,11 @@ impl Scheduler {
         self.index
             .retain(|id, entry| entry.busy || present.contains(id));
         for id in ids {
-            self.index.entry(id).or_default();
+            self.index
+                .entry(id)
+                .or_insert_with(|| Entry::new(self.scanned));
         }
+        self.scanned = true;
     }
 
     /// The batches to send now, as (tag, text).
@@ -195,7 +242,22 @@ impl Scheduler {
             .filter(|(_, e)| !e.busy && e.not_before.is_none_or(|t| t <= now))
             .map(|(id, _)| id.clone())
             .collect();
-        let per_batch = ready.len().div_ceil(free).clamp(1, MAX_BATCH_MESSAGES);
+        if let Some(last) = self.last_batch
+            && !self.batches.is_empty()
+            && ready.len() < FULL_BATCH
+            && last.elapsed() < BATCH_PACE
+        {
+            self.wake = Some(last + BATCH_PACE);
+            return Vec::new();
+        }
+        if ready.is_empty() {
+            return Vec::new();
+        }
+        self.last_batch = Some(Instant::now());
+        let per_batch = ready
+            .len()
+            .div_ceil(free)
+            .clamp(MIN_SPREAD, MAX_BATCH_MESSAGES);
         let mut sent = Vec::new();
         let mut current = Batch::default();
         for id in ready {
@@ -298,6 +360,7 @@ impl Scheduler {
         }
         drop(file);
         let flushed = entry.flushed;
+        let first = entry.untried;
         let (envelope, offset) = entry.envelope.clone().expect("read above");
         let records = Records::read(&self.queue, id, envelope.recipients.len()).ok()?;
         if records.held {
@@ -316,22 +379,24 @@ impl Scheduler {
             self.settle(id, &envelope, &records, now);
             return None;
         }
-        // A message tried before may have landed where the record was
-        // lost: such deliveries look first (postern-local --retry). The
-        // "try" record marks the first attempt before it starts.
-        let retry = self.queue.state_file(id).exists();
-        let mut events = Vec::new();
-        if !retry {
-            events.push(Record::Try);
+        // A message that may have been tried before (by an earlier manager,
+        // whose records a crash may have cut short) may have landed where
+        // the record was lost: its deliveries look first (postern-local
+        // --retry). A first attempt is recorded only with its outcome,
+        // and not at all when it delivers everything: no `state/` file.
+        let retry = !first;
+        if first || !self.queue.state_file(id).exists() {
             info!(
                 "{id}: from=<{}>, nrcpt={}",
                 envelope.sender,
                 envelope.recipients.len()
             );
         }
-        events.push(Record::Round(now));
-        if let Err(e) = Records::note(&self.queue, id, &events) {
+        if !first && let Err(e) = Records::note(&self.queue, id, &[Record::Round(now)]) {
             warn!("{id}: cannot record the attempt: {e}");
+        }
+        if let Some(entry) = self.index.get_mut(id) {
+            entry.untried = false;
         }
         let file = self.queue.queue_file(id);
         let mut lines = String::new();
@@ -356,6 +421,8 @@ impl Scheduler {
         let flight = Flight {
             id: id.clone(),
             indices,
+            started: now,
+            first,
         };
         Some((lines, flight, domains))
     }
@@ -369,6 +436,13 @@ mod tests {
     fn queue_with(recipients: &[&str]) -> (tempfile::TempDir, QueueDir) {
         let dir = tempfile::tempdir().unwrap();
         let queue = QueueDir::create(dir.path()).unwrap();
+        add(&queue, recipients);
+        (dir, queue)
+    }
+
+    /// Queues one message per recipient; their ids.
+    fn add(queue: &QueueDir, recipients: &[&str]) -> Vec<QueueId> {
+        let mut ids = Vec::new();
         for address in recipients {
             let envelope = Envelope {
                 arrival: now(),
@@ -378,9 +452,18 @@ mod tests {
             };
             let mut writer = queue.begin(&envelope).unwrap();
             writer.write(b"Subject: x\n\nx\n").unwrap();
-            writer.commit().unwrap();
+            ids.push(writer.commit().unwrap());
         }
-        (dir, queue)
+        ids
+    }
+
+    /// The injectors' announcement of new messages.
+    fn poke(scheduler: &mut Scheduler, ids: Vec<QueueId>) {
+        let (events, inbox) = channel();
+        events.send(Event::Poke(ids)).unwrap();
+        scheduler.handle_events(&inbox);
+        // Tests step past the pace.
+        scheduler.last_batch = None;
     }
 
     fn new_scheduler(queue: QueueDir, batches: usize, per_domain: usize) -> Scheduler {
@@ -410,34 +493,115 @@ mod tests {
             .collect()
     }
 
+    fn sizes(sent: &[(String, String)]) -> Vec<usize> {
+        recipients(sent).iter().map(Vec::len).collect()
+    }
+
     #[test]
     fn ready_messages_are_spread_over_the_free_slots() {
-        let addresses: Vec<String> = (0..10).map(|i| format!("u{i}@a.test")).collect();
+        let addresses: Vec<String> = (0..40).map(|i| format!("u{i}@a.test")).collect();
         let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
         let (_dir, queue) = queue_with(&refs);
-        let mut scheduler = new_scheduler(queue, 2, 0);
+        let mut scheduler = new_scheduler(queue, 4, 0);
         let sent = scheduler.dispatch();
-        assert_eq!(
-            recipients(&sent).iter().map(Vec::len).collect::<Vec<_>>(),
-            [5, 5]
-        );
-        assert!(sent[0].1.starts_with(&format!("BATCH {} 5\n", sent[0].0)));
+        assert_eq!(sizes(&sent), [10, 10, 10, 10]);
+        assert!(sent[0].1.starts_with(&format!("BATCH {} 10\n", sent[0].0)));
         // Every slot is taken: nothing more until a batch answers.
+        scheduler.last_batch = None;
         assert!(scheduler.dispatch().is_empty());
     }
 
     #[test]
+    fn a_few_ready_messages_share_one_batch() {
+        let addresses: Vec<String> = (0..10).map(|i| format!("u{i}@a.test")).collect();
+        let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let (_dir, queue) = queue_with(&refs);
+        let mut scheduler = new_scheduler(queue, 4, 0);
+        assert_eq!(sizes(&scheduler.dispatch()), [MIN_SPREAD, 10 - MIN_SPREAD]);
+    }
+
+    #[test]
+    fn while_deliveries_run_new_messages_gather_for_the_pace() {
+        let (_dir, queue) = queue_with(&["first@a.test"]);
+        let mut scheduler = new_scheduler(queue, 4, 0);
+        assert_eq!(sizes(&scheduler.dispatch()), [1]);
+        let queue = scheduler.queue.clone();
+        let (events, inbox) = channel();
+        events
+            .send(Event::Poke(add(&queue, &["a@a.test", "b@a.test"])))
+            .unwrap();
+        scheduler.handle_events(&inbox);
+        // A batch runs and the pace is not over: they wait, and the
+        // manager knows when to look again.
+        assert!(scheduler.dispatch().is_empty());
+        assert!(scheduler.wake.is_some());
+        std::thread::sleep(BATCH_PACE);
+        assert_eq!(sizes(&scheduler.dispatch()), [2]);
+        // A full batch does not wait.
+        let many: Vec<String> = (0..FULL_BATCH).map(|i| format!("u{i}@a.test")).collect();
+        let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+        events.send(Event::Poke(add(&queue, &refs))).unwrap();
+        scheduler.handle_events(&inbox);
+        assert_eq!(
+            sizes(&scheduler.dispatch()).iter().sum::<usize>(),
+            FULL_BATCH
+        );
+    }
+
+    #[test]
     fn one_domain_waits_at_its_limit_and_others_go_on() {
-        let (_dir, queue) = queue_with(&["a1@a.test", "a2@a.test", "b1@b.test", "a3@a.test"]);
+        let (_dir, queue) = queue_with(&["a1@a.test"]);
         let mut scheduler = new_scheduler(queue, 4, 1);
         let sent = scheduler.dispatch();
-        assert_eq!(recipients(&sent), [vec!["a1@a.test"], vec!["b1@b.test"]]);
-        let tag = sent[0].0.clone();
-        scheduler.results(&tag, &["a1@a.test\t0\t2.0.0 delivered".to_string()]);
-        let sent = scheduler.dispatch();
-        assert_eq!(recipients(&sent), [vec!["a2@a.test"]]);
+        assert_eq!(recipients(&sent), [vec!["a1@a.test"]]);
+        let queue = scheduler.queue.clone();
+        poke(&mut scheduler, add(&queue, &["a2@a.test", "b1@b.test"]));
+        assert_eq!(recipients(&scheduler.dispatch()), [vec!["b1@b.test"]]);
+        scheduler.results(&sent[0].0, &["a1@a.test\t0\t2.0.0 delivered".to_string()]);
+        scheduler.last_batch = None;
+        assert_eq!(recipients(&scheduler.dispatch()), [vec!["a2@a.test"]]);
         // The delivered message is gone from the queue.
-        assert_eq!(scheduler.queue.queued().unwrap().len(), 3);
+        assert_eq!(scheduler.queue.queued().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_first_attempt_that_delivers_leaves_no_records() {
+        let (_dir, queue) = queue_with(&[]);
+        let mut scheduler = new_scheduler(queue.clone(), 4, 0);
+        let ids = add(&queue, &["a@a.test", "b@a.test"]);
+        poke(&mut scheduler, ids.clone());
+        let sent = scheduler.dispatch();
+        // Announced after the first scan: never tried, so no look first,
+        // and nothing recorded before the outcome.
+        for line in sent[0].1.lines().skip(1) {
+            assert!(line.ends_with("\t0"), "{line}");
+        }
+        assert!(!queue.state_file(&ids[0]).exists());
+        scheduler.results(
+            &sent[0].0,
+            &[
+                "a@a.test\t0\t2.0.0 delivered".to_string(),
+                "b@a.test\t75\t4.2.2 mailbox full".to_string(),
+            ],
+        );
+        assert!(!queue.queue_file(&ids[0]).exists());
+        assert!(!queue.state_file(&ids[0]).exists());
+        // The deferred one has its attempt and outcome on record.
+        let records = Records::read(&queue, &ids[1], 1).unwrap();
+        assert_eq!(records.rounds.len(), 1);
+        assert!(matches!(
+            records.outcomes[0],
+            Some(postern_queue_format::Outcome::Deferred { .. })
+        ));
+    }
+
+    #[test]
+    fn what_the_first_scan_finds_may_have_been_tried_before() {
+        let (_dir, queue) = queue_with(&["a@a.test"]);
+        // No records, but an earlier manager may have started it.
+        let mut scheduler = new_scheduler(queue, 4, 0);
+        let sent = scheduler.dispatch();
+        assert!(sent[0].1.lines().nth(1).unwrap().ends_with("\t1"));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use postern_config::Settings;
 use postern_queue_format::{
-    Envelope, Event, Outcome, QueueDir, QueueId, Records, Report, ReportKind as Kind,
+    Envelope, Event, Outcome, QueueId, Records, Report, ReportKind as Kind,
 };
 use tracing::{info, warn};
 
@@ -175,16 +175,28 @@ impl Scheduler {
                 continue;
             };
             let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
-            record(
-                &self.queue,
+            let mut events = Vec::new();
+            if flight.first {
+                events.push(Event::Round(flight.started));
+            }
+            events.extend(outcomes(
                 flight,
                 &answers,
                 expired.then_some(self.policy.lifetime),
-            );
+            ));
             let id = flight.id.clone();
-            let Ok(records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
+            let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
                 continue;
             };
+            records.apply(&events);
+            // A first attempt that delivered everything, with no report to
+            // send, leaves nothing worth a `state/` file.
+            let forgettable = flight.first
+                && records.finished()
+                && due_reports(&envelope, &records, &self.policy, now).is_empty();
+            if !forgettable && let Err(e) = Records::note(&self.queue, &id, &events) {
+                warn!("{id}: cannot record an outcome: {e}");
+            }
             if let Some(entry) = self.index.get_mut(&id) {
                 entry.busy = false;
             }
@@ -241,7 +253,7 @@ impl Scheduler {
 /// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
 /// a deferral. After `lifetime` (when the message is that old) a deferral
 /// is a failure that keeps its status.
-fn record(queue: &QueueDir, flight: &Flight, lines: &[&String], lifetime: Option<u64>) {
+fn outcomes(flight: &Flight, lines: &[&String], lifetime: Option<u64>) -> Vec<Event> {
     let mut events = Vec::new();
     for (position, index) in flight.indices.iter().enumerate() {
         let line = lines.get(position).map(|l| l.as_str()).unwrap_or("");
@@ -268,9 +280,7 @@ fn record(queue: &QueueDir, flight: &Flight, lines: &[&String], lifetime: Option
         };
         events.push(Event::Outcome(*index, outcome));
     }
-    if let Err(e) = Records::note(queue, &flight.id, &events) {
-        warn!("{}: cannot record an outcome: {e}", flight.id);
-    }
+    events
 }
 
 /// A duration as people say it: `5 days`, `4 hours`, `90 seconds`.

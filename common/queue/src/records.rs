@@ -4,7 +4,6 @@
 //!
 //! | line | meaning |
 //! |---|---|
-//! | `try` | the first attempt is about to start |
 //! | `round SECS` | an attempt at the pending recipients started then |
 //! | `done N` / `fail N STATUS` / `defer N STATUS` | recipient N's outcome |
 //! | `next SECS` | no attempt before then (the backoff) |
@@ -47,7 +46,6 @@ pub struct Records {
 /// One line of `state/ID`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Try,
     Round(u64),
     Outcome(usize, Outcome),
     Next(u64),
@@ -58,9 +56,29 @@ pub enum Event {
 }
 
 impl Event {
+    /// One line of the file; `None` for a line it cannot read (skipped).
+    fn parse(line: &str) -> Option<Event> {
+        let mut fields = line.splitn(3, ' ');
+        let kind = fields.next().unwrap_or_default();
+        let number = fields.next().and_then(|n| n.parse::<u64>().ok());
+        let mut status = || fields.next().unwrap_or_default().to_string();
+        let index = || number.and_then(|n| usize::try_from(n).ok());
+        Some(match kind {
+            "round" => Event::Round(number?),
+            "next" => Event::Next(number?),
+            "warned" => Event::Warned,
+            "hold" => Event::Hold,
+            "release" => Event::Release,
+            "reported" => Event::Reported(index()?),
+            "done" => Event::Outcome(index()?, Outcome::Done),
+            "fail" => Event::Outcome(index()?, Outcome::Failed { status: status() }),
+            "defer" => Event::Outcome(index()?, Outcome::Deferred { status: status() }),
+            _ => return None,
+        })
+    }
+
     fn line(&self) -> String {
         match self {
-            Event::Try => "try\n".to_string(),
             Event::Round(secs) => format!("round {secs}\n"),
             Event::Outcome(index, Outcome::Done) => format!("done {index}\n"),
             Event::Outcome(index, Outcome::Failed { status }) => {
@@ -96,40 +114,35 @@ impl Records {
             reported: vec![false; recipients],
             ..Records::default()
         };
-        for line in text.lines() {
-            let mut fields = line.splitn(3, ' ');
-            let kind = fields.next().unwrap_or_default();
-            let number = fields.next().and_then(|n| n.parse::<u64>().ok());
-            let status = fields.next().unwrap_or_default().to_string();
-            let index = number.map(|n| n as usize);
-            match (kind, number) {
-                ("round", Some(secs)) => records.rounds.push(secs),
-                ("next", Some(secs)) => records.next = Some(secs),
-                ("warned", _) => records.warned = true,
-                ("hold", _) => records.held = true,
-                ("release", _) => {
-                    records.held = false;
-                    records.next = None;
+        let events: Vec<Event> = text.lines().filter_map(Event::parse).collect();
+        records.apply(&events);
+        records
+    }
+
+    /// What the records say once `events` are appended.
+    pub fn apply(&mut self, events: &[Event]) {
+        for event in events {
+            match event {
+                Event::Round(secs) => self.rounds.push(*secs),
+                Event::Next(secs) => self.next = Some(*secs),
+                Event::Warned => self.warned = true,
+                Event::Hold => self.held = true,
+                Event::Release => {
+                    self.held = false;
+                    self.next = None;
                 }
-                ("reported", Some(_)) => {
-                    if let Some(slot) = index.and_then(|i| records.reported.get_mut(i)) {
+                Event::Reported(index) => {
+                    if let Some(slot) = self.reported.get_mut(*index) {
                         *slot = true;
                     }
                 }
-                ("done" | "fail" | "defer", Some(_)) => {
-                    let outcome = match kind {
-                        "done" => Outcome::Done,
-                        "fail" => Outcome::Failed { status },
-                        _ => Outcome::Deferred { status },
-                    };
-                    if let Some(slot) = index.and_then(|i| records.outcomes.get_mut(i)) {
-                        *slot = Some(outcome);
+                Event::Outcome(index, outcome) => {
+                    if let Some(slot) = self.outcomes.get_mut(*index) {
+                        *slot = Some(outcome.clone());
                     }
                 }
-                _ => {}
             }
         }
-        records
     }
 
     /// Appends one outcome in a single write (O_APPEND keeps lines whole).
