@@ -10,6 +10,7 @@ SBINDIR  ?= $(PREFIX)/sbin
 MANDIR   ?= $(PREFIX)/share/man
 DATADIR  ?= $(PREFIX)/share/postern
 SYSCONFDIR ?= /etc
+LOCALSTATEDIR ?= /var
 UNITDIR  ?= $(PREFIX)/lib/systemd/system
 # release for a real install; debug lets the tests install what make test built
 PROFILE  ?= release
@@ -20,18 +21,19 @@ FUZZ_SECONDS ?= 60
 # mkpasswd (yescrypt as shadow writes it), mutt (a real sendmail caller);
 # man and systemd-analyze check
 # what make install installs.
-TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt
+TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt swaks
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd
+PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd postern-relay
 # Programs installed setgid postern, and the names they also answer to.
 SETGID_PROGRAMS = postern-inject
 INJECT_LINKS = sendmail mailq
 SAMPLE_CONFIG = postern.toml domains aliases accounts masquerade
-UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket))
+UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket etc/systemd/*.timer))
+RELAY_DIR = $(LOCALSTATEDIR)/lib/postern/relay
 MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.
 SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-remote postern-relay postern-mail
-SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records
 
 .PHONY: all build release run test lint bench fuzz install install-users uninstall clean
@@ -82,6 +84,15 @@ install: $(if $(filter debug,$(PROFILE)),build,release)
 		else echo "warning: no group postern (make install-users): $$p installed without its setgid bit"; fi; \
 	done
 	for l in $(INJECT_LINKS); do ln -sf postern-inject $(DESTDIR)$(SBINDIR)/$$l; done
+	# The relayers file: its directory is the postern-relay group's to
+	# write (postern-auth keeps that group); the tool is for root and the
+	# group's members only, since an added IP may relay.
+	install -d $(DESTDIR)$(RELAY_DIR)
+	if getent group postern-relay >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		chgrp postern-relay $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(SBINDIR)/postern-relay && \
+		chmod 2775 $(DESTDIR)$(RELAY_DIR) && chmod 0750 $(DESTDIR)$(SBINDIR)/postern-relay; \
+	else echo "warning: no group postern-relay (make install-users): $(RELAY_DIR) left to root"; fi
+	$(SUBST) etc/cron.d/postern-relay > $(DESTDIR)$(DATADIR)/cron.d-postern-relay
 	for m in $(MANPAGES); do install -m 0644 docs/man/$$m $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do $(SUBST) etc/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	$(SUBST) etc/inetd.conf > $(DESTDIR)$(DATADIR)/inetd.conf
@@ -115,7 +126,9 @@ uninstall:
 	for p in $(PROGRAMS) $(SETGID_PROGRAMS) $(INJECT_LINKS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
 	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
-	rm -f $(DESTDIR)$(DATADIR)/inetd.conf
+	rm -f $(DESTDIR)$(DATADIR)/inetd.conf $(DESTDIR)$(DATADIR)/cron.d-postern-relay
+	# The relayers file is data: its directory goes only if empty.
+	rmdir $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(LOCALSTATEDIR)/lib/postern 2>/dev/null; true
 	# Only config files install put there, and only while unchanged.
 	if [ -f $(DESTDIR)$(DATADIR)/installed-config ]; then \
 		for f in $$(cat $(DESTDIR)$(DATADIR)/installed-config); do \

@@ -28,6 +28,16 @@ fn make(args: &[&str]) -> Output {
     out
 }
 
+fn group_id(name: &str) -> Option<u32> {
+    let out = Command::new("getent").args(["group", name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -56,6 +66,7 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
         "postern-admin",
         "postern-inject",
         "postern-local",
+        "postern-auth",
     ] {
         let meta = std::fs::metadata(d.join("usr/local/sbin").join(program)).unwrap();
         assert_eq!(
@@ -84,6 +95,32 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
                 .is_file()
         );
     }
+    // The relayers file's tool and directory: the postern-relay group's
+    // (when it exists, as root), since an IP added there may relay.
+    let relay_dir = d.join("var/lib/postern/relay");
+    let tool = d.join("usr/local/sbin/postern-relay");
+    if crate::util::is_root() && group_id("postern-relay").is_some() {
+        use std::os::unix::fs::MetadataExt;
+        let gid = group_id("postern-relay");
+        let dir = std::fs::metadata(&relay_dir).unwrap();
+        assert_eq!((dir.mode() & 0o7777, Some(dir.gid())), (0o2775, gid));
+        let tool = std::fs::metadata(&tool).unwrap();
+        assert_eq!((tool.mode() & 0o7777, Some(tool.gid())), (0o750, gid));
+    } else {
+        assert!(relay_dir.is_dir() && tool.is_file());
+    }
+    let cron =
+        std::fs::read_to_string(d.join("usr/local/share/postern/cron.d-postern-relay")).unwrap();
+    assert!(
+        cron.contains("root\t/usr/local/sbin/postern-relay expire"),
+        "{cron}"
+    );
+    let timer = d.join("usr/local/lib/systemd/system/postern-relay-expire.timer");
+    assert!(
+        std::fs::read_to_string(timer)
+            .unwrap()
+            .contains("OnCalendar=")
+    );
     let unit =
         std::fs::read_to_string(d.join("usr/local/lib/systemd/system/postern.service")).unwrap();
     assert!(
@@ -102,6 +139,8 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
         "postern-admin.8",
         "postern-inject.8",
         "postern-local.8",
+        "postern-relay.8",
+        "postern-auth.8",
     ] {
         let out = Command::new("man")
             .env("MANPAGER", "cat")
@@ -157,7 +196,8 @@ fn the_installed_units_verify() {
     let prefix = tempfile::tempdir().unwrap();
     let p = prefix.path().display().to_string();
     let (prefix_arg, sysconf_arg) = (format!("PREFIX={p}"), format!("SYSCONFDIR={p}/etc"));
-    make(&["install", &prefix_arg, &sysconf_arg]);
+    let state_arg = format!("LOCALSTATEDIR={p}/var");
+    make(&["install", &prefix_arg, &sysconf_arg, &state_arg]);
     let units: Vec<PathBuf> = std::fs::read_dir(prefix.path().join("lib/systemd/system"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -173,7 +213,7 @@ fn the_installed_units_verify() {
         "systemd-analyze verify: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    make(&["uninstall", &prefix_arg, &sysconf_arg]);
+    make(&["uninstall", &prefix_arg, &sysconf_arg, &state_arg]);
     assert!(files_under(prefix.path()).is_empty());
 }
 

@@ -313,7 +313,7 @@ fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
     assert_eq!(code("<late@example.test>"), 250);
     // A login from 127.0.0.2 ten minutes ago: inside the 20-minute window.
     let now = postern_config::unix_now();
-    let relayers = s.dir.join("var/relayers");
+    let relayers = s.dir.join("var/relay/relayers");
     std::fs::write(&relayers, format!("# a login\n127.0.0.2 {}\n", now - 600)).unwrap();
     assert_eq!(rcpt_codes(&s, "127.0.0.2", &[outside])[0].0, 250);
     assert!(

@@ -15,6 +15,7 @@ mod local_delivery;
 mod maps;
 mod privilege;
 mod queue;
+mod relay;
 mod sandbox;
 mod smtpd;
 mod system_users;

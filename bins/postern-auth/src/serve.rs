@@ -44,8 +44,18 @@ pub fn run(settings: &Settings, dir: &Path) -> i32 {
             warn!("[auth] user {:?} is not a user", settings.auth.user);
             return 71;
         };
+        let relay_group = postern_privilege::lookup_group(&settings.auth.relay_group);
+        if relay_group.is_none() {
+            warn!(
+                "[auth] relay_group {:?} is not a group: POP-before-SMTP logins cannot be recorded",
+                settings.auth.relay_group
+            );
+        }
+        let extra: Vec<u32> = relay_group.into_iter().collect();
         // SECURITY: for good, before the first request is read.
-        if let Err(e) = postern_privilege::become_user(uid, gid, name.as_deref()) {
+        if let Err(e) =
+            postern_privilege::become_user_with_groups(uid, gid, name.as_deref(), &extra)
+        {
             warn!("cannot become {:?}: {e}", settings.auth.user);
             return 71;
         }

@@ -57,7 +57,7 @@ pub struct Input<'a> {
 }
 
 fn date(secs: u64) -> String {
-    postern_maildir::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
+    postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
 /// The RFC 3463 code at the start of a status, and the text after it.

@@ -191,7 +191,7 @@ impl Submitter {
         };
         let mut writer = queue.begin(&envelope).map_err(cannot)?;
         let id = writer.id().clone();
-        let date = postern_maildir::dates::rfc5322(now);
+        let date = postern_log::dates::rfc5322(now);
 
         // The submission's own trace, first, as every MTA adds its Received.
         let mut added = vec![format!(

@@ -15,7 +15,7 @@ pub fn run(dir: &Path) -> i32 {
     };
     let queue = QueueDir::at(&settings.queue_dir);
     match postern_queue_format::list(&queue, |secs| {
-        postern_maildir::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
+        postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
     }) {
         Ok(listing) => {
             print!("{listing}");

@@ -116,7 +116,7 @@ fn received(
         (false, true) => "ESMTP",
         (false, false) => "SMTP",
     };
-    let date = postern_maildir::dates::rfc5322(now);
+    let date = postern_log::dates::rfc5322(now);
     let mut line = format!(
         "Received: from {helo} ([{peer}])\n\tby {hostname} (Postern) with {protocol} id {id}"
     );

@@ -169,6 +169,15 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     let (queue_uid, queue_gid) = role("postern");
     let (smtpd_uid, smtpd_gid) = role("postern-smtpd");
     let (auth_uid, auth_gid) = role("postern-auth");
+    let (_, relay_gid) = role("postern-relay");
+    // The relayers file's directory: root's, writable by the relay group
+    // (postern-auth keeps it), set-group-id so each new file is the group's.
+    let relay_dir = dir.join("var").join("relay");
+    fs::create_dir(&relay_dir)?;
+    if postern_privilege::is_root() {
+        std::os::unix::fs::chown(&relay_dir, Some(0), Some(relay_gid))?;
+    }
+    fs::set_permissions(&relay_dir, fs::Permissions::from_mode(0o2775))?;
 
     let quoted = |path: PathBuf| toml::Value::String(path.display().to_string()).to_string();
     let settings = format!(
@@ -184,12 +193,13 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          smtpd.user = \"{smtpd_uid}:{smtpd_gid}\"\n\
          smtpd.relayers_file = {}\n\
          auth.socket = {}\n\
-         auth.user = \"{auth_uid}:{auth_gid}\"\n",
+         auth.user = \"{auth_uid}:{auth_gid}\"\n\
+         auth.relay_group = \"{relay_gid}\"\n",
         quoted(dir.join("mail")),
         quoted(dir.join("queue")),
         port("SMTP"),
         port("submission"),
-        quoted(dir.join("var").join("relayers")),
+        quoted(relay_dir.join("relayers")),
         quoted(dir.join("var").join("auth.sock")),
     );
     write_file(

@@ -161,7 +161,11 @@ pub fn edit_map<T>(
         _ => path.to_path_buf(),
     };
     let path = resolved.as_path();
-    let lock = lock_for(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock = lock_file(&path.with_file_name(format!(".{name}.lock")), NEW_MAP_MODE)?;
     let current = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes).map_err(|e| {
             let line = e.as_bytes()[..e.utf8_error().valid_up_to()]
@@ -181,38 +185,40 @@ pub fn edit_map<T>(
     let result = change(&mut map)?;
     let text = map.text();
     if text != current {
-        replace(path, &text, kind.new_mode()).map_err(|e| format!("{}: {e}", path.display()))?;
+        replace(path, &text, kind.new_mode(), true)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     drop(lock);
     Ok(result)
 }
 
-fn lock_for(path: &Path) -> Result<File, String> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let lock_path = path.with_file_name(format!(".{name}.lock"));
-    let lock = OpenOptions::new()
+/// Takes the exclusive lock on `lock_path`, made with `mode` if missing.
+/// Read-only is enough for flock, so any writer that may read it can lock.
+pub(crate) fn lock_file(lock_path: &Path, mode: u32) -> Result<File, String> {
+    let opened = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .mode(NEW_MAP_MODE)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+        .mode(mode)
+        .open(lock_path)
+        .or_else(|_| File::open(lock_path));
+    let lock = opened.map_err(|e| format!("{}: {e}", lock_path.display()))?;
     lock.lock()
         .map_err(|e| format!("lock {}: {e}", lock_path.display()))?;
     Ok(lock)
 }
 
-fn replace(path: &Path, text: &str, mode: u32) -> io::Result<()> {
+/// Replaces `path` by a new file holding `text`, atomically and durably.
+/// With `keep_owner` the new file gets the old one's owner and mode (root
+/// editing a map); without, it is the writer's, with `mode`.
+pub(crate) fn replace(path: &Path, text: &str, mode: u32, keep_owner: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.new.{}", std::process::id()));
-    let existing = std::fs::metadata(path).ok();
+    let existing = std::fs::metadata(path).ok().filter(|_| keep_owner);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)

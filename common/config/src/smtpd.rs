@@ -53,7 +53,7 @@ impl Default for SmtpdSettings {
             ],
             user: MailOwner::Name("postern-smtpd".into()),
             trusted_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
-            relayers_file: PathBuf::from("/var/lib/postern/relayers"),
+            relayers_file: PathBuf::from("/var/lib/postern/relay/relayers"),
             relay_window: 20 * 60,
             relay_refusal: "Relaying denied: check your mail (POP3 or IMAP) first, or authenticate"
                 .into(),
@@ -76,6 +76,9 @@ pub struct AuthSettings {
     pub socket: PathBuf,
     /// Who postern-auth runs as; it reads the accounts file.
     pub user: MailOwner,
+    /// The group (name or number) that may write the relayers file's
+    /// directory, kept as a supplementary group to record logins.
+    pub relay_group: String,
 }
 
 impl Default for AuthSettings {
@@ -83,6 +86,7 @@ impl Default for AuthSettings {
         AuthSettings {
             socket: PathBuf::from("/run/postern/auth.sock"),
             user: MailOwner::Name("postern-auth".into()),
+            relay_group: "postern-relay".into(),
         }
     }
 }

@@ -7,6 +7,8 @@
 //! syslog goes through libc's `syslog(3)`, which reconnects to `/dev/log`
 //! by itself after syslogd restarts (the syslog crate does not).
 
+pub mod dates;
+
 use std::borrow::Cow;
 use std::ffi::CString;
 use std::fmt::Write as _;

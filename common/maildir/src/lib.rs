@@ -10,7 +10,6 @@
 //! any instant leaves either no message or a whole one (and maybe a stale
 //! file in `tmp/`, which readers ignore).
 
-pub mod dates;
 mod deliver;
 mod folder;
 mod list;

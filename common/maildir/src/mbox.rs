@@ -91,7 +91,7 @@ fn write_message(file: &File, sender: &str, parts: &[&[u8]]) -> io::Result<()> {
     writeln!(
         out,
         "From {sender} {}",
-        crate::dates::asctime(SystemTime::now())
+        postern_log::dates::asctime(SystemTime::now())
     )?;
     let message: Vec<u8> = parts.concat();
     let mut ends_with_newline = true;

@@ -53,6 +53,17 @@ pub fn lookup_user(name: &str) -> Option<SystemUser> {
     Some(system_user(user))
 }
 
+/// A group by name or number, through NSS (getgrnam).
+pub fn lookup_group(spec: &str) -> Option<u32> {
+    if let Ok(gid) = spec.parse::<u32>() {
+        return Some(gid);
+    }
+    nix::unistd::Group::from_name(spec)
+        .ok()
+        .flatten()
+        .map(|group| group.gid.as_raw())
+}
+
 /// Looks a user up by uid through NSS (getpwuid).
 pub fn lookup_uid(uid: u32) -> Option<SystemUser> {
     let user = User::from_uid(Uid::from_raw(uid)).ok()??;
@@ -74,6 +85,18 @@ fn system_user(user: User) -> SystemUser {
 /// user's supplementary groups from NSS are kept (initgroups); without, the
 /// only group is `gid`. Refuses uid 0.
 pub fn become_user(uid: u32, gid: u32, user_name: Option<&str>) -> Result<(), PrivilegeError> {
+    become_user_with_groups(uid, gid, user_name, &[])
+}
+
+/// `become_user`, keeping `extra_groups` as supplementary groups too (a
+/// service that must write a directory of another group, as postern-auth
+/// the relayers file's).
+pub fn become_user_with_groups(
+    uid: u32,
+    gid: u32,
+    user_name: Option<&str>,
+    extra_groups: &[u32],
+) -> Result<(), PrivilegeError> {
     if uid == 0 {
         return Err(PrivilegeError::Root);
     }
@@ -83,6 +106,11 @@ pub fn become_user(uid: u32, gid: u32, user_name: Option<&str>) -> Result<(), Pr
         match user_name.and_then(|name| CString::new(name).ok()) {
             Some(name) => nix::unistd::initgroups(&name, g).map_err(switch)?,
             None => nix::unistd::setgroups(&[g]).map_err(switch)?,
+        }
+        if !extra_groups.is_empty() {
+            let mut groups = nix::unistd::getgroups().map_err(switch)?;
+            groups.extend(extra_groups.iter().map(|&extra| Gid::from_raw(extra)));
+            nix::unistd::setgroups(&groups).map_err(switch)?;
         }
     }
     nix::unistd::setresgid(g, g, g).map_err(switch)?;
