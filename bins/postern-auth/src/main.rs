@@ -13,8 +13,10 @@
 //! Exit codes: 0 on SIGTERM; 71 cannot bind or drop privileges; 78 bad
 //! configuration.
 
+mod login;
 mod lookup;
 mod serve;
+mod throttle;
 
 use std::path::PathBuf;
 

@@ -13,6 +13,7 @@ use postern_auth_protocol::{MAX_LINE, Reply, Request};
 use postern_config::{Config, Settings};
 use tracing::{info, warn};
 
+use crate::login::{Attempt, login};
 use crate::lookup::lookup;
 
 const MAX_CONNECTIONS: usize = 256;
@@ -44,14 +45,18 @@ pub fn run(settings: &Settings, dir: &Path) -> i32 {
             warn!("[auth] user {:?} is not a user", settings.auth.user);
             return 71;
         };
-        let relay_group = postern_privilege::lookup_group(&settings.auth.relay_group);
-        if relay_group.is_none() {
-            warn!(
-                "[auth] relay_group {:?} is not a group: POP-before-SMTP logins cannot be recorded",
-                settings.auth.relay_group
-            );
-        }
-        let extra: Vec<u32> = relay_group.into_iter().collect();
+        let extra: Vec<u32> = settings
+            .auth
+            .groups
+            .iter()
+            .filter_map(|group| {
+                let gid = postern_privilege::lookup_group(group);
+                if gid.is_none() {
+                    info!("[auth] groups: {group:?} is not a group here; skipped");
+                }
+                gid
+            })
+            .collect();
         // SECURITY: for good, before the first request is read.
         if let Err(e) =
             postern_privilege::become_user_with_groups(uid, gid, name.as_deref(), &extra)
@@ -109,6 +114,26 @@ fn serve(stream: UnixStream, dir: &Path) {
         let reply = match Request::parse(text) {
             Ok(Request::Lookup { address }) => match config(dir) {
                 Ok(config) => lookup(&config, &address),
+                Err(e) => {
+                    warn!("{e}");
+                    Reply::Defer("4.3.0 configuration unreadable".into())
+                }
+            },
+            Ok(Request::Login {
+                service,
+                ip,
+                user,
+                proof,
+            }) => match config(dir) {
+                Ok(config) => {
+                    let attempt = Attempt {
+                        service,
+                        ip,
+                        user: &user,
+                        proof: &proof,
+                    };
+                    login(&config, &attempt, postern_config::unix_now())
+                }
                 Err(e) => {
                     warn!("{e}");
                     Reply::Defer("4.3.0 configuration unreadable".into())

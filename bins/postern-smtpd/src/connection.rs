@@ -186,6 +186,17 @@ async fn check(
             "4.3.5",
             format!("<{address}>: Recipient address lookup failed: {text}"),
         )),
+        Ok(other @ (Answer::Ok(_) | Answer::Fail { .. })) => {
+            tracing::warn!(
+                "lookup of <{}>: answered {other:?}",
+                postern_log::escape(address)
+            );
+            Err(Reply::new(
+                451,
+                "4.3.0",
+                format!("<{address}>: Temporary lookup failure"),
+            ))
+        }
         Ok(Answer::Error(why)) | Err(why) => {
             tracing::warn!("lookup of <{}>: {why}", postern_log::escape(address));
             Err(Reply::new(

@@ -1,5 +1,5 @@
-//! The client of postern-auth's lookups: one connection per SMTP session,
-//! opened at the first RCPT and kept for the next ones.
+//! The client of postern-auth: one connection per SMTP session, opened at
+//! the first RCPT or AUTH and kept for the next questions.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,11 +26,17 @@ impl Lookups {
 
     /// postern-auth's answer for `address`, or why there is none.
     pub async fn lookup(&mut self, address: &str) -> Result<Reply, String> {
-        let line = Request::Lookup {
+        self.ask_for(&Request::Lookup {
             address: address.to_string(),
-        }
-        .encode()
-        .ok_or_else(|| "an address that cannot be looked up".to_string())?;
+        })
+        .await
+    }
+
+    /// postern-auth's answer to `request`, or why there is none.
+    pub async fn ask_for(&mut self, request: &Request) -> Result<Reply, String> {
+        let line = request
+            .encode()
+            .ok_or_else(|| "a request that cannot be sent".to_string())?;
         // One retry on a fresh connection: postern-auth may have restarted
         // since the last question.
         for attempt in 0..2 {

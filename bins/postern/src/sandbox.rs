@@ -194,7 +194,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          smtpd.relayers_file = {}\n\
          auth.socket = {}\n\
          auth.user = \"{auth_uid}:{auth_gid}\"\n\
-         auth.relay_group = \"{relay_gid}\"\n",
+         auth.groups = [\"{relay_gid}\"]\n",
         quoted(dir.join("mail")),
         quoted(dir.join("queue")),
         port("SMTP"),

@@ -1,22 +1,89 @@
 //! postern-auth's socket protocol (docs/AUTH.md): one request line, one
 //! reply line, each at most `MAX_LINE` octets with its LF; a connection
-//! may carry many requests in turn. Values never hold spaces or control
-//! characters, so a line splits on spaces alone.
+//! may carry many requests in turn. Words are separated by single spaces;
+//! what a client chose (a login name, a password, a challenge) travels in
+//! base64, so no value can hold a space or a line end.
 //!
 //! ```text
-//! LOOKUP alice@example.test        LOCAL
-//!                                  UNKNOWN 5.1.1 user unknown
-//!                                  REMOTE
-//!                                  DEFER 4.3.5 bad map line at accounts:7
+//! LOOKUP alice@example.test                        LOCAL
+//!                                                  UNKNOWN 5.1.1 user unknown
+//!                                                  REMOTE
+//!                                                  DEFER 4.3.5 bad map line at accounts:7
+//! PASS smtp 192.0.2.7 YWxpY2U= c2VjcmV0            OK alice@example.test
+//! CRAM pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 2 5.7.8 bad credentials
+//! APOP pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 0 4.7.0 too many failures
 //! ```
 
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
 /// The longest line, LF included, either way.
-pub const MAX_LINE: usize = 1024;
+pub const MAX_LINE: usize = 4096;
+
+/// Who asks for a login: it decides what a success records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Smtp,
+    Pop3,
+    Imap,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Pop3 => "pop3",
+            Service::Imap => "imap",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Service> {
+        match word {
+            "smtp" => Some(Service::Smtp),
+            "pop3" => Some(Service::Pop3),
+            "imap" => Some(Service::Imap),
+            _ => None,
+        }
+    }
+}
+
+/// How a client proves it knows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// The password itself (SASL PLAIN and LOGIN, USER/PASS, IMAP LOGIN).
+    Password(Vec<u8>),
+    /// RFC 2195: the challenge the caller issued, and the client's
+    /// HMAC-MD5 of it, in lower-case hex.
+    CramMd5 { challenge: String, digest: String },
+    /// RFC 1939 §7: the greeting's timestamp, and the client's MD5 of it
+    /// and the password, in lower-case hex.
+    Apop { timestamp: String, digest: String },
+}
+
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A password never reaches a log by accident.
+        f.write_str(match self {
+            Proof::Password(_) => "Password(***)",
+            Proof::CramMd5 { .. } => "CramMd5",
+            Proof::Apop { .. } => "Apop",
+        })
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Whether mail for the address is taken here.
     Lookup { address: String },
+    /// A login by `user` from `ip` for `service`.
+    Login {
+        service: Service,
+        ip: IpAddr,
+        user: String,
+        proof: Proof,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,31 +98,109 @@ pub enum Reply {
     Defer(String),
     /// The request was not understood.
     Error(String),
+    /// The login is good: the account's name.
+    Ok(String),
+    /// The login is refused: wait `delay` seconds, then answer with
+    /// `status` (`5.7.8 ...` bad credentials, `4.7.0 ...` too many
+    /// failures from this client).
+    Fail { delay: u64, status: String },
 }
 
 fn clean(value: &str) -> bool {
     !value.is_empty() && !value.chars().any(|c| c.is_control() || c == ' ')
 }
 
+fn is_hex_digest(value: &str) -> bool {
+    value.len() == 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn decode(word: &str) -> Option<Vec<u8>> {
+    BASE64.decode(word).ok()
+}
+
+fn decode_text(word: &str) -> Option<String> {
+    String::from_utf8(decode(word)?).ok()
+}
+
 impl Request {
     /// The request line, or `None` for a value that cannot travel.
     pub fn encode(&self) -> Option<String> {
-        match self {
+        let line = match self {
             Request::Lookup { address } => {
-                let line = format!("LOOKUP {address}\n");
-                (clean(address) && line.len() <= MAX_LINE).then_some(line)
+                if !clean(address) {
+                    return None;
+                }
+                format!("LOOKUP {address}\n")
             }
-        }
+            Request::Login {
+                service,
+                ip,
+                user,
+                proof,
+            } => {
+                let head =
+                    |verb: &str| format!("{verb} {} {ip} {}", service.name(), BASE64.encode(user));
+                match proof {
+                    Proof::Password(password) => {
+                        format!("{} {}\n", head("PASS"), BASE64.encode(password))
+                    }
+                    Proof::CramMd5 { challenge, digest } if is_hex_digest(digest) => {
+                        format!("{} {} {digest}\n", head("CRAM"), BASE64.encode(challenge))
+                    }
+                    Proof::Apop { timestamp, digest } if is_hex_digest(digest) => {
+                        format!("{} {} {digest}\n", head("APOP"), BASE64.encode(timestamp))
+                    }
+                    _ => return None,
+                }
+            }
+        };
+        (line.len() <= MAX_LINE).then_some(line)
     }
 
     /// One line, without its LF.
     pub fn parse(line: &str) -> Result<Request, String> {
-        let mut words = line.split(' ');
-        match (words.next(), words.next(), words.next()) {
-            (Some("LOOKUP"), Some(address), None) if clean(address) => Ok(Request::Lookup {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["LOOKUP", address] if clean(address) => Ok(Request::Lookup {
                 address: address.to_string(),
             }),
-            (Some("LOOKUP"), _, _) => Err("LOOKUP takes one address".to_string()),
+            ["LOOKUP", ..] => Err("LOOKUP takes one address".to_string()),
+            [
+                verb @ ("PASS" | "CRAM" | "APOP"),
+                service,
+                ip,
+                user,
+                rest @ ..,
+            ] => {
+                let service = Service::parse(service).ok_or("unknown service")?;
+                let ip: IpAddr = ip.parse().map_err(|_| "bad IP address")?;
+                let user = decode_text(user)
+                    .filter(|u| !u.is_empty() && !u.chars().any(char::is_control))
+                    .ok_or("bad user")?;
+                let proof = match (*verb, rest) {
+                    ("PASS", [password]) => {
+                        Proof::Password(decode(password).ok_or("bad password")?)
+                    }
+                    ("CRAM", [challenge, digest]) if is_hex_digest(digest) => Proof::CramMd5 {
+                        challenge: decode_text(challenge).ok_or("bad challenge")?,
+                        digest: digest.to_string(),
+                    },
+                    ("APOP", [timestamp, digest]) if is_hex_digest(digest) => Proof::Apop {
+                        timestamp: decode_text(timestamp).ok_or("bad timestamp")?,
+                        digest: digest.to_string(),
+                    },
+                    _ => return Err(format!("malformed {verb}")),
+                };
+                Ok(Request::Login {
+                    service,
+                    ip,
+                    user,
+                    proof,
+                })
+            }
             _ => Err("unknown request".to_string()),
         }
     }
@@ -74,6 +219,8 @@ impl Reply {
             Reply::Unknown(text) => format!("UNKNOWN {}", one_line(text)),
             Reply::Defer(text) => format!("DEFER {}", one_line(text)),
             Reply::Error(text) => format!("ERROR {}", one_line(text)),
+            Reply::Ok(user) => format!("OK {}", BASE64.encode(user)),
+            Reply::Fail { delay, status } => format!("FAIL {delay} {}", one_line(status)),
         };
         line.truncate(MAX_LINE - 1);
         while !line.is_char_boundary(line.len()) {
@@ -86,13 +233,22 @@ impl Reply {
     /// One line, without its LF.
     pub fn parse(line: &str) -> Result<Reply, String> {
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let bad = || format!("not a reply: {:?}", one_line(line));
         match word {
             "LOCAL" => Ok(Reply::Local),
             "REMOTE" => Ok(Reply::Remote),
             "UNKNOWN" => Ok(Reply::Unknown(rest.to_string())),
             "DEFER" => Ok(Reply::Defer(rest.to_string())),
             "ERROR" => Ok(Reply::Error(rest.to_string())),
-            _ => Err(format!("not a reply: {:?}", one_line(line))),
+            "OK" => decode_text(rest).map(Reply::Ok).ok_or_else(bad),
+            "FAIL" => {
+                let (delay, status) = rest.split_once(' ').ok_or_else(bad)?;
+                Ok(Reply::Fail {
+                    delay: delay.parse().map_err(|_| bad())?,
+                    status: status.to_string(),
+                })
+            }
+            _ => Err(bad()),
         }
     }
 }
@@ -123,11 +279,62 @@ mod tests {
             Reply::Remote,
             Reply::Unknown("5.1.1 user unknown".into()),
             Reply::Defer("4.3.5 bad map line".into()),
+            Reply::Ok("alice@example.test".into()),
+            Reply::Fail {
+                delay: 2,
+                status: "5.7.8 bad credentials".into(),
+            },
         ] {
             assert_eq!(Reply::parse(reply.encode().trim_end()), Ok(reply));
         }
         assert_eq!(Reply::Unknown("a\nb".into()).encode(), "UNKNOWN ab\n");
         assert!(Reply::parse("MAYBE").is_err());
+        assert!(Reply::parse("FAIL soon 5.7.8 x").is_err());
         assert!(Reply::Error("x".repeat(5000)).encode().len() <= MAX_LINE);
+    }
+
+    #[test]
+    fn logins_carry_any_bytes_but_only_well_formed_digests() {
+        let login = |proof| Request::Login {
+            service: Service::Pop3,
+            ip: "2001:db8::7".parse().unwrap(),
+            user: "alice smith@example.test".into(),
+            proof,
+        };
+        for proof in [
+            Proof::Password(b"pass word\n\x00\xff".to_vec()),
+            Proof::CramMd5 {
+                challenge: "<1896.697170952@postoffice.example.net>".into(),
+                digest: "b913a602c7eda7a495b4e6e7334d3890".into(),
+            },
+            Proof::Apop {
+                timestamp: "<1896.697170952@dbc.mtview.ca.us>".into(),
+                digest: "c4c9334bac560ecc979e58001b3e22fb".into(),
+            },
+        ] {
+            let request = login(proof);
+            let line = request.encode().unwrap();
+            assert!(!line.trim_end().contains('\n'));
+            assert_eq!(Request::parse(line.trim_end()), Ok(request));
+        }
+        assert_eq!(
+            login(Proof::Apop {
+                timestamp: "<x>".into(),
+                digest: "C4C9".into(),
+            })
+            .encode(),
+            None
+        );
+        assert_eq!(
+            login(Proof::Password(vec![b'x'; 2000])).encode(),
+            None,
+            "longer than a line"
+        );
+        assert!(Request::parse("PASS ftp 127.0.0.1 YQ== YQ==").is_err());
+        assert!(Request::parse("PASS smtp 300.0.0.1 YQ== YQ==").is_err());
+        assert!(Request::parse("PASS smtp 127.0.0.1 !!! YQ==").is_err());
+        assert!(Request::parse("PASS smtp 127.0.0.1  YQ==").is_err());
+        assert!(Request::parse("CRAM smtp 127.0.0.1 YQ== YQ== nothex").is_err());
+        assert!(format!("{:?}", login(Proof::Password(b"hunter2".to_vec()))).contains("***"));
     }
 }

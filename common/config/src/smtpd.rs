@@ -76,9 +76,26 @@ pub struct AuthSettings {
     pub socket: PathBuf,
     /// Who postern-auth runs as; it reads the accounts file.
     pub user: MailOwner,
-    /// The group (name or number) that may write the relayers file's
-    /// directory, kept as a supplementary group to record logins.
-    pub relay_group: String,
+    /// Groups (names or numbers) kept as supplementary groups: the one
+    /// that may write the relayers file's directory, to record logins,
+    /// and `shadow`, to check system users' passwords. Missing ones are
+    /// skipped.
+    pub groups: Vec<String>,
+    /// Failed logins are counted over this long...
+    #[serde(deserialize_with = "duration")]
+    pub failure_window: u64,
+    /// ...and from this many failures of one IP or one account on, each
+    /// further failure is answered only after `failure_delay`...
+    pub failure_delay_after: usize,
+    #[serde(deserialize_with = "duration")]
+    pub failure_delay: u64,
+    /// ...and from this many of one IP on, every login from it is refused
+    /// (4.7.0) until its failures leave the window. An account is only
+    /// ever delayed, never locked: a lock would let anyone shut its owner
+    /// out.
+    pub max_failures_per_ip: usize,
+    /// System users below this uid (root, daemons) may not log in.
+    pub min_system_uid: u32,
 }
 
 impl Default for AuthSettings {
@@ -86,7 +103,12 @@ impl Default for AuthSettings {
         AuthSettings {
             socket: PathBuf::from("/run/postern/auth.sock"),
             user: MailOwner::Name("postern-auth".into()),
-            relay_group: "postern-relay".into(),
+            groups: vec!["postern-relay".into(), "shadow".into()],
+            failure_window: 15 * 60,
+            failure_delay_after: 3,
+            failure_delay: 2,
+            max_failures_per_ip: 10,
+            min_system_uid: 1000,
         }
     }
 }

@@ -144,6 +144,37 @@ impl StoredPassword {
         }
     }
 
+    /// Checks an RFC 2195 CRAM-MD5 response: `digest` is the client's
+    /// HMAC-MD5 of `challenge`, in hex.
+    pub fn verify_cram_md5(&self, challenge: &[u8], digest: &str) -> bool {
+        match self.cram_md5_context() {
+            Some(context) => hex(&context.hmac(challenge))
+                .as_bytes()
+                .ct_eq(digest.to_ascii_lowercase().as_bytes())
+                .into(),
+            None => false,
+        }
+    }
+
+    /// Checks an RFC 1939 APOP digest: MD5 of the greeting's `timestamp`
+    /// followed by the password, in hex. Only a stored plain password
+    /// can answer it.
+    pub fn verify_apop(&self, timestamp: &[u8], digest: &str) -> bool {
+        use md5::{Digest, Md5};
+        match self {
+            StoredPassword::Plain(secret) => {
+                let mut md5 = Md5::new();
+                md5.update(timestamp);
+                md5.update(secret.as_bytes());
+                hex(&md5.finalize())
+                    .as_bytes()
+                    .ct_eq(digest.to_ascii_lowercase().as_bytes())
+                    .into()
+            }
+            _ => false,
+        }
+    }
+
     /// The HMAC-MD5 context for CRAM-MD5, if this password yields one.
     pub fn cram_md5_context(&self) -> Option<CramMd5Context> {
         match self {
@@ -152,6 +183,10 @@ impl StoredPassword {
             _ => None,
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `{SCHEME}rest` → (`SCHEME`, `rest`); a field without braces has no scheme.
@@ -205,6 +240,29 @@ pub enum Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rfc_examples_of_cram_md5_and_apop() {
+        // RFC 2195 section 2: user tim, password tanstaaftanstaaf.
+        let challenge = b"<1896.697170952@postoffice.reston.mci.net>";
+        let digest = "b913a602c7eda7a495b4e6e7334d3890";
+        let plain = StoredPassword::parse("{PLAIN}tanstaaftanstaaf");
+        assert!(plain.verify_cram_md5(challenge, digest));
+        assert!(plain.verify_cram_md5(challenge, &digest.to_uppercase()));
+        assert!(!plain.verify_cram_md5(b"<other@host>", digest));
+        let context = CramMd5Context::from_password(b"tanstaaftanstaaf").to_hex();
+        let stored = StoredPassword::parse(&format!("{{CRAM-MD5}}{context}"));
+        assert!(stored.verify_cram_md5(challenge, digest));
+        assert!(!stored.verify_apop(challenge, digest), "no plain text");
+        // RFC 1939 section 7: the shared secret tanstaaf.
+        let apop = StoredPassword::parse("{PLAIN}tanstaaf");
+        let timestamp = b"<1896.697170952@dbc.mtview.ca.us>";
+        assert!(apop.verify_apop(timestamp, "c4c9334bac560ecc979e58001b3e22fb"));
+        assert!(!apop.verify_apop(timestamp, "c4c9334bac560ecc979e58001b3e22fc"));
+        let hashed = StoredPassword::parse(&hash_sha512_crypt(b"tanstaaf").unwrap());
+        assert!(!hashed.verify_apop(timestamp, "c4c9334bac560ecc979e58001b3e22fb"));
+        assert!(!hashed.verify_cram_md5(challenge, digest));
+    }
 
     // Each hash below was made by Dovecot 2.3's `doveadm pw -p secret`.
     const DOVECOT: &[&str] = &[

@@ -53,6 +53,35 @@ pub fn lookup_user(name: &str) -> Option<SystemUser> {
     Some(system_user(user))
 }
 
+/// A system user's password hash from the shadow database (getspnam_r),
+/// for a process that may read it (root, or group `shadow`). `None` when
+/// there is no entry or it cannot be read.
+pub fn shadow_password(name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: spwd is plain data filled by getspnam_r.
+    let mut entry: libc::spwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::spwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, the buffer's length is
+    // passed, and the result is checked before it is read.
+    let status = unsafe {
+        libc::getspnam_r(
+            name.as_ptr(),
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut result,
+        )
+    };
+    if status != 0 || result.is_null() || entry.sp_pwdp.is_null() {
+        return None;
+    }
+    // SAFETY: getspnam_r succeeded, so sp_pwdp points into `buffer` at a
+    // NUL-terminated string.
+    let hash = unsafe { std::ffi::CStr::from_ptr(entry.sp_pwdp) };
+    Some(hash.to_string_lossy().into_owned())
+}
+
 /// A group by name or number, through NSS (getgrnam).
 pub fn lookup_group(spec: &str) -> Option<u32> {
     if let Ok(gid) = spec.parse::<u32>() {
