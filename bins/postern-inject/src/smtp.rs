@@ -77,6 +77,9 @@ pub fn run(dir: &Path) -> i32 {
                 }
                 Action::Abort => data.clear(),
                 Action::Close => return 0,
+                // Not offered on a local pipe: the config leaves both off,
+                // so the session never asks.
+                Action::StartTls | Action::CheckCredentials { .. } => return 70,
             }
         }
         match stdin.read(&mut buffer) {

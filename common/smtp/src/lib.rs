@@ -9,8 +9,10 @@
 
 mod body;
 mod reply;
+mod secure;
 mod session;
 
+pub use postern_sasl::{Credentials, Mechanism};
 pub use reply::Reply;
 pub use session::{Action, Config, Envelope, Session};
 pub use smtp_proto::{MailFrom, RcptTo};

@@ -2,6 +2,8 @@ use std::collections::VecDeque;
 
 use smtp_proto::{Error as SyntaxError, MailFrom, RcptTo, Request};
 
+use postern_sasl::{Credentials, Exchange, Mechanism};
+
 use crate::Reply;
 use crate::body::{Body, Framing};
 
@@ -26,6 +28,20 @@ pub struct Config {
     /// counts as an error (as Postfix's junk command limit): a client that
     /// only keeps the connection busy is shown out.
     pub max_junk_commands: usize,
+    /// The connection is encrypted from the start (implicit TLS, RFC 8314).
+    pub tls: bool,
+    /// STARTTLS (RFC 3207) is offered while the connection is plain.
+    pub starttls: bool,
+    /// SASL mechanisms offered by AUTH (RFC 4954); none: no AUTH.
+    pub auth_mechanisms: Vec<Mechanism>,
+    /// PLAIN and LOGIN, which send the password itself, are offered and
+    /// taken without TLS too.
+    pub plaintext_auth: bool,
+    /// MAIL needs a successful AUTH first (530 5.7.0): a submission port,
+    /// for a client not otherwise allowed to relay.
+    pub auth_required: bool,
+    /// Makes each CRAM-MD5 challenge unique: `<seed.N@hostname>`.
+    pub challenge_seed: String,
 }
 
 impl Config {
@@ -36,6 +52,12 @@ impl Config {
             max_recipients: 1000,
             max_errors: 20,
             max_junk_commands: 100,
+            tls: false,
+            starttls: false,
+            auth_mechanisms: Vec::new(),
+            plaintext_auth: false,
+            auth_required: false,
+            challenge_seed: "0".to_string(),
         }
     }
 }
@@ -51,6 +73,10 @@ pub struct Envelope {
     /// The accepted recipients, with their parameters (DSN's NOTIFY and
     /// ORCPT among them).
     pub recipients: Vec<RcptTo<String>>,
+    /// Whether the message came over TLS, and from whom by AUTH: for the
+    /// `Received:` line's protocol (RFC 3848).
+    pub tls: bool,
+    pub authenticated: Option<String>,
 }
 
 /// What the driver must do next.
@@ -69,11 +95,20 @@ pub enum Action {
     End,
     /// The message begun is refused (too big): drop what was stored.
     Abort,
+    /// Start TLS on the connection now, before reading another byte (the
+    /// 220 went out in the `Send` before).
+    StartTls,
+    /// An AUTH exchange is complete: check the credentials, then call
+    /// [`Session::credentials_checked`].
+    CheckCredentials {
+        mechanism: Mechanism,
+        credentials: Credentials,
+    },
     /// Close the connection (after the bytes already sent).
     Close,
 }
 
-enum State {
+pub(crate) enum State {
     Command,
     /// Receiving a message's data.
     Body(Framing),
@@ -83,15 +118,18 @@ enum State {
         left: usize,
         reply: Reply,
     },
+    /// Inside an AUTH exchange: each line is the client's response.
+    Auth(Mechanism, Exchange),
     Closed,
 }
 
-enum Waiting {
+pub(crate) enum Waiting {
     Recipient(RcptTo<String>),
     Message,
+    Credentials,
 }
 
-struct Transaction {
+pub(crate) struct Transaction {
     mail: MailFrom<String>,
     recipients: Vec<RcptTo<String>>,
     /// Some once the data has begun.
@@ -102,18 +140,24 @@ struct Transaction {
 /// then take [`Action`]s from [`Session::next_action`] until it returns
 /// `None` (it needs more input, or an answer to a question it asked).
 pub struct Session {
-    config: Config,
-    input: Vec<u8>,
+    pub(crate) config: Config,
+    pub(crate) input: Vec<u8>,
     out: Vec<u8>,
-    actions: VecDeque<Action>,
-    state: State,
-    waiting: Option<Waiting>,
-    helo: Option<(String, bool)>,
-    transaction: Option<Transaction>,
+    pub(crate) actions: VecDeque<Action>,
+    pub(crate) state: State,
+    pub(crate) waiting: Option<Waiting>,
+    pub(crate) helo: Option<(String, bool)>,
+    pub(crate) transaction: Option<Transaction>,
     errors: usize,
     junk: usize,
     /// Inside a command line too long to keep: drop input to its end.
-    discarding: bool,
+    pub(crate) discarding: bool,
+    /// Encrypted: from the start, or since STARTTLS.
+    pub(crate) tls: bool,
+    /// The user a successful AUTH proved.
+    pub(crate) authenticated: Option<String>,
+    /// AUTH attempts so far, for unique CRAM-MD5 challenges.
+    pub(crate) auth_attempts: usize,
 }
 
 impl Session {
@@ -131,7 +175,11 @@ impl Session {
             errors: 0,
             junk: 0,
             discarding: false,
+            tls: false,
+            authenticated: None,
+            auth_attempts: 0,
         };
+        session.tls = session.config.tls;
         let greeting = format!("{} ESMTP Postern", session.config.hostname);
         session.reply(Reply::plain(220, vec![greeting]));
         session
@@ -166,6 +214,16 @@ impl Session {
         self.helo.as_ref().map(|(host, _)| host.as_str())
     }
 
+    /// The user AUTH proved, once it has.
+    pub fn authenticated(&self) -> Option<&str> {
+        self.authenticated.as_deref()
+    }
+
+    /// Whether the session is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
     /// Whether a message's data is being received (for the driver's
     /// timeouts, which differ for data).
     pub fn in_data(&self) -> bool {
@@ -189,6 +247,13 @@ impl Session {
                     Some(line) => self.command(&line),
                     None => return self.idle(),
                 },
+                State::Auth(mechanism, exchange) => {
+                    self.state = State::Auth(mechanism, exchange);
+                    match self.take_line() {
+                        Some(line) => self.auth_response(&line),
+                        None => return self.idle(),
+                    }
+                }
                 State::Body(framing) => {
                     let empty_chunk = matches!(framing, Framing::Chunk { left: 0, .. });
                     if self.input.is_empty() && !empty_chunk {
@@ -238,12 +303,12 @@ impl Session {
         }
     }
 
-    fn reply(&mut self, reply: Reply) {
+    pub(crate) fn reply(&mut self, reply: Reply) {
         reply.encode(&mut self.out);
     }
 
     /// A refused command: counted, and the session ends at the limit.
-    fn error(&mut self, reply: Reply) {
+    pub(crate) fn error(&mut self, reply: Reply) {
         self.reply(reply);
         self.errors += 1;
         if self.errors >= self.config.max_errors {
@@ -276,7 +341,7 @@ impl Session {
         self.actions.pop_front().or_else(|| self.flush())
     }
 
-    fn flush(&mut self) -> Option<Action> {
+    pub(crate) fn flush(&mut self) -> Option<Action> {
         (!self.out.is_empty()).then(|| Action::Send(std::mem::take(&mut self.out)))
     }
 
@@ -284,21 +349,22 @@ impl Session {
     /// over-long line is answered once, and dropped to its end.
     fn take_line(&mut self) -> Option<Vec<u8>> {
         loop {
+            let limit = self.line_limit();
             match find_lf(&self.input) {
-                Some(end) if end < MAX_COMMAND_LINE => {
+                Some(end) if end < limit => {
                     return Some(self.input.drain(..=end).collect());
                 }
                 Some(end) => {
                     self.input.drain(..=end);
-                    self.error(Reply::new(500, "5.5.2", "Error: line too long"));
+                    self.too_long();
                     if matches!(self.state, State::Closed) {
                         return None;
                     }
                 }
-                None if self.input.len() >= MAX_COMMAND_LINE => {
+                None if self.input.len() >= limit => {
                     self.input.clear();
                     self.discarding = true;
-                    self.error(Reply::new(500, "5.5.2", "Error: line too long"));
+                    self.too_long();
                     return None;
                 }
                 None => return None,
@@ -306,7 +372,42 @@ impl Session {
         }
     }
 
+    /// How long the next line may be: an AUTH command or response carries
+    /// up to 12,288 octets of base64 (RFC 4954 §4), other commands less.
+    fn line_limit(&self) -> usize {
+        let auth_command = self
+            .input
+            .get(..5)
+            .is_some_and(|head| head.eq_ignore_ascii_case(b"AUTH "));
+        if matches!(self.state, State::Auth(..)) {
+            postern_sasl::MAX_RESPONSE + 2
+        } else if auth_command {
+            postern_sasl::MAX_RESPONSE + "AUTH CRAM-MD5 \r\n".len()
+        } else {
+            MAX_COMMAND_LINE
+        }
+    }
+
+    /// An over-long line: inside AUTH, RFC 4954's 500 5.5.6, which ends the
+    /// exchange; else 500 5.5.2.
+    fn too_long(&mut self) {
+        if matches!(self.state, State::Auth(..)) {
+            self.state = State::Command;
+            return self.error(Reply::new(
+                500,
+                "5.5.6",
+                "Error: authentication exchange line is too long",
+            ));
+        }
+        self.error(Reply::new(500, "5.5.2", "Error: line too long"))
+    }
+
     fn command(&mut self, line: &[u8]) {
+        // AUTH is read here: smtp-proto refuses a mechanism it does not
+        // know with a syntax error, where RFC 4954 wants 504.
+        if let Some(arguments) = strip_verb(line, b"AUTH") {
+            return self.auth(&String::from_utf8_lossy(arguments));
+        }
         let mut request = match Request::parse(&mut line.iter()) {
             Ok(request) => request.into_owned(),
             Err(error) => return self.error(syntax_reply(error)),
@@ -354,11 +455,16 @@ impl Session {
                 "2.5.0",
                 "Cannot VRFY user, but will accept message and attempt delivery",
             )),
-            Request::Help { .. } => self.reply(Reply::new(
-                214,
-                "2.0.0",
-                "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
-            )),
+            Request::Help { .. } => {
+                let mut commands = "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
+                    .to_string();
+                for keyword in self.security_keywords() {
+                    commands.push(' ');
+                    commands.push_str(keyword.split(' ').next().unwrap_or_default());
+                }
+                self.reply(Reply::new(214, "2.0.0", commands))
+            }
+            Request::StartTls => self.starttls(),
             other => self.error(Reply::new(
                 502,
                 "5.5.1",
@@ -378,7 +484,7 @@ impl Session {
             0 => "SIZE".to_string(),
             n => format!("SIZE {n}"),
         };
-        let lines = [
+        let mut lines: Vec<String> = [
             name.as_str(),
             "PIPELINING",
             &size,
@@ -387,8 +493,11 @@ impl Session {
             "SMTPUTF8",
             "CHUNKING",
             "DSN",
-        ];
-        self.reply(Reply::plain(250, lines.map(str::to_string).to_vec()));
+        ]
+        .map(str::to_string)
+        .to_vec();
+        lines.extend(self.security_keywords());
+        self.reply(Reply::plain(250, lines));
     }
 
     fn mail(&mut self, from: MailFrom<String>) {
@@ -398,7 +507,11 @@ impl Session {
         if self.transaction.is_some() {
             return self.error(Reply::new(503, "5.5.1", "Error: nested MAIL command"));
         }
-        if let Some(name) = unsupported_mail_parameter(&from) {
+        if self.config.auth_required && self.authenticated.is_none() {
+            return self.error(Reply::new(530, "5.7.0", "Error: authentication required"));
+        }
+        let auth_offered = !self.config.auth_mechanisms.is_empty();
+        if let Some(name) = unsupported_mail_parameter(&from, auth_offered) {
             return self.error(Reply::new(
                 555,
                 "5.5.4",
@@ -512,6 +625,8 @@ impl Session {
                 esmtp,
                 mail: transaction.mail.clone(),
                 recipients: transaction.recipients.clone(),
+                tls: self.tls,
+                authenticated: self.authenticated.clone(),
             }));
         }
     }
@@ -575,8 +690,23 @@ fn find_lf(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'\n')
 }
 
+/// The rest of `line` after `verb` and a space (or at once its end), the
+/// verb in any case.
+fn strip_verb<'a>(line: &'a [u8], verb: &[u8]) -> Option<&'a [u8]> {
+    let rest = line
+        .get(..verb.len())
+        .filter(|head| head.eq_ignore_ascii_case(verb))
+        .map(|_| &line[verb.len()..])?;
+    match rest.first() {
+        Some(b' ') => Some(&rest[1..]),
+        Some(b'\r' | b'\n') => Some(rest),
+        _ => None,
+    }
+}
+
 /// MAIL parameters this server does not offer (RFC 5321 §4.1.1.11: 555).
-fn unsupported_mail_parameter(from: &MailFrom<String>) -> Option<&'static str> {
+/// AUTH= (RFC 4954 §5) is taken, and ignored, where AUTH is offered.
+fn unsupported_mail_parameter(from: &MailFrom<String>, auth: bool) -> Option<&'static str> {
     use smtp_proto::*;
     let checks = [
         (from.flags & MAIL_BODY_BINARYMIME != 0, "BODY=BINARYMIME"),
@@ -591,7 +721,7 @@ fn unsupported_mail_parameter(from: &MailFrom<String>) -> Option<&'static str> {
         (from.mt_priority != 0, "MT-PRIORITY"),
         (from.trans_id.is_some(), "TRANSID"),
         (from.solicit.is_some(), "SOLICIT"),
-        (from.auth.is_some(), "AUTH"),
+        (from.auth.is_some() && !auth, "AUTH"),
     ];
     checks
         .into_iter()

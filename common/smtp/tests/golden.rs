@@ -7,15 +7,22 @@
 //! write, as a pipelining client sends them. After them come what the
 //! session answers and does: `S: ` reply lines; `Q: from=<..> to=<..>`
 //! when a message begins; `D: ` its data lines (LF line ends, as stored)
-//! when it is complete; `A: aborted`; `X: close`. A `# config: key=value`
-//! line sets max_message_size, max_recipients or max_errors.
+//! when it is complete; `A: aborted`; `X: close`; `T: starttls` when the
+//! session asks for the TLS handshake; `L: MECHANISM user proof` when it
+//! asks for a login check. A `# config: key=value` line sets
+//! max_message_size, max_recipients, max_errors, max_junk_commands, tls,
+//! starttls, plaintext_auth, auth_required (0 or 1) or auth (a comma list
+//! of mechanisms).
 //!
 //! The driver in this file rejects recipients whose local part starts
 //! with `green` or `unknown` (550 5.1.1) and queues every message as
 //! `QID1`, `QID2`, ... — except one holding `TEMPFAIL`, which gets
-//! 451 4.3.0.
+//! 451 4.3.0. It takes the logins of RFC 2195's and RFC 4616's examples
+//! (tim / tanstaaftanstaaf; CRAM-MD5 challenges are `<1.N@mx.test>`), answers 454 4.7.0 for user `down`, and 535
+//! 5.7.8 for anything else.
 
-use postern_smtp::{Action, Config, Reply, Session};
+use postern_auth_protocol::Proof;
+use postern_smtp::{Action, Config, Mechanism, Reply, Session};
 
 struct Group {
     client: Vec<u8>,
@@ -24,14 +31,26 @@ struct Group {
 
 fn parse(text: &str) -> (Config, Vec<Group>, Vec<String>) {
     let mut config = Config::new("mx.test");
+    config.challenge_seed = "1".into();
     let mut greeting = Vec::new();
     let mut groups: Vec<Group> = Vec::new();
     for line in text.lines() {
         if let Some(settings) = line.strip_prefix("# config:") {
             for pair in settings.split_whitespace() {
                 let (key, value) = pair.split_once('=').unwrap();
+                if key == "auth" {
+                    config.auth_mechanisms = value
+                        .split(',')
+                        .map(|m| Mechanism::parse(m).unwrap())
+                        .collect();
+                    continue;
+                }
                 let value: usize = value.parse().unwrap();
                 match key {
+                    "tls" => config.tls = value == 1,
+                    "starttls" => config.starttls = value == 1,
+                    "plaintext_auth" => config.plaintext_auth = value == 1,
+                    "auth_required" => config.auth_required = value == 1,
                     "max_message_size" => config.max_message_size = value as u64,
                     "max_recipients" => config.max_recipients = value,
                     "max_errors" => config.max_errors = value,
@@ -93,6 +112,9 @@ fn unescape(text: &str) -> Vec<u8> {
 struct Driver {
     data: Vec<u8>,
     queued: usize,
+    /// The session asked for the handshake: what the client sent after
+    /// STARTTLS in the same write would be read as TLS, not as commands.
+    handshake: bool,
 }
 
 impl Driver {
@@ -130,11 +152,16 @@ impl Driver {
                         .map(|r| format!("<{}>", r.address))
                         .collect();
                     out.push(format!(
-                        "Q: from=<{}> to={} helo={}{}",
+                        "Q: from=<{}> to={} helo={}{}{}{}",
                         envelope.mail.address,
                         to.join(","),
                         envelope.helo,
-                        if envelope.esmtp { " esmtp" } else { "" }
+                        if envelope.esmtp { " esmtp" } else { "" },
+                        if envelope.tls { " tls" } else { "" },
+                        envelope
+                            .authenticated
+                            .map(|user| format!(" auth={user}"))
+                            .unwrap_or_default()
                     ));
                 }
                 Action::Data(bytes) => self.data.extend(bytes),
@@ -156,6 +183,46 @@ impl Driver {
                 }
                 Action::Abort => out.push("A: aborted".into()),
                 Action::Close => out.push("X: close".into()),
+                Action::StartTls => {
+                    self.handshake = true;
+                    out.push("T: starttls".into());
+                }
+                Action::CheckCredentials {
+                    mechanism,
+                    credentials,
+                } => {
+                    let (shown, good) = match &credentials.proof {
+                        Proof::Password(password) => {
+                            let password = String::from_utf8_lossy(password).into_owned();
+                            let good = password == "tanstaaftanstaaf";
+                            (password, good)
+                        }
+                        Proof::CramMd5 { challenge, digest } => {
+                            let good = postern_password::StoredPassword::parse(
+                                "{PLAIN}tanstaaftanstaaf",
+                            )
+                            .verify_cram_md5(challenge.as_bytes(), digest);
+                            (format!("{challenge} {digest}"), good)
+                        }
+                        Proof::Apop { .. } => unreachable!("no APOP in SMTP"),
+                    };
+                    out.push(format!(
+                        "L: {} {} {shown}",
+                        mechanism.name(),
+                        credentials.user
+                    ));
+                    session.credentials_checked(if credentials.user == "down" {
+                        Err(Reply::new(454, "4.7.0", "Temporary authentication failure"))
+                    } else if good && credentials.user == "tim" {
+                        Ok(credentials.user)
+                    } else {
+                        Err(Reply::new(
+                            535,
+                            "5.7.8",
+                            "Error: authentication failed: authentication failure",
+                        ))
+                    });
+                }
             }
         }
     }
@@ -179,6 +246,7 @@ fn golden_transcripts() {
         let mut driver = Driver {
             data: Vec::new(),
             queued: 0,
+            handshake: false,
         };
         let mut actual = Vec::new();
         driver.run(&mut session, &mut actual);
@@ -204,6 +272,7 @@ fn golden_transcripts() {
         let mut driver = Driver {
             data: Vec::new(),
             queued: 0,
+            handshake: false,
         };
         let mut trickled = Vec::new();
         driver.run(&mut session, &mut trickled);
@@ -211,6 +280,10 @@ fn golden_transcripts() {
             for byte in &group.client {
                 session.receive(std::slice::from_ref(byte));
                 driver.run(&mut session, &mut trickled);
+                if driver.handshake {
+                    driver.handshake = false;
+                    break;
+                }
             }
         }
         let split = |lines: &[String]| -> (Vec<String>, Vec<String>) {
