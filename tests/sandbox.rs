@@ -19,14 +19,30 @@ pub struct Up {
 /// Starts `postern up --dir DIR` and waits (at most a minute) for its
 /// banner.
 pub fn start(dir: &Path) -> Up {
-    // Sandboxes of tests that run at once each get their own ports.
-    static NEXT_OFFSET: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(20000);
-    let offset = NEXT_OFFSET.fetch_add(10, std::sync::atomic::Ordering::SeqCst);
+    start_with(dir, Stdio::inherit())
+}
+
+/// `start`, with every program's log lines appended to `log`.
+pub fn start_logged(dir: &Path, log: &Path) -> Up {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    start_with(dir, Stdio::from(file))
+}
+
+fn start_with(dir: &Path, stderr: Stdio) -> Up {
+    // Sandboxes of tests that run at once each get their own ports: the
+    // standard ones span 2110..2995, so offsets 1000 apart never meet.
+    static STARTED: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let started = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let offset = 20000 + (started % 40) * 1000;
     let mut child = Command::new(program("postern"))
         .args(["up", "--port-offset", &offset.to_string(), "--dir"])
         .arg(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -167,10 +183,10 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
     }
     let cert = std::fs::read_to_string(dir.join("tls/cert.pem")).unwrap();
     assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
-    assert_eq!(
-        std::fs::metadata(dir.join("tls/key.pem")).unwrap().mode() & 0o777,
-        0o600
-    );
+    // As root the SMTP listener's group may read the key (to reload it).
+    let key = std::fs::metadata(dir.join("tls/key.pem")).unwrap();
+    let expected = if crate::util::is_root() { 0o640 } else { 0o600 };
+    assert_eq!(key.mode() & 0o777, expected);
     assert!(
         std::fs::read_to_string(etc.join("domains"))
             .unwrap()

@@ -8,20 +8,22 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
-use crate::sandbox::{Up, port, sandbox_dir, start, stop};
+use crate::sandbox::{Up, port, sandbox_dir, start, start_logged, stop};
 use crate::util::messages;
 
-struct Smtpd {
+pub struct Smtpd {
     _tmp: tempfile::TempDir,
-    dir: PathBuf,
+    pub dir: PathBuf,
     up: Option<Up>,
+    /// Every program's log lines.
+    pub log: PathBuf,
 }
 
 impl Smtpd {
     /// A sandbox whose postern.toml lines starting with a key of
     /// `replace` are replaced by those lines, where `{SMTP}` and
     /// `{submission}` stand for the sandbox's ports.
-    fn start(replace: &[&str]) -> Smtpd {
+    pub fn start(replace: &[&str]) -> Smtpd {
         let (tmp, dir) = sandbox_dir();
         stop(start(&dir));
         let toml = dir.join("etc/postern.toml");
@@ -30,38 +32,52 @@ impl Smtpd {
         for new in replace {
             let new = new
                 .replace("{SMTP}", &port(&dir, "SMTP").to_string())
-                .replace("{submission}", &port(&dir, "submission").to_string());
+                .replace("{submission}", &port(&dir, "submission").to_string())
+                .replace("{SMTPS}", &port(&dir, "SMTPS").to_string());
             let key = new.split('=').next().unwrap().trim();
             lines.retain(|l| l.split('=').next().unwrap().trim() != key);
             lines.push(new.to_string());
         }
         std::fs::write(&toml, lines.join("\n") + "\n").unwrap();
-        let up = start(&dir);
+        let log = tmp.path().join("postern.log");
+        let up = start_logged(&dir, &log);
         Smtpd {
             _tmp: tmp,
             dir,
             up: Some(up),
+            log,
         }
     }
 
-    fn etc(&self) -> PathBuf {
+    pub fn etc(&self) -> PathBuf {
         self.dir.join("etc")
     }
 
     /// `127.0.0.1:PORT` of a service.
-    fn server(&self, service: &str) -> String {
+    pub fn server(&self, service: &str) -> String {
         format!("127.0.0.1:{}", port(&self.dir, service))
     }
 
-    fn port(&self, service: &str) -> String {
+    pub fn port(&self, service: &str) -> String {
         port(&self.dir, service).to_string()
     }
 
-    fn demo(&self) -> PathBuf {
+    pub fn demo(&self) -> PathBuf {
         self.dir.join("mail/example.test/demo/Maildir")
     }
 
-    fn stop(mut self) {
+    pub fn password(&self) -> String {
+        std::fs::read_to_string(self.etc().join("demo.password"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stop(mut self) {
         if let Some(up) = self.up.take() {
             stop(up);
         }
@@ -69,7 +85,7 @@ impl Smtpd {
 }
 
 /// Runs swaks; returns its exit code and output.
-fn swaks(args: &[&str]) -> (i32, String) {
+pub fn swaks(args: &[&str]) -> (i32, String) {
     let out = Command::new("swaks")
         .args(["--timeout", "20"])
         .args(args)
@@ -86,7 +102,7 @@ fn swaks(args: &[&str]) -> (i32, String) {
 }
 
 /// Runs a Python script with smtplib at hand; asserts it prints "ok".
-fn python(script: &str, args: &[&str]) -> String {
+pub fn python(script: &str, args: &[&str]) -> String {
     let out = Command::new("python3")
         .args(["-c", script])
         .args(args)
@@ -423,16 +439,45 @@ fn the_listener_is_not_root() {
     };
     assert!(ids("Uid:").iter().all(|&u| u != 0), "{status}");
     assert!(ids("Gid:").iter().all(|&g| g != 0), "{status}");
-    // Its only group is the queue's.
-    let queue_gid =
-        std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(s.dir.join("queue/queue")).unwrap());
-    assert_eq!(ids("Groups:"), [queue_gid]);
+    // Its groups are the queue's and its own (to read the TLS key).
+    use std::os::unix::fs::MetadataExt;
+    let queue_gid = std::fs::metadata(s.dir.join("queue/queue")).unwrap().gid();
+    let key_gid = std::fs::metadata(s.dir.join("tls/key.pem")).unwrap().gid();
+    let mut groups = ids("Groups:");
+    groups.sort_unstable();
+    let mut expected = vec![queue_gid, key_gid];
+    expected.sort_unstable();
+    assert_eq!(groups, expected);
+    // The accounts file is root's and postern-auth's group's alone: the
+    // listener has neither its uid nor its group.
+    let accounts = std::fs::metadata(etc.join("accounts")).unwrap();
+    assert_eq!((accounts.uid(), accounts.mode() & 0o777), (0, 0o640));
+    assert!(!groups.contains(&accounts.gid()));
     let auth = pid_of(&format!("postern-auth --config {}", etc.display()));
-    let status = std::fs::read_to_string(format!("/proc/{auth}/status")).unwrap();
+    let auth_status = std::fs::read_to_string(format!("/proc/{auth}/status")).unwrap();
+    let auth_ids = |key: &str| -> Vec<u32> {
+        auth_status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    assert!(auth_ids("Uid:").iter().all(|&u| u != 0), "{auth_status}");
     assert!(
-        !status.contains("\nUid:\t0"),
-        "postern-auth is root: {status}"
+        auth_ids("Gid:").iter().all(|&g| g == accounts.gid()),
+        "{auth_status}"
     );
+    assert_eq!(auth_ids("CapEff:").len(), 1);
+    assert!(
+        auth_status.contains("\nCapEff:\t0000000000000000"),
+        "{auth_status}"
+    );
+    // It keeps the relayers directory's group, to record logins.
+    let relay_gid = std::fs::metadata(s.dir.join("var/relay")).unwrap().gid();
+    assert!(auth_ids("Groups:").contains(&relay_gid), "{auth_status}");
     s.stop();
 }
 

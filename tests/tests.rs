@@ -17,5 +17,6 @@ mod privilege;
 mod queue;
 mod relay;
 mod sandbox;
+mod smtp_auth;
 mod smtpd;
 mod system_users;

@@ -7,16 +7,21 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use postern_auth_protocol::Reply as Answer;
-use postern_smtp::{Action, Config, RcptTo, Reply, Session};
+use postern_auth_protocol::{Reply as Answer, Request, Service};
+use postern_smtp::{Action, Config, Credentials, Mechanism, RcptTo, Reply, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::Context;
 use crate::incoming::Incoming;
 use crate::listeners::Kind;
 use crate::lookup::Lookups;
 use crate::relay;
+use crate::transport::Transport;
+
+/// The longest wait postern-auth may ask for before a failed AUTH is
+/// answered.
+const MAX_FAILURE_DELAY: u64 = 30;
 
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
@@ -26,27 +31,81 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let peer = postern_config::relayers::canonical(peer);
     let settings = &ctx.settings;
+    let acceptor = ctx.tls.as_ref().and_then(|tls| {
+        let (acceptor, why) = tls.borrow_mut().acceptor();
+        if let Some(why) = why {
+            warn!("[tls]: {why}");
+        }
+        acceptor
+    });
+    let mut transport = Transport::Plain(stream);
+    if kind == Kind::Smtps {
+        let Some(acceptor) = &acceptor else {
+            return;
+        };
+        if let Err(e) = transport.start_tls(acceptor).await {
+            info!("TLS handshake with [{peer}] failed: {e}");
+            return;
+        }
+    }
     let mut config = Config::new(settings.hostname.clone());
     config.max_message_size = settings.smtpd.max_message_size;
     config.max_recipients = settings.smtpd.max_recipients.max(1);
     config.max_errors = settings.smtpd.max_errors.max(1);
+    config.tls = kind == Kind::Smtps;
+    config.starttls = acceptor.is_some() && kind != Kind::Smtps;
+    config.auth_mechanisms = ctx.mechanisms.clone();
+    config.plaintext_auth = settings.smtpd.plaintext_auth;
+    // RFC 6409: a submission port takes mail only from a client that
+    // authenticates, or that may relay anyway.
+    config.auth_required = kind.is_submission()
+        && ctx
+            .rules
+            .permits(peer, postern_config::unix_now())
+            .is_none();
+    config.challenge_seed = format!("{}.{}", std::process::id(), postern_config::unix_now());
     let mut session = Session::new(config);
     let mut lookups = Lookups::new(settings.auth.socket.clone());
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut shutdown = ctx.shutdown.clone();
     let mut buffer = vec![0u8; 16 * 1024];
     let mut message: Option<Incoming> = None;
-    info!("connect from [{peer}] to {}", kind.name());
+    info!(
+        "connect from [{peer}] to {}{}",
+        kind.name(),
+        transport
+            .tls_description()
+            .map(|tls| format!(" ({tls})"))
+            .unwrap_or_default()
+    );
     loop {
         while let Some(action) = session.next_action() {
             match action {
                 Action::Send(bytes) => {
-                    if writer.write_all(&bytes).await.is_err() {
+                    if transport.write_all(&bytes).await.is_err() {
                         return;
                     }
                 }
+                Action::StartTls => {
+                    let Some(acceptor) = &acceptor else { return };
+                    if let Err(e) = transport.start_tls(acceptor).await {
+                        info!("STARTTLS handshake with [{peer}] failed: {e}");
+                        return;
+                    }
+                    info!(
+                        "STARTTLS from [{peer}]: {}",
+                        transport.tls_description().unwrap_or_default()
+                    );
+                }
+                Action::CheckCredentials {
+                    mechanism,
+                    credentials,
+                } => {
+                    let verdict = login(&mut lookups, peer, mechanism, credentials).await;
+                    session.credentials_checked(verdict);
+                }
                 Action::CheckRecipient(rcpt) => {
-                    let verdict = check(&ctx, &mut lookups, &rcpt, peer).await;
+                    let verdict =
+                        check(&ctx, &mut lookups, &rcpt, peer, session.authenticated()).await;
                     if let Err(reply) = &verdict {
                         info!(
                             "NOQUEUE: reject: RCPT from [{peer}]: {} {} {}; from=<{}> to=<{}> helo=<{}>",
@@ -66,6 +125,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                         &settings.hostname,
                         peer,
                         &transaction,
+                        transport.tls_description().as_deref(),
                     ));
                 }
                 Action::Data(bytes) => {
@@ -113,9 +173,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             settings.smtpd.command_timeout
         });
         let read = tokio::select! {
-            read = tokio::time::timeout(limit, reader.read(&mut buffer)) => read,
+            read = tokio::time::timeout(limit, transport.read(&mut buffer)) => read,
             _ = shutdown.changed() => {
-                let _ = writer.write_all(
+                let _ = transport.write_all(
                     format!("421 4.3.2 {} shutting down\r\n", settings.hostname).as_bytes(),
                 ).await;
                 return;
@@ -129,7 +189,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(Ok(n)) => session.receive(&buffer[..n]),
             Err(_) => {
                 info!("timeout after {limit:?} from [{peer}]");
-                let _ = writer
+                let _ = transport
                     .write_all(
                         format!(
                             "421 4.4.2 {} Error: timeout exceeded\r\n",
@@ -144,12 +204,73 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Asks postern-auth about an AUTH login; a failure is logged as Postfix
+/// logs it (`SASL LOGIN authentication failed`), for fail2ban, and
+/// answered after the delay postern-auth asks for.
+async fn login(
+    lookups: &mut Lookups,
+    peer: IpAddr,
+    mechanism: Mechanism,
+    credentials: Credentials,
+) -> Result<String, Reply> {
+    let user = credentials.user.clone();
+    let request = Request::Login {
+        service: Service::Smtp,
+        ip: peer,
+        user: credentials.user,
+        proof: credentials.proof,
+    };
+    let failed = || {
+        warn!(
+            "unknown[{peer}]: SASL {} authentication failed: authentication failure, sasl_username={}",
+            mechanism.name(),
+            postern_log::escape(&user)
+        );
+    };
+    match lookups.ask_for(&request).await {
+        Ok(Answer::Ok(name)) => {
+            info!(
+                "client=[{peer}], sasl_method={}, sasl_username={}",
+                mechanism.name(),
+                postern_log::escape(&name)
+            );
+            Ok(name)
+        }
+        Ok(Answer::Fail { delay, status }) => {
+            failed();
+            tokio::time::sleep(Duration::from_secs(delay.min(MAX_FAILURE_DELAY))).await;
+            if status.starts_with("4.") {
+                Err(Reply::new(
+                    454,
+                    "4.7.0",
+                    "Temporary authentication failure: too many failed logins, try later",
+                ))
+            } else {
+                Err(Reply::new(
+                    535,
+                    "5.7.8",
+                    "Error: authentication failed: authentication failure",
+                ))
+            }
+        }
+        Ok(other) => {
+            warn!("AUTH from [{peer}]: postern-auth answered {other:?}");
+            Err(Reply::new(454, "4.7.0", "Temporary authentication failure"))
+        }
+        Err(why) => {
+            warn!("AUTH from [{peer}]: {why}");
+            Err(Reply::new(454, "4.7.0", "Temporary authentication failure"))
+        }
+    }
+}
+
 /// May this recipient be taken from this client?
 async fn check(
     ctx: &Context,
     lookups: &mut Lookups,
     rcpt: &RcptTo<String>,
     peer: IpAddr,
+    authenticated: Option<&str>,
 ) -> Result<(), Reply> {
     let address = &rcpt.address;
     if let Some(reply) = relay::trick(address) {
@@ -170,6 +291,14 @@ async fn check(
                 code,
                 format!("<{address}>: Recipient address rejected: {why}"),
             ))
+        }
+        Ok(Answer::Remote) if authenticated.is_some() => {
+            info!(
+                "relay for [{peer}] to <{}>: authenticated as {}",
+                postern_log::escape(address),
+                postern_log::escape(authenticated.unwrap_or_default())
+            );
+            Ok(())
         }
         Ok(Answer::Remote) => match ctx.rules.permits(peer, postern_config::unix_now()) {
             Some(rule) => {

@@ -20,6 +20,7 @@ impl Incoming {
         hostname: &str,
         peer: IpAddr,
         transaction: &Transaction,
+        tls: Option<&str>,
     ) -> Incoming {
         let now = SystemTime::now();
         let arrival = postern_config::unix_seconds(now);
@@ -44,7 +45,7 @@ impl Incoming {
         let writer = queue.begin(&envelope).map_err(|e| e.to_string());
         let mut incoming = Incoming { writer, size: 0 };
         if let Ok(writer) = &mut incoming.writer {
-            let trace = received(hostname, peer, transaction, writer.id().as_str(), now);
+            let trace = received(hostname, peer, transaction, tls, writer.id().as_str(), now);
             if let Err(e) = writer.write(trace.as_bytes()) {
                 incoming.writer = Err(e.to_string());
             }
@@ -93,13 +94,15 @@ fn refusal(why: String) -> (Reply, String) {
     (reply, why)
 }
 
-/// The trace line: who sent it from where, who took it with which
-/// protocol (RFC 3848's names), the queue id, and for one recipient its
-/// address.
+/// The trace line: who sent it from where (over which TLS, as which
+/// authenticated user), who took it with which protocol (RFC 3848's and
+/// RFC 6531's names: ESMTPSA is ESMTP with TLS and AUTH), the queue id,
+/// and for one recipient its address.
 fn received(
     hostname: &str,
     peer: IpAddr,
     transaction: &Transaction,
+    tls: Option<&str>,
     id: &str,
     now: SystemTime,
 ) -> String {
@@ -111,15 +114,32 @@ fn received(
         .collect();
     let peer = postern_config::relayers::canonical(peer);
     let utf8 = transaction.mail.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
-    let protocol = match (utf8, transaction.esmtp) {
+    let mut protocol = match (utf8, transaction.esmtp) {
         (true, _) => "UTF8SMTP",
         (false, true) => "ESMTP",
         (false, false) => "SMTP",
-    };
+    }
+    .to_string();
+    if protocol != "SMTP" {
+        if transaction.tls {
+            protocol.push('S');
+        }
+        if transaction.authenticated.is_some() {
+            protocol.push('A');
+        }
+    }
     let date = postern_log::dates::rfc5322(now);
-    let mut line = format!(
-        "Received: from {helo} ([{peer}])\n\tby {hostname} (Postern) with {protocol} id {id}"
-    );
+    let mut line = format!("Received: from {helo} ([{peer}])");
+    if let Some(tls) = tls.filter(|_| transaction.tls) {
+        line.push_str(&format!("\n\t(using {tls})"));
+    }
+    if let Some(user) = &transaction.authenticated {
+        let user: String = user.chars().filter(|c| c.is_ascii_graphic()).collect();
+        line.push_str(&format!("\n\t(Authenticated sender: {user})"));
+    }
+    line.push_str(&format!(
+        "\n\tby {hostname} (Postern) with {protocol} id {id}"
+    ));
     if let [only] = transaction.recipients.as_slice() {
         line.push_str(&format!("\n\tfor <{}>", only.address));
     }

@@ -9,8 +9,11 @@ use std::os::fd::AsRawFd;
 pub enum Kind {
     /// Port 25: mail from other hosts, and relaying for those allowed.
     Mx,
-    /// RFC 6409 submission (587): the same rules until SMTP AUTH arrives.
+    /// RFC 6409 submission (587): MAIL needs AUTH, unless the client may
+    /// relay anyway (a trusted network, a POP-before-SMTP login).
     Submission,
+    /// Submission over implicit TLS (RFC 8314, port 465).
+    Smtps,
 }
 
 impl Kind {
@@ -18,7 +21,13 @@ impl Kind {
         match self {
             Kind::Mx => "mx",
             Kind::Submission => "submission",
+            Kind::Smtps => "smtps",
         }
+    }
+
+    /// Whether MAIL needs AUTH from a client that may not relay.
+    pub fn is_submission(self) -> bool {
+        matches!(self, Kind::Submission | Kind::Smtps)
     }
 }
 
@@ -28,7 +37,7 @@ pub struct Listen {
     pub kind: Kind,
 }
 
-/// `ADDRESS:PORT [mx|submission]`.
+/// `ADDRESS:PORT [mx|submission|smtps]`.
 pub fn parse(spec: &str) -> Result<Listen, String> {
     let mut words = spec.split_whitespace();
     let address = words
@@ -40,9 +49,10 @@ pub fn parse(spec: &str) -> Result<Listen, String> {
     let kind = match words.next() {
         None | Some("mx") => Kind::Mx,
         Some("submission") => Kind::Submission,
+        Some("smtps") => Kind::Smtps,
         Some(other) => {
             return Err(format!(
-                "{spec:?}: kind {other:?}: expected mx or submission"
+                "{spec:?}: kind {other:?}: expected mx, submission or smtps"
             ));
         }
     };
@@ -97,7 +107,8 @@ mod tests {
         );
         assert_eq!(parse("[::]:587 submission").unwrap().kind, Kind::Submission);
         assert!(parse("localhost:25").is_err());
-        assert!(parse("127.0.0.1:25 smtps").is_err());
+        assert_eq!(parse("[::]:465 smtps").unwrap().kind, Kind::Smtps);
+        assert!(parse("127.0.0.1:25 lmtp").is_err());
         assert!(parse("127.0.0.1:25 mx extra").is_err());
     }
 }

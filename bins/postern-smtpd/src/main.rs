@@ -28,6 +28,7 @@ mod lookup;
 mod relay;
 mod serve;
 mod sockets;
+mod transport;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,10 @@ pub struct Context {
     pub queue: QueueDir,
     pub rules: RelayRules,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// `[tls]`, when configured: reloaded when its files change.
+    pub tls: Option<std::cell::RefCell<postern_tls::Certificates>>,
+    /// `[smtpd] auth_mechanisms`, read.
+    pub mechanisms: Vec<postern_sasl::Mechanism>,
 }
 
 fn main() {

@@ -52,6 +52,23 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
             return 78;
         }
     };
+    let mechanisms = match mechanisms(&settings) {
+        Ok(mechanisms) => mechanisms,
+        Err(why) => {
+            warn!("[smtpd] auth_mechanisms: {why}");
+            return 78;
+        }
+    };
+    // The certificate is read once as root, before the drop: a key only
+    // root may read still serves (without reloads), and a broken pair
+    // stops the start rather than the first handshake.
+    let tls = match tls(&settings, &sockets) {
+        Ok(tls) => tls,
+        Err(why) => {
+            warn!("{why}");
+            return 78;
+        }
+    };
     if let Err(code) = drop_privileges(&settings) {
         return code;
     }
@@ -66,6 +83,8 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         },
         shutdown,
         settings,
+        tls,
+        mechanisms,
     });
     let local = tokio::task::LocalSet::new();
     let bound = match sockets {
@@ -123,13 +142,49 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     0
 }
 
+fn mechanisms(settings: &Settings) -> Result<Vec<postern_sasl::Mechanism>, String> {
+    settings
+        .smtpd
+        .auth_mechanisms
+        .iter()
+        .map(|name| {
+            postern_sasl::Mechanism::parse(name)
+                .ok_or_else(|| format!("{name:?}: expected PLAIN, LOGIN or CRAM-MD5"))
+        })
+        .collect()
+}
+
+/// `[tls]` loaded, if configured; an implicit-TLS listener needs it.
+fn tls(
+    settings: &Settings,
+    sockets: &Sockets,
+) -> Result<Option<RefCell<postern_tls::Certificates>>, String> {
+    let implicit = match sockets {
+        Sockets::Listening(bound) => bound.iter().any(|(listen, _)| listen.kind == Kind::Smtps),
+        Sockets::Connection(_, kind) => *kind == Kind::Smtps,
+    };
+    if !settings.tls.is_configured() {
+        if implicit {
+            return Err("an smtps listener needs [tls] certificate and key".to_string());
+        }
+        return Ok(None);
+    }
+    let mut certificates = postern_tls::Certificates::new(&settings.tls);
+    match certificates.acceptor() {
+        (Some(_), _) => Ok(Some(RefCell::new(certificates))),
+        (None, why) => Err(format!("[tls]: {}", why.unwrap_or_default())),
+    }
+}
+
 /// SECURITY: root only binds; everything after runs as `[smtpd] user`,
-/// whose only group is the queue's (to write `tmp/` and `queue/`).
+/// with the queue's group (to write `tmp/` and `queue/`) and its own group
+/// as the only supplementary one (to read the TLS key again on renewal,
+/// `root:postern-smtpd 0640`).
 fn drop_privileges(settings: &Settings) -> Result<(), i32> {
     if !postern_privilege::is_root() {
         return Ok(());
     }
-    let Some((uid, _, _)) = settings.smtpd.user.resolve() else {
+    let Some((uid, own_group, _)) = settings.smtpd.user.resolve() else {
         warn!("[smtpd] user {:?} is not a user", settings.smtpd.user);
         return Err(71);
     };
@@ -140,7 +195,7 @@ fn drop_privileges(settings: &Settings) -> Result<(), i32> {
             return Err(71);
         }
     };
-    postern_privilege::become_user(uid, queue_group, None).map_err(|e| {
+    postern_privilege::become_user_with_groups(uid, queue_group, None, &[own_group]).map_err(|e| {
         warn!("cannot become {:?}: {e}", settings.smtpd.user);
         71
     })

@@ -45,9 +45,9 @@ pub fn sockets(settings: &Settings, inetd: bool) -> Result<Sockets, (i32, String
                 .map_err(|e| (78, format!("LISTEN_FDS socket {fd} ({name}): {e}")))?;
             let kind = match name.as_str() {
                 "submission" => Kind::Submission,
+                "smtps" | "submissions" => Kind::Smtps,
                 "smtp" | "mx" => Kind::Mx,
-                _ if address.port() == 587 => Kind::Submission,
-                _ => Kind::Mx,
+                _ => kind_of_port(address.port()),
             };
             listening.push((Listen { address, kind }, listener));
         }
@@ -86,8 +86,16 @@ fn connected(fd: RawFd) -> Option<TcpStream> {
 }
 
 fn kind_by_port(stream: &TcpStream) -> Kind {
-    match stream.local_addr() {
-        Ok(address) if address.port() == 587 => Kind::Submission,
+    stream
+        .local_addr()
+        .map_or(Kind::Mx, |address| kind_of_port(address.port()))
+}
+
+/// What a port is for, when nothing else says: the well-known ports.
+fn kind_of_port(port: u16) -> Kind {
+    match port {
+        587 => Kind::Submission,
+        465 => Kind::Smtps,
         _ => Kind::Mx,
     }
 }

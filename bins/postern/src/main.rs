@@ -162,7 +162,7 @@ fn print_banner(sandbox: &Sandbox) {
         local.replace("postern-local", "postern-admin"),
         etc.display()
     ));
-    let served = ["SMTP", "submission"];
+    let served = ["SMTP", "submission", "SMTPS"];
     let port_list = |serving: bool| -> Vec<String> {
         sandbox
             .ports
@@ -179,6 +179,16 @@ fn print_banner(sandbox: &Sandbox) {
     text.push_str(&format!(
         "  serving   {}   (swaks --server 127.0.0.1:{smtp} --to {DEMO_ADDRESS})\n",
         port_list(true).join(", ")
+    ));
+    let submission = sandbox
+        .ports
+        .iter()
+        .find(|(name, _)| name == "submission")
+        .map_or(0, |(_, port)| *port);
+    text.push_str(&format!(
+        "  send out  swaks --server 127.0.0.1:{submission} --tls --auth PLAIN --auth-user {DEMO_ADDRESS} --auth-password PASSWORD --to someone@elsewhere.example\n\
+         \x20           (TLS with the self-signed certificate in {}/tls)\n",
+        sandbox.dir.display()
     ));
     text.push_str(&format!(
         "  not served yet (each starts here when it lands): {}\n",

@@ -189,18 +189,23 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          mail_owner = \"{mail_uid}:{mail_gid}\"\n\
          queue_user = \"{queue_uid}:{queue_gid}\"\n\
          log = \"stderr\"\n\
-         smtpd.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} submission\"]\n\
+         smtpd.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} submission\", \"127.0.0.1:{} smtps\"]\n\
          smtpd.user = \"{smtpd_uid}:{smtpd_gid}\"\n\
          smtpd.relayers_file = {}\n\
          auth.socket = {}\n\
          auth.user = \"{auth_uid}:{auth_gid}\"\n\
-         auth.groups = [\"{relay_gid}\"]\n",
+         auth.groups = [\"{relay_gid}\"]\n\
+         tls.certificate = {}\n\
+         tls.key = {}\n",
         quoted(dir.join("mail")),
         quoted(dir.join("queue")),
         port("SMTP"),
         port("submission"),
+        port("SMTPS"),
         quoted(relay_dir.join("relayers")),
         quoted(dir.join("var").join("auth.sock")),
+        quoted(dir.join("tls").join("cert.pem")),
+        quoted(dir.join("tls").join("key.pem")),
     );
     write_file(
         &etc.join("domains"),
@@ -222,6 +227,12 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         0o600,
     )?;
     write_certificate(&dir.join("tls"))?;
+    if postern_privilege::is_root() {
+        // The SMTP listener reads the key again, as itself, when the files
+        // change: its group may read it, nobody else.
+        std::os::unix::fs::chown(dir.join("tls/key.pem"), Some(0), Some(smtpd_gid))?;
+        fs::set_permissions(dir.join("tls/key.pem"), fs::Permissions::from_mode(0o640))?;
+    }
 
     write_file(&etc.join("postern.toml"), &settings, 0o644)?;
     std::os::unix::fs::chown(dir.join("mail"), Some(mail_uid), Some(mail_gid))?;

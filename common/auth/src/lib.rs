@@ -326,7 +326,7 @@ mod tests {
             None
         );
         assert_eq!(
-            login(Proof::Password(vec![b'x'; 2000])).encode(),
+            login(Proof::Password(vec![b'x'; 4000])).encode(),
             None,
             "longer than a line"
         );

@@ -40,7 +40,7 @@ pub use network::Network;
 pub use resolve::{Destination, Resolution, ResolveError, Resolver, Special, Step};
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::parse_size;
-pub use smtpd::{AuthSettings, SmtpdSettings};
+pub use smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use crate::smtpd::{AuthSettings, SmtpdSettings};
+use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
@@ -43,6 +43,7 @@ pub struct Settings {
     pub alternate_config_directories: Vec<PathBuf>,
     pub smtpd: SmtpdSettings,
     pub auth: AuthSettings,
+    pub tls: TlsSettings,
 }
 
 /// Who owns virtual mailboxes: a user name looked up in the passwd
@@ -98,6 +99,7 @@ impl Default for Settings {
             alternate_config_directories: Vec::new(),
             smtpd: SmtpdSettings::default(),
             auth: AuthSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The `[smtpd]` and `[auth]` tables of postern.toml: what the SMTP
-//! listener and the lookup service use.
+//! The `[smtpd]`, `[auth]` and `[tls]` tables of postern.toml: what the
+//! SMTP listener, the login service and every TLS listener use.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,12 @@ pub struct SmtpdSettings {
     pub relay_window: u64,
     /// The text of `550 5.7.1` for a refused relay.
     pub relay_refusal: String,
+    /// SMTP AUTH (RFC 4954) mechanisms offered: PLAIN, LOGIN, CRAM-MD5
+    /// (only for accounts whose stored scheme allows it, docs/AUTH.md);
+    /// none turns AUTH off.
+    pub auth_mechanisms: Vec<String>,
+    /// PLAIN and LOGIN without TLS too (they send the password itself).
+    pub plaintext_auth: bool,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     #[serde(deserialize_with = "size")]
@@ -57,6 +63,8 @@ impl Default for SmtpdSettings {
             relay_window: 20 * 60,
             relay_refusal: "Relaying denied: check your mail (POP3 or IMAP) first, or authenticate"
                 .into(),
+            auth_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
+            plaintext_auth: false,
             max_connections: 100,
             max_connections_per_ip: 20,
             max_message_size: 50 << 20,
@@ -110,5 +118,21 @@ impl Default for AuthSettings {
             max_failures_per_ip: 10,
             min_system_uid: 1000,
         }
+    }
+}
+
+/// `[tls]`: the certificate chain and key of every TLS listener (PEM),
+/// read again when either file changes. Empty: no TLS (no STARTTLS, and
+/// no implicit-TLS listener may be configured).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsSettings {
+    pub fn is_configured(&self) -> bool {
+        !self.certificate.as_os_str().is_empty()
     }
 }

@@ -49,7 +49,11 @@ impl Session {
             return self.error(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"));
         }
         if self.transaction.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Error: MAIL transaction in progress"));
+            return self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            ));
         }
         self.reply(Reply::new(220, "2.0.0", "Ready to start TLS"));
         if let Some(send) = self.flush() {
@@ -69,7 +73,11 @@ impl Session {
     /// `AUTH mechanism [initial-response]`.
     pub(crate) fn auth(&mut self, arguments: &str) {
         if self.config.auth_mechanisms.is_empty() {
-            return self.error(Reply::new(502, "5.5.1", "Error: authentication not enabled"));
+            return self.error(Reply::new(
+                502,
+                "5.5.1",
+                "Error: authentication not enabled",
+            ));
         }
         if self.helo.is_none() {
             return self.error(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"));
@@ -78,9 +86,16 @@ impl Session {
             return self.error(Reply::new(503, "5.5.1", "Error: already authenticated"));
         }
         if self.transaction.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Error: MAIL transaction in progress"));
+            return self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            ));
         }
-        let words: Vec<&str> = arguments.trim_end_matches(['\r', '\n']).split(' ').collect();
+        let words: Vec<&str> = arguments
+            .trim_end_matches(['\r', '\n'])
+            .split(' ')
+            .collect();
         let (name, initial) = match words[..] {
             [name] if !name.is_empty() => (name, None),
             [name, initial] if !name.is_empty() && !initial.is_empty() => (name, Some(initial)),
@@ -92,8 +107,8 @@ impl Session {
                 ));
             }
         };
-        let Some(mechanism) = Mechanism::parse(name)
-            .filter(|m| self.config.auth_mechanisms.contains(m))
+        let Some(mechanism) =
+            Mechanism::parse(name).filter(|m| self.config.auth_mechanisms.contains(m))
         else {
             return self.error(Reply::new(
                 504,
@@ -119,7 +134,8 @@ impl Session {
 
     /// A line of the client inside an AUTH exchange.
     pub(crate) fn auth_response(&mut self, line: &[u8]) {
-        let State::Auth(mechanism, mut exchange) = std::mem::replace(&mut self.state, State::Command)
+        let State::Auth(mechanism, mut exchange) =
+            std::mem::replace(&mut self.state, State::Command)
         else {
             return;
         };
@@ -205,13 +221,19 @@ mod tests {
         assert!(text.starts_with("501 5.5.2 "), "{text}");
         assert_eq!(replies(&mut session, b"AUTH PLAIN\r\n"), "334 \r\n");
         let text = replies(&mut session, format!("{longest}A\r\n").as_bytes());
-        assert_eq!(text, "500 5.5.6 Error: authentication exchange line is too long\r\n");
+        assert_eq!(
+            text,
+            "500 5.5.6 Error: authentication exchange line is too long\r\n"
+        );
         // The exchange is over: the next line is a command again.
         assert_eq!(replies(&mut session, b"NOOP\r\n"), "250 2.0.0 Ok\r\n");
         // The same bound for an initial response on the AUTH line.
         let text = replies(&mut session, format!("AUTH PLAIN {longest}\r\n").as_bytes());
         assert!(text.starts_with("501 5.5.2 "), "{text}");
-        let text = replies(&mut session, format!("AUTH PLAIN {longest}AAAAAAAAAAAAAAAAAAAAAAA\r\n").as_bytes());
+        let text = replies(
+            &mut session,
+            format!("AUTH PLAIN {longest}AAAAAAAAAAAAAAAAAAAAAAA\r\n").as_bytes(),
+        );
         assert!(text.starts_with("500 5.5.2 "), "{text}");
     }
 }

@@ -456,8 +456,8 @@ impl Session {
                 "Cannot VRFY user, but will accept message and attempt delivery",
             )),
             Request::Help { .. } => {
-                let mut commands = "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP"
-                    .to_string();
+                let mut commands =
+                    "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP".to_string();
                 for keyword in self.security_keywords() {
                     commands.push(' ');
                     commands.push_str(keyword.split(' ').next().unwrap_or_default());

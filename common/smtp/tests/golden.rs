@@ -198,10 +198,9 @@ impl Driver {
                             (password, good)
                         }
                         Proof::CramMd5 { challenge, digest } => {
-                            let good = postern_password::StoredPassword::parse(
-                                "{PLAIN}tanstaaftanstaaf",
-                            )
-                            .verify_cram_md5(challenge.as_bytes(), digest);
+                            let good =
+                                postern_password::StoredPassword::parse("{PLAIN}tanstaaftanstaaf")
+                                    .verify_cram_md5(challenge.as_bytes(), digest);
                             (format!("{challenge} {digest}"), good)
                         }
                         Proof::Apop { .. } => unreachable!("no APOP in SMTP"),
