@@ -34,7 +34,7 @@ MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.
 SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-remote postern-relay postern-mail
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
-FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records
+FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records auth_request sasl_exchange
 
 .PHONY: all build release run test lint bench fuzz install install-users uninstall clean
 
@@ -93,6 +93,7 @@ install: $(if $(filter debug,$(PROFILE)),build,release)
 		chmod 2775 $(DESTDIR)$(RELAY_DIR) && chmod 0750 $(DESTDIR)$(SBINDIR)/postern-relay; \
 	else echo "warning: no group postern-relay (make install-users): $(RELAY_DIR) left to root"; fi
 	$(SUBST) etc/cron.d/postern-relay > $(DESTDIR)$(DATADIR)/cron.d-postern-relay
+	install -m 0644 etc/fail2ban/postern.conf $(DESTDIR)$(DATADIR)/fail2ban-postern.conf
 	for m in $(MANPAGES); do install -m 0644 docs/man/$$m $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do $(SUBST) etc/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	$(SUBST) etc/inetd.conf > $(DESTDIR)$(DATADIR)/inetd.conf
@@ -126,7 +127,8 @@ uninstall:
 	for p in $(PROGRAMS) $(SETGID_PROGRAMS) $(INJECT_LINKS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
 	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
-	rm -f $(DESTDIR)$(DATADIR)/inetd.conf $(DESTDIR)$(DATADIR)/cron.d-postern-relay
+	rm -f $(DESTDIR)$(DATADIR)/inetd.conf $(DESTDIR)$(DATADIR)/cron.d-postern-relay \
+		$(DESTDIR)$(DATADIR)/fail2ban-postern.conf
 	# The relayers file is data: its directory goes only if empty.
 	rmdir $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(LOCALSTATEDIR)/lib/postern 2>/dev/null; true
 	# Only config files install put there, and only while unchanged.

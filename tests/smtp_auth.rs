@@ -136,24 +136,53 @@ print("ok")
         .filter(|l| l.contains("SASL") && l.contains("authentication failed"))
         .count();
     assert_eq!(failures, 4, "{log}");
-    if which("fail2ban-regex") {
-        let out = Command::new("fail2ban-regex")
-            .args(["--datepattern", "{NONE}"])
-            .arg(&s.log)
-            .arg("postfix[mode=auth, _daemon=postern-smtpd]")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains(", 4 matched,"), "{text}");
-    }
+    let out = Command::new("fail2ban-regex")
+        .args(["--datepattern", "{NONE}"])
+        .arg(&s.log)
+        .arg("postfix[mode=auth, _daemon=postern-smtpd]")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(", 4 matched,"), "{text}");
     s.stop();
 }
 
-fn which(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
+#[test]
+fn the_fail2ban_jail_sample_loads_with_the_stock_filters() {
+    // The stock configuration, with only our jail enabled, reading a
+    // mail log of its own.
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("fail2ban");
+    let copied = Command::new("cp")
+        .args(["-r", "/etc/fail2ban"])
+        .arg(&conf)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    for entry in std::fs::read_dir(conf.join("jail.d")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let log = tmp.path().join("mail.log");
+    std::fs::write(&log, "").unwrap();
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/fail2ban/postern.conf"),
+    )
+    .unwrap()
+    .replace("enabled  = false", "enabled  = true")
+    .replace("%(syslog_mail)s", &log.display().to_string());
+    std::fs::write(conf.join("jail.d/postern.conf"), sample).unwrap();
+    let out = Command::new("fail2ban-client")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-t")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("configuration test is successful"), "{text}");
 }
 
 #[test]
@@ -400,5 +429,47 @@ fn pop_before_smtp_opens_relaying_for_the_window_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_ne!(relay_from("127.0.0.5"), 0);
+    s.stop();
+}
+
+#[test]
+fn a_renewed_certificate_is_served_without_a_restart() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let s = Smtpd::start(&[]);
+    let served = || -> String {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                r#"
+import socket, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
+    with context.wrap_socket(raw) as tls:
+        print(tls.getpeercert(binary_form=True).hex())
+"#,
+                &s.port("SMTPS"),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let hex = |text: &str| text.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    assert!(served().contains(&hex("localhost")));
+    // A renewal: the new pair written beside, then renamed over the old,
+    // with the key's owner and mode kept.
+    let tls = s.dir.join("tls");
+    let key = std::fs::metadata(tls.join("key.pem")).unwrap();
+    let renewed = rcgen::generate_simple_self_signed(vec!["renewed.example".to_string()]).unwrap();
+    std::fs::write(tls.join("cert.new"), renewed.cert.pem()).unwrap();
+    std::fs::write(tls.join("key.new"), renewed.signing_key.serialize_pem()).unwrap();
+    std::os::unix::fs::chown(tls.join("key.new"), Some(key.uid()), Some(key.gid())).unwrap();
+    std::fs::set_permissions(tls.join("key.new"), std::fs::Permissions::from_mode(key.mode()))
+        .unwrap();
+    std::fs::rename(tls.join("key.new"), tls.join("key.pem")).unwrap();
+    std::fs::rename(tls.join("cert.new"), tls.join("cert.pem")).unwrap();
+    assert!(served().contains(&hex("renewed.example")));
     s.stop();
 }

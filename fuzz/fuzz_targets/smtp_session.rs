@@ -1,9 +1,10 @@
 #![no_main]
 //! The SMTP server session: any bytes, cut into reads where the first
 //! byte says, give whole CRLF-ended reply lines and well-ordered actions,
-//! never a panic; a message's data is never more than was sent.
+//! never a panic; a message's data is never more than was sent. The first
+//! byte's high bits also choose STARTTLS, AUTH and whether logins succeed.
 use libfuzzer_sys::fuzz_target;
-use postern_smtp::{Action, Config, Reply, Session};
+use postern_smtp::{Action, Config, Mechanism, Reply, Session};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, input)) = data.split_first() else {
@@ -12,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let mut config = Config::new("mx.fuzz");
     config.max_message_size = 1 << 16;
     config.max_recipients = 3;
+    config.starttls = cut & 0x40 != 0;
+    config.plaintext_auth = cut & 0x80 != 0;
+    config.auth_required = cut & 0x20 != 0;
+    config.auth_mechanisms = vec![Mechanism::Plain, Mechanism::Login, Mechanism::CramMd5];
     let mut session = Session::new(config);
+    let mut tls = false;
     let step = usize::from(cut % 64) + 1;
     let mut in_message = false;
     let mut stored = 0usize;
@@ -54,6 +60,19 @@ fuzz_target!(|data: &[u8]| {
                     in_message = false;
                 }
                 Action::Close => {}
+                Action::StartTls => {
+                    assert!(!tls, "STARTTLS twice");
+                    tls = true;
+                }
+                Action::CheckCredentials { credentials, .. } => {
+                    assert!(!credentials.user.is_empty());
+                    let verdict = if credentials.user.len() % 2 == 0 {
+                        Ok(credentials.user)
+                    } else {
+                        Err(Reply::new(535, "5.7.8", "no"))
+                    };
+                    session.credentials_checked(verdict);
+                }
             }
         }
     };
