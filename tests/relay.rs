@@ -131,3 +131,38 @@ fn many_concurrent_writers_lose_nothing_and_readers_always_see_a_whole_file() {
         }
     }
 }
+
+#[test]
+fn writers_killed_mid_write_leave_a_whole_file() {
+    let s = setup();
+    let file = s.path().join("relayers");
+    for round in 0..40u32 {
+        let mut children: Vec<std::process::Child> = (0..4)
+            .map(|w| {
+                Command::new(program("postern-relay"))
+                    .arg("--config")
+                    .arg(&s.etc)
+                    .args(["add", &format!("10.{round}.{w}.9")])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // Kill some at once, some a moment later, the rest not at all.
+        std::thread::sleep(std::time::Duration::from_micros(u64::from(round % 8) * 400));
+        for (w, child) in children.iter_mut().enumerate() {
+            if (w as u32 + round) % 3 != 0 {
+                let _ = child.kill();
+            }
+        }
+        for mut child in children {
+            let _ = child.wait();
+        }
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            postern_config::relayers::parse_strict(&text)
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+    // And the next writer goes on as usual.
+    assert!(relay(&s, &["add", "192.0.2.77"]).status.success());
+    assert!(entries(&s).iter().any(|e| e.starts_with("192.0.2.77 ")));
+}

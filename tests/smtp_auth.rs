@@ -182,7 +182,10 @@ fn the_fail2ban_jail_sample_loads_with_the_stock_filters() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && text.contains("configuration test is successful"), "{text}");
+    assert!(
+        out.status.success() && text.contains("configuration test is successful"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -453,7 +456,11 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
             ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let hex = |text: &str| text.bytes().map(|b| format!("{b:02x}")).collect::<String>();
@@ -466,8 +473,11 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
     std::fs::write(tls.join("cert.new"), renewed.cert.pem()).unwrap();
     std::fs::write(tls.join("key.new"), renewed.signing_key.serialize_pem()).unwrap();
     std::os::unix::fs::chown(tls.join("key.new"), Some(key.uid()), Some(key.gid())).unwrap();
-    std::fs::set_permissions(tls.join("key.new"), std::fs::Permissions::from_mode(key.mode()))
-        .unwrap();
+    std::fs::set_permissions(
+        tls.join("key.new"),
+        std::fs::Permissions::from_mode(key.mode()),
+    )
+    .unwrap();
     std::fs::rename(tls.join("key.new"), tls.join("key.pem")).unwrap();
     std::fs::rename(tls.join("cert.new"), tls.join("cert.pem")).unwrap();
     assert!(served().contains(&hex("renewed.example")));

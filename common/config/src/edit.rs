@@ -219,6 +219,9 @@ pub(crate) fn replace(path: &Path, text: &str, mode: u32, keep_owner: bool) -> i
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.new.{}", std::process::id()));
     let existing = std::fs::metadata(path).ok().filter(|_| keep_owner);
+    // One left by a writer that was killed, whose pid this one now has:
+    // under the lock, nobody else can be writing it.
+    let _ = std::fs::remove_file(&tmp);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
