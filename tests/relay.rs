@@ -150,7 +150,7 @@ fn writers_killed_mid_write_leave_a_whole_file() {
         // Kill some at once, some a moment later, the rest not at all.
         std::thread::sleep(std::time::Duration::from_micros(u64::from(round % 8) * 400));
         for (w, child) in children.iter_mut().enumerate() {
-            if (w as u32 + round) % 3 != 0 {
+            if !(w as u32 + round).is_multiple_of(3) {
                 let _ = child.kill();
             }
         }
