@@ -483,3 +483,36 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
     assert!(served().contains(&hex("renewed.example")));
     s.stop();
 }
+
+#[test]
+fn auth_is_a_temporary_failure_while_postern_auth_cannot_be_reached() {
+    let s = Smtpd::start(&[]);
+    // The socket gone (postern-auth itself goes on, unreachable), once
+    // postern-auth has made it.
+    let socket = s.dir.join("var/auth.sock");
+    crate::util::wait_until(
+        Duration::from_secs(20),
+        || socket.exists(),
+        || "no socket".into(),
+    );
+    std::fs::remove_file(&socket).unwrap();
+    let password = s.password();
+    let (code, out) = submit(
+        &s,
+        &[
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            "demo@example.test",
+            "--auth-password",
+            &password,
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("454 4.7.0 Temporary authentication failure"),
+        "{out}"
+    );
+    s.stop();
+}

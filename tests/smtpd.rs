@@ -41,6 +41,20 @@ impl Smtpd {
         std::fs::write(&toml, lines.join("\n") + "\n").unwrap();
         let log = tmp.path().join("postern.log");
         let up = start_logged(&dir, &log);
+        // The banner comes once the programs are started; wait until
+        // they serve: postern-auth's socket, and the SMTP port.
+        let socket = dir.join("var/auth.sock");
+        let smtp = ("127.0.0.1", port(&dir, "SMTP"));
+        crate::util::wait_until(
+            std::time::Duration::from_secs(30),
+            || socket.exists() && std::net::TcpStream::connect(smtp).is_ok(),
+            || {
+                format!(
+                    "postern-auth and postern-smtpd never served in {}",
+                    dir.display()
+                )
+            },
+        );
         Smtpd {
             _tmp: tmp,
             dir,
