@@ -8,7 +8,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use postern_auth_protocol::Proof;
+pub use postern_auth_protocol::Proof;
 
 /// The longest response line a client may send (RFC 4954 §4: 12,288
 /// octets), without its CRLF.

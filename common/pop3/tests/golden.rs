@@ -1,0 +1,238 @@
+//! Golden transcripts: each file in `golden/` is a POP3 session, client
+//! lines in, server lines and effects out, compared line for line — fed
+//! whole, then again byte by byte.
+//!
+//! `C: text` is a client line (CRLF added); `R: text` raw client bytes with
+//! `\r`, `\n` and `\\` escapes; client lines in a row go in one write.
+//! After them: `S: ` server lines (a message a RETR or TOP sends shows as
+//! the lines the driver writes); `L: MECHANISM user password` when the
+//! session asks for a login check; `U: 1,3` when QUIT removes messages;
+//! `T: stls` at the TLS handshake; `X: close`. `# message: text` lines
+//! (with `\n` escapes) fill the maildrop in order, uids `uid-1`, ...;
+//! `# config: key=value` sets tls, stls, cleartext (0 or 1) or max_errors.
+//!
+//! The driver takes the login mrose / tanstaaf (RFC 1939's); `locked`
+//! finds the maildrop in use, `broken` cannot be opened; anything else is
+//! a bad password.
+
+use postern_auth_protocol::Proof;
+use postern_pop3::{Action, Config, Encoder, Listing, LoginFailure, Session, retrieve_header};
+
+struct Group {
+    client: Vec<u8>,
+    expected: Vec<String>,
+}
+
+struct Transcript {
+    config: Config,
+    messages: Vec<Vec<u8>>,
+    greeting: Vec<String>,
+    groups: Vec<Group>,
+}
+
+fn parse(text: &str) -> Transcript {
+    let mut config = Config::new("pop.test");
+    config.challenge_seed = "1".into();
+    let mut t = Transcript {
+        config,
+        messages: Vec::new(),
+        greeting: Vec::new(),
+        groups: Vec::new(),
+    };
+    for line in text.lines() {
+        if let Some(message) = line.strip_prefix("# message: ") {
+            t.messages.push(unescape(message));
+            continue;
+        }
+        if let Some(settings) = line.strip_prefix("# config:") {
+            for pair in settings.split_whitespace() {
+                let (key, value) = pair.split_once('=').unwrap();
+                let number: usize = value.parse().unwrap();
+                match key {
+                    "tls" => t.config.tls = number == 1,
+                    "stls" => t.config.stls = number == 1,
+                    "cleartext" => t.config.cleartext_allowed = number == 1,
+                    "max_errors" => t.config.max_errors = number,
+                    _ => panic!("unknown config key {key}"),
+                }
+            }
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let client = if let Some(text) = line.strip_prefix("C: ") {
+            Some(format!("{text}\r\n").into_bytes())
+        } else {
+            line.strip_prefix("R: ").map(unescape)
+        };
+        match client {
+            Some(bytes) => match t.groups.last_mut() {
+                Some(group) if group.expected.is_empty() => group.client.extend(bytes),
+                _ => t.groups.push(Group {
+                    client: bytes,
+                    expected: Vec::new(),
+                }),
+            },
+            None => match t.groups.last_mut() {
+                Some(group) => group.expected.push(line.to_string()),
+                None => t.greeting.push(line.to_string()),
+            },
+        }
+    }
+    t
+}
+
+fn unescape(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut buffer = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
+            continue;
+        }
+        out.push(match chars.next() {
+            Some('r') => b'\r',
+            Some('n') => b'\n',
+            Some('\\') => b'\\',
+            other => panic!("bad escape \\{other:?}"),
+        });
+    }
+    out
+}
+
+/// Octets with CRLF line ends, as LIST counts them (the fixtures have LF
+/// line ends only).
+fn pop_size(message: &[u8]) -> u64 {
+    (message.len() + message.iter().filter(|&&b| b == b'\n').count()) as u64
+}
+
+struct Driver {
+    messages: Vec<Vec<u8>>,
+    handshake: bool,
+}
+
+impl Driver {
+    fn run(&mut self, session: &mut Session, out: &mut Vec<String>) {
+        while let Some(action) = session.next_action() {
+            match action {
+                Action::Send(bytes) => push_lines(&bytes, out),
+                Action::StartTls => {
+                    self.handshake = true;
+                    out.push("T: stls".into());
+                }
+                Action::Login {
+                    mechanism,
+                    credentials,
+                } => {
+                    let Proof::Password(password) = &credentials.proof else {
+                        panic!("only passwords here");
+                    };
+                    let password = String::from_utf8_lossy(password).into_owned();
+                    out.push(format!("L: {mechanism} {} {password}", credentials.user));
+                    match (credentials.user.as_str(), password.as_str()) {
+                        ("mrose", "tanstaaf") => session.logged_in(Listing {
+                            messages: self
+                                .messages
+                                .iter()
+                                .enumerate()
+                                .map(|(i, m)| (pop_size(m), format!("uid-{}", i + 1)))
+                                .collect(),
+                        }),
+                        ("locked", _) => session.login_failed(LoginFailure::InUse),
+                        ("broken", _) => session.login_failed(LoginFailure::Temporary(
+                            "cannot open the maildrop".into(),
+                        )),
+                        _ => session.login_failed(LoginFailure::Credentials),
+                    }
+                }
+                Action::Retrieve {
+                    index,
+                    size,
+                    body_lines,
+                } => {
+                    let mut bytes = retrieve_header(size);
+                    let mut encoder = Encoder::new(body_lines);
+                    encoder.feed(&self.messages[index], &mut bytes);
+                    encoder.finish(&mut bytes);
+                    push_lines(&bytes, out);
+                }
+                Action::Update { delete } => {
+                    let numbers: Vec<String> = delete.iter().map(|i| (i + 1).to_string()).collect();
+                    out.push(format!("U: {}", numbers.join(",")));
+                    session.updated(Ok(()));
+                }
+                Action::Close => out.push("X: close".into()),
+            }
+        }
+    }
+}
+
+fn push_lines(bytes: &[u8], out: &mut Vec<String>) {
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(text.ends_with("\r\n"), "{text:?}");
+    for line in text.split_terminator("\r\n") {
+        assert!(!line.contains('\n'), "{line:?}");
+        out.push(format!("S: {line}"));
+    }
+}
+
+fn run(text: &str, byte_by_byte: bool) -> (Vec<String>, Vec<String>) {
+    let t = parse(text);
+    let mut session = Session::new(t.config);
+    let mut driver = Driver {
+        messages: t.messages,
+        handshake: false,
+    };
+    let mut actual = Vec::new();
+    driver.run(&mut session, &mut actual);
+    let mut expected = t.greeting;
+    for group in &t.groups {
+        if byte_by_byte {
+            for byte in &group.client {
+                session.receive(std::slice::from_ref(byte));
+                driver.run(&mut session, &mut actual);
+                // After STLS, what the client sent in the same write is
+                // TLS's, not the session's.
+                if std::mem::take(&mut driver.handshake) {
+                    break;
+                }
+            }
+        } else {
+            session.receive(&group.client);
+            driver.run(&mut session, &mut actual);
+        }
+        expected.extend(group.expected.iter().cloned());
+    }
+    (expected, actual)
+}
+
+#[test]
+fn golden_transcripts() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "golden transcripts are missing");
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for byte_by_byte in [false, true] {
+            let (expected, actual) = run(&text, byte_by_byte);
+            if actual != expected {
+                failures.push(format!(
+                    "{}{}:\n--- expected\n{}\n--- got\n{}\n",
+                    file.display(),
+                    if byte_by_byte { " (byte by byte)" } else { "" },
+                    expected.join("\n"),
+                    actual.join("\n")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
