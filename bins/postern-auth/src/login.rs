@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use postern_auth_protocol::{Proof, Reply, Service};
+use postern_auth_protocol::{Login, Mailbox, Proof, Reply, Service};
 use postern_config::{Address, Config};
 use postern_password::{Mechanism, StoredPassword};
 use tracing::{info, warn};
@@ -44,16 +44,16 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> Reply {
         }
     }
     match check(config, user, attempt.proof) {
-        Ok(name) => {
+        Ok(login) => {
             info!(
                 "{} login: user=<{}>, ip={ip}, method={method}",
                 service.name(),
-                postern_log::escape(&name)
+                postern_log::escape(&login.user)
             );
             if matches!(service, Service::Pop3 | Service::Imap) {
                 record(config, ip, now);
             }
-            Reply::Ok(name)
+            Reply::Ok(login)
         }
         Err(reason) => {
             let delay = THROTTLE
@@ -82,10 +82,10 @@ fn method(proof: &Proof) -> &'static str {
     }
 }
 
-/// The account's name if the proof is good; else why not, for the log
-/// (never for the client, who learns only that it failed).
-fn check(config: &Config, user: &str, proof: &Proof) -> Result<String, &'static str> {
-    let (name, stored) = stored_password(config, user)?;
+/// The account and its mailbox if the proof is good; else why not, for
+/// the log (never for the client, who learns only that it failed).
+fn check(config: &Config, user: &str, proof: &Proof) -> Result<Login, &'static str> {
+    let (login, stored) = account(config, user)?;
     let mechanism = match proof {
         Proof::Password(_) => Mechanism::Cleartext,
         Proof::CramMd5 { .. } => Mechanism::CramMd5,
@@ -102,15 +102,16 @@ fn check(config: &Config, user: &str, proof: &Proof) -> Result<String, &'static 
         Proof::Apop { timestamp, digest } => stored.verify_apop(timestamp.as_bytes(), digest),
     };
     if good {
-        Ok(name)
+        Ok(login)
     } else {
         Err("wrong password")
     }
 }
 
-/// Whose password a login name means: `user@domain` an account of the
-/// accounts file, a bare `user` a system user (from `min_system_uid` up).
-fn stored_password(config: &Config, user: &str) -> Result<(String, StoredPassword), &'static str> {
+/// Whose a login name is, with the stored password: `user@domain` an
+/// account of the accounts file, a bare `user` a system user (from
+/// `min_system_uid` up) with `~/<home_maildir>`.
+fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'static str> {
     if user.contains('@') {
         let address = Address::parse(user).map_err(|_| "not an address")?;
         let account = config
@@ -118,7 +119,18 @@ fn stored_password(config: &Config, user: &str) -> Result<(String, StoredPasswor
             .accounts
             .get(&address)
             .ok_or("no such account")?;
-        return Ok((address.to_string(), account.password.clone()));
+        let mailbox = account
+            .owner(&config.settings.mail_owner)
+            .map(|(uid, gid, _)| Mailbox {
+                uid,
+                gid,
+                maildir: config.resolver().maildir_of(account),
+            });
+        let login = Login {
+            user: address.to_string(),
+            mailbox,
+        };
+        return Ok((login, account.password.clone()));
     }
     let system = postern_privilege::lookup_user(user).ok_or("no such user")?;
     if system.uid < config.settings.auth.min_system_uid {
@@ -126,7 +138,15 @@ fn stored_password(config: &Config, user: &str) -> Result<(String, StoredPasswor
     }
     let hash = postern_privilege::shadow_password(&system.name)
         .ok_or("no shadow entry readable (is postern-auth in group shadow?)")?;
-    Ok((system.name, StoredPassword::parse(&hash)))
+    let login = Login {
+        mailbox: Some(Mailbox {
+            uid: system.uid,
+            gid: system.gid,
+            maildir: system.home.join(&config.settings.home_maildir),
+        }),
+        user: system.name,
+    };
+    Ok((login, StoredPassword::parse(&hash)))
 }
 
 /// POP-before-SMTP: the IP may relay for the window from now.
@@ -192,7 +212,20 @@ mod tests {
                 1000,
             )
         };
-        let ok = |user: &str| Reply::Ok(user.to_string());
+        let ok = |user: &str| {
+            let address = Address::parse(user).unwrap();
+            let account = config.maps.accounts.get(&address).unwrap();
+            Reply::Ok(Login {
+                user: user.to_string(),
+                mailbox: account
+                    .owner(&config.settings.mail_owner)
+                    .map(|(uid, gid, _)| Mailbox {
+                        uid,
+                        gid,
+                        maildir: config.resolver().maildir_of(account),
+                    }),
+            })
+        };
         assert_eq!(
             try_login("plain@example.test", &password("tanstaaf")),
             ok("plain@example.test")
@@ -317,6 +350,6 @@ mod tests {
             &attempt(Service::Smtp, "203.0.113.67", user, &good),
             9000,
         );
-        assert_eq!(other, Reply::Ok(user.to_string()));
+        assert!(matches!(other, Reply::Ok(login) if login.user == user));
     }
 }

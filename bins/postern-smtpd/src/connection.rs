@@ -228,13 +228,13 @@ async fn login(
         );
     };
     match lookups.ask_for(&request).await {
-        Ok(Answer::Ok(name)) => {
+        Ok(Answer::Ok(login)) => {
             info!(
                 "client=[{peer}], sasl_method={}, sasl_username={}",
                 mechanism.name(),
-                postern_log::escape(&name)
+                postern_log::escape(&login.user)
             );
-            Ok(name)
+            Ok(login.user)
         }
         Ok(Answer::Fail { delay, status }) => {
             failed();

@@ -9,12 +9,14 @@
 //!                                                  UNKNOWN 5.1.1 user unknown
 //!                                                  REMOTE
 //!                                                  DEFER 4.3.5 bad map line at accounts:7
-//! PASS smtp 192.0.2.7 YWxpY2U= c2VjcmV0            OK alice@example.test
+//! PASS pop3 192.0.2.7 YWxpY2U= c2VjcmV0            OK YWxpY2U= 5000 5000 L3Zhci9tYWls
 //! CRAM pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 2 5.7.8 bad credentials
 //! APOP pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 0 4.7.0 too many failures
 //! ```
 
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -98,12 +100,28 @@ pub enum Reply {
     Defer(String),
     /// The request was not understood.
     Error(String),
-    /// The login is good: the account's name.
-    Ok(String),
+    /// The login is good.
+    Ok(Login),
     /// The login is refused: wait `delay` seconds, then answer with
     /// `status` (`5.7.8 ...` bad credentials, `4.7.0 ...` too many
     /// failures from this client).
     Fail { delay: u64, status: String },
+}
+
+/// A good login: the account's name and, where it has one, its mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub mailbox: Option<Mailbox>,
+}
+
+/// Whose a mailbox is and where: what a POP3 or IMAP session becomes and
+/// opens after the login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mailbox {
+    pub uid: u32,
+    pub gid: u32,
+    pub maildir: PathBuf,
 }
 
 fn clean(value: &str) -> bool {
@@ -219,7 +237,16 @@ impl Reply {
             Reply::Unknown(text) => format!("UNKNOWN {}", one_line(text)),
             Reply::Defer(text) => format!("DEFER {}", one_line(text)),
             Reply::Error(text) => format!("ERROR {}", one_line(text)),
-            Reply::Ok(user) => format!("OK {}", BASE64.encode(user)),
+            Reply::Ok(login) => match &login.mailbox {
+                None => format!("OK {}", BASE64.encode(&login.user)),
+                Some(mailbox) => format!(
+                    "OK {} {} {} {}",
+                    BASE64.encode(&login.user),
+                    mailbox.uid,
+                    mailbox.gid,
+                    BASE64.encode(mailbox.maildir.as_os_str().as_bytes())
+                ),
+            },
             Reply::Fail { delay, status } => format!("FAIL {delay} {}", one_line(status)),
         };
         line.truncate(MAX_LINE - 1);
@@ -240,7 +267,7 @@ impl Reply {
             "UNKNOWN" => Ok(Reply::Unknown(rest.to_string())),
             "DEFER" => Ok(Reply::Defer(rest.to_string())),
             "ERROR" => Ok(Reply::Error(rest.to_string())),
-            "OK" => decode_text(rest).map(Reply::Ok).ok_or_else(bad),
+            "OK" => parse_login(rest).map(Reply::Ok).ok_or_else(bad),
             "FAIL" => {
                 let (delay, status) = rest.split_once(' ').ok_or_else(bad)?;
                 Ok(Reply::Fail {
@@ -250,6 +277,25 @@ impl Reply {
             }
             _ => Err(bad()),
         }
+    }
+}
+
+fn parse_login(text: &str) -> Option<Login> {
+    let words: Vec<&str> = text.split(' ').collect();
+    match words[..] {
+        [user] => Some(Login {
+            user: decode_text(user)?,
+            mailbox: None,
+        }),
+        [user, uid, gid, maildir] => Some(Login {
+            user: decode_text(user)?,
+            mailbox: Some(Mailbox {
+                uid: uid.parse().ok()?,
+                gid: gid.parse().ok()?,
+                maildir: PathBuf::from(std::ffi::OsStr::from_bytes(&decode(maildir)?)),
+            }),
+        }),
+        _ => None,
     }
 }
 
@@ -279,7 +325,18 @@ mod tests {
             Reply::Remote,
             Reply::Unknown("5.1.1 user unknown".into()),
             Reply::Defer("4.3.5 bad map line".into()),
-            Reply::Ok("alice@example.test".into()),
+            Reply::Ok(Login {
+                user: "alice@example.test".into(),
+                mailbox: None,
+            }),
+            Reply::Ok(Login {
+                user: "bob".into(),
+                mailbox: Some(Mailbox {
+                    uid: 1001,
+                    gid: 100,
+                    maildir: "/home/bob/Mail dir".into(),
+                }),
+            }),
             Reply::Fail {
                 delay: 2,
                 status: "5.7.8 bad credentials".into(),

@@ -11,6 +11,7 @@
 //! file in `tmp/`, which readers ignore).
 
 mod deliver;
+pub mod dovecot;
 mod folder;
 mod list;
 pub mod mbox;
