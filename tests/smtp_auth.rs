@@ -516,3 +516,57 @@ fn auth_is_a_temporary_failure_while_postern_auth_cannot_be_reached() {
     );
     s.stop();
 }
+
+#[test]
+fn only_the_suites_login_clients_may_check_passwords() {
+    if crate::util::skip_unless_root("only_the_suites_login_clients_may_check_passwords") {
+        return;
+    }
+    let s = Smtpd::start(&[]);
+    let socket = s.dir.join("var/auth.sock");
+    let ask = |uid: &str, line: &str| -> String {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid",
+                uid,
+                "--regid",
+                uid,
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+            ])
+            .arg(
+                r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+print(s.makefile().readline().strip())
+"#,
+            )
+            .arg(&socket)
+            .arg(line)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // nobody may ask whether an address exists, not check a password or
+    // record a "login" for relaying.
+    assert_eq!(ask("65534", "LOOKUP demo@example.test"), "LOCAL");
+    let pass = "PASS pop3 127.0.0.9 ZGVtb0BleGFtcGxlLnRlc3Q= eA==";
+    assert!(
+        ask("65534", pass).starts_with("ERROR "),
+        "{}",
+        ask("65534", pass)
+    );
+    // The SMTP listener's uid may.
+    let ids = std::fs::read_to_string(s.etc().join("ids")).unwrap();
+    let smtpd_uid = ids
+        .lines()
+        .find_map(|l| l.strip_prefix("postern-smtpd "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(ask(&smtpd_uid, pass).starts_with("FAIL "));
+    s.stop();
+}

@@ -11,7 +11,7 @@ use postern_config::{Address, Config};
 use postern_password::{Mechanism, StoredPassword};
 use tracing::{info, warn};
 
-use crate::throttle::{Throttle, Verdict};
+use crate::throttle::Throttle;
 
 /// The failure counts, shared by every connection.
 pub static THROTTLE: Mutex<Option<Throttle>> = Mutex::new(None);
@@ -23,28 +23,28 @@ pub struct Attempt<'a> {
     pub proof: &'a Proof,
 }
 
-pub fn login(config: &Config, attempt: &Attempt, now: u64) -> Reply {
+/// The answer to a login attempt, and how long to wait before giving it
+/// (the throttle's delay).
+pub fn login(config: &Config, attempt: &Attempt, now: u64) -> (Reply, u64) {
     let Attempt {
         service, ip, user, ..
     } = *attempt;
     let method = method(attempt.proof);
-    {
-        let mut throttle = THROTTLE.lock().unwrap_or_else(|e| e.into_inner());
-        let throttle = throttle.get_or_insert_with(|| Throttle::new(&config.settings.auth));
-        if throttle.verdict(ip, now) == Verdict::Refuse {
-            warn!(
-                "{} login refused: user=<{}>, ip={ip}, method={method}, reason=too many failures from this IP",
-                service.name(),
-                postern_log::escape(user)
-            );
-            return Reply::Fail {
-                delay: 0,
-                status: "4.7.0 too many failed logins from your address; try again later".into(),
-            };
-        }
+    // Counted by the account's own name, however the client wrote it.
+    let key = Address::parse(user).map_or_else(|_| user.to_lowercase(), |a| a.to_string());
+    let verdict = throttle(config, |t| t.begin(ip, &key, now));
+    if verdict.refuse {
+        warn!(
+            "{} login refused: user=<{}>, ip={ip}, method={method}, reason=too many failures from this IP",
+            service.name(),
+            postern_log::escape(user)
+        );
+        let status = "4.7.0 too many failed logins from your address; try again later".into();
+        return (Reply::Fail { status }, verdict.delay);
     }
     match check(config, user, attempt.proof) {
         Ok(login) => {
+            throttle(config, |t| t.succeeded(ip, &key));
             info!(
                 "{} login: user=<{}>, ip={ip}, method={method}",
                 service.name(),
@@ -53,25 +53,23 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> Reply {
             if matches!(service, Service::Pop3 | Service::Imap) {
                 record(config, ip, now);
             }
-            Reply::Ok(login)
+            (Reply::Ok(login), verdict.delay)
         }
         Err(reason) => {
-            let delay = THROTTLE
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert_with(|| Throttle::new(&config.settings.auth))
-                .failed(ip, user, now);
             warn!(
                 "{} login failed: user=<{}>, ip={ip}, method={method}, reason={reason}",
                 service.name(),
                 postern_log::escape(user)
             );
-            Reply::Fail {
-                delay,
-                status: "5.7.8 authentication failed".into(),
-            }
+            let status = "5.7.8 authentication failed".into();
+            (Reply::Fail { status }, verdict.delay)
         }
     }
+}
+
+fn throttle<T>(config: &Config, act: impl FnOnce(&mut Throttle) -> T) -> T {
+    let mut throttle = THROTTLE.lock().unwrap_or_else(|e| e.into_inner());
+    act(throttle.get_or_insert_with(|| Throttle::new(&config.settings.auth)))
 }
 
 fn method(proof: &Proof) -> &'static str {
@@ -85,7 +83,17 @@ fn method(proof: &Proof) -> &'static str {
 /// The account and its mailbox if the proof is good; else why not, for
 /// the log (never for the client, who learns only that it failed).
 fn check(config: &Config, user: &str, proof: &Proof) -> Result<Login, &'static str> {
-    let (login, stored) = account(config, user)?;
+    let (login, stored) = match account(config, user) {
+        Ok(found) => found,
+        Err(why) => {
+            // As long as checking a real account's hash takes: how fast a
+            // login fails must not tell whether the user exists.
+            if let Proof::Password(password) = proof {
+                let _ = unknown_user_hash().verify(password);
+            }
+            return Err(why);
+        }
+    };
     let mechanism = match proof {
         Proof::Password(_) => Mechanism::Cleartext,
         Proof::CramMd5 { .. } => Mechanism::CramMd5,
@@ -106,6 +114,17 @@ fn check(config: &Config, user: &str, proof: &Proof) -> Result<Login, &'static s
     } else {
         Err("wrong password")
     }
+}
+
+/// A hash in the scheme Postern writes, of a password nobody knows.
+fn unknown_user_hash() -> &'static StoredPassword {
+    static HASH: std::sync::OnceLock<StoredPassword> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut random = [0u8; 24];
+        let _ = getrandom::fill(&mut random);
+        let hash = postern_password::hash_sha512_crypt(&random).unwrap_or_default();
+        StoredPassword::parse(&hash)
+    })
 }
 
 /// Whose a login name is, with the stored password: `user@domain` an
@@ -136,8 +155,7 @@ fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'sta
     if system.uid < config.settings.auth.min_system_uid {
         return Err("a system account below min_system_uid");
     }
-    let hash = postern_privilege::shadow_password(&system.name)
-        .ok_or("no shadow entry readable (is postern-auth in group shadow?)")?;
+    let hash = postern_privilege::shadow_password(&system.name)?;
     let login = Login {
         mailbox: Some(Mailbox {
             uid: system.uid,
@@ -211,6 +229,7 @@ mod tests {
                 &attempt(Service::Smtp, "198.51.100.1", user, proof),
                 1000,
             )
+            .0
         };
         let ok = |user: &str| {
             let address = Address::parse(user).unwrap();
@@ -270,7 +289,7 @@ mod tests {
             ("not an address@", password("x")),
         ] {
             assert!(
-                matches!(try_login(user, &proof), Reply::Fail { status, .. } if status.starts_with("5.7.8")),
+                matches!(try_login(user, &proof), Reply::Fail { status } if status.starts_with("5.7.8")),
                 "{user}"
             );
         }
@@ -332,24 +351,18 @@ mod tests {
         let from = |ip| attempt(Service::Smtp, ip, user, &bad);
         let delays: Vec<u64> = (0..10)
             .map(|_| match login(&config, &from("203.0.113.66"), 9000) {
-                Reply::Fail { delay, .. } => delay,
+                (Reply::Fail { .. }, delay) => delay,
                 other => panic!("{other:?}"),
             })
             .collect();
         assert_eq!(delays, [0, 0, 0, 2, 2, 2, 2, 2, 2, 2]);
         // The right password from that IP is refused now, unchecked...
-        let refused = login(
-            &config,
-            &attempt(Service::Smtp, "203.0.113.66", user, &good),
-            9000,
-        );
-        assert!(matches!(refused, Reply::Fail { status, .. } if status.starts_with("4.7.0")));
-        // ...and from another IP it works at once.
-        let other = login(
-            &config,
-            &attempt(Service::Smtp, "203.0.113.67", user, &good),
-            9000,
-        );
-        assert!(matches!(other, Reply::Ok(login) if login.user == user));
+        let good_from = |ip| attempt(Service::Smtp, ip, user, &good);
+        let refused = login(&config, &good_from("203.0.113.66"), 9000);
+        assert!(matches!(refused, (Reply::Fail { status }, 2) if status.starts_with("4.7.0")));
+        // ...and from another IP it works, as slowly as a failure would
+        // be answered (the account's count): timing tells nothing.
+        let other = login(&config, &good_from("203.0.113.67"), 9000);
+        assert!(matches!(other, (Reply::Ok(login), 2) if login.user == user));
     }
 }

@@ -88,9 +88,48 @@ pub fn run(settings: &Settings, dir: &Path) -> i32 {
     0
 }
 
+/// The uid of the process at the other end of the socket (SO_PEERCRED).
+fn peer_uid(stream: &UnixStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: ucred is plain data; zeroed is a valid value.
+    let mut credentials: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: a valid socket, and a buffer of the size passed.
+    let result = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut length,
+        )
+    };
+    (result == 0).then_some(credentials.uid)
+}
+
+/// SECURITY: anyone may ask LOOKUP (what SMTP's RCPT tells anyone), but
+/// only the suite's login clients may check passwords: root, this
+/// service's own user, and `[auth] login_clients` (smtpd, and the POP3 and
+/// IMAP sessions before their login). Else any local user would have an
+/// oracle for every password, and could write any IP into the relayers
+/// file with a POP3 "login".
+fn may_check_logins(config: &Config, uid: Option<u32>) -> bool {
+    let Some(uid) = uid else { return false };
+    uid == 0
+        || uid == postern_privilege::current_ids().0
+        || config.settings.auth.login_clients.iter().any(|client| {
+            client
+                .parse::<u32>()
+                .ok()
+                .or_else(|| postern_privilege::lookup_user(client).map(|user| user.uid))
+                == Some(uid)
+        })
+}
+
 /// Answers one connection's requests in turn.
 fn serve(stream: UnixStream, dir: &Path) {
     let _ = stream.set_read_timeout(Some(IDLE));
+    let peer = peer_uid(&stream);
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
@@ -125,6 +164,10 @@ fn serve(stream: UnixStream, dir: &Path) {
                 user,
                 proof,
             }) => match config(dir) {
+                Ok(config) if !may_check_logins(&config, peer) => {
+                    warn!("refused a login check from uid {peer:?}: not a login client");
+                    Reply::Error("not a login client".into())
+                }
                 Ok(config) => {
                     let attempt = Attempt {
                         service,
@@ -132,7 +175,10 @@ fn serve(stream: UnixStream, dir: &Path) {
                         user: &user,
                         proof: &proof,
                     };
-                    login(&config, &attempt, postern_config::unix_now())
+                    let (reply, delay) = login(&config, &attempt, postern_config::unix_now());
+                    // The throttle's wait, here: the caller cannot skip it.
+                    std::thread::sleep(Duration::from_secs(delay));
+                    reply
                 }
                 Err(e) => {
                     warn!("{e}");

@@ -1,9 +1,11 @@
-//! Failed logins, counted per IP and per account over a window: from
-//! `failure_delay_after` failures on, each further failure is answered
-//! late; from `max_failures_per_ip` of one IP on, that IP is refused
-//! outright until its failures age out. Kept in memory only, so a restart
-//! forgets them, and bounded, so a flood of addresses cannot grow it
-//! without end.
+//! Failed logins, counted per IP (an IPv6 address by its /64, which one
+//! client usually has whole) and per account over a window. Once either
+//! count reaches `failure_delay_after`, every answer for that IP or account
+//! waits `failure_delay`, success too, so a client cannot tell a wrong
+//! guess by how fast it is refused; once the IP's count reaches
+//! `max_failures_per_ip`, its logins are refused unchecked until failures
+//! age out. Kept in memory only, so a restart forgets them, and bounded, so
+//! a flood of addresses or names cannot grow it without end.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -14,6 +16,9 @@ use postern_config::AuthSettings;
 /// The most IPs (or accounts) remembered at once; past it, the ones whose
 /// last failure is oldest are forgotten first.
 const MAX_KEYS: usize = 50_000;
+/// An account key longer than this is cut: names are short, and a flood
+/// of long ones must not cost memory.
+const MAX_ACCOUNT_KEY: usize = 320;
 
 pub struct Throttle {
     window: u64,
@@ -24,12 +29,11 @@ pub struct Throttle {
     accounts: Failures<String>,
 }
 
-/// What a login attempt may do now.
+/// What a login attempt may do now, and how long its answer waits.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Check,
-    /// Too many failures from this IP: refused without a check.
-    Refuse,
+pub struct Verdict {
+    pub refuse: bool,
+    pub delay: u64,
 }
 
 impl Throttle {
@@ -44,25 +48,62 @@ impl Throttle {
         }
     }
 
-    /// Whether a login from `ip` may be checked at `now`.
-    pub fn verdict(&mut self, ip: IpAddr, now: u64) -> Verdict {
-        if self.max_per_ip > 0 && self.ips.count(&ip, now, self.window) >= self.max_per_ip {
-            Verdict::Refuse
-        } else {
-            Verdict::Check
+    /// The verdict for an attempt from `ip` at `account` at `now`. An
+    /// attempt that may go on is counted as a failure at once, in the same
+    /// step, so attempts made side by side cannot all slip under the
+    /// limit; [`Throttle::succeeded`] takes it back.
+    pub fn begin(&mut self, ip: IpAddr, account: &str, now: u64) -> Verdict {
+        let verdict = self.verdict(ip, account, now);
+        if !verdict.refuse {
+            self.failed(ip, account, now);
+        }
+        verdict
+    }
+
+    /// The attempt [`Throttle::begin`] counted was a good login.
+    pub fn succeeded(&mut self, ip: IpAddr, account: &str) {
+        self.ips.take_back(&ip_key(ip));
+        self.accounts.take_back(&account_key(account));
+    }
+
+    fn verdict(&mut self, ip: IpAddr, account: &str, now: u64) -> Verdict {
+        let by_ip = self.ips.count(&ip_key(ip), now, self.window);
+        let by_account = self.accounts.count(&account_key(account), now, self.window);
+        let delayed = self.delay_after > 0 && by_ip.max(by_account) >= self.delay_after;
+        Verdict {
+            refuse: self.max_per_ip > 0 && by_ip >= self.max_per_ip,
+            delay: if delayed { self.delay } else { 0 },
         }
     }
 
-    /// Counts a failure; returns the seconds to wait before answering it.
-    pub fn failed(&mut self, ip: IpAddr, account: &str, now: u64) -> u64 {
-        let by_ip = self.ips.add(ip, now, self.window);
-        let by_account = self.accounts.add(account.to_lowercase(), now, self.window);
-        if by_ip.max(by_account) > self.delay_after {
-            self.delay
-        } else {
-            0
-        }
+    fn failed(&mut self, ip: IpAddr, account: &str, now: u64) {
+        let keep = self.delay_after.max(self.max_per_ip) + 1;
+        self.ips.add(ip_key(ip), now, self.window, keep);
+        self.accounts
+            .add(account_key(account), now, self.window, keep);
     }
+}
+
+fn ip_key(ip: IpAddr) -> IpAddr {
+    match postern_config::relayers::canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+fn account_key(account: &str) -> String {
+    let mut key = account.to_lowercase();
+    if key.len() > MAX_ACCOUNT_KEY {
+        let mut end = MAX_ACCOUNT_KEY;
+        while !key.is_char_boundary(end) {
+            end -= 1;
+        }
+        key.truncate(end);
+    }
+    key
 }
 
 struct Failures<K> {
@@ -88,15 +129,26 @@ impl<K: Hash + Eq + Clone> Failures<K> {
         }
     }
 
-    /// Adds one at `now`; returns how many are in the window.
-    fn add(&mut self, key: K, now: u64, window: u64) -> usize {
+    /// Adds one at `now`, keeping at most `keep` (more change no verdict).
+    fn add(&mut self, key: K, now: u64, window: u64, keep: usize) {
         if self.times.len() >= MAX_KEYS && !self.times.contains_key(&key) {
             self.make_room(now, window);
         }
         let times = self.times.entry(key).or_default();
         forget_old(times, now, window);
         times.push_back(now);
-        times.len()
+        while times.len() > keep {
+            times.pop_front();
+        }
+    }
+
+    fn take_back(&mut self, key: &K) {
+        if let Some(times) = self.times.get_mut(key) {
+            times.pop_back();
+            if times.is_empty() {
+                self.times.remove(key);
+            }
+        }
     }
 
     fn make_room(&mut self, now: u64, window: u64) {
@@ -146,17 +198,53 @@ mod tests {
         let mut t = throttle();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let delays: Vec<u64> = (0..10).map(|_| t.failed(ip, "a@x.test", 1000)).collect();
+        let delays: Vec<u64> = (0..10)
+            .map(|_| t.begin(ip, "a@x.test", 1000).delay)
+            .collect();
         assert_eq!(delays, [0, 0, 0, 2, 2, 2, 2, 2, 2, 2]);
-        assert_eq!(t.verdict(ip, 1000), Verdict::Refuse);
-        // Another IP is checked; its failures on the same account are
-        // delayed (the account's count), but it is not refused.
-        assert_eq!(t.verdict(other, 1000), Verdict::Check);
-        assert_eq!(t.failed(other, "A@x.test", 1000), 2);
-        assert_eq!(t.failed(other, "b@x.test", 1000), 0);
+        assert!(t.verdict(ip, "b@x.test", 1000).refuse);
+        // A good login takes its count back.
+        let mut fresh = throttle();
+        fresh.begin(other, "b@x.test", 1000);
+        fresh.succeeded(other, "b@x.test");
+        assert!(fresh.ips.times.is_empty() && fresh.accounts.times.is_empty());
+        // Another IP is checked; the account's count delays it, another
+        // account's does not.
+        assert_eq!(
+            t.verdict(other, "A@x.test", 1000),
+            Verdict {
+                refuse: false,
+                delay: 2
+            }
+        );
+        assert_eq!(
+            t.verdict(other, "b@x.test", 1000),
+            Verdict {
+                refuse: false,
+                delay: 0
+            }
+        );
         // Once the window has passed, the IP starts afresh.
-        assert_eq!(t.verdict(ip, 1900), Verdict::Check);
-        assert_eq!(t.failed(ip, "c@x.test", 1900), 0);
+        assert_eq!(
+            t.verdict(ip, "c@x.test", 1900),
+            Verdict {
+                refuse: false,
+                delay: 0
+            }
+        );
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let mut t = throttle();
+        for i in 0..10u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, i]);
+            t.failed(ip, &format!("u{i}@x.test"), 1000);
+        }
+        let neighbour: IpAddr = "2001:db8:0:1:ffff::1".parse().unwrap();
+        assert!(t.verdict(neighbour, "z@x.test", 1000).refuse);
+        let elsewhere: IpAddr = "2001:db8:0:2::1".parse().unwrap();
+        assert!(!t.verdict(elsewhere, "z@x.test", 1000).refuse);
     }
 
     #[test]
@@ -170,5 +258,8 @@ mod tests {
             );
         }
         assert!(t.ips.times.len() <= MAX_KEYS);
+        assert!(t.accounts.times["a@x.test"].len() <= 11);
+        t.failed("192.0.2.9".parse().unwrap(), &"x".repeat(100_000), 2000);
+        assert!(t.accounts.times.keys().all(|k| k.len() <= MAX_ACCOUNT_KEY));
     }
 }

@@ -19,10 +19,6 @@ use crate::lookup::Lookups;
 use crate::relay;
 use crate::transport::Transport;
 
-/// The longest wait postern-auth may ask for before a failed AUTH is
-/// answered.
-const MAX_FAILURE_DELAY: u64 = 30;
-
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: IpAddr,
@@ -39,11 +35,12 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         acceptor
     });
     let mut transport = Transport::Plain(stream);
+    let handshake_limit = Duration::from_secs(settings.smtpd.command_timeout);
     if kind == Kind::Smtps {
         let Some(acceptor) = &acceptor else {
             return;
         };
-        if let Err(e) = transport.start_tls(acceptor).await {
+        if let Err(e) = handshake(&mut transport, acceptor, handshake_limit).await {
             info!("TLS handshake with [{peer}] failed: {e}");
             return;
         }
@@ -63,7 +60,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             .rules
             .permits(peer, postern_config::unix_now())
             .is_none();
-    config.challenge_seed = format!("{}.{}", std::process::id(), postern_config::unix_now());
+    config.challenge_seed = challenge_seed();
     let mut session = Session::new(config);
     let mut lookups = Lookups::new(settings.auth.socket.clone());
     let mut shutdown = ctx.shutdown.clone();
@@ -87,7 +84,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Action::StartTls => {
                     let Some(acceptor) = &acceptor else { return };
-                    if let Err(e) = transport.start_tls(acceptor).await {
+                    if let Err(e) = handshake(&mut transport, acceptor, handshake_limit).await {
                         info!("STARTTLS handshake with [{peer}] failed: {e}");
                         return;
                     }
@@ -204,9 +201,31 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Asks postern-auth about an AUTH login; a failure is logged as Postfix
-/// logs it (`SASL LOGIN authentication failed`), for fail2ban, and
-/// answered after the delay postern-auth asks for.
+/// A TLS handshake, bounded like a command: a client that starts one and
+/// goes quiet must not hold a connection slot for ever.
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    transport: &mut Transport<S>,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    limit: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(limit, transport.start_tls(acceptor))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut)))
+}
+
+/// 128 random bits and the time: no two sessions, here or on another
+/// host, issue the same CRAM-MD5 challenge, so a response seen on the
+/// wire cannot be replayed.
+fn challenge_seed() -> String {
+    let mut random = [0u8; 16];
+    let _ = getrandom::fill(&mut random);
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.{}", postern_config::unix_now())
+}
+
+/// Asks postern-auth about an AUTH login (which answers late when the
+/// throttle says so); a failure is logged as Postfix logs it (`SASL LOGIN
+/// authentication failed`), for fail2ban.
 async fn login(
     lookups: &mut Lookups,
     peer: IpAddr,
@@ -227,6 +246,15 @@ async fn login(
             postern_log::escape(&user)
         );
     };
+    if request.encode().is_none() {
+        // Longer than postern-auth takes: no password is that long.
+        failed();
+        return Err(Reply::new(
+            535,
+            "5.7.8",
+            "Error: authentication failed: authentication failure",
+        ));
+    }
     match lookups.ask_for(&request).await {
         Ok(Answer::Ok(login)) => {
             info!(
@@ -236,9 +264,8 @@ async fn login(
             );
             Ok(login.user)
         }
-        Ok(Answer::Fail { delay, status }) => {
+        Ok(Answer::Fail { status }) => {
             failed();
-            tokio::time::sleep(Duration::from_secs(delay.min(MAX_FAILURE_DELAY))).await;
             if status.starts_with("4.") {
                 Err(Reply::new(
                     454,

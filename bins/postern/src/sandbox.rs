@@ -170,6 +170,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     let (smtpd_uid, smtpd_gid) = role("postern-smtpd");
     let (auth_uid, auth_gid) = role("postern-auth");
     let (_, relay_gid) = role("postern-relay");
+    let (login_uid, _) = role("postern-login");
     // The relayers file's directory: root's, writable by the relay group
     // (postern-auth keeps it), set-group-id so each new file is the group's.
     let relay_dir = dir.join("var").join("relay");
@@ -195,6 +196,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          auth.socket = {}\n\
          auth.user = \"{auth_uid}:{auth_gid}\"\n\
          auth.groups = [\"{relay_gid}\"]\n\
+         auth.login_clients = [\"{smtpd_uid}\", \"{login_uid}\"]\n\
          tls.certificate = {}\n\
          tls.key = {}\n",
         quoted(dir.join("mail")),

@@ -10,8 +10,8 @@
 //!                                                  REMOTE
 //!                                                  DEFER 4.3.5 bad map line at accounts:7
 //! PASS pop3 192.0.2.7 YWxpY2U= c2VjcmV0            OK YWxpY2U= 5000 5000 L3Zhci9tYWls
-//! CRAM pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 2 5.7.8 bad credentials
-//! APOP pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 0 4.7.0 too many failures
+//! CRAM pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 5.7.8 bad credentials
+//! APOP pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 4.7.0 too many failures
 //! ```
 
 use std::net::IpAddr;
@@ -102,10 +102,9 @@ pub enum Reply {
     Error(String),
     /// The login is good.
     Ok(Login),
-    /// The login is refused: wait `delay` seconds, then answer with
-    /// `status` (`5.7.8 ...` bad credentials, `4.7.0 ...` too many
-    /// failures from this client).
-    Fail { delay: u64, status: String },
+    /// The login is refused: answer with `status` (`5.7.8 ...` bad
+    /// credentials, `4.7.0 ...` too many failures from this client).
+    Fail { status: String },
 }
 
 /// A good login: the account's name and, where it has one, its mailbox.
@@ -247,7 +246,7 @@ impl Reply {
                     BASE64.encode(mailbox.maildir.as_os_str().as_bytes())
                 ),
             },
-            Reply::Fail { delay, status } => format!("FAIL {delay} {}", one_line(status)),
+            Reply::Fail { status } => format!("FAIL {}", one_line(status)),
         };
         line.truncate(MAX_LINE - 1);
         while !line.is_char_boundary(line.len()) {
@@ -268,13 +267,9 @@ impl Reply {
             "DEFER" => Ok(Reply::Defer(rest.to_string())),
             "ERROR" => Ok(Reply::Error(rest.to_string())),
             "OK" => parse_login(rest).map(Reply::Ok).ok_or_else(bad),
-            "FAIL" => {
-                let (delay, status) = rest.split_once(' ').ok_or_else(bad)?;
-                Ok(Reply::Fail {
-                    delay: delay.parse().map_err(|_| bad())?,
-                    status: status.to_string(),
-                })
-            }
+            "FAIL" if !rest.is_empty() => Ok(Reply::Fail {
+                status: rest.to_string(),
+            }),
             _ => Err(bad()),
         }
     }
@@ -338,7 +333,6 @@ mod tests {
                 }),
             }),
             Reply::Fail {
-                delay: 2,
                 status: "5.7.8 bad credentials".into(),
             },
         ] {
@@ -346,7 +340,7 @@ mod tests {
         }
         assert_eq!(Reply::Unknown("a\nb".into()).encode(), "UNKNOWN ab\n");
         assert!(Reply::parse("MAYBE").is_err());
-        assert!(Reply::parse("FAIL soon 5.7.8 x").is_err());
+        assert!(Reply::parse("FAIL").is_err());
         assert!(Reply::Error("x".repeat(5000)).encode().len() <= MAX_LINE);
     }
 

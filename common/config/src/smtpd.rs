@@ -104,6 +104,10 @@ pub struct AuthSettings {
     pub max_failures_per_ip: usize,
     /// System users below this uid (root, daemons) may not log in.
     pub min_system_uid: u32,
+    /// Who may ask for login checks (user names or uids), besides root and
+    /// postern-auth's own user: the SMTP listener, and POP3 and IMAP
+    /// sessions before their login.
+    pub login_clients: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -117,6 +121,7 @@ impl Default for AuthSettings {
             failure_delay: 2,
             max_failures_per_ip: 10,
             min_system_uid: 1000,
+            login_clients: vec!["postern-smtpd".into(), "postern-login".into()],
         }
     }
 }

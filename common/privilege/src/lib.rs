@@ -54,10 +54,12 @@ pub fn lookup_user(name: &str) -> Option<SystemUser> {
 }
 
 /// A system user's password hash from the shadow database (getspnam_r),
-/// for a process that may read it (root, or group `shadow`). `None` when
-/// there is no entry or it cannot be read.
-pub fn shadow_password(name: &str) -> Option<String> {
-    let name = CString::new(name).ok()?;
+/// for a process that may read it (root, or group `shadow`); or why there
+/// is none to check against: no readable entry, or an account that has
+/// expired (`usermod --expiredate`).
+pub fn shadow_password(name: &str) -> Result<String, &'static str> {
+    let unreadable = "no shadow entry readable (is postern-auth in group shadow?)";
+    let name = CString::new(name).map_err(|_| unreadable)?;
     let mut buffer = vec![0 as libc::c_char; 4096];
     // SAFETY: spwd is plain data filled by getspnam_r.
     let mut entry: libc::spwd = unsafe { std::mem::zeroed() };
@@ -74,12 +76,19 @@ pub fn shadow_password(name: &str) -> Option<String> {
         )
     };
     if status != 0 || result.is_null() || entry.sp_pwdp.is_null() {
-        return None;
+        return Err(unreadable);
+    }
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86400);
+    // sp_expire is days since the epoch; -1 (or 0) means never.
+    if entry.sp_expire > 0 && today >= entry.sp_expire as u64 {
+        return Err("the account has expired");
     }
     // SAFETY: getspnam_r succeeded, so sp_pwdp points into `buffer` at a
     // NUL-terminated string.
     let hash = unsafe { std::ffi::CStr::from_ptr(entry.sp_pwdp) };
-    Some(hash.to_string_lossy().into_owned())
+    Ok(hash.to_string_lossy().into_owned())
 }
 
 /// A group by name or number, through NSS (getgrnam).

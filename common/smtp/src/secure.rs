@@ -67,6 +67,7 @@ impl Session {
         self.discarding = false;
         self.helo = None;
         self.transaction = None;
+        self.authenticated = None;
         self.tls = true;
     }
 
@@ -158,7 +159,7 @@ impl Session {
                 });
             }
             Next::Failed(Failure::Cancelled) => {
-                self.error(Reply::new(501, "5.0.0", "Error: authentication aborted"))
+                self.error(Reply::new(501, "5.7.0", "Error: authentication aborted"))
             }
             Next::Failed(Failure::NotBase64) => {
                 self.error(Reply::new(501, "5.5.2", "Error: cannot decode response"))
@@ -200,6 +201,43 @@ mod tests {
             }
         }
         text
+    }
+
+    #[test]
+    fn starttls_drops_an_injected_login_and_forgets_an_earlier_one() {
+        let mut config = Config::new("mx.test");
+        config.starttls = true;
+        config.auth_mechanisms = vec![Mechanism::Plain, Mechanism::CramMd5];
+        let mut session = Session::new(config);
+        replies(&mut session, b"EHLO c\r\n");
+        // A login in the clear (CRAM-MD5), accepted.
+        assert!(replies(&mut session, b"AUTH CRAM-MD5\r\n").starts_with("334 "));
+        assert_eq!(
+            replies(
+                &mut session,
+                b"dGltIDM0NjcxNWY2ODgyNDUxZmIyNGEwNGNhOTIxZjczOTU2\r\n"
+            ),
+            "(check)\r\n"
+        );
+        session.credentials_checked(Ok("mallory".into()));
+        assert_eq!(session.authenticated(), Some("mallory"));
+        // STARTTLS with a whole login and transaction in the same read.
+        let text = replies(
+            &mut session,
+            b"STARTTLS\r\nEHLO x\r\nAUTH PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm\r\nMAIL FROM:<a@b>\r\n",
+        );
+        assert_eq!(
+            text,
+            "235 2.7.0 Authentication successful\r\n220 2.0.0 Ready to start TLS\r\n"
+        );
+        assert_eq!(
+            session.authenticated(),
+            None,
+            "the login before TLS counts no more"
+        );
+        // Over TLS the session starts again: nothing of the injection ran.
+        let text = replies(&mut session, b"MAIL FROM:<a@b>\r\n");
+        assert_eq!(text, "503 5.5.1 Error: send HELO/EHLO first\r\n");
     }
 
     fn authenticating() -> Session {
