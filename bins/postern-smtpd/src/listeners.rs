@@ -1,8 +1,9 @@
-//! The addresses to listen on (`[smtpd] listen`), bound before the
-//! privilege drop.
+//! What each SMTP port is for (`[smtpd] listen`, systemd's socket names,
+//! the well-known port numbers); postern-listen binds and passes them.
 
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use postern_listen::PortKind;
+
+pub type Listen = postern_listen::Listen<Kind>;
 
 /// What a port is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,84 +32,43 @@ impl Kind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Listen {
-    pub address: SocketAddr,
-    pub kind: Kind,
-}
+impl PortKind for Kind {
+    const DEFAULT: Kind = Kind::Mx;
+    const WORDS: &'static str = "mx, submission or smtps";
 
-/// `ADDRESS:PORT [mx|submission|smtps]`.
-pub fn parse(spec: &str) -> Result<Listen, String> {
-    let mut words = spec.split_whitespace();
-    let address = words
-        .next()
-        .ok_or_else(|| "an empty listen entry".to_string())?;
-    let address: SocketAddr = address
-        .parse()
-        .map_err(|_| format!("{spec:?}: expected ADDRESS:PORT, like 0.0.0.0:25 or [::]:587"))?;
-    let kind = match words.next() {
-        None | Some("mx") => Kind::Mx,
-        Some("submission") => Kind::Submission,
-        Some("smtps") => Kind::Smtps,
-        Some(other) => {
-            return Err(format!(
-                "{spec:?}: kind {other:?}: expected mx, submission or smtps"
-            ));
+    fn named(word: &str) -> Option<Kind> {
+        match word {
+            "mx" | "smtp" => Some(Kind::Mx),
+            "submission" => Some(Kind::Submission),
+            "smtps" | "submissions" => Some(Kind::Smtps),
+            _ => None,
         }
-    };
-    if words.next().is_some() {
-        return Err(format!("{spec:?}: one address and one kind"));
     }
-    Ok(Listen { address, kind })
-}
 
-/// A listening socket; an IPv6 one takes IPv6 only, so that `0.0.0.0:25`
-/// and `[::]:25` can both be listed.
-pub fn bind(listen: &Listen) -> std::io::Result<std::net::TcpListener> {
-    let socket = match listen.address {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => {
-            let socket = tokio::net::TcpSocket::new_v6()?;
-            let on: libc::c_int = 1;
-            // SAFETY: a valid socket and a c_int option of the right size.
-            let result = unsafe {
-                libc::setsockopt(
-                    socket.as_raw_fd(),
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_V6ONLY,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if result != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            socket
+    fn of_port(port: u16) -> Kind {
+        match port {
+            587 => Kind::Submission,
+            465 => Kind::Smtps,
+            _ => Kind::Mx,
         }
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(listen.address)?;
-    let listener = socket.listen(1024)?;
-    listener.into_std()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postern_listen::parse;
 
     #[test]
     fn specs() {
+        let listen: Listen = parse("0.0.0.0:25").unwrap();
+        assert_eq!(listen.kind, Kind::Mx);
         assert_eq!(
-            parse("0.0.0.0:25").unwrap(),
-            Listen {
-                address: "0.0.0.0:25".parse().unwrap(),
-                kind: Kind::Mx
-            }
+            parse::<Kind>("[::]:587 submission").unwrap().kind,
+            Kind::Submission
         );
-        assert_eq!(parse("[::]:587 submission").unwrap().kind, Kind::Submission);
-        assert!(parse("localhost:25").is_err());
-        assert_eq!(parse("[::]:465 smtps").unwrap().kind, Kind::Smtps);
-        assert!(parse("127.0.0.1:25 lmtp").is_err());
-        assert!(parse("127.0.0.1:25 mx extra").is_err());
+        assert_eq!(parse::<Kind>("[::]:465 smtps").unwrap().kind, Kind::Smtps);
+        assert!(parse::<Kind>("127.0.0.1:25 lmtp").is_err());
+        assert_eq!(Kind::of_port(465), Kind::Smtps);
     }
 }

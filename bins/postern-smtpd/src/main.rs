@@ -27,7 +27,6 @@ mod listeners;
 mod lookup;
 mod relay;
 mod serve;
-mod sockets;
 mod transport;
 
 use std::path::PathBuf;

@@ -14,10 +14,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::listeners::{Kind, Listen};
+use crate::listeners::Kind;
 use crate::relay::RelayRules;
-use crate::sockets::{Sockets, sockets};
 use crate::{Context, connection};
+use postern_listen::Sockets;
 
 pub fn run(settings: Settings, inetd: bool) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -32,7 +32,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     };
     // Sockets are made through tokio, which wants its runtime at hand.
     let _entered = runtime.enter();
-    let sockets = match sockets(&settings, inetd) {
+    let sockets = match postern_listen::sockets::<Kind>(&settings.smtpd.listen, "smtpd", inetd) {
         Ok(sockets) => sockets,
         Err((code, why)) => {
             warn!("{why}");
@@ -157,7 +157,7 @@ fn mechanisms(settings: &Settings) -> Result<Vec<postern_sasl::Mechanism>, Strin
 /// `[tls]` loaded, if configured; an implicit-TLS listener needs it.
 fn tls(
     settings: &Settings,
-    sockets: &Sockets,
+    sockets: &Sockets<Kind>,
 ) -> Result<Option<RefCell<postern_tls::Certificates>>, String> {
     let implicit = match sockets {
         Sockets::Listening(bound) => bound.iter().any(|(listen, _)| listen.kind == Kind::Smtps),
@@ -208,7 +208,12 @@ struct Limits {
     per_ip: RefCell<HashMap<IpAddr, usize>>,
 }
 
-async fn accept(listener: TcpListener, listen: Listen, ctx: Rc<Context>, limits: Rc<Limits>) {
+async fn accept(
+    listener: TcpListener,
+    listen: crate::listeners::Listen,
+    ctx: Rc<Context>,
+    limits: Rc<Limits>,
+) {
     let kind: Kind = listen.kind;
     loop {
         let (mut stream, peer) = match listener.accept().await {

@@ -1,5 +1,6 @@
 use std::path::{Path, PathBuf};
 
+use crate::pop3d::Pop3dSettings;
 use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,7 @@ pub struct Settings {
     pub smtpd: SmtpdSettings,
     pub auth: AuthSettings,
     pub tls: TlsSettings,
+    pub pop3d: Pop3dSettings,
 }
 
 /// Who owns virtual mailboxes: a user name looked up in the passwd
@@ -100,6 +102,7 @@ impl Default for Settings {
             smtpd: SmtpdSettings::default(),
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
+            pop3d: Pop3dSettings::default(),
         }
     }
 }

@@ -7,6 +7,10 @@
 //! be regained. The whole process changes, not one thread (nix calls the
 //! libc wrappers, which apply to every thread; rustix's do not).
 
+mod caps;
+
+pub use caps::{become_login_user, become_owner, capabilities};
+
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;

@@ -20,7 +20,7 @@ type Stamp = Option<(u64, i64, i64)>;
 pub struct Certificates {
     certificate: PathBuf,
     key: PathBuf,
-    loaded: Option<([Stamp; 2], TlsAcceptor)>,
+    loaded: Option<([Stamp; 2], Arc<ServerConfig>)>,
 }
 
 impl Certificates {
@@ -32,28 +32,35 @@ impl Certificates {
         }
     }
 
-    /// The acceptor for the files as they are now: the one made before if
-    /// neither changed, else a new one; with why a changed pair did not
-    /// load, in which case the last good one stays in use (if any).
+    /// The acceptor for the files as they are now (see [`Self::config`]).
     pub fn acceptor(&mut self) -> (Option<TlsAcceptor>, Option<String>) {
+        let (config, why) = self.config();
+        (config.map(TlsAcceptor::from), why)
+    }
+
+    /// The server configuration for the files as they are now: the one
+    /// made before if neither changed, else a new one; with why a changed
+    /// pair did not load, in which case the last good one stays in use
+    /// (if any).
+    pub fn config(&mut self) -> (Option<Arc<ServerConfig>>, Option<String>) {
         let stamps = [stamp(&self.certificate), stamp(&self.key)];
-        if let Some((loaded, acceptor)) = &self.loaded
+        if let Some((loaded, config)) = &self.loaded
             && *loaded == stamps
         {
-            return (Some(acceptor.clone()), None);
+            return (Some(Arc::clone(config)), None);
         }
         match load(&self.certificate, &self.key) {
             Ok(config) => {
-                let acceptor = TlsAcceptor::from(Arc::new(config));
-                self.loaded = Some((stamps, acceptor.clone()));
-                (Some(acceptor), None)
+                let config = Arc::new(config);
+                self.loaded = Some((stamps, Arc::clone(&config)));
+                (Some(config), None)
             }
             Err(why) => match self.loaded.take() {
-                Some((_, acceptor)) => {
+                Some((_, config)) => {
                     // Not tried again until the files change once more.
-                    self.loaded = Some((stamps, acceptor.clone()));
+                    self.loaded = Some((stamps, Arc::clone(&config)));
                     let why = format!("{why}; the certificate loaded before stays in use");
-                    (Some(acceptor), Some(why))
+                    (Some(config), Some(why))
                 }
                 None => (None, Some(why)),
             },

@@ -1,0 +1,41 @@
+//! The `[pop3d]` table of postern.toml.
+
+use serde::{Deserialize, Serialize};
+
+use crate::MailOwner;
+use crate::settings::duration;
+
+/// `[pop3d]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pop3dSettings {
+    /// `ADDRESS:PORT`, each optionally followed by `pop3` (the default)
+    /// or `pop3s` (implicit TLS, RFC 8314; needs `[tls]`).
+    pub listen: Vec<String>,
+    /// Who a session is until its login: no mailbox, only the right to
+    /// become the mailbox's owner.
+    pub login_user: MailOwner,
+    /// Clients here may log in with a cleartext password without TLS
+    /// (USER/PASS, AUTH PLAIN and LOGIN); others must use STLS or POP3S.
+    pub cleartext_networks: Vec<String>,
+    /// A session quiet this long is closed (RFC 1939 §3 asks for at
+    /// least 10 minutes).
+    #[serde(deserialize_with = "duration")]
+    pub idle_timeout: u64,
+    /// A new login takes over the mailbox from a session that has been
+    /// quiet this long, so a stale session never locks its owner out.
+    #[serde(deserialize_with = "duration")]
+    pub lock_takeover: u64,
+}
+
+impl Default for Pop3dSettings {
+    fn default() -> Pop3dSettings {
+        Pop3dSettings {
+            listen: vec!["0.0.0.0:110".into(), "[::]:110".into()],
+            login_user: MailOwner::Name("postern-login".into()),
+            cleartext_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            idle_timeout: 600,
+            lock_takeover: 30,
+        }
+    }
+}
