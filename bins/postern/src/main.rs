@@ -106,15 +106,20 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
 /// postern-auth and postern-smtpd start as root, bind, and drop to their
 /// own users; the POP3 and IMAP listeners join this list as they arrive.
 fn suite(config: &Path) -> Vec<ChildSpec> {
-    ["postern-lspawn", "postern-auth", "postern-smtpd"]
-        .into_iter()
-        .map(|name| ChildSpec {
-            name: name.to_string(),
-            program: sandbox::sibling_program(name).unwrap_or_else(|_| PathBuf::from(name)),
-            args: vec!["--config".into(), config.as_os_str().to_owned()],
-            user: None,
-        })
-        .collect()
+    [
+        "postern-lspawn",
+        "postern-auth",
+        "postern-smtpd",
+        "postern-pop3d",
+    ]
+    .into_iter()
+    .map(|name| ChildSpec {
+        name: name.to_string(),
+        program: sandbox::sibling_program(name).unwrap_or_else(|_| PathBuf::from(name)),
+        args: vec!["--config".into(), config.as_os_str().to_owned()],
+        user: None,
+    })
+    .collect()
 }
 
 fn print_banner(sandbox: &Sandbox) {
@@ -162,7 +167,7 @@ fn print_banner(sandbox: &Sandbox) {
         local.replace("postern-local", "postern-admin"),
         etc.display()
     ));
-    let served = ["SMTP", "submission", "SMTPS"];
+    let served = ["SMTP", "submission", "SMTPS", "POP3", "POP3S"];
     let port_list = |serving: bool| -> Vec<String> {
         sandbox
             .ports

@@ -170,7 +170,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     let (smtpd_uid, smtpd_gid) = role("postern-smtpd");
     let (auth_uid, auth_gid) = role("postern-auth");
     let (_, relay_gid) = role("postern-relay");
-    let (login_uid, _) = role("postern-login");
+    let (login_uid, login_gid) = role("postern-login");
     // The relayers file's directory: root's, writable by the relay group
     // (postern-auth keeps it), set-group-id so each new file is the group's.
     let relay_dir = dir.join("var").join("relay");
@@ -197,6 +197,8 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          auth.user = \"{auth_uid}:{auth_gid}\"\n\
          auth.groups = [\"{relay_gid}\"]\n\
          auth.login_clients = [\"{smtpd_uid}\", \"{login_uid}\"]\n\
+         pop3d.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} pop3s\"]\n\
+         pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
          tls.certificate = {}\n\
          tls.key = {}\n",
         quoted(dir.join("mail")),
@@ -206,6 +208,8 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         port("SMTPS"),
         quoted(relay_dir.join("relayers")),
         quoted(dir.join("var").join("auth.sock")),
+        port("POP3"),
+        port("POP3S"),
         quoted(dir.join("tls").join("cert.pem")),
         quoted(dir.join("tls").join("key.pem")),
     );

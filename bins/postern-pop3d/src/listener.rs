@@ -1,0 +1,222 @@
+//! The listener: root, single-threaded, parses nothing a client sends. It
+//! accepts on every socket and forks one process per connection, which
+//! gives up root before its first read (session.rs); it reaps them, and
+//! on SIGTERM ends them all.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use postern_config::{Network, Settings};
+use postern_listen::{PortKind, Sockets};
+use tracing::{info, warn};
+
+use crate::session;
+
+/// What a POP3 port is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Pop3,
+    /// Implicit TLS (RFC 8314, port 995).
+    Pop3s,
+}
+
+impl PortKind for Kind {
+    const DEFAULT: Kind = Kind::Pop3;
+    const WORDS: &'static str = "pop3 or pop3s";
+
+    fn named(word: &str) -> Option<Kind> {
+        match word {
+            "pop3" => Some(Kind::Pop3),
+            "pop3s" => Some(Kind::Pop3s),
+            _ => None,
+        }
+    }
+
+    fn of_port(port: u16) -> Kind {
+        if port == 995 { Kind::Pop3s } else { Kind::Pop3 }
+    }
+}
+
+/// What every session gets from the listener.
+pub struct Context {
+    pub settings: Settings,
+    pub cleartext_networks: Vec<Network>,
+    /// The login user's uid and gid, when started as root.
+    pub login_ids: Option<(u32, u32)>,
+    /// The TLS configuration as of this connection's accept.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_terminate(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(settings: Settings, inetd: bool) -> i32 {
+    let sockets = match postern_listen::sockets::<Kind>(&settings.pop3d.listen, "pop3d", inetd) {
+        Ok(sockets) => sockets,
+        Err((code, why)) => {
+            warn!("{why}");
+            return code;
+        }
+    };
+    let cleartext_networks: Result<Vec<Network>, String> = settings
+        .pop3d
+        .cleartext_networks
+        .iter()
+        .map(|n| n.parse())
+        .collect();
+    let cleartext_networks = match cleartext_networks {
+        Ok(networks) => networks,
+        Err(why) => {
+            warn!("[pop3d] cleartext_networks: {why}");
+            return 78;
+        }
+    };
+    let login_ids = if postern_privilege::is_root() {
+        match settings.pop3d.login_user.resolve() {
+            Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
+            _ => {
+                warn!(
+                    "[pop3d] login_user {:?} is not a user other than root",
+                    settings.pop3d.login_user
+                );
+                return 78;
+            }
+        }
+    } else {
+        None
+    };
+    let implicit = match &sockets {
+        Sockets::Listening(bound) => bound.iter().any(|(l, _)| l.kind == Kind::Pop3s),
+        Sockets::Connection(_, kind) => *kind == Kind::Pop3s,
+    };
+    let mut certificates = settings
+        .tls
+        .is_configured()
+        .then(|| postern_tls::Certificates::new(&settings.tls));
+    let mut ctx = Context {
+        settings,
+        cleartext_networks,
+        login_ids,
+        tls: None,
+    };
+    match certificates.as_mut().map(|c| c.config()) {
+        Some((Some(config), _)) => ctx.tls = Some(config),
+        Some((None, why)) => {
+            warn!("[tls]: {}", why.unwrap_or_default());
+            return 78;
+        }
+        None if implicit => {
+            warn!("a pop3s listener needs [tls] certificate and key");
+            return 78;
+        }
+        None => {}
+    }
+    match sockets {
+        Sockets::Connection(stream, kind) => session::serve(stream, kind, &ctx),
+        Sockets::Listening(bound) => listen(bound, &mut ctx, certificates.as_mut()),
+    }
+}
+
+fn listen(
+    bound: Vec<(postern_listen::Listen<Kind>, TcpListener)>,
+    ctx: &mut Context,
+    mut certificates: Option<&mut postern_tls::Certificates>,
+) -> i32 {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let stop = SigAction::new(
+        SigHandler::Handler(on_terminate),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: a handler that only stores to an atomic.
+        let _ = unsafe { sigaction(signal, &stop) };
+    }
+    for (listen, listener) in &bound {
+        let _ = listener.set_nonblocking(true);
+        info!("listening on {} ({:?})", listen.address, listen.kind);
+    }
+    let mut children: Vec<i32> = Vec::new();
+    let mut fds: Vec<libc::pollfd> = bound
+        .iter()
+        .map(|(_, l)| libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    while !STOP.load(Ordering::SeqCst) {
+        reap(&mut children);
+        // SAFETY: an array of pollfd of the length given.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+        if ready <= 0 {
+            continue;
+        }
+        for (index, (listen, listener)) in bound.iter().enumerate() {
+            if fds[index].revents == 0 {
+                continue;
+            }
+            let Ok((stream, _)) = listener.accept() else {
+                continue;
+            };
+            if let Some(certificates) = certificates.as_deref_mut() {
+                let (config, why) = certificates.config();
+                if let Some(why) = why {
+                    warn!("[tls]: {why}");
+                }
+                ctx.tls = config;
+            }
+            match fork_session(stream, listen.kind, ctx, &bound) {
+                Ok(pid) => children.push(pid),
+                Err(e) => warn!("fork: {e}"),
+            }
+        }
+    }
+    info!("stopping");
+    for &pid in &children {
+        // SAFETY: kill(2) on our own children.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    0
+}
+
+/// One process per connection.
+fn fork_session(
+    stream: TcpStream,
+    kind: Kind,
+    ctx: &Context,
+    bound: &[(postern_listen::Listen<Kind>, TcpListener)],
+) -> std::io::Result<i32> {
+    // SAFETY: this process is single-threaded, so the child may run any
+    // code after the fork.
+    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
+        nix::unistd::ForkResult::Child => {
+            // The child serves one client and holds no listening socket.
+            for (_, listener) in bound {
+                // SAFETY: closing our own copies of the listeners.
+                unsafe { libc::close(listener.as_raw_fd()) };
+            }
+            // SAFETY: back to the default for the session's process.
+            unsafe {
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+            }
+            let _ = stream.set_nonblocking(false);
+            std::process::exit(session::serve(stream, kind, ctx));
+        }
+        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
+}
+
+fn reap(children: &mut Vec<i32>) {
+    children.retain(|&pid| {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, without blocking.
+        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 }
+    });
+}

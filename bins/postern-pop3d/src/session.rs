@@ -1,0 +1,333 @@
+//! One POP3 session, in its own process: the privilege steps, TLS, and
+//! postern-pop3's `Session` driven over blocking I/O.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_auth_protocol::Reply as Answer;
+use postern_pop3::{Action, Config, Encoder, LoginFailure, Mechanism, Session, retrieve_header};
+use rustls::{ServerConnection, StreamOwned};
+use tracing::{info, warn};
+
+use crate::listener::{Context, Kind};
+use crate::lock::{Lock, LockError};
+use crate::maildrop::Maildrop;
+
+/// How long a client has for the TLS handshake.
+const HANDSHAKE_TIME: Duration = Duration::from_secs(60);
+
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Gone,
+}
+
+impl Transport {
+    fn start_tls(
+        &mut self,
+        config: &Arc<rustls::ServerConfig>,
+        idle: Duration,
+    ) -> std::io::Result<()> {
+        let Transport::Plain(stream) = std::mem::replace(self, Transport::Gone) else {
+            return Err(std::io::Error::other("TLS is already on"));
+        };
+        let connection =
+            ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?;
+        let mut tls = StreamOwned::new(connection, stream);
+        tls.sock.set_read_timeout(Some(HANDSHAKE_TIME))?;
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock)?;
+        }
+        tls.sock.set_read_timeout(Some(idle))?;
+        *self = Transport::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.read(buffer),
+            Transport::Tls(stream) => stream.read(buffer),
+            Transport::Gone => Ok(0),
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(stream) => stream.write_all(bytes),
+            Transport::Tls(stream) => stream.write_all(bytes).and_then(|()| stream.flush()),
+            Transport::Gone => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+/// What the session has once the maildrop is open.
+struct Open {
+    user: String,
+    maildrop: Maildrop,
+    lock: Lock,
+    retrieved: usize,
+}
+
+/// Serves one connection; the process's exit code.
+pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
+    let peer = match stream.peer_addr() {
+        Ok(address) => postern_config::relayers::canonical(address.ip()),
+        Err(_) => return 0,
+    };
+    // SECURITY: before the first byte from the client is read.
+    if let Some((uid, gid)) = ctx.login_ids
+        && let Err(e) = postern_privilege::become_login_user(uid, gid)
+    {
+        warn!("cannot become the login user: {e}");
+        return 71;
+    }
+    let idle = Duration::from_secs(ctx.settings.pop3d.idle_timeout.max(1));
+    keep_alive(&stream);
+    let _ = stream.set_read_timeout(Some(idle));
+    let mut transport = Transport::Plain(stream);
+    if kind == Kind::Pop3s {
+        let Some(config) = &ctx.tls else { return 0 };
+        if let Err(e) = transport.start_tls(config, idle) {
+            info!("TLS handshake with [{peer}] failed: {e}");
+            return 0;
+        }
+    }
+    info!("connect from [{peer}] ({kind:?})");
+    let mut config = Config::new(ctx.settings.hostname.clone());
+    config.tls = kind == Kind::Pop3s;
+    config.stls = ctx.tls.is_some() && kind != Kind::Pop3s;
+    config.cleartext_allowed = ctx.cleartext_networks.iter().any(|n| n.contains(peer));
+    config.mechanisms = vec![Mechanism::Plain, Mechanism::Login];
+    let mut session = Session::new(config);
+    let mut open: Option<Open> = None;
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        while let Some(action) = session.next_action() {
+            match action {
+                Action::Send(bytes) => {
+                    if transport.write_all(&bytes).is_err() {
+                        return 0;
+                    }
+                }
+                Action::StartTls => {
+                    let Some(config) = &ctx.tls else { return 0 };
+                    if let Err(e) = transport.start_tls(config, idle) {
+                        info!("STLS handshake with [{peer}] failed: {e}");
+                        return 0;
+                    }
+                }
+                Action::Login { credentials, .. } => {
+                    match login(ctx, peer, credentials) {
+                        Ok(opened) => {
+                            info!(
+                                "login: user=<{}>, ip={peer}, messages={}",
+                                postern_log::escape(&opened.user),
+                                opened.maildrop.listing().messages.len()
+                            );
+                            session.logged_in(opened.maildrop.listing());
+                            open = Some(opened);
+                        }
+                        Err((failure, spent)) => {
+                            session.login_failed(failure);
+                            if spent {
+                                // Already the owner of one mailbox: this
+                                // process cannot log in as anyone else.
+                                flush(&mut session, &mut transport);
+                                return 0;
+                            }
+                        }
+                    }
+                }
+                Action::Retrieve {
+                    index,
+                    size,
+                    body_lines,
+                } => {
+                    let Some(open) = open.as_mut() else { return 0 };
+                    if send_message(&mut transport, open, index, size, body_lines).is_err() {
+                        return 0;
+                    }
+                }
+                Action::Update { delete } => {
+                    let result = match &open {
+                        Some(open) => {
+                            let result = open.maildrop.delete(&delete);
+                            info!(
+                                "logout: user=<{}>, retrieved={}, deleted={}",
+                                postern_log::escape(&open.user),
+                                open.retrieved,
+                                delete.len()
+                            );
+                            result
+                        }
+                        None => Ok(()),
+                    };
+                    session.updated(result);
+                }
+                Action::Close => return 0,
+            }
+        }
+        match transport.read(&mut buffer) {
+            Ok(0) => {
+                info!("lost connection from [{peer}]");
+                return 0;
+            }
+            Ok(n) => {
+                if let Some(open) = &open {
+                    open.lock.touch();
+                }
+                session.receive(&buffer[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                info!("idle timeout from [{peer}]");
+                let _ = transport.write_all(b"-ERR Disconnected for inactivity\r\n");
+                return 0;
+            }
+            Err(_) => return 0,
+        }
+    }
+}
+
+fn flush(session: &mut Session, transport: &mut Transport) {
+    while let Some(action) = session.next_action() {
+        if let Action::Send(bytes) = action {
+            let _ = transport.write_all(&bytes);
+        }
+    }
+}
+
+/// Checks the login with postern-auth, becomes the mailbox's owner, takes
+/// the lock and opens the maildrop. On failure, also whether this process
+/// already gave up the right to become anyone else.
+fn login(
+    ctx: &Context,
+    peer: IpAddr,
+    credentials: postern_pop3::Credentials,
+) -> Result<Open, (LoginFailure, bool)> {
+    let temporary = |why: &str| LoginFailure::Temporary(why.to_string());
+    let answer = crate::auth::check(&ctx.settings.auth.socket, peer, credentials).map_err(|e| {
+        warn!("login from [{peer}]: {e}");
+        (
+            temporary("The login service cannot be reached; try again later"),
+            false,
+        )
+    })?;
+    let login = match answer {
+        Answer::Ok(login) => login,
+        Answer::Fail { status } if status.starts_with("4.") => {
+            return Err((temporary("Too many failed logins; try again later"), false));
+        }
+        Answer::Fail { .. } => return Err((LoginFailure::Credentials, false)),
+        other => {
+            warn!("login from [{peer}]: postern-auth answered {other:?}");
+            return Err((
+                temporary("The login service failed; try again later"),
+                false,
+            ));
+        }
+    };
+    let Some(mailbox) = login.mailbox else {
+        return Err((temporary("This account has no mailbox"), false));
+    };
+    // SECURITY: the mailbox's owner for good, before anything of it is
+    // opened; after this, the process can be no one else.
+    if ctx.login_ids.is_some() {
+        if let Err(e) = postern_privilege::become_owner(mailbox.uid, mailbox.gid) {
+            warn!(
+                "cannot become uid {} for <{}>: {e}",
+                mailbox.uid, login.user
+            );
+            return Err((temporary("Cannot open the mailbox"), true));
+        }
+    } else if postern_privilege::current_ids().0 != mailbox.uid {
+        return Err((temporary("The mailbox belongs to another user"), false));
+    }
+    let spent = ctx.login_ids.is_some();
+    let takeover = Duration::from_secs(ctx.settings.pop3d.lock_takeover);
+    let lock = match Lock::acquire(&mailbox.maildir, takeover) {
+        Ok(lock) => lock,
+        Err(LockError::InUse) => return Err((LoginFailure::InUse, spent)),
+        Err(LockError::Io(e)) => {
+            warn!("lock {}: {e}", mailbox.maildir.display());
+            return Err((temporary("Cannot open the mailbox"), spent));
+        }
+    };
+    let maildrop = Maildrop::open(&mailbox.maildir).map_err(|e| {
+        warn!("open {}: {e}", mailbox.maildir.display());
+        (temporary("Cannot open the mailbox"), spent)
+    })?;
+    Ok(Open {
+        user: login.user,
+        maildrop,
+        lock,
+        retrieved: 0,
+    })
+}
+
+/// RETR or TOP: the `+OK` line, then the message as POP3 sends it.
+fn send_message(
+    transport: &mut Transport,
+    open: &mut Open,
+    index: usize,
+    size: u64,
+    body_lines: Option<usize>,
+) -> std::io::Result<()> {
+    let file = open
+        .maildrop
+        .message(index)
+        .map(|m| std::fs::File::open(&m.path));
+    let mut file = match file {
+        Some(Ok(file)) => file,
+        _ => {
+            return transport
+                .write_all(b"-ERR [SYS/TEMP] The message is gone from the mailbox\r\n");
+        }
+    };
+    let mut out = retrieve_header(size);
+    let mut encoder = Encoder::new(body_lines);
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 || encoder.is_done() {
+            break;
+        }
+        encoder.feed(&buffer[..n], &mut out);
+        if out.len() >= 64 * 1024 {
+            transport.write_all(&out)?;
+            out.clear();
+        }
+    }
+    encoder.finish(&mut out);
+    if body_lines.is_none() {
+        open.retrieved += 1;
+    }
+    transport.write_all(&out)
+}
+
+/// TCP keepalive finds clients that vanished without closing.
+fn keep_alive(stream: &TcpStream) {
+    let set = |level: i32, name: i32, value: libc::c_int| {
+        // SAFETY: a valid socket and a c_int option of the right size.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    };
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 20);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+}
