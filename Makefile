@@ -21,9 +21,9 @@ FUZZ_SECONDS ?= 60
 # mkpasswd (yescrypt as shadow writes it), mutt (a real sendmail caller);
 # man and systemd-analyze check
 # what make install installs.
-TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt swaks libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl fail2ban
+TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd mutt swaks libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl fail2ban fetchmail getmail6
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd postern-relay
+PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd postern-relay postern-pop3d
 # Programs installed setgid postern, and the names they also answer to.
 SETGID_PROGRAMS = postern-inject
 INJECT_LINKS = sendmail mailq

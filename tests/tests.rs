@@ -13,6 +13,7 @@ mod inject_smtp;
 mod install;
 mod local_delivery;
 mod maps;
+mod pop3d;
 mod privilege;
 mod queue;
 mod relay;

@@ -1,0 +1,480 @@
+//! postern-pop3d under `postern up`, with the clients people fetch mail
+//! with: Python's poplib, fetchmail and getmail6, plain, STLS and POP3S,
+//! against a Maildir filled by postern-local; deletions only at QUIT; one
+//! session per mailbox, with takeover of an idle one; Dovecot's UIDLs kept;
+//! and, as root, the session's privileges before and after the login.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::smtpd::{Smtpd, python};
+use crate::util::{messages, program};
+
+/// The messages the tests fetch: dots at line starts, an empty body line,
+/// 8-bit text.
+const MESSAGES: [&[u8]; 3] = [
+    b"Subject: one\nFrom: a@example.org\n\nfirst\n.dot\n..two dots\n\nend\n",
+    b"Subject: two\n\n.\nlone dot above\n",
+    b"Subject: three\nContent-Type: text/plain; charset=utf-8\n\nna\xc3\xafve caf\xc3\xa9\n",
+];
+
+/// A CR of its own inside a line: sent as it is (fetchmail and getmail
+/// each make something else of it, so only poplib reads this one).
+const LONE_CR: &[u8] = b"Subject: four\n\nbefore\rafter\n";
+
+fn deliver_all(s: &Smtpd) {
+    deliver(s, &MESSAGES);
+}
+
+fn deliver(s: &Smtpd, messages: &[&[u8]]) {
+    for message in messages {
+        let mut child = Command::new(program("postern-local"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(["-f", "sender@example.org", "demo@example.test"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// The messages as the Maildir holds them, oldest first.
+fn stored(s: &Smtpd) -> Vec<Vec<u8>> {
+    let mut found = messages(&s.demo());
+    found.sort();
+    found.into_iter().map(|(_, bytes)| bytes).collect()
+}
+
+const POPLIB: &str = r#"
+import poplib, ssl, sys
+mode, port, password = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+if mode == "pop3s":
+    pop = poplib.POP3_SSL("127.0.0.1", port, context=context)
+else:
+    pop = poplib.POP3("127.0.0.1", port)
+    if mode == "stls":
+        pop.stls(context=context)
+pop.user("demo@example.test")
+pop.pass_(password)
+count, size = pop.stat()
+total = 0
+for n in range(1, count + 1):
+    _, lines, octets = pop.retr(n)
+    # RFC 1939 section 11: LIST's size is the message with CRLF ends.
+    listed = int(pop.list(n).split()[2])
+    body = b"\r\n".join(lines) + b"\r\n"
+    assert listed == len(body), (n, listed, len(body))
+    total += listed
+    sys.stdout.buffer.write(b"%d %s\n" % (len(body), body.hex().encode()))
+assert total == size, (total, size)
+pop.quit()
+print("ok")
+"#;
+
+#[test]
+fn poplib_reads_every_message_exactly_over_plain_stls_and_pop3s() {
+    let s = Smtpd::start(&[]);
+    deliver_all(&s);
+    deliver(&s, &[LONE_CR]);
+    let expected: Vec<Vec<u8>> = stored(&s)
+        .iter()
+        .map(|m| {
+            // As sent: CRLF line ends (a CR of its own stays text).
+            let text = m.iter().fold(Vec::new(), |mut out, &b| {
+                if b == b'\n' {
+                    out.push(b'\r');
+                }
+                out.push(b);
+                out
+            });
+            text
+        })
+        .collect();
+    let password = s.password();
+    for (mode, service) in [("plain", "POP3"), ("stls", "POP3"), ("pop3s", "POP3S")] {
+        let out = python(POPLIB, &[mode, &s.port(service), &password]);
+        let fetched: Vec<Vec<u8>> = out
+            .lines()
+            .filter(|l| *l != "ok")
+            .map(|l| {
+                let hex = l.split_once(' ').unwrap().1;
+                (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(fetched, expected, "{mode}");
+    }
+    // Read, but left on the server: now in cur/.
+    assert_eq!(std::fs::read_dir(s.demo().join("new")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(s.demo().join("cur")).unwrap().count(), 4);
+    s.stop();
+}
+
+/// A fetchmail run against the sandbox, each message handed to an MDA
+/// that writes it into `out`; fetchmail's own output. Its UIDL records
+/// stay in `out`'s parent, from run to run, as a user's do.
+fn fetchmail(s: &Smtpd, out: &Path, options: &str) -> String {
+    std::fs::create_dir_all(out).unwrap();
+    let home = out.parent().unwrap().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let rc = home.join(".fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll 127.0.0.1 service {} protocol pop3 uidl\n  user \"demo@example.test\" password \"{}\" is root here\n  {options} no sslcertck\n  mda \"/bin/sh -c 'cat > {}/msg.$$'\"\n",
+            s.port("POP3"),
+            s.password(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let run = Command::new("fetchmail")
+        .args(["--nodetach", "--invisible", "--nosyslog", "-f"])
+        .arg(&rc)
+        .args(["-i"])
+        .arg(home.join("fetchids"))
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    )
+}
+
+fn fetched(out: &Path) -> Vec<Vec<u8>> {
+    let mut found: Vec<Vec<u8>> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("msg."))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn fetchmail_keeps_fetches_only_new_mail_and_deletes_at_quit() {
+    let s = Smtpd::start(&[]);
+    deliver_all(&s);
+    let mut expected = stored(&s);
+    expected.sort();
+    let tmp = tempfile::tempdir().unwrap();
+    // keep: all three, byte for byte, and left on the server.
+    let first = tmp.path().join("first");
+    let log = fetchmail(&s, &first, "keep");
+    assert_eq!(fetched(&first), expected, "{log}");
+    assert_eq!(stored(&s).len(), 3);
+    // keep again, UIDL-based "only new": nothing.
+    let again = tmp.path().join("again");
+    let log = fetchmail(&s, &again, "keep");
+    assert!(fetched(&again).is_empty(), "{log}");
+    // A new message: only it comes.
+    deliver(&s, &[b"Subject: four\n\nlate\n"]);
+    let newer = tmp.path().join("newer");
+    let log = fetchmail(&s, &newer, "keep");
+    assert_eq!(fetched(&newer), [b"Return-Path: <sender@example.org>\nDelivered-To: demo@example.test\nSubject: four\n\nlate\n".to_vec()], "{log}");
+    // no keep (fetchall): everything, then deleted at QUIT.
+    let all = tmp.path().join("all");
+    let log = fetchmail(&s, &all, "no keep fetchall");
+    assert_eq!(fetched(&all).len(), 4, "{log}");
+    assert!(stored(&s).is_empty());
+    s.stop();
+}
+
+#[test]
+fn getmail6_fetches_into_a_maildir_byte_for_byte() {
+    let s = Smtpd::start(&[]);
+    deliver_all(&s);
+    let expected = stored(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let maildir = tmp.path().join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    // As root getmail delivers only as a named user: nobody, who owns
+    // the Maildir it writes.
+    let user = if crate::util::is_root() {
+        for sub in ["", "new", "cur", "tmp"] {
+            std::os::unix::fs::chown(maildir.join(sub), Some(65534), Some(65534)).unwrap();
+        }
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        "user = nobody\n"
+    } else {
+        ""
+    };
+    let rc = tmp.path().join("getmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = 127.0.0.1\nport = {}\nusername = demo@example.test\npassword = {}\n\n[destination]\ntype = Maildir\npath = {}/\n{user}\n[options]\ndelete = true\ndelivered_to = false\nreceived = false\nread_all = true\n",
+            s.port("POP3S"),
+            s.password(),
+            maildir.display()
+        ),
+    )
+    .unwrap();
+    let run = Command::new("getmail")
+        .arg("--getmaildir")
+        .arg(tmp.path())
+        .arg("--rcfile")
+        .arg(&rc)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(run.status.success(), "{log}");
+    let mut got: Vec<Vec<u8>> = messages(&maildir).into_iter().map(|(_, b)| b).collect();
+    got.sort();
+    let mut want = expected;
+    want.sort();
+    // getmail puts its Return-Path first; the rest is the message itself.
+    let without_return_path = |m: &Vec<u8>| -> Vec<u8> {
+        let text = String::from_utf8_lossy(m).into_owned();
+        text.lines()
+            .filter(|l| !l.starts_with("Return-Path:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    };
+    assert_eq!(
+        got.iter().map(without_return_path).collect::<Vec<_>>(),
+        want.iter().map(without_return_path).collect::<Vec<_>>(),
+        "{log}"
+    );
+    // delete = true: gone from the server after its QUIT.
+    assert!(stored(&s).is_empty());
+    s.stop();
+}
+
+const SESSION: &str = r#"
+import poplib, sys, time
+port, password, action = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+pop = poplib.POP3("127.0.0.1", port)
+pop.user("demo@example.test")
+try:
+    pop.pass_(password)
+except poplib.error_proto as e:
+    print(e.args[0].decode())
+    raise SystemExit
+print("in", pop.stat()[0])
+sys.stdout.flush()
+if action == "dele-and-hang":
+    pop.dele(1)
+    time.sleep(60)
+elif action == "hang":
+    time.sleep(60)
+else:
+    pop.quit()
+print("ok")
+"#;
+
+fn session(s: &Smtpd, action: &str) -> std::process::Child {
+    Command::new("python3")
+        .args(["-c", SESSION, &s.port("POP3"), &s.password(), action])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim().to_string()
+}
+
+#[test]
+fn one_session_per_mailbox_a_dropped_one_deletes_nothing_and_an_idle_one_is_taken_over() {
+    let s = Smtpd::start(&["pop3d.lock_takeover = \"2s\""]);
+    deliver_all(&s);
+    // A session that deletes, then dies without QUIT.
+    let mut first = session(&s, "dele-and-hang");
+    assert_eq!(first_line(&mut first), "in 3");
+    // The second is refused while the first is busy...
+    let mut second = session(&s, "quit");
+    assert!(first_line(&mut second).starts_with("-ERR [IN-USE]"));
+    second.wait().unwrap();
+    // ...and once the first is killed, the next gets in at once, with
+    // nothing deleted.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut third = session(&s, "quit");
+    assert_eq!(first_line(&mut third), "in 3");
+    third.wait().unwrap();
+    // A session idle past lock_takeover (2 s) gives way to a new login.
+    let mut idle = session(&s, "hang");
+    assert_eq!(first_line(&mut idle), "in 3");
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut taker = session(&s, "quit");
+    assert_eq!(first_line(&mut taker), "in 3");
+    taker.wait().unwrap();
+    let _ = idle.kill();
+    idle.wait().unwrap();
+    assert_eq!(stored(&s).len(), 3);
+    s.stop();
+}
+
+#[test]
+fn a_maildir_from_dovecot_keeps_its_uidls() {
+    let s = Smtpd::start(&[]);
+    let maildir: PathBuf = s.demo();
+    // As Dovecot left it: two messages and its uidlist, owned by the
+    // mailbox's owner.
+    let owner = std::fs::metadata(&maildir).unwrap();
+    let files = [
+        (
+            "cur/1700000001.M1P1.oldhost,S=20:2,S",
+            "Subject: a\n\nfirst\n",
+        ),
+        (
+            "cur/1700000002.M2P2.oldhost,S=21:2,",
+            "Subject: b\n\nsecond\n",
+        ),
+    ];
+    for (name, text) in files {
+        std::fs::write(maildir.join(name), text).unwrap();
+    }
+    std::fs::write(
+        maildir.join("dovecot-uidlist"),
+        "3 V1700000000 N3 G0123456789abcdef0123456789abcdef\n1 :1700000001.M1P1.oldhost,S=20\n2 P00000007migrated :1700000002.M2P2.oldhost,S=21\n",
+    )
+    .unwrap();
+    for entry in [
+        "cur/1700000001.M1P1.oldhost,S=20:2,S",
+        "cur/1700000002.M2P2.oldhost,S=21:2,",
+        "dovecot-uidlist",
+    ] {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(maildir.join(entry), Some(owner.uid()), Some(owner.gid()))
+            .unwrap();
+    }
+    let out = python(
+        r#"
+import poplib, sys
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user("demo@example.test")
+pop.pass_(sys.argv[2])
+print(pop.uidl()[1])
+pop.quit()
+print("ok")
+"#,
+        &[&s.port("POP3"), &s.password()],
+    );
+    assert!(
+        out.contains("b'1 000000016553F100', b'2 00000007migrated'"),
+        "{out}"
+    );
+    s.stop();
+}
+
+#[test]
+fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() {
+    if crate::util::skip_unless_root("a_session_is_the_login_user_then_the_owner") {
+        return;
+    }
+    let s = Smtpd::start(&[]);
+    let ids = std::fs::read_to_string(s.etc().join("ids")).unwrap();
+    let id_of = |role: &str| -> u32 {
+        ids.lines()
+            .find_map(|l| l.strip_prefix(&format!("{role} ")))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let status_of_session = |stage: &str| -> String {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                r#"
+import poplib, sys, time
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+if sys.argv[3] == "after":
+    pop.user("demo@example.test")
+    pop.pass_(sys.argv[2])
+print("ready", flush=True)
+time.sleep(30)
+"#,
+                &s.port("POP3"),
+                &s.password(),
+                stage,
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(first_line(&mut child), "ready");
+        // The session's process: the listener's newest child.
+        let listener = Command::new("pgrep")
+            .args([
+                "-o",
+                "-f",
+                &format!("postern-pop3d --config {}", s.etc().display()),
+            ])
+            .output()
+            .unwrap();
+        let listener = String::from_utf8_lossy(&listener.stdout).trim().to_string();
+        let children = Command::new("pgrep")
+            .args(["-n", "-P", &listener])
+            .output()
+            .unwrap();
+        let pid = String::from_utf8_lossy(&children.stdout).trim().to_string();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let _ = child.kill();
+        child.wait().unwrap();
+        status
+    };
+    let line = |status: &str, key: &str| -> String {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap()
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let before = status_of_session("before");
+    let login = id_of("postern-login");
+    assert_eq!(
+        line(&before, "Uid:"),
+        format!("{login} {login} {login} {login}"),
+        "{before}"
+    );
+    // CAP_SETGID (6) and CAP_SETUID (7), nothing else.
+    assert_eq!(line(&before, "CapEff:"), "00000000000000c0");
+    assert_eq!(line(&before, "CapPrm:"), "00000000000000c0");
+    let after = status_of_session("after");
+    let mail = id_of("mail");
+    assert_eq!(
+        line(&after, "Uid:"),
+        format!("{mail} {mail} {mail} {mail}"),
+        "{after}"
+    );
+    assert_eq!(line(&after, "Groups:"), mail.to_string());
+    assert_eq!(line(&after, "CapEff:"), "0000000000000000");
+    assert_eq!(line(&after, "CapPrm:"), "0000000000000000");
+    s.stop();
+}
