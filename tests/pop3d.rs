@@ -89,14 +89,13 @@ fn poplib_reads_every_message_exactly_over_plain_stls_and_pop3s() {
         .iter()
         .map(|m| {
             // As sent: CRLF line ends (a CR of its own stays text).
-            let text = m.iter().fold(Vec::new(), |mut out, &b| {
+            m.iter().fold(Vec::new(), |mut out, &b| {
                 if b == b'\n' {
                     out.push(b'\r');
                 }
                 out.push(b);
                 out
-            });
-            text
+            })
         })
         .collect();
     let password = s.password();
