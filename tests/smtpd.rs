@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
 use crate::sandbox::{Up, port, sandbox_dir, start, start_logged, stop};
-use crate::util::messages;
+use crate::util::{Running, free_port, messages};
 
 pub struct Smtpd {
     _tmp: tempfile::TempDir,
@@ -506,25 +506,6 @@ fn pid_of(pattern: &str) -> i32 {
         }
         assert!(std::time::Instant::now() < deadline, "no process {pattern}");
         std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child killed when dropped.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

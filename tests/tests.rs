@@ -14,6 +14,7 @@ mod install;
 mod local_delivery;
 mod maps;
 mod pop3d;
+mod pop3d_activation;
 mod privilege;
 mod queue;
 mod relay;

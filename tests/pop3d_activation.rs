@@ -1,0 +1,63 @@
+//! postern-pop3d started by systemd socket activation, both ways: with
+//! the listening socket (`Accept=no`) and one session per connection on
+//! stdin (`Accept=yes`, as inetd does).
+
+use std::process::Command;
+
+use crate::smtpd::{Smtpd, python};
+use crate::util::{Running, free_port};
+
+#[test]
+fn socket_activation_with_and_without_accept() {
+    let s = Smtpd::start(&[]);
+    let pop3d = crate::util::program("postern-pop3d");
+    let etc = s.etc();
+    let listening = free_port();
+    let _listening = Running(
+        Command::new("systemd-socket-activate")
+            .args(["-l", &format!("127.0.0.1:{listening}")])
+            .arg(&pop3d)
+            .arg("--config")
+            .arg(&etc)
+            .spawn()
+            .unwrap(),
+    );
+    let per_connection = free_port();
+    let _per_connection = Running(
+        Command::new("systemd-socket-activate")
+            .args([
+                "-l",
+                &format!("127.0.0.1:{per_connection}"),
+                "--inetd",
+                "-a",
+            ])
+            .arg(&pop3d)
+            .arg("--config")
+            .arg(&etc)
+            .arg("--inetd")
+            .spawn()
+            .unwrap(),
+    );
+    for port in [listening, per_connection] {
+        python(
+            r#"
+import poplib, sys, time
+deadline = time.time() + 30
+while True:
+    try:
+        pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+        break
+    except OSError:
+        assert time.time() < deadline
+        time.sleep(0.2)
+pop.user("demo@example.test")
+assert pop.pass_(sys.argv[2]).startswith(b"+OK")
+assert pop.stat() == (0, 0)
+pop.quit()
+print("ok")
+"#,
+            &[&port.to_string(), &s.password()],
+        );
+    }
+    s.stop();
+}
