@@ -477,3 +477,139 @@ time.sleep(30)
     assert_eq!(line(&after, "CapPrm:"), "0000000000000000");
     s.stop();
 }
+
+#[test]
+fn mutt_reads_the_mailbox_over_pop() {
+    let s = Smtpd::start(&[]);
+    deliver_all(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let rc = tmp.path().join("muttrc");
+    let saved = tmp.path().join("saved");
+    std::fs::write(
+        &rc,
+        format!(
+            "set pop_user = \"demo@example.test\"\nset pop_pass = \"{}\"\nset ssl_starttls = no\nset ssl_force_tls = no\nset mbox_type = mbox\nset confirmappend = no\nset confirmcreate = no\nset move = no\nset pop_delete = no\nset wait_key = no\nset header_cache = \"\"\nset message_cachedir = \"\"\n",
+            s.password()
+        ),
+    )
+    .unwrap();
+    // mutt reads with a terminal: `script` gives it one; the pushed keys
+    // copy each message into an mbox and quit.
+    let copy = format!("<copy-message>{}<enter>", saved.display());
+    let keys = format!("{copy}<next-entry>{copy}<next-entry>{copy}<quit>");
+    let command = format!(
+        "mutt -n -F {} -f pop://127.0.0.1:{}/ -e 'push \"{keys}\"'",
+        rc.display(),
+        s.port("POP3")
+    );
+    let run = Command::new("timeout")
+        .args(["60", "script", "-qec", &command, "/dev/null"])
+        .env("TERM", "vt100")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let mbox = std::fs::read(&saved).unwrap();
+    let text = String::from_utf8_lossy(&mbox);
+    assert_eq!(
+        text.matches("\nReturn-Path: <sender@example.org>\n")
+            .count(),
+        3,
+        "{text}"
+    );
+    // Each message's header and body, as stored (mutt adds its mbox
+    // separator and Content-Length/Lines).
+    for message in stored(&s) {
+        let message = String::from_utf8(message).unwrap();
+        let (header, body) = message.split_once("\n\n").unwrap();
+        for line in header.lines() {
+            assert!(text.contains(&format!("{line}\n")), "{line} in {text}");
+        }
+        assert!(text.contains(&format!("\n\n{body}")), "{body:?} in {text}");
+    }
+    // pop_delete = no: all still on the server.
+    assert_eq!(stored(&s).len(), 3);
+    s.stop();
+}
+
+#[test]
+fn a_system_user_logs_in_by_name_to_their_own_maildir() {
+    if crate::util::skip_unless_root("a_system_user_logs_in_by_name_to_their_own_maildir") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let s = Smtpd::start(&[]);
+    let name = format!("pp{}", std::process::id() % 100_000);
+    let home = s.dir.join("home").join(&name);
+    let password = "shell pass 7";
+    {
+        let _guard = crate::system_users::ACCOUNTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::fs::create_dir_all(home.parent().unwrap()).unwrap();
+        let made = Command::new("useradd")
+            .args(["--create-home", "--user-group", "--home-dir"])
+            .arg(&home)
+            .arg(&name)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(chpasswd.stdin.take().unwrap(), "{name}:{password}").unwrap();
+        assert!(chpasswd.wait().unwrap().success());
+    }
+    // Mail in ~/Maildir, as postern-local leaves it, the user's.
+    let uid = std::fs::metadata(&home).unwrap().uid();
+    let maildir = home.join("Maildir");
+    for sub in ["", "new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        std::os::unix::fs::chown(maildir.join(sub), Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(
+            maildir.join(sub),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+    }
+    let message = maildir.join("new/1700000001.P1.host");
+    std::fs::write(&message, "Subject: shell\n\nfor you\n").unwrap();
+    std::os::unix::fs::chown(&message, Some(uid), Some(uid)).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        python(
+            r#"
+import poplib, sys
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user(sys.argv[2])
+pop.pass_(sys.argv[3])
+assert pop.retr(1)[1] == [b"Subject: shell", b"", b"for you"]
+pop.quit()
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user(sys.argv[2])
+try:
+    pop.pass_("wrong")
+    raise SystemExit("a wrong password logged in")
+except poplib.error_proto as e:
+    assert e.args[0].startswith(b"-ERR [AUTH]"), e
+print("ok")
+"#,
+            &[&s.port("POP3"), &name, password],
+        );
+    });
+    let _guard = crate::system_users::ACCOUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let _ = Command::new("userdel").arg(&name).status();
+    drop(_guard);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    // Read: moved to cur/ by the session, which ran as the user (a
+    // session of another uid could not have renamed it in 0700 dirs).
+    assert!(maildir.join("cur/1700000001.P1.host:2,").exists());
+    s.stop();
+}

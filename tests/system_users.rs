@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::util::{HOST, Setup, messages, recipients, skip_unless_root};
 
 /// useradd locks /etc/passwd: one at a time.
-static ACCOUNTS: Mutex<()> = Mutex::new(());
+pub static ACCOUNTS: Mutex<()> = Mutex::new(());
 
 /// A system account that exists for one test.
 struct TestUser {

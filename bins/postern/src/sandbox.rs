@@ -195,7 +195,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          smtpd.relayers_file = {}\n\
          auth.socket = {}\n\
          auth.user = \"{auth_uid}:{auth_gid}\"\n\
-         auth.groups = [\"{relay_gid}\"]\n\
+         auth.groups = [\"{relay_gid}\", \"shadow\"]\n\
          auth.login_clients = [\"{smtpd_uid}\", \"{login_uid}\"]\n\
          pop3d.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} pop3s\"]\n\
          pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
