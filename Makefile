@@ -65,6 +65,7 @@ bench: release
 	python3 scripts/bench-local.py
 	python3 scripts/bench-queue.py
 	python3 scripts/bench-smtp.py
+	python3 scripts/bench-pop3.py
 
 fuzz:
 	cargo fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz

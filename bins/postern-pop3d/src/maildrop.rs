@@ -24,16 +24,32 @@ const SIZES: &str = "postern-pop3-sizes";
 /// RFC 1939 §7: a unique-id is 1 to 70 characters in 0x21..0x7E.
 const MAX_UIDL: usize = 70;
 
-pub struct Message {
-    pub path: PathBuf,
+/// A message of the maildrop, kept small: a mailbox may hold a hundred
+/// thousand of them.
+struct Message {
+    /// The file name in `cur/` (or `new/`, if another reader moved it
+    /// back or it could not be moved).
+    name: Box<str>,
+    in_new: bool,
     /// Octets with CRLF line ends.
-    pub size: u64,
-    pub uidl: String,
+    size: u64,
+    /// Dovecot's UIDL, where it gave one; else the UIDL follows from the
+    /// name.
+    dovecot_uidl: Option<Box<str>>,
+}
+
+impl Message {
+    fn uidl(&self) -> String {
+        match &self.dovecot_uidl {
+            Some(uidl) => uidl.to_string(),
+            None => uidl_of(unique_of(&self.name)),
+        }
+    }
 }
 
 pub struct Maildrop {
     maildir: Maildir,
-    messages: Vec<(Message, MessageEntry)>,
+    messages: Vec<Message>,
 }
 
 impl Maildrop {
@@ -49,16 +65,17 @@ impl Maildrop {
             {
                 entry = moved;
             }
-            let unique = unique_part(&entry);
+            let name = file_name(&entry);
+            let unique = unique_of(&name);
             let size = match entry
                 .name
                 .virtual_size
-                .or_else(|| known.get(&unique).copied())
+                .or_else(|| known.get(unique).copied())
             {
                 Some(size) => size,
                 None => match crlf_size(&entry.path) {
                     Ok(size) => {
-                        known.insert(unique.clone(), size);
+                        known.insert(unique.to_string(), size);
                         counted = true;
                         size
                     }
@@ -67,20 +84,15 @@ impl Maildrop {
                     Err(e) => return Err(e),
                 },
             };
-            let uidl = dovecot
-                .get(&unique)
-                .cloned()
-                .unwrap_or_else(|| uidl_of(&unique));
-            messages.push((
-                Message {
-                    path: entry.path.clone(),
-                    size,
-                    uidl,
-                },
-                entry,
-            ));
+            messages.push(Message {
+                dovecot_uidl: dovecot.get(unique).map(|u| u.as_str().into()),
+                in_new: entry.subdir == Subdir::New,
+                size,
+                name: name.into(),
+            });
         }
-        messages.sort_by(|a, b| a.1.name.base.cmp(&b.1.name.base));
+        // File-name order: the delivery time comes first in the name.
+        messages.sort_by(|a, b| base_of(&a.name).cmp(base_of(&b.name)));
         if counted {
             // Only a cache: a failure to write it costs a recount next time.
             let _ = write_sizes(path, &known, &messages);
@@ -90,16 +102,15 @@ impl Maildrop {
 
     pub fn listing(&self) -> Listing {
         Listing {
-            messages: self
-                .messages
-                .iter()
-                .map(|(m, _)| (m.size, m.uidl.clone()))
-                .collect(),
+            messages: self.messages.iter().map(|m| (m.size, m.uidl())).collect(),
         }
     }
 
-    pub fn message(&self, index: usize) -> Option<&Message> {
-        self.messages.get(index).map(|(m, _)| m)
+    /// Where message `index` is.
+    pub fn path(&self, index: usize) -> Option<PathBuf> {
+        let message = self.messages.get(index)?;
+        let sub = if message.in_new { "new" } else { "cur" };
+        Some(self.maildir.path().join(sub).join(&*message.name))
     }
 
     /// UPDATE: removes these messages; a message already gone (another
@@ -107,10 +118,19 @@ impl Maildrop {
     pub fn delete(&self, indices: &[usize]) -> Result<(), String> {
         let mut failed = Vec::new();
         for &index in indices {
-            let Some((_, entry)) = self.messages.get(index) else {
+            let (Some(message), Some(path)) = (self.messages.get(index), self.path(index)) else {
                 continue;
             };
-            match self.maildir.remove(entry) {
+            let entry = MessageEntry {
+                path,
+                subdir: if message.in_new {
+                    Subdir::New
+                } else {
+                    Subdir::Cur
+                },
+                name: postern_maildir::MessageName::parse(&message.name),
+            };
+            match self.maildir.remove(&entry) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => failed.push(format!("message {}: {e}", index + 1)),
@@ -124,15 +144,23 @@ impl Maildrop {
     }
 }
 
-/// The file name up to `:` (the unique part with its `,S=`/`,W=`).
-fn unique_part(entry: &MessageEntry) -> String {
-    let name = entry
+fn file_name(entry: &MessageEntry) -> String {
+    entry
         .path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    name.split_once(':')
-        .map_or(name.clone(), |(unique, _)| unique.to_string())
+        .unwrap_or_default()
+}
+
+/// The file name up to `:` (the unique part with its `,S=`/`,W=`).
+fn unique_of(name: &str) -> &str {
+    name.split_once(':').map_or(name, |(unique, _)| unique)
+}
+
+/// The file name up to its first `,` or `:`.
+fn base_of(name: &str) -> &str {
+    let unique = unique_of(name);
+    unique.split_once(',').map_or(unique, |(base, _)| base)
 }
 
 fn uidl_of(unique: &str) -> String {
@@ -191,17 +219,11 @@ fn read_sizes(path: &Path) -> HashMap<String, u64> {
 }
 
 /// Keeps the counted sizes of the messages still here, replaced whole.
-fn write_sizes(
-    path: &Path,
-    known: &HashMap<String, u64>,
-    messages: &[(Message, MessageEntry)],
-) -> io::Result<()> {
+fn write_sizes(path: &Path, known: &HashMap<String, u64>, messages: &[Message]) -> io::Result<()> {
     let mut text = String::new();
-    for (_, entry) in messages {
-        let unique = unique_part(entry);
-        if entry.name.virtual_size.is_none()
-            && let Some(size) = known.get(&unique)
-        {
+    for message in messages {
+        let unique = unique_of(&message.name);
+        if let Some(size) = known.get(unique) {
             text.push_str(&format!("{size} {unique}\n"));
         }
     }

@@ -280,10 +280,7 @@ fn send_message(
     size: u64,
     body_lines: Option<usize>,
 ) -> std::io::Result<()> {
-    let file = open
-        .maildrop
-        .message(index)
-        .map(|m| std::fs::File::open(&m.path));
+    let file = open.maildrop.path(index).map(std::fs::File::open);
     let mut file = match file {
         Some(Ok(file)) => file,
         _ => {
