@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
                     } else if credentials.user.len() % 2 == 0 {
                         logged_in = true;
                         session.logged_in(Listing {
-                            messages: (0..messages).map(|i| (i as u64 * 10, format!("u{i}"))).collect(),
+                            messages: (0..messages).map(|i| (i as u64 * 10, format!("u{i}").into())).collect(),
                         });
                     } else {
                         session.login_failed(LoginFailure::Credentials);

@@ -6,7 +6,9 @@
 //!   any Maildir reader does.
 //! - A size is the octets with CRLF line ends (RFC 1939 §11): the `,W=` of
 //!   the name where it has one (Postern's and Courier's deliveries), else
-//!   counted once and kept in `postern-pop3-sizes` beside the Maildir.
+//!   counted once and kept in `postern-pop3-cache`, which also lists
+//!   `cur/` so that a login needs no readdir of a large `cur/` that has
+//!   not changed.
 //! - A UIDL is Dovecot's for a message `dovecot-uidlist` lists (so a
 //!   mailbox moved from Dovecot is not fetched again), else the file name
 //!   up to `:` when that is at most 70 printable characters, else a hash
@@ -16,34 +18,39 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use postern_maildir::{Maildir, MessageEntry, Subdir};
 use postern_pop3::Listing;
 
-const SIZES: &str = "postern-pop3-sizes";
+const CACHE: &str = "postern-pop3-cache";
 /// RFC 1939 §7: a unique-id is 1 to 70 characters in 0x21..0x7E.
 const MAX_UIDL: usize = 70;
 
 /// A message of the maildrop, kept small: a mailbox may hold a hundred
 /// thousand of them.
 struct Message {
-    /// The file name in `cur/` (or `new/`, if another reader moved it
-    /// back or it could not be moved).
-    name: Box<str>,
+    /// The file name up to `:`, which is most often the UIDL as well: one
+    /// text for both.
+    unique: Rc<str>,
+    /// The rest of the file name (`:2,S`), in `cur/` (or `new/`, if it
+    /// could not be moved).
+    info: Box<str>,
     in_new: bool,
     /// Octets with CRLF line ends.
     size: u64,
-    /// Dovecot's UIDL, where it gave one; else the UIDL follows from the
+    /// The UIDL where it is not `unique`: Dovecot's, or a hash of a long
     /// name.
-    dovecot_uidl: Option<Box<str>>,
+    uidl: Option<Rc<str>>,
 }
 
 impl Message {
-    fn uidl(&self) -> String {
-        match &self.dovecot_uidl {
-            Some(uidl) => uidl.to_string(),
-            None => uidl_of(unique_of(&self.name)),
-        }
+    fn uidl(&self) -> Rc<str> {
+        self.uidl.clone().unwrap_or_else(|| Rc::clone(&self.unique))
+    }
+
+    fn name(&self) -> String {
+        format!("{}{}", self.unique, self.info)
     }
 }
 
@@ -56,46 +63,59 @@ impl Maildrop {
     pub fn open(path: &Path) -> io::Result<Maildrop> {
         let maildir = Maildir::at(path);
         let dovecot = postern_maildir::dovecot::pop3_uidls(&maildir)?;
-        let mut known = read_sizes(path);
-        let mut counted = false;
-        let mut messages = Vec::new();
-        for mut entry in maildir.messages()? {
-            if entry.subdir == Subdir::New
-                && let Some(moved) = move_to_cur(&maildir, &entry)
-            {
-                entry = moved;
-            }
-            let name = file_name(&entry);
-            let unique = unique_of(&name);
-            let size = match entry
-                .name
-                .virtual_size
-                .or_else(|| known.get(unique).copied())
-            {
-                Some(size) => size,
-                None => match crlf_size(&entry.path) {
-                    Ok(size) => {
-                        known.insert(unique.to_string(), size);
-                        counted = true;
-                        size
-                    }
-                    // Gone since the listing (another reader took it).
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                },
+        let cache = Cache::read(path);
+        let cur = stamp(&path.join("cur"))?;
+        // The cache lists cur/ as it was when its time was taken: while
+        // cur/ has that time still, nothing was added, renamed or removed
+        // there, and no readdir of a large cur/ is needed.
+        let (mut found, mut changed) = if cache.stamp == Some(cur) {
+            (cache.entries.clone(), false)
+        } else {
+            (list_cur(path, &cache)?, true)
+        };
+        for name in names_in(&path.join("new"))? {
+            let moved = format!("{name}:2,");
+            let (name, in_new) = match std::fs::rename(
+                path.join("new").join(&name),
+                path.join("cur").join(&moved),
+            ) {
+                Ok(()) => (moved, false),
+                // Another reader moved it first: it will be in cur/.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => (name, true),
             };
-            messages.push(Message {
-                dovecot_uidl: dovecot.get(unique).map(|u| u.as_str().into()),
-                in_new: entry.subdir == Subdir::New,
-                size,
-                name: name.into(),
-            });
+            let sub = if in_new { "new" } else { "cur" };
+            let Some(size) = size_of(path, sub, &name, &cache)? else {
+                continue;
+            };
+            found.push(Entry { name, in_new, size });
+            changed = true;
         }
+        let mut messages: Vec<Message> = found
+            .into_iter()
+            .map(|entry| {
+                let unique = unique_of(&entry.name);
+                let uidl = match dovecot.get(unique) {
+                    Some(kept) => Some(kept.as_str().into()),
+                    None => {
+                        let own = uidl_of(unique);
+                        (own != unique).then(|| own.into())
+                    }
+                };
+                Message {
+                    info: entry.name[unique.len()..].into(),
+                    unique: unique.into(),
+                    in_new: entry.in_new,
+                    size: entry.size,
+                    uidl,
+                }
+            })
+            .collect();
         // File-name order: the delivery time comes first in the name.
-        messages.sort_by(|a, b| base_of(&a.name).cmp(base_of(&b.name)));
-        if counted {
-            // Only a cache: a failure to write it costs a recount next time.
-            let _ = write_sizes(path, &known, &messages);
+        messages.sort_by(|a, b| base_of(&a.unique).cmp(base_of(&b.unique)));
+        if changed {
+            // Only a cache: a failure to write it costs a readdir next time.
+            let _ = cache.write(path, &messages);
         }
         Ok(Maildrop { maildir, messages })
     }
@@ -110,7 +130,7 @@ impl Maildrop {
     pub fn path(&self, index: usize) -> Option<PathBuf> {
         let message = self.messages.get(index)?;
         let sub = if message.in_new { "new" } else { "cur" };
-        Some(self.maildir.path().join(sub).join(&*message.name))
+        Some(self.maildir.path().join(sub).join(message.name()))
     }
 
     /// UPDATE: removes these messages; a message already gone (another
@@ -128,7 +148,7 @@ impl Maildrop {
                 } else {
                     Subdir::Cur
                 },
-                name: postern_maildir::MessageName::parse(&message.name),
+                name: postern_maildir::MessageName::parse(&message.name()),
             };
             match self.maildir.remove(&entry) {
                 Ok(()) => {}
@@ -144,13 +164,6 @@ impl Maildrop {
     }
 }
 
-fn file_name(entry: &MessageEntry) -> String {
-    entry
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
 
 /// The file name up to `:` (the unique part with its `,S=`/`,W=`).
 fn unique_of(name: &str) -> &str {
@@ -174,18 +187,6 @@ fn uidl_of(unique: &str) -> String {
     format!("{hash:016x}")
 }
 
-/// `new/NAME` → `cur/NAME:2,`; `None` if another reader moved it first
-/// (the listing then holds the old path, and reading finds it gone).
-fn move_to_cur(maildir: &Maildir, entry: &MessageEntry) -> Option<MessageEntry> {
-    let name = entry.path.file_name()?.to_string_lossy().into_owned();
-    let target = maildir.path().join("cur").join(format!("{name}:2,"));
-    std::fs::rename(&entry.path, &target).ok()?;
-    Some(MessageEntry {
-        path: target,
-        subdir: Subdir::Cur,
-        name: entry.name.clone(),
-    })
-}
 
 /// The size with every bare LF counted as CRLF.
 fn crlf_size(path: &Path) -> io::Result<u64> {
@@ -208,30 +209,148 @@ fn crlf_size(path: &Path) -> io::Result<u64> {
     }
 }
 
-fn read_sizes(path: &Path) -> HashMap<String, u64> {
-    let text = std::fs::read_to_string(path.join(SIZES)).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (size, name) = line.split_once(' ')?;
-            Some((name.to_string(), size.parse().ok()?))
-        })
-        .collect()
+/// A message as found on disk, before its UIDL.
+#[derive(Clone)]
+struct Entry {
+    name: String,
+    in_new: bool,
+    size: u64,
 }
 
-/// Keeps the counted sizes of the messages still here, replaced whole.
-fn write_sizes(path: &Path, known: &HashMap<String, u64>, messages: &[Message]) -> io::Result<()> {
-    let mut text = String::new();
-    for message in messages {
-        let unique = unique_of(&message.name);
-        if let Some(size) = known.get(unique) {
-            text.push_str(&format!("{size} {unique}\n"));
+/// `postern-pop3-cache` in the Maildir: cur/'s messages with their sizes,
+/// and the time cur/ had when they were listed (zero when that time was
+/// too recent to be trusted: a change within the same clock tick would
+/// not change it). Rebuilt from the Maildir whenever it does not match.
+struct Cache {
+    stamp: Option<Stamp>,
+    entries: Vec<Entry>,
+    sizes: HashMap<String, u64>,
+    /// The file as read, so that the same text is not written again.
+    text: String,
+}
+
+/// A directory's modification time and inode.
+type Stamp = (i64, i64, u64);
+
+const CACHE_HEADER: &str = "POSTERN-POP3 1";
+
+impl Cache {
+    fn read(path: &Path) -> Cache {
+        let mut cache = Cache::read_nothing();
+        let Ok(text) = std::fs::read_to_string(path.join(CACHE)) else {
+            return cache;
+        };
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let Some(stamp) = header.strip_prefix(CACHE_HEADER) else {
+            return cache;
+        };
+        let numbers: Vec<i64> = stamp.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        for line in lines {
+            let Some((size, name)) = line.split_once(' ') else {
+                return Cache::read_nothing();
+            };
+            let Ok(size) = size.parse() else {
+                return Cache::read_nothing();
+            };
+            cache.sizes.insert(unique_of(name).to_string(), size);
+            cache.entries.push(Entry {
+                name: name.to_string(),
+                in_new: false,
+                size,
+            });
+        }
+        if let [seconds, nanoseconds, inode] = numbers[..]
+            && seconds > 0
+        {
+            cache.stamp = Some((seconds, nanoseconds, inode as u64));
+        }
+        cache.text = text;
+        cache
+    }
+
+    fn read_nothing() -> Cache {
+        Cache {
+            stamp: None,
+            entries: Vec::new(),
+            sizes: HashMap::new(),
+            text: String::new(),
         }
     }
-    let tmp = path.join(format!(".{SIZES}.{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    drop(file);
-    std::fs::rename(&tmp, path.join(SIZES))
+
+    /// Lists cur/'s messages; the time is kept only if cur/ has not
+    /// changed for a second (our own moves from new/ just changed it).
+    fn write(&self, path: &Path, messages: &[Message]) -> io::Result<()> {
+        let cur = stamp(&path.join("cur"))?;
+        let settled = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|now| now.as_secs() as i64 > cur.0 + 1);
+        let (seconds, nanoseconds, inode) = if settled { cur } else { (0, 0, 0) };
+        let mut text = format!("{CACHE_HEADER} {seconds} {nanoseconds} {inode}\n");
+        for message in messages.iter().filter(|m| !m.in_new) {
+            text.push_str(&format!("{} {}{}\n", message.size, message.unique, message.info));
+        }
+        if text == self.text {
+            return Ok(());
+        }
+        let tmp = path.join(format!(".{CACHE}.{}", std::process::id()));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        drop(file);
+        std::fs::rename(&tmp, path.join(CACHE))
+    }
+}
+
+fn stamp(dir: &Path) -> io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    Ok((meta.mtime(), meta.mtime_nsec(), meta.ino()))
+}
+
+/// The message file names of a directory (dot files are not messages).
+fn names_in(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Ok(name) = entry?.file_name().into_string()
+            && !name.starts_with('.')
+        {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// cur/ read afresh, with the sizes the cache knows.
+fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    for name in names_in(&path.join("cur"))? {
+        if let Some(size) = size_of(path, "cur", &name, cache)? {
+            entries.push(Entry {
+                name,
+                in_new: false,
+                size,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// A message's POP3 size: `,W=` of its name, else the cache's, else
+/// counted; `None` if it is gone.
+fn size_of(path: &Path, sub: &str, name: &str, cache: &Cache) -> io::Result<Option<u64>> {
+    let unique = unique_of(name);
+    let from_name = unique
+        .split(',')
+        .skip(1)
+        .find_map(|field| field.strip_prefix("W=")?.parse().ok());
+    if let Some(size) = from_name.or_else(|| cache.sizes.get(unique).copied()) {
+        return Ok(Some(size));
+    }
+    match crlf_size(&path.join(sub).join(name)) {
+        Ok(size) => Ok(Some(size)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -261,8 +380,13 @@ mod tests {
         std::fs::write(path.join("cur").join(format!("{long}:2,")), "").unwrap();
         let drop = Maildrop::open(&path).unwrap();
         let listing = drop.listing();
+        let ids: Vec<(u64, String)> = listing
+            .messages
+            .iter()
+            .map(|(size, uidl)| (*size, uidl.to_string()))
+            .collect();
         assert_eq!(
-            listing.messages,
+            ids,
             [
                 (6, "1700000001.P2.host".to_string()),
                 (12, "1700000002.P1.host,S=10,W=12".to_string()),
@@ -274,10 +398,37 @@ mod tests {
         // Seen: moved to cur/, and the counted size kept.
         assert_eq!(std::fs::read_dir(path.join("new")).unwrap().count(), 0);
         assert!(path.join("cur/1700000001.P2.host:2,").exists());
-        let cached = std::fs::read_to_string(path.join(SIZES)).unwrap();
-        assert!(cached.contains("6 1700000001.P2.host\n"), "{cached}");
+        let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
+        assert!(cached.contains("6 1700000001.P2.host:2,\n"), "{cached}");
         // The same ids the next time.
         assert_eq!(Maildrop::open(&path).unwrap().listing(), listing);
+    }
+
+    fn set_mtime(dir: &Path, time: std::time::SystemTime) {
+        std::fs::File::open(dir).unwrap().set_modified(time).unwrap();
+    }
+
+    #[test]
+    fn an_unchanged_cur_is_listed_from_the_cache() {
+        let (_dir, path) = maildir();
+        std::fs::write(path.join("cur/1700000001.P1.host,S=2,W=4:2,"), "a\n").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        set_mtime(&path.join("cur"), old);
+        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 1);
+        // A file slipped in with cur/'s time put back: the cache is
+        // trusted, so it is not seen...
+        std::fs::write(path.join("cur/1700000002.P2.host,S=2,W=4:2,"), "b\n").unwrap();
+        set_mtime(&path.join("cur"), old);
+        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 1);
+        // ...until cur/ changes, as any real change makes it.
+        set_mtime(&path.join("cur"), old + std::time::Duration::from_secs(1));
+        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 2);
+        // A move from new/ (just now) is listed, and leaves the cache
+        // untrusted until cur/ has settled.
+        std::fs::write(path.join("new/1700000003.P3.host"), "c\n").unwrap();
+        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 3);
+        let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
+        assert!(cached.starts_with("POSTERN-POP3 1 0 0 0\n"), "{cached}");
     }
 
     #[test]
@@ -292,8 +443,8 @@ mod tests {
         .unwrap();
         std::fs::write(path.join("maildirsize"), "0S,0C\n7 2\n").unwrap();
         let drop = Maildrop::open(&path).unwrap();
-        assert_eq!(drop.listing().messages[0].1, "000000016553F100");
-        assert_eq!(drop.listing().messages[1].1, "1700000009.M9P9.mail");
+        assert_eq!(&*drop.listing().messages[0].1, "000000016553F100");
+        assert_eq!(&*drop.listing().messages[1].1, "1700000009.M9P9.mail");
         drop.delete(&[0]).unwrap();
         assert!(!path.join("cur/1700000001.M1P1.mail,S=3:2,S").exists());
         let size = std::fs::read_to_string(path.join("maildirsize")).unwrap();

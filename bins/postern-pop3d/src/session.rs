@@ -122,13 +122,19 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                 Action::Login { credentials, .. } => {
                     match login(ctx, peer, credentials) {
                         Ok(opened) => {
+                            let listing = opened.maildrop.listing();
                             info!(
                                 "login: user=<{}>, ip={peer}, messages={}",
                                 postern_log::escape(&opened.user),
-                                opened.maildrop.listing().messages.len()
+                                listing.messages.len()
                             );
-                            session.logged_in(opened.maildrop.listing());
+                            session.logged_in(listing);
                             open = Some(opened);
+                            // What opening the maildrop used and freed goes
+                            // back to the system: the session may sit idle
+                            // for minutes.
+                            // SAFETY: malloc_trim only returns free memory.
+                            unsafe { libc::malloc_trim(0) };
                         }
                         Err((failure, spent)) => {
                             session.login_failed(failure);

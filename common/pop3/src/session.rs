@@ -42,10 +42,11 @@ impl Config {
 }
 
 /// The maildrop as the driver found it at login: each message's size in
-/// octets with CRLF line ends (RFC 1939 §11) and its unique id.
+/// octets with CRLF line ends (RFC 1939 §11) and its unique id (shared:
+/// the driver's own record of the message may hold the same text).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
-    pub messages: Vec<(u64, String)>,
+    pub messages: Vec<(u64, std::rc::Rc<str>)>,
 }
 
 /// Why a checked login does not open the maildrop.

@@ -137,7 +137,7 @@ impl Driver {
                                 .messages
                                 .iter()
                                 .enumerate()
-                                .map(|(i, m)| (pop_size(m), format!("uid-{}", i + 1)))
+                                .map(|(i, m)| (pop_size(m), format!("uid-{}", i + 1).into()))
                                 .collect(),
                         }),
                         ("locked", _) => session.login_failed(LoginFailure::InUse),
