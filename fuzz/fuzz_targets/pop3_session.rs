@@ -30,9 +30,11 @@ fuzz_target!(|data: &[u8]| {
                         session.login_failed(LoginFailure::InUse);
                     } else if credentials.user.len() % 2 == 0 {
                         logged_in = true;
-                        session.logged_in(Listing {
-                            messages: (0..messages).map(|i| (i as u64 * 10, format!("u{i}").into())).collect(),
-                        });
+                        let mut listing = Listing::default();
+                        for i in 0..messages {
+                            listing.push(i as u64 * 10, &format!("u{i}"));
+                        }
+                        session.logged_in(listing);
                     } else {
                         session.login_failed(LoginFailure::Credentials);
                     }

@@ -18,7 +18,6 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 use postern_maildir::{Maildir, MessageEntry, Subdir};
 use postern_pop3::Listing;
@@ -28,35 +27,26 @@ const CACHE: &str = "postern-pop3-cache";
 const MAX_UIDL: usize = 70;
 
 /// A message of the maildrop, kept small: a mailbox may hold a hundred
-/// thousand of them.
+/// thousand of them. Its file name lies in the maildrop's `names`.
 struct Message {
-    /// The file name up to `:`, which is most often the UIDL as well: one
-    /// text for both.
-    unique: Rc<str>,
-    /// The rest of the file name (`:2,S`), in `cur/` (or `new/`, if it
-    /// could not be moved).
-    info: Box<str>,
+    /// Where its name ends in `names`, and how long the part up to `:` is
+    /// (which is most often the UIDL as well).
+    end: u32,
+    unique_len: u16,
+    /// In `new/` (it could not be moved), not `cur/`.
     in_new: bool,
     /// Octets with CRLF line ends.
     size: u64,
-    /// The UIDL where it is not `unique`: Dovecot's, or a hash of a long
-    /// name.
-    uidl: Option<Rc<str>>,
-}
-
-impl Message {
-    fn uidl(&self) -> Rc<str> {
-        self.uidl.clone().unwrap_or_else(|| Rc::clone(&self.unique))
-    }
-
-    fn name(&self) -> String {
-        format!("{}{}", self.unique, self.info)
-    }
 }
 
 pub struct Maildrop {
     maildir: Maildir,
     messages: Vec<Message>,
+    /// Every file name, one after another.
+    names: String,
+    /// The UIDLs that are not the name up to `:` (Dovecot's, or a hash of
+    /// a long name), by message.
+    other_uidls: HashMap<usize, Box<str>>,
 }
 
 impl Maildrop {
@@ -91,46 +81,75 @@ impl Maildrop {
             found.push(Entry { name, in_new, size });
             changed = true;
         }
-        let mut messages: Vec<Message> = found
-            .into_iter()
-            .map(|entry| {
-                let unique = unique_of(&entry.name);
-                let uidl = match dovecot.get(unique) {
-                    Some(kept) => Some(kept.as_str().into()),
-                    None => {
-                        let own = uidl_of(unique);
-                        (own != unique).then(|| own.into())
-                    }
-                };
-                Message {
-                    info: entry.name[unique.len()..].into(),
-                    unique: unique.into(),
-                    in_new: entry.in_new,
-                    size: entry.size,
-                    uidl,
-                }
-            })
-            .collect();
         // File-name order: the delivery time comes first in the name.
-        messages.sort_by(|a, b| base_of(&a.unique).cmp(base_of(&b.unique)));
+        found.sort_by(|a, b| base_of(&a.name).cmp(base_of(&b.name)));
+        let mut names = String::with_capacity(found.iter().map(|e| e.name.len()).sum());
+        let mut messages = Vec::with_capacity(found.len());
+        let mut other_uidls = HashMap::new();
+        for (index, entry) in found.iter().enumerate() {
+            let unique = unique_of(&entry.name);
+            match dovecot.get(unique) {
+                Some(kept) => {
+                    other_uidls.insert(index, kept.as_str().into());
+                }
+                None => {
+                    let own = uidl_of(unique);
+                    if own != unique {
+                        other_uidls.insert(index, own.into());
+                    }
+                }
+            }
+            names.push_str(&entry.name);
+            messages.push(Message {
+                end: names.len() as u32,
+                unique_len: unique.len() as u16,
+                in_new: entry.in_new,
+                size: entry.size,
+            });
+        }
+        let maildrop = Maildrop {
+            maildir,
+            messages,
+            names,
+            other_uidls,
+        };
         if changed {
             // Only a cache: a failure to write it costs a readdir next time.
-            let _ = cache.write(path, &messages);
+            let _ = cache.write(path, &maildrop);
         }
-        Ok(Maildrop { maildir, messages })
+        Ok(maildrop)
+    }
+
+    /// Message `index`'s file name.
+    fn name(&self, index: usize) -> &str {
+        let start = match index {
+            0 => 0,
+            _ => self.messages[index - 1].end as usize,
+        };
+        &self.names[start..self.messages[index].end as usize]
+    }
+
+    fn uidl(&self, index: usize) -> &str {
+        match self.other_uidls.get(&index) {
+            Some(uidl) => uidl,
+            None => &self.name(index)[..self.messages[index].unique_len as usize],
+        }
     }
 
     pub fn listing(&self) -> Listing {
-        Listing {
-            messages: self.messages.iter().map(|m| (m.size, m.uidl())).collect(),
+        let mut listing = Listing::with_capacity(self.messages.len());
+        for (index, message) in self.messages.iter().enumerate() {
+            listing.push(message.size, self.uidl(index));
         }
+        listing.shrink_to_fit();
+        listing
     }
 
     /// Where message `index` is.
     pub fn path(&self, index: usize) -> Option<PathBuf> {
         let message = self.messages.get(index)?;
         let sub = if message.in_new { "new" } else { "cur" };
-        Some(self.maildir.path().join(sub).join(message.name()))
+        Some(self.maildir.path().join(sub).join(self.name(index)))
     }
 
     /// UPDATE: removes these messages; a message already gone (another
@@ -148,7 +167,7 @@ impl Maildrop {
                 } else {
                     Subdir::Cur
                 },
-                name: postern_maildir::MessageName::parse(&message.name()),
+                name: postern_maildir::MessageName::parse(self.name(index)),
             };
             match self.maildir.remove(&entry) {
                 Ok(()) => {}
@@ -163,7 +182,6 @@ impl Maildrop {
         }
     }
 }
-
 
 /// The file name up to `:` (the unique part with its `,S=`/`,W=`).
 fn unique_of(name: &str) -> &str {
@@ -186,7 +204,6 @@ fn uidl_of(unique: &str) -> String {
     });
     format!("{hash:016x}")
 }
-
 
 /// The size with every bare LF counted as CRLF.
 fn crlf_size(path: &Path) -> io::Result<u64> {
@@ -245,7 +262,10 @@ impl Cache {
         let Some(stamp) = header.strip_prefix(CACHE_HEADER) else {
             return cache;
         };
-        let numbers: Vec<i64> = stamp.split_whitespace().filter_map(|n| n.parse().ok()).collect();
+        let numbers: Vec<i64> = stamp
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
         for line in lines {
             let Some((size, name)) = line.split_once(' ') else {
                 return Cache::read_nothing();
@@ -280,15 +300,17 @@ impl Cache {
 
     /// Lists cur/'s messages; the time is kept only if cur/ has not
     /// changed for a second (our own moves from new/ just changed it).
-    fn write(&self, path: &Path, messages: &[Message]) -> io::Result<()> {
+    fn write(&self, path: &Path, maildrop: &Maildrop) -> io::Result<()> {
         let cur = stamp(&path.join("cur"))?;
         let settled = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .is_ok_and(|now| now.as_secs() as i64 > cur.0 + 1);
         let (seconds, nanoseconds, inode) = if settled { cur } else { (0, 0, 0) };
         let mut text = format!("{CACHE_HEADER} {seconds} {nanoseconds} {inode}\n");
-        for message in messages.iter().filter(|m| !m.in_new) {
-            text.push_str(&format!("{} {}{}\n", message.size, message.unique, message.info));
+        for (index, message) in maildrop.messages.iter().enumerate() {
+            if !message.in_new {
+                text.push_str(&format!("{} {}\n", message.size, maildrop.name(index)));
+            }
         }
         if text == self.text {
             return Ok(());
@@ -321,16 +343,44 @@ fn names_in(dir: &Path) -> io::Result<Vec<String>> {
 }
 
 /// cur/ read afresh, with the sizes the cache knows.
+/// Files whose size must be counted are shared out among the CPUs: the
+/// first login on a large mailbox moved from elsewhere reads all of it.
 fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    for name in names_in(&path.join("cur"))? {
-        if let Some(size) = size_of(path, "cur", &name, cache)? {
-            entries.push(Entry {
-                name,
-                in_new: false,
-                size,
-            });
-        }
+    let names = names_in(&path.join("cur"))?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let share = names.len().div_ceil(workers).max(1);
+    let sized: Vec<io::Result<Vec<Entry>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .chunks(share)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut entries = Vec::with_capacity(chunk.len());
+                    for name in chunk {
+                        if let Some(size) = size_of(path, "cur", name, cache)? {
+                            entries.push(Entry {
+                                name: name.clone(),
+                                in_new: false,
+                                size,
+                            });
+                        }
+                    }
+                    Ok(entries)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a sizing thread failed")))
+            })
+            .collect()
+    });
+    let mut entries = Vec::with_capacity(names.len());
+    for part in sized {
+        entries.extend(part?);
     }
     Ok(entries)
 }
@@ -380,10 +430,8 @@ mod tests {
         std::fs::write(path.join("cur").join(format!("{long}:2,")), "").unwrap();
         let drop = Maildrop::open(&path).unwrap();
         let listing = drop.listing();
-        let ids: Vec<(u64, String)> = listing
-            .messages
-            .iter()
-            .map(|(size, uidl)| (*size, uidl.to_string()))
+        let ids: Vec<(u64, String)> = (0..listing.len())
+            .map(|i| (listing.size(i), listing.uidl(i).to_string()))
             .collect();
         assert_eq!(
             ids,
@@ -405,7 +453,10 @@ mod tests {
     }
 
     fn set_mtime(dir: &Path, time: std::time::SystemTime) {
-        std::fs::File::open(dir).unwrap().set_modified(time).unwrap();
+        std::fs::File::open(dir)
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
     }
 
     #[test]
@@ -414,19 +465,19 @@ mod tests {
         std::fs::write(path.join("cur/1700000001.P1.host,S=2,W=4:2,"), "a\n").unwrap();
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         set_mtime(&path.join("cur"), old);
-        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 1);
+        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 1);
         // A file slipped in with cur/'s time put back: the cache is
         // trusted, so it is not seen...
         std::fs::write(path.join("cur/1700000002.P2.host,S=2,W=4:2,"), "b\n").unwrap();
         set_mtime(&path.join("cur"), old);
-        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 1);
+        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 1);
         // ...until cur/ changes, as any real change makes it.
         set_mtime(&path.join("cur"), old + std::time::Duration::from_secs(1));
-        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 2);
+        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 2);
         // A move from new/ (just now) is listed, and leaves the cache
         // untrusted until cur/ has settled.
         std::fs::write(path.join("new/1700000003.P3.host"), "c\n").unwrap();
-        assert_eq!(Maildrop::open(&path).unwrap().listing().messages.len(), 3);
+        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 3);
         let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
         assert!(cached.starts_with("POSTERN-POP3 1 0 0 0\n"), "{cached}");
     }
@@ -443,8 +494,8 @@ mod tests {
         .unwrap();
         std::fs::write(path.join("maildirsize"), "0S,0C\n7 2\n").unwrap();
         let drop = Maildrop::open(&path).unwrap();
-        assert_eq!(&*drop.listing().messages[0].1, "000000016553F100");
-        assert_eq!(&*drop.listing().messages[1].1, "1700000009.M9P9.mail");
+        assert_eq!(drop.listing().uidl(0), "000000016553F100");
+        assert_eq!(drop.listing().uidl(1), "1700000009.M9P9.mail");
         drop.delete(&[0]).unwrap();
         assert!(!path.join("cur/1700000001.M1P1.mail,S=3:2,S").exists());
         let size = std::fs::read_to_string(path.join("maildirsize")).unwrap();

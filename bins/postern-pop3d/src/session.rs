@@ -126,7 +126,7 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                             info!(
                                 "login: user=<{}>, ip={peer}, messages={}",
                                 postern_log::escape(&opened.user),
-                                listing.messages.len()
+                                listing.len()
                             );
                             session.logged_in(listing);
                             open = Some(opened);

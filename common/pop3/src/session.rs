@@ -42,11 +42,58 @@ impl Config {
 }
 
 /// The maildrop as the driver found it at login: each message's size in
-/// octets with CRLF line ends (RFC 1939 §11) and its unique id (shared:
-/// the driver's own record of the message may hold the same text).
+/// octets with CRLF line ends (RFC 1939 §11) and its unique id. Kept
+/// compact — the ids in one text, each message a size and an end — since
+/// a session may sit idle with a hundred thousand messages listed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
-    pub messages: Vec<(u64, std::rc::Rc<str>)>,
+    sizes: Vec<u64>,
+    ends: Vec<u32>,
+    uidls: String,
+}
+
+impl Listing {
+    pub fn with_capacity(messages: usize) -> Listing {
+        Listing {
+            sizes: Vec::with_capacity(messages),
+            ends: Vec::with_capacity(messages),
+            uidls: String::with_capacity(messages * 48),
+        }
+    }
+
+    pub fn push(&mut self, size: u64, uidl: &str) {
+        self.uidls.push_str(uidl);
+        self.sizes.push(size);
+        self.ends.push(self.uidls.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+
+    pub fn size(&self, index: usize) -> u64 {
+        self.sizes[index]
+    }
+
+    pub fn uidl(&self, index: usize) -> &str {
+        let start = if index == 0 {
+            0
+        } else {
+            self.ends[index - 1] as usize
+        };
+        &self.uidls[start..self.ends[index] as usize]
+    }
+
+    /// Gives back what was reserved and not used.
+    pub fn shrink_to_fit(&mut self) {
+        self.sizes.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.uidls.shrink_to_fit();
+    }
 }
 
 /// Why a checked login does not open the maildrop.
@@ -177,7 +224,7 @@ impl Session {
         if !matches!(self.waiting.take(), Some(Waiting::Login)) {
             return;
         }
-        self.deleted = vec![false; listing.messages.len()];
+        self.deleted = vec![false; listing.len()];
         self.listing = listing;
         self.state = State::Transaction;
         let (count, size) = self.totals();
@@ -475,13 +522,10 @@ impl Session {
     }
 
     fn totals(&self) -> (usize, u64) {
-        self.listing
-            .messages
-            .iter()
-            .zip(&self.deleted)
-            .filter(|(_, deleted)| !**deleted)
-            .fold((0, 0), |(count, size), ((octets, _), _)| {
-                (count + 1, size + octets)
+        (0..self.listing.len())
+            .filter(|&index| !self.deleted[index])
+            .fold((0, 0), |(count, size), index| {
+                (count + 1, size + self.listing.size(index))
             })
     }
 
@@ -489,7 +533,7 @@ impl Session {
     fn message(&mut self, argument: Option<&str>) -> Option<usize> {
         let number = argument.and_then(|a| a.parse::<usize>().ok());
         match number {
-            Some(n) if n >= 1 && n <= self.listing.messages.len() => {
+            Some(n) if n >= 1 && n <= self.listing.len() => {
                 if self.deleted[n - 1] {
                     self.error(&format!("Message {n} already deleted"));
                     None
@@ -521,7 +565,7 @@ impl Session {
             }
             ("LIST", Some(_)) => {
                 if let Some(index) = self.message(argument) {
-                    let size = self.listing.messages[index].0;
+                    let size = self.listing.size(index);
                     self.ok(&format!("{} {size}", index + 1));
                 }
             }
@@ -531,7 +575,7 @@ impl Session {
             }
             ("UIDL", Some(_)) => {
                 if let Some(index) = self.message(argument) {
-                    let uidl = self.listing.messages[index].1.clone();
+                    let uidl = self.listing.uidl(index).to_string();
                     self.ok(&format!("{} {uidl}", index + 1));
                 }
             }
@@ -583,10 +627,15 @@ impl Session {
     }
 
     fn each_message(&mut self, line: impl Fn(usize, u64, &str) -> String) {
-        for (index, (size, uidl)) in self.listing.messages.iter().enumerate() {
+        for index in 0..self.listing.len() {
             if !self.deleted[index] {
-                self.out
-                    .extend_from_slice(format!("{}\r\n", line(index + 1, *size, uidl)).as_bytes());
+                let text = line(
+                    index + 1,
+                    self.listing.size(index),
+                    self.listing.uidl(index),
+                );
+                self.out.extend_from_slice(text.as_bytes());
+                self.out.extend_from_slice(b"\r\n");
             }
         }
         self.out.extend_from_slice(b".\r\n");
@@ -596,7 +645,7 @@ impl Session {
         if let Some(send) = self.flush() {
             self.actions.push_back(send);
         }
-        let size = self.listing.messages[index].0;
+        let size = self.listing.size(index);
         self.actions.push_back(Action::Retrieve {
             index,
             size,

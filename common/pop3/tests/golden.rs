@@ -132,14 +132,13 @@ impl Driver {
                     let password = String::from_utf8_lossy(password).into_owned();
                     out.push(format!("L: {mechanism} {} {password}", credentials.user));
                     match (credentials.user.as_str(), password.as_str()) {
-                        ("mrose", "tanstaaf") => session.logged_in(Listing {
-                            messages: self
-                                .messages
-                                .iter()
-                                .enumerate()
-                                .map(|(i, m)| (pop_size(m), format!("uid-{}", i + 1).into()))
-                                .collect(),
-                        }),
+                        ("mrose", "tanstaaf") => {
+                            let mut listing = Listing::default();
+                            for (i, message) in self.messages.iter().enumerate() {
+                                listing.push(pop_size(message), &format!("uid-{}", i + 1));
+                            }
+                            session.logged_in(listing)
+                        }
                         ("locked", _) => session.login_failed(LoginFailure::InUse),
                         ("broken", _) => session.login_failed(LoginFailure::Temporary(
                             "cannot open the maildrop".into(),
