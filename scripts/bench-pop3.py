@@ -50,7 +50,7 @@ def main():
             dovecot_maildir = os.path.join(peers, "mail", "user0", "Maildir")
             fill(dovecot_maildir)
             port = port_of(sandbox, "POP3")
-            postern_cold = f"rm -f {maildir}/postern-pop3-sizes"
+            postern_cold = f"rm -f {maildir}/postern-pop3-cache"
             dovecot_cold = f"rm -f {dovecot_maildir}/dovecot*"
             keys = ("login_stat_uidl_list_s", "retr_s")
             figures = {side: {k: [] for k in keys + ("rss_kib", "uss_kib", "cold_login_s")}
