@@ -2,42 +2,16 @@
 //! the listening socket (`Accept=no`) and one session per connection on
 //! stdin (`Accept=yes`, as inetd does).
 
-use std::process::Command;
-
 use crate::smtpd::{Smtpd, python};
-use crate::util::{Running, free_port};
+use crate::util::socket_activated;
 
 #[test]
 fn socket_activation_with_and_without_accept() {
     let s = Smtpd::start(&[]);
     let pop3d = crate::util::program("postern-pop3d");
     let etc = s.etc();
-    let listening = free_port();
-    let _listening = Running(
-        Command::new("systemd-socket-activate")
-            .args(["-l", &format!("127.0.0.1:{listening}")])
-            .arg(&pop3d)
-            .arg("--config")
-            .arg(&etc)
-            .spawn()
-            .unwrap(),
-    );
-    let per_connection = free_port();
-    let _per_connection = Running(
-        Command::new("systemd-socket-activate")
-            .args([
-                "-l",
-                &format!("127.0.0.1:{per_connection}"),
-                "--inetd",
-                "-a",
-            ])
-            .arg(&pop3d)
-            .arg("--config")
-            .arg(&etc)
-            .arg("--inetd")
-            .spawn()
-            .unwrap(),
-    );
+    let (listening, _listening) = socket_activated(&pop3d, &etc, false);
+    let (per_connection, _per_connection) = socket_activated(&pop3d, &etc, true);
     for port in [listening, per_connection] {
         python(
             r#"

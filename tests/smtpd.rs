@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
 use crate::sandbox::{Up, port, sandbox_dir, start, start_logged, stop};
-use crate::util::{Running, free_port, messages};
+use crate::util::{free_port, messages};
 
 pub struct Smtpd {
     _tmp: tempfile::TempDir,
@@ -514,34 +514,10 @@ fn socket_activation_with_and_without_accept() {
     let s = Smtpd::start(&[]);
     let smtpd = crate::util::program("postern-smtpd");
     let etc = s.etc();
-    // Accept=no: the listening socket is passed (LISTEN_FDS).
-    let listening = free_port();
-    let _listening = Running(
-        Command::new("systemd-socket-activate")
-            .args(["-l", &format!("127.0.0.1:{listening}")])
-            .arg(&smtpd)
-            .arg("--config")
-            .arg(&etc)
-            .spawn()
-            .unwrap(),
-    );
-    // Accept=yes, inetd style: each connection on stdin and stdout.
-    let per_connection = free_port();
-    let _per_connection = Running(
-        Command::new("systemd-socket-activate")
-            .args([
-                "-l",
-                &format!("127.0.0.1:{per_connection}"),
-                "--inetd",
-                "-a",
-            ])
-            .arg(&smtpd)
-            .arg("--config")
-            .arg(&etc)
-            .arg("--inetd")
-            .spawn()
-            .unwrap(),
-    );
+    // Accept=no: the listening socket is passed (LISTEN_FDS); Accept=yes,
+    // inetd style: each connection on stdin and stdout.
+    let (listening, _listening) = crate::util::socket_activated(&smtpd, &etc, false);
+    let (per_connection, _per_connection) = crate::util::socket_activated(&smtpd, &etc, true);
     for port in [listening, per_connection] {
         let server = format!("127.0.0.1:{port}");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

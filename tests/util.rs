@@ -355,3 +355,21 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// `program --config etc` started by systemd-socket-activate on a free
+/// loopback port: with the listening socket (`Accept=no`, LISTEN_FDS), or
+/// one process per connection on stdin and stdout (`Accept=yes`, as inetd
+/// does, with `--inetd`). The port, and the activator (stopped on drop).
+pub fn socket_activated(program: &Path, etc: &Path, per_connection: bool) -> (u16, Running) {
+    let port = free_port();
+    let mut command = Command::new("systemd-socket-activate");
+    command.args(["-l", &format!("127.0.0.1:{port}")]);
+    if per_connection {
+        command.args(["--inetd", "-a"]);
+    }
+    command.arg(program).arg("--config").arg(etc);
+    if per_connection {
+        command.arg("--inetd");
+    }
+    (port, Running(command.spawn().unwrap()))
+}
