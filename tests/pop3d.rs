@@ -395,15 +395,7 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
         return;
     }
     let s = Smtpd::start(&[]);
-    let ids = std::fs::read_to_string(s.etc().join("ids")).unwrap();
-    let id_of = |role: &str| -> u32 {
-        ids.lines()
-            .find_map(|l| l.strip_prefix(&format!("{role} ")))
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let id_of = |role: &str| crate::sandbox::role_uid(&s.etc(), role);
     let status_of_session = |stage: &str| -> String {
         let mut child = Command::new("python3")
             .args([

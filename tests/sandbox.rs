@@ -72,6 +72,16 @@ fn start_with(dir: &Path, stderr: Stdio) -> Up {
     }
 }
 
+/// The uid `postern up` gave a role (its `etc/ids`).
+pub fn role_uid(etc: &Path, role: &str) -> u32 {
+    let ids = std::fs::read_to_string(etc.join("ids")).unwrap();
+    ids.lines()
+        .find_map(|l| l.strip_prefix(&format!("{role} ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .unwrap_or_else(|| panic!("no role {role} in {ids}"))
+}
+
 /// A sandbox's port for `service` (`SMTP`, `submission`, ...).
 pub fn port(dir: &Path, service: &str) -> u16 {
     let text = std::fs::read_to_string(dir.join("etc/ports")).unwrap();

@@ -560,13 +560,7 @@ print(s.makefile().readline().strip())
         ask("65534", pass)
     );
     // The SMTP listener's uid may.
-    let ids = std::fs::read_to_string(s.etc().join("ids")).unwrap();
-    let smtpd_uid = ids
-        .lines()
-        .find_map(|l| l.strip_prefix("postern-smtpd "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let smtpd_uid = crate::sandbox::role_uid(&s.etc(), "postern-smtpd").to_string();
     assert!(ask(&smtpd_uid, pass).starts_with("FAIL "));
     s.stop();
 }
