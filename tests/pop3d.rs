@@ -605,3 +605,89 @@ print("ok")
     assert!(maildir.join("cur/1700000001.P1.host:2,").exists());
     s.stop();
 }
+
+#[test]
+fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() {
+    let s = Smtpd::start(&["pop3d.apop = true", "pop3d.cram_md5 = true"]);
+    // Accounts whose passwords are stored in the clear, as APOP needs; one
+    // set to APOP only (RFC 1939 section 13).
+    let accounts = s.etc().join("accounts");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&accounts)
+        .unwrap();
+    writeln!(file, "plain@example.test:{{PLAIN}}tanstaaf::::::").unwrap();
+    writeln!(
+        file,
+        "strict@example.test:{{PLAIN}}tanstaaf:::::: postern_pop3_login=apop"
+    )
+    .unwrap();
+    drop(file);
+    for account in ["plain", "strict"] {
+        let out = Command::new(program("postern-local"))
+            .arg("--config")
+            .arg(s.etc())
+            .args([
+                "-f",
+                "sender@example.org",
+                &format!("{account}@example.test"),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(b"Subject: proved\n\nno password sent\n")?;
+                child.wait()
+            })
+            .unwrap();
+        assert!(out.success());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |account: &str, method: &str| -> (Vec<Vec<u8>>, String) {
+        let out = tmp
+            .path()
+            .join(format!("{account}-{}", method.replace(' ', "-")));
+        std::fs::create_dir_all(&out).unwrap();
+        let home = out.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let rc = home.join(".fetchmailrc");
+        std::fs::write(
+            &rc,
+            format!(
+                "poll 127.0.0.1 service {} {method}\n  user \"{account}@example.test\" password \"tanstaaf\" is root here\n  keep no sslcertck sslproto ''\n  mda \"/bin/sh -c 'cat > {}/msg.$$'\"\n",
+                s.port("POP3"),
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let result = Command::new("fetchmail")
+            .args(["--nodetach", "--invisible", "--nosyslog", "-v", "-f"])
+            .arg(&rc)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&result.stdout),
+            String::from_utf8_lossy(&result.stderr)
+        );
+        (fetched(&out), log)
+    };
+    let (got, log) = run("plain", "protocol APOP");
+    assert_eq!(got.len(), 1, "{log}");
+    assert!(log.contains("> APOP plain@example.test "), "{log}");
+    let (got, log) = run("plain", "protocol pop3 auth cram-md5");
+    assert_eq!(got.len(), 1, "{log}");
+    assert!(log.contains("> AUTH CRAM-MD5"), "{log}");
+    // The APOP-only account: APOP works, USER/PASS does not.
+    let (got, log) = run("strict", "protocol APOP");
+    assert_eq!(got.len(), 1, "{log}");
+    let (got, log) = run("strict", "protocol pop3 auth password");
+    assert!(got.is_empty(), "{log}");
+    assert!(log.contains("-ERR [AUTH]"), "{log}");
+    s.stop();
+}

@@ -42,7 +42,7 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> (Reply, u64) {
         let status = "4.7.0 too many failed logins from your address; try again later".into();
         return (Reply::Fail { status }, verdict.delay);
     }
-    match check(config, user, attempt.proof) {
+    match check(config, service, user, attempt.proof) {
         Ok(login) => {
             throttle(config, |t| t.succeeded(ip, &key));
             info!(
@@ -82,7 +82,12 @@ fn method(proof: &Proof) -> &'static str {
 
 /// The account and its mailbox if the proof is good; else why not, for
 /// the log (never for the client, who learns only that it failed).
-fn check(config: &Config, user: &str, proof: &Proof) -> Result<Login, &'static str> {
+fn check(
+    config: &Config,
+    service: Service,
+    user: &str,
+    proof: &Proof,
+) -> Result<Login, &'static str> {
     let (login, stored) = match account(config, user) {
         Ok(found) => found,
         Err(why) => {
@@ -102,6 +107,10 @@ fn check(config: &Config, user: &str, proof: &Proof) -> Result<Login, &'static s
     if !stored.supports(mechanism) {
         return Err("the stored password's scheme cannot check this mechanism");
     }
+    // RFC 1939 §13: an account set to APOP never sends its password.
+    if service == Service::Pop3 && mechanism != Mechanism::Apop && apop_only(config, user) {
+        return Err("the account logs in to POP3 by APOP only");
+    }
     let good = match proof {
         Proof::Password(password) => stored.verify(password),
         Proof::CramMd5 { challenge, digest } => {
@@ -114,6 +123,13 @@ fn check(config: &Config, user: &str, proof: &Proof) -> Result<Login, &'static s
     } else {
         Err("wrong password")
     }
+}
+
+fn apop_only(config: &Config, user: &str) -> bool {
+    Address::parse(user)
+        .ok()
+        .and_then(|address| config.maps.accounts.get(&address).map(|a| a.pop3_apop_only))
+        .unwrap_or(false)
 }
 
 /// A hash in the scheme Postern writes, of a password nobody knows.

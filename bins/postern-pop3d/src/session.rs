@@ -101,6 +101,14 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
     config.stls = ctx.tls.is_some() && kind != Kind::Pop3s;
     config.cleartext_allowed = ctx.cleartext_networks.iter().any(|n| n.contains(peer));
     config.mechanisms = vec![Mechanism::Plain, Mechanism::Login];
+    if ctx.settings.pop3d.cram_md5 {
+        config.mechanisms.push(Mechanism::CramMd5);
+    }
+    let unique = unique_token();
+    config.challenge_seed = unique.clone();
+    if ctx.settings.pop3d.apop {
+        config.apop_timestamp = Some(format!("<{unique}@{}>", ctx.settings.hostname));
+    }
     let mut session = Session::new(config);
     let mut open: Option<Open> = None;
     let mut buffer = vec![0u8; 16 * 1024];
@@ -313,6 +321,15 @@ fn send_message(
         open.retrieved += 1;
     }
     transport.write_all(&out)
+}
+
+/// Random bits and the time, for APOP timestamps and CRAM-MD5 challenges
+/// that no other session, here or elsewhere, has issued.
+fn unique_token() -> String {
+    let mut random = [0u8; 12];
+    let _ = getrandom::fill(&mut random);
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.{}", postern_config::unix_now())
 }
 
 /// TCP keepalive finds clients that vanished without closing.

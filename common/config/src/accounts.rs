@@ -44,6 +44,8 @@ pub struct Account {
     pub max_message_size: Option<u64>,
     pub folder_rights: FolderRights,
     pub pop3_scope: Pop3Scope,
+    /// RFC 1939 §13: a POP3 login by APOP only, never USER/PASS.
+    pub pop3_apop_only: bool,
     pub line: usize,
 }
 
@@ -63,6 +65,7 @@ impl Account {
 pub const FIELD_MAX_SIZE: &str = "postern_max_message_size";
 pub const FIELD_FOLDERS: &str = "postern_imap_folders";
 pub const FIELD_POP3: &str = "postern_pop3_folders";
+pub const FIELD_POP3_LOGIN: &str = "postern_pop3_login";
 
 #[derive(Debug, Default)]
 pub struct Accounts {
@@ -166,6 +169,7 @@ fn parse_account(address: &Address, content: &str, line: usize) -> Result<Accoun
         max_message_size: None,
         folder_rights: FolderRights::Manage,
         pop3_scope: Pop3Scope::Inbox,
+        pop3_apop_only: false,
         line,
     };
     let mut mail_location = None;
@@ -200,6 +204,17 @@ fn parse_account(address: &Address, content: &str, line: usize) -> Result<Accoun
                     "inbox" => Pop3Scope::Inbox,
                     "all" => Pop3Scope::AllFolders,
                     _ => return Err(format!("{FIELD_POP3}={value:?}: expected inbox or all")),
+                }
+            }
+            FIELD_POP3_LOGIN => {
+                account.pop3_apop_only = match value {
+                    "apop" => true,
+                    "any" => false,
+                    _ => {
+                        return Err(format!(
+                            "{FIELD_POP3_LOGIN}={value:?}: expected apop or any"
+                        ));
+                    }
                 }
             }
             // Dovecot's other fields (nopassword, allow_nets, ...) belong to
@@ -360,7 +375,7 @@ mod tests {
             "alice@example.test:{PLAIN}pw:5000:5000::/srv/mail/alice::userdb_quota_rule=*:storage=1G\n",
             "bob@example.test:{PLAIN}pw:::::: userdb_mail=maildir:~/mail:LAYOUT=fs userdb_home=/home/bob\n",
             "carol@Example.Test:{PLAIN}pw\n",
-            "dave@example.test:{PLAIN}pw:::::: userdb_mail=maildir:/var/vmail/%d/%n quota_rule=*:bytes=1000:messages=5 postern_max_message_size=1M postern_imap_folders=no postern_pop3_folders=all\n",
+            "dave@example.test:{PLAIN}pw:::::: userdb_mail=maildir:/var/vmail/%d/%n quota_rule=*:bytes=1000:messages=5 postern_max_message_size=1M postern_imap_folders=no postern_pop3_folders=all postern_pop3_login=apop\n",
         ));
         assert!(errors.is_empty(), "{errors:?}");
         let alice = accounts.get(&addr("alice@example.test")).unwrap();
@@ -387,6 +402,7 @@ mod tests {
         assert_eq!(dave.max_message_size, Some(1 << 20));
         assert_eq!(dave.folder_rights, FolderRights::Fixed);
         assert_eq!(dave.pop3_scope, Pop3Scope::AllFolders);
+        assert!(dave.pop3_apop_only);
     }
 
     #[test]

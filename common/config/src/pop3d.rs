@@ -26,6 +26,11 @@ pub struct Pop3dSettings {
     /// quiet this long, so a stale session never locks its owner out.
     #[serde(deserialize_with = "duration")]
     pub lock_takeover: u64,
+    /// APOP (RFC 1939 §7): the greeting carries a timestamp. Only accounts
+    /// whose password is stored `{PLAIN}` can use it.
+    pub apop: bool,
+    /// AUTH CRAM-MD5 (RFC 2195): only for `{PLAIN}` or `{CRAM-MD5}`.
+    pub cram_md5: bool,
 }
 
 impl Default for Pop3dSettings {
@@ -36,6 +41,8 @@ impl Default for Pop3dSettings {
             cleartext_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
             idle_timeout: 600,
             lock_takeover: 30,
+            apop: false,
+            cram_md5: false,
         }
     }
 }

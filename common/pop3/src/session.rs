@@ -22,9 +22,13 @@ pub struct Config {
     pub mechanisms: Vec<Mechanism>,
     /// Bad commands before the session is closed.
     pub max_errors: usize,
-    /// Makes each CRAM-MD5 challenge unique: `<seed.N@hostname>`.
+    /// Makes each CRAM-MD5 challenge unique: `<seed@hostname>`, then
+    /// `<seed.N@hostname>` for the Nth attempt.
     pub challenge_seed: String,
     pub hostname: String,
+    /// APOP (RFC 1939 §7) is possible: the greeting's timestamp, unique
+    /// to this session (`<random.time@hostname>`).
+    pub apop_timestamp: Option<String>,
 }
 
 impl Config {
@@ -37,6 +41,7 @@ impl Config {
             max_errors: 10,
             challenge_seed: "0".into(),
             hostname: hostname.into(),
+            apop_timestamp: None,
         }
     }
 }
@@ -180,7 +185,11 @@ impl Session {
             listing: Listing::default(),
             deleted: Vec::new(),
         };
-        session.ok("Postern POP3 server ready");
+        let greeting = match &session.config.apop_timestamp {
+            Some(timestamp) => format!("Postern POP3 server ready {timestamp}"),
+            None => "Postern POP3 server ready".to_string(),
+        };
+        session.ok(&greeting);
         session
     }
 
@@ -423,6 +432,7 @@ impl Session {
                 );
             }
             ("STLS", None) => self.stls(),
+            ("APOP", Some(arguments)) => self.apop(arguments),
             ("AUTH", None) => {
                 // The listing some clients ask for before RFC 5034.
                 self.ok("");
@@ -433,7 +443,9 @@ impl Session {
                 self.out.extend_from_slice(b".\r\n");
             }
             ("AUTH", Some(arguments)) => self.auth(arguments),
-            ("USER" | "PASS" | "CAPA" | "QUIT" | "STLS", _) => self.error("Invalid arguments"),
+            ("USER" | "PASS" | "CAPA" | "QUIT" | "STLS" | "APOP", _) => {
+                self.error("Invalid arguments")
+            }
             ("STAT" | "LIST" | "RETR" | "DELE" | "NOOP" | "RSET" | "TOP" | "UIDL", _) => {
                 self.error("Command not valid before login")
             }
@@ -461,6 +473,29 @@ impl Session {
         self.tls = true;
     }
 
+    /// `APOP name digest`: the digest is checked against the greeting's
+    /// timestamp; the password never crosses the wire, so APOP needs no
+    /// TLS.
+    fn apop(&mut self, arguments: &str) {
+        let Some(timestamp) = self.config.apop_timestamp.clone() else {
+            return self.error("APOP is not available");
+        };
+        let Some((user, digest)) = arguments.rsplit_once(' ') else {
+            return self.error("Invalid arguments: APOP name digest");
+        };
+        let digest = digest.to_ascii_lowercase();
+        if user.is_empty() || digest.len() != 32 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return self.error("Invalid arguments: APOP name digest");
+        }
+        self.login(
+            "APOP",
+            Credentials {
+                user: user.to_string(),
+                proof: postern_sasl::Proof::Apop { timestamp, digest },
+            },
+        );
+    }
+
     fn auth(&mut self, arguments: &str) {
         let words: Vec<&str> = arguments.split(' ').collect();
         let (name, initial) = match words[..] {
@@ -478,10 +513,13 @@ impl Session {
             );
         }
         self.auth_attempts += 1;
-        let challenge = format!(
-            "<{}.{}@{}>",
-            self.config.challenge_seed, self.auth_attempts, self.config.hostname
-        );
+        let challenge = match self.auth_attempts {
+            1 => format!("<{}@{}>", self.config.challenge_seed, self.config.hostname),
+            n => format!(
+                "<{}.{n}@{}>",
+                self.config.challenge_seed, self.config.hostname
+            ),
+        };
         let (exchange, next) = Exchange::start(mechanism, initial, &challenge);
         self.auth_step(mechanism, exchange, next);
     }

@@ -11,9 +11,11 @@
 //! (with `\n` escapes) fill the maildrop in order, uids `uid-1`, ...;
 //! `# config: key=value` sets tls, stls, cleartext (0 or 1) or max_errors.
 //!
-//! The driver takes the login mrose / tanstaaf (RFC 1939's); `locked`
-//! finds the maildrop in use, `broken` cannot be opened; anything else is
-//! a bad password.
+//! The driver takes the logins of RFC 1939 (mrose / tanstaaf) and RFC
+//! 2195 (tim / tanstaaftanstaaf), by any mechanism; `locked` finds the
+//! maildrop in use, `broken` cannot be opened; anything else is a bad
+//! password. More config keys: `apop=TIMESTAMP` (APOP possible),
+//! `hostname=`, `seed=` (of CRAM-MD5 challenges), `cram=1` (offered).
 
 use postern_auth_protocol::Proof;
 use postern_pop3::{Action, Config, Encoder, Listing, LoginFailure, Session, retrieve_header};
@@ -47,6 +49,16 @@ fn parse(text: &str) -> Transcript {
         if let Some(settings) = line.strip_prefix("# config:") {
             for pair in settings.split_whitespace() {
                 let (key, value) = pair.split_once('=').unwrap();
+                match key {
+                    "apop" => t.config.apop_timestamp = Some(value.to_string()),
+                    "hostname" => t.config.hostname = value.to_string(),
+                    "seed" => t.config.challenge_seed = value.to_string(),
+                    "cram" => t.config.mechanisms.push(postern_pop3::Mechanism::CramMd5),
+                    _ => {}
+                }
+                if matches!(key, "apop" | "hostname" | "seed" | "cram") {
+                    continue;
+                }
                 let number: usize = value.parse().unwrap();
                 match key {
                     "tls" => t.config.tls = number == 1,
@@ -126,13 +138,30 @@ impl Driver {
                     mechanism,
                     credentials,
                 } => {
-                    let Proof::Password(password) = &credentials.proof else {
-                        panic!("only passwords here");
+                    // RFC 1939's mrose (tanstaaf) and RFC 2195's tim
+                    // (tanstaaftanstaaf).
+                    let stored = match credentials.user.as_str() {
+                        "mrose" => postern_password::StoredPassword::parse("{PLAIN}tanstaaf"),
+                        "tim" => postern_password::StoredPassword::parse("{PLAIN}tanstaaftanstaaf"),
+                        _ => postern_password::StoredPassword::parse("{PLAIN}-"),
                     };
-                    let password = String::from_utf8_lossy(password).into_owned();
-                    out.push(format!("L: {mechanism} {} {password}", credentials.user));
-                    match (credentials.user.as_str(), password.as_str()) {
-                        ("mrose", "tanstaaf") => {
+                    let (shown, good) = match &credentials.proof {
+                        Proof::Password(password) => (
+                            String::from_utf8_lossy(password).into_owned(),
+                            stored.verify(password),
+                        ),
+                        Proof::Apop { timestamp, digest } => (
+                            digest.clone(),
+                            stored.verify_apop(timestamp.as_bytes(), digest),
+                        ),
+                        Proof::CramMd5 { challenge, digest } => (
+                            format!("{challenge} {digest}"),
+                            stored.verify_cram_md5(challenge.as_bytes(), digest),
+                        ),
+                    };
+                    out.push(format!("L: {mechanism} {} {shown}", credentials.user));
+                    match (credentials.user.as_str(), good) {
+                        ("mrose" | "tim", true) => {
                             let mut listing = Listing::default();
                             for (i, message) in self.messages.iter().enumerate() {
                                 listing.push(pop_size(message), &format!("uid-{}", i + 1));
