@@ -691,3 +691,113 @@ fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() 
     assert!(log.contains("-ERR [AUTH]"), "{log}");
     s.stop();
 }
+
+/// Opens a connection from `ip` and returns it with the greeting.
+fn greeting(s: &Smtpd, ip: &str) -> (std::net::TcpStream, String) {
+    use std::io::BufRead;
+    let socket = connect_from(ip, s.port("POP3").parse().unwrap());
+    let mut line = String::new();
+    std::io::BufReader::new(socket.try_clone().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (socket, line)
+}
+
+/// A TCP connection to 127.0.0.1:`port` from `ip` (another loopback
+/// address): std cannot bind a socket before it connects, so libc does.
+fn connect_from(ip: &str, port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let address: std::net::Ipv4Addr = ip.parse().unwrap();
+    // SAFETY: plain socket calls on a fresh descriptor; results checked.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let mut local: libc::sockaddr_in = std::mem::zeroed();
+        local.sin_family = libc::AF_INET as libc::sa_family_t;
+        local.sin_addr.s_addr = u32::from(address).to_be();
+        let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), size),
+            0
+        );
+        let mut remote: libc::sockaddr_in = std::mem::zeroed();
+        remote.sin_family = libc::AF_INET as libc::sa_family_t;
+        remote.sin_port = port.to_be();
+        remote.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        assert_eq!(
+            libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), size),
+            0
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn the_25th_connection_is_served_the_26th_refused_and_one_ip_has_its_own_limit() {
+    let s = Smtpd::start(&[
+        "pop3d.max_connections = 25",
+        "pop3d.max_connections_per_ip = 20",
+    ]);
+    let mut open = Vec::new();
+    // 20 from 127.0.0.1 (its own limit), then 5 from 127.0.0.3: 25.
+    for i in 0..25 {
+        let ip = if i < 20 { "127.0.0.1" } else { "127.0.0.3" };
+        let (socket, line) = greeting(&s, ip);
+        assert!(line.starts_with("+OK"), "connection {}: {line}", i + 1);
+        open.push(socket);
+    }
+    let (_, line) = greeting(&s, "127.0.0.4");
+    assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
+    // One gone: the next is served again.
+    drop(open.pop());
+    std::thread::sleep(Duration::from_millis(500));
+    let (socket, line) = greeting(&s, "127.0.0.4");
+    assert!(line.starts_with("+OK"), "{line}");
+    open.push(socket);
+    drop(open);
+    // Per IP: a 21st from 127.0.0.1 is refused while 20 are open.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut mine: Vec<_> = (0..20).map(|_| greeting(&s, "127.0.0.1").0).collect();
+    let (_, line) = greeting(&s, "127.0.0.1");
+    assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
+    let (_, line) = greeting(&s, "127.0.0.5");
+    assert!(line.starts_with("+OK"), "{line}");
+    mine.clear();
+    s.stop();
+}
+
+#[test]
+fn access_control_modes_and_the_idle_timeout() {
+    let s = Smtpd::start(&[
+        "pop3d.access = \"allow\"",
+        "pop3d.allow = [\"127.0.0.1/32\"]",
+        "pop3d.lan_networks = [\"127.0.0.2/32\"]",
+        "pop3d.idle_timeout = \"2s\"",
+    ]);
+    assert!(greeting(&s, "127.0.0.1").1.starts_with("+OK"));
+    assert_eq!(greeting(&s, "127.0.0.2").1, "-ERR Access denied\r\n");
+    // Idle past the timeout: told, and closed.
+    let (socket, _) = greeting(&s, "127.0.0.1");
+    let mut rest = String::new();
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    std::io::BufReader::new(socket)
+        .read_to_string(&mut rest)
+        .unwrap();
+    assert_eq!(rest, "-ERR Disconnected for inactivity\r\n");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    s.stop();
+    // allow+lan: the LAN's networks too.
+    let s = Smtpd::start(&[
+        "pop3d.access = \"allow+lan\"",
+        "pop3d.allow = [\"127.0.0.1/32\"]",
+        "pop3d.lan_networks = [\"127.0.0.2/32\"]",
+    ]);
+    assert!(greeting(&s, "127.0.0.2").1.starts_with("+OK"));
+    assert_eq!(greeting(&s, "127.0.0.3").1, "-ERR Access denied\r\n");
+    s.stop();
+}

@@ -3,7 +3,9 @@
 //! gives up root before its first read (session.rs); it reaps them, and
 //! on SIGTERM ends them all.
 
-use std::net::{TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,8 @@ impl PortKind for Kind {
 pub struct Context {
     pub settings: Settings,
     pub cleartext_networks: Vec<Network>,
+    /// Who may connect: `None` for anyone.
+    pub allowed: Option<Vec<Network>>,
     /// The login user's uid and gid, when started as root.
     pub login_ids: Option<(u32, u32)>,
     /// The TLS configuration as of this connection's accept.
@@ -76,6 +80,17 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
             return 78;
         }
     };
+    let allowed = match access(&settings) {
+        Ok(allowed) => allowed,
+        Err(why) => {
+            warn!("[pop3d] {why}");
+            return 78;
+        }
+    };
+    if !(1..=999).contains(&settings.pop3d.max_connections) {
+        warn!("[pop3d] max_connections must be from 1 to 999");
+        return 78;
+    }
     let login_ids = if postern_privilege::is_root() {
         match settings.pop3d.login_user.resolve() {
             Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
@@ -101,6 +116,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     let mut ctx = Context {
         settings,
         cleartext_networks,
+        allowed,
         login_ids,
         tls: None,
     };
@@ -117,7 +133,15 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         None => {}
     }
     match sockets {
-        Sockets::Connection(stream, kind) => session::serve(stream, kind, &ctx),
+        Sockets::Connection(mut stream, kind) => {
+            if let Ok(peer) = stream.peer_addr()
+                && !admitted(&ctx, peer.ip())
+            {
+                refuse_access(&mut stream, peer.ip());
+                return 0;
+            }
+            session::serve(stream, kind, &ctx)
+        }
         Sockets::Listening(bound) => listen(bound, &mut ctx, certificates.as_mut()),
     }
 }
@@ -141,7 +165,8 @@ fn listen(
         let _ = listener.set_nonblocking(true);
         info!("listening on {} ({:?})", listen.address, listen.kind);
     }
-    let mut children: Vec<i32> = Vec::new();
+    // Each session's process, and the client it serves.
+    let mut children: HashMap<i32, IpAddr> = HashMap::new();
     let mut fds: Vec<libc::pollfd> = bound
         .iter()
         .map(|(_, l)| libc::pollfd {
@@ -161,9 +186,24 @@ fn listen(
             if fds[index].revents == 0 {
                 continue;
             }
-            let Ok((stream, _)) = listener.accept() else {
+            let Ok((mut stream, peer)) = listener.accept() else {
                 continue;
             };
+            let ip = postern_config::relayers::canonical(peer.ip());
+            if !admitted(ctx, ip) {
+                refuse_access(&mut stream, ip);
+                continue;
+            }
+            reap(&mut children);
+            let from_ip = children.values().filter(|&&c| c == ip).count();
+            let limits = &ctx.settings.pop3d;
+            if children.len() >= limits.max_connections || from_ip >= limits.max_connections_per_ip
+            {
+                info!("refused [{ip}]: too many connections");
+                let _ =
+                    stream.write_all(b"-ERR [SYS/TEMP] Too many connections; try again later\r\n");
+                continue;
+            }
             if let Some(certificates) = certificates.as_deref_mut() {
                 let (config, why) = certificates.config();
                 if let Some(why) = why {
@@ -172,17 +212,50 @@ fn listen(
                 ctx.tls = config;
             }
             match fork_session(stream, listen.kind, ctx, &bound) {
-                Ok(pid) => children.push(pid),
+                Ok(pid) => {
+                    children.insert(pid, ip);
+                }
                 Err(e) => warn!("fork: {e}"),
             }
         }
     }
     info!("stopping");
-    for &pid in &children {
+    for &pid in children.keys() {
         // SAFETY: kill(2) on our own children.
         unsafe { libc::kill(pid, libc::SIGTERM) };
     }
     0
+}
+
+/// `[pop3d] access`: who may connect (`None`: anyone).
+fn access(settings: &Settings) -> Result<Option<Vec<Network>>, String> {
+    let networks = |list: &[String]| -> Result<Vec<Network>, String> {
+        list.iter().map(|n| n.parse()).collect()
+    };
+    let pop3d = &settings.pop3d;
+    match pop3d.access.as_str() {
+        "any" => Ok(None),
+        "allow" => Ok(Some(networks(&pop3d.allow)?)),
+        "allow+lan" => {
+            let mut allowed = networks(&pop3d.allow)?;
+            allowed.extend(networks(&pop3d.lan_networks)?);
+            Ok(Some(allowed))
+        }
+        other => Err(format!(
+            "access {other:?}: expected any, allow or allow+lan"
+        )),
+    }
+}
+
+fn admitted(ctx: &Context, ip: IpAddr) -> bool {
+    ctx.allowed
+        .as_ref()
+        .is_none_or(|allowed| allowed.iter().any(|n| n.contains(ip)))
+}
+
+fn refuse_access(stream: &mut TcpStream, ip: IpAddr) {
+    info!("refused [{ip}]: not allowed by [pop3d] access");
+    let _ = stream.write_all(b"-ERR Access denied\r\n");
 }
 
 /// One process per connection.
@@ -213,8 +286,8 @@ fn fork_session(
     }
 }
 
-fn reap(children: &mut Vec<i32>) {
-    children.retain(|&pid| {
+fn reap(children: &mut HashMap<i32, IpAddr>) {
+    children.retain(|&pid, _| {
         let mut status = 0;
         // SAFETY: waitpid on our own child, without blocking.
         unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 }

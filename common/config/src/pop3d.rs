@@ -31,6 +31,16 @@ pub struct Pop3dSettings {
     pub apop: bool,
     /// AUTH CRAM-MD5 (RFC 2195): only for `{PLAIN}` or `{CRAM-MD5}`.
     pub cram_md5: bool,
+    /// Sessions at once (1–999), and from one IP; more are refused with
+    /// `-ERR [SYS/TEMP]`.
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Who may connect: `any`, `allow` (the networks of `allow`), or
+    /// `allow+lan` (those and `lan_networks`). Others are refused at
+    /// connect.
+    pub access: String,
+    pub allow: Vec<String>,
+    pub lan_networks: Vec<String>,
 }
 
 impl Default for Pop3dSettings {
@@ -43,6 +53,16 @@ impl Default for Pop3dSettings {
             lock_takeover: 30,
             apop: false,
             cram_md5: false,
+            max_connections: 25,
+            max_connections_per_ip: 10,
+            access: "any".into(),
+            allow: Vec::new(),
+            lan_networks: vec![
+                "10.0.0.0/8".into(),
+                "172.16.0.0/12".into(),
+                "192.168.0.0/16".into(),
+                "fc00::/7".into(),
+            ],
         }
     }
 }
