@@ -35,9 +35,9 @@ pub fn parse<K: PortKind>(spec: &str) -> Result<Listen<K>, String> {
     let address = words
         .next()
         .ok_or_else(|| "an empty listen entry".to_string())?;
-    let address: SocketAddr = address
-        .parse()
-        .map_err(|_| format!("{spec:?}: expected ADDRESS:PORT, like 0.0.0.0:25 or [::]:587"))?;
+    let address = socket_address_of(address).ok_or_else(|| {
+        format!("{spec:?}: expected ADDRESS:PORT, like 0.0.0.0:25, [::]:587 or 0.0.0.0:pop3")
+    })?;
     let kind = match words.next() {
         None => K::DEFAULT,
         Some(word) => K::named(word)
@@ -47,6 +47,35 @@ pub fn parse<K: PortKind>(spec: &str) -> Result<Listen<K>, String> {
         return Err(format!("{spec:?}: one address and one kind"));
     }
     Ok(Listen { address, kind })
+}
+
+/// `ADDRESS:PORT`, the port by number or by its name in the services
+/// database (`0.0.0.0:pop3s`).
+fn socket_address_of(text: &str) -> Option<SocketAddr> {
+    if let Ok(address) = text.parse() {
+        return Some(address);
+    }
+    let (host, service) = text.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    Some(SocketAddr::new(ip, service_port(service)?))
+}
+
+/// A TCP service's port from the services database (getservbyname).
+fn service_port(name: &str) -> Option<u16> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return None;
+    }
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: NUL-terminated strings; the result, if any, points into
+    // libc's static storage and is read at once. The listeners are set up
+    // before any thread starts.
+    let entry = unsafe { libc::getservbyname(name.as_ptr(), c"tcp".as_ptr()) };
+    if entry.is_null() {
+        return None;
+    }
+    // SAFETY: a valid servent; s_port is in network byte order.
+    Some(u16::from_be(unsafe { (*entry).s_port } as u16))
 }
 
 /// A listening socket; an IPv6 one takes IPv6 only, so that `0.0.0.0:N`
@@ -242,6 +271,13 @@ mod tests {
         assert_eq!(listen.kind, Kind::Plain);
         assert_eq!(parse::<Kind>("[::]:995 tls").unwrap().kind, Kind::Tls);
         assert!(parse::<Kind>("localhost:110").is_err());
+        // A port by its name in /etc/services.
+        if std::path::Path::new("/etc/services").exists() {
+            let named: Listen<Kind> = parse("127.0.0.1:pop3s tls").unwrap();
+            assert_eq!(named.address, "127.0.0.1:995".parse().unwrap());
+            assert_eq!(parse::<Kind>("[::1]:pop3").unwrap().address.port(), 110);
+        }
+        assert!(parse::<Kind>("127.0.0.1:no-such-service").is_err());
         let why = parse::<Kind>("127.0.0.1:110 lmtp").unwrap_err();
         assert!(why.contains("expected plain or tls"), "{why}");
         assert!(parse::<Kind>("127.0.0.1:110 tls extra").is_err());
