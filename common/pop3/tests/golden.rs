@@ -18,12 +18,8 @@
 //! `hostname=`, `seed=` (of CRAM-MD5 challenges), `cram=1` (offered).
 
 use postern_auth_protocol::Proof;
+use postern_golden::Group;
 use postern_pop3::{Action, Config, Encoder, Listing, LoginFailure, Session, retrieve_header};
-
-struct Group {
-    client: Vec<u8>,
-    expected: Vec<String>,
-}
 
 struct Transcript {
     config: Config,
@@ -35,83 +31,32 @@ struct Transcript {
 fn parse(text: &str) -> Transcript {
     let mut config = Config::new("pop.test");
     config.challenge_seed = "1".into();
-    let mut t = Transcript {
+    let transcript = postern_golden::parse(text);
+    for (key, value) in postern_golden::config(&transcript) {
+        match key.as_str() {
+            "apop" => config.apop_timestamp = Some(value),
+            "hostname" => config.hostname = value,
+            "seed" => config.challenge_seed = value,
+            "cram" => config.mechanisms.push(postern_pop3::Mechanism::CramMd5),
+            "tls" => config.tls = value == "1",
+            "stls" => config.stls = value == "1",
+            "cleartext" => config.cleartext_allowed = value == "1",
+            "max_errors" => config.max_errors = value.parse().unwrap(),
+            _ => panic!("unknown config key {key}"),
+        }
+    }
+    let messages = transcript
+        .directives
+        .iter()
+        .filter_map(|d| d.strip_prefix("message: "))
+        .map(postern_golden::unescape)
+        .collect();
+    Transcript {
         config,
-        messages: Vec::new(),
-        greeting: Vec::new(),
-        groups: Vec::new(),
-    };
-    for line in text.lines() {
-        if let Some(message) = line.strip_prefix("# message: ") {
-            t.messages.push(unescape(message));
-            continue;
-        }
-        if let Some(settings) = line.strip_prefix("# config:") {
-            for pair in settings.split_whitespace() {
-                let (key, value) = pair.split_once('=').unwrap();
-                match key {
-                    "apop" => t.config.apop_timestamp = Some(value.to_string()),
-                    "hostname" => t.config.hostname = value.to_string(),
-                    "seed" => t.config.challenge_seed = value.to_string(),
-                    "cram" => t.config.mechanisms.push(postern_pop3::Mechanism::CramMd5),
-                    _ => {}
-                }
-                if matches!(key, "apop" | "hostname" | "seed" | "cram") {
-                    continue;
-                }
-                let number: usize = value.parse().unwrap();
-                match key {
-                    "tls" => t.config.tls = number == 1,
-                    "stls" => t.config.stls = number == 1,
-                    "cleartext" => t.config.cleartext_allowed = number == 1,
-                    "max_errors" => t.config.max_errors = number,
-                    _ => panic!("unknown config key {key}"),
-                }
-            }
-            continue;
-        }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let client = if let Some(text) = line.strip_prefix("C: ") {
-            Some(format!("{text}\r\n").into_bytes())
-        } else {
-            line.strip_prefix("R: ").map(unescape)
-        };
-        match client {
-            Some(bytes) => match t.groups.last_mut() {
-                Some(group) if group.expected.is_empty() => group.client.extend(bytes),
-                _ => t.groups.push(Group {
-                    client: bytes,
-                    expected: Vec::new(),
-                }),
-            },
-            None => match t.groups.last_mut() {
-                Some(group) => group.expected.push(line.to_string()),
-                None => t.greeting.push(line.to_string()),
-            },
-        }
+        messages,
+        greeting: transcript.greeting,
+        groups: transcript.groups,
     }
-    t
-}
-
-fn unescape(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buffer = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-            continue;
-        }
-        out.push(match chars.next() {
-            Some('r') => b'\r',
-            Some('n') => b'\n',
-            Some('\\') => b'\\',
-            other => panic!("bad escape \\{other:?}"),
-        });
-    }
-    out
 }
 
 /// Octets with CRLF line ends, as LIST counts them (the fixtures have LF

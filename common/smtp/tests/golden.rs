@@ -22,90 +22,35 @@
 //! 5.7.8 for anything else.
 
 use postern_auth_protocol::Proof;
+use postern_golden::Group;
 use postern_smtp::{Action, Config, Mechanism, Reply, Session};
-
-struct Group {
-    client: Vec<u8>,
-    expected: Vec<String>,
-}
 
 fn parse(text: &str) -> (Config, Vec<Group>, Vec<String>) {
     let mut config = Config::new("mx.test");
     config.challenge_seed = "1".into();
-    let mut greeting = Vec::new();
-    let mut groups: Vec<Group> = Vec::new();
-    for line in text.lines() {
-        if let Some(settings) = line.strip_prefix("# config:") {
-            for pair in settings.split_whitespace() {
-                let (key, value) = pair.split_once('=').unwrap();
-                if key == "auth" {
-                    config.auth_mechanisms = value
-                        .split(',')
-                        .map(|m| Mechanism::parse(m).unwrap())
-                        .collect();
-                    continue;
-                }
-                let value: usize = value.parse().unwrap();
-                match key {
-                    "tls" => config.tls = value == 1,
-                    "starttls" => config.starttls = value == 1,
-                    "plaintext_auth" => config.plaintext_auth = value == 1,
-                    "auth_required" => config.auth_required = value == 1,
-                    "max_message_size" => config.max_message_size = value as u64,
-                    "max_recipients" => config.max_recipients = value,
-                    "max_errors" => config.max_errors = value,
-                    "max_junk_commands" => config.max_junk_commands = value,
-                    _ => panic!("unknown config key {key}"),
-                }
-            }
+    let transcript = postern_golden::parse(text);
+    for (key, value) in postern_golden::config(&transcript) {
+        if key == "auth" {
+            config.auth_mechanisms = value
+                .split(',')
+                .map(|m| Mechanism::parse(m).unwrap())
+                .collect();
             continue;
         }
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let client = if let Some(text) = line.strip_prefix("C: ") {
-            Some(format!("{text}\r\n").into_bytes())
-        } else if line == "C:" {
-            Some(b"\r\n".to_vec())
-        } else {
-            line.strip_prefix("R: ").map(unescape)
-        };
-        match client {
-            Some(bytes) => match groups.last_mut() {
-                Some(group) if group.expected.is_empty() => group.client.extend(bytes),
-                _ => groups.push(Group {
-                    client: bytes,
-                    expected: Vec::new(),
-                }),
-            },
-            None => match groups.last_mut() {
-                Some(group) => group.expected.push(line.to_string()),
-                None => greeting.push(line.to_string()),
-            },
+        let value: usize = value.parse().unwrap();
+        match key.as_str() {
+            "tls" => config.tls = value == 1,
+            "starttls" => config.starttls = value == 1,
+            "plaintext_auth" => config.plaintext_auth = value == 1,
+            "auth_required" => config.auth_required = value == 1,
+            "max_message_size" => config.max_message_size = value as u64,
+            "max_recipients" => config.max_recipients = value,
+            "max_errors" => config.max_errors = value,
+            "max_junk_commands" => config.max_junk_commands = value,
+            _ => panic!("unknown config key {key}"),
         }
     }
-    (config, groups, greeting)
-}
-
-fn unescape(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buffer = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-            continue;
-        }
-        out.push(match chars.next() {
-            Some('r') => b'\r',
-            Some('n') => b'\n',
-            Some('t') => b'\t',
-            Some('0') => 0,
-            Some('\\') => b'\\',
-            other => panic!("bad escape \\{other:?}"),
-        });
-    }
-    out
+    (config, transcript.groups, transcript.greeting)
 }
 
 /// The driver: answers the session's questions, records what it does.
