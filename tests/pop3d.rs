@@ -801,3 +801,48 @@ fn access_control_modes_and_the_idle_timeout() {
     assert_eq!(greeting(&s, "127.0.0.3").1, "-ERR Access denied\r\n");
     s.stop();
 }
+
+#[test]
+fn an_account_set_to_all_folders_sees_folder_mail_through_pop3() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Smtpd::start(&[]);
+    deliver_all(&s);
+    // demo's line, with the option that shows every folder.
+    let accounts = s.etc().join("accounts");
+    let text = std::fs::read_to_string(&accounts).unwrap();
+    let text = text.replace("::::::", ":::::: postern_pop3_folders=all");
+    std::fs::write(&accounts, text).unwrap();
+    // A message in the folder .Archive, owned as postern-local would.
+    let owner = std::fs::metadata(s.demo()).unwrap();
+    let folder = s.demo().join(".Archive");
+    for sub in ["", "cur", "new", "tmp"] {
+        std::fs::create_dir_all(folder.join(sub)).unwrap();
+        std::os::unix::fs::chown(folder.join(sub), Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let archived = folder.join("cur/1600000000.P1.old,S=27:2,S");
+    std::fs::write(&archived, "Subject: archived\n\nfrom 2020\n").unwrap();
+    std::os::unix::fs::chown(&archived, Some(owner.uid()), Some(owner.gid())).unwrap();
+    let out = python(
+        r#"
+import poplib, sys
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user("demo@example.test")
+pop.pass_(sys.argv[2])
+count = pop.stat()[0]
+assert count == 4, count
+assert pop.retr(4)[1][-3:] == [b"Subject: archived", b"", b"from 2020"], pop.retr(4)
+print(pop.uidl(4).decode())
+pop.dele(4)
+pop.quit()
+print("ok")
+"#,
+        &[&s.port("POP3"), &s.password()],
+    );
+    assert!(
+        out.contains("+OK 4 .Archive/1600000000.P1.old,S=27"),
+        "{out}"
+    );
+    assert!(!archived.exists(), "deleted at QUIT");
+    assert_eq!(stored(&s).len(), 3, "INBOX untouched");
+    s.stop();
+}

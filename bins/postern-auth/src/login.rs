@@ -160,6 +160,7 @@ fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'sta
                 uid,
                 gid,
                 maildir: config.resolver().maildir_of(account),
+                all_folders: account.pop3_scope == postern_config::Pop3Scope::AllFolders,
             });
         let login = Login {
             user: address.to_string(),
@@ -177,6 +178,7 @@ fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'sta
             uid: system.uid,
             gid: system.gid,
             maildir: system.home.join(&config.settings.home_maildir),
+            all_folders: false,
         }),
         user: system.name,
     };
@@ -258,6 +260,7 @@ mod tests {
                         uid,
                         gid,
                         maildir: config.resolver().maildir_of(account),
+                        all_folders: false,
                     }),
             })
         };

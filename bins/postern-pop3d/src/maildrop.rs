@@ -35,6 +35,8 @@ struct Message {
     unique_len: u16,
     /// In `new/` (it could not be moved), not `cur/`.
     in_new: bool,
+    /// Which of the maildrop's `folders` (0: INBOX).
+    folder: u16,
     /// Octets with CRLF line ends.
     size: u64,
 }
@@ -47,76 +49,55 @@ pub struct Maildrop {
     /// The UIDLs that are not the name up to `:` (Dovecot's, or a hash of
     /// a long name), by message.
     other_uidls: HashMap<usize, Box<str>>,
+    /// The directories the messages are in: "" for INBOX, then `.Folder`s.
+    folders: Vec<String>,
 }
 
 impl Maildrop {
-    pub fn open(path: &Path) -> io::Result<Maildrop> {
+    /// INBOX's messages; with `all_folders`, every folder's after them
+    /// (each folder's UIDLs prefixed with its directory, so they stay
+    /// unique and stable).
+    pub fn open(path: &Path, all_folders: bool) -> io::Result<Maildrop> {
         let maildir = Maildir::at(path);
-        let dovecot = postern_maildir::dovecot::pop3_uidls(&maildir)?;
-        let cache = Cache::read(path);
-        let cur = stamp(&path.join("cur"))?;
-        // The cache lists cur/ as it was when its time was taken: while
-        // cur/ has that time still, nothing was added, renamed or removed
-        // there, and no readdir of a large cur/ is needed.
-        let (mut found, mut changed) = if cache.stamp == Some(cur) {
-            (cache.entries.clone(), false)
-        } else {
-            (list_cur(path, &cache)?, true)
-        };
-        let mut buffer = vec![0u8; 128 * 1024];
-        for name in names_in(&path.join("new"))? {
-            let moved = format!("{name}:2,");
-            let (name, in_new) = match std::fs::rename(
-                path.join("new").join(&name),
-                path.join("cur").join(&moved),
-            ) {
-                Ok(()) => (moved, false),
-                // Another reader moved it first: it will be in cur/.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(_) => (name, true),
-            };
-            let dir = std::fs::File::open(path.join(if in_new { "new" } else { "cur" }))?;
-            let Some(size) = size_of(&dir, &name, &cache, &mut buffer)? else {
-                continue;
-            };
-            found.push(Entry { name, in_new, size });
-            changed = true;
+        let mut folders = vec![String::new()];
+        if all_folders {
+            folders.extend(maildir.folders()?.iter().map(|f| f.dir_name()));
         }
-        // File-name order: the delivery time comes first in the name.
-        found.sort_by(|a, b| base_of(&a.name).cmp(base_of(&b.name)));
-        let mut names = String::with_capacity(found.iter().map(|e| e.name.len()).sum());
-        let mut messages = Vec::with_capacity(found.len());
-        let mut other_uidls = HashMap::new();
-        for (index, entry) in found.iter().enumerate() {
-            let unique = unique_of(&entry.name);
-            match dovecot.get(unique) {
-                Some(kept) => {
-                    other_uidls.insert(index, kept.as_str().into());
-                }
-                None => {
-                    let own = uidl_of(unique);
-                    if own != unique {
-                        other_uidls.insert(index, own.into());
-                    }
-                }
-            }
-            names.push_str(&entry.name);
-            messages.push(Message {
-                end: names.len() as u32,
-                unique_len: unique.len() as u16,
-                in_new: entry.in_new,
-                size: entry.size,
-            });
-        }
-        let maildrop = Maildrop {
+        let mut maildrop = Maildrop {
             maildir,
-            messages,
-            names,
-            other_uidls,
+            messages: Vec::new(),
+            names: String::new(),
+            other_uidls: HashMap::new(),
+            folders: Vec::new(),
         };
-        if changed {
-            // Only a cache: a failure to write it costs a readdir next time.
-            let _ = cache.write(path, &maildrop);
+        for (folder, dir_name) in folders.into_iter().enumerate() {
+            let dir = path.join(&dir_name);
+            let (found, dovecot) = scan(&dir)?;
+            for entry in found {
+                let index = maildrop.messages.len();
+                let unique = unique_of(&entry.name);
+                let own = match dovecot.get(unique) {
+                    Some(kept) => kept.clone(),
+                    None => uidl_of(unique),
+                };
+                let uidl = if folder == 0 {
+                    own
+                } else {
+                    uidl_of(&format!("{dir_name}/{own}"))
+                };
+                if uidl != unique {
+                    maildrop.other_uidls.insert(index, uidl.into());
+                }
+                maildrop.names.push_str(&entry.name);
+                maildrop.messages.push(Message {
+                    end: maildrop.names.len() as u32,
+                    unique_len: unique.len() as u16,
+                    in_new: entry.in_new,
+                    folder: folder as u16,
+                    size: entry.size,
+                });
+            }
+            maildrop.folders.push(dir_name);
         }
         Ok(maildrop)
     }
@@ -150,7 +131,14 @@ impl Maildrop {
     pub fn path(&self, index: usize) -> Option<PathBuf> {
         let message = self.messages.get(index)?;
         let sub = if message.in_new { "new" } else { "cur" };
-        Some(self.maildir.path().join(sub).join(self.name(index)))
+        let folder = &self.folders[message.folder as usize];
+        Some(
+            self.maildir
+                .path()
+                .join(folder)
+                .join(sub)
+                .join(self.name(index)),
+        )
     }
 
     /// UPDATE: removes these messages; a message already gone (another
@@ -259,6 +247,47 @@ fn open_in(dir: &std::fs::File, name: &str) -> io::Result<std::fs::File> {
     Ok(unsafe { std::fs::File::from_raw_fd(fd) })
 }
 
+/// One Maildir directory (INBOX or a folder): its messages in file-name
+/// order, after the moves from `new/`, and Dovecot's UIDLs for them; its
+/// cache brought up to date.
+fn scan(path: &Path) -> io::Result<(Vec<Entry>, HashMap<String, String>)> {
+    let dovecot = postern_maildir::dovecot::pop3_uidls(&Maildir::at(path))?;
+    let cache = Cache::read(path);
+    let cur = stamp(&path.join("cur"))?;
+    // The cache lists cur/ as it was when its time was taken: while cur/
+    // has that time still, nothing was added, renamed or removed there,
+    // and no readdir of a large cur/ is needed.
+    let (mut found, mut changed) = if cache.stamp == Some(cur) {
+        (cache.entries.clone(), false)
+    } else {
+        (list_cur(path, &cache)?, true)
+    };
+    let mut buffer = vec![0u8; 128 * 1024];
+    for name in names_in(&path.join("new"))? {
+        let moved = format!("{name}:2,");
+        let (name, in_new) =
+            match std::fs::rename(path.join("new").join(&name), path.join("cur").join(&moved)) {
+                Ok(()) => (moved, false),
+                // Another reader moved it first: it will be in cur/.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(_) => (name, true),
+            };
+        let dir = std::fs::File::open(path.join(if in_new { "new" } else { "cur" }))?;
+        let Some(size) = size_of(&dir, &name, &cache, &mut buffer)? else {
+            continue;
+        };
+        found.push(Entry { name, in_new, size });
+        changed = true;
+    }
+    // File-name order: the delivery time comes first in the name.
+    found.sort_by(|a, b| base_of(&a.name).cmp(base_of(&b.name)));
+    if changed {
+        // Only a cache: a failure to write it costs a readdir next time.
+        let _ = cache.write(path, &found);
+    }
+    Ok((found, dovecot))
+}
+
 /// A message as found on disk, before its UIDL.
 #[derive(Clone)]
 struct Entry {
@@ -333,17 +362,15 @@ impl Cache {
 
     /// Lists cur/'s messages; the time is kept only if cur/ has not
     /// changed for a second (our own moves from new/ just changed it).
-    fn write(&self, path: &Path, maildrop: &Maildrop) -> io::Result<()> {
+    fn write(&self, path: &Path, entries: &[Entry]) -> io::Result<()> {
         let cur = stamp(&path.join("cur"))?;
         let settled = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .is_ok_and(|now| now.as_secs() as i64 > cur.0 + 1);
         let (seconds, nanoseconds, inode) = if settled { cur } else { (0, 0, 0) };
         let mut text = format!("{CACHE_HEADER} {seconds} {nanoseconds} {inode}\n");
-        for (index, message) in maildrop.messages.iter().enumerate() {
-            if !message.in_new {
-                text.push_str(&format!("{} {}\n", message.size, maildrop.name(index)));
-            }
+        for entry in entries.iter().filter(|e| !e.in_new) {
+            text.push_str(&format!("{} {}\n", entry.size, entry.name));
         }
         if text == self.text {
             return Ok(());
@@ -471,7 +498,7 @@ mod tests {
         std::fs::write(path.join("cur/1700000003.P3.host:2,S"), "z\r\n").unwrap();
         let long = format!("1700000004.{}.host", "q".repeat(80));
         std::fs::write(path.join("cur").join(format!("{long}:2,")), "").unwrap();
-        let drop = Maildrop::open(&path).unwrap();
+        let drop = Maildrop::open(&path, false).unwrap();
         let listing = drop.listing();
         let ids: Vec<(u64, String)> = (0..listing.len())
             .map(|i| (listing.size(i), listing.uidl(i).to_string()))
@@ -492,7 +519,7 @@ mod tests {
         let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
         assert!(cached.contains("6 1700000001.P2.host:2,\n"), "{cached}");
         // The same ids the next time.
-        assert_eq!(Maildrop::open(&path).unwrap().listing(), listing);
+        assert_eq!(Maildrop::open(&path, false).unwrap().listing(), listing);
     }
 
     fn set_mtime(dir: &Path, time: std::time::SystemTime) {
@@ -508,19 +535,19 @@ mod tests {
         std::fs::write(path.join("cur/1700000001.P1.host,S=2,W=4:2,"), "a\n").unwrap();
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         set_mtime(&path.join("cur"), old);
-        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 1);
+        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 1);
         // A file slipped in with cur/'s time put back: the cache is
         // trusted, so it is not seen...
         std::fs::write(path.join("cur/1700000002.P2.host,S=2,W=4:2,"), "b\n").unwrap();
         set_mtime(&path.join("cur"), old);
-        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 1);
+        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 1);
         // ...until cur/ changes, as any real change makes it.
         set_mtime(&path.join("cur"), old + std::time::Duration::from_secs(1));
-        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 2);
+        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 2);
         // A move from new/ (just now) is listed, and leaves the cache
         // untrusted until cur/ has settled.
         std::fs::write(path.join("new/1700000003.P3.host"), "c\n").unwrap();
-        assert_eq!(Maildrop::open(&path).unwrap().listing().len(), 3);
+        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 3);
         let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
         assert!(cached.starts_with("POSTERN-POP3 1 0 0 0\n"), "{cached}");
     }
@@ -536,7 +563,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(path.join("maildirsize"), "0S,0C\n7 2\n").unwrap();
-        let drop = Maildrop::open(&path).unwrap();
+        let drop = Maildrop::open(&path, false).unwrap();
         assert_eq!(drop.listing().uidl(0), "000000016553F100");
         assert_eq!(drop.listing().uidl(1), "1700000009.M9P9.mail");
         drop.delete(&[0]).unwrap();
@@ -545,5 +572,38 @@ mod tests {
         assert!(size.ends_with("-3 -1\n"), "{size}");
         // Already gone: still fine.
         drop.delete(&[0]).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod folder_tests {
+    use super::*;
+
+    #[test]
+    fn every_folder_after_inbox_with_its_own_uidls_and_the_roots_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Maildir");
+        let root = Maildir::create(&path).unwrap();
+        let sent = root
+            .create_folder(&postern_maildir::FolderName::from_dir_name(".Sent").unwrap())
+            .unwrap();
+        std::fs::write(path.join("cur/1700000002.P1.host,S=2:2,S"), "a\n").unwrap();
+        std::fs::write(sent.path().join("cur/1700000001.P1.host,S=2:2,S"), "b\n").unwrap();
+        std::fs::write(path.join("maildirsize"), "0S,0C\n4 2\n").unwrap();
+        let inbox_only = Maildrop::open(&path, false).unwrap();
+        assert_eq!(inbox_only.listing().len(), 1);
+        let all = Maildrop::open(&path, true).unwrap();
+        let listing = all.listing();
+        assert_eq!(listing.len(), 2);
+        assert_eq!(listing.uidl(0), "1700000002.P1.host,S=2");
+        // Same base name in a folder: its own UIDL, stable.
+        assert_eq!(listing.uidl(1), ".Sent/1700000001.P1.host,S=2");
+        assert_eq!(Maildrop::open(&path, true).unwrap().listing(), listing);
+        assert!(all.path(1).unwrap().starts_with(sent.path()));
+        // A deletion in a folder counts against the mailbox's quota.
+        all.delete(&[1]).unwrap();
+        assert!(!sent.path().join("cur/1700000001.P1.host,S=2:2,S").exists());
+        let quota = std::fs::read_to_string(path.join("maildirsize")).unwrap();
+        assert!(quota.ends_with("-2 -1\n"), "{quota}");
     }
 }

@@ -274,7 +274,8 @@ fn login(
             return Err((temporary("Cannot open the mailbox"), spent));
         }
     };
-    let maildrop = Maildrop::open(&mailbox.maildir).map_err(|e| {
+    let all_folders = mailbox.all_folders || ctx.settings.pop3d.all_folders;
+    let maildrop = Maildrop::open(&mailbox.maildir, all_folders).map_err(|e| {
         warn!("open {}: {e}", mailbox.maildir.display());
         (temporary("Cannot open the mailbox"), spent)
     })?;

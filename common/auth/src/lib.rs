@@ -121,6 +121,8 @@ pub struct Mailbox {
     pub uid: u32,
     pub gid: u32,
     pub maildir: PathBuf,
+    /// POP3 shows every folder, not only INBOX (the account's option).
+    pub all_folders: bool,
 }
 
 fn clean(value: &str) -> bool {
@@ -239,11 +241,16 @@ impl Reply {
             Reply::Ok(login) => match &login.mailbox {
                 None => format!("OK {}", BASE64.encode(&login.user)),
                 Some(mailbox) => format!(
-                    "OK {} {} {} {}",
+                    "OK {} {} {} {}{}",
                     BASE64.encode(&login.user),
                     mailbox.uid,
                     mailbox.gid,
-                    BASE64.encode(mailbox.maildir.as_os_str().as_bytes())
+                    BASE64.encode(mailbox.maildir.as_os_str().as_bytes()),
+                    if mailbox.all_folders {
+                        " all-folders"
+                    } else {
+                        ""
+                    }
                 ),
             },
             Reply::Fail { status } => format!("FAIL {}", one_line(status)),
@@ -282,12 +289,13 @@ fn parse_login(text: &str) -> Option<Login> {
             user: decode_text(user)?,
             mailbox: None,
         }),
-        [user, uid, gid, maildir] => Some(Login {
+        [user, uid, gid, maildir, ref options @ ..] => Some(Login {
             user: decode_text(user)?,
             mailbox: Some(Mailbox {
                 uid: uid.parse().ok()?,
                 gid: gid.parse().ok()?,
                 maildir: PathBuf::from(std::ffi::OsStr::from_bytes(&decode(maildir)?)),
+                all_folders: options.contains(&"all-folders"),
             }),
         }),
         _ => None,
@@ -330,6 +338,7 @@ mod tests {
                     uid: 1001,
                     gid: 100,
                     maildir: "/home/bob/Mail dir".into(),
+                    all_folders: true,
                 }),
             }),
             Reply::Fail {

@@ -41,6 +41,9 @@ pub struct Pop3dSettings {
     pub access: String,
     pub allow: Vec<String>,
     pub lan_networks: Vec<String>,
+    /// Every folder through POP3 for every account, not only INBOX (an
+    /// account may ask for it alone with `postern_pop3_folders=all`).
+    pub all_folders: bool,
 }
 
 impl Default for Pop3dSettings {
@@ -63,6 +66,7 @@ impl Default for Pop3dSettings {
                 "192.168.0.0/16".into(),
                 "fc00::/7".into(),
             ],
+            all_folders: false,
         }
     }
 }
