@@ -73,6 +73,12 @@ impl Maildrop {
         for (folder, dir_name) in folders.into_iter().enumerate() {
             let dir = path.join(&dir_name);
             let (found, dovecot) = scan(&dir)?;
+            // Grown once to size: doubling would leave a larger block, and
+            // the session may sit idle with it for minutes.
+            maildrop
+                .names
+                .reserve_exact(found.iter().map(|e| e.name.len()).sum());
+            maildrop.messages.reserve_exact(found.len());
             for entry in found {
                 let index = maildrop.messages.len();
                 let unique = unique_of(&entry.name);
@@ -99,6 +105,7 @@ impl Maildrop {
             }
             maildrop.folders.push(dir_name);
         }
+        maildrop.other_uidls.shrink_to_fit();
         Ok(maildrop)
     }
 
@@ -402,50 +409,89 @@ fn names_in(dir: &Path) -> io::Result<Vec<String>> {
     Ok(names)
 }
 
-/// cur/ read afresh, with the sizes the cache knows.
-/// Files whose size must be counted are shared out among the CPUs: the
-/// first login on a large mailbox moved from elsewhere reads all of it.
+/// cur/ read afresh, with the sizes the names or the cache know. The
+/// files whose size must be counted (the first login on a large mailbox
+/// moved from elsewhere reads all of it) are shared out among the CPUs,
+/// the threads allocating nothing: they only count.
 fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
     let names = names_in(&path.join("cur"))?;
+    let mut sizes: Vec<Option<u64>> = names.iter().map(|n| known_size(n, cache)).collect();
+    let unknown: Vec<usize> = (0..names.len()).filter(|&i| sizes[i].is_none()).collect();
     let dir = std::fs::File::open(path.join("cur"))?;
     let dir = &dir;
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 4);
-    let share = names.len().div_ceil(workers).max(1);
-    let sized: Vec<io::Result<Vec<Entry>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = names
-            .chunks(share)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut entries = Vec::with_capacity(chunk.len());
-                    let mut buffer = vec![0u8; 128 * 1024];
-                    for name in chunk {
-                        if let Some(size) = size_of(dir, name, cache, &mut buffer)? {
-                            entries.push(Entry {
-                                name: name.clone(),
-                                in_new: false,
-                                size,
-                            });
-                        }
-                    }
-                    Ok(entries)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a sizing thread failed")))
-            })
+    let names_ref = &names;
+    let workers = if unknown.len() < 64 {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+    };
+    let share = unknown.len().div_ceil(workers).max(1);
+    let count = move |indices: &[usize]| -> io::Result<Vec<(usize, Option<u64>)>> {
+        let mut buffer = vec![0u8; 128 * 1024];
+        indices
+            .iter()
+            .map(|&i| Ok((i, count_size(dir, &names_ref[i], &mut buffer)?)))
             .collect()
-    });
-    let mut entries = Vec::with_capacity(names.len());
-    for part in sized {
-        entries.extend(part?);
+    };
+    let counted: Vec<io::Result<Vec<(usize, Option<u64>)>>> = if workers == 1 {
+        vec![count(&unknown)]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = unknown
+                .chunks(share)
+                .map(|chunk| scope.spawn(move || count(chunk)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(io::Error::other("a sizing thread failed")))
+                })
+                .collect()
+        })
+    };
+    for part in counted {
+        for (index, size) in part? {
+            sizes[index] = size;
+        }
     }
-    Ok(entries)
+    Ok(names
+        .into_iter()
+        .zip(sizes)
+        .filter_map(|(name, size)| {
+            // A file gone meanwhile (another reader took it) is left out.
+            Some(Entry {
+                name,
+                in_new: false,
+                size: size?,
+            })
+        })
+        .collect())
+}
+
+/// A size the name (`,W=`) or the cache knows.
+fn known_size(name: &str, cache: &Cache) -> Option<u64> {
+    let unique = unique_of(name);
+    unique
+        .split(',')
+        .skip(1)
+        .find_map(|field| field.strip_prefix("W=")?.parse::<u64>().ok())
+        .or_else(|| cache.sizes.get(unique).copied())
+}
+
+/// A size counted from the file; `None` if it is gone.
+fn count_size(dir: &std::fs::File, name: &str, buffer: &mut [u8]) -> io::Result<Option<u64>> {
+    let stored = unique_of(name)
+        .split(',')
+        .skip(1)
+        .find_map(|field| field.strip_prefix("S=")?.parse::<u64>().ok());
+    match open_in(dir, name).and_then(|file| crlf_size(file, stored, buffer)) {
+        Ok(size) => Ok(Some(size)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// A message's POP3 size: `,W=` of its name, else the cache's, else
@@ -456,20 +502,9 @@ fn size_of(
     cache: &Cache,
     buffer: &mut [u8],
 ) -> io::Result<Option<u64>> {
-    let unique = unique_of(name);
-    let field = |key: &str| {
-        unique
-            .split(',')
-            .skip(1)
-            .find_map(|field| field.strip_prefix(key)?.parse::<u64>().ok())
-    };
-    if let Some(size) = field("W=").or_else(|| cache.sizes.get(unique).copied()) {
-        return Ok(Some(size));
-    }
-    match open_in(dir, name).and_then(|file| crlf_size(file, field("S="), buffer)) {
-        Ok(size) => Ok(Some(size)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    match known_size(name, cache) {
+        Some(size) => Ok(Some(size)),
+        None => count_size(dir, name, buffer),
     }
 }
 
