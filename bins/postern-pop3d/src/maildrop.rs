@@ -428,14 +428,16 @@ fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
             .clamp(1, 4)
     };
     let share = unknown.len().div_ceil(workers).max(1);
-    let count = move |indices: &[usize]| -> io::Result<Vec<(usize, Option<u64>)>> {
+    // Each worker's (index, size) pairs; None for a file gone meanwhile.
+    type Counted = io::Result<Vec<(usize, Option<u64>)>>;
+    let count = move |indices: &[usize]| -> Counted {
         let mut buffer = vec![0u8; 128 * 1024];
         indices
             .iter()
             .map(|&i| Ok((i, count_size(dir, &names_ref[i], &mut buffer)?)))
             .collect()
     };
-    let counted: Vec<io::Result<Vec<(usize, Option<u64>)>>> = if workers == 1 {
+    let counted: Vec<Counted> = if workers == 1 {
         vec![count(&unknown)]
     } else {
         std::thread::scope(|scope| {
