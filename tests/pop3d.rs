@@ -104,13 +104,7 @@ fn poplib_reads_every_message_exactly_over_plain_stls_and_pop3s() {
         let fetched: Vec<Vec<u8>> = out
             .lines()
             .filter(|l| *l != "ok")
-            .map(|l| {
-                let hex = l.split_once(' ').unwrap().1;
-                (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                    .collect()
-            })
+            .map(|l| hex(l.split_once(' ').unwrap().1))
             .collect();
         assert_eq!(fetched, expected, "{mode}");
     }
@@ -845,4 +839,71 @@ print("ok")
     assert!(!archived.exists(), "deleted at QUIT");
     assert_eq!(stored(&s).len(), 3, "INBOX untouched");
     s.stop();
+}
+
+#[test]
+fn invalid_message_ids_are_left_out_with_list_sizes_still_exact() {
+    let s = Smtpd::start(&[]);
+    let accounts = s.etc().join("accounts");
+    let text = std::fs::read_to_string(&accounts).unwrap();
+    let text = text.replace("::::::", ":::::: postern_pop3_message_id=strip");
+    std::fs::write(&accounts, text).unwrap();
+    deliver(
+        &s,
+        &[
+            b"Subject: broken\nMessage-ID: not an id\nFrom: a@example.org\n\nbody\nMessage-ID: in the body\n",
+            b"Subject: folded\nmessage-id:\n <half@open\n\tstill open\nTo: b@example.org\n\nbody\n",
+            b"Subject: fine\nMessage-ID: <ok.1@example.org> (kept)\n\nbody\n",
+        ],
+    );
+    let out = python(
+        r#"
+import poplib, sys
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user("demo@example.test")
+pop.pass_(sys.argv[2])
+count, size = pop.stat()
+total = 0
+for n in range(1, count + 1):
+    _, lines, _ = pop.retr(n)
+    body = b"\r\n".join(lines) + b"\r\n"
+    listed = int(pop.list(n).split()[2])
+    assert listed == len(body), (n, listed, len(body))
+    total += listed
+    top = b"\r\n".join(pop.top(n, 0)[1])
+    assert body.startswith(top), (top, body)
+    sys.stdout.buffer.write(b"%s\n" % body.hex().encode())
+assert total == size, (total, size)
+pop.quit()
+print("ok")
+"#,
+        &[&s.port("POP3"), &s.password()],
+    );
+    let fetched: Vec<Vec<u8>> = out.lines().filter(|l| *l != "ok").map(hex).collect();
+    let expected: Vec<Vec<u8>> = stored(&s)
+        .iter()
+        .map(|m| {
+            let text = String::from_utf8(m.clone()).unwrap().replace('\n', "\r\n");
+            text.replace("Message-ID: not an id\r\n", "")
+                .replace("message-id:\r\n <half@open\r\n\tstill open\r\n", "")
+                .into_bytes()
+        })
+        .collect();
+    assert_eq!(fetched.len(), 3, "{out}");
+    assert_eq!(fetched, expected);
+    // What was cut is said once, in the cache, not found at each login.
+    let cache = std::fs::read_to_string(s.demo().join("postern-pop3-cache")).unwrap();
+    assert_eq!(
+        cache.lines().filter(|l| l.contains(" 23 ")).count(),
+        1,
+        "{cache}"
+    );
+    s.stop();
+}
+
+fn hex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }

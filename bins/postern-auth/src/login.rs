@@ -161,6 +161,7 @@ fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'sta
                 gid,
                 maildir: config.resolver().maildir_of(account),
                 all_folders: account.pop3_scope == postern_config::Pop3Scope::AllFolders,
+                strip_message_id: account.pop3_strip_message_id,
             });
         let login = Login {
             user: address.to_string(),
@@ -179,6 +180,7 @@ fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'sta
             gid: system.gid,
             maildir: system.home.join(&config.settings.home_maildir),
             all_folders: false,
+            strip_message_id: false,
         }),
         user: system.name,
     };
@@ -261,6 +263,7 @@ mod tests {
                         gid,
                         maildir: config.resolver().maildir_of(account),
                         all_folders: false,
+                        strip_message_id: false,
                     }),
             })
         };

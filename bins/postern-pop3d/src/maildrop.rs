@@ -51,16 +51,27 @@ pub struct Maildrop {
     other_uidls: HashMap<usize, Box<str>>,
     /// The directories the messages are in: "" for INBOX, then `.Folder`s.
     folders: Vec<String>,
+    strip_message_id: bool,
+}
+
+/// What a session sees of the mailbox: the account's and the service's
+/// options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct View {
+    /// Every folder after INBOX, not INBOX alone.
+    pub all_folders: bool,
+    /// Invalid `Message-ID:` fields left out, and the sizes made to match.
+    pub strip_message_id: bool,
 }
 
 impl Maildrop {
     /// INBOX's messages; with `all_folders`, every folder's after them
     /// (each folder's UIDLs prefixed with its directory, so they stay
     /// unique and stable).
-    pub fn open(path: &Path, all_folders: bool) -> io::Result<Maildrop> {
+    pub fn open(path: &Path, view: View) -> io::Result<Maildrop> {
         let maildir = Maildir::at(path);
         let mut folders = vec![String::new()];
-        if all_folders {
+        if view.all_folders {
             folders.extend(maildir.folders()?.iter().map(|f| f.dir_name()));
         }
         let mut maildrop = Maildrop {
@@ -69,10 +80,11 @@ impl Maildrop {
             names: String::new(),
             other_uidls: HashMap::new(),
             folders: Vec::new(),
+            strip_message_id: view.strip_message_id,
         };
         for (folder, dir_name) in folders.into_iter().enumerate() {
             let dir = path.join(&dir_name);
-            let (found, dovecot) = scan(&dir)?;
+            let (found, dovecot) = scan(&dir, view.strip_message_id)?;
             // Grown once to size: doubling would leave a larger block, and
             // the session may sit idle with it for minutes.
             maildrop
@@ -94,19 +106,29 @@ impl Maildrop {
                 if uidl != unique {
                     maildrop.other_uidls.insert(index, uidl.into());
                 }
+                let cut = match view.strip_message_id {
+                    true => entry.cut.unwrap_or(0),
+                    false => 0,
+                };
                 maildrop.names.push_str(&entry.name);
                 maildrop.messages.push(Message {
                     end: maildrop.names.len() as u32,
                     unique_len: unique.len() as u16,
                     in_new: entry.in_new,
                     folder: folder as u16,
-                    size: entry.size,
+                    size: entry.size.unwrap_or(0).saturating_sub(cut),
                 });
             }
             maildrop.folders.push(dir_name);
         }
         maildrop.other_uidls.shrink_to_fit();
         Ok(maildrop)
+    }
+
+    /// Whether RETR and TOP leave out invalid `Message-ID:` fields (the
+    /// sizes already do).
+    pub fn strips_message_id(&self) -> bool {
+        self.strip_message_id
     }
 
     /// Message `index`'s file name.
@@ -256,8 +278,9 @@ fn open_in(dir: &std::fs::File, name: &str) -> io::Result<std::fs::File> {
 
 /// One Maildir directory (INBOX or a folder): its messages in file-name
 /// order, after the moves from `new/`, and Dovecot's UIDLs for them; its
-/// cache brought up to date.
-fn scan(path: &Path) -> io::Result<(Vec<Entry>, HashMap<String, String>)> {
+/// cache brought up to date. With `strip`, each message's invalid
+/// `Message-ID:` octets are known too.
+fn scan(path: &Path, strip: bool) -> io::Result<(Vec<Entry>, HashMap<String, String>)> {
     let dovecot = postern_maildir::dovecot::pop3_uidls(&Maildir::at(path))?;
     let cache = Cache::read(path);
     let cur = stamp(&path.join("cur"))?;
@@ -267,23 +290,24 @@ fn scan(path: &Path) -> io::Result<(Vec<Entry>, HashMap<String, String>)> {
     let (mut found, mut changed) = if cache.stamp == Some(cur) {
         (cache.entries.clone(), false)
     } else {
-        (list_cur(path, &cache)?, true)
+        let names = names_in(&path.join("cur"))?;
+        let listed = names
+            .into_iter()
+            .map(|name| cache.known(name, false))
+            .collect();
+        (listed, true)
     };
-    let mut buffer = vec![0u8; 128 * 1024];
     for name in names_in(&path.join("new"))? {
         let moved = format!("{name}:2,");
-        let (name, in_new) =
-            match std::fs::rename(path.join("new").join(&name), path.join("cur").join(&moved)) {
-                Ok(()) => (moved, false),
-                // Another reader moved it first: it will be in cur/.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(_) => (name, true),
-            };
-        let dir = std::fs::File::open(path.join(if in_new { "new" } else { "cur" }))?;
-        let Some(size) = size_of(&dir, &name, &cache, &mut buffer)? else {
-            continue;
-        };
-        found.push(Entry { name, in_new, size });
+        match std::fs::rename(path.join("new").join(&name), path.join("cur").join(&moved)) {
+            Ok(()) => found.push(cache.known(moved, false)),
+            // Another reader moved it first: it will be in cur/.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(_) => found.push(cache.known(name, true)),
+        }
+        changed = true;
+    }
+    if measure(path, &mut found, strip)? {
         changed = true;
     }
     // File-name order: the delivery time comes first in the name.
@@ -300,126 +324,31 @@ fn scan(path: &Path) -> io::Result<(Vec<Entry>, HashMap<String, String>)> {
 struct Entry {
     name: String,
     in_new: bool,
-    size: u64,
+    /// Octets with CRLF line ends; `None` until counted.
+    size: Option<u64>,
+    /// Of those, the octets of invalid `Message-ID:` fields; `None` until
+    /// looked for.
+    cut: Option<u64>,
 }
 
-/// `postern-pop3-cache` in the Maildir: cur/'s messages with their sizes,
-/// and the time cur/ had when they were listed (zero when that time was
-/// too recent to be trusted: a change within the same clock tick would
-/// not change it). Rebuilt from the Maildir whenever it does not match.
-struct Cache {
-    stamp: Option<Stamp>,
-    entries: Vec<Entry>,
-    sizes: HashMap<String, u64>,
-    /// The file as read, so that the same text is not written again.
-    text: String,
-}
-
-/// A directory's modification time and inode.
-type Stamp = (i64, i64, u64);
-
-const CACHE_HEADER: &str = "POSTERN-POP3 1";
-
-impl Cache {
-    fn read(path: &Path) -> Cache {
-        let mut cache = Cache::read_nothing();
-        let Ok(text) = std::fs::read_to_string(path.join(CACHE)) else {
-            return cache;
-        };
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or_default();
-        let Some(stamp) = header.strip_prefix(CACHE_HEADER) else {
-            return cache;
-        };
-        let numbers: Vec<i64> = stamp
-            .split_whitespace()
-            .filter_map(|n| n.parse().ok())
-            .collect();
-        for line in lines {
-            let Some((size, name)) = line.split_once(' ') else {
-                return Cache::read_nothing();
-            };
-            let Ok(size) = size.parse() else {
-                return Cache::read_nothing();
-            };
-            cache.sizes.insert(unique_of(name).to_string(), size);
-            cache.entries.push(Entry {
-                name: name.to_string(),
-                in_new: false,
-                size,
-            });
-        }
-        if let [seconds, nanoseconds, inode] = numbers[..]
-            && seconds > 0
-        {
-            cache.stamp = Some((seconds, nanoseconds, inode as u64));
-        }
-        cache.text = text;
-        cache
+/// Counts what the names and the cache did not know: the sizes, and with
+/// `strip` the invalid Message-ID octets. Messages gone meanwhile (another
+/// reader took them) are left out. Whether anything was counted.
+///
+/// On the first login to a large mailbox moved from elsewhere this reads
+/// all of it, so the files are shared out among the CPUs; the threads
+/// allocate nothing but their buffer.
+fn measure(path: &Path, entries: &mut Vec<Entry>, strip: bool) -> io::Result<bool> {
+    let wanted = |e: &Entry| e.size.is_none() || (strip && e.cut.is_none());
+    let unknown: Vec<usize> = (0..entries.len())
+        .filter(|&i| wanted(&entries[i]))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(false);
     }
-
-    fn read_nothing() -> Cache {
-        Cache {
-            stamp: None,
-            entries: Vec::new(),
-            sizes: HashMap::new(),
-            text: String::new(),
-        }
-    }
-
-    /// Lists cur/'s messages; the time is kept only if cur/ has not
-    /// changed for a second (our own moves from new/ just changed it).
-    fn write(&self, path: &Path, entries: &[Entry]) -> io::Result<()> {
-        let cur = stamp(&path.join("cur"))?;
-        let settled = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .is_ok_and(|now| now.as_secs() as i64 > cur.0 + 1);
-        let (seconds, nanoseconds, inode) = if settled { cur } else { (0, 0, 0) };
-        let mut text = format!("{CACHE_HEADER} {seconds} {nanoseconds} {inode}\n");
-        for entry in entries.iter().filter(|e| !e.in_new) {
-            text.push_str(&format!("{} {}\n", entry.size, entry.name));
-        }
-        if text == self.text {
-            return Ok(());
-        }
-        let tmp = path.join(format!(".{CACHE}.{}", std::process::id()));
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        drop(file);
-        std::fs::rename(&tmp, path.join(CACHE))
-    }
-}
-
-fn stamp(dir: &Path) -> io::Result<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(dir)?;
-    Ok((meta.mtime(), meta.mtime_nsec(), meta.ino()))
-}
-
-/// The message file names of a directory (dot files are not messages).
-fn names_in(dir: &Path) -> io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        if let Ok(name) = entry?.file_name().into_string()
-            && !name.starts_with('.')
-        {
-            names.push(name);
-        }
-    }
-    Ok(names)
-}
-
-/// cur/ read afresh, with the sizes the names or the cache know. The
-/// files whose size must be counted (the first login on a large mailbox
-/// moved from elsewhere reads all of it) are shared out among the CPUs,
-/// the threads allocating nothing: they only count.
-fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
-    let names = names_in(&path.join("cur"))?;
-    let mut sizes: Vec<Option<u64>> = names.iter().map(|n| known_size(n, cache)).collect();
-    let unknown: Vec<usize> = (0..names.len()).filter(|&i| sizes[i].is_none()).collect();
-    let dir = std::fs::File::open(path.join("cur"))?;
-    let dir = &dir;
-    let names_ref = &names;
+    let cur = std::fs::File::open(path.join("cur"))?;
+    let new = std::fs::File::open(path.join("new"))?;
+    let (cur, new, shared) = (&cur, &new, &*entries);
     let workers = if unknown.len() < 64 {
         1
     } else {
@@ -428,13 +357,17 @@ fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
             .clamp(1, 4)
     };
     let share = unknown.len().div_ceil(workers).max(1);
-    // Each worker's (index, size) pairs; None for a file gone meanwhile.
-    type Counted = io::Result<Vec<(usize, Option<u64>)>>;
+    // Each worker's (index, what was counted); None for a file gone.
+    type Counted = io::Result<Vec<(usize, Option<(u64, Option<u64>)>)>>;
     let count = move |indices: &[usize]| -> Counted {
         let mut buffer = vec![0u8; 128 * 1024];
         indices
             .iter()
-            .map(|&i| Ok((i, count_size(dir, &names_ref[i], &mut buffer)?)))
+            .map(|&i| {
+                let entry = &shared[i];
+                let dir = if entry.in_new { new } else { cur };
+                Ok((i, count_one(dir, entry, strip, &mut buffer)?))
+            })
             .collect()
     };
     let counted: Vec<Counted> = if workers == 1 {
@@ -455,59 +388,222 @@ fn list_cur(path: &Path, cache: &Cache) -> io::Result<Vec<Entry>> {
         })
     };
     for part in counted {
-        for (index, size) in part? {
-            sizes[index] = size;
+        for (index, result) in part? {
+            let entry = &mut entries[index];
+            match result {
+                Some((size, cut)) => {
+                    entry.size = Some(size);
+                    entry.cut = cut;
+                }
+                None => entry.size = None,
+            }
         }
     }
-    Ok(names
-        .into_iter()
-        .zip(sizes)
-        .filter_map(|(name, size)| {
-            // A file gone meanwhile (another reader took it) is left out.
-            Some(Entry {
-                name,
-                in_new: false,
-                size: size?,
-            })
-        })
-        .collect())
+    entries.retain(|e| e.size.is_some());
+    Ok(true)
 }
 
-/// A size the name (`,W=`) or the cache knows.
-fn known_size(name: &str, cache: &Cache) -> Option<u64> {
-    let unique = unique_of(name);
-    unique
-        .split(',')
-        .skip(1)
-        .find_map(|field| field.strip_prefix("W=")?.parse::<u64>().ok())
-        .or_else(|| cache.sizes.get(unique).copied())
-}
-
-/// A size counted from the file; `None` if it is gone.
-fn count_size(dir: &std::fs::File, name: &str, buffer: &mut [u8]) -> io::Result<Option<u64>> {
-    let stored = unique_of(name)
-        .split(',')
-        .skip(1)
-        .find_map(|field| field.strip_prefix("S=")?.parse::<u64>().ok());
-    match open_in(dir, name).and_then(|file| crlf_size(file, stored, buffer)) {
-        Ok(size) => Ok(Some(size)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// A message's POP3 size: `,W=` of its name, else the cache's, else
-/// counted; `None` if it is gone. `dir` is the open directory it is in.
-fn size_of(
+/// One file's size (the known one, else counted) and, with `strip`, its
+/// invalid Message-ID octets; `None` if it is gone.
+fn count_one(
     dir: &std::fs::File,
-    name: &str,
-    cache: &Cache,
+    entry: &Entry,
+    strip: bool,
     buffer: &mut [u8],
-) -> io::Result<Option<u64>> {
-    match known_size(name, cache) {
-        Some(size) => Ok(Some(size)),
-        None => count_size(dir, name, buffer),
+) -> io::Result<Option<(u64, Option<u64>)>> {
+    use std::io::Seek;
+    let mut file = match open_in(dir, &entry.name) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut cut = entry.cut;
+    if strip && cut.is_none() {
+        let (length, whole) = read_head(&mut file, buffer)?;
+        let head = &buffer[..length];
+        let ranges = postern_pop3::invalid_message_ids(head, whole);
+        cut = Some(
+            ranges
+                .into_iter()
+                .map(|r| postern_pop3::crlf_len(&head[r]))
+                .sum(),
+        );
+        file.rewind()?;
     }
+    let size = match entry.size {
+        Some(size) => size,
+        None => {
+            let stored = unique_of(&entry.name)
+                .split(',')
+                .skip(1)
+                .find_map(|field| field.strip_prefix("S=")?.parse::<u64>().ok());
+            crlf_size(file, stored, buffer)?
+        }
+    };
+    Ok(Some((size, cut)))
+}
+
+/// Reads a message's first octets, up to [`postern_pop3::HEAD_LIMIT`],
+/// into `buffer`: how many, and whether that is the whole message.
+pub fn read_head(file: &mut std::fs::File, buffer: &mut [u8]) -> io::Result<(usize, bool)> {
+    let limit = postern_pop3::HEAD_LIMIT.min(buffer.len());
+    let mut length = 0;
+    while length < limit {
+        match file.read(&mut buffer[length..limit]) {
+            Ok(0) => return Ok((length, true)),
+            Ok(n) => length += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((length, false))
+}
+
+/// `postern-pop3-cache` in the Maildir: cur/'s messages with their sizes
+/// (and the octets of their invalid Message-ID fields, where looked for),
+/// and the time cur/ had when they were listed (zero when that time was
+/// too recent to be trusted: a change within the same clock tick would
+/// not change it). Rebuilt from the Maildir whenever it does not match.
+struct Cache {
+    stamp: Option<Stamp>,
+    entries: Vec<Entry>,
+    /// By the name up to `:`: size and cut.
+    known: HashMap<String, (u64, Option<u64>)>,
+    /// The file as read, so that the same text is not written again.
+    text: String,
+}
+
+/// A directory's modification time and inode.
+type Stamp = (i64, i64, u64);
+
+/// Lines `SIZE NAME`.
+const CACHE_HEADER_1: &str = "POSTERN-POP3 1";
+/// Lines `SIZE CUT NAME`, CUT `-` where it was not looked for.
+const CACHE_HEADER: &str = "POSTERN-POP3 2";
+
+impl Cache {
+    fn read(path: &Path) -> Cache {
+        let mut cache = Cache::read_nothing();
+        let Ok(text) = std::fs::read_to_string(path.join(CACHE)) else {
+            return cache;
+        };
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let (stamp, with_cut) = if let Some(stamp) = header.strip_prefix(CACHE_HEADER) {
+            (stamp, true)
+        } else if let Some(stamp) = header.strip_prefix(CACHE_HEADER_1) {
+            (stamp, false)
+        } else {
+            return cache;
+        };
+        let numbers: Vec<i64> = stamp
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        for line in lines {
+            let Some((size, cut, name)) = parse_cache_line(line, with_cut) else {
+                return Cache::read_nothing();
+            };
+            cache.known.insert(unique_of(name).to_string(), (size, cut));
+            cache.entries.push(Entry {
+                name: name.to_string(),
+                in_new: false,
+                size: Some(size),
+                cut,
+            });
+        }
+        if let [seconds, nanoseconds, inode] = numbers[..]
+            && seconds > 0
+        {
+            cache.stamp = Some((seconds, nanoseconds, inode as u64));
+        }
+        cache.text = text;
+        cache
+    }
+
+    fn read_nothing() -> Cache {
+        Cache {
+            stamp: None,
+            entries: Vec::new(),
+            known: HashMap::new(),
+            text: String::new(),
+        }
+    }
+
+    /// A message with what its name (`,W=`) or the cache knows of it.
+    fn known(&self, name: String, in_new: bool) -> Entry {
+        let unique = unique_of(&name);
+        let cached = self.known.get(unique);
+        let named = unique
+            .split(',')
+            .skip(1)
+            .find_map(|field| field.strip_prefix("W=")?.parse::<u64>().ok());
+        Entry {
+            size: named.or(cached.map(|c| c.0)),
+            cut: cached.and_then(|c| c.1),
+            name,
+            in_new,
+        }
+    }
+
+    /// Lists cur/'s messages; the time is kept only if cur/ has not
+    /// changed for a second (our own moves from new/ just changed it).
+    fn write(&self, path: &Path, entries: &[Entry]) -> io::Result<()> {
+        let cur = stamp(&path.join("cur"))?;
+        let settled = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .is_ok_and(|now| now.as_secs() as i64 > cur.0 + 1);
+        let (seconds, nanoseconds, inode) = if settled { cur } else { (0, 0, 0) };
+        let mut text = format!("{CACHE_HEADER} {seconds} {nanoseconds} {inode}\n");
+        for entry in entries.iter().filter(|e| !e.in_new) {
+            let Some(size) = entry.size else { continue };
+            match entry.cut {
+                Some(cut) => text.push_str(&format!("{size} {cut} {}\n", entry.name)),
+                None => text.push_str(&format!("{size} - {}\n", entry.name)),
+            }
+        }
+        if text == self.text {
+            return Ok(());
+        }
+        let tmp = path.join(format!(".{CACHE}.{}", std::process::id()));
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        drop(file);
+        std::fs::rename(&tmp, path.join(CACHE))
+    }
+}
+
+/// A cache line: size, cut (`None` where not looked for) and name.
+fn parse_cache_line(line: &str, with_cut: bool) -> Option<(u64, Option<u64>, &str)> {
+    let (size, rest) = line.split_once(' ')?;
+    let size = size.parse().ok()?;
+    if !with_cut {
+        return Some((size, None, rest));
+    }
+    let (cut, name) = rest.split_once(' ')?;
+    match cut {
+        "-" => Some((size, None, name)),
+        _ => Some((size, Some(cut.parse().ok()?), name)),
+    }
+}
+
+fn stamp(dir: &Path) -> io::Result<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    Ok((meta.mtime(), meta.mtime_nsec(), meta.ino()))
+}
+
+/// The message file names of a directory (dot files are not messages).
+fn names_in(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        if let Ok(name) = entry?.file_name().into_string()
+            && !name.starts_with('.')
+        {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -535,7 +631,7 @@ mod tests {
         std::fs::write(path.join("cur/1700000003.P3.host:2,S"), "z\r\n").unwrap();
         let long = format!("1700000004.{}.host", "q".repeat(80));
         std::fs::write(path.join("cur").join(format!("{long}:2,")), "").unwrap();
-        let drop = Maildrop::open(&path, false).unwrap();
+        let drop = Maildrop::open(&path, View::default()).unwrap();
         let listing = drop.listing();
         let ids: Vec<(u64, String)> = (0..listing.len())
             .map(|i| (listing.size(i), listing.uidl(i).to_string()))
@@ -554,9 +650,12 @@ mod tests {
         assert_eq!(std::fs::read_dir(path.join("new")).unwrap().count(), 0);
         assert!(path.join("cur/1700000001.P2.host:2,").exists());
         let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
-        assert!(cached.contains("6 1700000001.P2.host:2,\n"), "{cached}");
+        assert!(cached.contains("6 - 1700000001.P2.host:2,\n"), "{cached}");
         // The same ids the next time.
-        assert_eq!(Maildrop::open(&path, false).unwrap().listing(), listing);
+        assert_eq!(
+            Maildrop::open(&path, View::default()).unwrap().listing(),
+            listing
+        );
     }
 
     fn set_mtime(dir: &Path, time: std::time::SystemTime) {
@@ -572,21 +671,45 @@ mod tests {
         std::fs::write(path.join("cur/1700000001.P1.host,S=2,W=4:2,"), "a\n").unwrap();
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
         set_mtime(&path.join("cur"), old);
-        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 1);
+        assert_eq!(
+            Maildrop::open(&path, View::default())
+                .unwrap()
+                .listing()
+                .len(),
+            1
+        );
         // A file slipped in with cur/'s time put back: the cache is
         // trusted, so it is not seen...
         std::fs::write(path.join("cur/1700000002.P2.host,S=2,W=4:2,"), "b\n").unwrap();
         set_mtime(&path.join("cur"), old);
-        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 1);
+        assert_eq!(
+            Maildrop::open(&path, View::default())
+                .unwrap()
+                .listing()
+                .len(),
+            1
+        );
         // ...until cur/ changes, as any real change makes it.
         set_mtime(&path.join("cur"), old + std::time::Duration::from_secs(1));
-        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 2);
+        assert_eq!(
+            Maildrop::open(&path, View::default())
+                .unwrap()
+                .listing()
+                .len(),
+            2
+        );
         // A move from new/ (just now) is listed, and leaves the cache
         // untrusted until cur/ has settled.
         std::fs::write(path.join("new/1700000003.P3.host"), "c\n").unwrap();
-        assert_eq!(Maildrop::open(&path, false).unwrap().listing().len(), 3);
+        assert_eq!(
+            Maildrop::open(&path, View::default())
+                .unwrap()
+                .listing()
+                .len(),
+            3
+        );
         let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
-        assert!(cached.starts_with("POSTERN-POP3 1 0 0 0\n"), "{cached}");
+        assert!(cached.starts_with("POSTERN-POP3 2 0 0 0\n"), "{cached}");
     }
 
     #[test]
@@ -600,7 +723,7 @@ mod tests {
         )
         .unwrap();
         std::fs::write(path.join("maildirsize"), "0S,0C\n7 2\n").unwrap();
-        let drop = Maildrop::open(&path, false).unwrap();
+        let drop = Maildrop::open(&path, View::default()).unwrap();
         assert_eq!(drop.listing().uidl(0), "000000016553F100");
         assert_eq!(drop.listing().uidl(1), "1700000009.M9P9.mail");
         drop.delete(&[0]).unwrap();
@@ -616,6 +739,11 @@ mod tests {
 mod folder_tests {
     use super::*;
 
+    const ALL: View = View {
+        all_folders: true,
+        strip_message_id: false,
+    };
+
     #[test]
     fn every_folder_after_inbox_with_its_own_uidls_and_the_roots_quota() {
         let dir = tempfile::tempdir().unwrap();
@@ -627,15 +755,15 @@ mod folder_tests {
         std::fs::write(path.join("cur/1700000002.P1.host,S=2:2,S"), "a\n").unwrap();
         std::fs::write(sent.path().join("cur/1700000001.P1.host,S=2:2,S"), "b\n").unwrap();
         std::fs::write(path.join("maildirsize"), "0S,0C\n4 2\n").unwrap();
-        let inbox_only = Maildrop::open(&path, false).unwrap();
+        let inbox_only = Maildrop::open(&path, View::default()).unwrap();
         assert_eq!(inbox_only.listing().len(), 1);
-        let all = Maildrop::open(&path, true).unwrap();
+        let all = Maildrop::open(&path, ALL).unwrap();
         let listing = all.listing();
         assert_eq!(listing.len(), 2);
         assert_eq!(listing.uidl(0), "1700000002.P1.host,S=2");
         // Same base name in a folder: its own UIDL, stable.
         assert_eq!(listing.uidl(1), ".Sent/1700000001.P1.host,S=2");
-        assert_eq!(Maildrop::open(&path, true).unwrap().listing(), listing);
+        assert_eq!(Maildrop::open(&path, ALL).unwrap().listing(), listing);
         assert!(all.path(1).unwrap().starts_with(sent.path()));
         // A deletion in a folder counts against the mailbox's quota.
         all.delete(&[1]).unwrap();

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::listener::{Context, Kind};
 use crate::lock::{Lock, LockError};
-use crate::maildrop::Maildrop;
+use crate::maildrop::{Maildrop, View, read_head};
 
 /// How long a client has for the TLS handshake.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(60);
@@ -274,8 +274,11 @@ fn login(
             return Err((temporary("Cannot open the mailbox"), spent));
         }
     };
-    let all_folders = mailbox.all_folders || ctx.settings.pop3d.all_folders;
-    let maildrop = Maildrop::open(&mailbox.maildir, all_folders).map_err(|e| {
+    let view = View {
+        all_folders: mailbox.all_folders || ctx.settings.pop3d.all_folders,
+        strip_message_id: mailbox.strip_message_id || ctx.settings.pop3d.strip_message_id,
+    };
+    let maildrop = Maildrop::open(&mailbox.maildir, view).map_err(|e| {
         warn!("open {}: {e}", mailbox.maildir.display());
         (temporary("Cannot open the mailbox"), spent)
     })?;
@@ -306,9 +309,23 @@ fn send_message(
     let mut out = retrieve_header(size);
     let mut encoder = Encoder::new(body_lines);
     let mut buffer = vec![0u8; 64 * 1024];
+    if open.maildrop.strips_message_id() {
+        // The same fields the size left out, found the same way.
+        let (length, whole) = read_head(&mut file, &mut buffer)?;
+        let head = &buffer[..length];
+        let mut at = 0;
+        for range in postern_pop3::invalid_message_ids(head, whole) {
+            encoder.feed(&head[at..range.start], &mut out);
+            at = range.end;
+        }
+        encoder.feed(&head[at..], &mut out);
+    }
     loop {
+        if encoder.is_done() {
+            break;
+        }
         let n = file.read(&mut buffer)?;
-        if n == 0 || encoder.is_done() {
+        if n == 0 {
             break;
         }
         encoder.feed(&buffer[..n], &mut out);

@@ -123,6 +123,8 @@ pub struct Mailbox {
     pub maildir: PathBuf,
     /// POP3 shows every folder, not only INBOX (the account's option).
     pub all_folders: bool,
+    /// POP3 leaves out invalid `Message-ID:` fields (the account's option).
+    pub strip_message_id: bool,
 }
 
 fn clean(value: &str) -> bool {
@@ -241,13 +243,18 @@ impl Reply {
             Reply::Ok(login) => match &login.mailbox {
                 None => format!("OK {}", BASE64.encode(&login.user)),
                 Some(mailbox) => format!(
-                    "OK {} {} {} {}{}",
+                    "OK {} {} {} {}{}{}",
                     BASE64.encode(&login.user),
                     mailbox.uid,
                     mailbox.gid,
                     BASE64.encode(mailbox.maildir.as_os_str().as_bytes()),
                     if mailbox.all_folders {
                         " all-folders"
+                    } else {
+                        ""
+                    },
+                    if mailbox.strip_message_id {
+                        " strip-message-id"
                     } else {
                         ""
                     }
@@ -296,6 +303,7 @@ fn parse_login(text: &str) -> Option<Login> {
                 gid: gid.parse().ok()?,
                 maildir: PathBuf::from(std::ffi::OsStr::from_bytes(&decode(maildir)?)),
                 all_folders: options.contains(&"all-folders"),
+                strip_message_id: options.contains(&"strip-message-id"),
             }),
         }),
         _ => None,
@@ -339,6 +347,7 @@ mod tests {
                     gid: 100,
                     maildir: "/home/bob/Mail dir".into(),
                     all_folders: true,
+                    strip_message_id: true,
                 }),
             }),
             Reply::Fail {

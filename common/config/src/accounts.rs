@@ -46,6 +46,8 @@ pub struct Account {
     pub pop3_scope: Pop3Scope,
     /// RFC 1939 §13: a POP3 login by APOP only, never USER/PASS.
     pub pop3_apop_only: bool,
+    /// POP3 leaves out invalid `Message-ID:` fields for this account.
+    pub pop3_strip_message_id: bool,
     pub line: usize,
 }
 
@@ -66,6 +68,7 @@ pub const FIELD_MAX_SIZE: &str = "postern_max_message_size";
 pub const FIELD_FOLDERS: &str = "postern_imap_folders";
 pub const FIELD_POP3: &str = "postern_pop3_folders";
 pub const FIELD_POP3_LOGIN: &str = "postern_pop3_login";
+pub const FIELD_POP3_MESSAGE_ID: &str = "postern_pop3_message_id";
 
 #[derive(Debug, Default)]
 pub struct Accounts {
@@ -170,6 +173,7 @@ fn parse_account(address: &Address, content: &str, line: usize) -> Result<Accoun
         folder_rights: FolderRights::Manage,
         pop3_scope: Pop3Scope::Inbox,
         pop3_apop_only: false,
+        pop3_strip_message_id: false,
         line,
     };
     let mut mail_location = None;
@@ -213,6 +217,17 @@ fn parse_account(address: &Address, content: &str, line: usize) -> Result<Accoun
                     _ => {
                         return Err(format!(
                             "{FIELD_POP3_LOGIN}={value:?}: expected apop or any"
+                        ));
+                    }
+                }
+            }
+            FIELD_POP3_MESSAGE_ID => {
+                account.pop3_strip_message_id = match value {
+                    "strip" => true,
+                    "keep" => false,
+                    _ => {
+                        return Err(format!(
+                            "{FIELD_POP3_MESSAGE_ID}={value:?}: expected strip or keep"
                         ));
                     }
                 }
@@ -375,7 +390,7 @@ mod tests {
             "alice@example.test:{PLAIN}pw:5000:5000::/srv/mail/alice::userdb_quota_rule=*:storage=1G\n",
             "bob@example.test:{PLAIN}pw:::::: userdb_mail=maildir:~/mail:LAYOUT=fs userdb_home=/home/bob\n",
             "carol@Example.Test:{PLAIN}pw\n",
-            "dave@example.test:{PLAIN}pw:::::: userdb_mail=maildir:/var/vmail/%d/%n quota_rule=*:bytes=1000:messages=5 postern_max_message_size=1M postern_imap_folders=no postern_pop3_folders=all postern_pop3_login=apop\n",
+            "dave@example.test:{PLAIN}pw:::::: userdb_mail=maildir:/var/vmail/%d/%n quota_rule=*:bytes=1000:messages=5 postern_max_message_size=1M postern_imap_folders=no postern_pop3_folders=all postern_pop3_login=apop postern_pop3_message_id=strip\n",
         ));
         assert!(errors.is_empty(), "{errors:?}");
         let alice = accounts.get(&addr("alice@example.test")).unwrap();
@@ -402,6 +417,7 @@ mod tests {
         assert_eq!(dave.max_message_size, Some(1 << 20));
         assert_eq!(dave.folder_rights, FolderRights::Fixed);
         assert_eq!(dave.pop3_scope, Pop3Scope::AllFolders);
+        assert!(dave.pop3_strip_message_id);
         assert!(dave.pop3_apop_only);
     }
 

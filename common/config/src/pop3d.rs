@@ -44,6 +44,10 @@ pub struct Pop3dSettings {
     /// Every folder through POP3 for every account, not only INBOX (an
     /// account may ask for it alone with `postern_pop3_folders=all`).
     pub all_folders: bool,
+    /// RETR and TOP leave out a `Message-ID:` field that holds no valid
+    /// msg-id, for clients that choke on one; LIST's sizes match (an
+    /// account may ask for it alone with `postern_pop3_message_id=strip`).
+    pub strip_message_id: bool,
 }
 
 impl Default for Pop3dSettings {
@@ -67,6 +71,7 @@ impl Default for Pop3dSettings {
                 "fc00::/7".into(),
             ],
             all_folders: false,
+            strip_message_id: false,
         }
     }
 }

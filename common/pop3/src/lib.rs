@@ -7,8 +7,10 @@
 //! locking and the privileges are the driver's.
 
 mod encode;
+mod message_id;
 mod session;
 
 pub use encode::{Encoder, retrieve_header};
+pub use message_id::{HEAD_LIMIT, crlf_len, invalid_message_ids};
 pub use postern_sasl::{Credentials, Mechanism};
 pub use session::{Action, Config, Listing, LoginFailure, Session};
