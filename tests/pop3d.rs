@@ -688,8 +688,13 @@ fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() 
 
 /// Opens a connection from `ip` and returns it with the greeting.
 fn greeting(s: &Smtpd, ip: &str) -> (std::net::TcpStream, String) {
+    greeting_at(s.port("POP3").parse().unwrap(), ip)
+}
+
+/// The greeting of 127.0.0.1:`port` to a client at `ip`.
+fn greeting_at(port: u16, ip: &str) -> (std::net::TcpStream, String) {
     use std::io::BufRead;
-    let socket = connect_from(ip, s.port("POP3").parse().unwrap());
+    let socket = connect_from(ip, port);
     let mut line = String::new();
     std::io::BufReader::new(socket.try_clone().unwrap())
         .read_line(&mut line)
@@ -906,4 +911,46 @@ fn hex(text: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
+}
+
+#[test]
+fn a_second_instance_serves_its_own_port_with_its_own_settings() {
+    use std::io::{BufRead, BufReader};
+    let port = crate::util::free_port();
+    let s = Smtpd::start(&[&format!(
+        "pop3d.instances.staff = {{ listen = [\"127.0.0.1:{port}\"], access = \"allow\", \
+         allow = [\"127.0.0.2/32\"], apop = true, cleartext_networks = [\"127.0.0.0/8\"] }}"
+    )]);
+    crate::util::wait_until(
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        || format!("the instance never listened on {port}"),
+    );
+    // [pop3d] itself: anyone, no APOP.
+    let (_, line) = greeting(&s, "127.0.0.1");
+    assert!(line.starts_with("+OK") && !line.contains('<'), "{line}");
+    // The instance: its own access list, and APOP's timestamp.
+    assert_eq!(greeting_at(port, "127.0.0.1").1, "-ERR Access denied\r\n");
+    let (mut socket, line) = greeting_at(port, "127.0.0.2");
+    assert!(line.starts_with("+OK") && line.contains('<'), "{line}");
+    // A cleartext login from 127.0.0.2, which only the instance allows.
+    let mut reader = BufReader::new(socket.try_clone().unwrap());
+    let mut ask = |command: String| {
+        socket.write_all(command.as_bytes()).unwrap();
+        let mut answer = String::new();
+        reader.read_line(&mut answer).unwrap();
+        answer
+    };
+    assert!(ask("USER demo@example.test\r\n".into()).starts_with("+OK"));
+    let answer = ask(format!("PASS {}\r\n", s.password()));
+    assert!(answer.starts_with("+OK"), "{answer}");
+    assert_eq!(ask("STAT\r\n".into()), "+OK 0 0\r\n");
+    assert!(ask("QUIT\r\n".into()).starts_with("+OK"));
+    // The same cleartext login on [pop3d]'s port is refused.
+    let (mut socket, _) = greeting(&s, "127.0.0.2");
+    socket.write_all(b"USER demo@example.test\r\n").unwrap();
+    let mut answer = String::new();
+    BufReader::new(socket).read_line(&mut answer).unwrap();
+    assert!(answer.starts_with("-ERR"), "{answer}");
+    s.stop();
 }

@@ -9,6 +9,9 @@
 //! one session the same way; with `Accept=no` sockets it forks as
 //! standalone.
 //!
+//! `--instance NAME` runs one of `[pop3d.instances]` instead of `[pop3d]`
+//! itself: its own ports, limits, access and options.
+//!
 //! Exit codes: 0 on SIGTERM or after a handed-over session; 64 `--inetd`
 //! without a connection; 71 cannot bind or drop privileges; 78 bad
 //! configuration.
@@ -34,12 +37,25 @@ struct Args {
     /// Accept=yes).
     #[arg(long)]
     inetd: bool,
+    /// Run `[pop3d.instances.NAME]`: its listen addresses and settings,
+    /// the rest from `[pop3d]`.
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
 }
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
     let dir = postern_config::config_dir(args.config.as_deref());
-    let settings = Settings::load_or_exit(&dir, "postern-pop3d");
+    let mut settings = Settings::load_or_exit(&dir, "postern-pop3d");
+    if let Some(name) = &args.instance {
+        match settings.pop3d.instance(name) {
+            Ok(instance) => settings.pop3d = instance,
+            Err(why) => {
+                eprintln!("postern-pop3d: {why}");
+                std::process::exit(78);
+            }
+        }
+    }
     settings.init_log("postern-pop3d");
     std::process::exit(listener::run(settings, args.inetd));
 }

@@ -106,20 +106,33 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
 /// postern-auth and postern-smtpd start as root, bind, and drop to their
 /// own users; the POP3 and IMAP listeners join this list as they arrive.
 fn suite(config: &Path) -> Vec<ChildSpec> {
-    [
+    let spec = |name: &str| ChildSpec {
+        name: name.to_string(),
+        program: sandbox::sibling_program(name).unwrap_or_else(|_| PathBuf::from(name)),
+        args: vec!["--config".into(), config.as_os_str().to_owned()],
+        user: None,
+    };
+    let mut specs: Vec<ChildSpec> = [
         "postern-lspawn",
         "postern-auth",
         "postern-smtpd",
         "postern-pop3d",
     ]
     .into_iter()
-    .map(|name| ChildSpec {
-        name: name.to_string(),
-        program: sandbox::sibling_program(name).unwrap_or_else(|_| PathBuf::from(name)),
-        args: vec!["--config".into(), config.as_os_str().to_owned()],
-        user: None,
-    })
-    .collect()
+    .map(spec)
+    .collect();
+    // Each further POP3 server is a process of its own, with its own
+    // limits.
+    let instances = postern_config::Settings::load(config)
+        .map(|settings| settings.pop3d.instances.into_keys().collect())
+        .unwrap_or_else(|_| Vec::new());
+    for instance in instances {
+        let mut pop3d = spec("postern-pop3d");
+        pop3d.name = format!("postern-pop3d --instance {instance}");
+        pop3d.args.extend(["--instance".into(), instance.into()]);
+        specs.push(pop3d);
+    }
+    specs
 }
 
 fn print_banner(sandbox: &Sandbox) {

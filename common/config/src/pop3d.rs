@@ -1,12 +1,14 @@
 //! The `[pop3d]` table of postern.toml.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::MailOwner;
 use crate::settings::duration;
 
 /// `[pop3d]`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Pop3dSettings {
     /// `ADDRESS:PORT`, each optionally followed by `pop3` (the default)
@@ -48,6 +50,10 @@ pub struct Pop3dSettings {
     /// msg-id, for clients that choke on one; LIST's sizes match (an
     /// account may ask for it alone with `postern_pop3_message_id=strip`).
     pub strip_message_id: bool,
+    /// `[pop3d.instances.NAME]`: more servers, each with its own listen
+    /// addresses and whatever else it sets, the rest as `[pop3d]` has it;
+    /// `postern-pop3d --instance NAME` runs one.
+    pub instances: BTreeMap<String, toml::Table>,
 }
 
 impl Default for Pop3dSettings {
@@ -72,6 +78,76 @@ impl Default for Pop3dSettings {
             ],
             all_folders: false,
             strip_message_id: false,
+            instances: BTreeMap::new(),
         }
+    }
+}
+
+impl Pop3dSettings {
+    /// The settings of instance `name`: `[pop3d]`'s with the instance's
+    /// own on top.
+    pub fn instance(&self, name: &str) -> Result<Pop3dSettings, String> {
+        let own = self
+            .instances
+            .get(name)
+            .ok_or_else(|| format!("no [pop3d.instances.{name}]"))?;
+        let valid_name = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid_name {
+            return Err(format!(
+                "instance name {name:?}: letters, digits, - and _, at most 32"
+            ));
+        }
+        if own.contains_key("instances") {
+            return Err(format!("[pop3d.instances.{name}] cannot hold instances"));
+        }
+        if !own.contains_key("listen") {
+            return Err(format!(
+                "[pop3d.instances.{name}] needs its own listen addresses"
+            ));
+        }
+        let base = Pop3dSettings {
+            instances: BTreeMap::new(),
+            ..self.clone()
+        };
+        let mut table = toml::Table::try_from(&base).map_err(|e| e.to_string())?;
+        table.extend(own.clone());
+        table
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[pop3d.instances.{name}]: {}", e.message()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_takes_what_it_sets_and_inherits_the_rest() {
+        let settings: Pop3dSettings = toml::from_str(
+            "idle_timeout = \"20m\"\napop = true\n\
+             [instances.staff]\nlisten = [\"10.0.0.1:1110\"]\naccess = \"allow\"\n\
+             allow = [\"10.0.0.0/8\"]\nidle_timeout = \"1m\"\n\
+             [instances.bad]\nlisten = []\nno_such_key = 1\n\
+             [instances.deaf]\napop = false\n",
+        )
+        .unwrap();
+        let staff = settings.instance("staff").unwrap();
+        assert_eq!(staff.listen, ["10.0.0.1:1110"]);
+        assert_eq!((staff.access.as_str(), staff.idle_timeout), ("allow", 60));
+        assert!(staff.apop, "inherited");
+        assert_eq!(staff.login_user, settings.login_user);
+        assert!(staff.instances.is_empty());
+        assert!(
+            settings
+                .instance("bad")
+                .unwrap_err()
+                .contains("no_such_key")
+        );
+        assert!(settings.instance("deaf").unwrap_err().contains("listen"));
+        assert!(settings.instance("none").is_err());
     }
 }

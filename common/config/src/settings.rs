@@ -11,7 +11,7 @@ pub const SETTINGS_FILE: &str = "postern.toml";
 
 /// `postern.toml`. Every key has a default, shown with its meaning in
 /// `etc/postern.toml`; an unknown key is an error, so a typo is caught.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub hostname: String,
@@ -125,6 +125,14 @@ impl Settings {
             settings.hostname = system_hostname();
         }
         settings.hostname = settings.hostname.to_lowercase();
+        for name in settings.pop3d.instances.keys() {
+            if let Err(message) = settings.pop3d.instance(name) {
+                return Err(ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message,
+                });
+            }
+        }
         for (key, dir) in [
             ("mail_root", &settings.mail_root),
             ("queue_dir", &settings.queue_dir),
