@@ -32,7 +32,7 @@ UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket etc/syste
 RELAY_DIR = $(LOCALSTATEDIR)/lib/postern/relay
 MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.
-SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-remote postern-relay postern-mail
+SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-proxy postern-remote postern-relay postern-mail
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records auth_request sasl_exchange pop3_session message_id
 

@@ -954,3 +954,182 @@ fn a_second_instance_serves_its_own_port_with_its_own_settings() {
     assert!(answer.starts_with("-ERR"), "{answer}");
     s.stop();
 }
+
+/// The POP3 proxy against a second postern-pop3d (an instance on its own
+/// port, offering APOP): byte-exact RETR through it, APOP where it works,
+/// USER/PASS after APOP failed once, a host off the list refused, no
+/// POP-before-SMTP entry for the client, and, as root, the proxy user
+/// with no capability.
+#[test]
+fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
+    let remote = crate::util::free_port();
+    let s = Smtpd::start(&[
+        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+        &format!(
+            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], apop = true, proxy_hosts = [] }}"
+        ),
+    ]);
+    crate::util::wait_until(
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", remote)).is_ok(),
+        || format!("the second server never listened on {remote}"),
+    );
+    deliver_all(&s);
+    let accounts = s.etc().join("accounts");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&accounts)
+        .unwrap();
+    writeln!(file, "plain@example.test:{{PLAIN}}tanstaaf::::::").unwrap();
+    drop(file);
+    let mut child = Command::new(program("postern-local"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "sender@example.org", "plain@example.test"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: via the proxy\n\n.dot line\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // A client at 127.0.0.2: the proxy connects out from 127.0.0.1.
+    let fetch = |user: &str, password: &str| -> String {
+        python(
+            r#"
+import functools, poplib, socket, sys
+poplib.socket.create_connection = functools.partial(
+    socket.create_connection, source_address=("127.0.0.2", 0))
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+try:
+    pop.user(sys.argv[2])
+    print(pop.pass_(sys.argv[3]).decode())
+except poplib.error_proto as e:
+    print(e.args[0].decode())
+    print("ok")
+    sys.exit(0)
+count, size = pop.stat()
+for n in range(1, count + 1):
+    _, lines, _ = pop.retr(n)
+    sys.stdout.write((b"\r\n".join(lines) + b"\r\n").hex() + "\n")
+pop.quit()
+print("ok")
+"#,
+            &[&s.port("POP3"), user, password],
+        )
+    };
+    let target = format!("#127.0.0.1:{remote}");
+    let crlf = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .replace('\n', "\r\n")
+    };
+    let fetched = |out: &str| -> Vec<String> {
+        assert!(out.ends_with("ok\n"), "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        lines[1..lines.len() - 1]
+            .iter()
+            .map(|l| String::from_utf8(hex(l)).unwrap())
+            .collect()
+    };
+    // APOP first: the {PLAIN} account can answer it. RETR byte for byte
+    // as the other server's Maildir holds it.
+    let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
+    let plain = s.demo().join("../../plain/Maildir");
+    let held: Vec<String> = messages(&plain).iter().map(|(_, m)| crlf(m)).collect();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].ends_with("Subject: via the proxy\r\n\r\n.dot line\r\n"));
+    assert_eq!(fetched(&out), held);
+    let log = || s.log_text();
+    assert!(log().contains(&format!("proxy to 127.0.0.1:{remote}: logged in by APOP")));
+    // demo's password is hashed: APOP fails, USER/PASS works, and the
+    // host is asked by USER/PASS from then on.
+    let out = fetch(&format!("demo@example.test{target}"), &s.password());
+    assert_eq!(
+        fetched(&out),
+        stored(&s).iter().map(|m| crlf(m)).collect::<Vec<_>>()
+    );
+    assert!(
+        log().contains("APOP failed; USER/PASS from now on"),
+        "{}",
+        log()
+    );
+    let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
+    assert_eq!(fetched(&out).len(), 1);
+    assert_eq!(log().matches("APOP failed").count(), 1, "{}", log());
+    assert_eq!(
+        log().matches("logged in by USER/PASS").count(),
+        2,
+        "{}",
+        log()
+    );
+    // Wrong password: the other server's refusal.
+    let out = fetch(&format!("plain@example.test{target}"), "wrong");
+    assert!(out.starts_with("-ERR [AUTH]"), "{out}");
+    // A host off the list.
+    let out = fetch("demo@example.test#127.0.0.1:9", &s.password());
+    assert_eq!(
+        out,
+        "-ERR [AUTH] Proxying to that host is not allowed\nok\n"
+    );
+    // As root: the proxied session is the proxy user, with no capability.
+    if crate::util::is_root() {
+        let mut held = Command::new("python3")
+            .args([
+                "-c",
+                r#"
+import poplib, sys, time
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user(sys.argv[2])
+pop.pass_(sys.argv[3])
+print("ready", flush=True)
+time.sleep(30)
+"#,
+                &s.port("POP3"),
+                &format!("plain@example.test{target}"),
+                "tanstaaf",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(first_line(&mut held), "ready");
+        let pgrep = |args: &[&str]| -> String {
+            let out = Command::new("pgrep").args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let listener = pgrep(&[
+            "-o",
+            "-f",
+            &format!("postern-pop3d --config {}$", s.etc().display()),
+        ]);
+        let session = pgrep(&["-n", "-P", &listener]);
+        let status = std::fs::read_to_string(format!("/proc/{session}/status")).unwrap();
+        let _ = held.kill();
+        held.wait().unwrap();
+        let field = |key: &str| -> String {
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let proxy = crate::sandbox::role_uid(&s.etc(), "postern-proxy");
+        assert_eq!(
+            field("Uid:"),
+            format!("{proxy} {proxy} {proxy} {proxy}"),
+            "{status}"
+        );
+        assert_eq!(field("Groups:"), proxy.to_string(), "{status}");
+        assert_eq!(field("CapEff:"), "0000000000000000");
+        assert_eq!(field("CapPrm:"), "0000000000000000");
+    }
+    // The client's IP was never recorded for POP-before-SMTP (the other
+    // server's login recorded the proxy's own, 127.0.0.1).
+    let relayers = std::fs::read_to_string(s.dir().join("var/relay/relayers")).unwrap_or_default();
+    assert!(!relayers.contains("127.0.0.2"), "{relayers}");
+    s.stop();
+}

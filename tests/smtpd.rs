@@ -4,7 +4,7 @@
 //! logged in within the relay window; every classic open-relay trick is
 //! refused; the listener is not root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
@@ -65,6 +65,11 @@ impl Smtpd {
 
     pub fn etc(&self) -> PathBuf {
         self.dir.join("etc")
+    }
+
+    /// The sandbox's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// `127.0.0.1:PORT` of a service.

@@ -51,6 +51,10 @@ pub struct Context {
     pub login_ids: Option<(u32, u32)>,
     /// The TLS configuration as of this connection's accept.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Who a proxied session becomes, when started as root.
+    pub proxy_ids: Option<(u32, u32)>,
+    /// The hosts whose APOP failed, shared by every session.
+    pub apop_memory: Option<crate::proxy::ApopMemory>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -105,6 +109,25 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     } else {
         None
     };
+    let proxying = !settings.pop3d.proxy_hosts.is_empty();
+    let proxy_ids = if proxying && postern_privilege::is_root() {
+        match settings.pop3d.proxy_user.resolve() {
+            Some((uid, gid, _)) if uid != 0 && Some((uid, gid)) != login_ids => Some((uid, gid)),
+            _ => {
+                warn!(
+                    "[pop3d] proxy_user {:?} is not a user other than root and login_user",
+                    settings.pop3d.proxy_user
+                );
+                return 78;
+            }
+        }
+    } else {
+        None
+    };
+    let apop_memory = match proxying {
+        true => crate::proxy::ApopMemory::new().ok(),
+        false => None,
+    };
     let implicit = match &sockets {
         Sockets::Listening(bound) => bound.iter().any(|(l, _)| l.kind == Kind::Pop3s),
         Sockets::Connection(_, kind) => *kind == Kind::Pop3s,
@@ -119,6 +142,8 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         allowed,
         login_ids,
         tls: None,
+        proxy_ids,
+        apop_memory,
     };
     match certificates.as_mut().map(|c| c.config()) {
         Some((Some(config), _)) => ctx.tls = Some(config),

@@ -20,6 +20,7 @@ mod auth;
 mod listener;
 mod lock;
 mod maildrop;
+mod proxy;
 mod session;
 
 use std::path::PathBuf;

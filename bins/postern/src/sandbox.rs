@@ -24,6 +24,7 @@ pub const ROLES: &[&str] = &[
     "postern-login",
     "postern-remote",
     "postern-relay",
+    "postern-proxy",
 ];
 
 /// The loopback ports of the sandbox (DESIGN.md), by service.
@@ -171,6 +172,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     let (auth_uid, auth_gid) = role("postern-auth");
     let (_, relay_gid) = role("postern-relay");
     let (login_uid, login_gid) = role("postern-login");
+    let (proxy_uid, proxy_gid) = role("postern-proxy");
     // The relayers file's directory: root's, writable by the relay group
     // (postern-auth keeps it), set-group-id so each new file is the group's.
     let relay_dir = dir.join("var").join("relay");
@@ -199,6 +201,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          auth.login_clients = [\"{smtpd_uid}\", \"{login_uid}\"]\n\
          pop3d.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} pop3s\"]\n\
          pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
+         pop3d.proxy_user = \"{proxy_uid}:{proxy_gid}\"\n\
          tls.certificate = {}\n\
          tls.key = {}\n",
         quoted(dir.join("mail")),
@@ -327,12 +330,32 @@ fn read_ids(path: &Path) -> anyhow::Result<Vec<(String, u32, u32)>> {
             format!("{}:{}: expected `role uid gid`", path.display(), number + 1)
         })?);
     }
+    // A role added since the sandbox was made gets its ids now.
+    let mut added = String::new();
     for role in ROLES {
-        anyhow::ensure!(
-            ids.iter().any(|(r, _, _)| r == role),
-            "{}: no ids for {role}",
-            path.display()
-        );
+        if ids.iter().any(|(r, _, _)| r == role) {
+            continue;
+        }
+        let (uid, gid) = if postern_privilege::is_root() {
+            let mut candidate = 5000u32;
+            while postern_privilege::lookup_uid(candidate).is_some()
+                || group_exists(candidate)
+                || ids
+                    .iter()
+                    .any(|(_, u, g)| *u == candidate || *g == candidate)
+            {
+                candidate += 1;
+                anyhow::ensure!(candidate < 60000, "no free uid between 5000 and 60000");
+            }
+            (candidate, candidate)
+        } else {
+            postern_privilege::current_ids()
+        };
+        added.push_str(&format!("{role} {uid} {gid}\n"));
+        ids.push((role.to_string(), uid, gid));
+    }
+    if !added.is_empty() {
+        fs::write(path, text + &added).with_context(|| format!("write {}", path.display()))?;
     }
     Ok(ids)
 }

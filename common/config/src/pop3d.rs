@@ -50,6 +50,14 @@ pub struct Pop3dSettings {
     /// msg-id, for clients that choke on one; LIST's sizes match (an
     /// account may ask for it alone with `postern_pop3_message_id=strip`).
     pub strip_message_id: bool,
+    /// The POP3 proxy: a login as `user#host` (the separator below) goes
+    /// on to `host`'s POP3 server when `host` (or `host:port`; port 110
+    /// when none is given) is in this list. Empty: no proxy.
+    pub proxy_hosts: Vec<String>,
+    pub proxy_separator: String,
+    /// Who a proxied session becomes, for good, before it connects out:
+    /// no mailbox, no capability, not a login client of postern-auth.
+    pub proxy_user: MailOwner,
     /// `[pop3d.instances.NAME]`: more servers, each with its own listen
     /// addresses and whatever else it sets, the rest as `[pop3d]` has it;
     /// `postern-pop3d --instance NAME` runs one.
@@ -78,6 +86,9 @@ impl Default for Pop3dSettings {
             ],
             all_folders: false,
             strip_message_id: false,
+            proxy_hosts: Vec::new(),
+            proxy_separator: "#".into(),
+            proxy_user: MailOwner::Name("postern-proxy".into()),
             instances: BTreeMap::new(),
         }
     }

@@ -110,6 +110,9 @@ pub enum LoginFailure {
     InUse,
     /// Cannot say now: `-ERR [SYS/TEMP]` with the text.
     Temporary(String),
+    /// Refused for a reason the client should read: `-ERR [AUTH]` with
+    /// the text, counted as a bad command.
+    Denied(String),
 }
 
 /// What the driver must do next.
@@ -249,7 +252,23 @@ impl Session {
             LoginFailure::Credentials => self.error("[AUTH] Authentication failed"),
             LoginFailure::InUse => self.err("[IN-USE] Mailbox is locked by another POP3 session"),
             LoginFailure::Temporary(text) => self.err(&format!("[SYS/TEMP] {text}")),
+            LoginFailure::Denied(text) => self.error(&format!("[AUTH] {text}")),
         }
+    }
+
+    /// The answer to [`Action::Login`] when the login went on to another
+    /// server (a proxy): `reply`, that server's answer line, goes to the
+    /// client, and the session ends here. What the client sent after its
+    /// login is returned, for the driver to pass on; from now on the
+    /// driver relays bytes both ways itself.
+    pub fn proxied(&mut self, reply: &[u8]) -> Vec<u8> {
+        if !matches!(self.waiting.take(), Some(Waiting::Login)) {
+            return Vec::new();
+        }
+        self.out.extend_from_slice(reply);
+        self.state = State::Closed;
+        self.discarding = false;
+        std::mem::take(&mut self.input)
     }
 
     /// The answer to [`Action::Update`]: whether every removal succeeded.

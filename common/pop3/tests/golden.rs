@@ -7,13 +7,15 @@
 //! After them: `S: ` server lines (a message a RETR or TOP sends shows as
 //! the lines the driver writes); `L: MECHANISM user password` when the
 //! session asks for a login check; `U: 1,3` when QUIT removes messages;
-//! `T: stls` at the TLS handshake; `X: close`. `# message: text` lines
+//! `T: stls` at the TLS handshake; `X: close`; `P: text` for each line
+//! passed on to another server after a proxied login. `# message: text` lines
 //! (with `\n` escapes) fill the maildrop in order, uids `uid-1`, ...;
 //! `# config: key=value` sets tls, stls, cleartext (0 or 1) or max_errors.
 //!
 //! The driver takes the logins of RFC 1939 (mrose / tanstaaf) and RFC
 //! 2195 (tim / tanstaaftanstaaf), by any mechanism; `locked` finds the
-//! maildrop in use, `broken` cannot be opened; anything else is a bad
+//! maildrop in use, `broken` cannot be opened; a `user#host` login is
+//! proxied (refused for `denied.example`); anything else is a bad
 //! password. More config keys: `apop=TIMESTAMP` (APOP possible),
 //! `hostname=`, `seed=` (of CRAM-MD5 challenges), `cram=1` (offered).
 
@@ -68,6 +70,8 @@ fn pop_size(message: &[u8]) -> u64 {
 struct Driver {
     messages: Vec<Vec<u8>>,
     handshake: bool,
+    /// After a proxied login: what goes to the other server.
+    relayed: Option<Vec<u8>>,
 }
 
 impl Driver {
@@ -105,6 +109,17 @@ impl Driver {
                         ),
                     };
                     out.push(format!("L: {mechanism} {} {shown}", credentials.user));
+                    if let Some((_, host)) = credentials.user.split_once('#') {
+                        if host == "denied.example" {
+                            session.login_failed(LoginFailure::Denied(
+                                "Proxying to that host is not allowed".into(),
+                            ));
+                        } else {
+                            let pending = session.proxied(b"+OK remote: logged in\r\n");
+                            self.relayed = Some(pending);
+                        }
+                        continue;
+                    }
                     match (credentials.user.as_str(), good) {
                         ("mrose" | "tim", true) => {
                             let mut listing = Listing::default();
@@ -157,6 +172,7 @@ fn run(text: &str, byte_by_byte: bool) -> (Vec<String>, Vec<String>) {
     let mut driver = Driver {
         messages: t.messages,
         handshake: false,
+        relayed: None,
     };
     let mut actual = Vec::new();
     driver.run(&mut session, &mut actual);
@@ -164,6 +180,10 @@ fn run(text: &str, byte_by_byte: bool) -> (Vec<String>, Vec<String>) {
     for group in &t.groups {
         if byte_by_byte {
             for byte in &group.client {
+                if let Some(relayed) = driver.relayed.as_mut() {
+                    relayed.push(*byte);
+                    continue;
+                }
                 session.receive(std::slice::from_ref(byte));
                 driver.run(&mut session, &mut actual);
                 // After STLS, what the client sent in the same write is
@@ -172,9 +192,15 @@ fn run(text: &str, byte_by_byte: bool) -> (Vec<String>, Vec<String>) {
                     break;
                 }
             }
+        } else if let Some(relayed) = driver.relayed.as_mut() {
+            relayed.extend_from_slice(&group.client);
         } else {
             session.receive(&group.client);
             driver.run(&mut session, &mut actual);
+        }
+        if let Some(relayed) = driver.relayed.as_mut() {
+            let text = String::from_utf8(std::mem::take(relayed)).unwrap();
+            actual.extend(text.split_terminator("\r\n").map(|l| format!("P: {l}")));
         }
         expected.extend(group.expected.iter().cloned());
     }
