@@ -17,16 +17,32 @@ fuzz_target!(|data: &[u8]| {
     let step = usize::from(cut % 32) + 1;
     let messages = 3;
     let mut logged_in = false;
+    let mut proxied = false;
+    let mut handed_over = false;
     let mut drive = |session: &mut Session| {
         while let Some(action) = session.next_action() {
             match action {
                 Action::Send(bytes) => {
                     assert!(bytes.ends_with(b"\r\n"));
+                    if proxied {
+                        // The other server's answer, and then nothing.
+                        assert!(!handed_over && bytes.ends_with(b"+OK there\r\n"));
+                        handed_over = true;
+                    }
                 }
                 Action::StartTls => assert!(!logged_in),
                 Action::Login { credentials, .. } => {
                     assert!(!logged_in);
-                    if credentials.user.len() % 3 == 0 {
+                    if credentials.user.contains('#') {
+                        // A proxied login: the session hands over and
+                        // says nothing more.
+                        if credentials.user.len() % 2 == 0 {
+                            session.login_failed(LoginFailure::Denied("no".into()));
+                        } else {
+                            let _ = session.proxied(b"+OK there\r\n");
+                            proxied = true;
+                        }
+                    } else if credentials.user.len() % 3 == 0 {
                         session.login_failed(LoginFailure::InUse);
                     } else if credentials.user.len() % 2 == 0 {
                         logged_in = true;

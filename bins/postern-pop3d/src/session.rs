@@ -481,9 +481,23 @@ fn send_message(
 /// that no other session, here or elsewhere, has issued.
 fn unique_token() -> String {
     let mut random = [0u8; 12];
-    let _ = getrandom::fill(&mut random);
+    // libc's getrandom(2), bound at link time. The getrandom crate finds
+    // it with dlsym at its first call, and that lookup alone pulls some
+    // 200 KiB of the loader's and libc's pages into every session.
+    // SAFETY: writes at most random.len() bytes into the array; with
+    // flags 0 it blocks only before the kernel's pool is first ready.
+    let filled = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+    if filled != random.len() as isize {
+        // Not seen on Linux since 3.17; the pid and the time still make
+        // the token unique, if guessable.
+        random = [0u8; 12];
+    }
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.{}", postern_config::unix_now())
+    format!(
+        "{hex}.{}.{}",
+        std::process::id(),
+        postern_config::unix_now()
+    )
 }
 
 /// TCP keepalive finds clients that vanished without closing.
