@@ -122,6 +122,8 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
         "no",
         "--pop3-folders",
         "all",
+        "--pop3-message-id",
+        "strip",
         "--max-message-size",
         "5M",
     ]));
@@ -136,7 +138,7 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
         "{bob_line}"
     );
     assert!(
-        bob_line.ends_with("::::::userdb_quota_rule=*:bytes=2147483648 postern_imap_folders=no postern_pop3_folders=all postern_max_message_size=5M"),
+        bob_line.ends_with("::::::userdb_quota_rule=*:bytes=2147483648 postern_imap_folders=no postern_pop3_folders=all postern_pop3_message_id=strip postern_max_message_size=5M"),
         "{bob_line}"
     );
     ok(s.admin(&["mailbox", "quota", "bob@new.example", "none"]));

@@ -144,25 +144,36 @@ pub fn quota(dir: &Path, address: &str, size: &str) -> anyhow::Result<String> {
     })
 }
 
+/// What `mailbox rights` changes: each `None` is left as it is.
+pub struct Rights<'a> {
+    pub imap_folders: Option<&'a str>,
+    pub pop3_folders: Option<&'a str>,
+    pub pop3_login: Option<&'a str>,
+    pub pop3_message_id: Option<&'a str>,
+    pub max_message_size: Option<&'a str>,
+}
+
 /// `mailbox rights ADDR ...`: per-account rights and limits.
-pub fn rights(
-    dir: &Path,
-    address: &str,
-    imap_folders: Option<&str>,
-    pop3_folders: Option<&str>,
-    max_message_size: Option<&str>,
-) -> anyhow::Result<String> {
-    if imap_folders.is_none() && pop3_folders.is_none() && max_message_size.is_none() {
-        bail!("nothing to change: give --imap-folders, --pop3-folders or --max-message-size");
+pub fn rights(dir: &Path, address: &str, rights: &Rights) -> anyhow::Result<String> {
+    let fields = [
+        ("postern_imap_folders", rights.imap_folders),
+        ("postern_pop3_folders", rights.pop3_folders),
+        ("postern_pop3_login", rights.pop3_login),
+        ("postern_pop3_message_id", rights.pop3_message_id),
+    ];
+    if fields.iter().all(|(_, v)| v.is_none()) && rights.max_message_size.is_none() {
+        bail!(
+            "nothing to change: give --imap-folders, --pop3-folders, --pop3-login, \
+             --pop3-message-id or --max-message-size"
+        );
     }
     change_line(dir, address, "set the rights", |line| {
-        if let Some(value) = imap_folders {
-            line.set_extra("postern_imap_folders", Some(value));
+        for (field, value) in fields {
+            if let Some(value) = value {
+                line.set_extra(field, Some(value));
+            }
         }
-        if let Some(value) = pop3_folders {
-            line.set_extra("postern_pop3_folders", Some(value));
-        }
-        match max_message_size {
+        match rights.max_message_size {
             Some("none") => line.set_extra("postern_max_message_size", None),
             Some(size) => {
                 parse_size(size).with_context(|| format!("{size:?} is not a size"))?;

@@ -139,6 +139,12 @@ enum MailboxCommand {
         /// Which folders POP3 shows
         #[arg(long, value_parser = ["inbox", "all"])]
         pop3_folders: Option<String>,
+        /// POP3 by APOP only, or by any login
+        #[arg(long, value_parser = ["apop", "any"])]
+        pop3_login: Option<String>,
+        /// POP3 leaves out invalid Message-ID fields
+        #[arg(long, value_parser = ["strip", "keep"])]
+        pop3_message_id: Option<String>,
         /// Largest message accepted (a size, or "none" for the default)
         #[arg(long, value_name = "SIZE")]
         max_message_size: Option<String>,
@@ -236,13 +242,19 @@ fn main() {
             address,
             imap_folders,
             pop3_folders,
+            pop3_login,
+            pop3_message_id,
             max_message_size,
         }) => mailbox::rights(
             dir,
             &address,
-            imap_folders.as_deref(),
-            pop3_folders.as_deref(),
-            max_message_size.as_deref(),
+            &mailbox::Rights {
+                imap_folders: imap_folders.as_deref(),
+                pop3_folders: pop3_folders.as_deref(),
+                pop3_login: pop3_login.as_deref(),
+                pop3_message_id: pop3_message_id.as_deref(),
+                max_message_size: max_message_size.as_deref(),
+            },
         ),
         Command::Alias(AliasCommand::Add { key, targets }) => alias::add(dir, &key, &targets),
         Command::Alias(AliasCommand::Del { key, targets }) => alias::del(dir, &key, &targets),
