@@ -27,28 +27,28 @@ const CACHE: &str = "postern-pop3-cache";
 const MAX_UIDL: usize = 70;
 
 /// A message of the maildrop, kept small: a mailbox may hold a hundred
-/// thousand of them. Its file name lies in the maildrop's `names`.
+/// thousand of them. Its file name is its UIDL (or its entry in
+/// `other_uniques`) followed by its part of `rests`.
 struct Message {
-    /// Where its name ends in `names`, and how long the part up to `:` is
-    /// (which is most often the UIDL as well).
-    end: u32,
-    unique_len: u16,
+    /// Where its name's rest (`:2,S` most often) ends in `rests`.
+    rest_end: u32,
     /// In `new/` (it could not be moved), not `cur/`.
     in_new: bool,
     /// Which of the maildrop's `folders` (0: INBOX).
     folder: u16,
-    /// Octets with CRLF line ends.
-    size: u64,
 }
 
 pub struct Maildrop {
     maildir: Maildir,
     messages: Vec<Message>,
-    /// Every file name, one after another.
-    names: String,
-    /// The UIDLs that are not the name up to `:` (Dovecot's, or a hash of
-    /// a long name), by message.
-    other_uidls: HashMap<usize, Box<str>>,
+    /// Sizes and UIDLs, shared with the protocol session: most UIDLs are
+    /// the file name up to `:`, which is then not kept twice.
+    listing: Listing,
+    /// Every name's part after that, one after another.
+    rests: String,
+    /// The names up to `:` of the messages whose UIDL is something else
+    /// (Dovecot's, a hash of a long name, or a folder's).
+    other_uniques: HashMap<usize, Box<str>>,
     /// The directories the messages are in: "" for INBOX, then `.Folder`s.
     folders: Vec<String>,
     strip_message_id: bool,
@@ -77,19 +77,15 @@ impl Maildrop {
         let mut maildrop = Maildrop {
             maildir,
             messages: Vec::new(),
-            names: String::new(),
-            other_uidls: HashMap::new(),
+            listing: Listing::default(),
+            rests: String::new(),
+            other_uniques: HashMap::new(),
             folders: Vec::new(),
             strip_message_id: view.strip_message_id,
         };
         for (folder, dir_name) in folders.into_iter().enumerate() {
             let dir = path.join(&dir_name);
             let (found, dovecot) = scan(&dir, view.strip_message_id)?;
-            // Grown once to size: doubling would leave a larger block, and
-            // the session may sit idle with it for minutes.
-            maildrop
-                .names
-                .reserve_exact(found.iter().map(|e| e.name.len()).sum());
             maildrop.messages.reserve_exact(found.len());
             for entry in found {
                 let index = maildrop.messages.len();
@@ -104,24 +100,28 @@ impl Maildrop {
                     uidl_of(&format!("{dir_name}/{own}"))
                 };
                 if uidl != unique {
-                    maildrop.other_uidls.insert(index, uidl.into());
+                    maildrop.other_uniques.insert(index, unique.into());
                 }
                 let cut = match view.strip_message_id {
                     true => entry.cut.unwrap_or(0),
                     false => 0,
                 };
-                maildrop.names.push_str(&entry.name);
+                let size = entry.size.unwrap_or(0).saturating_sub(cut);
+                maildrop.listing.push(size, &uidl);
+                maildrop.rests.push_str(&entry.name[unique.len()..]);
                 maildrop.messages.push(Message {
-                    end: maildrop.names.len() as u32,
-                    unique_len: unique.len() as u16,
+                    rest_end: maildrop.rests.len() as u32,
                     in_new: entry.in_new,
                     folder: folder as u16,
-                    size: entry.size.unwrap_or(0).saturating_sub(cut),
                 });
             }
             maildrop.folders.push(dir_name);
         }
-        maildrop.other_uidls.shrink_to_fit();
+        // What was grown by doubling goes back: the session may sit idle
+        // with it for minutes.
+        maildrop.listing.shrink_to_fit();
+        maildrop.rests.shrink_to_fit();
+        maildrop.other_uniques.shrink_to_fit();
         Ok(maildrop)
     }
 
@@ -132,28 +132,22 @@ impl Maildrop {
     }
 
     /// Message `index`'s file name.
-    fn name(&self, index: usize) -> &str {
+    fn name(&self, index: usize) -> String {
         let start = match index {
             0 => 0,
-            _ => self.messages[index - 1].end as usize,
+            _ => self.messages[index - 1].rest_end as usize,
         };
-        &self.names[start..self.messages[index].end as usize]
+        let rest = &self.rests[start..self.messages[index].rest_end as usize];
+        let unique = match self.other_uniques.get(&index) {
+            Some(unique) => unique,
+            None => self.listing.uidl(index),
+        };
+        format!("{unique}{rest}")
     }
 
-    fn uidl(&self, index: usize) -> &str {
-        match self.other_uidls.get(&index) {
-            Some(uidl) => uidl,
-            None => &self.name(index)[..self.messages[index].unique_len as usize],
-        }
-    }
-
+    /// The sizes and UIDLs (shared, not copied).
     pub fn listing(&self) -> Listing {
-        let mut listing = Listing::with_capacity(self.messages.len());
-        for (index, message) in self.messages.iter().enumerate() {
-            listing.push(message.size, self.uidl(index));
-        }
-        listing.shrink_to_fit();
-        listing
+        self.listing.clone()
     }
 
     /// Where message `index` is.
@@ -185,7 +179,7 @@ impl Maildrop {
                 } else {
                     Subdir::Cur
                 },
-                name: postern_maildir::MessageName::parse(self.name(index)),
+                name: postern_maildir::MessageName::parse(&self.name(index)),
             };
             match self.maildir.remove(&entry) {
                 Ok(()) => {}

@@ -50,8 +50,16 @@ impl Config {
 /// octets with CRLF line ends (RFC 1939 §11) and its unique id. Kept
 /// compact — the ids in one text, each message a size and an end — since
 /// a session may sit idle with a hundred thousand messages listed.
+///
+/// Cloning shares the same listing: the driver may keep one for its own
+/// use (the file names) without a second copy of every id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing {
+    entries: std::sync::Arc<Entries>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Entries {
     sizes: Vec<u64>,
     ends: Vec<u32>,
     uidls: String,
@@ -60,44 +68,50 @@ pub struct Listing {
 impl Listing {
     pub fn with_capacity(messages: usize) -> Listing {
         Listing {
-            sizes: Vec::with_capacity(messages),
-            ends: Vec::with_capacity(messages),
-            uidls: String::with_capacity(messages * 48),
+            entries: std::sync::Arc::new(Entries {
+                sizes: Vec::with_capacity(messages),
+                ends: Vec::with_capacity(messages),
+                uidls: String::with_capacity(messages * 48),
+            }),
         }
     }
 
+    /// Adds a message (copying the listing first if it is shared).
     pub fn push(&mut self, size: u64, uidl: &str) {
-        self.uidls.push_str(uidl);
-        self.sizes.push(size);
-        self.ends.push(self.uidls.len() as u32);
+        let entries = std::sync::Arc::make_mut(&mut self.entries);
+        entries.uidls.push_str(uidl);
+        entries.sizes.push(size);
+        entries.ends.push(entries.uidls.len() as u32);
     }
 
     pub fn len(&self) -> usize {
-        self.sizes.len()
+        self.entries.sizes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sizes.is_empty()
+        self.entries.sizes.is_empty()
     }
 
     pub fn size(&self, index: usize) -> u64 {
-        self.sizes[index]
+        self.entries.sizes[index]
     }
 
     pub fn uidl(&self, index: usize) -> &str {
+        let entries = &self.entries;
         let start = if index == 0 {
             0
         } else {
-            self.ends[index - 1] as usize
+            entries.ends[index - 1] as usize
         };
-        &self.uidls[start..self.ends[index] as usize]
+        &entries.uidls[start..entries.ends[index] as usize]
     }
 
     /// Gives back what was reserved and not used.
     pub fn shrink_to_fit(&mut self) {
-        self.sizes.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.uidls.shrink_to_fit();
+        let entries = std::sync::Arc::make_mut(&mut self.entries);
+        entries.sizes.shrink_to_fit();
+        entries.ends.shrink_to_fit();
+        entries.uidls.shrink_to_fit();
     }
 }
 
