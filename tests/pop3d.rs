@@ -29,11 +29,15 @@ fn deliver_all(s: &Smtpd) {
 }
 
 fn deliver(s: &Smtpd, messages: &[&[u8]]) {
+    deliver_to(s, "demo@example.test", messages);
+}
+
+fn deliver_to(s: &Smtpd, address: &str, messages: &[&[u8]]) {
     for message in messages {
         let mut child = Command::new(program("postern-local"))
             .arg("--config")
             .arg(s.etc())
-            .args(["-f", "sender@example.org", "demo@example.test"])
+            .args(["-f", "sender@example.org", address])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -42,6 +46,25 @@ fn deliver(s: &Smtpd, messages: &[&[u8]]) {
         child.stdin.take().unwrap().write_all(message).unwrap();
         assert!(child.wait().unwrap().success());
     }
+}
+
+/// An account LOCAL@example.test stored `{PLAIN}tanstaaf`, as APOP
+/// needs, with `extra` fields.
+fn add_plain_account(s: &Smtpd, local: &str, extra: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(s.etc().join("accounts"))
+        .unwrap();
+    writeln!(file, "{local}@example.test:{{PLAIN}}tanstaaf::::::{extra}").unwrap();
+}
+
+/// Waits for a second server's port.
+fn wait_for_port(port: u16) {
+    crate::util::wait_until(
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        || format!("nothing listened on {port}"),
+    );
 }
 
 /// The messages as the Maildir holds them, oldest first.
@@ -605,39 +628,14 @@ fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() 
     let s = Smtpd::start(&["pop3d.apop = true", "pop3d.cram_md5 = true"]);
     // Accounts whose passwords are stored in the clear, as APOP needs; one
     // set to APOP only (RFC 1939 section 13).
-    let accounts = s.etc().join("accounts");
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&accounts)
-        .unwrap();
-    writeln!(file, "plain@example.test:{{PLAIN}}tanstaaf::::::").unwrap();
-    writeln!(
-        file,
-        "strict@example.test:{{PLAIN}}tanstaaf:::::: postern_pop3_login=apop"
-    )
-    .unwrap();
-    drop(file);
+    add_plain_account(&s, "plain", "");
+    add_plain_account(&s, "strict", " postern_pop3_login=apop");
     for account in ["plain", "strict"] {
-        let out = Command::new(program("postern-local"))
-            .arg("--config")
-            .arg(s.etc())
-            .args([
-                "-f",
-                "sender@example.org",
-                &format!("{account}@example.test"),
-            ])
-            .stdin(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                child
-                    .stdin
-                    .take()
-                    .unwrap()
-                    .write_all(b"Subject: proved\n\nno password sent\n")?;
-                child.wait()
-            })
-            .unwrap();
-        assert!(out.success());
+        deliver_to(
+            &s,
+            &format!("{account}@example.test"),
+            &[b"Subject: proved\n\nno password sent\n"],
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
     let run = |account: &str, method: &str| -> (Vec<Vec<u8>>, String) {
@@ -921,11 +919,7 @@ fn a_second_instance_serves_its_own_port_with_its_own_settings() {
         "pop3d.instances.staff = {{ listen = [\"127.0.0.1:{port}\"], access = \"allow\", \
          allow = [\"127.0.0.2/32\"], apop = true, cleartext_networks = [\"127.0.0.0/8\"] }}"
     )]);
-    crate::util::wait_until(
-        Duration::from_secs(10),
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        || format!("the instance never listened on {port}"),
-    );
+    wait_for_port(port);
     // [pop3d] itself: anyone, no APOP.
     let (_, line) = greeting(&s, "127.0.0.1");
     assert!(line.starts_with("+OK") && !line.contains('<'), "{line}");
@@ -970,33 +964,14 @@ fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
             "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], apop = true, proxy_hosts = [] }}"
         ),
     ]);
-    crate::util::wait_until(
-        Duration::from_secs(10),
-        || std::net::TcpStream::connect(("127.0.0.1", remote)).is_ok(),
-        || format!("the second server never listened on {remote}"),
-    );
+    wait_for_port(remote);
     deliver_all(&s);
-    let accounts = s.etc().join("accounts");
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&accounts)
-        .unwrap();
-    writeln!(file, "plain@example.test:{{PLAIN}}tanstaaf::::::").unwrap();
-    drop(file);
-    let mut child = Command::new(program("postern-local"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "sender@example.org", "plain@example.test"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: via the proxy\n\n.dot line\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    add_plain_account(&s, "plain", "");
+    deliver_to(
+        &s,
+        "plain@example.test",
+        &[b"Subject: via the proxy\n\n.dot line\n"],
+    );
     // A client at 127.0.0.2: the proxy connects out from 127.0.0.1.
     let fetch = |user: &str, password: &str| -> String {
         python(
