@@ -1108,3 +1108,43 @@ time.sleep(30)
     assert!(!relayers.contains("127.0.0.2"), "{relayers}");
     s.stop();
 }
+
+#[test]
+fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
+    let s = Smtpd::start(&[
+        "auth.failure_delay_after = 1",
+        "auth.failure_delay = \"1s\"",
+        "auth.max_failures_per_ip = 3",
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+    ]);
+    let attempt = |ip: &str, password: &str| -> (String, Duration) {
+        let started = std::time::Instant::now();
+        let out = python(
+            r#"
+import functools, poplib, socket, sys
+poplib.socket.create_connection = functools.partial(
+    socket.create_connection, source_address=(sys.argv[2], 0))
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user("demo@example.test")
+try:
+    print(pop.pass_(sys.argv[3]).decode())
+except poplib.error_proto as e:
+    print(e.args[0].decode())
+print("ok")
+"#,
+            &[&s.port("POP3"), ip, password],
+        );
+        (out.lines().next().unwrap().to_string(), started.elapsed())
+    };
+    let (answer, _) = attempt("127.0.0.3", "wrong");
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    let (answer, took) = attempt("127.0.0.3", "wrong");
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    attempt("127.0.0.3", "wrong");
+    let (answer, _) = attempt("127.0.0.3", &s.password());
+    assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
+    let (answer, _) = attempt("127.0.0.4", &s.password());
+    assert!(answer.starts_with("+OK"), "{answer}");
+    s.stop();
+}
