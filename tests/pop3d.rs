@@ -1011,6 +1011,10 @@ print("ok")
             .map(|l| String::from_utf8(hex(l)).unwrap())
             .collect()
     };
+    // A wrong password: the other server's refusal, and APOP is not
+    // given up for it.
+    let out = fetch(&format!("plain@example.test{target}"), "wrong");
+    assert!(out.starts_with("-ERR [AUTH]"), "{out}");
     // APOP first: the {PLAIN} account can answer it. RETR byte for byte
     // as the other server's Maildir holds it.
     let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
@@ -1042,9 +1046,6 @@ print("ok")
         "{}",
         log()
     );
-    // Wrong password: the other server's refusal.
-    let out = fetch(&format!("plain@example.test{target}"), "wrong");
-    assert!(out.starts_with("-ERR [AUTH]"), "{out}");
     // A host off the list.
     let out = fetch("demo@example.test#127.0.0.1:9", &s.password());
     assert_eq!(

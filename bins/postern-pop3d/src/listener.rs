@@ -53,8 +53,8 @@ pub struct Context {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Who a proxied session becomes, when started as root.
     pub proxy_ids: Option<(u32, u32)>,
-    /// The hosts whose APOP failed, shared by every session.
-    pub apop_memory: Option<crate::proxy::ApopMemory>,
+    /// What proxied sessions share: APOP failures, failed logins.
+    pub proxy_memory: Option<crate::proxy::ProxyMemory>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -95,6 +95,14 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         warn!("[pop3d] max_connections must be from 1 to 999");
         return 78;
     }
+    let separator = &settings.pop3d.proxy_separator;
+    let separator_ok = (1..=4).contains(&separator.len())
+        && separator.bytes().all(|b| b.is_ascii_graphic() && b != b'@');
+    if !separator_ok {
+        // `@` would send every user@domain login to the proxy.
+        warn!("[pop3d] proxy_separator must be 1 to 4 printable characters other than @");
+        return 78;
+    }
     let login_ids = if postern_privilege::is_root() {
         match settings.pop3d.login_user.resolve() {
             Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
@@ -111,11 +119,18 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     };
     let proxying = !settings.pop3d.proxy_hosts.is_empty();
     let proxy_ids = if proxying && postern_privilege::is_root() {
+        // Its own uid: the login user may ask postern-auth to check
+        // passwords, and the mail owner may read every virtual mailbox.
+        let taken = [
+            Some(0),
+            login_ids.map(|(uid, _)| uid),
+            settings.mail_owner.resolve().map(|(uid, _, _)| uid),
+        ];
         match settings.pop3d.proxy_user.resolve() {
-            Some((uid, gid, _)) if uid != 0 && Some((uid, gid)) != login_ids => Some((uid, gid)),
+            Some((uid, gid, _)) if !taken.contains(&Some(uid)) => Some((uid, gid)),
             _ => {
                 warn!(
-                    "[pop3d] proxy_user {:?} is not a user other than root and login_user",
+                    "[pop3d] proxy_user {:?} is not a user of its own (not root, login_user or mail_owner)",
                     settings.pop3d.proxy_user
                 );
                 return 78;
@@ -124,8 +139,8 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     } else {
         None
     };
-    let apop_memory = match proxying {
-        true => crate::proxy::ApopMemory::new().ok(),
+    let proxy_memory = match proxying {
+        true => crate::proxy::ProxyMemory::new().ok(),
         false => None,
     };
     let implicit = match &sockets {
@@ -143,7 +158,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         login_ids,
         tls: None,
         proxy_ids,
-        apop_memory,
+        proxy_memory,
     };
     match certificates.as_mut().map(|c| c.config()) {
         Some((Some(config), _)) => ctx.tls = Some(config),

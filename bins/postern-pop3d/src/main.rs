@@ -21,7 +21,9 @@ mod listener;
 mod lock;
 mod maildrop;
 mod proxy;
+mod relay;
 mod session;
+mod transport;
 
 use std::path::PathBuf;
 

@@ -8,12 +8,12 @@
 //! POP-before-SMTP and opens no local mailbox.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postern_auth_protocol::Proof;
-use postern_config::Pop3dSettings;
+use postern_config::{AuthSettings, Pop3dSettings};
 use postern_pop3::LoginFailure;
 use tracing::{info, warn};
 
@@ -89,19 +89,28 @@ fn host_and_port(text: &str) -> Option<(String, u16)> {
     name_like.then(|| (host.to_ascii_lowercase(), port))
 }
 
-/// The hosts whose APOP failed, shared by every session the listener
-/// forks and kept until it restarts: a host that fails once is asked with
-/// USER/PASS from then on. A fixed table of hashes in memory shared
-/// across fork; a full table forgets nothing, it only stops learning.
-pub struct ApopMemory {
-    slots: &'static [AtomicU64],
+/// What the proxied sessions share, in memory the listener maps before
+/// it forks them, kept until it restarts:
+/// - the hosts where APOP failed though USER/PASS then worked with the
+///   same password, asked by USER/PASS from then on;
+/// - failed proxied logins per client IP, throttled by `[auth]`'s rules
+///   as postern-auth throttles the logins it checks.
+///
+/// Fixed tables of atomics: a full table only stops learning.
+pub struct ProxyMemory {
+    apop_failed: &'static [AtomicU64],
+    /// Pairs: the client's key, then (window start << 20 | attempts).
+    failures: &'static [AtomicU64],
 }
 
-const SLOTS: usize = 512;
+const APOP_SLOTS: usize = 512;
+const FAILURE_SLOTS: usize = 1024;
+const COUNT_BITS: u32 = 20;
 
-impl ApopMemory {
-    pub fn new() -> std::io::Result<ApopMemory> {
-        let size = SLOTS * std::mem::size_of::<AtomicU64>();
+impl ProxyMemory {
+    pub fn new() -> std::io::Result<ProxyMemory> {
+        let slots = APOP_SLOTS + 2 * FAILURE_SLOTS;
+        let size = slots * std::mem::size_of::<AtomicU64>();
         // SAFETY: a fresh anonymous mapping, checked; it lives as long as
         // the process (never unmapped), zeroed by the kernel.
         let memory = unsafe {
@@ -117,32 +126,28 @@ impl ApopMemory {
         if memory == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        // SAFETY: page-aligned, zeroed memory of SLOTS u64s, and AtomicU64
-        // has the layout of u64.
-        let slots = unsafe { std::slice::from_raw_parts(memory.cast::<AtomicU64>(), SLOTS) };
-        Ok(ApopMemory { slots })
+        // SAFETY: page-aligned, zeroed memory of `slots` u64s, and
+        // AtomicU64 has the layout of u64.
+        let all = unsafe { std::slice::from_raw_parts(memory.cast::<AtomicU64>(), slots) };
+        let (apop_failed, failures) = all.split_at(APOP_SLOTS);
+        Ok(ProxyMemory {
+            apop_failed,
+            failures,
+        })
     }
 
-    fn key(target: &Target) -> u64 {
-        let text = target.address();
-        let hash = text.bytes().fold(0xcbf29ce484222325u64, |hash, b| {
-            (hash ^ u64::from(b)).wrapping_mul(0x100000001b3)
-        });
-        hash.max(1)
-    }
-
-    fn failed(&self, target: &Target) -> bool {
-        let key = ApopMemory::key(target);
-        self.slots
+    fn apop_failed(&self, target: &Target) -> bool {
+        let key = hash(target.address().as_bytes());
+        self.apop_failed
             .iter()
             .any(|slot| slot.load(Ordering::Relaxed) == key)
     }
 
-    fn remember(&self, target: &Target) {
-        let key = ApopMemory::key(target);
-        let start = (key as usize) % SLOTS;
-        for i in 0..SLOTS {
-            let slot = &self.slots[(start + i) % SLOTS];
+    fn remember_apop_failed(&self, target: &Target) {
+        let key = hash(target.address().as_bytes());
+        let start = (key as usize) % APOP_SLOTS;
+        for i in 0..APOP_SLOTS {
+            let slot = &self.apop_failed[(start + i) % APOP_SLOTS];
             match slot.compare_exchange(0, key, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(held) if held == key => return,
@@ -150,21 +155,80 @@ impl ApopMemory {
             }
         }
     }
+
+    /// Counts an attempt from `ip` as it starts (so parallel attempts
+    /// cannot slip under the limit): `Err` when the IP has used up its
+    /// failures, else how many it has in the window, this one included.
+    pub fn attempt(&self, ip: IpAddr, now: u64, auth: &AuthSettings) -> Result<u64, ()> {
+        let Some(slot) = self.failure_slot(ip, now, auth.failure_window) else {
+            return Ok(1);
+        };
+        let value = slot.load(Ordering::Relaxed);
+        let count = value & ((1 << COUNT_BITS) - 1);
+        if count >= auth.max_failures_per_ip as u64 {
+            return Err(());
+        }
+        slot.fetch_add(1, Ordering::Relaxed);
+        Ok(count + 1)
+    }
+
+    /// The attempt worked: it is not a failure after all.
+    pub fn succeeded(&self, ip: IpAddr, now: u64, auth: &AuthSettings) {
+        if let Some(slot) = self.failure_slot(ip, now, auth.failure_window) {
+            let _ = slot.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
+                (value & ((1 << COUNT_BITS) - 1) > 0).then(|| value - 1)
+            });
+        }
+    }
+
+    /// `ip`'s count, started afresh when its window has passed; an IPv6
+    /// client counts by its /64.
+    fn failure_slot(&self, ip: IpAddr, now: u64, window: u64) -> Option<&AtomicU64> {
+        let key = match ip {
+            IpAddr::V4(v4) => hash(&v4.octets()),
+            IpAddr::V6(v6) => hash(&v6.octets()[..8]),
+        };
+        let start = (key as usize) % FAILURE_SLOTS;
+        for i in 0..FAILURE_SLOTS {
+            let index = 2 * ((start + i) % FAILURE_SLOTS);
+            let (held, value) = (&self.failures[index], &self.failures[index + 1]);
+            let current = held.load(Ordering::Relaxed);
+            let stale = (value.load(Ordering::Relaxed) >> COUNT_BITS) + window < now;
+            let ours = current == key
+                || ((current == 0 || stale)
+                    && held
+                        .compare_exchange(current, key, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok());
+            if !ours {
+                continue;
+            }
+            if current != key || stale {
+                value.store(now << COUNT_BITS, Ordering::Relaxed);
+            }
+            return Some(value);
+        }
+        None
+    }
 }
 
-/// A login on the other server: the connection, and its `+OK` line for
-/// the client.
+fn hash(bytes: &[u8]) -> u64 {
+    let hash = bytes.iter().fold(0xcbf29ce484222325u64, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    hash.max(1)
+}
+
+/// A login on the other server: the connection, and what the client
+/// gets first: its `+OK` line, and anything it sent after.
 pub struct Remote {
     pub stream: TcpStream,
     pub reply: Vec<u8>,
 }
 
-/// Logs in on the other server as `target.user` with `proof`'s password.
-pub fn login(
-    target: &Target,
-    proof: &Proof,
-    memory: Option<&ApopMemory>,
-) -> Result<Remote, LoginFailure> {
+/// The password a proxied login can pass on, checked before the session
+/// gives anything up: a cleartext one, with no line end or NUL in it or
+/// in the user name.
+pub fn password<'a>(target: &Target, proof: &'a Proof) -> Result<&'a [u8], LoginFailure> {
     let Proof::Password(password) = proof else {
         return Err(LoginFailure::Denied(
             "A proxied login needs the password: use USER and PASS, or AUTH PLAIN".into(),
@@ -174,9 +238,19 @@ pub fn login(
     if !clean(password) || !clean(target.user.as_bytes()) {
         return Err(LoginFailure::Credentials);
     }
+    Ok(password)
+}
+
+/// Logs in on the other server as `target.user` with `password`.
+pub fn login(
+    target: &Target,
+    password: &[u8],
+    memory: Option<&ProxyMemory>,
+) -> Result<Remote, LoginFailure> {
     let (mut connection, greeting) = connect(target)?;
+    let mut apop_refused = false;
     if let Some(timestamp) = apop_timestamp(&greeting)
-        && !memory.is_some_and(|m| m.failed(target))
+        && !memory.is_some_and(|m| m.apop_failed(target))
     {
         let mut text = timestamp.as_bytes().to_vec();
         text.extend_from_slice(password);
@@ -186,18 +260,14 @@ pub fn login(
                 info!("proxy to {}: logged in by APOP", target.address());
                 return Ok(connection.into_remote(line));
             }
-            _ => {
-                info!(
-                    "proxy to {}: APOP failed; USER/PASS from now on",
-                    target.address()
-                );
-                if let Some(memory) = memory {
-                    memory.remember(target);
-                }
+            Ok(line) if line.starts_with(b"-ERR") && !is_temporary(&line) => {
                 // Some servers hang up after a failed APOP: start afresh.
+                apop_refused = true;
                 let _ = connection.ask("QUIT\r\n");
                 connection = connect(target)?.0;
             }
+            Ok(line) => return Err(refusal(&line)),
+            Err(failure) => return Err(failure),
         }
     }
     let user = connection.ask(&format!("USER {}\r\n", target.user))?;
@@ -211,8 +281,25 @@ pub fn login(
     if !pass.starts_with(b"+OK") {
         return Err(refusal(&pass));
     }
+    if apop_refused {
+        // The same password worked: APOP itself is what fails there, not
+        // the client. Remembered only now, so a wrong password cannot
+        // turn APOP off for everyone.
+        info!(
+            "proxy to {}: APOP failed; USER/PASS from now on",
+            target.address()
+        );
+        if let Some(memory) = memory {
+            memory.remember_apop_failed(target);
+        }
+    }
     info!("proxy to {}: logged in by USER/PASS", target.address());
     Ok(connection.into_remote(pass))
+}
+
+fn is_temporary(line: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(line);
+    text.contains("[IN-USE]") || text.contains("[SYS/TEMP]")
 }
 
 /// The other server's `-ERR` as the client should see it.
@@ -257,17 +344,17 @@ impl Connection {
         Ok(line)
     }
 
-    /// The connection for the relay, with the `+OK` line the client gets.
+    /// The connection for the relay, with the `+OK` line the client gets
+    /// and whatever the other server sent after it.
     fn into_remote(self, line: Vec<u8>) -> Remote {
-        // Nothing more is buffered: the other server answers one line
-        // to each command, and no command was sent after the last.
-        let stream = self.reader.into_inner();
-        let _ = stream.set_read_timeout(None);
         let mut reply = line;
         if !reply.ends_with(b"\r\n") {
             reply.pop();
             reply.extend_from_slice(b"\r\n");
         }
+        reply.extend_from_slice(self.reader.buffer());
+        let stream = self.reader.into_inner();
+        let _ = stream.set_read_timeout(None);
         Remote { stream, reply }
     }
 }
@@ -381,13 +468,13 @@ mod tests {
 
     #[test]
     fn the_apop_memory_is_shared_across_fork() {
-        let memory = ApopMemory::new().unwrap();
+        let memory = ProxyMemory::new().unwrap();
         let target = Target::of("u#host.example", "#").unwrap();
         let other = Target::of("u#other.example", "#").unwrap();
         // SAFETY: the child only touches the shared table and exits.
         match unsafe { libc::fork() } {
             0 => {
-                memory.remember(&target);
+                memory.remember_apop_failed(&target);
                 unsafe { libc::_exit(0) };
             }
             child => {
@@ -395,7 +482,33 @@ mod tests {
                 unsafe { libc::waitpid(child, &mut status, 0) };
             }
         }
-        assert!(memory.failed(&target));
-        assert!(!memory.failed(&other));
+        assert!(memory.apop_failed(&target));
+        assert!(!memory.apop_failed(&other));
+    }
+
+    #[test]
+    fn failures_are_counted_per_ip_within_the_window() {
+        let memory = ProxyMemory::new().unwrap();
+        let auth = AuthSettings {
+            max_failures_per_ip: 3,
+            failure_window: 60,
+            ..AuthSettings::default()
+        };
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(memory.attempt(ip, 1000, &auth), Ok(1));
+        memory.succeeded(ip, 1000, &auth);
+        assert_eq!(memory.attempt(ip, 1000, &auth), Ok(1));
+        assert_eq!(memory.attempt(ip, 1001, &auth), Ok(2));
+        assert_eq!(memory.attempt(ip, 1002, &auth), Ok(3));
+        assert_eq!(memory.attempt(ip, 1003, &auth), Err(()));
+        assert_eq!(memory.attempt(other, 1003, &auth), Ok(1));
+        // An IPv6 client counts by its /64.
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2".parse().unwrap();
+        memory.attempt(a, 1000, &auth).unwrap();
+        assert_eq!(memory.attempt(b, 1000, &auth), Ok(2));
+        // After the window, afresh.
+        assert_eq!(memory.attempt(ip, 1100, &auth), Ok(1));
     }
 }

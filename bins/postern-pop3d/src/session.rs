@@ -1,84 +1,19 @@
 //! One POP3 session, in its own process: the privilege steps, TLS, and
 //! postern-pop3's `Session` driven over blocking I/O.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{IpAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::time::Duration;
 
 use postern_auth_protocol::Reply as Answer;
 use postern_pop3::{Action, Config, Encoder, LoginFailure, Mechanism, Session, retrieve_header};
-use rustls::{ServerConnection, StreamOwned};
 use tracing::{info, warn};
 
 use crate::listener::{Context, Kind};
 use crate::lock::{Lock, LockError};
 use crate::maildrop::{Maildrop, View, read_head};
-
-/// How long a client has for the TLS handshake.
-const HANDSHAKE_TIME: Duration = Duration::from_secs(60);
-
-enum Transport {
-    Plain(TcpStream),
-    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
-    Gone,
-}
-
-impl Transport {
-    fn start_tls(
-        &mut self,
-        config: &Arc<rustls::ServerConfig>,
-        idle: Duration,
-    ) -> std::io::Result<()> {
-        let Transport::Plain(stream) = std::mem::replace(self, Transport::Gone) else {
-            return Err(std::io::Error::other("TLS is already on"));
-        };
-        let connection =
-            ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?;
-        let mut tls = StreamOwned::new(connection, stream);
-        tls.sock.set_read_timeout(Some(HANDSHAKE_TIME))?;
-        while tls.conn.is_handshaking() {
-            tls.conn.complete_io(&mut tls.sock)?;
-        }
-        tls.sock.set_read_timeout(Some(idle))?;
-        *self = Transport::Tls(Box::new(tls));
-        Ok(())
-    }
-
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Transport::Plain(stream) => stream.read(buffer),
-            Transport::Tls(stream) => stream.read(buffer),
-            Transport::Gone => Ok(0),
-        }
-    }
-
-    /// Plaintext TLS already decrypted but not yet read (0 for plain
-    /// TCP): a poll of the socket cannot see it.
-    fn read_buffered(&mut self, buffer: &mut [u8]) -> usize {
-        match self {
-            Transport::Tls(stream) => stream.conn.reader().read(buffer).unwrap_or(0),
-            _ => 0,
-        }
-    }
-
-    fn raw_fd(&self) -> i32 {
-        match self {
-            Transport::Plain(stream) => stream.as_raw_fd(),
-            Transport::Tls(stream) => stream.sock.as_raw_fd(),
-            Transport::Gone => -1,
-        }
-    }
-
-    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        match self {
-            Transport::Plain(stream) => stream.write_all(bytes),
-            Transport::Tls(stream) => stream.write_all(bytes).and_then(|()| stream.flush()),
-            Transport::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
+use crate::transport::Transport;
 
 /// What the session has once the maildrop is open.
 struct Open {
@@ -104,6 +39,8 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
     let idle = Duration::from_secs(ctx.settings.pop3d.idle_timeout.max(1));
     keep_alive(&stream);
     let _ = stream.set_read_timeout(Some(idle));
+    // A client that stops reading must not hold its process for ever.
+    let _ = stream.set_write_timeout(Some(idle));
     let mut transport = Transport::Plain(stream);
     if kind == Kind::Pop3s {
         let Some(config) = &ctx.tls else { return 0 };
@@ -148,17 +85,17 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                     if let Some(target) =
                         crate::proxy::target_of(&credentials.user, &ctx.settings.pop3d)
                     {
-                        if target.allowed(&ctx.settings.pop3d.proxy_hosts) {
-                            return proxy(ctx, peer, target, credentials, session, transport, idle);
+                        match crate::relay::admit(ctx, peer, &target, &credentials) {
+                            Ok(admitted) => {
+                                return crate::relay::proxy(
+                                    ctx, peer, admitted, session, transport, idle,
+                                );
+                            }
+                            Err(failure) => {
+                                session.login_failed(failure);
+                                continue;
+                            }
                         }
-                        info!(
-                            "proxy refused: user=<{}>, ip={peer}: host not allowed",
-                            postern_log::escape(&credentials.user)
-                        );
-                        session.login_failed(LoginFailure::Denied(
-                            "Proxying to that host is not allowed".into(),
-                        ));
-                        continue;
                     }
                     match login(ctx, peer, credentials) {
                         Ok(opened) => {
@@ -242,111 +179,7 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
     }
 }
 
-/// A `user#host` login to an allowed host: the session becomes the proxy
-/// user for good, logs in on the other server and relays until either
-/// side ends. The process's exit code.
-fn proxy(
-    ctx: &Context,
-    peer: IpAddr,
-    target: crate::proxy::Target,
-    credentials: postern_pop3::Credentials,
-    mut session: Session,
-    mut transport: Transport,
-    idle: Duration,
-) -> i32 {
-    let who = postern_log::escape(&credentials.user);
-    // SECURITY: no capability and no way back before a byte goes out:
-    // the other server's answers are parsed by the proxy user alone.
-    if let Some((uid, gid)) = ctx.proxy_ids
-        && let Err(e) = postern_privilege::become_owner(uid, gid)
-    {
-        warn!("cannot become the proxy user: {e}");
-        session.login_failed(LoginFailure::Temporary("The proxy is not available".into()));
-        flush(&mut session, &mut transport);
-        return 71;
-    }
-    let remote = match crate::proxy::login(&target, &credentials.proof, ctx.apop_memory.as_ref()) {
-        Ok(remote) => remote,
-        Err(failure) => {
-            info!("proxy login failed: user=<{who}>, ip={peer}");
-            session.login_failed(failure);
-            flush(&mut session, &mut transport);
-            return 0;
-        }
-    };
-    info!("proxy login: user=<{who}>, ip={peer}");
-    let pending = session.proxied(&remote.reply);
-    flush(&mut session, &mut transport);
-    relay(&mut transport, remote.stream, &pending, idle);
-    info!("proxy ended: user=<{who}>, ip={peer}");
-    0
-}
-
-/// Bytes both ways between the client and the other server until either
-/// closes or both are quiet for `idle`.
-fn relay(transport: &mut Transport, mut remote: TcpStream, pending: &[u8], idle: Duration) {
-    if remote.write_all(pending).is_err() {
-        return;
-    }
-    let mut buffer = vec![0u8; 16 * 1024];
-    let timeout = i32::try_from(idle.as_millis()).unwrap_or(i32::MAX);
-    loop {
-        // TLS may hold plaintext the socket no longer shows.
-        let n = transport.read_buffered(&mut buffer);
-        if n > 0 {
-            if remote.write_all(&buffer[..n]).is_err() {
-                return;
-            }
-            continue;
-        }
-        let mut fds = [
-            libc::pollfd {
-                fd: transport.raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: remote.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two pollfd, the length given.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-        if ready == 0 {
-            let _ = transport.write_all(b"-ERR Disconnected for inactivity\r\n");
-            return;
-        }
-        if ready < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        if fds[0].revents != 0 {
-            match transport.read(&mut buffer) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if remote.write_all(&buffer[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        if fds[1].revents != 0 {
-            match remote.read(&mut buffer) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if transport.write_all(&buffer[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn flush(session: &mut Session, transport: &mut Transport) {
+pub fn flush(session: &mut Session, transport: &mut Transport) {
     while let Some(action) = session.next_action() {
         if let Action::Send(bytes) = action {
             let _ = transport.write_all(&bytes);
