@@ -973,30 +973,7 @@ fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
         &[b"Subject: via the proxy\n\n.dot line\n"],
     );
     // A client at 127.0.0.2: the proxy connects out from 127.0.0.1.
-    let fetch = |user: &str, password: &str| -> String {
-        python(
-            r#"
-import functools, poplib, socket, sys
-poplib.socket.create_connection = functools.partial(
-    socket.create_connection, source_address=("127.0.0.2", 0))
-pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
-try:
-    pop.user(sys.argv[2])
-    print(pop.pass_(sys.argv[3]).decode())
-except poplib.error_proto as e:
-    print(e.args[0].decode())
-    print("ok")
-    sys.exit(0)
-count, size = pop.stat()
-for n in range(1, count + 1):
-    _, lines, _ = pop.retr(n)
-    sys.stdout.write((b"\r\n".join(lines) + b"\r\n").hex() + "\n")
-pop.quit()
-print("ok")
-"#,
-            &[&s.port("POP3"), user, password],
-        )
-    };
+    let fetch = |user: &str, password: &str| pop_from(&s, "127.0.0.2", user, password);
     let target = format!("#127.0.0.1:{remote}");
     let crlf = |bytes: &[u8]| {
         String::from_utf8(bytes.to_vec())
@@ -1120,21 +1097,7 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
     ]);
     let attempt = |ip: &str, password: &str| -> (String, Duration) {
         let started = std::time::Instant::now();
-        let out = python(
-            r#"
-import functools, poplib, socket, sys
-poplib.socket.create_connection = functools.partial(
-    socket.create_connection, source_address=(sys.argv[2], 0))
-pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
-pop.user("demo@example.test")
-try:
-    print(pop.pass_(sys.argv[3]).decode())
-except poplib.error_proto as e:
-    print(e.args[0].decode())
-print("ok")
-"#,
-            &[&s.port("POP3"), ip, password],
-        );
+        let out = pop_from(&s, ip, "demo@example.test", password);
         (out.lines().next().unwrap().to_string(), started.elapsed())
     };
     let (answer, _) = attempt("127.0.0.3", "wrong");
@@ -1147,5 +1110,70 @@ print("ok")
     assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
     let (answer, _) = attempt("127.0.0.4", &s.password());
     assert!(answer.starts_with("+OK"), "{answer}");
+    s.stop();
+}
+
+/// poplib from `ip` to the sandbox's POP3 port: the answer to PASS, then,
+/// if it was +OK, each message in hex on a line; then "ok".
+fn pop_from(s: &Smtpd, ip: &str, user: &str, password: &str) -> String {
+    python(
+        r#"
+import functools, poplib, socket, sys
+poplib.socket.create_connection = functools.partial(
+    socket.create_connection, source_address=(sys.argv[2], 0))
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+try:
+    pop.user(sys.argv[3])
+    print(pop.pass_(sys.argv[4]).decode())
+except poplib.error_proto as e:
+    print(e.args[0].decode())
+    print("ok")
+    sys.exit(0)
+count, size = pop.stat()
+for n in range(1, count + 1):
+    _, lines, _ = pop.retr(n)
+    sys.stdout.write((b"\r\n".join(lines) + b"\r\n").hex() + "\n")
+pop.quit()
+print("ok")
+"#,
+        &[&s.port("POP3"), ip, user, password],
+    )
+}
+
+#[test]
+fn failed_proxied_logins_are_throttled_per_client_ip() {
+    let remote = crate::util::free_port();
+    let s = Smtpd::start(&[
+        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+        &format!(
+            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], proxy_hosts = [] }}"
+        ),
+        "auth.failure_delay_after = 1",
+        "auth.failure_delay = \"1s\"",
+        "auth.max_failures_per_ip = 2",
+    ]);
+    wait_for_port(remote);
+    let user = format!("demo@example.test#127.0.0.1:{remote}");
+    let attempt = |password: &str| -> (String, Duration) {
+        let started = std::time::Instant::now();
+        let out = pop_from(&s, "127.0.0.2", &user, password);
+        (out.lines().next().unwrap().to_string(), started.elapsed())
+    };
+    let (answer, _) = attempt("wrong");
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    let (answer, took) = attempt("wrong");
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    // The right password, but 127.0.0.2 has used up its failures: refused
+    // here, without a try at the other server.
+    let (answer, _) = attempt(&s.password());
+    assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
+    assert!(
+        s.log_text()
+            .contains("ip=127.0.0.2: too many failed logins"),
+        "{}",
+        s.log_text()
+    );
     s.stop();
 }
