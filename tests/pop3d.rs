@@ -1023,6 +1023,42 @@ fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
         "{}",
         log()
     );
+    // Over POP3S: the relay reads the client through TLS; a large
+    // message and pipelined commands come through whole.
+    let big: String = (0..4000)
+        .map(|i| format!("line {i} of a long message\n"))
+        .collect();
+    deliver_to(
+        &s,
+        "plain@example.test",
+        &[format!("Subject: big\n\n{big}").as_bytes()],
+    );
+    let out = python(
+        r#"
+import poplib, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+pop = poplib.POP3_SSL("127.0.0.1", int(sys.argv[1]), context=context)
+pop.user(sys.argv[2])
+pop.pass_("tanstaaf")
+count, size = pop.stat()
+total = 0
+for n in range(1, count + 1):
+    _, lines, _ = pop.retr(n)
+    total += len(b"\r\n".join(lines) + b"\r\n")
+assert total == size, (total, size)
+# Pipelined: three commands in one write, three answers.
+pop.sock.sendall(b"NOOP\r\nSTAT\r\nNOOP\r\n")
+answers = [pop._getresp() for _ in range(3)]
+assert answers[1].startswith(b"+OK %d " % count), answers
+pop.quit()
+print(count, size)
+print("ok")
+"#,
+        &[&s.port("POP3S"), &format!("plain@example.test{target}")],
+    );
+    assert!(out.starts_with("2 "), "{out}");
     // A host off the list.
     let out = fetch("demo@example.test#127.0.0.1:9", &s.password());
     assert_eq!(
