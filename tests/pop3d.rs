@@ -155,13 +155,26 @@ fn fetchmail(s: &Smtpd, out: &Path, options: &str) -> String {
         ),
     )
     .unwrap();
-    std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    run_fetchmail(
+        &home,
+        &rc,
+        &["-i", &home.join("fetchids").to_string_lossy()],
+    )
+}
+
+/// Runs fetchmail on `rc` with `home` as its home; its output. Each run
+/// gets its own lock file: as root, fetchmail would otherwise share
+/// /var/run/fetchmail.pid with every other test's run and refuse to start
+/// while one is going.
+fn run_fetchmail(home: &Path, rc: &Path, args: &[&str]) -> String {
+    std::fs::set_permissions(rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let run = Command::new("fetchmail")
-        .args(["--nodetach", "--invisible", "--nosyslog", "-f"])
-        .arg(&rc)
-        .args(["-i"])
-        .arg(home.join("fetchids"))
-        .env("HOME", &home)
+        .args(["--nodetach", "--invisible", "--nosyslog", "--pidfile"])
+        .arg(home.join("fetchmail.pid"))
+        .arg("-f")
+        .arg(rc)
+        .args(args)
+        .env("HOME", home)
         .output()
         .unwrap();
     format!(
@@ -655,18 +668,7 @@ fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() 
             ),
         )
         .unwrap();
-        std::fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        let result = Command::new("fetchmail")
-            .args(["--nodetach", "--invisible", "--nosyslog", "-v", "-f"])
-            .arg(&rc)
-            .env("HOME", &home)
-            .output()
-            .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
+        let log = run_fetchmail(&home, &rc, &["-v"]);
         (fetched(&out), log)
     };
     let (got, log) = run("plain", "protocol APOP");
