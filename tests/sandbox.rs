@@ -35,9 +35,12 @@ pub fn start_logged(dir: &Path, log: &Path) -> Up {
 fn start_with(dir: &Path, stderr: Stdio) -> Up {
     // Sandboxes of tests that run at once each get their own ports: the
     // standard ones span 2110..2995, so offsets 1000 apart never meet.
+    // They stay below 32768, where Linux's ephemeral ports begin: a
+    // client's outgoing connection must never hold a port a sandbox is
+    // about to listen on.
     static STARTED: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let started = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let offset = 20000 + (started % 40) * 1000;
+    let offset = 10000 + (started % 20) * 1000;
     let mut child = Command::new(program("postern"))
         .args(["up", "--port-offset", &offset.to_string(), "--dir"])
         .arg(dir)
