@@ -24,7 +24,7 @@ const MESSAGES: [&[u8]; 3] = [
 /// each make something else of it, so only poplib reads this one).
 const LONE_CR: &[u8] = b"Subject: four\n\nbefore\rafter\n";
 
-fn deliver_all(s: &Smtpd) {
+pub(crate) fn deliver_all(s: &Smtpd) {
     deliver(s, &MESSAGES);
 }
 
@@ -32,7 +32,7 @@ fn deliver(s: &Smtpd, messages: &[&[u8]]) {
     deliver_to(s, "demo@example.test", messages);
 }
 
-fn deliver_to(s: &Smtpd, address: &str, messages: &[&[u8]]) {
+pub(crate) fn deliver_to(s: &Smtpd, address: &str, messages: &[&[u8]]) {
     for message in messages {
         let mut child = Command::new(program("postern-local"))
             .arg("--config")
@@ -50,7 +50,7 @@ fn deliver_to(s: &Smtpd, address: &str, messages: &[&[u8]]) {
 
 /// An account LOCAL@example.test stored `{PLAIN}tanstaaf`, as APOP
 /// needs, with `extra` fields.
-fn add_plain_account(s: &Smtpd, local: &str, extra: &str) {
+pub(crate) fn add_plain_account(s: &Smtpd, local: &str, extra: &str) {
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(s.etc().join("accounts"))
@@ -59,7 +59,7 @@ fn add_plain_account(s: &Smtpd, local: &str, extra: &str) {
 }
 
 /// Waits for a second server's port.
-fn wait_for_port(port: u16) {
+pub(crate) fn wait_for_port(port: u16) {
     crate::util::wait_until(
         Duration::from_secs(10),
         || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
@@ -68,7 +68,7 @@ fn wait_for_port(port: u16) {
 }
 
 /// The messages as the Maildir holds them, oldest first.
-fn stored(s: &Smtpd) -> Vec<Vec<u8>> {
+pub(crate) fn stored(s: &Smtpd) -> Vec<Vec<u8>> {
     let mut found = messages(&s.demo());
     found.sort();
     found.into_iter().map(|(_, bytes)| bytes).collect()
@@ -326,7 +326,7 @@ fn session(s: &Smtpd, action: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn first_line(child: &mut std::process::Child) -> String {
+pub(crate) fn first_line(child: &mut std::process::Child) -> String {
     use std::io::BufRead;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
@@ -906,7 +906,7 @@ print("ok")
     s.stop();
 }
 
-fn hex(text: &str) -> Vec<u8> {
+pub(crate) fn hex(text: &str) -> Vec<u8> {
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
@@ -951,180 +951,6 @@ fn a_second_instance_serves_its_own_port_with_its_own_settings() {
     s.stop();
 }
 
-/// The POP3 proxy against a second postern-pop3d (an instance on its own
-/// port, offering APOP): byte-exact RETR through it, APOP where it works,
-/// USER/PASS after APOP failed once, a host off the list refused, no
-/// POP-before-SMTP entry for the client, and, as root, the proxy user
-/// with no capability.
-#[test]
-fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
-    let remote = crate::util::free_port();
-    let s = Smtpd::start(&[
-        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
-        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        &format!(
-            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], apop = true, proxy_hosts = [] }}"
-        ),
-    ]);
-    wait_for_port(remote);
-    deliver_all(&s);
-    add_plain_account(&s, "plain", "");
-    deliver_to(
-        &s,
-        "plain@example.test",
-        &[b"Subject: via the proxy\n\n.dot line\n"],
-    );
-    // A client at 127.0.0.2: the proxy connects out from 127.0.0.1.
-    let fetch = |user: &str, password: &str| pop_from(&s, "127.0.0.2", user, password);
-    let target = format!("#127.0.0.1:{remote}");
-    let crlf = |bytes: &[u8]| {
-        String::from_utf8(bytes.to_vec())
-            .unwrap()
-            .replace('\n', "\r\n")
-    };
-    let fetched = |out: &str| -> Vec<String> {
-        assert!(out.ends_with("ok\n"), "{out}");
-        let lines: Vec<&str> = out.lines().collect();
-        lines[1..lines.len() - 1]
-            .iter()
-            .map(|l| String::from_utf8(hex(l)).unwrap())
-            .collect()
-    };
-    // A wrong password: the other server's refusal, and APOP is not
-    // given up for it.
-    let out = fetch(&format!("plain@example.test{target}"), "wrong");
-    assert!(out.starts_with("-ERR [AUTH]"), "{out}");
-    // APOP first: the {PLAIN} account can answer it. RETR byte for byte
-    // as the other server's Maildir holds it.
-    let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
-    let plain = s.demo().join("../../plain/Maildir");
-    let held: Vec<String> = messages(&plain).iter().map(|(_, m)| crlf(m)).collect();
-    assert_eq!(held.len(), 1);
-    assert!(held[0].ends_with("Subject: via the proxy\r\n\r\n.dot line\r\n"));
-    assert_eq!(fetched(&out), held);
-    let log = || s.log_text();
-    assert!(log().contains(&format!("proxy to 127.0.0.1:{remote}: logged in by APOP")));
-    // demo's password is hashed: APOP fails, USER/PASS works, and the
-    // host is asked by USER/PASS from then on.
-    let out = fetch(&format!("demo@example.test{target}"), &s.password());
-    assert_eq!(
-        fetched(&out),
-        stored(&s).iter().map(|m| crlf(m)).collect::<Vec<_>>()
-    );
-    assert!(
-        log().contains("APOP failed; USER/PASS from now on"),
-        "{}",
-        log()
-    );
-    let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
-    assert_eq!(fetched(&out).len(), 1);
-    assert_eq!(log().matches("APOP failed").count(), 1, "{}", log());
-    assert_eq!(
-        log().matches("logged in by USER/PASS").count(),
-        2,
-        "{}",
-        log()
-    );
-    // Over POP3S: the relay reads the client through TLS; a large
-    // message and pipelined commands come through whole.
-    let big: String = (0..4000)
-        .map(|i| format!("line {i} of a long message\n"))
-        .collect();
-    deliver_to(
-        &s,
-        "plain@example.test",
-        &[format!("Subject: big\n\n{big}").as_bytes()],
-    );
-    let out = python(
-        r#"
-import poplib, ssl, sys
-context = ssl.create_default_context()
-context.check_hostname = False
-context.verify_mode = ssl.CERT_NONE
-pop = poplib.POP3_SSL("127.0.0.1", int(sys.argv[1]), context=context)
-pop.user(sys.argv[2])
-pop.pass_("tanstaaf")
-count, size = pop.stat()
-total = 0
-for n in range(1, count + 1):
-    _, lines, _ = pop.retr(n)
-    total += len(b"\r\n".join(lines) + b"\r\n")
-assert total == size, (total, size)
-# Pipelined: three commands in one write, three answers.
-pop.sock.sendall(b"NOOP\r\nSTAT\r\nNOOP\r\n")
-answers = [pop._getresp() for _ in range(3)]
-assert answers[1].startswith(b"+OK %d " % count), answers
-pop.quit()
-print(count, size)
-print("ok")
-"#,
-        &[&s.port("POP3S"), &format!("plain@example.test{target}")],
-    );
-    assert!(out.starts_with("2 "), "{out}");
-    // A host off the list.
-    let out = fetch("demo@example.test#127.0.0.1:9", &s.password());
-    assert_eq!(
-        out,
-        "-ERR [AUTH] Proxying to that host is not allowed\nok\n"
-    );
-    // As root: the proxied session is the proxy user, with no capability.
-    if crate::util::is_root() {
-        let mut held = Command::new("python3")
-            .args([
-                "-c",
-                r#"
-import poplib, sys, time
-pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
-pop.user(sys.argv[2])
-pop.pass_(sys.argv[3])
-print("ready", flush=True)
-time.sleep(30)
-"#,
-                &s.port("POP3"),
-                &format!("plain@example.test{target}"),
-                "tanstaaf",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert_eq!(first_line(&mut held), "ready");
-        let pgrep = |args: &[&str]| -> String {
-            let out = Command::new("pgrep").args(args).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
-        let listener = pgrep(&[
-            "-o",
-            "-f",
-            &format!("postern-pop3d --config {}$", s.etc().display()),
-        ]);
-        let session = pgrep(&["-n", "-P", &listener]);
-        let status = std::fs::read_to_string(format!("/proc/{session}/status")).unwrap();
-        let _ = held.kill();
-        held.wait().unwrap();
-        let field = |key: &str| -> String {
-            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
-            line.split_whitespace()
-                .skip(1)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        let proxy = crate::sandbox::role_uid(&s.etc(), "postern-proxy");
-        assert_eq!(
-            field("Uid:"),
-            format!("{proxy} {proxy} {proxy} {proxy}"),
-            "{status}"
-        );
-        assert_eq!(field("Groups:"), proxy.to_string(), "{status}");
-        assert_eq!(field("CapEff:"), "0000000000000000");
-        assert_eq!(field("CapPrm:"), "0000000000000000");
-    }
-    // The client's IP was never recorded for POP-before-SMTP (the other
-    // server's login recorded the proxy's own, 127.0.0.1).
-    let relayers = std::fs::read_to_string(s.dir().join("var/relay/relayers")).unwrap_or_default();
-    assert!(!relayers.contains("127.0.0.2"), "{relayers}");
-    s.stop();
-}
-
 #[test]
 fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
     let s = Smtpd::start(&[
@@ -1153,7 +979,12 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
 
 /// poplib from `ip` to the sandbox's POP3 port: the answer to PASS, then,
 /// if it was +OK, each message in hex on a line; then "ok".
-fn pop_from(s: &Smtpd, ip: &str, user: &str, password: &str) -> String {
+pub(crate) fn pop_from(s: &Smtpd, ip: &str, user: &str, password: &str) -> String {
+    pop_at(&s.port("POP3"), ip, user, password)
+}
+
+/// `pop_from`, to 127.0.0.1:`port`.
+pub(crate) fn pop_at(port: &str, ip: &str, user: &str, password: &str) -> String {
     python(
         r#"
 import functools, poplib, socket, sys
@@ -1174,44 +1005,6 @@ for n in range(1, count + 1):
 pop.quit()
 print("ok")
 "#,
-        &[&s.port("POP3"), ip, user, password],
+        &[port, ip, user, password],
     )
-}
-
-#[test]
-fn failed_proxied_logins_are_throttled_per_client_ip() {
-    let remote = crate::util::free_port();
-    let s = Smtpd::start(&[
-        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
-        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        &format!(
-            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], proxy_hosts = [] }}"
-        ),
-        "auth.failure_delay_after = 1",
-        "auth.failure_delay = \"1s\"",
-        "auth.max_failures_per_ip = 2",
-    ]);
-    wait_for_port(remote);
-    let user = format!("demo@example.test#127.0.0.1:{remote}");
-    let attempt = |password: &str| -> (String, Duration) {
-        let started = std::time::Instant::now();
-        let out = pop_from(&s, "127.0.0.2", &user, password);
-        (out.lines().next().unwrap().to_string(), started.elapsed())
-    };
-    let (answer, _) = attempt("wrong");
-    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
-    let (answer, took) = attempt("wrong");
-    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
-    assert!(took >= Duration::from_secs(1), "{took:?}");
-    // The right password, but 127.0.0.2 has used up its failures: refused
-    // here, without a try at the other server.
-    let (answer, _) = attempt(&s.password());
-    assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
-    assert!(
-        s.log_text()
-            .contains("ip=127.0.0.2: too many failed logins"),
-        "{}",
-        s.log_text()
-    );
-    s.stop();
 }

@@ -15,6 +15,7 @@ mod local_delivery;
 mod maps;
 mod pop3d;
 mod pop3d_activation;
+mod pop3d_proxy;
 mod privilege;
 mod queue;
 mod relay;

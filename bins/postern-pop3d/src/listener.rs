@@ -55,6 +55,8 @@ pub struct Context {
     pub proxy_ids: Option<(u32, u32)>,
     /// What proxied sessions share: APOP failures, failed logins.
     pub proxy_memory: Option<crate::proxy::ProxyMemory>,
+    /// How proxied logins check the other servers: `None` for plain TCP.
+    pub proxy_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -143,6 +145,16 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         true => crate::proxy::ProxyMemory::new().ok(),
         false => None,
     };
+    let proxy_tls = match proxying {
+        true => match crate::proxy::tls_config(&settings.pop3d) {
+            Ok(config) => config,
+            Err(why) => {
+                warn!("[pop3d] {why}");
+                return 78;
+            }
+        },
+        false => None,
+    };
     let implicit = match &sockets {
         Sockets::Listening(bound) => bound.iter().any(|(l, _)| l.kind == Kind::Pop3s),
         Sockets::Connection(_, kind) => *kind == Kind::Pop3s,
@@ -159,6 +171,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         tls: None,
         proxy_ids,
         proxy_memory,
+        proxy_tls,
     };
     match certificates.as_mut().map(|c| c.config()) {
         Some((Some(config), _)) => ctx.tls = Some(config),

@@ -3,25 +3,33 @@
 //! proxy user for good before it connects out, logs in there as `user`
 //! with the password given — APOP when the other server offers it, else
 //! USER/PASS — and then passes bytes both ways until either side ends.
+//! The password goes over TLS whose certificate is checked (STLS, or
+//! implicit TLS on port 995) unless `[pop3d] proxy_tls` is `none`.
 //!
 //! A proxied login never reaches postern-auth: it records no IP for
 //! POP-before-SMTP and opens no local mailbox.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postern_auth_protocol::Proof;
 use postern_config::{AuthSettings, Pop3dSettings};
 use postern_pop3::LoginFailure;
+use rustls::ClientConfig;
 use tracing::{info, warn};
+
+use crate::transport::Transport;
 
 /// How long the other server has to connect and answer each line.
 const REMOTE_TIME: Duration = Duration::from_secs(30);
 /// The longest line taken from the other server before the login.
 const MAX_REPLY: u64 = 1024;
 const DEFAULT_PORT: u16 = 110;
+/// POP3S (RFC 8314): TLS from the first byte.
+const IMPLICIT_TLS_PORT: u16 = 995;
 
 /// A proxied login's destination, as the client named it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,10 +226,24 @@ fn hash(bytes: &[u8]) -> u64 {
     hash.max(1)
 }
 
+/// The TLS with which proxied logins reach other servers, by `[pop3d]
+/// proxy_tls`; `None` for plain TCP. The CA file is read once, at start.
+pub fn tls_config(pop3d: &Pop3dSettings) -> Result<Option<Arc<ClientConfig>>, String> {
+    match pop3d.proxy_tls.as_str() {
+        "none" => Ok(None),
+        "required" => postern_tls::client_config(&pop3d.proxy_ca_file)
+            .map(|config| Some(Arc::new(config)))
+            .map_err(|why| format!("proxy_ca_file: {why}")),
+        other => Err(format!(
+            "proxy_tls must be \"required\" or \"none\", not {other:?}"
+        )),
+    }
+}
+
 /// A login on the other server: the connection, and what the client
 /// gets first: its `+OK` line, and anything it sent after.
 pub struct Remote {
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub reply: Vec<u8>,
 }
 
@@ -241,13 +263,15 @@ pub fn password<'a>(target: &Target, proof: &'a Proof) -> Result<&'a [u8], Login
     Ok(password)
 }
 
-/// Logs in on the other server as `target.user` with `password`.
+/// Logs in on the other server as `target.user` with `password`, over
+/// TLS when `tls` is given.
 pub fn login(
     target: &Target,
     password: &[u8],
     memory: Option<&ProxyMemory>,
+    tls: Option<&Arc<ClientConfig>>,
 ) -> Result<Remote, LoginFailure> {
-    let (mut connection, greeting) = connect(target)?;
+    let (mut connection, greeting) = connect(target, tls)?;
     let mut apop_refused = false;
     if let Some(timestamp) = apop_timestamp(&greeting)
         && !memory.is_some_and(|m| m.apop_failed(target))
@@ -257,14 +281,18 @@ pub fn login(
         let digest = md5_hex(&text);
         match connection.ask(&format!("APOP {} {digest}\r\n", target.user)) {
             Ok(line) if line.starts_with(b"+OK") => {
-                info!("proxy to {}: logged in by APOP", target.address());
+                info!(
+                    "proxy to {}: logged in by APOP over {}",
+                    target.address(),
+                    connection.security()
+                );
                 return Ok(connection.into_remote(line));
             }
             Ok(line) if line.starts_with(b"-ERR") && !is_temporary(&line) => {
                 // Some servers hang up after a failed APOP: start afresh.
                 apop_refused = true;
                 let _ = connection.ask("QUIT\r\n");
-                connection = connect(target)?.0;
+                connection = connect(target, tls)?.0;
             }
             Ok(line) => return Err(refusal(&line)),
             Err(failure) => return Err(failure),
@@ -293,7 +321,11 @@ pub fn login(
             memory.remember_apop_failed(target);
         }
     }
-    info!("proxy to {}: logged in by USER/PASS", target.address());
+    info!(
+        "proxy to {}: logged in by USER/PASS over {}",
+        target.address(),
+        connection.security()
+    );
     Ok(connection.into_remote(pass))
 }
 
@@ -316,10 +348,14 @@ fn refusal(line: &[u8]) -> LoginFailure {
 
 /// The other server's connection during the login.
 struct Connection {
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Transport>,
 }
 
 impl Connection {
+    fn security(&self) -> String {
+        self.reader.get_ref().security()
+    }
+
     fn ask(&mut self, command: &str) -> Result<Vec<u8>, LoginFailure> {
         self.ask_bytes(command.as_bytes())
     }
@@ -353,9 +389,10 @@ impl Connection {
             reply.extend_from_slice(b"\r\n");
         }
         reply.extend_from_slice(self.reader.buffer());
-        let stream = self.reader.into_inner();
-        let _ = stream.set_read_timeout(None);
-        Remote { stream, reply }
+        Remote {
+            stream: self.reader.into_inner(),
+            reply,
+        }
     }
 }
 
@@ -363,8 +400,13 @@ fn lost() -> LoginFailure {
     LoginFailure::Temporary("The proxied server did not answer".into())
 }
 
-/// Connects and reads the greeting.
-fn connect(target: &Target) -> Result<(Connection, String), LoginFailure> {
+/// Connects and reads the greeting; with `tls`, TLS first on port 995,
+/// else STLS after the greeting, the server's certificate checked either
+/// way.
+fn connect(
+    target: &Target,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<(Connection, String), LoginFailure> {
     let unreachable = || LoginFailure::Temporary("Cannot reach the proxied server".into());
     let addresses: Vec<_> = (target.host.as_str(), target.port)
         .to_socket_addrs()
@@ -382,14 +424,47 @@ fn connect(target: &Target) -> Result<(Connection, String), LoginFailure> {
         })?;
     let _ = stream.set_read_timeout(Some(REMOTE_TIME));
     let _ = stream.set_write_timeout(Some(REMOTE_TIME));
+    let no_tls = |e: std::io::Error| {
+        warn!("proxy to {}: TLS: {e}", target.address());
+        LoginFailure::Temporary("No trusted TLS with the proxied server".into())
+    };
+    let mut transport = Transport::Plain(stream);
+    let implicit = tls.is_some() && target.port == IMPLICIT_TLS_PORT;
+    if let Some(config) = tls
+        && implicit
+    {
+        transport
+            .connect_tls(config, &target.host, REMOTE_TIME)
+            .map_err(no_tls)?;
+    }
     let mut connection = Connection {
-        reader: BufReader::new(stream),
+        reader: BufReader::new(transport),
     };
     let greeting = connection.line()?;
     if !greeting.starts_with(b"+OK") {
         return Err(LoginFailure::Temporary(
             "The proxied server refused the connection".into(),
         ));
+    }
+    if let Some(config) = tls
+        && !implicit
+    {
+        let answer = connection.ask("STLS\r\n")?;
+        // Bytes after the +OK came before TLS: injected, as in the STLS
+        // and STARTTLS attacks, so the server is not used.
+        if !answer.starts_with(b"+OK") || !connection.reader.buffer().is_empty() {
+            warn!("proxy to {}: no STLS", target.address());
+            return Err(LoginFailure::Temporary(
+                "The proxied server offers no TLS".into(),
+            ));
+        }
+        let mut transport = connection.reader.into_inner();
+        transport
+            .connect_tls(config, &target.host, REMOTE_TIME)
+            .map_err(no_tls)?;
+        connection = Connection {
+            reader: BufReader::new(transport),
+        };
     }
     Ok((connection, String::from_utf8_lossy(&greeting).into_owned()))
 }

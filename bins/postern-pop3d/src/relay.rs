@@ -2,9 +2,7 @@
 //! the session is still the login user, then, as the proxy user for good,
 //! the login on the other server and the bytes passed both ways.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use postern_pop3::{Credentials, LoginFailure, Session};
@@ -82,7 +80,8 @@ pub fn proxy(
     }
     let memory = ctx.proxy_memory.as_ref();
     let auth = &ctx.settings.auth;
-    let remote = match crate::proxy::login(&admitted.target, &admitted.password, memory) {
+    let tls = ctx.proxy_tls.as_ref();
+    let remote = match crate::proxy::login(&admitted.target, &admitted.password, memory, tls) {
         Ok(remote) => remote,
         Err(failure) => {
             info!("proxy login failed: user=<{who}>, ip={peer}");
@@ -113,9 +112,9 @@ pub fn proxy(
 }
 
 /// Bytes both ways between the client and the other server until either
-/// closes or both are quiet for `idle`. The client is read without
-/// waiting, so half a TLS record from it never holds up the other way.
-fn relay(transport: &mut Transport, mut remote: TcpStream, pending: &[u8], idle: Duration) {
+/// closes or both are quiet for `idle`. Each side is read without
+/// waiting, so half a TLS record from one never holds up the other.
+fn relay(client: &mut Transport, mut remote: Transport, pending: &[u8], idle: Duration) {
     if remote.write_all(pending).is_err() {
         return;
     }
@@ -123,29 +122,20 @@ fn relay(transport: &mut Transport, mut remote: TcpStream, pending: &[u8], idle:
     let timeout = i32::try_from(idle.as_millis()).unwrap_or(i32::MAX);
     loop {
         // TLS may hold plaintext the socket no longer shows.
-        let n = transport.read_buffered(&mut buffer);
-        if n > 0 {
-            if remote.write_all(&buffer[..n]).is_err() {
-                return;
-            }
-            continue;
+        if pass_buffered(client, &mut remote, &mut buffer).is_err()
+            || pass_buffered(&mut remote, client, &mut buffer).is_err()
+        {
+            return;
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: transport.raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: remote.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        let mut fds = [client.raw_fd(), remote.raw_fd()].map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
         // SAFETY: two pollfd, the length given.
         let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
         if ready == 0 {
-            let _ = transport.write_all(b"-ERR Disconnected for inactivity\r\n");
+            let _ = client.write_all(b"-ERR Disconnected for inactivity\r\n");
             return;
         }
         if ready < 0 {
@@ -154,27 +144,34 @@ fn relay(transport: &mut Transport, mut remote: TcpStream, pending: &[u8], idle:
             }
             return;
         }
-        if fds[0].revents != 0 {
-            match transport.read_now(&mut buffer) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if remote.write_all(&buffer[..n]).is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
+        if (fds[0].revents != 0 && pass(client, &mut remote, &mut buffer).is_err())
+            || (fds[1].revents != 0 && pass(&mut remote, client, &mut buffer).is_err())
+        {
+            return;
         }
-        if fds[1].revents != 0 {
-            match remote.read(&mut buffer) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if transport.write_all(&buffer[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
+    }
+}
+
+/// The end of a relay: a side closed or failed.
+struct Ended;
+
+/// Passes on what `from` has decrypted but not yet given out.
+fn pass_buffered(from: &mut Transport, to: &mut Transport, buffer: &mut [u8]) -> Result<(), Ended> {
+    loop {
+        let n = from.read_buffered(buffer);
+        if n == 0 {
+            return Ok(());
         }
+        to.write_all(&buffer[..n]).map_err(|_| Ended)?;
+    }
+}
+
+/// Passes on what `from` has now, if anything.
+fn pass(from: &mut Transport, to: &mut Transport, buffer: &mut [u8]) -> Result<(), Ended> {
+    match from.read_now(buffer) {
+        Ok(0) => Err(Ended),
+        Ok(n) => to.write_all(&buffer[..n]).map_err(|_| Ended),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(_) => Err(Ended),
     }
 }

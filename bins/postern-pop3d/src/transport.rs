@@ -1,5 +1,6 @@
-//! The client's connection: plain TCP, or TLS from the start (POP3S) or
-//! after STLS.
+//! A connection of a session: to its client (plain TCP, or TLS from the
+//! start, POP3S, or after STLS), or, for a proxied login, to the other
+//! server (plain, or TLS as that server's client).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -7,18 +8,21 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::{ServerConnection, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConnection, StreamOwned};
 
-/// How long a client has for the TLS handshake.
+/// How long the other side has for the TLS handshake.
 const HANDSHAKE_TIME: Duration = Duration::from_secs(60);
 
 pub enum Transport {
     Plain(TcpStream),
     Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    TlsClient(Box<StreamOwned<ClientConnection, TcpStream>>),
     Gone,
 }
 
 impl Transport {
+    /// TLS as the server, then reads time out after `idle`.
     pub fn start_tls(
         &mut self,
         config: &Arc<rustls::ServerConfig>,
@@ -30,19 +34,45 @@ impl Transport {
         let connection =
             ServerConnection::new(Arc::clone(config)).map_err(std::io::Error::other)?;
         let mut tls = StreamOwned::new(connection, stream);
-        tls.sock.set_read_timeout(Some(HANDSHAKE_TIME))?;
-        while tls.conn.is_handshaking() {
-            tls.conn.complete_io(&mut tls.sock)?;
-        }
-        tls.sock.set_read_timeout(Some(idle))?;
+        handshake(&mut tls.conn, &mut tls.sock, idle)?;
         *self = Transport::Tls(Box::new(tls));
         Ok(())
+    }
+
+    /// TLS as the client of `name`, whose certificate `config` checks.
+    pub fn connect_tls(
+        &mut self,
+        config: &Arc<rustls::ClientConfig>,
+        name: &str,
+        idle: Duration,
+    ) -> std::io::Result<()> {
+        let Transport::Plain(stream) = std::mem::replace(self, Transport::Gone) else {
+            return Err(std::io::Error::other("TLS is already on"));
+        };
+        let name = ServerName::try_from(name.to_string()).map_err(std::io::Error::other)?;
+        let connection =
+            ClientConnection::new(Arc::clone(config), name).map_err(std::io::Error::other)?;
+        let mut tls = StreamOwned::new(connection, stream);
+        handshake(&mut tls.conn, &mut tls.sock, idle)?;
+        *self = Transport::TlsClient(Box::new(tls));
+        Ok(())
+    }
+
+    /// How the connection is carried, for the log: `TLSv1_3`, `plain TCP`.
+    pub fn security(&self) -> String {
+        let version = match self {
+            Transport::Tls(stream) => stream.conn.protocol_version(),
+            Transport::TlsClient(stream) => stream.conn.protocol_version(),
+            _ => None,
+        };
+        version.map_or_else(|| "plain TCP".into(), |v| format!("{v:?}"))
     }
 
     pub fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         match self {
             Transport::Plain(stream) => stream.read(buffer),
             Transport::Tls(stream) => stream.read(buffer),
+            Transport::TlsClient(stream) => stream.read(buffer),
             Transport::Gone => Ok(0),
         }
     }
@@ -52,6 +82,7 @@ impl Transport {
     pub fn read_buffered(&mut self, buffer: &mut [u8]) -> usize {
         match self {
             Transport::Tls(stream) => stream.conn.reader().read(buffer).unwrap_or(0),
+            Transport::TlsClient(stream) => stream.conn.reader().read(buffer).unwrap_or(0),
             _ => 0,
         }
     }
@@ -74,6 +105,7 @@ impl Transport {
         match self {
             Transport::Plain(stream) => Some(stream),
             Transport::Tls(stream) => Some(&stream.sock),
+            Transport::TlsClient(stream) => Some(&stream.sock),
             Transport::Gone => None,
         }
     }
@@ -86,7 +118,29 @@ impl Transport {
         match self {
             Transport::Plain(stream) => stream.write_all(bytes),
             Transport::Tls(stream) => stream.write_all(bytes).and_then(|()| stream.flush()),
+            Transport::TlsClient(stream) => stream.write_all(bytes).and_then(|()| stream.flush()),
             Transport::Gone => Err(std::io::ErrorKind::NotConnected.into()),
         }
+    }
+}
+
+/// Completes a handshake within HANDSHAKE_TIME, then lets reads wait
+/// `idle`.
+fn handshake<C, D>(conn: &mut C, sock: &mut TcpStream, idle: Duration) -> std::io::Result<()>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+    D: rustls::SideData,
+{
+    sock.set_read_timeout(Some(HANDSHAKE_TIME))?;
+    while conn.is_handshaking() {
+        conn.complete_io(sock)?;
+    }
+    sock.set_read_timeout(Some(idle))
+}
+
+/// For a `BufReader` over the connection during a proxied login.
+impl Read for Transport {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        Transport::read(self, buffer)
     }
 }

@@ -202,6 +202,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          pop3d.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} pop3s\"]\n\
          pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
          pop3d.proxy_user = \"{proxy_uid}:{proxy_gid}\"\n\
+         pop3d.proxy_ca_file = {}\n\
          tls.certificate = {}\n\
          tls.key = {}\n",
         quoted(dir.join("mail")),
@@ -213,6 +214,8 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         quoted(dir.join("var").join("auth.sock")),
         port("POP3"),
         port("POP3S"),
+        // Its own certificate: a proxy to the sandbox itself can check it.
+        quoted(dir.join("tls").join("cert.pem")),
         quoted(dir.join("tls").join("cert.pem")),
         quoted(dir.join("tls").join("key.pem")),
     );

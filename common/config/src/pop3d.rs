@@ -58,6 +58,12 @@ pub struct Pop3dSettings {
     /// Who a proxied session becomes, for good, before it connects out:
     /// no mailbox, no capability, not a login client of postern-auth.
     pub proxy_user: MailOwner,
+    /// TLS to the other server: `required` (STLS, or implicit TLS on port
+    /// 995, with its certificate checked against `proxy_ca_file`; a
+    /// server without it is refused) or `none` (plain TCP, for a network
+    /// you trust).
+    pub proxy_tls: String,
+    pub proxy_ca_file: std::path::PathBuf,
     /// `[pop3d.instances.NAME]`: more servers, each with its own listen
     /// addresses and whatever else it sets, the rest as `[pop3d]` has it;
     /// `postern-pop3d --instance NAME` runs one.
@@ -89,6 +95,8 @@ impl Default for Pop3dSettings {
             proxy_hosts: Vec::new(),
             proxy_separator: "#".into(),
             proxy_user: MailOwner::Name("postern-proxy".into()),
+            proxy_tls: "required".into(),
+            proxy_ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
             instances: BTreeMap::new(),
         }
     }

@@ -1,15 +1,17 @@
 //! TLS for the listeners (rustls with the ring provider): the server
 //! configuration made from `[tls] certificate` and `key`, and made again
 //! when either file changes, so a renewed certificate (certbot's deploy
-//! hook, say) counts from the next connection without a restart.
+//! hook, say) counts from the next connection without a restart. And
+//! the client configuration with which a POP3 proxy checks the servers it
+//! logs in to.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 pub use tokio_rustls::server::TlsStream;
@@ -92,6 +94,25 @@ pub fn load(certificate: &Path, key: &Path) -> Result<ServerConfig, String> {
         .map_err(|e| format!("{}: {e}", certificate.display()))
 }
 
+/// A client configuration that trusts the certificates of `ca_file`
+/// (PEM, as /etc/ssl/certs/ca-certificates.crt): TLS 1.2 and 1.3, ring.
+pub fn client_config(ca_file: &Path) -> Result<ClientConfig, String> {
+    let mut roots = RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(ca_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    let (added, _) = roots.add_parsable_certificates(certificates);
+    if added == 0 {
+        return Err(format!("{}: no usable certificate", ca_file.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +157,18 @@ mod tests {
         std::fs::write(dir.path().join("key.pem"), "junk").unwrap();
         let why = load(&dir.path().join("cert.pem"), &dir.path().join("key.pem")).unwrap_err();
         assert!(why.contains("key.pem"), "{why}");
+    }
+
+    #[test]
+    fn a_client_trusts_only_what_its_ca_file_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let why = client_config(&ca).unwrap_err();
+        assert!(why.contains("ca.pem"), "{why}");
+        std::fs::write(&ca, "no certificate in here\n").unwrap();
+        let why = client_config(&ca).unwrap_err();
+        assert!(why.contains("no usable certificate"), "{why}");
+        write_pair(dir.path(), "one.test");
+        assert!(client_config(&dir.path().join("cert.pem")).is_ok());
     }
 }

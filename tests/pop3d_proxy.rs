@@ -1,0 +1,407 @@
+//! The POP3 proxy (`user#host`) under `postern up`, against a second
+//! postern-pop3d as the other server: byte-exact mail through it, APOP
+//! and USER/PASS, TLS to the other server with its certificate checked,
+//! and the refusals: a host off the list, a server without trusted TLS,
+//! failed logins from one IP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::pop3d::{
+    add_plain_account, deliver_all, deliver_to, first_line, hex, pop_at, pop_from, stored,
+    wait_for_port,
+};
+use crate::smtpd::{Smtpd, python};
+use crate::util::messages;
+
+/// The POP3 proxy against a second postern-pop3d (an instance on its own
+/// port, offering APOP): byte-exact RETR through it, APOP where it works,
+/// USER/PASS after APOP failed once, a host off the list refused, no
+/// POP-before-SMTP entry for the client, and, as root, the proxy user
+/// with no capability.
+#[test]
+fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
+    let remote = crate::util::free_port();
+    let s = Smtpd::start(&[
+        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+        &format!(
+            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], apop = true, proxy_hosts = [] }}"
+        ),
+    ]);
+    wait_for_port(remote);
+    deliver_all(&s);
+    add_plain_account(&s, "plain", "");
+    deliver_to(
+        &s,
+        "plain@example.test",
+        &[b"Subject: via the proxy\n\n.dot line\n"],
+    );
+    // A client at 127.0.0.2: the proxy connects out from 127.0.0.1.
+    let fetch = |user: &str, password: &str| pop_from(&s, "127.0.0.2", user, password);
+    let target = format!("#127.0.0.1:{remote}");
+    let crlf = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec())
+            .unwrap()
+            .replace('\n', "\r\n")
+    };
+    let fetched = |out: &str| -> Vec<String> {
+        assert!(out.ends_with("ok\n"), "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        lines[1..lines.len() - 1]
+            .iter()
+            .map(|l| String::from_utf8(hex(l)).unwrap())
+            .collect()
+    };
+    // A wrong password: the other server's refusal, and APOP is not
+    // given up for it.
+    let out = fetch(&format!("plain@example.test{target}"), "wrong");
+    assert!(out.starts_with("-ERR [AUTH]"), "{out}");
+    // APOP first: the {PLAIN} account can answer it. RETR byte for byte
+    // as the other server's Maildir holds it.
+    let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
+    let plain = s.demo().join("../../plain/Maildir");
+    let held: Vec<String> = messages(&plain).iter().map(|(_, m)| crlf(m)).collect();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].ends_with("Subject: via the proxy\r\n\r\n.dot line\r\n"));
+    assert_eq!(fetched(&out), held);
+    let log = || s.log_text();
+    // Over TLS, by STLS: the other server offers it, and its certificate
+    // (the sandbox's, the proxy's proxy_ca_file) checks out.
+    assert!(log().contains(&format!(
+        "proxy to 127.0.0.1:{remote}: logged in by APOP over TLSv1_3"
+    )));
+    // demo's password is hashed: APOP fails, USER/PASS works, and the
+    // host is asked by USER/PASS from then on.
+    let out = fetch(&format!("demo@example.test{target}"), &s.password());
+    assert_eq!(
+        fetched(&out),
+        stored(&s).iter().map(|m| crlf(m)).collect::<Vec<_>>()
+    );
+    assert!(
+        log().contains("APOP failed; USER/PASS from now on"),
+        "{}",
+        log()
+    );
+    let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
+    assert_eq!(fetched(&out).len(), 1);
+    assert_eq!(log().matches("APOP failed").count(), 1, "{}", log());
+    assert_eq!(
+        log().matches("logged in by USER/PASS").count(),
+        2,
+        "{}",
+        log()
+    );
+    // Over POP3S: the relay reads the client through TLS; a large
+    // message and pipelined commands come through whole.
+    let big: String = (0..4000)
+        .map(|i| format!("line {i} of a long message\n"))
+        .collect();
+    deliver_to(
+        &s,
+        "plain@example.test",
+        &[format!("Subject: big\n\n{big}").as_bytes()],
+    );
+    let out = python(
+        r#"
+import poplib, ssl, sys
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+pop = poplib.POP3_SSL("127.0.0.1", int(sys.argv[1]), context=context)
+pop.user(sys.argv[2])
+pop.pass_("tanstaaf")
+count, size = pop.stat()
+total = 0
+for n in range(1, count + 1):
+    _, lines, _ = pop.retr(n)
+    total += len(b"\r\n".join(lines) + b"\r\n")
+assert total == size, (total, size)
+# Pipelined: three commands in one write, three answers.
+pop.sock.sendall(b"NOOP\r\nSTAT\r\nNOOP\r\n")
+answers = [pop._getresp() for _ in range(3)]
+assert answers[1].startswith(b"+OK %d " % count), answers
+pop.quit()
+print(count, size)
+print("ok")
+"#,
+        &[&s.port("POP3S"), &format!("plain@example.test{target}")],
+    );
+    assert!(out.starts_with("2 "), "{out}");
+    // A host off the list.
+    let out = fetch("demo@example.test#127.0.0.1:9", &s.password());
+    assert_eq!(
+        out,
+        "-ERR [AUTH] Proxying to that host is not allowed\nok\n"
+    );
+    // As root: the proxied session is the proxy user, with no capability.
+    if crate::util::is_root() {
+        let mut held = Command::new("python3")
+            .args([
+                "-c",
+                r#"
+import poplib, sys, time
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+pop.user(sys.argv[2])
+pop.pass_(sys.argv[3])
+print("ready", flush=True)
+time.sleep(30)
+"#,
+                &s.port("POP3"),
+                &format!("plain@example.test{target}"),
+                "tanstaaf",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        assert_eq!(first_line(&mut held), "ready");
+        let pgrep = |args: &[&str]| -> String {
+            let out = Command::new("pgrep").args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let listener = pgrep(&[
+            "-o",
+            "-f",
+            &format!("postern-pop3d --config {}$", s.etc().display()),
+        ]);
+        let session = pgrep(&["-n", "-P", &listener]);
+        let status = std::fs::read_to_string(format!("/proc/{session}/status")).unwrap();
+        let _ = held.kill();
+        held.wait().unwrap();
+        let field = |key: &str| -> String {
+            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let proxy = crate::sandbox::role_uid(&s.etc(), "postern-proxy");
+        assert_eq!(
+            field("Uid:"),
+            format!("{proxy} {proxy} {proxy} {proxy}"),
+            "{status}"
+        );
+        assert_eq!(field("Groups:"), proxy.to_string(), "{status}");
+        assert_eq!(field("CapEff:"), "0000000000000000");
+        assert_eq!(field("CapPrm:"), "0000000000000000");
+    }
+    // The client's IP was never recorded for POP-before-SMTP (the other
+    // server's login recorded the proxy's own, 127.0.0.1).
+    let relayers = std::fs::read_to_string(s.dir().join("var/relay/relayers")).unwrap_or_default();
+    assert!(!relayers.contains("127.0.0.2"), "{relayers}");
+    s.stop();
+}
+
+#[test]
+fn failed_proxied_logins_are_throttled_per_client_ip() {
+    let remote = crate::util::free_port();
+    let s = Smtpd::start(&[
+        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+        &format!(
+            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], proxy_hosts = [] }}"
+        ),
+        "auth.failure_delay_after = 1",
+        "auth.failure_delay = \"1s\"",
+        "auth.max_failures_per_ip = 2",
+    ]);
+    wait_for_port(remote);
+    let user = format!("demo@example.test#127.0.0.1:{remote}");
+    let attempt = |password: &str| -> (String, Duration) {
+        let started = std::time::Instant::now();
+        let out = pop_from(&s, "127.0.0.2", &user, password);
+        (out.lines().next().unwrap().to_string(), started.elapsed())
+    };
+    let (answer, _) = attempt("wrong");
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    let (answer, took) = attempt("wrong");
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    // The right password, but 127.0.0.2 has used up its failures: refused
+    // here, without a try at the other server.
+    let (answer, _) = attempt(&s.password());
+    assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
+    assert!(
+        s.log_text()
+            .contains("ip=127.0.0.2: too many failed logins"),
+        "{}",
+        s.log_text()
+    );
+    s.stop();
+}
+
+/// A POP3 server without usable TLS, on a loopback port: it refuses STLS
+/// on its first connection; on its second it says +OK and, in the same
+/// write, a forged line, as a man in the middle would. The lines each
+/// connection was sent, one message per connection.
+fn start_tls_refuser() -> (u16, std::sync::mpsc::Receiver<Vec<String>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for answer in ["-ERR no TLS here\r\n", "+OK begin TLS\r\n+OK forged\r\n"] {
+            let Ok((mut socket, _)) = listener.accept() else {
+                return;
+            };
+            let _ = socket.set_read_timeout(Some(Duration::from_secs(20)));
+            let _ = socket.write_all(b"+OK fake POP3 server\r\n");
+            let mut seen = Vec::new();
+            let mut reader = BufReader::new(socket.try_clone().unwrap());
+            let mut line = String::new();
+            while matches!(reader.read_line(&mut line), Ok(n) if n > 0) {
+                let command = line.trim_end().to_string();
+                let reply = if command == "STLS" {
+                    answer
+                } else {
+                    "-ERR\r\n"
+                };
+                let _ = socket.write_all(reply.as_bytes());
+                seen.push(command);
+                line.clear();
+            }
+            if sender.send(seen).is_err() {
+                return;
+            }
+        }
+    });
+    (port, receiver)
+}
+
+/// TLS to the other server by default, its certificate checked against
+/// proxy_ca_file: no password to a server that refuses STLS or forges a
+/// line after its +OK, none to a certificate the CA file does not vouch
+/// for; proxy_tls = "none" for plain TCP; bad settings stop the start.
+#[test]
+fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
+    let remote = crate::util::free_port();
+    let wary = crate::util::free_port();
+    let plain = crate::util::free_port();
+    let (refuser, refuser_saw) = start_tls_refuser();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // A certificate for the same names, from another key: not the other
+    // server's.
+    let stranger = elsewhere.path().join("stranger.pem");
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&stranger, certified.cert.pem()).unwrap();
+    // As root, the other server also on port 995, where TLS comes first.
+    let implicit = crate::util::is_root();
+    let mut settings = vec![
+        format!(
+            "pop3d.proxy_hosts = [\"127.0.0.1:{remote}\", \"127.0.0.1:{refuser}\", \"127.0.0.1:995\"]"
+        ),
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]".to_string(),
+        format!(
+            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], proxy_hosts = [] }}"
+        ),
+        format!(
+            "pop3d.instances.wary = {{ listen = [\"127.0.0.1:{wary}\"], proxy_ca_file = \"{}\" }}",
+            stranger.display()
+        ),
+        format!(
+            "pop3d.instances.plain = {{ listen = [\"127.0.0.1:{plain}\"], proxy_tls = \"none\" }}"
+        ),
+    ];
+    if implicit {
+        settings.push(
+            "pop3d.instances.implicit = { listen = [\"127.0.0.1:995 pop3s\"], proxy_hosts = [] }"
+                .to_string(),
+        );
+    }
+    let s = Smtpd::start(&settings.iter().map(String::as_str).collect::<Vec<_>>());
+    for port in [remote, wary, plain] {
+        wait_for_port(port);
+    }
+    if implicit {
+        wait_for_port(995);
+        let user = "demo@example.test#127.0.0.1:995";
+        let out = pop_from(&s, "127.0.0.2", user, &s.password());
+        assert!(out.starts_with("+OK"), "{out}");
+        assert!(
+            s.log_text()
+                .contains("proxy to 127.0.0.1:995: logged in by USER/PASS over TLSv1_3"),
+            "{}",
+            s.log_text()
+        );
+    }
+    let user = format!("demo@example.test#127.0.0.1:{remote}");
+    let out = pop_from(&s, "127.0.0.2", &user, &s.password());
+    assert!(out.starts_with("+OK"), "{out}");
+    assert!(
+        s.log_text().contains(&format!(
+            "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over TLSv1_3"
+        )),
+        "{}",
+        s.log_text()
+    );
+    // No STLS, then a forged line behind STLS's +OK: refused, and nothing
+    // but STLS was ever sent there.
+    let fake = format!("demo@example.test#127.0.0.1:{refuser}");
+    for _ in 0..2 {
+        let out = pop_from(&s, "127.0.0.2", &fake, &s.password());
+        assert_eq!(
+            out,
+            "-ERR [SYS/TEMP] The proxied server offers no TLS\nok\n"
+        );
+        let saw = refuser_saw.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(saw, ["STLS"]);
+    }
+    // A certificate the CA file does not vouch for.
+    let out = pop_at(&wary.to_string(), "127.0.0.2", &user, &s.password());
+    assert_eq!(
+        out,
+        "-ERR [SYS/TEMP] No trusted TLS with the proxied server\nok\n"
+    );
+    assert!(
+        s.log_text().contains(&format!(
+            "proxy to 127.0.0.1:{remote}: TLS: invalid peer certificate"
+        )),
+        "{}",
+        s.log_text()
+    );
+    // proxy_tls = "none": plain TCP, as asked.
+    let out = pop_at(&plain.to_string(), "127.0.0.2", &user, &s.password());
+    assert!(out.starts_with("+OK"), "{out}");
+    assert!(
+        s.log_text().contains(&format!(
+            "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over plain TCP"
+        )),
+        "{}",
+        s.log_text()
+    );
+    // A proxy_tls it does not know, or a CA file it cannot read: the
+    // server does not start.
+    for (setting, why) in [
+        (
+            "proxy_tls = \"maybe\"",
+            "proxy_tls must be \"required\" or \"none\"",
+        ),
+        (
+            "proxy_ca_file = \"/nonexistent.pem\"",
+            "proxy_ca_file: /nonexistent.pem",
+        ),
+    ] {
+        let port = crate::util::free_port();
+        let mut toml = std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.etc().join("postern.toml"))
+            .unwrap();
+        let name = setting.split(' ').next().unwrap().replace('_', "");
+        writeln!(
+            toml,
+            "pop3d.instances.{name} = {{ listen = [\"127.0.0.1:{port}\"], {setting} }}"
+        )
+        .unwrap();
+        drop(toml);
+        let out = Command::new(crate::util::program("postern-pop3d"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(["--instance", &name])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    s.stop();
+}
