@@ -16,7 +16,7 @@ fn make(args: &[&str]) -> Output {
         .arg(root())
         .arg("--no-print-directory")
         .args(args)
-        .arg("PROFILE=debug")
+        .args(["PROFILE=debug", "NOBUILD=1"])
         .output()
         .unwrap();
     assert!(
@@ -57,6 +57,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
+    // What it installs depends on which groups exist: none may be made
+    // while it runs (install_users_is_idempotent makes them).
+    let _accounts = crate::system_users::ACCOUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let dest = tempfile::tempdir().unwrap();
     let destdir = format!("DESTDIR={}", dest.path().display());
     make(&["install", &destdir]);
@@ -223,6 +228,10 @@ fn install_users_is_idempotent() {
     if crate::util::skip_unless_root("install_users_is_idempotent") {
         return;
     }
+    // useradd and groupadd lock /etc/passwd and /etc/group.
+    let _accounts = crate::system_users::ACCOUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     make(&["install-users"]);
     make(&["install-users"]);
     for user in [

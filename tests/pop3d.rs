@@ -337,7 +337,8 @@ pub(crate) fn first_line(child: &mut std::process::Child) -> String {
 
 #[test]
 fn one_session_per_mailbox_a_dropped_one_deletes_nothing_and_an_idle_one_is_taken_over() {
-    let s = Smtpd::start(&["pop3d.lock_takeover = \"2s\""]);
+    // A takeover time that a busy machine's client start-up cannot reach.
+    let s = Smtpd::start(&["pop3d.lock_takeover = \"5s\""]);
     deliver_all(&s);
     // A session that deletes, then dies without QUIT.
     let mut first = session(&s, "dele-and-hang");
@@ -346,17 +347,26 @@ fn one_session_per_mailbox_a_dropped_one_deletes_nothing_and_an_idle_one_is_take
     let mut second = session(&s, "quit");
     assert!(first_line(&mut second).starts_with("-ERR [IN-USE]"));
     second.wait().unwrap();
-    // ...and once the first is killed, the next gets in at once, with
-    // nothing deleted.
+    // ...and once the first is killed, the next gets in at once (well
+    // before any takeover: the server's side of the first has only to
+    // see the connection close), with nothing deleted.
     first.kill().unwrap();
     first.wait().unwrap();
-    let mut third = session(&s, "quit");
-    assert_eq!(first_line(&mut third), "in 3");
-    third.wait().unwrap();
-    // A session idle past lock_takeover (2 s) gives way to a new login.
+    let killed = std::time::Instant::now();
+    let third = loop {
+        let mut third = session(&s, "quit");
+        let line = first_line(&mut third);
+        third.wait().unwrap();
+        if !line.starts_with("-ERR [IN-USE]") || killed.elapsed() > Duration::from_millis(2000) {
+            break line;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(third, "in 3");
+    // A session idle past lock_takeover (5 s) gives way to a new login.
     let mut idle = session(&s, "hang");
     assert_eq!(first_line(&mut idle), "in 3");
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(5500));
     let mut taker = session(&s, "quit");
     assert_eq!(first_line(&mut taker), "in 3");
     taker.wait().unwrap();
@@ -731,6 +741,26 @@ fn connect_from(ip: &str, port: u16) -> std::net::TcpStream {
     }
 }
 
+/// Waits until the sandbox's POP3 listener has at most `count` sessions
+/// (child processes it has not yet reaped).
+fn wait_for_sessions(s: &Smtpd, count: usize) {
+    let pgrep = |args: &[&str]| -> String {
+        let out = Command::new("pgrep").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let listener = pgrep(&[
+        "-o",
+        "-f",
+        &format!("postern-pop3d --config {}$", s.etc().display()),
+    ]);
+    assert!(!listener.is_empty(), "no POP3 listener");
+    crate::util::wait_until(
+        Duration::from_secs(10),
+        || pgrep(&["-P", &listener]).lines().count() <= count,
+        || format!("the POP3 listener kept more than {count} sessions"),
+    );
+}
+
 #[test]
 fn the_25th_connection_is_served_the_26th_refused_and_one_ip_has_its_own_limit() {
     let s = Smtpd::start(&[
@@ -747,15 +777,16 @@ fn the_25th_connection_is_served_the_26th_refused_and_one_ip_has_its_own_limit()
     }
     let (_, line) = greeting(&s, "127.0.0.4");
     assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
-    // One gone: the next is served again.
+    // One gone: the next is served again, once the listener has seen
+    // its session end.
     drop(open.pop());
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_sessions(&s, 24);
     let (socket, line) = greeting(&s, "127.0.0.4");
     assert!(line.starts_with("+OK"), "{line}");
     open.push(socket);
     drop(open);
     // Per IP: a 21st from 127.0.0.1 is refused while 20 are open.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_sessions(&s, 0);
     let mut mine: Vec<_> = (0..20).map(|_| greeting(&s, "127.0.0.1").0).collect();
     let (_, line) = greeting(&s, "127.0.0.1");
     assert!(line.starts_with("-ERR [SYS/TEMP]"), "{line}");
@@ -916,11 +947,11 @@ pub(crate) fn hex(text: &str) -> Vec<u8> {
 #[test]
 fn a_second_instance_serves_its_own_port_with_its_own_settings() {
     use std::io::{BufRead, BufReader};
-    let port = crate::util::free_port();
-    let s = Smtpd::start(&[&format!(
-        "pop3d.instances.staff = {{ listen = [\"127.0.0.1:{port}\"], access = \"allow\", \
-         allow = [\"127.0.0.2/32\"], apop = true, cleartext_networks = [\"127.0.0.0/8\"] }}"
-    )]);
+    let s = Smtpd::start(&[
+        "pop3d.instances.staff = { listen = [\"127.0.0.1:{PORT1}\"], access = \"allow\", \
+         allow = [\"127.0.0.2/32\"], apop = true, cleartext_networks = [\"127.0.0.0/8\"] }",
+    ]);
+    let port = s.extra_port(1);
     wait_for_port(port);
     // [pop3d] itself: anyone, no APOP.
     let (_, line) = greeting(&s, "127.0.0.1");

@@ -22,14 +22,12 @@ use crate::util::messages;
 /// with no capability.
 #[test]
 fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
-    let remote = crate::util::free_port();
     let s = Smtpd::start(&[
-        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
+        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
         "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        &format!(
-            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], apop = true, proxy_hosts = [] }}"
-        ),
+        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], apop = true, proxy_hosts = [] }",
     ]);
+    let remote = s.extra_port(1);
     wait_for_port(remote);
     deliver_all(&s);
     add_plain_account(&s, "plain", "");
@@ -66,12 +64,11 @@ fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
     assert_eq!(held.len(), 1);
     assert!(held[0].ends_with("Subject: via the proxy\r\n\r\n.dot line\r\n"));
     assert_eq!(fetched(&out), held);
-    let log = || s.log_text();
     // Over TLS, by STLS: the other server offers it, and its certificate
     // (the sandbox's, the proxy's proxy_ca_file) checks out.
-    assert!(log().contains(&format!(
+    s.wait_for_log(&format!(
         "proxy to 127.0.0.1:{remote}: logged in by APOP over TLSv1_3"
-    )));
+    ));
     // demo's password is hashed: APOP fails, USER/PASS works, and the
     // host is asked by USER/PASS from then on.
     let out = fetch(&format!("demo@example.test{target}"), &s.password());
@@ -79,20 +76,12 @@ fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
         fetched(&out),
         stored(&s).iter().map(|m| crlf(m)).collect::<Vec<_>>()
     );
-    assert!(
-        log().contains("APOP failed; USER/PASS from now on"),
-        "{}",
-        log()
-    );
+    s.wait_for_log("APOP failed; USER/PASS from now on");
     let out = fetch(&format!("plain@example.test{target}"), "tanstaaf");
     assert_eq!(fetched(&out).len(), 1);
-    assert_eq!(log().matches("APOP failed").count(), 1, "{}", log());
-    assert_eq!(
-        log().matches("logged in by USER/PASS").count(),
-        2,
-        "{}",
-        log()
-    );
+    let log = s.wait_for_log_count("logged in by USER/PASS", 2);
+    assert_eq!(log.matches("logged in by USER/PASS").count(), 2, "{log}");
+    assert_eq!(log.matches("APOP failed").count(), 1, "{log}");
     // Over POP3S: the relay reads the client through TLS; a large
     // message and pipelined commands come through whole.
     let big: String = (0..4000)
@@ -195,17 +184,15 @@ time.sleep(30)
 
 #[test]
 fn failed_proxied_logins_are_throttled_per_client_ip() {
-    let remote = crate::util::free_port();
     let s = Smtpd::start(&[
-        &format!("pop3d.proxy_hosts = [\"127.0.0.1:{remote}\"]"),
+        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
         "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        &format!(
-            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], proxy_hosts = [] }}"
-        ),
+        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], proxy_hosts = [] }",
         "auth.failure_delay_after = 1",
         "auth.failure_delay = \"1s\"",
         "auth.max_failures_per_ip = 2",
     ]);
+    let remote = s.extra_port(1);
     wait_for_port(remote);
     let user = format!("demo@example.test#127.0.0.1:{remote}");
     let attempt = |password: &str| -> (String, Duration) {
@@ -222,12 +209,7 @@ fn failed_proxied_logins_are_throttled_per_client_ip() {
     // here, without a try at the other server.
     let (answer, _) = attempt(&s.password());
     assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
-    assert!(
-        s.log_text()
-            .contains("ip=127.0.0.2: too many failed logins"),
-        "{}",
-        s.log_text()
-    );
+    s.wait_for_log("ip=127.0.0.2: too many failed logins");
     s.stop();
 }
 
@@ -274,9 +256,6 @@ fn start_tls_refuser() -> (u16, std::sync::mpsc::Receiver<Vec<String>>) {
 /// for; proxy_tls = "none" for plain TCP; bad settings stop the start.
 #[test]
 fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
-    let remote = crate::util::free_port();
-    let wary = crate::util::free_port();
-    let plain = crate::util::free_port();
     let (refuser, refuser_saw) = start_tls_refuser();
     let elsewhere = tempfile::tempdir().unwrap();
     // A certificate for the same names, from another key: not the other
@@ -284,23 +263,23 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
     let stranger = elsewhere.path().join("stranger.pem");
     let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     std::fs::write(&stranger, certified.cert.pem()).unwrap();
-    // As root, the other server also on port 995, where TLS comes first.
-    let implicit = crate::util::is_root();
+    // As root, the other server also on port 995, where TLS comes first
+    // (unless some POP3S server of the host's already has that port).
+    let implicit =
+        crate::util::is_root() && std::net::TcpListener::bind(("127.0.0.1", 995)).is_ok();
     let mut settings = vec![
         format!(
-            "pop3d.proxy_hosts = [\"127.0.0.1:{remote}\", \"127.0.0.1:{refuser}\", \"127.0.0.1:995\"]"
+            "pop3d.proxy_hosts = [\"127.0.0.1:{{PORT1}}\", \"127.0.0.1:{refuser}\", \"127.0.0.1:995\"]"
         ),
         "pop3d.cleartext_networks = [\"127.0.0.0/8\"]".to_string(),
+        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], proxy_hosts = [] }"
+            .to_string(),
         format!(
-            "pop3d.instances.remote = {{ listen = [\"127.0.0.1:{remote}\"], proxy_hosts = [] }}"
-        ),
-        format!(
-            "pop3d.instances.wary = {{ listen = [\"127.0.0.1:{wary}\"], proxy_ca_file = \"{}\" }}",
+            "pop3d.instances.wary = {{ listen = [\"127.0.0.1:{{PORT2}}\"], proxy_ca_file = \"{}\" }}",
             stranger.display()
         ),
-        format!(
-            "pop3d.instances.plain = {{ listen = [\"127.0.0.1:{plain}\"], proxy_tls = \"none\" }}"
-        ),
+        "pop3d.instances.plain = { listen = [\"127.0.0.1:{PORT3}\"], proxy_tls = \"none\" }"
+            .to_string(),
     ];
     if implicit {
         settings.push(
@@ -309,6 +288,7 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
         );
     }
     let s = Smtpd::start(&settings.iter().map(String::as_str).collect::<Vec<_>>());
+    let [remote, wary, plain] = [1, 2, 3].map(|n| s.extra_port(n));
     for port in [remote, wary, plain] {
         wait_for_port(port);
     }
@@ -317,23 +297,14 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
         let user = "demo@example.test#127.0.0.1:995";
         let out = pop_from(&s, "127.0.0.2", user, &s.password());
         assert!(out.starts_with("+OK"), "{out}");
-        assert!(
-            s.log_text()
-                .contains("proxy to 127.0.0.1:995: logged in by USER/PASS over TLSv1_3"),
-            "{}",
-            s.log_text()
-        );
+        s.wait_for_log("proxy to 127.0.0.1:995: logged in by USER/PASS over TLSv1_3");
     }
     let user = format!("demo@example.test#127.0.0.1:{remote}");
     let out = pop_from(&s, "127.0.0.2", &user, &s.password());
     assert!(out.starts_with("+OK"), "{out}");
-    assert!(
-        s.log_text().contains(&format!(
-            "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over TLSv1_3"
-        )),
-        "{}",
-        s.log_text()
-    );
+    s.wait_for_log(&format!(
+        "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over TLSv1_3"
+    ));
     // No STLS, then a forged line behind STLS's +OK: refused, and nothing
     // but STLS was ever sent there.
     let fake = format!("demo@example.test#127.0.0.1:{refuser}");
@@ -352,26 +323,18 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
         out,
         "-ERR [SYS/TEMP] No trusted TLS with the proxied server\nok\n"
     );
-    assert!(
-        s.log_text().contains(&format!(
-            "proxy to 127.0.0.1:{remote}: TLS: invalid peer certificate"
-        )),
-        "{}",
-        s.log_text()
-    );
+    s.wait_for_log(&format!(
+        "proxy to 127.0.0.1:{remote}: TLS: invalid peer certificate"
+    ));
     // proxy_tls = "none": plain TCP, as asked.
     let out = pop_at(&plain.to_string(), "127.0.0.2", &user, &s.password());
     assert!(out.starts_with("+OK"), "{out}");
-    assert!(
-        s.log_text().contains(&format!(
-            "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over plain TCP"
-        )),
-        "{}",
-        s.log_text()
-    );
+    s.wait_for_log(&format!(
+        "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over plain TCP"
+    ));
     // A proxy_tls it does not know, or a CA file it cannot read: the
     // server does not start.
-    for (setting, why) in [
+    for (n, (setting, why)) in [
         (
             "proxy_tls = \"maybe\"",
             "proxy_tls must be \"required\" or \"none\"",
@@ -380,8 +343,11 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
             "proxy_ca_file = \"/nonexistent.pem\"",
             "proxy_ca_file: /nonexistent.pem",
         ),
-    ] {
-        let port = crate::util::free_port();
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let port = s.extra_port(4 + n as u16);
         let mut toml = std::fs::OpenOptions::new()
             .append(true)
             .open(s.etc().join("postern.toml"))

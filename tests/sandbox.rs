@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -33,19 +34,18 @@ pub fn start_logged(dir: &Path, log: &Path) -> Up {
 }
 
 fn start_with(dir: &Path, stderr: Stdio) -> Up {
-    // Sandboxes of tests that run at once each get their own ports: the
-    // standard ones span 2110..2995, so offsets 1000 apart never meet.
-    // They stay below 32768, where Linux's ephemeral ports begin: a
-    // client's outgoing connection must never hold a port a sandbox is
-    // about to listen on.
-    static STARTED: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let started = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let offset = 10000 + (started % 20) * 1000;
+    let offset = match dir.join("etc/ports").exists() {
+        true => port(dir, "SMTP") - STANDARD_PORTS[0],
+        false => take_port_slot(dir),
+    };
     let mut child = Command::new(program("postern"))
         .args(["up", "--port-offset", &offset.to_string(), "--dir"])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(stderr)
+        // Its own process group, so that a test that fails can end the
+        // whole suite, not just the supervisor.
+        .process_group(0)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -63,7 +63,8 @@ fn start_with(dir: &Path, stderr: Stdio) -> Up {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = receiver.recv_timeout(left).unwrap_or_else(|_| {
-            let _ = child.kill();
+            // SAFETY: kill(2) on the process group of the child we started.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
             panic!("no banner from postern up; got {banner:?}");
         });
@@ -83,6 +84,56 @@ pub fn role_uid(etc: &Path, role: &str) -> u32 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|uid| uid.parse().ok())
         .unwrap_or_else(|| panic!("no role {role} in {ids}"))
+}
+
+/// `postern up`'s standard loopback ports (SMTP first), and the extra ones
+/// tests give instances and other listeners (`extra_port`): the span a
+/// sandbox's port offset moves.
+const STANDARD_PORTS: [u16; 7] = [2525, 2587, 2465, 2110, 2995, 2143, 2993];
+const EXTRA_PORTS: std::ops::RangeInclusive<u16> = 2601..=2609;
+const SLOTS: usize = 20;
+
+/// The sandbox directory each port offset was given to in this run.
+static SLOT_OWNERS: std::sync::Mutex<[Option<PathBuf>; SLOTS]> =
+    std::sync::Mutex::new([const { None }; SLOTS]);
+
+/// A port offset for a new sandbox at `dir`. Sandboxes of tests that run
+/// at once each get their own: offsets are 1000 apart, and one is given
+/// again only when its sandbox's directory is gone and nothing listens on
+/// its ports (a suite a failed test left behind keeps its slot). They
+/// stay below 32768, where Linux's ephemeral ports begin, so no client's
+/// outgoing connection holds one.
+fn take_port_slot(dir: &Path) -> u16 {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut owners = SLOT_OWNERS.lock().unwrap_or_else(|e| e.into_inner());
+        // Round the slots, so the one a test just left rests the longest.
+        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for i in (0..SLOTS).map(|n| (first + n) % SLOTS) {
+            let offset = 10000 + 1000 * i as u16;
+            let unowned = owners[i].as_ref().is_none_or(|owner| !owner.exists());
+            let ports = STANDARD_PORTS.into_iter().chain(EXTRA_PORTS);
+            if unowned
+                && ports
+                    .map(|p| p + offset)
+                    .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+            {
+                owners[i] = Some(dir.to_path_buf());
+                return offset;
+            }
+        }
+        drop(owners);
+        assert!(Instant::now() < deadline, "no free sandbox ports");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `n`th (1 to 9) extra loopback port of the sandbox at `dir`, free
+/// for a test's own listener.
+pub fn extra_port(dir: &Path, n: u16) -> u16 {
+    assert!(EXTRA_PORTS.contains(&(EXTRA_PORTS.start() - 1 + n)));
+    port(dir, "SMTP") - STANDARD_PORTS[0] + EXTRA_PORTS.start() - 1 + n
 }
 
 /// A sandbox's port for `service` (`SMTP`, `submission`, ...).
@@ -123,7 +174,9 @@ impl Drop for Up {
         let deadline = Instant::now() + Duration::from_secs(10);
         while matches!(self.child.try_wait(), Ok(None)) {
             if Instant::now() > deadline {
-                let _ = self.child.kill();
+                // SAFETY: kill(2) on the process group of the child we
+                // started (its own, by process_group(0)).
+                unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
                 let _ = self.child.wait();
                 return;
             }

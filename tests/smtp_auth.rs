@@ -130,7 +130,7 @@ print("ok")
     assert!(out.contains("535 5.7.8"), "{out}");
     // Each failure is logged as Postfix logs it, and the stock fail2ban
     // filter, told the daemon's name, finds every one.
-    let log = s.log_text();
+    let log = s.wait_for_log_count("authentication failed", 4);
     let failures = log
         .lines()
         .filter(|l| l.contains("SASL") && l.contains("authentication failed"))

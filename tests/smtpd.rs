@@ -9,7 +9,7 @@ use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
 use crate::sandbox::{Up, port, sandbox_dir, start, start_logged, stop};
-use crate::util::{free_port, messages};
+use crate::util::messages;
 
 pub struct Smtpd {
     _tmp: tempfile::TempDir,
@@ -30,10 +30,14 @@ impl Smtpd {
         let text = std::fs::read_to_string(&toml).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         for new in replace {
-            let new = new
+            let mut new = new
                 .replace("{SMTP}", &port(&dir, "SMTP").to_string())
                 .replace("{submission}", &port(&dir, "submission").to_string())
                 .replace("{SMTPS}", &port(&dir, "SMTPS").to_string());
+            for n in 1..=9 {
+                let extra = crate::sandbox::extra_port(&dir, n).to_string();
+                new = new.replace(&format!("{{PORT{n}}}"), &extra);
+            }
             let key = new.split('=').next().unwrap().trim();
             lines.retain(|l| l.split('=').next().unwrap().trim() != key);
             lines.push(new.to_string());
@@ -42,15 +46,26 @@ impl Smtpd {
         let log = tmp.path().join("postern.log");
         let up = start_logged(&dir, &log);
         // The banner comes once the programs are started; wait until
-        // they serve: postern-auth's socket, and the SMTP port.
+        // they serve: postern-auth's socket, and each port of smtpd and
+        // pop3d that the configuration lists, as their logs say (a probe
+        // connection would be a session some tests count).
         let socket = dir.join("var/auth.sock");
-        let smtp = ("127.0.0.1", port(&dir, "SMTP"));
+        let toml_text = lines.join("\n");
+        let listening: Vec<String> = ["SMTP", "submission", "SMTPS", "POP3", "POP3S"]
+            .into_iter()
+            .map(|service| format!("127.0.0.1:{}", port(&dir, service)))
+            .filter(|address| toml_text.contains(address.as_str()))
+            .map(|address| format!("listening on {address} ("))
+            .collect();
         crate::util::wait_until(
             std::time::Duration::from_secs(30),
-            || socket.exists() && std::net::TcpStream::connect(smtp).is_ok(),
+            || {
+                let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                socket.exists() && listening.iter().all(|line| logged.contains(line.as_str()))
+            },
             || {
                 format!(
-                    "postern-auth and postern-smtpd never served in {}",
+                    "postern-auth, postern-smtpd and postern-pop3d never served in {}",
                     dir.display()
                 )
             },
@@ -81,6 +96,11 @@ impl Smtpd {
         port(&self.dir, service).to_string()
     }
 
+    /// The loopback port `{PORTn}` stood for in `start`'s lines.
+    pub fn extra_port(&self, n: u16) -> u16 {
+        crate::sandbox::extra_port(&self.dir, n)
+    }
+
     pub fn demo(&self) -> PathBuf {
         self.dir.join("mail/example.test/demo/Maildir")
     }
@@ -94,6 +114,28 @@ impl Smtpd {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (10 s at most) until `needle` is in the log `count` times:
+    /// the programs' lines reach it through the supervisor, a moment
+    /// after the client has its answer. The log.
+    pub fn wait_for_log_count(&self, needle: &str, count: usize) -> String {
+        crate::util::wait_until(
+            std::time::Duration::from_secs(10),
+            || self.log_text().matches(needle).count() >= count,
+            || {
+                format!(
+                    "{needle:?} not {count} times in the log:\n{}",
+                    self.log_text()
+                )
+            },
+        );
+        self.log_text()
+    }
+
+    /// `wait_for_log_count` for one.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_log_count(needle, 1)
     }
 
     pub fn stop(mut self) {
@@ -226,11 +268,11 @@ print("ok")
 fn smtplib_size_smtputf8_and_bdat_on_25_587_and_an_extra_port() {
     // The sandbox's SMTP and submission ports, and one more (as hosts add
     // 5190 when an ISP blocks 25).
-    let extra = free_port();
-    let listen = format!(
-        "smtpd.listen = [\"127.0.0.1:{{SMTP}}\", \"127.0.0.1:{{submission}} submission\", \"127.0.0.1:{extra}\"]"
-    );
-    let s = Smtpd::start(&["smtpd.max_message_size = 2000", &listen]);
+    let s = Smtpd::start(&[
+        "smtpd.max_message_size = 2000",
+        "smtpd.listen = [\"127.0.0.1:{SMTP}\", \"127.0.0.1:{submission} submission\", \"127.0.0.1:{PORT1}\"]",
+    ]);
+    let extra = s.extra_port(1);
     for port in [s.port("SMTP"), s.port("submission"), extra.to_string()] {
         python(SMTPLIB_SESSION, &[&port]);
     }

@@ -271,24 +271,32 @@ fn commands_that_fail_or_hang_are_reported() {
         75,
         "4.3.0 command \"sleep 30 & echo started\" left output open past 1 s",
     );
-    // Killed, that is: at most a zombie waiting for init to reap it.
-    let left = Command::new("pgrep")
-        .args(["-u", &user.name, "sleep"])
-        .output()
-        .unwrap();
-    for pid in String::from_utf8_lossy(&left.stdout).split_whitespace() {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
+    // Killed, that is: at most a zombie waiting for init to reap it, once
+    // the kill has been delivered.
+    let running = || -> Vec<String> {
+        let left = Command::new("pgrep")
+            .args(["-u", &user.name, "sleep"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&left.stdout)
             .split_whitespace()
-            .next();
-        assert!(
-            matches!(state, None | Some("Z") | Some("X")),
-            "sleep {pid} still running: {stat}"
-        );
-    }
+            .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+            .filter(|stat| {
+                let state = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .next();
+                !matches!(state, None | Some("Z") | Some("X"))
+            })
+            .collect()
+    };
+    crate::util::wait_until(
+        std::time::Duration::from_secs(5),
+        || running().is_empty(),
+        || format!("sleep still running: {:?}", running()),
+    );
 }
 
 #[test]
