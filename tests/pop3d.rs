@@ -458,20 +458,7 @@ time.sleep(30)
             .unwrap();
         assert_eq!(first_line(&mut child), "ready");
         // The session's process: the listener's newest child.
-        let listener = Command::new("pgrep")
-            .args([
-                "-o",
-                "-f",
-                &format!("postern-pop3d --config {}", s.etc().display()),
-            ])
-            .output()
-            .unwrap();
-        let listener = String::from_utf8_lossy(&listener.stdout).trim().to_string();
-        let children = Command::new("pgrep")
-            .args(["-n", "-P", &listener])
-            .output()
-            .unwrap();
-        let pid = String::from_utf8_lossy(&children.stdout).trim().to_string();
+        let pid = newest_pop3_session(&s);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let _ = child.kill();
         child.wait().unwrap();
@@ -741,19 +728,31 @@ fn connect_from(ip: &str, port: u16) -> std::net::TcpStream {
     }
 }
 
-/// Waits until the sandbox's POP3 listener has at most `count` sessions
-/// (child processes it has not yet reaped).
-fn wait_for_sessions(s: &Smtpd, count: usize) {
-    let pgrep = |args: &[&str]| -> String {
-        let out = Command::new("pgrep").args(args).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+/// pgrep's answer: pids, one a line.
+fn pgrep(args: &[&str]) -> String {
+    let out = Command::new("pgrep").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The pid of the sandbox's `[pop3d]` listener (not an instance's).
+fn pop3_listener(s: &Smtpd) -> String {
     let listener = pgrep(&[
         "-o",
         "-f",
         &format!("postern-pop3d --config {}$", s.etc().display()),
     ]);
     assert!(!listener.is_empty(), "no POP3 listener");
+    listener
+}
+
+/// The pid of the listener's newest session.
+pub(crate) fn newest_pop3_session(s: &Smtpd) -> String {
+    pgrep(&["-n", "-P", &pop3_listener(s)])
+}
+
+/// Waits until the sandbox's POP3 listener has at most `count` sessions.
+fn wait_for_sessions(s: &Smtpd, count: usize) {
+    let listener = pop3_listener(s);
     crate::util::wait_until(
         Duration::from_secs(10),
         || pgrep(&["-P", &listener]).lines().count() <= count,

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::pop3d::{
-    add_plain_account, deliver_all, deliver_to, first_line, hex, pop_at, pop_from, stored,
-    wait_for_port,
+    add_plain_account, deliver_all, deliver_to, first_line, hex, newest_pop3_session, pop_at,
+    pop_from, stored, wait_for_port,
 };
 use crate::smtpd::{Smtpd, python};
 use crate::util::messages;
@@ -145,16 +145,7 @@ time.sleep(30)
             .spawn()
             .unwrap();
         assert_eq!(first_line(&mut held), "ready");
-        let pgrep = |args: &[&str]| -> String {
-            let out = Command::new("pgrep").args(args).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
-        let listener = pgrep(&[
-            "-o",
-            "-f",
-            &format!("postern-pop3d --config {}$", s.etc().display()),
-        ]);
-        let session = pgrep(&["-n", "-P", &listener]);
+        let session = newest_pop3_session(&s);
         let status = std::fs::read_to_string(format!("/proc/{session}/status")).unwrap();
         let _ = held.kill();
         held.wait().unwrap();
