@@ -24,6 +24,9 @@ use crate::util::messages;
 fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
     let s = Smtpd::start(&[
         "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
+        // APOP is for links without TLS: over STLS the greeting that
+        // carries its timestamp is not trusted (below).
+        "pop3d.proxy_tls = \"none\"",
         "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
         "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], apop = true, proxy_hosts = [] }",
     ]);
@@ -64,10 +67,8 @@ fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
     assert_eq!(held.len(), 1);
     assert!(held[0].ends_with("Subject: via the proxy\r\n\r\n.dot line\r\n"));
     assert_eq!(fetched(&out), held);
-    // Over TLS, by STLS: the other server offers it, and its certificate
-    // (the sandbox's, the proxy's proxy_ca_file) checks out.
     s.wait_for_log(&format!(
-        "proxy to 127.0.0.1:{remote}: logged in by APOP over TLSv1_3"
+        "proxy to 127.0.0.1:{remote}: logged in by APOP over plain TCP"
     ));
     // demo's password is hashed: APOP fails, USER/PASS works, and the
     // host is asked by USER/PASS from then on.
@@ -263,7 +264,7 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
             "pop3d.proxy_hosts = [\"127.0.0.1:{{PORT1}}\", \"127.0.0.1:{refuser}\", \"127.0.0.1:995\"]"
         ),
         "pop3d.cleartext_networks = [\"127.0.0.0/8\"]".to_string(),
-        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], proxy_hosts = [] }"
+        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], apop = true, proxy_hosts = [] }"
             .to_string(),
         format!(
             "pop3d.instances.wary = {{ listen = [\"127.0.0.1:{{PORT2}}\"], proxy_ca_file = \"{}\" }}",
@@ -274,7 +275,7 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
     ];
     if implicit {
         settings.push(
-            "pop3d.instances.implicit = { listen = [\"127.0.0.1:995 pop3s\"], proxy_hosts = [] }"
+            "pop3d.instances.implicit = { listen = [\"127.0.0.1:995 pop3s\"], apop = true, proxy_hosts = [] }"
                 .to_string(),
         );
     }
@@ -283,19 +284,28 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
     for port in [remote, wary, plain] {
         wait_for_port(port);
     }
+    // An account APOP works for, on servers that offer APOP.
+    add_plain_account(&s, "plain", "");
+    deliver_to(&s, "plain@example.test", &[b"Subject: hi\n\nhello\n"]);
+    let plain_user = |port: u16| format!("plain@example.test#127.0.0.1:{port}");
     if implicit {
+        // TLS from the first byte: the greeting, with APOP's timestamp,
+        // came over it.
         wait_for_port(995);
-        let user = "demo@example.test#127.0.0.1:995";
-        let out = pop_from(&s, "127.0.0.2", user, &s.password());
+        let out = pop_from(&s, "127.0.0.2", &plain_user(995), "tanstaaf");
         assert!(out.starts_with("+OK"), "{out}");
-        s.wait_for_log("proxy to 127.0.0.1:995: logged in by USER/PASS over TLSv1_3");
+        s.wait_for_log("proxy to 127.0.0.1:995: logged in by APOP over TLSv1_3");
     }
-    let user = format!("demo@example.test#127.0.0.1:{remote}");
-    let out = pop_from(&s, "127.0.0.2", &user, &s.password());
+    // STLS, the certificate (the sandbox's own, which is the proxy's
+    // proxy_ca_file) checked. The greeting came before TLS, so its APOP
+    // timestamp is not used: USER/PASS.
+    let out = pop_from(&s, "127.0.0.2", &plain_user(remote), "tanstaaf");
     assert!(out.starts_with("+OK"), "{out}");
     s.wait_for_log(&format!(
         "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over TLSv1_3"
     ));
+    assert!(!s.log_text().contains("APOP failed"), "{}", s.log_text());
+    let user = format!("demo@example.test#127.0.0.1:{remote}");
     // No STLS, then a forged line behind STLS's +OK: refused, and nothing
     // but STLS was ever sent there.
     let fake = format!("demo@example.test#127.0.0.1:{refuser}");

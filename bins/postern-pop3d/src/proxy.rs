@@ -402,7 +402,9 @@ fn lost() -> LoginFailure {
 
 /// Connects and reads the greeting; with `tls`, TLS first on port 995,
 /// else STLS after the greeting, the server's certificate checked either
-/// way.
+/// way. The greeting is returned only when it came over the link the
+/// login will use: one read before STLS may have been forged (RFC 2595
+/// section 4), so its APOP timestamp is not used.
 fn connect(
     target: &Target,
     tls: Option<&Arc<ClientConfig>>,
@@ -462,9 +464,10 @@ fn connect(
         transport
             .connect_tls(config, &target.host, REMOTE_TIME)
             .map_err(no_tls)?;
-        connection = Connection {
+        let connection = Connection {
             reader: BufReader::new(transport),
         };
+        return Ok((connection, String::new()));
     }
     Ok((connection, String::from_utf8_lossy(&greeting).into_owned()))
 }

@@ -13,6 +13,9 @@ use crate::proxy::Target;
 use crate::session::flush;
 use crate::transport::Transport;
 
+/// The longest a login on the other server may take, end to end.
+const LOGIN_TIME: Duration = Duration::from_secs(90);
+
 /// A proxied login that may go ahead.
 pub struct Admitted {
     target: Target,
@@ -81,7 +84,16 @@ pub fn proxy(
     let memory = ctx.proxy_memory.as_ref();
     let auth = &ctx.settings.auth;
     let tls = ctx.proxy_tls.as_ref();
-    let remote = match crate::proxy::login(&admitted.target, &admitted.password, memory, tls) {
+    // Each read from the other server waits a limited time, but one that
+    // answers a byte at a time could hold the session for hours: the
+    // whole login, TLS included, has LOGIN_TIME, and then SIGALRM's
+    // default action ends the process.
+    // SAFETY: alarm(2) only schedules a signal.
+    unsafe { libc::alarm(LOGIN_TIME.as_secs() as u32) };
+    let login = crate::proxy::login(&admitted.target, &admitted.password, memory, tls);
+    // SAFETY: as above; 0 cancels it.
+    unsafe { libc::alarm(0) };
+    let remote = match login {
         Ok(remote) => remote,
         Err(failure) => {
             info!("proxy login failed: user=<{who}>, ip={peer}");
@@ -106,7 +118,11 @@ pub fn proxy(
     info!("proxy login: user=<{who}>, ip={peer}");
     let pending = session.proxied(&remote.reply);
     flush(&mut session, &mut transport);
-    relay(&mut transport, remote.stream, &pending, idle);
+    let mut remote = remote.stream;
+    relay(&mut transport, &mut remote, &pending, idle);
+    // A TLS peer learns the end was meant, not a cut connection.
+    transport.close();
+    remote.close();
     info!("proxy ended: user=<{who}>, ip={peer}");
     0
 }
@@ -114,7 +130,7 @@ pub fn proxy(
 /// Bytes both ways between the client and the other server until either
 /// closes or both are quiet for `idle`. Each side is read without
 /// waiting, so half a TLS record from one never holds up the other.
-fn relay(client: &mut Transport, mut remote: Transport, pending: &[u8], idle: Duration) {
+fn relay(client: &mut Transport, remote: &mut Transport, pending: &[u8], idle: Duration) {
     if remote.write_all(pending).is_err() {
         return;
     }
@@ -122,8 +138,8 @@ fn relay(client: &mut Transport, mut remote: Transport, pending: &[u8], idle: Du
     let timeout = i32::try_from(idle.as_millis()).unwrap_or(i32::MAX);
     loop {
         // TLS may hold plaintext the socket no longer shows.
-        if pass_buffered(client, &mut remote, &mut buffer).is_err()
-            || pass_buffered(&mut remote, client, &mut buffer).is_err()
+        if pass_buffered(client, remote, &mut buffer).is_err()
+            || pass_buffered(remote, client, &mut buffer).is_err()
         {
             return;
         }
@@ -144,8 +160,8 @@ fn relay(client: &mut Transport, mut remote: Transport, pending: &[u8], idle: Du
             }
             return;
         }
-        if (fds[0].revents != 0 && pass(client, &mut remote, &mut buffer).is_err())
-            || (fds[1].revents != 0 && pass(&mut remote, client, &mut buffer).is_err())
+        if (fds[0].revents != 0 && pass(client, remote, &mut buffer).is_err())
+            || (fds[1].revents != 0 && pass(remote, client, &mut buffer).is_err())
         {
             return;
         }

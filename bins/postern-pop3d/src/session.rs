@@ -150,7 +150,10 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                     };
                     session.updated(result);
                 }
-                Action::Close => return 0,
+                Action::Close => {
+                    transport.close();
+                    return 0;
+                }
             }
         }
         match transport.read(&mut buffer) {

@@ -114,6 +114,25 @@ impl Transport {
         self.socket().map_or(-1, |socket| socket.as_raw_fd())
     }
 
+    /// Says goodbye in TLS (close_notify), as far as the peer takes it
+    /// without waiting; nothing for plain TCP.
+    pub fn close(&mut self) {
+        if let Some(socket) = self.socket() {
+            let _ = socket.set_nonblocking(true);
+        }
+        match self {
+            Transport::Tls(stream) => {
+                stream.conn.send_close_notify();
+                let _ = stream.conn.write_tls(&mut stream.sock);
+            }
+            Transport::TlsClient(stream) => {
+                stream.conn.send_close_notify();
+                let _ = stream.conn.write_tls(&mut stream.sock);
+            }
+            _ => {}
+        }
+    }
+
     pub fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Transport::Plain(stream) => stream.write_all(bytes),
@@ -124,8 +143,8 @@ impl Transport {
     }
 }
 
-/// Completes a handshake within HANDSHAKE_TIME, then lets reads wait
-/// `idle`.
+/// Completes a handshake, each read waiting at most HANDSHAKE_TIME, then
+/// lets reads wait `idle`.
 fn handshake<C, D>(conn: &mut C, sock: &mut TcpStream, idle: Duration) -> std::io::Result<()>
 where
     C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
