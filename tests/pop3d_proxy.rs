@@ -372,3 +372,37 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
     }
     s.stop();
 }
+
+/// Postern behind a POP3 proxy: with the proxy's address in `[auth]
+/// proxy_networks`, failures of some of its users do not shut out the
+/// others, and their logins let the proxy's address relay for no one.
+#[test]
+fn a_server_behind_the_proxy_refuses_the_proxys_address_for_no_one() {
+    let s = Smtpd::start(&[
+        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], proxy_hosts = [] }",
+        // The proxy connects out from 127.0.0.1.
+        "auth.proxy_networks = [\"127.0.0.1/32\"]",
+        "auth.failure_delay_after = 10",
+        "auth.max_failures_per_ip = 2",
+    ]);
+    let remote = s.extra_port(1);
+    wait_for_port(remote);
+    let user = format!("demo@example.test#127.0.0.1:{remote}");
+    // One wrong password from each of three clients: each under the
+    // proxy's own limit per client, three failures at the other server
+    // from the proxy's address.
+    for client in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        let out = pop_from(&s, client, &user, "wrong");
+        assert!(out.starts_with("-ERR [AUTH]"), "{client}: {out}");
+    }
+    s.wait_for_log_count("login failed: user=<demo@example.test>, ip=127.0.0.1", 3);
+    // A fourth client, with the right password, still gets in.
+    let out = pop_from(&s, "127.0.0.5", &user, &s.password());
+    assert!(out.starts_with("+OK"), "{out}");
+    // The login was the proxy's: no relaying for its address.
+    let relayers = std::fs::read_to_string(s.dir().join("var/relay/relayers")).unwrap_or_default();
+    assert!(!relayers.contains("127.0.0.1"), "{relayers}");
+    s.stop();
+}

@@ -50,7 +50,11 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> (Reply, u64) {
                 service.name(),
                 postern_log::escape(&login.user)
             );
-            if matches!(service, Service::Pop3 | Service::Imap) {
+            // A proxy's address is not its users': it may not relay for
+            // their logins.
+            if matches!(service, Service::Pop3 | Service::Imap)
+                && !throttle(config, |t| t.is_proxy(ip))
+            {
                 record(config, ip, now);
             }
             (Reply::Ok(login), verdict.delay)

@@ -21,6 +21,10 @@ const MAX_CONNECTIONS: usize = 256;
 const IDLE: Duration = Duration::from_secs(300);
 
 pub fn run(settings: &Settings, dir: &Path) -> i32 {
+    if let Err(why) = crate::throttle::proxy_networks(&settings.auth) {
+        warn!("[auth] proxy_networks: {why}");
+        return 78;
+    }
     let socket = &settings.auth.socket;
     if let Some(parent) = socket.parent() {
         let _ = std::fs::create_dir_all(parent);

@@ -5,13 +5,15 @@
 //! guess by how fast it is refused; once the IP's count reaches
 //! `max_failures_per_ip`, its logins are refused unchecked until failures
 //! age out. Kept in memory only, so a restart forgets them, and bounded, so
-//! a flood of addresses or names cannot grow it without end.
+//! a flood of addresses or names cannot grow it without end. An address of
+//! `proxy_networks` is shared by all of a proxy's users: it is not counted,
+//! so one user's failures there cannot shut the others out.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 
-use postern_config::AuthSettings;
+use postern_config::{AuthSettings, Network};
 
 /// The most IPs (or accounts) remembered at once; past it, the ones whose
 /// last failure is oldest are forgotten first.
@@ -25,6 +27,7 @@ pub struct Throttle {
     delay_after: usize,
     delay: u64,
     max_per_ip: usize,
+    proxies: Vec<Network>,
     ips: Failures<IpAddr>,
     accounts: Failures<String>,
 }
@@ -43,6 +46,8 @@ impl Throttle {
             delay_after: settings.failure_delay_after,
             delay: settings.failure_delay,
             max_per_ip: settings.max_failures_per_ip,
+            // Checked when postern-auth starts (proxy_networks below).
+            proxies: proxy_networks(settings).unwrap_or_default(),
             ips: Failures::default(),
             accounts: Failures::default(),
         }
@@ -62,12 +67,22 @@ impl Throttle {
 
     /// The attempt [`Throttle::begin`] counted was a good login.
     pub fn succeeded(&mut self, ip: IpAddr, account: &str) {
-        self.ips.take_back(&ip_key(ip));
+        if !self.is_proxy(ip) {
+            self.ips.take_back(&ip_key(ip));
+        }
         self.accounts.take_back(&account_key(account));
     }
 
+    /// Whether `ip` is one of `proxy_networks`.
+    pub fn is_proxy(&self, ip: IpAddr) -> bool {
+        self.proxies.iter().any(|network| network.contains(ip))
+    }
+
     fn verdict(&mut self, ip: IpAddr, account: &str, now: u64) -> Verdict {
-        let by_ip = self.ips.count(&ip_key(ip), now, self.window);
+        let by_ip = match self.is_proxy(ip) {
+            true => 0,
+            false => self.ips.count(&ip_key(ip), now, self.window),
+        };
         let by_account = self.accounts.count(&account_key(account), now, self.window);
         let delayed = self.delay_after > 0 && by_ip.max(by_account) >= self.delay_after;
         Verdict {
@@ -78,10 +93,21 @@ impl Throttle {
 
     fn failed(&mut self, ip: IpAddr, account: &str, now: u64) {
         let keep = self.delay_after.max(self.max_per_ip) + 1;
-        self.ips.add(ip_key(ip), now, self.window, keep);
+        if !self.is_proxy(ip) {
+            self.ips.add(ip_key(ip), now, self.window, keep);
+        }
         self.accounts
             .add(account_key(account), now, self.window, keep);
     }
+}
+
+/// `[auth] proxy_networks`, parsed.
+pub fn proxy_networks(settings: &AuthSettings) -> Result<Vec<Network>, String> {
+    settings
+        .proxy_networks
+        .iter()
+        .map(|network| network.parse())
+        .collect()
 }
 
 fn ip_key(ip: IpAddr) -> IpAddr {
@@ -232,6 +258,40 @@ mod tests {
                 delay: 0
             }
         );
+    }
+
+    #[test]
+    fn a_proxy_address_is_never_refused_but_its_accounts_are_still_delayed() {
+        let mut t = Throttle::new(&AuthSettings {
+            proxy_networks: vec!["192.0.2.0/28".into()],
+            ..AuthSettings::default()
+        });
+        let proxy: IpAddr = "192.0.2.9".parse().unwrap();
+        // Twenty users' failures through the proxy: none of them counts
+        // against the others.
+        for i in 0..20 {
+            let verdict = t.begin(proxy, &format!("u{i}@x.test"), 1000);
+            assert_eq!(
+                verdict,
+                Verdict {
+                    refuse: false,
+                    delay: 0
+                },
+                "{i}"
+            );
+        }
+        assert!(t.ips.times.is_empty());
+        // One account's own failures still slow its guesses.
+        let delays: Vec<u64> = (0..5)
+            .map(|_| t.begin(proxy, "victim@x.test", 1000).delay)
+            .collect();
+        assert_eq!(delays, [0, 0, 0, 2, 2]);
+        t.succeeded(proxy, "u1@x.test");
+        // An address outside the network is counted as ever.
+        let outside: IpAddr = "192.0.2.16".parse().unwrap();
+        t.begin(outside, "a@x.test", 1000);
+        assert_eq!(t.ips.times.len(), 1);
+        assert!(t.is_proxy(proxy) && !t.is_proxy(outside));
     }
 
     #[test]

@@ -102,6 +102,13 @@ pub struct AuthSettings {
     /// ever delayed, never locked: a lock would let anyone shut its owner
     /// out.
     pub max_failures_per_ip: usize,
+    /// Proxies whose users all log in from the proxy's address (a POP3
+    /// proxy, a webmail): logins from these networks are throttled by
+    /// account only, never delayed or refused for the address, and record
+    /// no POP-before-SMTP entry, since the address is not the user's. The
+    /// proxy must throttle its clients itself, as Postern's POP3 proxy
+    /// does.
+    pub proxy_networks: Vec<String>,
     /// System users below this uid (root, daemons) may not log in.
     pub min_system_uid: u32,
     /// Who may ask for login checks (user names or uids), besides root and
@@ -120,6 +127,7 @@ impl Default for AuthSettings {
             failure_delay_after: 3,
             failure_delay: 2,
             max_failures_per_ip: 10,
+            proxy_networks: Vec::new(),
             min_system_uid: 1000,
             login_clients: vec!["postern-smtpd".into(), "postern-login".into()],
         }
