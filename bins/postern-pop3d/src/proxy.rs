@@ -402,9 +402,10 @@ fn lost() -> LoginFailure {
 
 /// Connects and reads the greeting; with `tls`, TLS first on port 995,
 /// else STLS after the greeting, the server's certificate checked either
-/// way. The greeting is returned only when it came over the link the
-/// login will use: one read before STLS may have been forged (RFC 2595
-/// section 4), so its APOP timestamp is not used.
+/// way. A greeting read before STLS may have been forged, but its APOP
+/// timestamp is still safe to use: the digest goes only to the verified
+/// server, inside TLS, and a forged timestamp can only make APOP fail
+/// there, after which USER/PASS goes inside TLS too.
 fn connect(
     target: &Target,
     tls: Option<&Arc<ClientConfig>>,
@@ -464,10 +465,9 @@ fn connect(
         transport
             .connect_tls(config, &target.host, REMOTE_TIME)
             .map_err(no_tls)?;
-        let connection = Connection {
+        connection = Connection {
             reader: BufReader::new(transport),
         };
-        return Ok((connection, String::new()));
     }
     Ok((connection, String::from_utf8_lossy(&greeting).into_owned()))
 }
