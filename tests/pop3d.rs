@@ -326,7 +326,7 @@ fn session(s: &Smtpd, action: &str) -> std::process::Child {
         .unwrap()
 }
 
-pub(crate) fn first_line(child: &mut std::process::Child) -> String {
+fn first_line(child: &mut std::process::Child) -> String {
     use std::io::BufRead;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
@@ -429,6 +429,47 @@ print("ok")
     s.stop();
 }
 
+/// The `/proc` status of the sandbox's newest POP3 session, taken while
+/// a poplib client holds it: logged in with `login` (user, password), or
+/// with `None` only connected.
+pub(crate) fn held_session_status(s: &Smtpd, login: Option<(&str, &str)>) -> String {
+    let (user, password) = login.unwrap_or_default();
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import poplib, sys, time
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+if sys.argv[2]:
+    pop.user(sys.argv[2])
+    pop.pass_(sys.argv[3])
+print("ready", flush=True)
+time.sleep(30)
+"#,
+            &s.port("POP3"),
+            user,
+            password,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(first_line(&mut child), "ready");
+    let pid = newest_pop3_session(s);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let _ = child.kill();
+    child.wait().unwrap();
+    status
+}
+
+/// A `/proc` status field's values, joined by spaces.
+pub(crate) fn status_field(status: &str, key: &str) -> String {
+    let line = status.lines().find(|l| l.starts_with(key)).unwrap();
+    line.split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
 fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() {
     if crate::util::skip_unless_root("a_session_is_the_login_user_then_the_owner") {
@@ -436,45 +477,8 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
     }
     let s = Smtpd::start(&[]);
     let id_of = |role: &str| crate::sandbox::role_uid(&s.etc(), role);
-    let status_of_session = |stage: &str| -> String {
-        let mut child = Command::new("python3")
-            .args([
-                "-c",
-                r#"
-import poplib, sys, time
-pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
-if sys.argv[3] == "after":
-    pop.user("demo@example.test")
-    pop.pass_(sys.argv[2])
-print("ready", flush=True)
-time.sleep(30)
-"#,
-                &s.port("POP3"),
-                &s.password(),
-                stage,
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert_eq!(first_line(&mut child), "ready");
-        // The session's process: the listener's newest child.
-        let pid = newest_pop3_session(&s);
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let _ = child.kill();
-        child.wait().unwrap();
-        status
-    };
-    let line = |status: &str, key: &str| -> String {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap()
-            .split_whitespace()
-            .skip(1)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let before = status_of_session("before");
+    let before = held_session_status(&s, None);
+    let line = status_field;
     let login = id_of("postern-login");
     assert_eq!(
         line(&before, "Uid:"),
@@ -484,7 +488,7 @@ time.sleep(30)
     // CAP_SETGID (6) and CAP_SETUID (7), nothing else.
     assert_eq!(line(&before, "CapEff:"), "00000000000000c0");
     assert_eq!(line(&before, "CapPrm:"), "00000000000000c0");
-    let after = status_of_session("after");
+    let after = held_session_status(&s, Some(("demo@example.test", &s.password())));
     let mail = id_of("mail");
     assert_eq!(
         line(&after, "Uid:"),
@@ -746,7 +750,7 @@ fn pop3_listener(s: &Smtpd) -> String {
 }
 
 /// The pid of the listener's newest session.
-pub(crate) fn newest_pop3_session(s: &Smtpd) -> String {
+fn newest_pop3_session(s: &Smtpd) -> String {
     pgrep(&["-n", "-P", &pop3_listener(s)])
 }
 

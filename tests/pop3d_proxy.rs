@@ -5,15 +5,35 @@
 //! failed logins from one IP.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::pop3d::{
-    add_plain_account, deliver_all, deliver_to, first_line, hex, newest_pop3_session, pop_at,
-    pop_from, stored, wait_for_port,
+    add_plain_account, deliver_all, deliver_to, held_session_status, hex, pop_at, pop_from,
+    status_field, stored, wait_for_port,
 };
 use crate::smtpd::{Smtpd, python};
 use crate::util::messages;
+
+/// A sandbox whose `[pop3d]` proxies to its own instance `remote` on
+/// another port (with `remote_settings`, as `apop = true`), clients on
+/// loopback allowed cleartext logins, and the lines of `more`; the
+/// remote's port, once it listens.
+fn start_with_remote(remote_settings: &str, more: &[&str]) -> (Smtpd, u16) {
+    let mut table = vec!["listen = [\"127.0.0.1:{PORT1}\"]", "proxy_hosts = []"];
+    table.extend(Some(remote_settings).filter(|s| !s.is_empty()));
+    let remote = format!("pop3d.instances.remote = {{ {} }}", table.join(", "));
+    let mut settings = vec![
+        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
+        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
+        &remote,
+    ];
+    settings.extend_from_slice(more);
+    let s = Smtpd::start(&settings);
+    let port = s.extra_port(1);
+    wait_for_port(port);
+    (s, port)
+}
 
 /// The POP3 proxy against a second postern-pop3d (an instance on its own
 /// port, offering APOP): byte-exact RETR through it, APOP where it works,
@@ -22,13 +42,7 @@ use crate::util::messages;
 /// with no capability.
 #[test]
 fn user_at_host_logins_are_proxied_to_an_allowed_pop3_server() {
-    let s = Smtpd::start(&[
-        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
-        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], apop = true, proxy_hosts = [] }",
-    ]);
-    let remote = s.extra_port(1);
-    wait_for_port(remote);
+    let (s, remote) = start_with_remote("apop = true", &[]);
     deliver_all(&s);
     add_plain_account(&s, "plain", "");
     deliver_to(
@@ -126,36 +140,9 @@ print("ok")
     );
     // As root: the proxied session is the proxy user, with no capability.
     if crate::util::is_root() {
-        let mut held = Command::new("python3")
-            .args([
-                "-c",
-                r#"
-import poplib, sys, time
-pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
-pop.user(sys.argv[2])
-pop.pass_(sys.argv[3])
-print("ready", flush=True)
-time.sleep(30)
-"#,
-                &s.port("POP3"),
-                &format!("plain@example.test{target}"),
-                "tanstaaf",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        assert_eq!(first_line(&mut held), "ready");
-        let session = newest_pop3_session(&s);
-        let status = std::fs::read_to_string(format!("/proc/{session}/status")).unwrap();
-        let _ = held.kill();
-        held.wait().unwrap();
-        let field = |key: &str| -> String {
-            let line = status.lines().find(|l| l.starts_with(key)).unwrap();
-            line.split_whitespace()
-                .skip(1)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let user = format!("plain@example.test{target}");
+        let status = held_session_status(&s, Some((&user, "tanstaaf")));
+        let field = |key: &str| status_field(&status, key);
         let proxy = crate::sandbox::role_uid(&s.etc(), "postern-proxy");
         assert_eq!(
             field("Uid:"),
@@ -175,16 +162,14 @@ time.sleep(30)
 
 #[test]
 fn failed_proxied_logins_are_throttled_per_client_ip() {
-    let s = Smtpd::start(&[
-        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
-        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], proxy_hosts = [] }",
-        "auth.failure_delay_after = 1",
-        "auth.failure_delay = \"1s\"",
-        "auth.max_failures_per_ip = 2",
-    ]);
-    let remote = s.extra_port(1);
-    wait_for_port(remote);
+    let (s, remote) = start_with_remote(
+        "",
+        &[
+            "auth.failure_delay_after = 1",
+            "auth.failure_delay = \"1s\"",
+            "auth.max_failures_per_ip = 2",
+        ],
+    );
     let user = format!("demo@example.test#127.0.0.1:{remote}");
     let attempt = |password: &str| -> (String, Duration) {
         let started = std::time::Instant::now();
@@ -374,17 +359,15 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
 /// others, and their logins let the proxy's address relay for no one.
 #[test]
 fn a_server_behind_the_proxy_refuses_the_proxys_address_for_no_one() {
-    let s = Smtpd::start(&[
-        "pop3d.proxy_hosts = [\"127.0.0.1:{PORT1}\"]",
-        "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
-        "pop3d.instances.remote = { listen = [\"127.0.0.1:{PORT1}\"], proxy_hosts = [] }",
-        // The proxy connects out from 127.0.0.1.
-        "auth.proxy_networks = [\"127.0.0.1/32\"]",
-        "auth.failure_delay_after = 10",
-        "auth.max_failures_per_ip = 2",
-    ]);
-    let remote = s.extra_port(1);
-    wait_for_port(remote);
+    let (s, remote) = start_with_remote(
+        "",
+        &[
+            // The proxy connects out from 127.0.0.1.
+            "auth.proxy_networks = [\"127.0.0.1/32\"]",
+            "auth.failure_delay_after = 10",
+            "auth.max_failures_per_ip = 2",
+        ],
+    );
     let user = format!("demo@example.test#127.0.0.1:{remote}");
     // One wrong password from each of three clients: each under the
     // proxy's own limit per client, three failures at the other server

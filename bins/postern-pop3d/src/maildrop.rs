@@ -662,46 +662,28 @@ mod tests {
     #[test]
     fn an_unchanged_cur_is_listed_from_the_cache() {
         let (_dir, path) = maildir();
-        std::fs::write(path.join("cur/1700000001.P1.host,S=2,W=4:2,"), "a\n").unwrap();
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
-        set_mtime(&path.join("cur"), old);
-        assert_eq!(
+        let listed = || {
             Maildrop::open(&path, View::default())
                 .unwrap()
                 .listing()
-                .len(),
-            1
-        );
+                .len()
+        };
+        std::fs::write(path.join("cur/1700000001.P1.host,S=2,W=4:2,"), "a\n").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        set_mtime(&path.join("cur"), old);
+        assert_eq!(listed(), 1);
         // A file slipped in with cur/'s time put back: the cache is
         // trusted, so it is not seen...
         std::fs::write(path.join("cur/1700000002.P2.host,S=2,W=4:2,"), "b\n").unwrap();
         set_mtime(&path.join("cur"), old);
-        assert_eq!(
-            Maildrop::open(&path, View::default())
-                .unwrap()
-                .listing()
-                .len(),
-            1
-        );
+        assert_eq!(listed(), 1);
         // ...until cur/ changes, as any real change makes it.
         set_mtime(&path.join("cur"), old + std::time::Duration::from_secs(1));
-        assert_eq!(
-            Maildrop::open(&path, View::default())
-                .unwrap()
-                .listing()
-                .len(),
-            2
-        );
+        assert_eq!(listed(), 2);
         // A move from new/ (just now) is listed, and leaves the cache
         // untrusted until cur/ has settled.
         std::fs::write(path.join("new/1700000003.P3.host"), "c\n").unwrap();
-        assert_eq!(
-            Maildrop::open(&path, View::default())
-                .unwrap()
-                .listing()
-                .len(),
-            3
-        );
+        assert_eq!(listed(), 3);
         let cached = std::fs::read_to_string(path.join(CACHE)).unwrap();
         assert!(cached.starts_with("POSTERN-POP3 2 0 0 0\n"), "{cached}");
     }

@@ -121,14 +121,8 @@ impl Transport {
             let _ = socket.set_nonblocking(true);
         }
         match self {
-            Transport::Tls(stream) => {
-                stream.conn.send_close_notify();
-                let _ = stream.conn.write_tls(&mut stream.sock);
-            }
-            Transport::TlsClient(stream) => {
-                stream.conn.send_close_notify();
-                let _ = stream.conn.write_tls(&mut stream.sock);
-            }
+            Transport::Tls(stream) => goodbye(&mut stream.conn, &mut stream.sock),
+            Transport::TlsClient(stream) => goodbye(&mut stream.conn, &mut stream.sock),
             _ => {}
         }
     }
@@ -155,6 +149,16 @@ where
         conn.complete_io(sock)?;
     }
     sock.set_read_timeout(Some(idle))
+}
+
+/// Queues close_notify and sends what the socket takes now.
+fn goodbye<C, D>(conn: &mut C, sock: &mut TcpStream)
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+    D: rustls::SideData,
+{
+    conn.send_close_notify();
+    let _ = conn.write_tls(sock);
 }
 
 /// For a `BufReader` over the connection during a proxied login.
