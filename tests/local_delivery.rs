@@ -268,8 +268,34 @@ fn quota_is_enforced_and_maildirsize_kept_right() {
 #[test]
 fn quota_can_be_a_permanent_failure() {
     let s = Setup::with_settings("quota_exceeded = \"permanent\"\n");
-    s.add_mailbox("alice@example.test", &["--quota", "100"]);
+    let size = expected("x@example.org", "alice@example.test", MESSAGE).len();
+    let quota = (size * 3 / 2).to_string();
+    s.add_mailbox("alice@example.test", &["--quota", &quota]);
+    s.local("x@example.org", "alice@example.test", MESSAGE)
+        .expect(0, "2.0.0");
     s.local("x@example.org", "alice@example.test", MESSAGE)
         .expect(69, "5.2.2 mailbox full");
+    assert_eq!(messages(&s.maildir("alice@example.test")).len(), 1);
+}
+
+#[test]
+fn a_message_larger_than_the_whole_quota_fails_at_once() {
+    // quota_exceeded is "temporary": a full mailbox defers, but a message
+    // that could never fit must not wait days for room.
+    let s = Setup::new();
+    s.add_mailbox("alice@example.test", &["--quota", "1k"]);
+    let mut big = b"Subject: big\n\n".to_vec();
+    big.extend_from_slice(&[b'x'; 2000]);
+    big.push(b'\n');
+    let size = expected("x@example.org", "alice@example.test", &big).len();
+    s.local("x@example.org", "alice@example.test", &big).expect(
+        69,
+        &format!(
+            "5.2.2 message too large for the mailbox ({size} bytes; its whole quota is 1024 bytes)"
+        ),
+    );
     assert!(messages(&s.maildir("alice@example.test")).is_empty());
+    // A small one still fits.
+    s.local("x@example.org", "alice@example.test", MESSAGE)
+        .expect(0, "2.0.0");
 }

@@ -103,8 +103,9 @@ fn a_bad_or_missing_postern_toml_stops_with_one_clear_error() {
     d.expect(
         75,
         &format!(
-            "4.3.0 configuration: {}: line 7: unknown field `mail_rot`",
-            toml.display()
+            "4.3.0 configuration: {}: line {}: unknown field `mail_rot`",
+            toml.display(),
+            good.lines().count() + 1
         ),
     );
     assert_eq!(d.stderr.lines().count(), 1, "{}", d.stderr);

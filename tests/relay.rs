@@ -6,17 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::util::{Setup, program};
 
 fn setup() -> Setup {
-    let s = Setup::with_settings("");
-    let file = s.path().join("relayers");
-    s.write(
-        "postern.toml",
-        &format!(
-            "{}smtpd.relayers_file = \"{}\"\n",
-            std::fs::read_to_string(s.etc.join("postern.toml")).unwrap(),
-            file.display()
-        ),
-    );
-    s
+    Setup::new()
 }
 
 fn relay(s: &Setup, args: &[&str]) -> Output {
@@ -86,7 +76,7 @@ fn the_commands_from_the_command_line() {
 #[test]
 fn many_concurrent_writers_lose_nothing_and_readers_always_see_a_whole_file() {
     let s = setup();
-    let file = s.path().join("relayers");
+    let file = s.relayers_file();
     let writing = AtomicBool::new(true);
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
@@ -138,7 +128,7 @@ fn many_concurrent_writers_lose_nothing_and_readers_always_see_a_whole_file() {
 #[test]
 fn writers_killed_mid_write_leave_a_whole_file() {
     let s = setup();
-    let file = s.path().join("relayers");
+    let file = s.relayers_file();
     for round in 0..40u32 {
         let mut children: Vec<std::process::Child> = (0..4)
             .map(|w| {

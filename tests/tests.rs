@@ -18,6 +18,7 @@ mod pop3d_activation;
 mod pop3d_proxy;
 mod privilege;
 mod queue;
+mod queue_modes;
 mod relay;
 mod sandbox;
 mod smtp_auth;

@@ -49,7 +49,9 @@ impl Setup {
         Setup::with_settings("")
     }
 
-    /// `extra` is appended to postern.toml.
+    /// `extra` is appended to postern.toml; it may set `smtpd.` and
+    /// `auth.` keys other than `relayers_file` and `user` as dotted keys,
+    /// not as tables (those keys are set that way before it).
     pub fn with_settings(extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         // Mail owners must reach the mail root under the temporary dir.
@@ -60,12 +62,13 @@ impl Setup {
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::create_dir_all(&mail).unwrap();
         std::fs::create_dir_all(&queue).unwrap();
+        std::fs::create_dir_all(dir.path().join("relay")).unwrap();
         postern_queue_format::QueueDir::create(&queue).unwrap();
         let owner = mail_owner();
         std::os::unix::fs::chown(&mail, Some(owner.0), Some(owner.1)).unwrap();
         // The mail owner's ids stand in for the queue's user too: forwards
         // are queued as it.
-        for part in ["", "tmp", "queue", "state", "trigger"] {
+        for part in ["", "tmp", "queue", "state", "trigger", "../relay"] {
             std::os::unix::fs::chown(queue.join(part), Some(owner.0), Some(owner.1)).unwrap();
         }
         let setup = Setup {
@@ -77,13 +80,11 @@ impl Setup {
         setup.write(
             "postern.toml",
             &format!(
-                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nqueue_dir = \"{}\"\nmail_owner = \"{}:{}\"\nqueue_user = \"{}:{}\"\nlog = \"stderr\"\n{extra}",
+                "hostname = \"{HOST}\"\nmail_root = \"{}\"\nqueue_dir = \"{}\"\nmail_owner = \"{o}\"\nqueue_user = \"{o}\"\nlog = \"stderr\"\nsmtpd.relayers_file = \"{}\"\nauth.user = \"{o}\"\n{extra}",
                 setup.mail.display(),
                 setup.queue().display(),
-                owner.0,
-                owner.1,
-                owner.0,
-                owner.1
+                setup.relayers_file().display(),
+                o = format_args!("{}:{}", owner.0, owner.1),
             ),
         );
         setup.write("domains", "example.test virtual\nother.test virtual\n");
@@ -92,6 +93,11 @@ impl Setup {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The relayers file, in a directory of the test's roles.
+    pub fn relayers_file(&self) -> PathBuf {
+        self.dir.path().join("relay/relayers")
     }
 
     /// Where a root-run `postern-local --batch` may read messages.

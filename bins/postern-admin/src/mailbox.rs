@@ -17,9 +17,12 @@ fn address(text: &str) -> anyhow::Result<Address> {
 
 /// Who owns `account`'s mailbox, for acting as them.
 fn owner(config: &Config, account: &Account) -> anyhow::Result<(u32, u32, Option<String>)> {
-    account
-        .owner(&config.settings.mail_owner)
-        .with_context(|| format!("mail_owner {:?} is not a user", config.settings.mail_owner))
+    account.owner(&config.settings.mail_owner).with_context(|| {
+        format!(
+            "mail_owner \"{}\" is not a user",
+            config.settings.mail_owner
+        )
+    })
 }
 
 /// `mailbox add ADDR [--password-file FILE] [--quota SIZE]`: one line in

@@ -46,7 +46,7 @@ pub fn run(settings: &Settings, dir: &Path) -> i32 {
     let _ = std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666));
     if postern_privilege::is_root() {
         let Some((uid, gid, name)) = settings.auth.user.resolve() else {
-            warn!("[auth] user {:?} is not a user", settings.auth.user);
+            warn!("[auth] user \"{}\" is not a user", settings.auth.user);
             return 71;
         };
         let extra: Vec<u32> = settings
@@ -65,7 +65,7 @@ pub fn run(settings: &Settings, dir: &Path) -> i32 {
         if let Err(e) =
             postern_privilege::become_user_with_groups(uid, gid, name.as_deref(), &extra)
         {
-            warn!("cannot become {:?}: {e}", settings.auth.user);
+            warn!("cannot become \"{}\": {e}", settings.auth.user);
             return 71;
         }
     }

@@ -271,7 +271,7 @@ fn job_for(
 fn mailbox_owner(account: &Account, mail_owner: &MailOwner) -> Result<Owner, Status> {
     let (uid, gid, name) = account.owner(mail_owner).ok_or_else(|| {
         Status::temporary(format!(
-            "mail_owner {mail_owner:?} is not a user on this host"
+            "mail_owner \"{mail_owner}\" is not a user on this host"
         ))
     })?;
     Ok(Owner { uid, gid, name })

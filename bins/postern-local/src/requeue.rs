@@ -30,7 +30,7 @@ pub fn forward(settings: &Settings, request: &Request, targets: &[String]) -> St
     }
     let Some((uid, gid, name)) = settings.queue_user.resolve() else {
         return Status::temporary(format!(
-            "queue_user {:?} is not a user on this host",
+            "queue_user \"{}\" is not a user on this host",
             settings.queue_user
         ));
     };

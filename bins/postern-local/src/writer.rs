@@ -301,6 +301,9 @@ impl Delivery<'_> {
                 };
                 failed(Status::new(code, error.to_string()))
             }
+            Err(error @ DeliverError::LargerThanQuota { .. }) => {
+                failed(Status::new("5.2.2", error.to_string()))
+            }
             Err(error) if error.is_disk_full() => failed(Status::new("4.3.1", error.to_string())),
             Err(error) => failed(Status::temporary(error.to_string())),
         }

@@ -52,7 +52,7 @@ fn run(dir: &Path, settings: &Settings) -> i32 {
     if postern_privilege::is_root() {
         let Some((uid, gid, _)) = settings.queue_user.resolve() else {
             eprintln!(
-                "postern-lspawn: queue_user {:?} is not a user",
+                "postern-lspawn: queue_user \"{}\" is not a user",
                 settings.queue_user
             );
             return 78;

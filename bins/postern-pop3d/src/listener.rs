@@ -110,7 +110,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
             Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
             _ => {
                 warn!(
-                    "[pop3d] login_user {:?} is not a user other than root",
+                    "[pop3d] login_user \"{}\" is not a user other than root",
                     settings.pop3d.login_user
                 );
                 return 78;
@@ -132,7 +132,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
             Some((uid, gid, _)) if !taken.contains(&Some(uid)) => Some((uid, gid)),
             _ => {
                 warn!(
-                    "[pop3d] proxy_user {:?} is not a user of its own (not root, login_user or mail_owner)",
+                    "[pop3d] proxy_user \"{}\" is not a user of its own (not root, login_user or mail_owner)",
                     settings.pop3d.proxy_user
                 );
                 return 78;

@@ -20,7 +20,7 @@ use postern_config::Settings;
 use postern_queue_format::{
     Envelope, Event as Record, QueueDir, QueueId, Records, read_envelope_from,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::listen::{Event, listen_to_spawner, listen_to_trigger};
 use crate::settle::{Policy, Reporter};
@@ -64,6 +64,9 @@ pub struct Entry {
     /// it: it reached `queue/` after this manager's first scan. Its first
     /// attempt needs no `--retry` look, and no record before it starts.
     untried: bool,
+    /// Why its queue file could not be opened, last time it was tried: it
+    /// stays in the index (and `mailq`) and is tried again, never dropped.
+    unreadable: Option<String>,
 }
 
 impl Entry {
@@ -329,6 +332,24 @@ impl Scheduler {
             .map(|(envelope, _)| envelope.clone())
     }
 
+    /// A queue file that exists but cannot be opened (a mode an injector
+    /// got wrong, a file an admin copied in): logged as an error when it is
+    /// first seen so, and tried again at each full scan, so that a fix
+    /// (`chmod g+r`) lets it go without a restart.
+    fn unreadable(&mut self, id: &QueueId, error: &std::io::Error) {
+        let reason = error.to_string();
+        let retry = now() + FULL_SCAN.as_secs();
+        let entry = self.index.entry(id.clone()).or_default();
+        if entry.unreadable.as_deref() != Some(reason.as_str()) {
+            error!(
+                "{id}: cannot open the queue file {}: {reason}; it stays queued until it can be read (postern-admin check)",
+                self.queue.queue_file(id).display()
+            );
+        }
+        entry.unreadable = Some(reason);
+        entry.not_before = Some(retry);
+    }
+
     /// A message's request lines, its flight and its pending recipients'
     /// domains; `None` when there is nothing to do now (locked by another
     /// run, finished, unreadable).
@@ -338,8 +359,12 @@ impl Scheduler {
         // after a crash, shows here: leave the message until it is done.
         let mut file = match File::open(self.queue.queue_file(id)) {
             Ok(file) => file,
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.index.remove(id);
+                return None;
+            }
+            Err(e) => {
+                self.unreadable(id, &e);
                 return None;
             }
         };
@@ -348,6 +373,9 @@ impl Scheduler {
         }
         let now = now();
         let entry = self.index.entry(id.clone()).or_default();
+        if entry.unreadable.take().is_some() {
+            info!("{id}: the queue file can be read again");
+        }
         if entry.envelope.is_none() {
             match read_envelope_from(id, &mut file) {
                 Ok(read) => entry.envelope = Some(read),

@@ -185,7 +185,7 @@ fn drop_privileges(settings: &Settings) -> Result<(), i32> {
         return Ok(());
     }
     let Some((uid, own_group, _)) = settings.smtpd.user.resolve() else {
-        warn!("[smtpd] user {:?} is not a user", settings.smtpd.user);
+        warn!("[smtpd] user \"{}\" is not a user", settings.smtpd.user);
         return Err(71);
     };
     let queue_group = match std::fs::metadata(settings.queue_dir.join("queue")) {
@@ -196,7 +196,7 @@ fn drop_privileges(settings: &Settings) -> Result<(), i32> {
         }
     };
     postern_privilege::become_user_with_groups(uid, queue_group, None, &[own_group]).map_err(|e| {
-        warn!("cannot become {:?}: {e}", settings.smtpd.user);
+        warn!("cannot become \"{}\": {e}", settings.smtpd.user);
         71
     })
 }

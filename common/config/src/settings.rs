@@ -234,12 +234,19 @@ impl MailOwner {
     }
 }
 
+/// As postern.toml spells it: a name, or `uid:gid`.
+impl std::fmt::Display for MailOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MailOwner::Name(name) => f.write_str(name),
+            MailOwner::Ids(uid, gid) => write!(f, "{uid}:{gid}"),
+        }
+    }
+}
+
 impl Serialize for MailOwner {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            MailOwner::Name(name) => serializer.serialize_str(name),
-            MailOwner::Ids(uid, gid) => serializer.serialize_str(&format!("{uid}:{gid}")),
-        }
+        serializer.serialize_str(&self.to_string())
     }
 }
 

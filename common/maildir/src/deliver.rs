@@ -40,6 +40,10 @@ pub enum DeliverError {
         usage: QuotaUsage,
         limits: QuotaLimits,
     },
+    /// The message alone is larger than the whole quota: it can never
+    /// fit, however much is deleted.
+    #[error("message too large for the mailbox ({size} bytes; its whole quota is {limit} bytes)")]
+    LargerThanQuota { size: u64, limit: u64 },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -101,6 +105,12 @@ pub fn deliver(
         return already_delivered(path, size);
     }
     if let Some((limits, names)) = quota {
+        if limits.bytes != 0 && size > limits.bytes {
+            return Err(DeliverError::LargerThanQuota {
+                size,
+                limit: limits.bytes,
+            });
+        }
         let usage = maildir
             .quota_usage(limits, names)
             .map_err(|e| DeliverError::io("read quota of", maildir.path(), e))?;
@@ -345,6 +355,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, DeliverError::OverQuota { .. }), "{err}");
+        assert_eq!(md.messages().unwrap().len(), 1);
+        // One that could never fit, even in the empty mailbox, says so.
+        let err = deliver(
+            &md,
+            &[b"12345678901\n"],
+            DeliveryName::Unique(&names),
+            Some((limits, &names)),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DeliverError::LargerThanQuota {
+                    size: 12,
+                    limit: 10
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(md.messages().unwrap().len(), 1);
         assert_eq!(
             std::fs::read_to_string(md.path().join("maildirsize")).unwrap(),

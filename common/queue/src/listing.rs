@@ -1,7 +1,8 @@
 //! The queue as `mailq` and `postern-queue --list` show it (each message
 //! with its id, size, arrival, sender and schedule, then each recipient
 //! with its state and last status), and as `postern-queue --stats` counts
-//! it for monitoring.
+//! it for monitoring. A queue file the manager cannot read is shown with
+//! the reason, never left out: it is mail that waits for an admin.
 
 use std::fmt::Write;
 use std::io;
@@ -16,8 +17,19 @@ pub fn list(queue: &QueueDir, format_date: impl Fn(u64) -> String) -> io::Result
     }
     let mut out = String::new();
     let mut shown = 0;
-    for (id, envelope, records, size) in entries(queue, &ids) {
+    for entry in entries(queue, &ids) {
         shown += 1;
+        let id = entry.id;
+        let Some((envelope, records, size)) = entry.content else {
+            let _ = writeln!(
+                out,
+                "{id} {:>9} {}  ?  (unreadable: {})",
+                "?",
+                format_date(id.seconds()),
+                entry.problem.unwrap_or_default()
+            );
+            continue;
+        };
         let sender = if envelope.sender.is_empty() {
             "<>"
         } else {
@@ -28,7 +40,9 @@ pub fn list(queue: &QueueDir, format_date: impl Fn(u64) -> String) -> io::Result
             "{id} {size:>9} {}  {sender}",
             format_date(envelope.arrival)
         );
-        if records.held {
+        if let Some(problem) = &entry.problem {
+            let _ = write!(out, "  (unreadable: {problem})");
+        } else if records.held {
             out.push_str("  (held)");
         } else if let Some(next) = records.next {
             let _ = write!(out, "  (next attempt {})", format_date(next));
@@ -49,13 +63,24 @@ pub fn list(queue: &QueueDir, format_date: impl Fn(u64) -> String) -> io::Result
 }
 
 /// Counts for monitoring, one `name value` line each: messages, held
-/// messages, recipients by state, and the age of the oldest message.
+/// messages, messages the manager cannot read, recipients by state, and
+/// the age of the oldest message.
 pub fn stats(queue: &QueueDir, now: u64) -> io::Result<String> {
     let ids = queue.queued()?;
     let (mut messages, mut held, mut queued, mut deferred, mut failed) = (0, 0, 0, 0, 0);
+    let mut unreadable = 0;
     let mut oldest: Option<u64> = None;
-    for (_, envelope, records, _) in entries(queue, &ids) {
+    for entry in entries(queue, &ids) {
         messages += 1;
+        unreadable += usize::from(entry.problem.is_some());
+        let arrival = match &entry.content {
+            Some((envelope, _, _)) => envelope.arrival,
+            None => entry.id.seconds(),
+        };
+        oldest = Some(oldest.map_or(arrival, |o| o.min(arrival)));
+        let Some((_, records, _)) = entry.content else {
+            continue;
+        };
         held += usize::from(records.held);
         for outcome in &records.outcomes {
             match outcome {
@@ -65,27 +90,44 @@ pub fn stats(queue: &QueueDir, now: u64) -> io::Result<String> {
                 Some(Outcome::Done) => {}
             }
         }
-        oldest = Some(oldest.map_or(envelope.arrival, |o| o.min(envelope.arrival)));
     }
     let age = oldest.map_or(0, |arrival| now.saturating_sub(arrival));
     Ok(format!(
-        "messages {messages}\nheld {held}\nrecipients_queued {queued}\nrecipients_deferred {deferred}\nrecipients_failed {failed}\noldest_age_seconds {age}\n"
+        "messages {messages}\nheld {held}\nunreadable {unreadable}\nrecipients_queued {queued}\nrecipients_deferred {deferred}\nrecipients_failed {failed}\noldest_age_seconds {age}\n"
     ))
 }
 
-/// Each readable message with its records and data size; a message
-/// delivered while we look is simply gone.
-fn entries<'a>(
-    queue: &'a QueueDir,
-    ids: &'a [QueueId],
-) -> impl Iterator<Item = (&'a QueueId, Envelope, Records, u64)> + 'a {
+struct Entry<'a> {
+    id: &'a QueueId,
+    /// The envelope, records and data size, when this process can read it.
+    content: Option<(Envelope, Records, u64)>,
+    /// Why the queue manager cannot read it.
+    problem: Option<String>,
+}
+
+/// Each message; one delivered while we look is simply gone.
+fn entries<'a>(queue: &'a QueueDir, ids: &'a [QueueId]) -> impl Iterator<Item = Entry<'a>> + 'a {
     ids.iter().filter_map(move |id| {
-        let (envelope, offset) = queue.read_envelope(id).ok()?;
-        let size = std::fs::metadata(queue.queue_file(id))
-            .map(|m| m.len().saturating_sub(offset))
-            .unwrap_or(0);
-        let records = Records::read(queue, id, envelope.recipients.len())
-            .unwrap_or_else(|_| Records::parse("", envelope.recipients.len()));
-        Some((id, envelope, records, size))
+        let mut problem = queue.manager_cannot_read(id);
+        let content = match queue.read_envelope(id) {
+            Ok((envelope, offset)) => {
+                let size = std::fs::metadata(queue.queue_file(id))
+                    .map(|m| m.len().saturating_sub(offset))
+                    .unwrap_or(0);
+                let records = Records::read(queue, id, envelope.recipients.len())
+                    .unwrap_or_else(|_| Records::parse("", envelope.recipients.len()));
+                Some((envelope, records, size))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                problem.get_or_insert_with(|| e.to_string());
+                None
+            }
+        };
+        Some(Entry {
+            id,
+            content,
+            problem,
+        })
     })
 }

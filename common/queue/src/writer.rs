@@ -19,6 +19,12 @@ pub struct QueueDir {
 pub const SUBDIRECTORIES: [(&str, u32); 3] =
     [("tmp", 0o2770), ("queue", 0o2770), ("state", 0o2750)];
 
+/// A queue file's mode: the queue's group (postern, through the setgid
+/// directory) must read what any injector wrote. Set on the open file,
+/// since the umask of the injector's caller (mutt sets 077) would take
+/// the group's bit from a mode given at creation.
+pub const QUEUE_FILE_MODE: u32 = 0o640;
+
 /// An envelope is at most this long; a reader stops looking for its end
 /// after it.
 const MAX_ENVELOPE: usize = 4 << 20;
@@ -84,7 +90,7 @@ impl QueueDir {
         // removed by the writer or, after a crash, by the queue manager.
         let unnamed = OpenOptions::new()
             .write(true)
-            .mode(0o640)
+            .mode(QUEUE_FILE_MODE)
             .custom_flags(libc::O_TMPFILE)
             .open(self.root.join("tmp"));
         let (mut file, tmp) = match unnamed {
@@ -99,7 +105,7 @@ impl QueueDir {
                 let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .mode(0o640)
+                    .mode(QUEUE_FILE_MODE)
                     .open(&tmp)?;
                 (file, Staging::Named(tmp))
             }
@@ -111,6 +117,7 @@ impl QueueDir {
             tmp: Some(tmp),
             file: None,
         };
+        file.set_permissions(std::fs::Permissions::from_mode(QUEUE_FILE_MODE))?;
         file.write_all(header.as_bytes())?;
         writer.file = Some(io::BufWriter::with_capacity(64 * 1024, file));
         Ok(writer)
@@ -123,6 +130,31 @@ impl QueueDir {
             .collect();
         ids.sort();
         Ok(ids)
+    }
+
+    /// Why the queue manager could not read `queue/ID`, judged by the
+    /// file's owner, group and mode against `queue/`'s own (whose owner
+    /// and group are the manager's), so that root's `mailq` and `check`
+    /// see what the manager would; `None` when it can, or the file is gone.
+    pub fn manager_cannot_read(&self, id: &QueueId) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::fs::metadata(self.root.join("queue")).ok()?;
+        let file = std::fs::symlink_metadata(self.queue_file(id)).ok()?;
+        let mode = file.mode();
+        let readable = file.is_file()
+            && ((file.uid() == dir.uid() && mode & 0o400 != 0)
+                || (file.uid() != dir.uid() && file.gid() == dir.gid() && mode & 0o040 != 0)
+                || (file.uid() != dir.uid() && file.gid() != dir.gid() && mode & 0o004 != 0));
+        (!readable).then(|| {
+            format!(
+                "mode {:04o}, owner uid {}, group gid {}: the queue's user (uid {}, gid {}) cannot read it",
+                mode & 0o7777,
+                file.uid(),
+                file.gid(),
+                dir.uid(),
+                dir.gid()
+            )
+        })
     }
 
     /// The envelope of an accepted message and where its data starts.

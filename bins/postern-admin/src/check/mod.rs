@@ -1,6 +1,9 @@
 //! `check`: every problem an admin can fix before mail suffers from it.
-//! Errors are map lines that do not load (`file:line: what is wrong`);
-//! warnings are lines that load but will not do what they seem to.
+//! Errors are map lines that do not load (`file:line: what is wrong`) and
+//! directories mail cannot pass through; warnings are lines that load but
+//! will not do what they seem to.
+
+mod directories;
 
 use std::path::Path;
 
@@ -21,7 +24,11 @@ pub fn run(dir: &Path) -> i32 {
             return crate::EXIT_CONFIG;
         }
     };
+    let directory_errors = directories::errors(&config.settings);
     for error in config.maps.errors.iter().chain(&masquerade_errors) {
+        println!("{error}");
+    }
+    for error in &directory_errors {
         println!("{error}");
     }
     let warnings = warnings(&config);
@@ -32,13 +39,13 @@ pub fn run(dir: &Path) -> i32 {
     println!(
         "{}: {} errors, {} warnings; {} domains, {} mailboxes, {} aliases",
         dir.display(),
-        maps.errors.len() + masquerade_errors.len(),
+        maps.errors.len() + masquerade_errors.len() + directory_errors.len(),
         warnings.len(),
         maps.domains.iter().count(),
         maps.accounts.len(),
         maps.aliases.iter().count()
     );
-    if maps.errors.is_empty() && masquerade_errors.is_empty() {
+    if maps.errors.is_empty() && masquerade_errors.is_empty() && directory_errors.is_empty() {
         0
     } else {
         1
@@ -51,12 +58,6 @@ fn warnings(config: &Config) -> Vec<String> {
     let accounts_file = config.dir.join("accounts");
     let aliases_file = config.dir.join("aliases");
 
-    if config.settings.mail_owner.resolve().is_none() {
-        warnings.push(format!(
-            "postern.toml: mail_owner {:?} is not a user",
-            config.settings.mail_owner
-        ));
-    }
     let mut accounts: Vec<_> = config.maps.accounts.iter().collect();
     accounts.sort_by_key(|a| a.line);
     for account in accounts {
