@@ -24,3 +24,4 @@ mod sandbox;
 mod smtp_auth;
 mod smtpd;
 mod system_users;
+mod throttle;

@@ -13,6 +13,7 @@
 //! be loaded.
 
 mod alias;
+mod auth_block;
 mod auth_test;
 mod check;
 mod domain;
@@ -201,6 +202,14 @@ enum AuthCommand {
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
+    /// Show the addresses and accounts whose logins the failure throttle
+    /// delays or refuses now
+    Blocked,
+    /// Lift the failure throttle from an IP address or an account
+    Unblock {
+        /// An IP address, or an account (user@domain, or a system user)
+        key: String,
+    },
 }
 
 pub const EXIT_CONFIG: i32 = 78;
@@ -215,6 +224,10 @@ fn main() {
             address,
             password_file,
         }) => std::process::exit(auth_test::run(dir, &address, password_file.as_deref())),
+        Command::Auth(AuthCommand::Blocked) => std::process::exit(auth_block::blocked(dir)),
+        Command::Auth(AuthCommand::Unblock { key }) => {
+            std::process::exit(auth_block::unblock(dir, &key))
+        }
         Command::Explain { address, relay } => match relay {
             Some(ip) => explain::relay(dir, ip, &address),
             None => explain::run(dir, &address),

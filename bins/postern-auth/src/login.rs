@@ -34,8 +34,10 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> (Reply, u64) {
     let key = Address::parse(user).map_or_else(|_| user.to_lowercase(), |a| a.to_string());
     let verdict = throttle(config, |t| t.begin(ip, &key, now));
     if verdict.refuse {
+        // Not checked, so not a failed password: logged as the throttle's
+        // refusal, which fail2ban's filters do not count again.
         warn!(
-            "{} login refused: user=<{}>, ip={ip}, method={method}, reason=too many failures from this IP",
+            "{} login throttled: user=<{}>, ip={ip}, method={method}, reason=too many failures from this IP (postern-admin auth unblock)",
             service.name(),
             postern_log::escape(user)
         );
@@ -74,6 +76,24 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> (Reply, u64) {
 fn throttle<T>(config: &Config, act: impl FnOnce(&mut Throttle) -> T) -> T {
     let mut throttle = THROTTLE.lock().unwrap_or_else(|e| e.into_inner());
     act(throttle.get_or_insert_with(|| Throttle::new(&config.settings.auth)))
+}
+
+/// `BLOCKED`: what the throttle delays or refuses now (nothing before the
+/// first login made it).
+pub fn blocked(now: u64) -> Reply {
+    let mut throttle = THROTTLE.lock().unwrap_or_else(|e| e.into_inner());
+    Reply::Blocked(
+        throttle
+            .as_mut()
+            .map(|t| t.blocked(now))
+            .unwrap_or_default(),
+    )
+}
+
+/// `UNBLOCK`: forget an address's or an account's failures.
+pub fn unblock(key: &str) -> Reply {
+    let mut throttle = THROTTLE.lock().unwrap_or_else(|e| e.into_inner());
+    Reply::Unblocked(throttle.as_mut().map_or(0, |t| t.unblock(key)))
 }
 
 fn method(proof: &Proof) -> &'static str {

@@ -21,9 +21,14 @@ const MAX_CONNECTIONS: usize = 256;
 const IDLE: Duration = Duration::from_secs(300);
 
 pub fn run(settings: &Settings, dir: &Path) -> i32 {
-    if let Err(why) = crate::throttle::proxy_networks(&settings.auth) {
-        warn!("[auth] proxy_networks: {why}");
-        return 78;
+    for (key, list) in [
+        ("proxy_networks", &settings.auth.proxy_networks),
+        ("local_networks", &settings.auth.local_networks),
+    ] {
+        if let Err(why) = crate::throttle::networks(list) {
+            warn!("[auth] {key}: {why}");
+            return 78;
+        }
     }
     let socket = &settings.auth.socket;
     if let Some(parent) = socket.parent() {
@@ -130,6 +135,12 @@ fn may_check_logins(config: &Config, uid: Option<u32>) -> bool {
         })
 }
 
+/// Root, or this service's own user (the sandbox's invoker): who may see
+/// and lift the throttle.
+fn is_admin(uid: Option<u32>) -> bool {
+    uid.is_some_and(|uid| uid == 0 || uid == postern_privilege::current_ids().0)
+}
+
 /// Answers one connection's requests in turn.
 fn serve(stream: UnixStream, dir: &Path) {
     let _ = stream.set_read_timeout(Some(IDLE));
@@ -189,6 +200,18 @@ fn serve(stream: UnixStream, dir: &Path) {
                     Reply::Defer("4.3.0 configuration unreadable".into())
                 }
             },
+            Ok(Request::Blocked) if is_admin(peer) => {
+                crate::login::blocked(postern_config::unix_now())
+            }
+            Ok(Request::Unblock { key }) if is_admin(peer) => {
+                let reply = crate::login::unblock(&key);
+                info!("unblocked {}: {reply:?}", postern_log::escape(&key));
+                reply
+            }
+            Ok(Request::Blocked | Request::Unblock { .. }) => {
+                warn!("refused a throttle request from uid {peer:?}: root's only");
+                Reply::Error("root only".into())
+            }
             Err(why) => Reply::Error(why),
         };
         if writer.write_all(reply.encode().as_bytes()).is_err() {

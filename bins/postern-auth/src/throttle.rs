@@ -7,12 +7,17 @@
 //! age out. Kept in memory only, so a restart forgets them, and bounded, so
 //! a flood of addresses or names cannot grow it without end. An address of
 //! `proxy_networks` is shared by all of a proxy's users: it is not counted,
-//! so one user's failures there cannot shut the others out.
+//! so one user's failures there cannot shut the others out. An address of
+//! `local_networks` (loopback: mutt, fetchmail from cron and a webmail on
+//! the host itself) is shared by every local user: it is counted together
+//! with the account, so one user's wrong password delays and refuses that
+//! user from there, and no one else.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 
+use postern_auth_protocol::Block;
 use postern_config::{AuthSettings, Network};
 
 /// The most IPs (or accounts) remembered at once; past it, the ones whose
@@ -28,8 +33,17 @@ pub struct Throttle {
     delay: u64,
     max_per_ip: usize,
     proxies: Vec<Network>,
-    ips: Failures<IpAddr>,
+    locals: Vec<Network>,
+    ips: Failures<Client>,
     accounts: Failures<String>,
+}
+
+/// What a client's failures count under besides the account: its address,
+/// or, on a local network, its address and the account together.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Client {
+    ip: IpAddr,
+    account: Option<String>,
 }
 
 /// What a login attempt may do now, and how long its answer waits.
@@ -46,8 +60,9 @@ impl Throttle {
             delay_after: settings.failure_delay_after,
             delay: settings.failure_delay,
             max_per_ip: settings.max_failures_per_ip,
-            // Checked when postern-auth starts (proxy_networks below).
-            proxies: proxy_networks(settings).unwrap_or_default(),
+            // Checked when postern-auth starts (networks below).
+            proxies: networks(&settings.proxy_networks).unwrap_or_default(),
+            locals: networks(&settings.local_networks).unwrap_or_default(),
             ips: Failures::default(),
             accounts: Failures::default(),
         }
@@ -67,10 +82,88 @@ impl Throttle {
 
     /// The attempt [`Throttle::begin`] counted was a good login.
     pub fn succeeded(&mut self, ip: IpAddr, account: &str) {
-        if !self.is_proxy(ip) {
-            self.ips.take_back(&ip_key(ip));
+        if let Some(client) = self.client(ip, account) {
+            self.ips.take_back(&client);
         }
         self.accounts.take_back(&account_key(account));
+    }
+
+    /// The key an attempt from `ip` at `account` counts under, `None` for
+    /// a proxy's address.
+    fn client(&self, ip: IpAddr, account: &str) -> Option<Client> {
+        if self.is_proxy(ip) {
+            return None;
+        }
+        let local = self.locals.iter().any(|network| network.contains(ip));
+        Some(Client {
+            ip: ip_key(ip),
+            account: local.then(|| account_key(account)),
+        })
+    }
+
+    /// Everything that delays or refuses a login at `now`.
+    pub fn blocked(&mut self, now: u64) -> Vec<Block> {
+        let mut found = Vec::new();
+        let window = self.window;
+        for (client, times) in self.ips.current(now, window) {
+            let (kind, key) = match &client.account {
+                None => ("ip", client.ip.to_string()),
+                Some(account) => ("ip+account", format!("{} {account}", client.ip)),
+            };
+            if let Some(entry) = self.judge(kind, key, &times, true) {
+                found.push(entry);
+            }
+        }
+        for (account, times) in self.accounts.current(now, window) {
+            if let Some(entry) = self.judge("account", account, &times, false) {
+                found.push(entry);
+            }
+        }
+        found.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+        found
+    }
+
+    /// What `times` (oldest first) of one key do to its logins.
+    fn judge(
+        &self,
+        kind: &'static str,
+        key: String,
+        times: &[u64],
+        may_refuse: bool,
+    ) -> Option<Block> {
+        let n = times.len();
+        let refused = may_refuse && self.max_per_ip > 0 && n >= self.max_per_ip;
+        let threshold = if refused {
+            self.max_per_ip
+        } else if self.delay_after > 0 && n >= self.delay_after {
+            self.delay_after
+        } else {
+            return None;
+        };
+        Some(Block {
+            kind: kind.to_string(),
+            key,
+            failures: n,
+            refused,
+            until: times[n - threshold] + self.window,
+        })
+    }
+
+    /// Forgets the failures of an address (`192.0.2.7`, or with its
+    /// account on a local network) or of an account; how many keys went.
+    pub fn unblock(&mut self, what: &str) -> usize {
+        match what.parse::<IpAddr>() {
+            Ok(ip) => {
+                let key = ip_key(ip);
+                self.ips.forget(|client| client.ip == key)
+            }
+            Err(_) => {
+                let account = account_key(what);
+                self.ips
+                    .forget(|client| client.account.as_deref() == Some(account.as_str()))
+                    + self.accounts.forget(|key| *key == account)
+            }
+        }
     }
 
     /// Whether `ip` is one of `proxy_networks`.
@@ -79,9 +172,9 @@ impl Throttle {
     }
 
     fn verdict(&mut self, ip: IpAddr, account: &str, now: u64) -> Verdict {
-        let by_ip = match self.is_proxy(ip) {
-            true => 0,
-            false => self.ips.count(&ip_key(ip), now, self.window),
+        let by_ip = match self.client(ip, account) {
+            None => 0,
+            Some(client) => self.ips.count(&client, now, self.window),
         };
         let by_account = self.accounts.count(&account_key(account), now, self.window);
         let delayed = self.delay_after > 0 && by_ip.max(by_account) >= self.delay_after;
@@ -93,21 +186,17 @@ impl Throttle {
 
     fn failed(&mut self, ip: IpAddr, account: &str, now: u64) {
         let keep = self.delay_after.max(self.max_per_ip) + 1;
-        if !self.is_proxy(ip) {
-            self.ips.add(ip_key(ip), now, self.window, keep);
+        if let Some(client) = self.client(ip, account) {
+            self.ips.add(client, now, self.window, keep);
         }
         self.accounts
             .add(account_key(account), now, self.window, keep);
     }
 }
 
-/// `[auth] proxy_networks`, parsed.
-pub fn proxy_networks(settings: &AuthSettings) -> Result<Vec<Network>, String> {
-    settings
-        .proxy_networks
-        .iter()
-        .map(|network| network.parse())
-        .collect()
+/// `[auth] proxy_networks` or `local_networks`, parsed.
+pub fn networks(list: &[String]) -> Result<Vec<Network>, String> {
+    list.iter().map(|network| network.parse()).collect()
 }
 
 fn ip_key(ip: IpAddr) -> IpAddr {
@@ -166,6 +255,25 @@ impl<K: Hash + Eq + Clone> Failures<K> {
         while times.len() > keep {
             times.pop_front();
         }
+    }
+
+    /// Every key with failures inside the window, with their times.
+    fn current(&mut self, now: u64, window: u64) -> Vec<(K, Vec<u64>)> {
+        self.times.retain(|_, times| {
+            forget_old(times, now, window);
+            !times.is_empty()
+        });
+        self.times
+            .iter()
+            .map(|(key, times)| (key.clone(), times.iter().copied().collect()))
+            .collect()
+    }
+
+    /// Drops the keys `matches` picks; how many.
+    fn forget(&mut self, matches: impl Fn(&K) -> bool) -> usize {
+        let before = self.times.len();
+        self.times.retain(|key, _| !matches(key));
+        before - self.times.len()
     }
 
     fn take_back(&mut self, key: &K) {
@@ -292,6 +400,57 @@ mod tests {
         t.begin(outside, "a@x.test", 1000);
         assert_eq!(t.ips.times.len(), 1);
         assert!(t.is_proxy(proxy) && !t.is_proxy(outside));
+    }
+
+    #[test]
+    fn on_a_local_network_failures_count_per_address_and_account() {
+        let mut t = throttle();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            t.begin(loopback, "mallory@x.test", 1000);
+        }
+        // Mallory is refused from there; everyone else logs in at once.
+        assert!(t.verdict(loopback, "Mallory@x.test", 1000).refuse);
+        assert_eq!(
+            t.verdict(loopback, "alice@x.test", 1000),
+            Verdict {
+                refuse: false,
+                delay: 0
+            }
+        );
+        // What the admin sees, and lifts.
+        let blocked = t.blocked(1000);
+        assert_eq!(blocked.len(), 2, "{blocked:?}");
+        assert_eq!(
+            (
+                blocked[0].kind.as_str(),
+                blocked[0].key.as_str(),
+                blocked[0].refused
+            ),
+            ("account", "mallory@x.test", false)
+        );
+        assert_eq!(
+            (
+                blocked[1].kind.as_str(),
+                blocked[1].key.as_str(),
+                blocked[1].failures,
+                blocked[1].refused,
+                blocked[1].until
+            ),
+            ("ip+account", "127.0.0.1 mallory@x.test", 10, true, 1900)
+        );
+        assert_eq!(t.unblock("MALLORY@x.test"), 2);
+        assert!(!t.verdict(loopback, "mallory@x.test", 1000).refuse);
+        assert!(t.blocked(1000).is_empty());
+        // An outside address is blocked as a whole, and lifted by address.
+        let outside: IpAddr = "192.0.2.1".parse().unwrap();
+        for i in 0..10 {
+            t.begin(outside, &format!("u{i}@x.test"), 1000);
+        }
+        assert!(t.verdict(outside, "z@x.test", 1000).refuse);
+        assert_eq!(t.unblock("192.0.2.1"), 1);
+        assert!(!t.verdict(outside, "z@x.test", 1000).refuse);
+        assert_eq!(t.unblock("nobody@x.test"), 0);
     }
 
     #[test]

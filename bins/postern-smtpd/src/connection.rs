@@ -265,14 +265,21 @@ async fn login(
             Ok(login.user)
         }
         Ok(Answer::Fail { status }) => {
-            failed();
             if status.starts_with("4.") {
+                // The throttle refused it unchecked: not a failed password,
+                // so not in the words fail2ban counts.
+                warn!(
+                    "unknown[{peer}]: SASL {} login throttled: too many failed logins, sasl_username={}",
+                    mechanism.name(),
+                    postern_log::escape(&user)
+                );
                 Err(Reply::new(
                     454,
                     "4.7.0",
                     "Temporary authentication failure: too many failed logins, try later",
                 ))
             } else {
+                failed();
                 Err(Reply::new(
                     535,
                     "5.7.8",
@@ -342,7 +349,12 @@ async fn check(
             "4.3.5",
             format!("<{address}>: Recipient address lookup failed: {text}"),
         )),
-        Ok(other @ (Answer::Ok(_) | Answer::Fail { .. })) => {
+        Ok(
+            other @ (Answer::Ok(_)
+            | Answer::Fail { .. }
+            | Answer::Blocked(_)
+            | Answer::Unblocked(_)),
+        ) => {
             tracing::warn!(
                 "lookup of <{}>: answered {other:?}",
                 postern_log::escape(address)

@@ -12,7 +12,15 @@
 //! PASS pop3 192.0.2.7 YWxpY2U= c2VjcmV0            OK YWxpY2U= 5000 5000 L3Zhci9tYWls
 //! CRAM pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 5.7.8 bad credentials
 //! APOP pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 4.7.0 too many failures
+//! BLOCKED                                          BLOCK ip MTkyLjAuMi43 10 refused 1796000000
+//!                                                  BLOCK account YWxpY2U= 4 delayed 1796000000
+//!                                                  END 2
+//! UNBLOCK MTkyLjAuMi43                             UNBLOCKED 1
 //! ```
+//!
+//! `BLOCKED` is the one request answered by more than one line: a `BLOCK`
+//! line per key of the failure throttle that delays or refuses logins now,
+//! then `END` and their number. It and `UNBLOCK` are root's only.
 
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
@@ -79,6 +87,10 @@ impl std::fmt::Debug for Proof {
 pub enum Request {
     /// Whether mail for the address is taken here.
     Lookup { address: String },
+    /// What the failure throttle delays or refuses now.
+    Blocked,
+    /// Forget the failures of an address or an account.
+    Unblock { key: String },
     /// A login by `user` from `ip` for `service`.
     Login {
         service: Service,
@@ -105,6 +117,59 @@ pub enum Reply {
     /// The login is refused: answer with `status` (`5.7.8 ...` bad
     /// credentials, `4.7.0 ...` too many failures from this client).
     Fail { status: String },
+    /// The throttle's blocks, for `BLOCKED`.
+    Blocked(Vec<Block>),
+    /// How many throttle keys `UNBLOCK` removed.
+    Unblocked(usize),
+}
+
+/// A key of the failure throttle that delays or refuses logins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// `ip`, `ip+account` (an address of a local network, counted with
+    /// the account: `IP ACCOUNT`) or `account`.
+    pub kind: String,
+    pub key: String,
+    pub failures: usize,
+    /// Refused outright, or only delayed.
+    pub refused: bool,
+    /// When it stops, unless more failures come (seconds since the epoch).
+    pub until: u64,
+}
+
+impl Block {
+    fn encode(&self) -> String {
+        format!(
+            "BLOCK {} {} {} {} {}\n",
+            self.kind,
+            BASE64.encode(&self.key),
+            self.failures,
+            if self.refused { "refused" } else { "delayed" },
+            self.until
+        )
+    }
+
+    /// A `BLOCK` line, without its LF.
+    pub fn parse(line: &str) -> Option<Block> {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words[..] {
+            [
+                "BLOCK",
+                kind,
+                key,
+                failures,
+                state @ ("refused" | "delayed"),
+                until,
+            ] => Some(Block {
+                kind: kind.to_string(),
+                key: decode_text(key)?,
+                failures: failures.parse().ok()?,
+                refused: state == "refused",
+                until: until.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A good login: the account's name and, where it has one, its mailbox.
@@ -156,6 +221,8 @@ impl Request {
                 }
                 format!("LOOKUP {address}\n")
             }
+            Request::Blocked => "BLOCKED\n".to_string(),
+            Request::Unblock { key } => format!("UNBLOCK {}\n", BASE64.encode(key)),
             Request::Login {
                 service,
                 ip,
@@ -189,6 +256,10 @@ impl Request {
                 address: address.to_string(),
             }),
             ["LOOKUP", ..] => Err("LOOKUP takes one address".to_string()),
+            ["BLOCKED"] => Ok(Request::Blocked),
+            ["UNBLOCK", key] => Ok(Request::Unblock {
+                key: decode_text(key).filter(|k| clean(k)).ok_or("bad key")?,
+            }),
             [
                 verb @ ("PASS" | "CRAM" | "APOP"),
                 service,
@@ -261,6 +332,15 @@ impl Reply {
                 ),
             },
             Reply::Fail { status } => format!("FAIL {}", one_line(status)),
+            Reply::Unblocked(n) => format!("UNBLOCKED {n}"),
+            Reply::Blocked(blocks) => {
+                let lines: String = blocks
+                    .iter()
+                    .map(Block::encode)
+                    .filter(|line| line.len() <= MAX_LINE)
+                    .collect();
+                return format!("{lines}END {}\n", blocks.len());
+            }
         };
         line.truncate(MAX_LINE - 1);
         while !line.is_char_boundary(line.len()) {
@@ -284,6 +364,7 @@ impl Reply {
             "FAIL" if !rest.is_empty() => Ok(Reply::Fail {
                 status: rest.to_string(),
             }),
+            "UNBLOCKED" => rest.parse().map(Reply::Unblocked).map_err(|_| bad()),
             _ => Err(bad()),
         }
     }
@@ -357,9 +438,46 @@ mod tests {
             assert_eq!(Reply::parse(reply.encode().trim_end()), Ok(reply));
         }
         assert_eq!(Reply::Unknown("a\nb".into()).encode(), "UNKNOWN ab\n");
+        assert_eq!(
+            Reply::parse(Reply::Unblocked(2).encode().trim_end()),
+            Ok(Reply::Unblocked(2))
+        );
+        for request in [
+            Request::Blocked,
+            Request::Unblock {
+                key: "alice@example.test".into(),
+            },
+        ] {
+            assert_eq!(
+                Request::parse(request.encode().unwrap().trim_end()),
+                Ok(request)
+            );
+        }
+        assert!(
+            Request::parse("UNBLOCK YSBi").is_err(),
+            "a space in the key"
+        );
         assert!(Reply::parse("MAYBE").is_err());
         assert!(Reply::parse("FAIL").is_err());
         assert!(Reply::Error("x".repeat(5000)).encode().len() <= MAX_LINE);
+    }
+
+    #[test]
+    fn the_blocked_listing_is_block_lines_then_end() {
+        let block = Block {
+            kind: "ip+account".into(),
+            key: "127.0.0.1 alice@example.test".into(),
+            failures: 10,
+            refused: true,
+            until: 1796000000,
+        };
+        let text = Reply::Blocked(vec![block.clone()]).encode();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(Block::parse(lines[0]), Some(block));
+        assert_eq!(lines[1], "END 1");
+        assert_eq!(Reply::Blocked(Vec::new()).encode(), "END 0\n");
+        assert_eq!(Block::parse("BLOCK ip !! 1 refused 2"), None);
     }
 
     #[test]

@@ -109,6 +109,11 @@ pub struct AuthSettings {
     /// proxy must throttle its clients itself, as Postern's POP3 proxy
     /// does.
     pub proxy_networks: Vec<String>,
+    /// Networks whose one address many users share (loopback: mutt and
+    /// fetchmail on the host, a local webmail): failures from there are
+    /// counted per address and account together, so one user's wrong
+    /// password delays and refuses that user from there, not everyone.
+    pub local_networks: Vec<String>,
     /// System users below this uid (root, daemons) may not log in.
     pub min_system_uid: u32,
     /// Who may ask for login checks (user names or uids), besides root and
@@ -128,6 +133,7 @@ impl Default for AuthSettings {
             failure_delay: 2,
             max_failures_per_ip: 10,
             proxy_networks: Vec::new(),
+            local_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
             min_system_uid: 1000,
             login_clients: vec!["postern-smtpd".into(), "postern-login".into()],
         }

@@ -1,0 +1,135 @@
+//! The failure throttle on a shell host: one local user's wrong password
+//! locks out that user from loopback, not every local user; a refusal by
+//! the throttle is logged as such, not as another failed password; and
+//! `postern-admin auth blocked` / `auth unblock` show and lift it.
+
+use std::process::Command;
+
+use crate::smtpd::Smtpd;
+use crate::util::program;
+
+const OTHER_USER: &str = "other@example.test";
+const OTHER_PASSWORD: &str = "other user's password";
+
+/// SMTP AUTH PLAIN from `ip` on submission with smtplib; the reply code.
+fn auth(s: &Smtpd, ip: &str, user: &str, password: &str) -> u16 {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import base64, smtplib, ssl, sys
+port, ip, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+smtp = smtplib.SMTP("127.0.0.1", port, source_address=(ip, 0))
+smtp.starttls(context=context)
+smtp.ehlo("client.example")
+code, text = smtp.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode())
+print(code)
+"#,
+            &s.port("submission"),
+            ip,
+            user,
+            password,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+fn admin(s: &Smtpd, args: &[&str]) -> (i32, String) {
+    let out = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn one_local_users_wrong_password_locks_out_only_that_user() {
+    let s = Smtpd::start(&[
+        "auth.failure_delay_after = 2",
+        "auth.failure_delay = \"1s\"",
+        "auth.max_failures_per_ip = 3",
+    ]);
+    use std::io::Write;
+    let mut accounts = std::fs::OpenOptions::new()
+        .append(true)
+        .open(s.etc().join("accounts"))
+        .unwrap();
+    writeln!(accounts, "{OTHER_USER}:{{PLAIN}}{OTHER_PASSWORD}::::::").unwrap();
+    drop(accounts);
+    let demo = "demo@example.test";
+    let password = s.password();
+    assert_eq!(admin(&s, &["auth", "blocked"]).1, "nothing is blocked\n");
+
+    // demo mistypes three times from loopback, as mutt on the host would.
+    for _ in 0..3 {
+        assert_eq!(auth(&s, "127.0.0.1", demo, "wrong"), 535);
+    }
+    // Another local user is not shut out, nor slowed.
+    let started = std::time::Instant::now();
+    assert_eq!(auth(&s, "127.0.0.1", OTHER_USER, OTHER_PASSWORD), 235);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // demo is, from there, even with the right password.
+    assert_eq!(auth(&s, "127.0.0.1", demo, &password), 454);
+
+    // Three failed passwords logged for fail2ban; the refusal logged as
+    // the throttle's, in words fail2ban does not count.
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert_eq!(
+        log.matches("SASL PLAIN authentication failed").count(),
+        3,
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "warning: unknown[127.0.0.1]: SASL PLAIN login throttled: too many failed logins, sasl_username={demo}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("smtp login throttled: user=<demo@example.test>, ip=127.0.0.1"));
+
+    // The admin sees why and lifts it.
+    let (code, blocked) = admin(&s, &["auth", "blocked"]);
+    assert_eq!(code, 0, "{blocked}");
+    let line = |kind: &str, key: &str| {
+        blocked
+            .lines()
+            .find(|l| l.starts_with(kind) && l.contains(key))
+            .unwrap_or_else(|| panic!("no {kind} {key} in {blocked}"))
+            .to_string()
+    };
+    let pair = line("ip+account", &format!("127.0.0.1 {demo}"));
+    assert!(pair.contains("  3 failures  refused until "), "{pair}");
+    assert!(line("account", demo).contains("delayed"), "{blocked}");
+    assert!(!blocked.contains(OTHER_USER), "{blocked}");
+    let (code, said) = admin(&s, &["auth", "unblock", demo]);
+    assert_eq!(
+        (code, said.as_str()),
+        (
+            0,
+            "demo@example.test: unblocked (2 throttle entries forgotten)\n"
+        )
+    );
+    assert_eq!(auth(&s, "127.0.0.1", demo, &password), 235);
+    assert_eq!(admin(&s, &["auth", "blocked"]).1, "nothing is blocked\n");
+    assert_eq!(
+        admin(&s, &["auth", "unblock", "192.0.2.1"]).1,
+        "192.0.2.1: nothing was blocked\n"
+    );
+    s.stop();
+}
