@@ -33,6 +33,15 @@ INJECT_LINKS = sendmail mailq
 SAMPLE_CONFIG = postern.toml domains aliases accounts masquerade
 UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket etc/systemd/*.timer))
 RELAY_DIR = $(LOCALSTATEDIR)/lib/postern/relay
+# The sample postern.toml's queue_dir and mail_root.
+QUEUE_DIR = $(LOCALSTATEDIR)/spool/postern
+MAIL_ROOT = $(LOCALSTATEDIR)/mail/postern
+# Where cron, mutt, PHP's mail() and every other program look for
+# sendmail and mailq, as Debian's MTAs provide them; made only where no
+# other MTA's program is there (SENDMAIL_LINKS= to make none).
+SENDMAIL_LINKS = /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq
+# INSTALL_USERS=no: make install leaves the system users to the caller.
+INSTALL_USERS ?= yes
 MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.
 SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-proxy postern-remote postern-relay postern-mail
@@ -77,7 +86,12 @@ fuzz:
 		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
+# As root on the host itself (no DESTDIR), the system users come first,
+# so that the setgid bit and every owner below can be set; a package
+# (DESTDIR) makes them in its own scripts.
 install: $(if $(NOBUILD),,$(if $(filter debug,$(PROFILE)),build,release))
+	if [ -z "$(DESTDIR)" ] && [ "$(INSTALL_USERS)" = yes ] && [ "$$(id -u)" = 0 ]; then \
+		$(MAKE) --no-print-directory install-users; fi
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR) \
 		$(DESTDIR)$(SYSCONFDIR)/postern $(DESTDIR)$(UNITDIR)
 	for p in $(PROGRAMS); do install -m 0755 target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; done
@@ -88,6 +102,26 @@ install: $(if $(NOBUILD),,$(if $(filter debug,$(PROFILE)),build,release))
 		else echo "warning: no group postern (make install-users): $$p installed without its setgid bit"; fi; \
 	done
 	for l in $(INJECT_LINKS); do ln -sf postern-inject $(DESTDIR)$(SBINDIR)/$$l; done
+	# sendmail where programs look for it, unless another MTA's is there.
+	for l in $(SENDMAIL_LINKS); do \
+		target=$(SBINDIR)/postern-inject; [ $${l##*/} = mailq ] && target=$(SBINDIR)/mailq; \
+		if [ -e $(DESTDIR)$$l ] || [ -L $(DESTDIR)$$l ]; then \
+			case "$$(readlink $(DESTDIR)$$l)" in $(SBINDIR)/*) ln -sfn $$target $(DESTDIR)$$l ;; \
+			*) echo "note: $$l belongs to another MTA; left alone (Postern's is $(SBINDIR)/sendmail)" ;; esac; \
+		else install -d $(DESTDIR)$${l%/*} && ln -s $$target $(DESTDIR)$$l; fi; \
+	done
+	# The queue (the queue manager's, its subdirectories the injectors'
+	# group's) and the mail root (the mail owner's), as docs/QUEUE.md and
+	# docs/DESIGN.md fix them; left to root where the users do not exist.
+	install -d $(DESTDIR)$(QUEUE_DIR) $(DESTDIR)$(MAIL_ROOT)
+	if getent passwd postern >/dev/null && getent passwd postern-mail >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		chown postern:postern $(DESTDIR)$(QUEUE_DIR) && chmod 0750 $(DESTDIR)$(QUEUE_DIR) && \
+		install -d -o postern -g postern -m 2770 $(DESTDIR)$(QUEUE_DIR)/tmp $(DESTDIR)$(QUEUE_DIR)/queue && \
+		install -d -o postern -g postern -m 2750 $(DESTDIR)$(QUEUE_DIR)/state && \
+		{ [ -p $(DESTDIR)$(QUEUE_DIR)/trigger ] || mkfifo -m 0620 $(DESTDIR)$(QUEUE_DIR)/trigger; } && \
+		chown postern:postern $(DESTDIR)$(QUEUE_DIR)/trigger && chmod 0620 $(DESTDIR)$(QUEUE_DIR)/trigger && \
+		chown postern-mail:postern-mail $(DESTDIR)$(MAIL_ROOT) && chmod 0750 $(DESTDIR)$(MAIL_ROOT); \
+	else echo "warning: no users postern and postern-mail (make install-users): $(QUEUE_DIR) and $(MAIL_ROOT) left to root"; fi
 	# The relayers file: its directory is the postern-relay group's to
 	# write (postern-auth keeps that group); the tool is for root and the
 	# group's members only, since an added IP may relay.
@@ -129,6 +163,13 @@ install-users:
 # were changed since, stay.
 uninstall:
 	for p in $(PROGRAMS) $(SETGID_PROGRAMS) $(INJECT_LINKS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
+	for l in $(SENDMAIL_LINKS); do \
+		case "$$(readlink $(DESTDIR)$$l)" in $(SBINDIR)/*) rm -f $(DESTDIR)$$l ;; esac; \
+	done
+	# The queue and the mail root are data: they go only if empty.
+	q=$(DESTDIR)$(QUEUE_DIR); if [ -d $$q ] && [ -z "$$(find $$q/tmp $$q/queue $$q/state -mindepth 1 -print -quit 2>/dev/null)" ]; then \
+		rm -rf -- $$q/tmp $$q/queue $$q/state $$q/trigger && rmdir $$q; fi
+	rmdir $(DESTDIR)$(MAIL_ROOT) 2>/dev/null; true
 	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(DATADIR)/inetd.conf $(DESTDIR)$(DATADIR)/cron.d-postern-relay \

@@ -217,16 +217,30 @@ fn files(maildir: &Path) -> Vec<PathBuf> {
 }
 
 /// A running sandbox with a mailbox `sender@` and a mailbox `full@` whose
-/// 1 KiB quota no message of `big()` fits.
+/// 6 KiB quota already holds one message of 5 KiB: a message of `big()`
+/// would fit the empty mailbox, but not this one until room is made.
 fn over_quota(settings: &str) -> Sandbox {
-    Sandbox::new(
+    let s = Sandbox::new(
         settings,
         &[
             ("sender@example.test", None),
-            ("full@example.test", Some("1K")),
+            ("full@example.test", Some("6K")),
         ],
-    )
-    .start()
+    );
+    let filler = [b"Subject: filler\n\n".as_slice(), &vec![b'f'; 5000], b"\n"].concat();
+    let mut local = Command::new(program("postern-local"));
+    local
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "x@example.org", "full@example.test"]);
+    let out = crate::util::run_with_input(&mut local, &filler);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(messages(&s.maildir("full@example.test")).len(), 1);
+    s.start()
 }
 
 /// The original message, grown past 4 KiB.
@@ -356,7 +370,7 @@ fn over_quota_until_the_queue_lifetime_ends_in_a_failure_report() {
         text.contains("gave up: still failing after 5 days in the queue"),
         "{text}"
     );
-    assert!(messages(&s.maildir("full@example.test")).is_empty());
+    assert_eq!(messages(&s.maildir("full@example.test")).len(), 1);
     s.stop();
 }
 
@@ -382,7 +396,7 @@ fn a_delay_is_reported_once_and_then_the_message_is_delivered() {
     s.admin(&["mailbox", "quota", "full@example.test", "1M"]);
     let (code, text) = s.control(&["--flush"]);
     assert_eq!(code, 0, "{text}");
-    wait_for(&s.maildir("full@example.test"), 1);
+    wait_for(&s.maildir("full@example.test"), 2);
     s.wait_until_empty();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(messages(&inbox).len(), 1);
@@ -505,10 +519,10 @@ fn hold_release_delete_and_stats() {
     s.admin(&["mailbox", "quota", "full@example.test", "1M"]);
     assert_eq!(s.control(&["--flush"]).0, 0);
     std::thread::sleep(Duration::from_millis(1500));
-    assert!(messages(&s.maildir("full@example.test")).is_empty());
+    assert_eq!(messages(&s.maildir("full@example.test")).len(), 1);
     let (code, text) = s.control(&["--release", held]);
     assert_eq!(code, 0, "{text}");
-    wait_for(&s.maildir("full@example.test"), 1);
+    wait_for(&s.maildir("full@example.test"), 2);
     s.wait_until_empty();
     assert!(messages(&s.maildir("sender@example.test")).is_empty());
     s.stop();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use postern_auth_protocol::{MAX_LINE, Reply, Request};
 use postern_config::{Config, Settings};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::login::{Attempt, login};
 use crate::lookup::lookup;
@@ -221,7 +221,8 @@ fn serve(stream: UnixStream, dir: &Path) {
 }
 
 /// The configuration, loaded again only when one of its files changed (its
-/// modification time, size or inode): an edit counts at the next request,
+/// modification time, size or inode; a change that does not load keeps the
+/// last good one): an edit counts at the next request,
 /// and the many lookups of a busy listener do not each parse every map.
 /// Shared by every connection; the lock is held only to compare and swap.
 static CACHE: Mutex<Option<(Stamps, Arc<Config>)>> = Mutex::new(None);
@@ -244,7 +245,17 @@ fn config(dir: &Path) -> Result<Arc<Config>, postern_config::ConfigError> {
     {
         return Ok(Arc::clone(config));
     }
-    let config = Arc::new(Config::load(dir)?);
+    let config = match (Config::load(dir), cache.take()) {
+        (Ok(config), _) => Arc::new(config),
+        // A change that does not load (a typo being edited) must not take
+        // every lookup and login down: the last good configuration
+        // answers until the files change again.
+        (Err(e), Some((_, last_good))) => {
+            error!("{e}; answering with the last configuration that loaded until it is fixed");
+            last_good
+        }
+        (Err(e), None) => return Err(e),
+    };
     *cache = Some((stamps, Arc::clone(&config)));
     Ok(config)
 }

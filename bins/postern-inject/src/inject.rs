@@ -48,6 +48,19 @@ pub struct Submission<'a> {
     pub data: &'a [u8],
 }
 
+/// Whether a bad line of postern.toml is one whose default would send the
+/// message somewhere else: the queue's place or the host's name.
+fn decides_the_queue(dir: &Path, error: &postern_config::LineError) -> bool {
+    let text = std::fs::read_to_string(dir.join("postern.toml")).unwrap_or_default();
+    let line = error
+        .line
+        .checked_sub(1)
+        .and_then(|i| text.lines().nth(i))
+        .unwrap_or("");
+    let key = line.split('=').next().unwrap_or("").trim();
+    error.line == 0 || key == "queue_dir" || key == "hostname"
+}
+
 /// The invoking user and the queue, for one or (under `-bs`) many messages.
 pub struct Submitter {
     pub settings: Settings,
@@ -61,7 +74,17 @@ pub struct Submitter {
 
 impl Submitter {
     pub fn new(dir: &Path) -> Result<Submitter, Refusal> {
-        let settings = Settings::load(dir).map_err(|e| refuse(EX_CONFIG, e.to_string()))?;
+        // Mail from cron and scripts must not be lost to a typo in a key
+        // that queueing does not need: a bad line is left out, with a
+        // word to the caller, and only a file that cannot be read stops.
+        let (settings, errors) =
+            Settings::load_salvaged(dir).map_err(|e| refuse(EX_CONFIG, e.to_string()))?;
+        if let Some(error) = errors.iter().find(|e| decides_the_queue(dir, e)) {
+            return Err(refuse(EX_CONFIG, error.to_string()));
+        }
+        for error in errors {
+            eprintln!("sendmail: {error} (left out; queued with the rest)");
+        }
         // SAFETY: getuid has no preconditions.
         let uid = unsafe { libc::getuid() };
         let user = postern_privilege::lookup_uid(uid);

@@ -9,8 +9,8 @@ use postern_queue_format::QueueDir;
 use crate::{EX_CONFIG, EX_TEMPFAIL, fail};
 
 pub fn run(dir: &Path) -> i32 {
-    let settings = match Settings::load(dir) {
-        Ok(settings) => settings,
+    let settings = match Settings::load_salvaged(dir) {
+        Ok((settings, _)) => settings,
         Err(e) => fail(EX_CONFIG, &e.to_string()),
     };
     let queue = QueueDir::at(&settings.queue_dir);

@@ -94,8 +94,8 @@ fn config_dir(invocation: &args::Invocation) -> PathBuf {
     if !set_id || uid == 0 || dir == default {
         return dir;
     }
-    let allowed = postern_config::Settings::load(default)
-        .map(|s| s.alternate_config_directories.iter().any(|d| d == &dir))
+    let allowed = postern_config::Settings::load_salvaged(default)
+        .map(|(s, _)| s.alternate_config_directories.iter().any(|d| d == &dir))
         .unwrap_or(false);
     if !allowed {
         fail(

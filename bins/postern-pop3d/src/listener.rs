@@ -11,35 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use postern_config::{Network, Settings};
-use postern_listen::{PortKind, Sockets};
+use postern_listen::Sockets;
 use tracing::{info, warn};
 
 use crate::session;
 
 /// What a POP3 port is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Pop3,
-    /// Implicit TLS (RFC 8314, port 995).
-    Pop3s,
-}
-
-impl PortKind for Kind {
-    const DEFAULT: Kind = Kind::Pop3;
-    const WORDS: &'static str = "pop3 or pop3s";
-
-    fn named(word: &str) -> Option<Kind> {
-        match word {
-            "pop3" => Some(Kind::Pop3),
-            "pop3s" => Some(Kind::Pop3s),
-            _ => None,
-        }
-    }
-
-    fn of_port(port: u16) -> Kind {
-        if port == 995 { Kind::Pop3s } else { Kind::Pop3 }
-    }
-}
+pub use postern_listen::Pop3Port as Kind;
 
 /// What every session gets from the listener.
 pub struct Context {

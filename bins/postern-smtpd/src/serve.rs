@@ -69,6 +69,11 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
             return 78;
         }
     };
+    if matches!(sockets, Sockets::Listening(_))
+        && let Some(warning) = settings.submission_without_tls()
+    {
+        warn!("{warning}");
+    }
     if let Err(code) = drop_privileges(&settings) {
         return code;
     }

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod address;
+mod advice;
 mod aliases;
 mod domains;
 pub mod edit;
@@ -27,8 +28,10 @@ pub mod relay;
 pub mod relayers;
 mod resolve;
 mod settings;
+mod settings_load;
 mod size;
 mod smtpd;
+mod valid;
 
 pub use accounts::{Account, AccountLine, Accounts, FolderRights, Pop3Scope, Quota};
 pub use address::{Address, AddressError};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::MailOwner;
 use crate::settings::duration;
+use crate::{MailOwner, valid};
 
 /// `[pop3d]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -13,12 +13,14 @@ use crate::settings::duration;
 pub struct Pop3dSettings {
     /// `ADDRESS:PORT`, each optionally followed by `pop3` (the default)
     /// or `pop3s` (implicit TLS, RFC 8314; needs `[tls]`).
+    #[serde(deserialize_with = "valid::pop3d_listen")]
     pub listen: Vec<String>,
     /// Who a session is until its login: no mailbox, only the right to
     /// become the mailbox's owner.
     pub login_user: MailOwner,
     /// Clients here may log in with a cleartext password without TLS
     /// (USER/PASS, AUTH PLAIN and LOGIN); others must use STLS or POP3S.
+    #[serde(deserialize_with = "valid::networks")]
     pub cleartext_networks: Vec<String>,
     /// A session quiet this long is closed (RFC 1939 §3 asks for at
     /// least 10 minutes).
@@ -35,13 +37,17 @@ pub struct Pop3dSettings {
     pub cram_md5: bool,
     /// Sessions at once (1–999), and from one IP; more are refused with
     /// `-ERR [SYS/TEMP]`.
+    #[serde(deserialize_with = "valid::connections")]
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     /// Who may connect: `any`, `allow` (the networks of `allow`), or
     /// `allow+lan` (those and `lan_networks`). Others are refused at
     /// connect.
+    #[serde(deserialize_with = "valid::access")]
     pub access: String,
+    #[serde(deserialize_with = "valid::networks")]
     pub allow: Vec<String>,
+    #[serde(deserialize_with = "valid::networks")]
     pub lan_networks: Vec<String>,
     /// Every folder through POP3 for every account, not only INBOX (an
     /// account may ask for it alone with `postern_pop3_folders=all`).
@@ -62,6 +68,7 @@ pub struct Pop3dSettings {
     /// 995, with its certificate checked against `proxy_ca_file`; a
     /// server without it is refused) or `none` (plain TCP, for a network
     /// you trust).
+    #[serde(deserialize_with = "valid::proxy_tls")]
     pub proxy_tls: String,
     pub proxy_ca_file: std::path::PathBuf,
     /// `[pop3d.instances.NAME]`: more servers, each with its own listen

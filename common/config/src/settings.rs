@@ -4,7 +4,6 @@ use crate::pop3d::Pop3dSettings;
 use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::ConfigError;
 use crate::size::parse_size;
 
 pub const SETTINGS_FILE: &str = "postern.toml";
@@ -15,7 +14,9 @@ pub const SETTINGS_FILE: &str = "postern.toml";
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub hostname: String,
+    #[serde(deserialize_with = "crate::valid::absolute")]
     pub mail_root: PathBuf,
+    #[serde(deserialize_with = "crate::valid::absolute")]
     pub queue_dir: PathBuf,
     pub mail_owner: MailOwner,
     pub queue_user: MailOwner,
@@ -107,61 +108,7 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
-    /// Reads `DIR/postern.toml`. A missing or unreadable file is an error:
-    /// running on defaults by accident would put mail in the wrong place.
-    pub fn load(dir: &Path) -> Result<Settings, ConfigError> {
-        let path = dir.join(SETTINGS_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::read(&path, e))?;
-        Settings::parse(&path, &text)
-    }
-
-    pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
-        let mut settings: Settings = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            message: toml_message(text, &e),
-        })?;
-        if settings.hostname.is_empty() {
-            settings.hostname = system_hostname();
-        }
-        settings.hostname = settings.hostname.to_lowercase();
-        for name in settings.pop3d.instances.keys() {
-            if let Err(message) = settings.pop3d.instance(name) {
-                return Err(ConfigError::Syntax {
-                    path: path.to_path_buf(),
-                    message,
-                });
-            }
-        }
-        for (key, dir) in [
-            ("mail_root", &settings.mail_root),
-            ("queue_dir", &settings.queue_dir),
-        ] {
-            if !dir.is_absolute() {
-                return Err(ConfigError::Syntax {
-                    path: path.to_path_buf(),
-                    message: format!("{key} {dir:?} is not an absolute path"),
-                });
-            }
-        }
-        Ok(settings)
-    }
-}
-
-/// `line N: message`, from toml's byte span, in the `file:line:` style of
-/// the maps.
-fn toml_message(text: &str, error: &toml::de::Error) -> String {
-    let message = error.message().trim_end();
-    match error.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}: {message}")
-        }
-        None => message.to_string(),
-    }
-}
-
-fn system_hostname() -> String {
+pub(crate) fn system_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_string())
         .ok()
@@ -313,20 +260,94 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            err.starts_with("/etc/postern/postern.toml: line 2: unknown field `mail_rot`"),
-            "{err}"
+        assert_eq!(
+            err,
+            "/etc/postern/postern.toml:2: unknown key `mail_rot` (did you mean `mail_root`?)"
         );
-        let err = Settings::parse(Path::new("p.toml"), "max_message_size = \"big\"\n")
+        let err = |text: &str| {
+            Settings::parse(Path::new("p.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("max_message_size = \"big\"\n"),
+            "p.toml:1: \"big\" is not a size (like 512k, 10M, 2G)"
+        );
+        assert_eq!(
+            err("mail_root = \"rel\"\n"),
+            "p.toml:1: rel is not an absolute path"
+        );
+    }
+
+    /// What once passed `check` and then stopped a daemon: each is refused
+    /// where it is written, in words a person reads.
+    #[test]
+    fn values_the_programs_cannot_use_are_refused_at_their_line() {
+        let err = |text: &str| {
+            Settings::parse(Path::new("p.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err("[smtpd]\nlisten = [\"0.0.0.0:25\",\n  \"0.0.0.0:587 submision\"]\n"),
+            "p.toml:2: \"0.0.0.0:587 submision\": kind \"submision\": expected mx, submission or smtps"
+        );
+        assert_eq!(
+            err("[smtpd]\ntrusted_networks = [\"127.0.0.1/33\"]\n"),
+            "p.toml:2: \"127.0.0.1/33\": prefix length must be 0 to 32"
+        );
+        assert_eq!(
+            err("smtpd.auth_mechanisms = [\"PLAIN\", \"DIGEST-MD5\"]\n"),
+            "p.toml:1: mechanism \"DIGEST-MD5\" is not one of PLAIN, LOGIN or CRAM-MD5"
+        );
+        assert_eq!(
+            err("[pop3d]\naccess = \"some\"\n"),
+            "p.toml:2: \"some\" is not one of any, allow or allow+lan"
+        );
+        assert_eq!(
+            err("[pop3d]\nproxy_tls = \"yes\"\n"),
+            "p.toml:2: \"yes\" is not one of required or none"
+        );
+        assert_eq!(
+            err("[pop3d]\nmax_connections = 0\n"),
+            "p.toml:2: 0 is not from 1 to 999"
+        );
+        assert_eq!(
+            err("[auth]\nlocal_networks = [\"localhost\"]\n"),
+            "p.toml:2: \"localhost\": not an IP address"
+        );
+        assert_eq!(
+            err("[smtpd]\nrelay_refusal = \"a\\nb\"\n"),
+            "p.toml:2: must be one line without control characters"
+        );
+        assert_eq!(
+            err("\n[smtpd]\nlisten = [\"0.0.0.0:465 smtps\"]\n"),
+            "p.toml:3: \"0.0.0.0:465 smtps\" is an implicit-TLS listener, which needs [tls] certificate and key"
+        );
+        assert_eq!(
+            err("[pop3d.instances.x]\napop = true\n"),
+            "p.toml:1: [pop3d.instances.x] needs its own listen addresses"
+        );
+    }
+
+    #[test]
+    fn a_salvaged_file_keeps_every_good_line_and_names_every_bad_one() {
+        let text = "hostname = \"mx.example\"\nqueue_dir = \"/srv/queue\"\nmail_rot = \"/x\"\n\
+                    [smtpd]\nlisten = [\"0.0.0.0:25 mxx\"]\nmax_recipients = 5\n[pop3d]\naccess = \"some\"\n";
+        let (settings, errors) = Settings::salvage(Path::new("p.toml"), text);
+        assert_eq!(settings.queue_dir, Path::new("/srv/queue"));
+        assert_eq!(settings.hostname, "mx.example");
+        assert_eq!(settings.smtpd.max_recipients, 5);
+        assert_eq!(settings.smtpd.listen, SmtpdSettings::default().listen);
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 5, 8]);
+        let err = Settings::parse(Path::new("p.toml"), text)
             .unwrap_err()
             .to_string();
-        assert!(
-            err.contains("line 1") && err.contains("\"big\" is not a size"),
-            "{err}"
-        );
-        let err = Settings::parse(Path::new("p.toml"), "mail_root = \"rel\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not an absolute path"), "{err}");
+        assert!(err.ends_with("(and 2 more errors)"), "{err}");
+        // Not even TOML: the defaults, and the error.
+        let (settings, errors) = Settings::salvage(Path::new("p.toml"), "[[[\n");
+        assert_eq!(settings.queue_dir, Path::new("/var/spool/postern"));
+        assert_eq!(errors.len(), 1);
     }
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::MailOwner;
 use crate::settings::{duration, size};
+use crate::{MailOwner, valid};
 
 /// `[smtpd]`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -14,11 +14,13 @@ use crate::settings::{duration, size};
 pub struct SmtpdSettings {
     /// `ADDRESS:PORT`, each optionally followed by a space and its kind:
     /// `mx` (the default) or `submission` (RFC 6409).
+    #[serde(deserialize_with = "valid::smtpd_listen")]
     pub listen: Vec<String>,
     /// Who the listener becomes after binding; it writes the queue as the
     /// group that owns the queue's directories.
     pub user: MailOwner,
     /// Clients here may relay (CIDR).
+    #[serde(deserialize_with = "valid::networks")]
     pub trusted_networks: Vec<String>,
     /// POP-before-SMTP: `IP TIMESTAMP` lines written by postern-auth.
     pub relayers_file: PathBuf,
@@ -26,10 +28,12 @@ pub struct SmtpdSettings {
     #[serde(deserialize_with = "duration")]
     pub relay_window: u64,
     /// The text of `550 5.7.1` for a refused relay.
+    #[serde(deserialize_with = "valid::one_line")]
     pub relay_refusal: String,
     /// SMTP AUTH (RFC 4954) mechanisms offered: PLAIN, LOGIN, CRAM-MD5
     /// (only for accounts whose stored scheme allows it, docs/AUTH.md);
     /// none turns AUTH off.
+    #[serde(deserialize_with = "valid::mechanisms")]
     pub auth_mechanisms: Vec<String>,
     /// PLAIN and LOGIN without TLS too (they send the password itself).
     pub plaintext_auth: bool,
@@ -108,11 +112,13 @@ pub struct AuthSettings {
     /// no POP-before-SMTP entry, since the address is not the user's. The
     /// proxy must throttle its clients itself, as Postern's POP3 proxy
     /// does.
+    #[serde(deserialize_with = "valid::networks")]
     pub proxy_networks: Vec<String>,
     /// Networks whose one address many users share (loopback: mutt and
     /// fetchmail on the host, a local webmail): failures from there are
     /// counted per address and account together, so one user's wrong
     /// password delays and refuses that user from there, not everyone.
+    #[serde(deserialize_with = "valid::networks")]
     pub local_networks: Vec<String>,
     /// System users below this uid (root, daemons) may not log in.
     pub min_system_uid: u32,

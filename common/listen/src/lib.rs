@@ -5,6 +5,10 @@
 //! `LISTEN_FDS` socket. Shared by postern-smtpd and postern-pop3d, each
 //! with its own kinds of port.
 
+mod kinds;
+
+pub use kinds::{Pop3Port, SmtpPort};
+
 use std::fmt::Debug;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

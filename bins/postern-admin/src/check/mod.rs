@@ -4,34 +4,47 @@
 //! will not do what they seem to.
 
 mod directories;
+mod settings;
 
 use std::path::Path;
 
-use postern_config::{Address, Config, Destination, DomainKind, ResolveError};
+use postern_config::{Address, Config, Destination, DomainKind, Maps, ResolveError, Settings};
 
 pub fn run(dir: &Path) -> i32 {
-    let config = match Config::load(dir) {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}");
-            return crate::EXIT_CONFIG;
-        }
-    };
-    let masquerade_errors = match postern_config::Masquerade::load(dir) {
-        Ok((_, errors)) => errors,
+    // Every error of postern.toml, and the rest checked as if its bad
+    // lines were not there.
+    let loaded = Settings::load_salvaged(dir).and_then(|(settings, errors)| {
+        let maps = Maps::load(dir)?;
+        let (_, masquerade) = postern_config::Masquerade::load(dir)?;
+        let config = Config {
+            dir: dir.to_path_buf(),
+            settings,
+            maps,
+        };
+        Ok((config, errors, masquerade))
+    });
+    let (config, settings_errors, masquerade_errors) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return crate::EXIT_CONFIG;
         }
     };
     let directory_errors = directories::errors(&config.settings);
-    for error in config.maps.errors.iter().chain(&masquerade_errors) {
+    let errors: Vec<String> = settings_errors
+        .iter()
+        .chain(&config.maps.errors)
+        .chain(&masquerade_errors)
+        .map(ToString::to_string)
+        .chain(directory_errors)
+        .collect();
+    for error in &errors {
         println!("{error}");
     }
-    for error in &directory_errors {
-        println!("{error}");
-    }
-    let warnings = warnings(&config);
+    let warnings: Vec<String> = settings::warnings(&config.settings)
+        .into_iter()
+        .chain(warnings(&config))
+        .collect();
     for warning in &warnings {
         println!("warning: {warning}");
     }
@@ -39,17 +52,13 @@ pub fn run(dir: &Path) -> i32 {
     println!(
         "{}: {} errors, {} warnings; {} domains, {} mailboxes, {} aliases",
         dir.display(),
-        maps.errors.len() + masquerade_errors.len() + directory_errors.len(),
+        errors.len(),
         warnings.len(),
         maps.domains.iter().count(),
         maps.accounts.len(),
         maps.aliases.iter().count()
     );
-    if maps.errors.is_empty() && masquerade_errors.is_empty() && directory_errors.is_empty() {
-        0
-    } else {
-        1
-    }
+    if errors.is_empty() { 0 } else { 1 }
 }
 
 fn warnings(config: &Config) -> Vec<String> {

@@ -1,0 +1,221 @@
+//! Reading postern.toml: strictly, as every daemon and delivery does (any
+//! error refuses the file, so a typo never silently changes where mail
+//! goes), or salvaged, as `postern-admin check` lists every error and
+//! `sendmail` keeps queueing mail through a typo (it needs only the queue
+//! and the host name). Each error names its line: toml gives a value's
+//! error its span, and the checks made after the parse find their key's
+//! line themselves.
+
+use std::path::Path;
+
+use crate::settings::SETTINGS_FILE;
+use crate::settings::system_hostname;
+use crate::{ConfigError, LineError, Settings};
+
+/// Salvaging gives up after this many bad lines.
+const MAX_BAD_LINES: usize = 100;
+
+impl Settings {
+    /// Reads `DIR/postern.toml`. A missing or unreadable file is an error:
+    /// running on defaults by accident would put mail in the wrong place.
+    pub fn load(dir: &Path) -> Result<Settings, ConfigError> {
+        let path = dir.join(SETTINGS_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::read(&path, e))?;
+        Settings::parse(&path, &text)
+    }
+
+    /// `load`, but a bad line is left out rather than refusing the file:
+    /// the settings without every bad line, and an error for each. Only a
+    /// file that cannot be read fails.
+    pub fn load_salvaged(dir: &Path) -> Result<(Settings, Vec<LineError>), ConfigError> {
+        let path = dir.join(SETTINGS_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::read(&path, e))?;
+        Ok(Settings::salvage(&path, &text))
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
+        match parse_once(path, text) {
+            Ok(settings) => Ok(settings),
+            Err(_) => {
+                let (_, errors) = Settings::salvage(path, text);
+                Err(ConfigError::Settings(errors))
+            }
+        }
+    }
+
+    /// Parses `text`, leaving out each line an error points at (blanked,
+    /// so the others keep their numbers) until the rest loads; past
+    /// `MAX_BAD_LINES`, or for an error no line can be found for, the
+    /// defaults stand in.
+    pub fn salvage(path: &Path, text: &str) -> (Settings, Vec<LineError>) {
+        let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
+        let mut errors = Vec::new();
+        loop {
+            let current = lines.concat();
+            let (error, last) = match parse_once(path, &current) {
+                Ok(settings) => {
+                    errors.sort_by_key(|e: &LineError| e.line);
+                    return (settings, errors);
+                }
+                Err(error) => error,
+            };
+            let first = error.line;
+            errors.push(error);
+            let bad = first
+                .checked_sub(1)
+                .map_or(0..0, |i| i..last.min(lines.len()));
+            if bad.is_empty()
+                || lines[bad.clone()].iter().all(|l| l.trim().is_empty())
+                || errors.len() >= MAX_BAD_LINES
+            {
+                errors.sort_by_key(|e: &LineError| e.line);
+                let defaults = parse_once(path, "").expect("the defaults load");
+                return (defaults, errors);
+            }
+            for line in &mut lines[bad] {
+                *line = "\n".to_string();
+            }
+        }
+    }
+}
+
+/// One strict parse, or its first error with its line (0 if none was
+/// found) and the last line of what it is about (a value may span lines).
+fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
+    let error = |line: usize, message: String| {
+        (
+            LineError {
+                file: path.to_path_buf(),
+                line,
+                message,
+            },
+            line,
+        )
+    };
+    let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let mut settings: Settings = toml::from_str(text).map_err(|e| {
+        let (first, last) = e.span().map_or((0, 0), |span| {
+            (
+                line_at(span.start),
+                line_at(span.end.max(span.start + 1) - 1),
+            )
+        });
+        let (error, _) = error(first, readable(e.message().trim_end()));
+        (error, last)
+    })?;
+    if settings.hostname.is_empty() {
+        settings.hostname = system_hostname();
+    }
+    settings.hostname = settings.hostname.to_lowercase();
+    for name in settings.pop3d.instances.keys() {
+        if let Err(message) = settings.pop3d.instance(name) {
+            let table = format!("pop3d.instances.{name}");
+            let header = line_of_table(text, &table);
+            let (error, _) = error(header, message);
+            return Err((error, end_of_table(text, header)));
+        }
+    }
+    if !settings.tls.is_configured() {
+        let implicit = |listen: &[String], kind: &str| {
+            listen
+                .iter()
+                .find(|spec| spec.split_whitespace().nth(1) == Some(kind))
+                .cloned()
+        };
+        let needs_tls = [
+            ("smtpd", implicit(&settings.smtpd.listen, "smtps")),
+            ("smtpd", implicit(&settings.smtpd.listen, "submissions")),
+            ("pop3d", implicit(&settings.pop3d.listen, "pop3s")),
+        ];
+        for (table, spec) in needs_tls {
+            if let Some(spec) = spec {
+                return Err(error(
+                    line_of_key(text, table, "listen"),
+                    format!(
+                        "{spec:?} is an implicit-TLS listener, which needs [tls] certificate and key"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(settings)
+}
+
+/// The line of `key` in `[table]` (or of `table.key` at the top), 0 when
+/// it is not there.
+fn line_of_key(text: &str, table: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = header.trim().to_string();
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        let name = name.trim();
+        if (current == table && name == key)
+            || (current.is_empty() && name == format!("{table}.{key}"))
+        {
+            return i + 1;
+        }
+    }
+    0
+}
+
+/// The line of the header `[table]`, 0 when it is not there.
+fn line_of_table(text: &str, table: &str) -> usize {
+    text.lines()
+        .position(|line| line.trim() == format!("[{table}]"))
+        .map_or(0, |i| i + 1)
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`, ..." as a person
+/// reads it: the key, and the one it was probably meant to be.
+fn readable(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_string();
+    };
+    let Some((key, expected)) = rest.split_once('`') else {
+        return message.to_string();
+    };
+    let closest = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|candidate| (edit_distance(key, candidate), candidate))
+        .filter(|&(distance, _)| distance <= 2)
+        .min();
+    match closest {
+        Some((_, candidate)) => format!("unknown key `{key}` (did you mean `{candidate}`?)"),
+        None => format!("unknown key `{key}`"),
+    }
+}
+
+/// Levenshtein distance, for the handful of short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The last line of the table whose header is on line `header`: the line
+/// before the next header, or the last line.
+fn end_of_table(text: &str, header: usize) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    (header..lines.len())
+        .find(|&i| lines[i].trim_start().starts_with('['))
+        .unwrap_or(lines.len())
+}
