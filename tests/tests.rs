@@ -20,6 +20,7 @@ mod privilege;
 mod queue;
 mod queue_modes;
 mod relay;
+mod reload;
 mod sandbox;
 mod smtp_auth;
 mod smtpd;

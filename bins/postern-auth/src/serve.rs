@@ -74,6 +74,12 @@ pub fn run(settings: &Settings, dir: &Path) -> i32 {
             return 71;
         }
     }
+    // Loaded now, so that a change that does not load later finds a last
+    // good configuration to keep answering with.
+    if let Err(e) = config(dir) {
+        error!("{e}");
+        return 78;
+    }
     info!("answering on {}", socket.display());
     let active = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {

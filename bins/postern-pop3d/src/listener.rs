@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use postern_config::{Network, Settings};
 use postern_listen::Sockets;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::session;
 
@@ -47,7 +47,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     let sockets = match postern_listen::sockets::<Kind>(&settings.pop3d.listen, "pop3d", inetd) {
         Ok(sockets) => sockets,
         Err((code, why)) => {
-            warn!("{why}");
+            error!("{why}; cannot start");
             return code;
         }
     };

@@ -12,7 +12,7 @@ use postern_config::{Network, Settings};
 use postern_queue_format::QueueDir;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::listeners::Kind;
 use crate::relay::RelayRules;
@@ -35,7 +35,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     let sockets = match postern_listen::sockets::<Kind>(&settings.smtpd.listen, "smtpd", inetd) {
         Ok(sockets) => sockets,
         Err((code, why)) => {
-            warn!("{why}");
+            error!("{why}; cannot start");
             return code;
         }
     };

@@ -7,9 +7,15 @@
 //! network input: it creates directories and config files, starts the
 //! suite's programs under their own uids and relays their log lines.
 //!
+//! `postern reload` (or SIGHUP, or `systemctl reload postern`) checks the
+//! configuration and, if it loads and postern.toml changed, restarts the
+//! programs with it; if it does not load, everything keeps running as it
+//! was.
+//!
 //! Exit codes: 0 after a clean stop, 1 when the sandbox or configuration
-//! cannot be set up, 2 bad usage.
+//! cannot be set up (or, for reload, no suite runs), 2 bad usage.
 
+mod reload;
 mod sandbox;
 mod supervisor;
 
@@ -20,7 +26,7 @@ use clap::{Parser, Subcommand};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use crate::sandbox::{DEMO_ADDRESS, Sandbox};
-use crate::supervisor::{ChildSpec, say, supervise};
+use crate::supervisor::{ChildSpec, Reload, say, supervise};
 
 #[derive(Parser, Debug)]
 #[command(name = "postern", version, about = "Run the Postern mail suite")]
@@ -44,20 +50,39 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         port_offset: u16,
     },
+    /// Make the running suite take up its changed configuration
+    Reload {
+        /// Sandbox directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn request_stop(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
+extern "C" fn request_reload(_: libc::c_int) {
+    RELOAD.store(true, Ordering::SeqCst);
+}
+
 fn main() {
     let args = Args::parse();
-    let Command::Up { dir, port_offset } = args.command;
-    let result = match (dir, &args.config) {
-        (None, Some(config)) => up_real(config),
-        (dir, _) => up_sandbox(&dir.unwrap_or_else(|| PathBuf::from("run")), port_offset),
+    let result = match args.command {
+        Command::Up { dir, port_offset } => match (dir, &args.config) {
+            (None, Some(config)) => up_real(config),
+            (dir, _) => up_sandbox(&dir.unwrap_or_else(|| PathBuf::from("run")), port_offset),
+        },
+        Command::Reload { dir } => {
+            let config = match (dir, &args.config) {
+                (None, Some(config)) => config.clone(),
+                (dir, _) => dir.unwrap_or_else(|| PathBuf::from("run")).join("etc"),
+            };
+            reload::signal(&config).map(|said| println!("{said}"))
+        }
     };
     if let Err(e) = result {
         eprintln!("postern: {e:#}");
@@ -76,7 +101,29 @@ fn install_signal_handlers() -> anyhow::Result<()> {
         // async-signal-safe.
         unsafe { sigaction(signal, &action) }?;
     }
+    let reload = SigAction::new(
+        SigHandler::Handler(request_reload),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    // SAFETY: as above.
+    unsafe { sigaction(Signal::SIGHUP, &reload) }?;
     Ok(())
+}
+
+/// Runs the suite of `config` until stopped, taking up a changed
+/// configuration on reload, with its pid where `postern reload` finds it.
+fn run_suite(config: &Path) {
+    let pid_file = reload::PidFile::write(config);
+    let mut loaded = reload::Loaded::now(config);
+    supervise(suite(config), &STOP, &RELOAD, || {
+        if loaded.changed() {
+            Reload::Restart(suite(config))
+        } else {
+            Reload::Nothing
+        }
+    });
+    drop(pid_file);
 }
 
 fn up_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
@@ -85,8 +132,7 @@ fn up_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     // Load it as every program will, so a broken sandbox shows now.
     postern_config::Config::load(&sandbox.etc())?;
     print_banner(&sandbox);
-    let specs = suite(&sandbox.etc());
-    supervise(specs, &STOP);
+    run_suite(&sandbox.etc());
     say("stopped");
     Ok(())
 }
@@ -95,8 +141,7 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
     install_signal_handlers()?;
     postern_config::Config::load(config)?;
     say(&format!("running the suite of {}", config.display()));
-    let specs = suite(config);
-    supervise(specs, &STOP);
+    run_suite(config);
     say("stopped");
     Ok(())
 }

@@ -17,6 +17,13 @@ const MAX_DELAY: Duration = Duration::from_secs(2);
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// A child that exits this many times in a row at start, each time with
+/// an exit code that says trying again cannot help, is not started again
+/// until a reload.
+const FATAL_TRIES: u32 = 5;
+/// sysexits' EX_OSERR (a port that cannot be bound, a user that does not
+/// exist) and EX_CONFIG (a configuration the program cannot use).
+const FATAL_CODES: [i32; 2] = [71, 78];
 
 /// A program to keep running.
 #[derive(Clone, Debug)]
@@ -59,29 +66,72 @@ struct Slot {
     start_at: Instant,
     backoff: Backoff,
     starts: u64,
+    /// Fatal exits at start in a row.
+    fatal: u32,
+}
+
+/// What a reload asks of the supervisor.
+pub enum Reload {
+    /// Nothing changed that a restart would take up.
+    Nothing,
+    /// Stop every program and start these, at once.
+    Restart(Vec<ChildSpec>),
+}
+
+fn slot(spec: ChildSpec, start_at: Instant) -> Slot {
+    Slot {
+        spec,
+        child: None,
+        start_at,
+        backoff: Backoff::default(),
+        starts: 0,
+        fatal: 0,
+    }
 }
 
 /// Runs `specs` until `stop` is set, then stops every child (SIGTERM, then
-/// SIGKILL after 5 s). Returns how often each was started.
-pub fn supervise(specs: Vec<ChildSpec>, stop: &AtomicBool) -> Vec<u64> {
+/// SIGKILL after 5 s). When `reload` is set, `on_reload` says what to do:
+/// a restart stops every child and starts the new list at once. Returns
+/// how often each of the last list was started.
+pub fn supervise(
+    specs: Vec<ChildSpec>,
+    stop: &AtomicBool,
+    reload: &AtomicBool,
+    mut on_reload: impl FnMut() -> Reload,
+) -> Vec<u64> {
     let now = Instant::now();
-    let mut slots: Vec<Slot> = specs
-        .into_iter()
-        .map(|spec| Slot {
-            spec,
-            child: None,
-            start_at: now,
-            backoff: Backoff::default(),
-            starts: 0,
-        })
-        .collect();
+    let mut slots: Vec<Slot> = specs.into_iter().map(|spec| slot(spec, now)).collect();
     while !stop.load(Ordering::SeqCst) {
+        if reload.swap(false, Ordering::SeqCst) {
+            match on_reload() {
+                Reload::Restart(specs) => {
+                    stop_all(&mut slots);
+                    let now = Instant::now();
+                    slots = specs.into_iter().map(|spec| slot(spec, now)).collect();
+                }
+                // What was given up is tried again: its cause may be gone
+                // (the other server that held the port was stopped).
+                Reload::Nothing => {
+                    for slot in slots.iter_mut().filter(|s| s.fatal >= FATAL_TRIES) {
+                        slot.fatal = 0;
+                        slot.backoff = Backoff::default();
+                        slot.start_at = Instant::now();
+                    }
+                }
+            }
+        }
         for slot in &mut slots {
             poll(slot);
         }
         std::thread::sleep(POLL);
     }
-    for slot in &mut slots {
+    stop_all(&mut slots);
+    slots.iter().map(|s| s.starts).collect()
+}
+
+/// SIGTERM to every child, then SIGKILL to what is left after 5 s.
+fn stop_all(slots: &mut [Slot]) {
+    for slot in slots.iter_mut() {
         if let Some((child, _)) = &slot.child {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
@@ -90,7 +140,7 @@ pub fn supervise(specs: Vec<ChildSpec>, stop: &AtomicBool) -> Vec<u64> {
         }
     }
     let deadline = Instant::now() + STOP_GRACE;
-    for slot in &mut slots {
+    for slot in slots.iter_mut() {
         if let Some((mut child, _)) = slot.child.take() {
             while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
                 std::thread::sleep(POLL);
@@ -105,7 +155,6 @@ pub fn supervise(specs: Vec<ChildSpec>, stop: &AtomicBool) -> Vec<u64> {
             }
         }
     }
-    slots.iter().map(|s| s.starts).collect()
 }
 
 fn poll(slot: &mut Slot) {
@@ -115,12 +164,25 @@ fn poll(slot: &mut Slot) {
             Ok(Some(status)) => {
                 let uptime = started.elapsed();
                 let delay = slot.backoff.after_exit(uptime);
+                slot.child = None;
+                let fatal = status.code().is_some_and(|c| FATAL_CODES.contains(&c));
+                slot.fatal = if fatal && uptime < STABLE_AFTER {
+                    slot.fatal + 1
+                } else {
+                    0
+                };
+                if slot.fatal >= FATAL_TRIES {
+                    say(&format!(
+                        "error: {} cannot start ({status}, {FATAL_TRIES} times in a row): not restarting it; fix what it logged above, then `postern reload`",
+                        slot.spec.name
+                    ));
+                    return;
+                }
                 say(&format!(
                     "{} exited ({status}) after {uptime:.1?}; restarting in {delay:?}",
                     slot.spec.name
                 ));
                 slot.start_at = Instant::now() + delay;
-                slot.child = None;
             }
             Err(e) => {
                 say(&format!("{}: wait: {e}", slot.spec.name));
@@ -128,7 +190,7 @@ fn poll(slot: &mut Slot) {
             }
         }
     }
-    if Instant::now() < slot.start_at {
+    if slot.fatal >= FATAL_TRIES || Instant::now() < slot.start_at {
         return;
     }
     match spawn(&slot.spec) {
@@ -220,6 +282,42 @@ mod tests {
     }
 
     #[test]
+    fn a_child_that_cannot_start_is_given_up_until_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("starts");
+        let broken = ChildSpec {
+            name: "broken".into(),
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                format!("echo start >> {}; exit 71", log.display()).into(),
+            ],
+            user: None,
+        };
+        let starts = |log: &std::path::Path| {
+            std::fs::read_to_string(log)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let reload = Arc::new(AtomicBool::new(false));
+        let (flag, again) = (stop.clone(), reload.clone());
+        let runner =
+            std::thread::spawn(move || supervise(vec![broken], &flag, &again, || Reload::Nothing));
+        // 100 + 200 + 400 + 800 ms of backoff, then nothing more.
+        std::thread::sleep(Duration::from_millis(4500));
+        assert_eq!(starts(&log), FATAL_TRIES as usize);
+        reload.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while starts(&log) <= FATAL_TRIES as usize {
+            assert!(Instant::now() < deadline, "not tried again after a reload");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::SeqCst);
+        runner.join().unwrap();
+    }
+
+    #[test]
     fn restarts_a_dying_child_and_stops_a_running_one() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("starts");
@@ -244,7 +342,11 @@ mod tests {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let runner = std::thread::spawn(move || supervise(vec![dying, steady], &flag));
+        let runner = std::thread::spawn(move || {
+            supervise(vec![dying, steady], &flag, &AtomicBool::new(false), || {
+                Reload::Nothing
+            })
+        });
         // Wait (bounded) until the dying child has been restarted twice.
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::fs::read_to_string(&log)

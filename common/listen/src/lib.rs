@@ -210,11 +210,24 @@ pub fn sockets<K: PortKind>(
     let mut listening = Vec::new();
     for spec in specs {
         let listen = parse(spec).map_err(|why| (78, format!("[{table}] listen: {why}")))?;
-        let listener =
-            bind(listen.address).map_err(|e| (71, format!("bind {}: {e}", listen.address)))?;
+        let listener = bind(listen.address).map_err(|e| (71, bind_error(listen.address, &e)))?;
         listening.push((listen, listener));
     }
     Ok(Sockets::Listening(listening))
+}
+
+/// Why a listening address cannot be had, and what to do: no retry helps
+/// while another program holds the port.
+fn bind_error(address: SocketAddr, error: &std::io::Error) -> String {
+    let hint = match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another program listens there: stop it or change `listen` (a sandbox: `postern up --port-offset N`)"
+        }
+        std::io::ErrorKind::PermissionDenied => "; ports below 1024 need root to bind",
+        std::io::ErrorKind::AddrNotAvailable => "; no interface of this host has that address",
+        _ => "",
+    };
+    format!("cannot listen on {address}: {error}{hint}")
 }
 
 /// The descriptor as a connected TCP stream, if it is one.

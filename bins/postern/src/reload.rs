@@ -1,0 +1,117 @@
+//! Reloading a running suite: `postern reload` finds the supervisor by its
+//! pid file (beside postern-auth's socket) and sends it SIGHUP; the
+//! supervisor then restarts the programs only if postern.toml changed and
+//! loads. A file that does not load changes nothing that runs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use postern_config::{Config, Settings};
+
+use crate::supervisor::say;
+
+/// `<[auth] socket's directory>/postern.pid`: `/run/postern` on a host,
+/// `DIR/var` in a sandbox.
+fn pid_path(settings: &Settings) -> PathBuf {
+    settings
+        .auth
+        .socket
+        .parent()
+        .unwrap_or(Path::new("/run/postern"))
+        .join("postern.pid")
+}
+
+/// The supervisor's pid file, removed when it stops.
+pub struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    pub fn write(config: &Path) -> PidFile {
+        let Ok(settings) = Settings::load(config) else {
+            return PidFile(None);
+        };
+        let path = pid_path(&settings);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        match std::fs::write(&path, format!("{}\n", std::process::id())) {
+            Ok(()) => PidFile(Some(path)),
+            Err(e) => {
+                say(&format!(
+                    "warning: {}: {e}; `postern reload` will not find this suite",
+                    path.display()
+                ));
+                PidFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// postern.toml as the running programs were started with it.
+pub struct Loaded {
+    config: PathBuf,
+    text: Option<String>,
+}
+
+impl Loaded {
+    pub fn now(config: &Path) -> Loaded {
+        Loaded {
+            config: config.to_path_buf(),
+            text: std::fs::read_to_string(config.join("postern.toml")).ok(),
+        }
+    }
+
+    /// On a reload: whether the programs must restart to take up a
+    /// changed postern.toml that loads. Says what it decided.
+    pub fn changed(&mut self) -> bool {
+        let text = std::fs::read_to_string(self.config.join("postern.toml")).ok();
+        if let Err(e) = Config::load(&self.config) {
+            say(&format!(
+                "error: reload refused, every program keeps running as it was: {e}"
+            ));
+            return false;
+        }
+        if text == self.text {
+            say(
+                "reload: postern.toml is unchanged (the maps count as they change); nothing to restart",
+            );
+            return false;
+        }
+        say("reload: postern.toml changed and loads; restarting the programs");
+        self.text = text;
+        true
+    }
+}
+
+/// `postern reload`: SIGHUP to the supervisor of `config`'s suite.
+pub fn signal(config: &Path) -> anyhow::Result<String> {
+    // Said here, where the admin sees it, and not sent: the suite would
+    // refuse it anyway.
+    if let Err(e) = Config::load(config) {
+        bail!("not reloaded, everything keeps running as it was: {e}");
+    }
+    let (settings, _) = Settings::load_salvaged(config)?;
+    let path = pid_path(&settings);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} (is postern up running?)", path.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: not a pid", path.display()))?;
+    let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&command).contains("postern") {
+        bail!("{}: pid {pid} is not postern up", path.display());
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGHUP)
+        .with_context(|| format!("signal postern up (pid {pid})"))?;
+    Ok(format!(
+        "asked postern up (pid {pid}) to reload; it logs what it did"
+    ))
+}
