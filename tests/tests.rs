@@ -8,6 +8,7 @@ mod batch;
 mod bounces;
 mod crash;
 mod dovecot_passwords;
+mod fresh_host;
 mod inject;
 mod inject_smtp;
 mod install;
