@@ -34,11 +34,16 @@ pub fn start_logged(dir: &Path, log: &Path) -> Up {
 }
 
 fn start_with(dir: &Path, stderr: Stdio) -> Up {
+    start_program(&program("postern"), dir, stderr)
+}
+
+/// `start_with`, running the `postern` at `postern`.
+pub fn start_program(postern: &Path, dir: &Path, stderr: Stdio) -> Up {
     let offset = match dir.join("etc/ports").exists() {
         true => port(dir, "SMTP") - STANDARD_PORTS[0],
         false => take_port_slot(dir),
     };
-    let mut child = Command::new(program("postern"))
+    let mut child = Command::new(postern)
         .args(["up", "--port-offset", &offset.to_string(), "--dir"])
         .arg(dir)
         .stdout(Stdio::piped())
@@ -464,4 +469,96 @@ fn up_refuses_a_directory_that_is_not_its_own_sandbox() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     let mode = std::fs::metadata(tmp.path()).unwrap().mode() & 0o7777;
     assert_eq!(mode, 0o755);
+}
+
+/// `make run` as root from a checkout in root's home (mode 0700 on
+/// Debian): the sandbox's users can pass neither to the sandbox nor to
+/// the programs, so both are kept where they can, and the banner says so.
+#[test]
+fn as_root_a_checkout_in_a_private_home_runs() {
+    if crate::util::skip_unless_root("as_root_a_checkout_in_a_private_home_runs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("root");
+    let built = home.join("postern/target/debug");
+    std::fs::create_dir_all(&built).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for name in [
+        "postern",
+        "postern-admin",
+        "postern-auth",
+        "postern-bounce",
+        "postern-inject",
+        "postern-local",
+        "postern-lspawn",
+        "postern-pop3d",
+        "postern-queue",
+        "postern-relay",
+        "postern-smtpd",
+    ] {
+        let from = program(name);
+        if std::fs::hard_link(&from, built.join(name)).is_err() {
+            std::fs::copy(&from, built.join(name)).unwrap();
+        }
+    }
+    let dir = home.join("postern/run");
+    /// The sandbox that lives elsewhere goes with the test.
+    struct Elsewhere(PathBuf);
+    impl Drop for Elsewhere {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let name: String = dir
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let real = Elsewhere(Path::new("/var/tmp/postern-sandbox").join(name));
+    let log = tmp.path().join("log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let up = start_program(&built.join("postern"), &dir, Stdio::from(stderr));
+    assert_eq!(std::fs::read_link(&dir).unwrap(), real.0);
+    let notes: Vec<&String> = up.banner.iter().filter(|l| l.contains("note")).collect();
+    assert!(
+        notes.iter().any(|l| l.contains(&format!(
+            "{} is a link to it: the sandbox's users cannot pass {} (mode 0700)",
+            dir.display(),
+            home.display()
+        ))),
+        "{:?}",
+        up.banner
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|l| l.contains(&format!("runs the programs from {}/bin", real.0.display()))),
+        "{:?}",
+        up.banner
+    );
+    // Mail goes through the queue, whose manager runs as its own uid.
+    let etc = dir.join("etc");
+    crate::queue::submit(
+        &etc,
+        b"To: demo@example.test\nSubject: from root's home\n\nhi\n",
+    );
+    let maildir = dir.join("mail/example.test/demo/Maildir");
+    crate::queue::wait_for(&maildir, 1);
+    assert!(
+        String::from_utf8_lossy(&messages(&maildir)[0].1).contains("Subject: from root's home")
+    );
+    stop(up);
+    // A second start takes the same sandbox.
+    let stderr = std::fs::File::options().append(true).open(&log).unwrap();
+    let again = start_program(&built.join("postern"), &dir, Stdio::from(stderr));
+    assert!(again.banner[0].contains("existing"), "{:?}", again.banner);
+    stop(again);
 }

@@ -15,6 +15,7 @@
 //! Exit codes: 0 after a clean stop, 1 when the sandbox or configuration
 //! cannot be set up (or, for reload, no suite runs), 2 bad usage.
 
+mod placement;
 mod reload;
 mod sandbox;
 mod supervisor;
@@ -195,6 +196,9 @@ fn print_banner(sandbox: &Sandbox) {
             "existing"
         }
     ));
+    for why in &sandbox.placement {
+        text.push_str(&format!("  note      {why}\n"));
+    }
     text.push_str(&format!("  mailbox   {DEMO_ADDRESS}\n"));
     text.push_str(&format!(
         "  password  {}   (kept in {})\n",

@@ -45,6 +45,8 @@ pub struct Sandbox {
     /// Each service's loopback port (`etc/ports`).
     pub ports: Vec<(String, u16)>,
     pub created: bool,
+    /// Why it lives or runs elsewhere than asked, when it does.
+    pub placement: Vec<String>,
 }
 
 impl Sandbox {
@@ -55,13 +57,16 @@ impl Sandbox {
 
 /// Opens the sandbox in `dir`, creating it first if it has no config.
 pub fn open_or_create(dir: &Path, port_offset: u16) -> anyhow::Result<Sandbox> {
-    let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+    let asked = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+    let (dir, moved) = crate::placement::sandbox_dir(&asked)?;
     let etc = dir.join("etc");
     let created = !etc.join("postern.toml").exists();
     if created {
         create(&dir, port_offset)
             .with_context(|| format!("create the sandbox in {}", dir.display()))?;
     }
+    let mut placement: Vec<String> = moved.into_iter().collect();
+    placement.extend(crate::placement::programs(&dir)?);
     // demo.password is written last: without it, an earlier start stopped
     // half way.
     let password = match fs::read_to_string(etc.join("demo.password")) {
@@ -82,6 +87,7 @@ pub fn open_or_create(dir: &Path, port_offset: u16) -> anyhow::Result<Sandbox> {
         ids,
         ports,
         created,
+        placement,
     })
 }
 
@@ -285,8 +291,16 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
 
 /// A program installed beside this one.
 pub fn sibling_program(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locate postern")?;
-    let path = exe.parent().context("postern has no directory")?.join(name);
+    let dir = match crate::placement::program_dir() {
+        Some(dir) => dir,
+        None => {
+            let exe = std::env::current_exe().context("locate postern")?;
+            exe.parent()
+                .context("postern has no directory")?
+                .to_path_buf()
+        }
+    };
+    let path = dir.join(name);
     anyhow::ensure!(path.exists(), "{} is missing", path.display());
     Ok(path)
 }
