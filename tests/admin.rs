@@ -193,13 +193,32 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
 
     // Catch-all and forward.
     ok(s.admin(&["catchall", "set", "new.example", "alice@new.example"]));
-    ok(s.admin(&[
+    let said = ok(s.admin(&[
         "forward",
         "set",
         "bob@new.example",
         "bob@elsewhere.example",
         "--keep-copy",
     ]));
+    // It does not promise what does not exist yet.
+    assert!(
+        said.contains(&format!(
+            "\nnote: bob@elsewhere.example is on another host: {}",
+            postern_config::REMOTE_DELIVERY
+        )),
+        "{said}"
+    );
+    let explained = ok(s.admin(&["explain", "friend@elsewhere.example"]));
+    assert!(
+        explained.contains(&format!(
+            "elsewhere.example is neither a local nor a virtual domain: {}",
+            postern_config::REMOTE_DELIVERY
+        )),
+        "{explained}"
+    );
+    let local_only = ok(s.admin(&["forward", "set", "carol@new.example", "alice@new.example"]));
+    assert!(!local_only.contains("note:"), "{local_only}");
+    ok(s.admin(&["forward", "del", "carol@new.example"]));
     let text = std::fs::read_to_string(&aliases).unwrap();
     assert_eq!(
         text,

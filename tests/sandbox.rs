@@ -249,6 +249,20 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
         up.banner
     );
     assert!(up.banner.iter().any(|l| l.contains(&imaps)));
+    // It promises no delivery to other hosts before there is one.
+    assert!(
+        !up.banner.iter().any(|l| l.contains("elsewhere")),
+        "{:?}",
+        up.banner
+    );
+    assert!(
+        up.banner.iter().any(|l| l.contains(&format!(
+            "note      mail to other hosts is taken, but {}",
+            postern_config::REMOTE_DELIVERY
+        ))),
+        "{:?}",
+        up.banner
+    );
     for sub in ["etc", "queue", "mail", "tls", "log"] {
         assert!(dir.join(sub).is_dir(), "{sub}");
     }

@@ -224,7 +224,31 @@ pub fn forward_set(
         all.push(address.clone());
     }
     all.extend(targets.iter().cloned());
-    replace_entry(dir, &address, &all)
+    let done = replace_entry(dir, &address, &all)?;
+    Ok(match remote_targets(dir, targets) {
+        remote if remote.is_empty() => done,
+        remote => format!(
+            "{done}\nnote: {} is on another host: {}",
+            remote.join(", "),
+            postern_config::REMOTE_DELIVERY
+        ),
+    })
+}
+
+/// The targets that are not addresses of this host's domains.
+fn remote_targets(dir: &Path, targets: &[String]) -> Vec<String> {
+    let Ok(config) = postern_config::Config::load(dir) else {
+        return Vec::new();
+    };
+    let resolver = config.resolver();
+    targets
+        .iter()
+        .filter(|t| {
+            postern_config::Address::parse(t)
+                .is_ok_and(|a| resolver.domain_kind(a.domain()).is_none())
+        })
+        .cloned()
+        .collect()
 }
 
 fn replace_entry(dir: &Path, key: &str, targets: &[String]) -> anyhow::Result<String> {

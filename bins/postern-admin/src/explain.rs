@@ -139,12 +139,10 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
                 format!("\\{local}: kept in {maildir}")
             }
             ForwardTarget::KeepLocal(other) => {
-                format!(
-                    "\\{other}: user {other}, through the queue (deferred, 4.3.0, until re-injection lands)"
-                )
+                format!("\\{other}: user {other}, through the queue")
             }
             ForwardTarget::Address(address) => {
-                format!("{address}: through the queue (deferred, 4.3.0, until re-injection lands)")
+                format!("{address}: through the queue")
             }
             ForwardTarget::File(file) => format!("{}: appended as mbox, as {name}", file.display()),
             ForwardTarget::Maildir(dir) => format!("{}: Maildir, as {name}", dir.display()),

@@ -260,7 +260,8 @@ fn job_for(
             Status::new(
                 "4.3.0",
                 format!(
-                    "<{address}> is outside the local and virtual domains: remote delivery is not available yet"
+                    "<{address}> is outside the local and virtual domains: {}",
+                    postern_config::REMOTE_DELIVERY
                 ),
             ),
         )),

@@ -253,9 +253,11 @@ fn print_banner(sandbox: &Sandbox) {
         .find(|(name, _)| name == "submission")
         .map_or(0, |(_, port)| *port);
     text.push_str(&format!(
-        "  send out  swaks --server 127.0.0.1:{submission} --tls --auth PLAIN --auth-user {DEMO_ADDRESS} --auth-password PASSWORD --to someone@elsewhere.example\n\
-         \x20           (TLS with the self-signed certificate in {}/tls)\n",
-        sandbox.dir.display()
+        "  send      swaks --server 127.0.0.1:{submission} --tls --auth PLAIN --auth-user {DEMO_ADDRESS} --auth-password PASSWORD --to {DEMO_ADDRESS}\n\
+         \x20           (TLS with the self-signed certificate in {}/tls)\n\
+         \x20 note      mail to other hosts is taken, but {}\n",
+        sandbox.dir.display(),
+        postern_config::REMOTE_DELIVERY
     ));
     text.push_str(&format!(
         "  not served yet (each starts here when it lands): {}\n",

@@ -42,7 +42,9 @@ pub use maps::Maps;
 pub use masquerade::Masquerade;
 pub use network::Network;
 pub use pop3d::Pop3dSettings;
-pub use resolve::{Destination, Resolution, ResolveError, Resolver, Special, Step};
+pub use resolve::{
+    Destination, REMOTE_DELIVERY, Resolution, ResolveError, Resolver, Special, Step,
+};
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::parse_size;
 pub use smtpd::{AuthSettings, SmtpdSettings, TlsSettings};

@@ -3,6 +3,11 @@
 //! It reads the loaded maps and no other file but `:include:` lists, so `postern-local`,
 //! `postern-auth` and `postern-admin explain` share it.
 
+/// What becomes of mail for another host, in the words every program uses
+/// (postern-local's status, `explain`, `forward set`, the sandbox's
+/// banner). Outbound delivery, when it lands, changes this one text.
+pub const REMOTE_DELIVERY: &str = "remote delivery is not available yet: such mail waits in the queue (4.3.0) and is returned to its sender after queue_lifetime";
+
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
@@ -194,7 +199,7 @@ impl<'a> Resolver<'a> {
         let Some(kind) = self.domain_kind(domain) else {
             out.note(
                 level,
-                format!("{domain} is neither a local nor a virtual domain: remote delivery"),
+                format!("{domain} is neither a local nor a virtual domain: {REMOTE_DELIVERY}"),
             );
             out.destinations.push(Destination::Remote(address.clone()));
             return;
