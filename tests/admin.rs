@@ -331,4 +331,12 @@ fn explain_walks_aliases_catch_alls_and_extensions_line_by_line() {
         out,
         "nobody@example.test\n  no alias, mailbox or catch-all\n  5.1.1 user unknown\n"
     );
+    // A bare name is that user at the host's name, as sendmail reads it.
+    s.write("aliases", "root: bob@example.test\n");
+    let out = ok(s.admin(&["explain", "root"]));
+    assert!(
+        out.starts_with(&format!("root@{}\n", crate::util::HOST))
+            && out.contains("bob@example.test"),
+        "{out}"
+    );
 }

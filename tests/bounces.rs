@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use postern_queue_format::{Envelope, QueueDir, Recipient, Records};
 
 use crate::queue::{mailq, submit, wait_for};
-use crate::sandbox::{Up, sandbox_dir, start, stop};
+use crate::sandbox::{Up, sandbox_dir, start, start_logged, stop};
 use crate::util::{messages, program, run_with_input, wait_until};
 
 /// Reads one report and checks it as a mail client would: prints
@@ -57,7 +57,7 @@ fn read_report(path: &Path) -> String {
 }
 
 struct Sandbox {
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     dir: PathBuf,
     up: Option<Up>,
 }
@@ -71,7 +71,7 @@ impl Sandbox {
         let text = std::fs::read_to_string(&toml).unwrap();
         std::fs::write(&toml, format!("{text}{settings}")).unwrap();
         let sandbox = Sandbox {
-            _tmp: tmp,
+            tmp: tmp,
             dir,
             up: None,
         };
@@ -93,8 +93,29 @@ impl Sandbox {
     }
 
     fn start(mut self) -> Sandbox {
-        self.up = Some(start(&self.dir));
+        self.up = Some(start_logged(&self.dir, &self.log_file()));
         self
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.tmp.path().join("log")
+    }
+
+    /// The `delay=` of the log line for `to` that has `status`.
+    fn logged_delay(&self, to: &str, status: &str) -> f64 {
+        let log = std::fs::read_to_string(self.log_file()).unwrap_or_default();
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("to=<{to}>")) && l.contains(status))
+            .unwrap_or_else(|| panic!("no {status} line for {to} in {log}"));
+        line.split("delay=")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     fn admin(&self, args: &[&str]) {
@@ -371,6 +392,9 @@ fn over_quota_until_the_queue_lifetime_ends_in_a_failure_report() {
         "{text}"
     );
     assert_eq!(messages(&s.maildir("full@example.test")).len(), 1);
+    // Logged as every bounce is, with the time since arrival, as Postfix.
+    let delay = s.logged_delay("full@example.test", "status=bounced (4.2.2 mailbox full");
+    assert!(delay >= (6 * 86400) as f64, "{delay}");
     s.stop();
 }
 
@@ -400,6 +424,9 @@ fn a_delay_is_reported_once_and_then_the_message_is_delivered() {
     s.wait_until_empty();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(messages(&inbox).len(), 1);
+    // delay= is the time since arrival, five hours here.
+    let delay = s.logged_delay("full@example.test", "status=sent");
+    assert!(delay >= (5 * 3600) as f64, "{delay}");
     s.stop();
 }
 

@@ -50,17 +50,22 @@ pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<Str
     match rules.permits(ip, postern_config::unix_now()) {
         Some(rule) => verdict(format!("relayed: {rule}")),
         None => verdict(format!(
-            "refused (550 5.7.1): not a domain of this host, and {ip} is in no trusted network ({}) and has no login in {} within {} seconds",
+            "refused (550 5.7.1): not a domain of this host, and {ip} is in no trusted network ({}) and has no login in {} within the last {}",
             smtpd.trusted_networks.join(", "),
             smtpd.relayers_file.display(),
-            smtpd.relay_window
+            postern_config::span(smtpd.relay_window)
         )),
     }
 }
 
 pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
     let config = Config::load(dir)?;
-    let address = Address::parse(address).map_err(|e| anyhow::anyhow!("{address:?}: {e}"))?;
+    // A bare name is that user at this host, as sendmail reads `root`.
+    let address = match address.contains('@') {
+        true => address.to_string(),
+        false => format!("{address}@{}", config.settings.hostname),
+    };
+    let address = Address::parse(&address).map_err(|e| anyhow::anyhow!("{address:?}: {e}"))?;
     let resolution = config.resolver().resolve(&address);
     let mut out = vec![address.to_string()];
     for step in &resolution.trail {

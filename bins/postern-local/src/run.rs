@@ -195,10 +195,18 @@ fn log_outcome(request: &Request, to: &str, status: &Status, path: Option<&str>,
         Some(path) if status.is_success() => format!("{status}: {}", postern_log::escape(path)),
         _ => status.to_string(),
     };
+    // As in Postfix: the time since the message arrived in the queue (the
+    // id carries it to the microsecond), or since this delivery began.
+    let delay = request
+        .queue
+        .as_ref()
+        .and_then(|q| Some((postern_queue_format::QueueId::parse(&q.id)?, q.arrival)))
+        .and_then(|(id, arrival)| id.arrived(arrival).elapsed().ok())
+        .unwrap_or_else(|| started.elapsed());
     info!(
         "{id}: to=<{}>{original}, relay=local, delay={:.2}, status={} ({detail})",
         postern_log::escape(to),
-        started.elapsed().as_secs_f64(),
+        delay.as_secs_f64(),
         status.log_word(),
     );
 }

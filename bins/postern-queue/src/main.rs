@@ -21,6 +21,7 @@ mod schedule;
 mod settle;
 
 use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
 
 use postern_config::Settings;
 
@@ -90,7 +91,8 @@ fn main() {
         return;
     }
     if args.list {
-        match postern_queue_format::list(&queue, |secs| secs.to_string()) {
+        let date = |secs| postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs));
+        match postern_queue_format::list(&queue, date) {
             Ok(listing) => print!("{listing}"),
             Err(e) => {
                 eprintln!("postern-queue: {}: {e}", settings.queue_dir.display());

@@ -189,6 +189,9 @@ impl Scheduler {
                 continue;
             };
             records.apply(&events);
+            if expired {
+                log_given_up(&id, &envelope, &events);
+            }
             // A first attempt that delivered everything, with no report to
             // send, leaves nothing worth a `state/` file.
             let forgettable = flight.first
@@ -250,6 +253,29 @@ impl Scheduler {
     }
 }
 
+/// Each recipient failed for good at `queue_lifetime` gets the line every
+/// permanent failure gets from postern-local (`status=bounced`), which
+/// `grep status=bounced` and pflogsumm count: the delivery that deferred
+/// it could not know it was the last try.
+fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
+    let delay = id
+        .arrived(envelope.arrival)
+        .elapsed()
+        .unwrap_or_default()
+        .as_secs_f64();
+    for event in events {
+        if let Event::Outcome(index, Outcome::Failed { status }) = event
+            && status.starts_with('4')
+            && let Some(recipient) = envelope.recipients.get(*index)
+        {
+            info!(
+                "{id}: to=<{}>, relay=none, delay={delay:.2}, status=bounced ({status})",
+                postern_log::escape(&recipient.address)
+            );
+        }
+    }
+}
+
 /// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
 /// a deferral. After `lifetime` (when the message is that old) a deferral
 /// is a failure that keeps its status.
@@ -271,7 +297,7 @@ fn outcomes(flight: &Flight, lines: &[&String], lifetime: Option<u64>) -> Vec<Ev
             (Some("75") | None, Some(lifetime)) => Outcome::Failed {
                 status: format!(
                     "{status} (gave up: still failing after {} in the queue)",
-                    span(lifetime)
+                    postern_config::span(lifetime)
                 ),
             },
             (Some(_), _) => Outcome::Failed {
@@ -281,17 +307,6 @@ fn outcomes(flight: &Flight, lines: &[&String], lifetime: Option<u64>) -> Vec<Ev
         events.push(Event::Outcome(*index, outcome));
     }
     events
-}
-
-/// A duration as people say it: `5 days`, `4 hours`, `90 seconds`.
-pub fn span(seconds: u64) -> String {
-    let (n, unit) = match seconds {
-        s if s >= 86400 && s % 86400 == 0 => (s / 86400, "day"),
-        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
-        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
-        s => (s, "second"),
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]
@@ -375,12 +390,5 @@ mod tests {
             ..envelope("", &[None])
         };
         assert!(due_reports(&notice, &records, &policy(), 2000).is_empty());
-    }
-
-    #[test]
-    fn spans() {
-        assert_eq!(span(5 * 86400), "5 days");
-        assert_eq!(span(3600), "1 hour");
-        assert_eq!(span(90), "90 seconds");
     }
 }

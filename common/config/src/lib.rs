@@ -46,7 +46,7 @@ pub use resolve::{
     Destination, REMOTE_DELIVERY, Resolution, ResolveError, Resolver, Special, Step,
 };
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
-pub use size::parse_size;
+pub use size::{parse_size, span};
 pub use smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 
 use std::path::{Path, PathBuf};

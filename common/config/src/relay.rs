@@ -27,8 +27,14 @@ impl RelayRules {
         // rename, so a read sees one whole version.
         let text = std::fs::read_to_string(&self.relayers_file).ok()?;
         let entries = relayers::parse(&text);
-        relayers::recent_login(&entries, ip, now, self.window)
-            .map(|at| format!("login from {} at {at}", relayers::canonical(ip)))
+        relayers::recent_login(&entries, ip, now, self.window).map(|at| {
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at);
+            format!(
+                "login from {} at {}",
+                relayers::canonical(ip),
+                postern_log::dates::rfc5322(when)
+            )
+        })
     }
 }
 

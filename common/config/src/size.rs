@@ -71,9 +71,27 @@ pub fn parse_duration(text: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
+/// A duration as people say it: `5 days`, `4 hours`, `90 seconds`.
+pub fn span(seconds: u64) -> String {
+    let (n, unit) = match seconds {
+        s if s >= 86400 && s % 86400 == 0 => (s / 86400, "day"),
+        s if s >= 3600 && s % 3600 == 0 => (s / 3600, "hour"),
+        s if s >= 60 && s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod duration_tests {
-    use super::parse_duration;
+    use super::{parse_duration, span};
+
+    #[test]
+    fn spans() {
+        assert_eq!(span(5 * 86400), "5 days");
+        assert_eq!(span(3600), "1 hour");
+        assert_eq!(span(90), "90 seconds");
+    }
 
     #[test]
     fn durations() {

@@ -64,6 +64,18 @@ impl QueueId {
     pub fn seconds(&self) -> u64 {
         u64::from_str_radix(&self.0[..8], 16).unwrap_or(0)
     }
+
+    /// When the message of this id arrived, given the envelope's `arrival`
+    /// second: to the microsecond the id carries when the two agree (the
+    /// writer takes both at once), else the envelope's.
+    pub fn arrived(&self, arrival: u64) -> std::time::SystemTime {
+        let second = UNIX_EPOCH + std::time::Duration::from_secs(arrival);
+        if self.seconds() != arrival {
+            return second;
+        }
+        let micros = u64::from_str_radix(&self.0[8..13], 16).unwrap_or(0);
+        second + std::time::Duration::from_micros(micros.min(999_999))
+    }
 }
 
 impl fmt::Display for QueueId {
@@ -87,6 +99,21 @@ mod tests {
             assert_eq!(QueueId::parse(id.as_str()).as_ref(), Some(id));
             assert!(id.seconds() > 1_700_000_000);
         }
+        let before = SystemTime::now();
+        let id = QueueId::generate();
+        let arrived = id.arrived(id.seconds());
+        assert!(arrived <= SystemTime::now());
+        assert!(
+            before
+                .duration_since(arrived)
+                .unwrap_or_default()
+                .as_millis()
+                < 1
+        );
+        assert_eq!(
+            id.arrived(1_000),
+            UNIX_EPOCH + std::time::Duration::from_secs(1_000)
+        );
         assert_eq!(QueueId::parse("../etc/passwd"), None);
         assert_eq!(QueueId::parse("ABCDEF0123456789abcdef"), None);
     }
