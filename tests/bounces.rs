@@ -71,7 +71,7 @@ impl Sandbox {
         let text = std::fs::read_to_string(&toml).unwrap();
         std::fs::write(&toml, format!("{text}{settings}")).unwrap();
         let sandbox = Sandbox {
-            tmp: tmp,
+            tmp,
             dir,
             up: None,
         };
