@@ -132,6 +132,7 @@ install: $(if $(NOBUILD),,$(if $(filter debug,$(PROFILE)),build,release))
 	else echo "warning: no group postern-relay (make install-users): $(RELAY_DIR) left to root"; fi
 	$(SUBST) etc/cron.d/postern-relay > $(DESTDIR)$(DATADIR)/cron.d-postern-relay
 	install -m 0644 etc/fail2ban/postern.conf $(DESTDIR)$(DATADIR)/fail2ban-postern.conf
+	install -m 0644 etc/fail2ban/filter.d/postern-login.conf $(DESTDIR)$(DATADIR)/fail2ban-filter-postern-login.conf
 	for m in $(MANPAGES); do install -m 0644 docs/man/$$m $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do $(SUBST) etc/systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u; chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; done
 	$(SUBST) etc/inetd.conf > $(DESTDIR)$(DATADIR)/inetd.conf
@@ -173,7 +174,7 @@ uninstall:
 	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man8/$$m; done
 	for u in $(UNITS); do rm -f $(DESTDIR)$(UNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(DATADIR)/inetd.conf $(DESTDIR)$(DATADIR)/cron.d-postern-relay \
-		$(DESTDIR)$(DATADIR)/fail2ban-postern.conf
+		$(DESTDIR)$(DATADIR)/fail2ban-postern.conf $(DESTDIR)$(DATADIR)/fail2ban-filter-postern-login.conf
 	# The relayers file is data: its directory goes only if empty.
 	rmdir $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(LOCALSTATEDIR)/lib/postern 2>/dev/null; true
 	# Only config files install put there, and only while unchanged.

@@ -70,11 +70,7 @@ impl Sandbox {
         let toml = dir.join("etc/postern.toml");
         let text = std::fs::read_to_string(&toml).unwrap();
         std::fs::write(&toml, format!("{text}{settings}")).unwrap();
-        let sandbox = Sandbox {
-            tmp,
-            dir,
-            up: None,
-        };
+        let sandbox = Sandbox { tmp, dir, up: None };
         for (address, quota) in mailboxes {
             let mut args = vec!["mailbox", "add", address, "--password-file"];
             let password = sandbox.etc().join("demo.password");

@@ -1008,6 +1008,37 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
     assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
     let (answer, _) = attempt("127.0.0.4", &s.password());
     assert!(answer.starts_with("+OK"), "{answer}");
+    // The sample jail's filter counts the three wrong passwords, not the
+    // throttle's refusal.
+    let conf = tempfile::tempdir().unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg("/etc/fail2ban")
+        .arg(conf.path().join("fail2ban"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../etc/fail2ban/filter.d/postern-login.conf"),
+        conf.path().join("fail2ban/filter.d/postern-login.conf"),
+    )
+    .unwrap();
+    let log = std::fs::read_to_string(&s.log).unwrap();
+    assert!(
+        log.contains("pop3 login throttled: user=<demo@example.test>, ip=127.0.0.3"),
+        "{log}"
+    );
+    let out = Command::new("fail2ban-regex")
+        .arg("-c")
+        .arg(conf.path().join("fail2ban"))
+        .args(["--datepattern", "{NONE}"])
+        .arg(&s.log)
+        .arg("postern-login")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(", 3 matched,"), "{text}");
     s.stop();
 }
 

@@ -171,6 +171,12 @@ fn the_fail2ban_jail_sample_loads_with_the_stock_filters() {
     .replace("enabled  = false", "enabled  = true")
     .replace("%(syslog_mail)s", &log.display().to_string());
     std::fs::write(conf.join("jail.d/postern.conf"), sample).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../etc/fail2ban/filter.d/postern-login.conf"),
+        conf.join("filter.d/postern-login.conf"),
+    )
+    .unwrap();
     let out = Command::new("fail2ban-client")
         .arg("-c")
         .arg(&conf)

@@ -602,3 +602,35 @@ fn socket_activation_with_and_without_accept() {
     }
     s.stop();
 }
+
+/// RFC 5321 §4.1.3: `user@[IP]` is a path like any other. It is no domain
+/// of this host, so the relaying rules decide: refused for an outsider
+/// (550, not a syntax error), taken from a trusted network.
+#[test]
+fn an_address_literal_is_a_path_and_the_relay_rules_decide() {
+    let s = Smtpd::start(&[]);
+    let rcpt = |ip: &str| {
+        swaks(&[
+            "--server",
+            &s.server("SMTP"),
+            "--local-interface",
+            ip,
+            "--from",
+            "someone@example.org",
+            "--to",
+            "demo@[127.0.0.1]",
+            "--quit-after",
+            "RCPT",
+        ])
+    };
+    let (code, out) = rcpt("127.0.0.2");
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains("<** 550 5.7.1 <demo@[127.0.0.1]>: Relaying denied"),
+        "{out}"
+    );
+    let (code, out) = rcpt("127.0.0.1");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("<-  250 2.1.5"), "{out}");
+    s.stop();
+}

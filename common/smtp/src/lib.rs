@@ -8,6 +8,7 @@
 //! BDAT chunks), the order of commands and every reply are here.
 
 mod body;
+mod literal;
 mod reply;
 mod secure;
 mod session;

@@ -408,10 +408,22 @@ impl Session {
         if let Some(arguments) = strip_verb(line, b"AUTH") {
             return self.auth(&String::from_utf8_lossy(arguments));
         }
-        let mut request = match Request::parse(&mut line.iter()) {
-            Ok(request) => request.into_owned(),
+        let literal = crate::literal::mask(line);
+        let parsed = match &literal {
+            Some((masked, _)) => Request::parse(&mut masked.iter()).map(Request::into_owned),
+            None => Request::parse(&mut line.iter()).map(Request::into_owned),
+        };
+        let mut request = match parsed {
+            Ok(request) => request,
             Err(error) => return self.error(syntax_reply(error)),
         };
+        if let Some((_, literal)) = &literal {
+            match &mut request {
+                Request::Rcpt { to } => crate::literal::unmask(&mut to.address, literal),
+                Request::Mail { from } => crate::literal::unmask(&mut from.address, literal),
+                _ => {}
+            }
+        }
         if let Request::Rcpt { to } = &mut request
             && to.address.is_empty()
             && is_rcpt_to_postmaster(line)
