@@ -1073,3 +1073,44 @@ print("ok")
         &[port, ip, user, password],
     )
 }
+
+/// fetchmail as the README has it trust the sandbox: its certificate as
+/// the one CA, checked, the server named `localhost` as the certificate
+/// says; and a certificate it does not vouch for is refused.
+#[test]
+fn fetchmail_checks_the_sandbox_certificate_as_the_readme_says() {
+    let s = Smtpd::start(&[]);
+    deliver_all(&s);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let rc = tmp.path().join("fetchmailrc");
+    let poll = |ca: &Path| {
+        std::fs::write(
+            &rc,
+            format!(
+                "poll localhost service {} protocol pop3\n  user \"demo@example.test\" password \"{}\" is root here\n  ssl sslcertfile {} sslcertck keep\n  mda \"/bin/sh -c 'cat > {}/msg.$$'\"\n",
+                s.port("POP3S"),
+                s.password(),
+                ca.display(),
+                out.display()
+            ),
+        )
+        .unwrap();
+        run_fetchmail(tmp.path(), &rc, &[])
+    };
+    // Another self-signed certificate: refused before any login.
+    let other = tmp.path().join("other.pem");
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
+    let refused = poll(&other);
+    assert!(
+        refused.contains("Server certificate verification error"),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    // The sandbox's own: all three messages.
+    let said = poll(&s.dir.join("tls/cert.pem"));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 3, "{said}");
+    s.stop();
+}
