@@ -8,7 +8,7 @@
 //! LOOKUP alice@example.test                        LOCAL
 //!                                                  UNKNOWN 5.1.1 user unknown
 //!                                                  REMOTE
-//!                                                  DEFER 4.3.5 bad map line at accounts:7
+//!                                                  DEFER 4.3.5 bad map line at accounts for alice@example.test
 //! PASS pop3 192.0.2.7 YWxpY2U= c2VjcmV0            OK YWxpY2U= 5000 5000 L3Zhci9tYWls
 //! CRAM pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 5.7.8 bad credentials
 //! APOP pop3 192.0.2.7 YWxpY2U= PDEuMkBoPg== 0f1e.. FAIL 4.7.0 too many failures
