@@ -3,7 +3,7 @@
 //! an error, never a panic, and what parses encodes back to a line that
 //! parses to the same value.
 use libfuzzer_sys::fuzz_target;
-use postern_auth_protocol::{MAX_LINE, Reply, Request};
+use postern_auth_protocol::{Block, MAX_LINE, Reply, Request};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else {
@@ -19,5 +19,13 @@ fuzz_target!(|data: &[u8]| {
         let encoded = reply.encode();
         assert!(encoded.len() <= MAX_LINE && encoded.ends_with('\n'));
         assert_eq!(encoded.matches('\n').count(), 1);
+    }
+    // BLOCKED's listing: a BLOCK line that parses comes back the same.
+    if let Some(block) = Block::parse(line) {
+        let encoded = Reply::Blocked(vec![block.clone()]).encode();
+        let first = encoded.lines().next().unwrap_or_default();
+        if first.starts_with("BLOCK ") {
+            assert_eq!(Block::parse(first), Some(block));
+        }
     }
 });
