@@ -314,12 +314,15 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
     s.wait_for_log(&format!(
         "proxy to 127.0.0.1:{remote}: logged in by USER/PASS over plain TCP"
     ));
-    // A proxy_tls it does not know, or a CA file it cannot read: the
+    // A proxy_tls it does not know (refused with its line, as every
+    // program and check refuse it), or a CA file it cannot read: the
     // server does not start.
+    let toml_path = s.etc().join("postern.toml");
+    let original = std::fs::read_to_string(&toml_path).unwrap();
     for (n, (setting, why)) in [
         (
             "proxy_tls = \"maybe\"",
-            "proxy_tls must be \"required\" or \"none\"",
+            "[pop3d.instances.proxytls]: \"maybe\" is not one of required or none",
         ),
         (
             "proxy_ca_file = \"/nonexistent.pem\"",
@@ -350,6 +353,7 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{stderr}");
         assert!(stderr.contains(why), "{stderr}");
+        std::fs::write(&toml_path, &original).unwrap();
     }
     s.stop();
 }

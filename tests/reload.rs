@@ -10,21 +10,15 @@ use std::time::Duration;
 use crate::queue::{mailq, wait_for};
 use crate::sandbox::{port, sandbox_dir, start_logged, stop};
 use crate::smtpd::{Smtpd, swaks};
-use crate::util::{program, run_with_input, wait_until};
+use crate::util::{code_and_text, program, run_with_input, wait_until};
 
 fn reload(s: &Smtpd) -> (i32, String) {
-    let out = Command::new(program("postern"))
-        .args(["reload", "--dir"])
-        .arg(&s.dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    code_and_text(
+        Command::new(program("postern"))
+            .args(["reload", "--dir"])
+            .arg(&s.dir)
+            .output()
+            .unwrap(),
     )
 }
 

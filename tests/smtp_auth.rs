@@ -347,33 +347,7 @@ fn failures_are_delayed_then_refused_for_that_ip_only() {
     with_plain_account(&s);
     let attempt = |ip: &str, password: &str| -> (u16, Duration) {
         let started = Instant::now();
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                r#"
-import smtplib, ssl, sys
-port, ip, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-context = ssl.create_default_context()
-context.check_hostname = False
-context.verify_mode = ssl.CERT_NONE
-smtp = smtplib.SMTP("127.0.0.1", port, source_address=(ip, 0))
-smtp.starttls(context=context)
-smtp.ehlo("client.example")
-import base64
-code, text = smtp.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode())
-print(code)
-"#,
-                &s.port("submission"),
-                ip,
-                PLAIN_USER,
-                password,
-            ])
-            .output()
-            .unwrap();
-        let code = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        let code = auth_plain(&s, ip, PLAIN_USER, password);
         (code, started.elapsed())
     };
     // The first failure is answered at once; from the second on, each
@@ -388,6 +362,37 @@ print(code)
     // Another IP logs in with the right password.
     assert_eq!(attempt("127.0.0.4", PLAIN_PASSWORD).0, 235);
     s.stop();
+}
+
+/// SMTP AUTH PLAIN from `ip` on submission after STARTTLS, with smtplib;
+/// the reply code.
+pub fn auth_plain(s: &Smtpd, ip: &str, user: &str, password: &str) -> u16 {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            r#"
+import base64, smtplib, ssl, sys
+port, ip, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+smtp = smtplib.SMTP("127.0.0.1", port, source_address=(ip, 0))
+smtp.starttls(context=context)
+smtp.ehlo("client.example")
+code, text = smtp.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode())
+print(code)
+"#,
+            &s.port("submission"),
+            ip,
+            user,
+            password,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// Asks postern-auth directly, as postern-pop3d will: a POP3 login.

@@ -147,18 +147,12 @@ impl Smtpd {
 
 /// Runs swaks; returns its exit code and output.
 pub fn swaks(args: &[&str]) -> (i32, String) {
-    let out = Command::new("swaks")
-        .args(["--timeout", "20"])
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    crate::util::code_and_text(
+        Command::new("swaks")
+            .args(["--timeout", "20"])
+            .args(args)
+            .output()
+            .unwrap(),
     )
 }
 

@@ -5,56 +5,21 @@
 
 use std::process::Command;
 
+use crate::smtp_auth::auth_plain as auth;
 use crate::smtpd::Smtpd;
-use crate::util::program;
+use crate::util::{code_and_text, program};
 
 const OTHER_USER: &str = "other@example.test";
 const OTHER_PASSWORD: &str = "other user's password";
 
-/// SMTP AUTH PLAIN from `ip` on submission with smtplib; the reply code.
-fn auth(s: &Smtpd, ip: &str, user: &str, password: &str) -> u16 {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            r#"
-import base64, smtplib, ssl, sys
-port, ip, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-context = ssl.create_default_context()
-context.check_hostname = False
-context.verify_mode = ssl.CERT_NONE
-smtp = smtplib.SMTP("127.0.0.1", port, source_address=(ip, 0))
-smtp.starttls(context=context)
-smtp.ehlo("client.example")
-code, text = smtp.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode())
-print(code)
-"#,
-            &s.port("submission"),
-            ip,
-            user,
-            password,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
 fn admin(s: &Smtpd, args: &[&str]) -> (i32, String) {
-    let out = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    code_and_text(
+        Command::new(program("postern-admin"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(args)
+            .output()
+            .unwrap(),
     )
 }
 

@@ -299,6 +299,19 @@ pub fn check_passes(admin: &Path, etc: &Path) -> String {
     stdout
 }
 
+/// A finished program's exit code (-1 if killed), and its stdout then
+/// stderr.
+pub fn code_and_text(out: Output) -> (i32, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// Runs `command` with `input` on a pipe to its stdin, collecting stdout and
 /// stderr.
 pub fn run_with_input(command: &mut Command, input: &[u8]) -> Output {

@@ -33,23 +33,14 @@ fn ids(key: &str, owner: &MailOwner, errors: &mut Vec<String>) -> Option<(u32, u
 }
 
 fn queue(settings: &Settings, errors: &mut Vec<String>) {
-    let Some((uid, gid)) = ids("queue_user", &settings.queue_user, errors) else {
-        return;
-    };
     let root = &settings.queue_dir;
-    let Some(meta) = directory("queue_dir", root, errors) else {
+    let Some((uid, _)) = owned_directory(
+        ("queue_dir", root),
+        ("queue_user", &settings.queue_user),
+        errors,
+    ) else {
         return;
     };
-    if meta.uid() != uid {
-        errors.push(format!(
-            "queue_dir {}: owned by uid {}, not by queue_user \"{}\" (uid {uid}): chown {uid}:{gid} {}",
-            root.display(),
-            meta.uid(),
-            settings.queue_user,
-            root.display()
-        ));
-        return;
-    }
     for (sub, mode) in SUBDIRECTORIES {
         let path = root.join(sub);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
@@ -87,21 +78,32 @@ fn queue(settings: &Settings, errors: &mut Vec<String>) {
 }
 
 fn mail_root(settings: &Settings, errors: &mut Vec<String>) {
-    let Some((uid, _)) = ids("mail_owner", &settings.mail_owner, errors) else {
-        return;
-    };
-    let root = &settings.mail_root;
-    let Some(meta) = directory("mail_root", root, errors) else {
-        return;
-    };
+    owned_directory(
+        ("mail_root", &settings.mail_root),
+        ("mail_owner", &settings.mail_owner),
+        errors,
+    );
+}
+
+/// A directory that must exist and belong to a role: the role's ids when
+/// it does.
+fn owned_directory(
+    (key, path): (&str, &Path),
+    (role, owner): (&str, &MailOwner),
+    errors: &mut Vec<String>,
+) -> Option<(u32, u32)> {
+    let (uid, gid) = ids(role, owner, errors)?;
+    let meta = directory(key, path, errors)?;
     if meta.uid() != uid {
         errors.push(format!(
-            "mail_root {}: owned by uid {}, not by mail_owner \"{}\" (uid {uid}), who makes every virtual mailbox in it",
-            root.display(),
+            "{key} {}: owned by uid {}, not by {role} \"{owner}\" (uid {uid}): chown {uid}:{gid} {}",
+            path.display(),
             meta.uid(),
-            settings.mail_owner
+            path.display()
         ));
+        return None;
     }
+    Some((uid, gid))
 }
 
 /// postern-auth writes the relayers file (whole, by rename) as its user,
