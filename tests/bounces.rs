@@ -527,8 +527,25 @@ fn hold_release_delete_and_stats() {
     assert!(mailq(&s.etc()).contains("  (held)\n"));
     let (code, stats) = s.control(&["--stats"]);
     assert_eq!(code, 0);
-    assert!(stats.starts_with("messages 2\nheld 1\n"), "{stats}");
+    assert!(
+        stats.starts_with("messages 2\nheld 1\nunreadable 0\n"),
+        "{stats}"
+    );
     assert!(stats.contains("\noldest_age_seconds "), "{stats}");
+    // The admin's listing is mailq's, with dates people read.
+    let (code, listing) = s.control(&["--list"]);
+    assert_eq!(code, 0);
+    let (envelope, _) = queue.read_envelope(&ids[0]).unwrap();
+    let arrival =
+        postern_log::dates::rfc5322(std::time::UNIX_EPOCH + Duration::from_secs(envelope.arrival));
+    assert!(
+        listing.contains(&format!("{held} ")) && listing.contains(&arrival),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains(&envelope.arrival.to_string()),
+        "{listing}"
+    );
 
     // Deleted: gone, and no report.
     let (code, text) = s.control(&["--delete", doomed]);

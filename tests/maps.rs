@@ -158,3 +158,77 @@ fn check_warns_about_what_loads_but_misroutes() {
         "{stdout}"
     );
 }
+
+/// Settings that once passed `check` and then stopped a daemon: check
+/// names each at its line in words a person reads, and the daemon that
+/// would use it refuses to start with the same words.
+#[test]
+fn check_and_every_daemon_refuse_a_setting_alike() {
+    let s = Setup::new();
+    let toml = s.etc.join("postern.toml");
+    let good = std::fs::read_to_string(&toml).unwrap();
+    let base = good.lines().count();
+    s.write(
+        "postern.toml",
+        &format!(
+            "{good}smtpd.listen = [\"127.0.0.1:2525 mxx\"]\n\
+             smtpd.trusted_networks = [\"127.0.0.1/33\"]\n\
+             smtpd.auth_mechanisms = [\"PLAIN\", \"NTLM\"]\n\
+             pop3d.access = \"some\"\n"
+        ),
+    );
+    let at = |n: usize| format!("{}:{}: ", toml.display(), base + n);
+    let wants = [
+        format!(
+            "{}\"127.0.0.1:2525 mxx\": kind \"mxx\": expected mx, submission or smtps",
+            at(1)
+        ),
+        format!("{}\"127.0.0.1/33\": prefix length must be 0 to 32", at(2)),
+        format!(
+            "{}mechanism \"NTLM\" is not one of PLAIN, LOGIN or CRAM-MD5",
+            at(3)
+        ),
+        format!("{}\"some\" is not one of any, allow or allow+lan", at(4)),
+    ];
+    let out = s.admin(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for want in &wants {
+        assert!(stdout.lines().any(|l| l == want), "{want} in {stdout}");
+    }
+    assert!(stdout.contains(": 4 errors, "), "{stdout}");
+    let smtpd = std::process::Command::new(program("postern-smtpd"))
+        .arg("--config")
+        .arg(&s.etc)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&smtpd.stderr);
+    assert_eq!(smtpd.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains(&wants[0]), "{stderr}");
+
+    // A user that does not exist is named as the file spells it, not in
+    // Rust's debug form; a submission port nobody can log in to is said.
+    s.write(
+        "postern.toml",
+        &good.replace(
+            &format!("mail_owner = \"{}:{}\"", s.owner.0, s.owner.1),
+            "mail_owner = \"nosuchuser\"",
+        ),
+    );
+    let out = s.admin(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("postern.toml: mail_owner \"nosuchuser\" is not a user on this host"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Name("), "{stdout}");
+    s.write(
+        "postern.toml",
+        &format!("{good}smtpd.listen = [\"127.0.0.1:2587 submission\"]\n"),
+    );
+    let stdout = String::from_utf8(s.admin(&["check"]).stdout).unwrap();
+    assert!(
+        stdout.contains("warning: postern.toml: [smtpd] listen \"127.0.0.1:2587 submission\": without [tls] no client can authenticate there"),
+        "{stdout}"
+    );
+}

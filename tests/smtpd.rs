@@ -387,18 +387,25 @@ fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
     let relayers = s.dir.join("var/relay/relayers");
     std::fs::write(&relayers, format!("# a login\n127.0.0.2 {}\n", now - 600)).unwrap();
     assert_eq!(rcpt_codes(&s, "127.0.0.2", &[outside])[0].0, 250);
+    // When, in words people read: the date of the login.
+    let login = postern_log::dates::rfc5322(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(now - 600),
+    );
+    let said = explain(&s, "127.0.0.2", "friend@elsewhere.example");
     assert!(
-        explain(&s, "127.0.0.2", "friend@elsewhere.example")
-            .contains("relayed: login from 127.0.0.2 at ")
+        said.contains(&format!("relayed: login from 127.0.0.2 at {login}")),
+        "{said}"
     );
     // Half an hour ago: outside it.
     std::fs::write(&relayers, format!("127.0.0.2 {}\n", now - 1800)).unwrap();
     let refused = rcpt_codes(&s, "127.0.0.2", &[outside]);
     assert_eq!(refused[0].0, 550);
     // explain --relay says the same, and why.
+    let said = explain(&s, "127.0.0.2", "friend@elsewhere.example");
     assert!(
-        explain(&s, "127.0.0.2", "friend@elsewhere.example")
-            .starts_with("client 127.0.0.2 → <friend@elsewhere.example>: refused (550 5.7.1): ")
+        said.starts_with("client 127.0.0.2 → <friend@elsewhere.example>: refused (550 5.7.1): ")
+            && said.contains("within the last 20 minutes"),
+        "{said}"
     );
     assert!(
         explain(&s, "127.0.0.1", "friend@elsewhere.example")
