@@ -140,7 +140,15 @@ fn up_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
 
 fn up_real(config: &Path) -> anyhow::Result<()> {
     install_signal_handlers()?;
-    postern_config::Config::load(config)?;
+    if let Err(e) = postern_config::Config::load(config) {
+        // Every bad line, so that one start shows all there is to fix.
+        if let postern_config::ConfigError::Settings(errors) = &e {
+            for error in errors {
+                say(&format!("error: {error}"));
+            }
+        }
+        return Err(e.into());
+    }
     say(&format!("running the suite of {}", config.display()));
     run_suite(config);
     say("stopped");
