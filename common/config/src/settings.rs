@@ -345,6 +345,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.ends_with("(and 2 more errors)"), "{err}");
+        // A last line without its line end, blanked, adds no line.
+        let (_, errors) = Settings::salvage(Path::new("p.toml"), "log = \"stderr\"\nx = \"\"\"abc");
+        assert!(errors.iter().all(|e| e.line <= 2), "{errors:?}");
         // Not even TOML: the defaults, and the error.
         let (settings, errors) = Settings::salvage(Path::new("p.toml"), "[[[\n");
         assert_eq!(settings.queue_dir, Path::new("/var/spool/postern"));

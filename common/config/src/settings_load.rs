@@ -73,7 +73,9 @@ impl Settings {
                 return (defaults, errors);
             }
             for line in &mut lines[bad] {
-                *line = "\n".to_string();
+                // Its own line end only: a last line without one stays
+                // without, so no error can point past the file.
+                *line = if line.ends_with('\n') { "\n" } else { "" }.to_string();
             }
         }
     }
