@@ -22,9 +22,8 @@ FUZZ_SECONDS ?= 60
 
 # Debian packages the integration tests use: doveadm (real Dovecot hashes)
 # mkpasswd (yescrypt as shadow writes it), mutt (a real sendmail caller);
-# man and systemd-analyze check; iproute2 (ip) brings up loopback in the
-# fresh-host test's namespace;
-# what make install installs.
+# man and systemd-analyze check what make install installs; iproute2 (ip)
+# brings up loopback in the fresh-host test's namespace.
 TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd iproute2 mutt swaks libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl fail2ban fetchmail getmail6
 BENCH_PACKAGES = python3
 PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd postern-relay postern-pop3d
