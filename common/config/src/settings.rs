@@ -348,6 +348,11 @@ mod tests {
         // A last line without its line end, blanked, adds no line.
         let (_, errors) = Settings::salvage(Path::new("p.toml"), "log = \"stderr\"\nx = \"\"\"abc");
         assert!(errors.iter().all(|e| e.line <= 2), "{errors:?}");
+        // An error whose span ends inside a character (found by the fuzz
+        // target, kept as its seed).
+        let text = include_str!("../../../fuzz/seeds/settings/span-inside-a-character");
+        let (_, errors) = Settings::salvage(Path::new("p.toml"), text);
+        assert!(!errors.is_empty());
         // Not even TOML: the defaults, and the error.
         let (settings, errors) = Settings::salvage(Path::new("p.toml"), "[[[\n");
         assert_eq!(settings.queue_dir, Path::new("/var/spool/postern"));

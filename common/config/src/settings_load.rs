@@ -94,7 +94,11 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
             line,
         )
     };
-    let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    // By bytes: a span may end inside a character.
+    let line_at = |offset: usize| {
+        let before = &text.as_bytes()[..offset.min(text.len())];
+        before.iter().filter(|&&b| b == b'\n').count() + 1
+    };
     let mut settings: Settings = toml::from_str(text).map_err(|e| {
         let (first, last) = e.span().map_or((0, 0), |span| {
             (
