@@ -101,12 +101,17 @@ install: $(if $(NOBUILD),,$(if $(filter debug,$(PROFILE)),build,release))
 		if getent group postern >/dev/null; then install -m 2755 -g postern target/$(PROFILE)/$$p $(DESTDIR)$(SBINDIR)/$$p; \
 		else echo "warning: no group postern (make install-users): $$p installed without its setgid bit"; fi; \
 	done
-	for l in $(INJECT_LINKS); do ln -sf postern-inject $(DESTDIR)$(SBINDIR)/$$l; done
+	# sendmail and mailq beside it, unless another MTA's are there (a
+	# PREFIX of /usr puts them where Debian's MTAs keep theirs).
+	for l in $(INJECT_LINKS); do t=$(DESTDIR)$(SBINDIR)/$$l; \
+		if { [ ! -e $$t ] && [ ! -L $$t ]; } || [ "$$(readlink $$t)" = postern-inject ]; then ln -sfn postern-inject $$t; \
+		else echo "note: $$t belongs to another MTA; left alone"; fi; \
+	done
 	# sendmail where programs look for it, unless another MTA's is there.
 	for l in $(SENDMAIL_LINKS); do \
 		target=$(SBINDIR)/postern-inject; [ $${l##*/} = mailq ] && target=$(SBINDIR)/mailq; \
 		if [ -e $(DESTDIR)$$l ] || [ -L $(DESTDIR)$$l ]; then \
-			case "$$(readlink $(DESTDIR)$$l)" in $(SBINDIR)/*) ln -sfn $$target $(DESTDIR)$$l ;; \
+			case "$$(readlink $(DESTDIR)$$l)" in $(SBINDIR)/postern-inject|$(SBINDIR)/mailq|postern-inject) ln -sfn $$target $(DESTDIR)$$l ;; \
 			*) echo "note: $$l belongs to another MTA; left alone (Postern's is $(SBINDIR)/sendmail)" ;; esac; \
 		else install -d $(DESTDIR)$${l%/*} && ln -s $$target $(DESTDIR)$$l; fi; \
 	done
@@ -163,9 +168,13 @@ install-users:
 # Removes what install installed; config files it did not place, or that
 # were changed since, stay.
 uninstall:
-	for p in $(PROGRAMS) $(SETGID_PROGRAMS) $(INJECT_LINKS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
+	for p in $(PROGRAMS) $(SETGID_PROGRAMS); do rm -f $(DESTDIR)$(SBINDIR)/$$p; done
+	# Links only where they are Postern's.
+	for l in $(INJECT_LINKS); do \
+		[ "$$(readlink $(DESTDIR)$(SBINDIR)/$$l)" = postern-inject ] && rm -f $(DESTDIR)$(SBINDIR)/$$l; \
+	done; true
 	for l in $(SENDMAIL_LINKS); do \
-		case "$$(readlink $(DESTDIR)$$l)" in $(SBINDIR)/*) rm -f $(DESTDIR)$$l ;; esac; \
+		case "$$(readlink $(DESTDIR)$$l)" in $(SBINDIR)/postern-inject|$(SBINDIR)/mailq) rm -f $(DESTDIR)$$l ;; esac; \
 	done
 	# The queue and the mail root are data: they go only if empty.
 	q=$(DESTDIR)$(QUEUE_DIR); if [ -d $$q ] && [ -z "$$(find $$q/tmp $$q/queue $$q/state -mindepth 1 -print -quit 2>/dev/null)" ]; then \

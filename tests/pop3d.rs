@@ -993,6 +993,11 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
         "auth.max_failures_per_ip = 3",
         "pop3d.cleartext_networks = [\"127.0.0.0/8\"]",
     ]);
+    let attempt_as = |ip: &str, user: &str| -> (String, Duration) {
+        let started = std::time::Instant::now();
+        let out = pop_from(&s, ip, user, "wrong");
+        (out.lines().next().unwrap().to_string(), started.elapsed())
+    };
     let attempt = |ip: &str, password: &str| -> (String, Duration) {
         let started = std::time::Instant::now();
         let out = pop_from(&s, ip, "demo@example.test", password);
@@ -1008,8 +1013,12 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
     assert!(answer.starts_with("-ERR [SYS/TEMP]"), "{answer}");
     let (answer, _) = attempt("127.0.0.4", &s.password());
     assert!(answer.starts_with("+OK"), "{answer}");
-    // The sample jail's filter counts the three wrong passwords, not the
-    // throttle's refusal.
+    // A user name made to look like another address in the log line.
+    let forged = "x>, ip=203.0.113.9, method=password, reason=y";
+    let (answer, _) = attempt_as("127.0.0.3", forged);
+    assert!(answer.starts_with("-ERR [AUTH]"), "{answer}");
+    // The sample jail's filter counts the four wrong passwords, not the
+    // throttle's refusal, and only ever the real address.
     let conf = tempfile::tempdir().unwrap();
     let copied = Command::new("cp")
         .arg("-r")
@@ -1032,13 +1041,15 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
     let out = Command::new("fail2ban-regex")
         .arg("-c")
         .arg(conf.path().join("fail2ban"))
-        .args(["--datepattern", "{NONE}"])
+        .args(["-v", "--datepattern", "{NONE}"])
         .arg(&s.log)
         .arg("postern-login")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(", 3 matched,"), "{text}");
+    assert!(text.contains(", 4 matched,"), "{text}");
+    assert!(!text.contains("|      203.0.113.9"), "{text}");
+    assert_eq!(text.matches("|      127.0.0.3 ").count(), 4, "{text}");
     s.stop();
 }
 

@@ -30,8 +30,7 @@ pub fn login(config: &Config, attempt: &Attempt, now: u64) -> (Reply, u64) {
         service, ip, user, ..
     } = *attempt;
     let method = method(attempt.proof);
-    // Counted by the account's own name, however the client wrote it.
-    let key = Address::parse(user).map_or_else(|_| user.to_lowercase(), |a| a.to_string());
+    let key = account_name(user);
     let verdict = throttle(config, |t| t.begin(ip, &key, now));
     if verdict.refuse {
         // Not checked, so not a failed password: logged as the throttle's
@@ -92,8 +91,18 @@ pub fn blocked(now: u64) -> Reply {
 
 /// `UNBLOCK`: forget an address's or an account's failures.
 pub fn unblock(key: &str) -> Reply {
+    let key = match key.parse::<IpAddr>() {
+        Ok(_) => key.to_string(),
+        Err(_) => account_name(key),
+    };
     let mut throttle = THROTTLE.lock().unwrap_or_else(|e| e.into_inner());
-    Reply::Unblocked(throttle.as_mut().map_or(0, |t| t.unblock(key)))
+    Reply::Unblocked(throttle.as_mut().map_or(0, |t| t.unblock(&key)))
+}
+
+/// The name failures are counted by: the account's own, however the
+/// client (or the admin unblocking it) wrote it.
+fn account_name(user: &str) -> String {
+    Address::parse(user).map_or_else(|_| user.to_lowercase(), |a| a.to_string())
 }
 
 fn method(proof: &Proof) -> &'static str {

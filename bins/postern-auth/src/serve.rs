@@ -253,12 +253,29 @@ fn config(dir: &Path) -> Result<Arc<Config>, postern_config::ConfigError> {
     }
     let config = match (Config::load(dir), cache.take()) {
         (Ok(config), _) => Arc::new(config),
-        // A change that does not load (a typo being edited) must not take
-        // every lookup and login down: the last good configuration
-        // answers until the files change again.
+        // A postern.toml that does not load (a typo being edited) must not
+        // take every lookup and login down: its last good settings answer,
+        // with the maps as they are now, so that an account removed or a
+        // password changed in the same edit counts at once. A map that
+        // cannot be read keeps the last good one.
         (Err(e), Some((_, last_good))) => {
-            error!("{e}; answering with the last configuration that loaded until it is fixed");
-            last_good
+            let maps = postern_config::Maps::load(dir);
+            error!(
+                "{e}; answering with the last settings that loaded{} until it is fixed",
+                if maps.is_ok() {
+                    " and the maps as they are"
+                } else {
+                    " and maps"
+                }
+            );
+            match maps {
+                Ok(maps) => Arc::new(Config {
+                    dir: dir.to_path_buf(),
+                    settings: last_good.settings.clone(),
+                    maps,
+                }),
+                Err(_) => last_good,
+            }
         }
         (Err(e), None) => return Err(e),
     };

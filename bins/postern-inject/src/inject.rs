@@ -48,17 +48,28 @@ pub struct Submission<'a> {
     pub data: &'a [u8],
 }
 
-/// Whether a bad line of postern.toml is one whose default would send the
-/// message somewhere else: the queue's place or the host's name.
+/// Whether a bad line of postern.toml may be one whose default would send
+/// the message somewhere else: the queue's place or the host's name, as
+/// written, quoted or misspelt, or every setting (salvage gave up).
 fn decides_the_queue(dir: &Path, error: &postern_config::LineError) -> bool {
+    const KEYS: [&str; 2] = ["queue_dir", "hostname"];
     let text = std::fs::read_to_string(dir.join("postern.toml")).unwrap_or_default();
     let line = error
         .line
         .checked_sub(1)
         .and_then(|i| text.lines().nth(i))
         .unwrap_or("");
-    let key = line.split('=').next().unwrap_or("").trim();
-    error.line == 0 || key == "queue_dir" || key == "hostname"
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(['"', '\'']);
+    error.line == 0
+        || KEYS.contains(&key)
+        || KEYS
+            .iter()
+            .any(|k| error.message.contains(&format!("did you mean `{k}`?")))
 }
 
 /// The invoking user and the queue, for one or (under `-bs`) many messages.

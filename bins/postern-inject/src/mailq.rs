@@ -10,7 +10,12 @@ use crate::{EX_CONFIG, EX_TEMPFAIL, fail};
 
 pub fn run(dir: &Path) -> i32 {
     let settings = match Settings::load_salvaged(dir) {
-        Ok((settings, _)) => settings,
+        Ok((settings, errors)) => {
+            for error in errors {
+                eprintln!("mailq: {error} (left out)");
+            }
+            settings
+        }
         Err(e) => fail(EX_CONFIG, &e.to_string()),
     };
     let queue = QueueDir::at(&settings.queue_dir);

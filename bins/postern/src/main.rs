@@ -7,7 +7,8 @@
 //! network input: it creates directories and config files, starts the
 //! suite's programs under their own uids and relays their log lines.
 //!
-//! `postern reload` (or SIGHUP, or `systemctl reload postern`) checks the
+//! `postern reload` (SIGUSR1; SIGHUP too when not on a terminal, as from
+//! `systemctl reload postern`) checks the
 //! configuration and, if it loads and postern.toml changed, restarts the
 //! programs with it; if it does not load, everything keeps running as it
 //! was.
@@ -108,7 +109,15 @@ fn install_signal_handlers() -> anyhow::Result<()> {
         SigSet::empty(),
     );
     // SAFETY: as above.
-    unsafe { sigaction(Signal::SIGHUP, &reload) }?;
+    unsafe { sigaction(Signal::SIGUSR1, &reload) }?;
+    // SIGHUP is a service's reload (systemd's ExecReload sends it), but on
+    // a terminal it says the terminal went away (`make run` in a closed
+    // window), which stops the suite as it always did.
+    // SAFETY: isatty reads a descriptor's state.
+    let on_terminal = unsafe { libc::isatty(0) } == 1;
+    let hangup = if on_terminal { &action } else { &reload };
+    // SAFETY: as above.
+    unsafe { sigaction(Signal::SIGHUP, hangup) }?;
     Ok(())
 }
 

@@ -55,9 +55,10 @@ pub fn sandbox_dir(dir: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
     let Some(barrier) = barrier(parent) else {
         return Ok((dir.to_path_buf(), None));
     };
-    let name: String = dir
-        .as_os_str()
-        .to_string_lossy()
+    // Readable, and one to one: the hash of the whole path tells apart
+    // what the readable part maps alike (`/a_b` and `/a/b`).
+    let path = dir.as_os_str().as_encoded_bytes();
+    let readable: String = String::from_utf8_lossy(path)
         .trim_start_matches('/')
         .chars()
         .map(|c| {
@@ -68,7 +69,10 @@ pub fn sandbox_dir(dir: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
             }
         })
         .collect();
-    let real = Path::new(HOME).join(name);
+    let hash = path.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
+    let real = Path::new(HOME).join(format!("{readable}-{hash:016x}"));
     let why = format!(
         "{} is a link to it: the sandbox's users cannot pass {} (mode {:04o})",
         dir.display(),
@@ -86,7 +90,28 @@ pub fn sandbox_dir(dir: &Path) -> anyhow::Result<(PathBuf, Option<String>)> {
         Ok(_) => return Ok((dir.to_path_buf(), None)),
         Err(e) => return Err(e.into()),
     }
+    // SECURITY: checked at every start, not only the first: /var/tmp is
+    // everyone's, and a directory there that went away (tmpfiles ages
+    // /var/tmp) could come back as someone else's, with programs root
+    // would run.
+    make_home()?;
+    if real.exists() {
+        roots_own(&real)?;
+    }
     Ok((real, Some(why)))
+}
+
+/// `path` is a directory (not a link) of root's that no one else may
+/// write, or an error.
+fn roots_own(path: &Path) -> anyhow::Result<()> {
+    let meta = fs::symlink_metadata(path).with_context(|| format!("{}", path.display()))?;
+    if !(meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0) {
+        bail!(
+            "{} is not a directory of root's that only root may write: remove it and start again",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// `/var/tmp/postern-sandbox`: root's, and nobody else's to write.
@@ -97,8 +122,7 @@ fn make_home() -> anyhow::Result<()> {
             fs::set_permissions(HOME, fs::Permissions::from_mode(0o755))?;
             Ok(())
         }
-        Ok(meta) if meta.is_dir() && meta.uid() == 0 && meta.mode() & 0o022 == 0 => Ok(()),
-        Ok(_) => bail!("{HOME} is not a directory of root's that only root may write"),
+        Ok(_) => roots_own(Path::new(HOME)),
         Err(e) => Err(e.into()),
     }
 }
@@ -116,10 +140,14 @@ pub fn programs(sandbox: &Path) -> anyhow::Result<Option<String>> {
     let Some(barrier) = barrier(here) else {
         return Ok(None);
     };
+    roots_own(sandbox)?;
     let bin = sandbox.join("bin");
-    if !bin.exists() {
-        fs::create_dir(&bin)?;
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
+    match fs::symlink_metadata(&bin) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir(&bin)?;
+            fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
+        }
+        _ => roots_own(&bin)?,
     }
     for name in std::iter::once("postern").chain(SUITE.iter().copied()) {
         let (from, to) = (here.join(name), bin.join(name));

@@ -1,8 +1,9 @@
 //! Reloading a running suite: `postern reload` finds the supervisor by its
-//! pid file (beside postern-auth's socket) and sends it SIGHUP; the
+//! pid file (beside postern-auth's socket) and sends it SIGUSR1; the
 //! supervisor then restarts the programs only if postern.toml changed and
 //! loads. A file that does not load changes nothing that runs.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -33,7 +34,18 @@ impl PidFile {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        match std::fs::write(&path, format!("{}\n", std::process::id())) {
+        // Never through a link someone planted where the file goes.
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, format!("{}\n", std::process::id()).as_bytes())
+            });
+        match written {
             Ok(()) => PidFile(Some(path)),
             Err(e) => {
                 say(&format!(
@@ -48,7 +60,12 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        if let Some(path) = &self.0 {
+        // Only while it is still ours: a second `postern up` may have
+        // written its own since.
+        if let Some(path) = &self.0
+            && std::fs::read_to_string(path)
+                .is_ok_and(|text| text.trim() == std::process::id().to_string())
+        {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -90,7 +107,7 @@ impl Loaded {
     }
 }
 
-/// `postern reload`: SIGHUP to the supervisor of `config`'s suite.
+/// `postern reload`: SIGUSR1 to the supervisor of `config`'s suite.
 pub fn signal(config: &Path) -> anyhow::Result<String> {
     // Said here, where the admin sees it, and not sent: the suite would
     // refuse it anyway.
@@ -105,11 +122,22 @@ pub fn signal(config: &Path) -> anyhow::Result<String> {
         .trim()
         .parse()
         .with_context(|| format!("{}: not a pid", path.display()))?;
-    let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    if !String::from_utf8_lossy(&command).contains("postern") {
-        bail!("{}: pid {pid} is not postern up", path.display());
+    // A stale file may name any process now: only `postern up` is told.
+    let program = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let arguments = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let up = arguments.split(|&b| b == 0).any(|word| word == b"up");
+    // (A program rebuilt since it started reads "postern (deleted)".)
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let is_postern = name.is_some_and(|n| n.trim_end_matches(" (deleted)") == "postern");
+    if !is_postern || !up {
+        bail!(
+            "{}: pid {pid} is not postern up (a stale pid file?)",
+            path.display()
+        );
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGHUP)
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGUSR1)
         .with_context(|| format!("signal postern up (pid {pid})"))?;
     Ok(format!(
         "asked postern up (pid {pid}) to reload; it logs what it did"

@@ -18,9 +18,12 @@ const STABLE_AFTER: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// A child that exits this many times in a row at start, each time with
-/// an exit code that says trying again cannot help, is not started again
-/// until a reload.
+/// an exit code that says trying again at once cannot help, is tried only
+/// every `GIVEN_UP_RETRY` after (or at once on a reload): its cause may go
+/// away by itself (an address the host gets later, a port another program
+/// frees), but not in milliseconds.
 const FATAL_TRIES: u32 = 5;
+const GIVEN_UP_RETRY: Duration = Duration::from_secs(60);
 /// sysexits' EX_OSERR (a port that cannot be bound, a user that does not
 /// exist) and EX_CONFIG (a configuration the program cannot use).
 const FATAL_CODES: [i32; 2] = [71, 78];
@@ -109,8 +112,8 @@ pub fn supervise(
                     let now = Instant::now();
                     slots = specs.into_iter().map(|spec| slot(spec, now)).collect();
                 }
-                // What was given up is tried again: its cause may be gone
-                // (the other server that held the port was stopped).
+                // What was given up is tried again at once: its cause may
+                // be gone (the other server that held the port stopped).
                 Reload::Nothing => {
                     for slot in slots.iter_mut().filter(|s| s.fatal >= FATAL_TRIES) {
                         slot.fatal = 0;
@@ -172,10 +175,13 @@ fn poll(slot: &mut Slot) {
                     0
                 };
                 if slot.fatal >= FATAL_TRIES {
-                    say(&format!(
-                        "error: {} cannot start ({status}, {FATAL_TRIES} times in a row): not restarting it; fix what it logged above, then `postern reload`",
-                        slot.spec.name
-                    ));
+                    if slot.fatal == FATAL_TRIES {
+                        say(&format!(
+                            "error: {} cannot start ({status}, {FATAL_TRIES} times in a row): trying it again only every {GIVEN_UP_RETRY:?}; fix what it logged above, then `postern reload` tries at once",
+                            slot.spec.name
+                        ));
+                    }
+                    slot.start_at = Instant::now() + GIVEN_UP_RETRY;
                     return;
                 }
                 say(&format!(
@@ -190,7 +196,7 @@ fn poll(slot: &mut Slot) {
             }
         }
     }
-    if slot.fatal >= FATAL_TRIES || Instant::now() < slot.start_at {
+    if Instant::now() < slot.start_at {
         return;
     }
     match spawn(&slot.spec) {
@@ -304,7 +310,7 @@ mod tests {
         let (flag, again) = (stop.clone(), reload.clone());
         let runner =
             std::thread::spawn(move || supervise(vec![broken], &flag, &again, || Reload::Nothing));
-        // 100 + 200 + 400 + 800 ms of backoff, then nothing more.
+        // 100 + 200 + 400 + 800 ms of backoff, then nothing for a minute.
         std::thread::sleep(Duration::from_millis(4500));
         assert_eq!(starts(&log), FATAL_TRIES as usize);
         reload.store(true, Ordering::SeqCst);

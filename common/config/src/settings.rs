@@ -325,6 +325,10 @@ mod tests {
             "p.toml:3: \"0.0.0.0:465 smtps\" is an implicit-TLS listener, which needs [tls] certificate and key"
         );
         assert_eq!(
+            err("[pop3d]\nlisten = [\"[::]:pop3s pop3s\"]\n"),
+            "p.toml:2: \"[::]:pop3s pop3s\" is an implicit-TLS listener, which needs [tls] certificate and key"
+        );
+        assert_eq!(
             err("[pop3d.instances.x]\napop = true\n"),
             "p.toml:1: [pop3d.instances.x] needs its own listen addresses"
         );

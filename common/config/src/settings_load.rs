@@ -46,7 +46,7 @@ impl Settings {
     /// Parses `text`, leaving out each line an error points at (blanked,
     /// so the others keep their numbers) until the rest loads; past
     /// `MAX_BAD_LINES`, or for an error no line can be found for, the
-    /// defaults stand in.
+    /// defaults stand in, and a last error of line 0 says so.
     pub fn salvage(path: &Path, text: &str) -> (Settings, Vec<LineError>) {
         let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
         let mut errors = Vec::new();
@@ -69,6 +69,13 @@ impl Settings {
                 || errors.len() >= MAX_BAD_LINES
             {
                 errors.sort_by_key(|e: &LineError| e.line);
+                // Said as an error of no line, so a reader that salvages
+                // knows every setting is a default now.
+                errors.push(LineError {
+                    file: path.to_path_buf(),
+                    line: 0,
+                    message: "the rest cannot be read either: every setting is its default".into(),
+                });
                 let defaults = parse_once(path, "").expect("the defaults load");
                 return (defaults, errors);
             }
@@ -122,18 +129,16 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
         }
     }
     if !settings.tls.is_configured() {
-        let implicit = |listen: &[String], kind: &str| {
-            listen
-                .iter()
-                .find(|spec| spec.split_whitespace().nth(1) == Some(kind))
-                .cloned()
-        };
-        let needs_tls = [
-            ("smtpd", implicit(&settings.smtpd.listen, "smtps")),
-            ("smtpd", implicit(&settings.smtpd.listen, "submissions")),
-            ("pop3d", implicit(&settings.pop3d.listen, "pop3s")),
-        ];
-        for (table, spec) in needs_tls {
+        // The kind as the server reads the entry.
+        let smtps = settings.smtpd.listen.iter().find(|spec| {
+            postern_listen::parse::<postern_listen::SmtpPort>(spec)
+                .is_ok_and(|l| l.kind == postern_listen::SmtpPort::Smtps)
+        });
+        let pop3s = settings.pop3d.listen.iter().find(|spec| {
+            postern_listen::parse::<postern_listen::Pop3Port>(spec)
+                .is_ok_and(|l| l.kind == postern_listen::Pop3Port::Pop3s)
+        });
+        for (table, spec) in [("smtpd", smtps), ("pop3d", pop3s)] {
             if let Some(spec) = spec {
                 return Err(error(
                     line_of_key(text, table, "listen"),

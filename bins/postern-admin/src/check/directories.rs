@@ -34,7 +34,7 @@ fn ids(key: &str, owner: &MailOwner, errors: &mut Vec<String>) -> Option<(u32, u
 
 fn queue(settings: &Settings, errors: &mut Vec<String>) {
     let root = &settings.queue_dir;
-    let Some((uid, _)) = owned_directory(
+    let Some((uid, gid)) = owned_directory(
         ("queue_dir", root),
         ("queue_user", &settings.queue_user),
         errors,
@@ -50,20 +50,24 @@ fn queue(settings: &Settings, errors: &mut Vec<String>) {
             ));
             continue;
         };
-        if !meta.is_dir() || meta.uid() != uid || meta.mode() & mode != mode {
+        // The injectors (setgid sendmail, smtpd) write as the queue's
+        // group: owner, group and mode all matter.
+        if !meta.is_dir() || meta.uid() != uid || meta.gid() != gid || meta.mode() & mode != mode {
             errors.push(format!(
-                "{}: needs to be a directory of uid {uid} with mode {mode:04o}, is uid {} mode {:04o}",
+                "{}: needs to be a directory of {uid}:{gid} with mode {mode:04o}, is {}:{} mode {:04o}",
                 path.display(),
                 meta.uid(),
+                meta.gid(),
                 meta.mode() & 0o7777
             ));
         }
     }
     let queue = QueueDir::at(root);
     match std::fs::symlink_metadata(queue.trigger()) {
-        Ok(meta) if meta.file_type().is_fifo() => {}
+        Ok(meta)
+            if meta.file_type().is_fifo() && meta.gid() == gid && meta.mode() & 0o620 == 0o620 => {}
         _ => errors.push(format!(
-            "{}: missing or not a FIFO (postern-queue makes it at start)",
+            "{}: needs to be a FIFO of group {gid}, mode 0620 (postern-queue makes it at start)",
             queue.trigger().display()
         )),
     }
