@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use postern_auth_protocol::{Reply as Answer, Request, Service};
+use postern_auth_protocol::{AsyncClient, Reply as Answer, Request, Service};
 use postern_smtp::{Action, Config, Credentials, Mechanism, RcptTo, Reply, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
@@ -15,7 +15,6 @@ use tracing::{info, warn};
 use crate::Context;
 use crate::incoming::Incoming;
 use crate::listeners::Kind;
-use crate::lookup::Lookups;
 use crate::relay;
 use crate::transport::Transport;
 
@@ -62,7 +61,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             .is_none();
     config.challenge_seed = challenge_seed();
     let mut session = Session::new(config);
-    let mut lookups = Lookups::new(settings.auth.socket.clone());
+    // One connection to postern-auth per session, opened at the first
+    // RCPT or AUTH; an answer later than this gets a temporary refusal.
+    let mut lookups = AsyncClient::new(&settings.auth.socket, Duration::from_secs(30));
     let mut shutdown = ctx.shutdown.clone();
     let mut buffer = vec![0u8; 16 * 1024];
     let mut message: Option<Incoming> = None;
@@ -227,7 +228,7 @@ fn challenge_seed() -> String {
 /// throttle says so); a failure is logged as Postfix logs it (`SASL LOGIN
 /// authentication failed`), for fail2ban.
 async fn login(
-    lookups: &mut Lookups,
+    lookups: &mut AsyncClient,
     peer: IpAddr,
     mechanism: Mechanism,
     credentials: Credentials,
@@ -255,7 +256,7 @@ async fn login(
             "Error: authentication failed: authentication failure",
         ));
     }
-    match lookups.ask_for(&request).await {
+    match lookups.ask(&request).await {
         Ok(Answer::Ok(login)) => {
             info!(
                 "client=[{peer}], sasl_method={}, sasl_username={}",
@@ -301,7 +302,7 @@ async fn login(
 /// May this recipient be taken from this client?
 async fn check(
     ctx: &Context,
-    lookups: &mut Lookups,
+    lookups: &mut AsyncClient,
     rcpt: &RcptTo<String>,
     peer: IpAddr,
     authenticated: Option<&str>,
@@ -311,7 +312,12 @@ async fn check(
         return Err(reply);
     }
     let asked = crate::incoming::queue_address(address, &ctx.settings.hostname);
-    match lookups.lookup(&asked).await {
+    match lookups
+        .ask(&Request::Lookup {
+            address: asked.clone(),
+        })
+        .await
+    {
         Ok(Answer::Local) => Ok(()),
         Ok(Answer::Unknown(text)) => {
             let (code, why) = text.split_once(' ').unwrap_or(("5.1.1", &text));

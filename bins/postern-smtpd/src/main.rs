@@ -24,7 +24,6 @@
 mod connection;
 mod incoming;
 mod listeners;
-mod lookup;
 mod relay;
 mod serve;
 mod transport;

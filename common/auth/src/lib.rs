@@ -22,6 +22,12 @@
 //! line per key of the failure throttle that delays or refuses logins now,
 //! then `END` and their number. It and `UNBLOCK` are root's only.
 
+pub mod client;
+
+#[cfg(feature = "tokio")]
+pub use client::AsyncClient;
+pub use client::Client;
+
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
