@@ -36,11 +36,7 @@ pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<Str
         };
         return Ok(format!("client {ip} → <{text}>: {answer}\n{local}"));
     }
-    let trusted: Vec<postern_config::Network> = smtpd
-        .trusted_networks
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect();
+    let trusted = smtpd.trusted_networks.clone();
     let rules = postern_config::relay::RelayRules {
         trusted,
         relayers_file: smtpd.relayers_file.clone(),
@@ -51,7 +47,12 @@ pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<Str
         Some(rule) => verdict(format!("relayed: {rule}")),
         None => verdict(format!(
             "refused (550 5.7.1): not a domain of this host, and {ip} is in no trusted network ({}) and has no login in {} within the last {}",
-            smtpd.trusted_networks.join(", "),
+            smtpd
+                .trusted_networks
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             smtpd.relayers_file.display(),
             postern_config::span(smtpd.relay_window)
         )),

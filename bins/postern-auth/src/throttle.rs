@@ -60,9 +60,8 @@ impl Throttle {
             delay_after: settings.failure_delay_after,
             delay: settings.failure_delay,
             max_per_ip: settings.max_failures_per_ip,
-            // Checked when postern-auth starts (networks below).
-            proxies: networks(&settings.proxy_networks).unwrap_or_default(),
-            locals: networks(&settings.local_networks).unwrap_or_default(),
+            proxies: settings.proxy_networks.clone(),
+            locals: settings.local_networks.clone(),
             ips: Failures::default(),
             accounts: Failures::default(),
         }
@@ -192,11 +191,6 @@ impl Throttle {
         self.accounts
             .add(account_key(account), now, self.window, keep);
     }
-}
-
-/// `[auth] proxy_networks` or `local_networks`, parsed.
-pub fn networks(list: &[String]) -> Result<Vec<Network>, String> {
-    list.iter().map(|network| network.parse()).collect()
 }
 
 fn ip_key(ip: IpAddr) -> IpAddr {
@@ -371,7 +365,7 @@ mod tests {
     #[test]
     fn a_proxy_address_is_never_refused_but_its_accounts_are_still_delayed() {
         let mut t = Throttle::new(&AuthSettings {
-            proxy_networks: vec!["192.0.2.0/28".into()],
+            proxy_networks: vec!["192.0.2.0/28".parse().unwrap()],
             ..AuthSettings::default()
         });
         let proxy: IpAddr = "192.0.2.9".parse().unwrap();

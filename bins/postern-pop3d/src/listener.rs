@@ -10,7 +10,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use postern_config::{Network, Settings};
+use postern_config::{Access, Network, Settings};
 use postern_listen::Sockets;
 use tracing::{error, info, warn};
 
@@ -44,45 +44,17 @@ extern "C" fn on_terminate(_: libc::c_int) {
 }
 
 pub fn run(settings: Settings, inetd: bool) -> i32 {
-    let sockets = match postern_listen::sockets::<Kind>(&settings.pop3d.listen, "pop3d", inetd) {
+    let sockets = match postern_listen::sockets::<Kind>(&settings.pop3d.listen, inetd) {
         Ok(sockets) => sockets,
         Err((code, why)) => {
             error!("{why}; cannot start");
             return code;
         }
     };
-    let cleartext_networks: Result<Vec<Network>, String> = settings
-        .pop3d
-        .cleartext_networks
-        .iter()
-        .map(|n| n.parse())
-        .collect();
-    let cleartext_networks = match cleartext_networks {
-        Ok(networks) => networks,
-        Err(why) => {
-            warn!("[pop3d] cleartext_networks: {why}");
-            return 78;
-        }
-    };
-    let allowed = match access(&settings) {
-        Ok(allowed) => allowed,
-        Err(why) => {
-            warn!("[pop3d] {why}");
-            return 78;
-        }
-    };
-    if !(1..=999).contains(&settings.pop3d.max_connections) {
-        warn!("[pop3d] max_connections must be from 1 to 999");
-        return 78;
-    }
-    let separator = &settings.pop3d.proxy_separator;
-    let separator_ok = (1..=4).contains(&separator.len())
-        && separator.bytes().all(|b| b.is_ascii_graphic() && b != b'@');
-    if !separator_ok {
-        // `@` would send every user@domain login to the proxy.
-        warn!("[pop3d] proxy_separator must be 1 to 4 printable characters other than @");
-        return 78;
-    }
+    let cleartext_networks = settings.pop3d.cleartext_networks.clone();
+    // (max_connections and proxy_separator were checked as postern.toml
+    // was loaded.)
+    let allowed = access(&settings);
     let login_ids = if postern_privilege::is_root() {
         match settings.pop3d.login_user.resolve() {
             Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
@@ -259,22 +231,12 @@ fn listen(
 }
 
 /// `[pop3d] access`: who may connect (`None`: anyone).
-fn access(settings: &Settings) -> Result<Option<Vec<Network>>, String> {
-    let networks = |list: &[String]| -> Result<Vec<Network>, String> {
-        list.iter().map(|n| n.parse()).collect()
-    };
+fn access(settings: &Settings) -> Option<Vec<Network>> {
     let pop3d = &settings.pop3d;
-    match pop3d.access.as_str() {
-        "any" => Ok(None),
-        "allow" => Ok(Some(networks(&pop3d.allow)?)),
-        "allow+lan" => {
-            let mut allowed = networks(&pop3d.allow)?;
-            allowed.extend(networks(&pop3d.lan_networks)?);
-            Ok(Some(allowed))
-        }
-        other => Err(format!(
-            "access {other:?}: expected any, allow or allow+lan"
-        )),
+    match pop3d.access {
+        Access::Any => None,
+        Access::Allow => Some(pop3d.allow.clone()),
+        Access::AllowLan => Some([&pop3d.allow[..], &pop3d.lan_networks[..]].concat()),
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postern_auth_protocol::Proof;
-use postern_config::{AuthSettings, Pop3dSettings};
+use postern_config::{AuthSettings, Pop3dSettings, ProxyTls};
 use postern_pop3::LoginFailure;
 use rustls::ClientConfig;
 use tracing::{info, warn};
@@ -229,14 +229,11 @@ fn hash(bytes: &[u8]) -> u64 {
 /// The TLS with which proxied logins reach other servers, by `[pop3d]
 /// proxy_tls`; `None` for plain TCP. The CA file is read once, at start.
 pub fn tls_config(pop3d: &Pop3dSettings) -> Result<Option<Arc<ClientConfig>>, String> {
-    match pop3d.proxy_tls.as_str() {
-        "none" => Ok(None),
-        "required" => postern_tls::client_config(&pop3d.proxy_ca_file)
+    match pop3d.proxy_tls {
+        ProxyTls::None => Ok(None),
+        ProxyTls::Required => postern_tls::client_config(&pop3d.proxy_ca_file)
             .map(|config| Some(Arc::new(config)))
             .map_err(|why| format!("proxy_ca_file: {why}")),
-        other => Err(format!(
-            "proxy_tls must be \"required\" or \"none\", not {other:?}"
-        )),
     }
 }
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::rc::Rc;
 
-use postern_config::{Network, Settings};
+use postern_config::Settings;
 use postern_queue_format::QueueDir;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -32,33 +32,15 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     };
     // Sockets are made through tokio, which wants its runtime at hand.
     let _entered = runtime.enter();
-    let sockets = match postern_listen::sockets::<Kind>(&settings.smtpd.listen, "smtpd", inetd) {
+    let sockets = match postern_listen::sockets::<Kind>(&settings.smtpd.listen, inetd) {
         Ok(sockets) => sockets,
         Err((code, why)) => {
             error!("{why}; cannot start");
             return code;
         }
     };
-    let trusted: Result<Vec<Network>, String> = settings
-        .smtpd
-        .trusted_networks
-        .iter()
-        .map(|n| n.parse())
-        .collect();
-    let trusted = match trusted {
-        Ok(trusted) => trusted,
-        Err(why) => {
-            warn!("[smtpd] trusted_networks: {why}");
-            return 78;
-        }
-    };
-    let mechanisms = match mechanisms(&settings) {
-        Ok(mechanisms) => mechanisms,
-        Err(why) => {
-            warn!("[smtpd] auth_mechanisms: {why}");
-            return 78;
-        }
-    };
+    let trusted = settings.smtpd.trusted_networks.clone();
+    let mechanisms = settings.smtpd.auth_mechanisms.clone();
     // The certificate is read once as root, before the drop: a key only
     // root may read still serves (without reloads), and a broken pair
     // stops the start rather than the first handshake.
@@ -145,18 +127,6 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     });
     0
-}
-
-fn mechanisms(settings: &Settings) -> Result<Vec<postern_sasl::Mechanism>, String> {
-    settings
-        .smtpd
-        .auth_mechanisms
-        .iter()
-        .map(|name| {
-            postern_sasl::Mechanism::parse(name)
-                .ok_or_else(|| format!("{name:?}: expected PLAIN, LOGIN or CRAM-MD5"))
-        })
-        .collect()
 }
 
 /// `[tls]` loaded, if configured; an implicit-TLS listener needs it.

@@ -41,7 +41,7 @@ pub use error::{ConfigError, LineError};
 pub use maps::Maps;
 pub use masquerade::Masquerade;
 pub use network::Network;
-pub use pop3d::Pop3dSettings;
+pub use pop3d::{Access, Pop3dSettings, ProxyTls};
 pub use resolve::{
     Destination, REMOTE_DELIVERY, Resolution, ResolveError, Resolver, Special, Step,
 };

@@ -5,7 +5,62 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::duration;
-use crate::{MailOwner, valid};
+use postern_listen::{Listen, Pop3Port};
+
+use crate::smtpd::networks;
+use crate::{MailOwner, Network, valid};
+
+/// `[pop3d] access`: who may connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Any,
+    /// The networks of `allow`.
+    Allow,
+    /// Those and `lan_networks`.
+    AllowLan,
+}
+
+const ACCESS: [(&str, Access); 3] = [
+    ("any", Access::Any),
+    ("allow", Access::Allow),
+    ("allow+lan", Access::AllowLan),
+];
+
+/// `[pop3d] proxy_tls`: how the proxy reaches the other server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyTls {
+    /// STLS, or implicit TLS on port 995, with its certificate checked.
+    Required,
+    /// Plain TCP, for a network you trust.
+    None,
+}
+
+const PROXY_TLS: [(&str, ProxyTls); 2] =
+    [("required", ProxyTls::Required), ("none", ProxyTls::None)];
+
+/// Both as postern.toml spells them.
+macro_rules! words {
+    ($type:ty, $words:expr) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$type, D::Error> {
+                valid::word(d, &$words)
+            }
+        }
+
+        impl Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let (word, _) = $words
+                    .iter()
+                    .find(|(_, v)| v == self)
+                    .expect("every value has its word");
+                s.serialize_str(word)
+            }
+        }
+    };
+}
+
+words!(Access, ACCESS);
+words!(ProxyTls, PROXY_TLS);
 
 /// `[pop3d]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -13,15 +68,15 @@ use crate::{MailOwner, valid};
 pub struct Pop3dSettings {
     /// `ADDRESS:PORT`, each optionally followed by `pop3` (the default)
     /// or `pop3s` (implicit TLS, RFC 8314; needs `[tls]`).
-    #[serde(deserialize_with = "valid::pop3d_listen")]
-    pub listen: Vec<String>,
+    #[serde(with = "valid::pop3d_listen")]
+    pub listen: Vec<Listen<Pop3Port>>,
     /// Who a session is until its login: no mailbox, only the right to
     /// become the mailbox's owner.
     pub login_user: MailOwner,
     /// Clients here may log in with a cleartext password without TLS
     /// (USER/PASS, AUTH PLAIN and LOGIN); others must use STLS or POP3S.
-    #[serde(deserialize_with = "valid::networks")]
-    pub cleartext_networks: Vec<String>,
+    #[serde(with = "valid::networks")]
+    pub cleartext_networks: Vec<Network>,
     /// A session quiet this long is closed (RFC 1939 §3 asks for at
     /// least 10 minutes).
     #[serde(deserialize_with = "duration")]
@@ -43,12 +98,11 @@ pub struct Pop3dSettings {
     /// Who may connect: `any`, `allow` (the networks of `allow`), or
     /// `allow+lan` (those and `lan_networks`). Others are refused at
     /// connect.
-    #[serde(deserialize_with = "valid::access")]
-    pub access: String,
-    #[serde(deserialize_with = "valid::networks")]
-    pub allow: Vec<String>,
-    #[serde(deserialize_with = "valid::networks")]
-    pub lan_networks: Vec<String>,
+    pub access: Access,
+    #[serde(with = "valid::networks")]
+    pub allow: Vec<Network>,
+    #[serde(with = "valid::networks")]
+    pub lan_networks: Vec<Network>,
     /// Every folder through POP3 for every account, not only INBOX (an
     /// account may ask for it alone with `postern_pop3_folders=all`).
     pub all_folders: bool,
@@ -60,6 +114,7 @@ pub struct Pop3dSettings {
     /// on to `host`'s POP3 server when `host` (or `host:port`; port 110
     /// when none is given) is in this list. Empty: no proxy.
     pub proxy_hosts: Vec<String>,
+    #[serde(deserialize_with = "valid::separator")]
     pub proxy_separator: String,
     /// Who a proxied session becomes, for good, before it connects out:
     /// no mailbox, no capability, not a login client of postern-auth.
@@ -68,8 +123,7 @@ pub struct Pop3dSettings {
     /// 995, with its certificate checked against `proxy_ca_file`; a
     /// server without it is refused) or `none` (plain TCP, for a network
     /// you trust).
-    #[serde(deserialize_with = "valid::proxy_tls")]
-    pub proxy_tls: String,
+    pub proxy_tls: ProxyTls,
     pub proxy_ca_file: std::path::PathBuf,
     /// `[pop3d.instances.NAME]`: more servers, each with its own listen
     /// addresses and whatever else it sets, the rest as `[pop3d]` has it;
@@ -80,29 +134,27 @@ pub struct Pop3dSettings {
 impl Default for Pop3dSettings {
     fn default() -> Pop3dSettings {
         Pop3dSettings {
-            listen: vec!["0.0.0.0:110".into(), "[::]:110".into()],
+            listen: ["0.0.0.0:110", "[::]:110"]
+                .iter()
+                .map(|spec| postern_listen::parse(spec).expect("the defaults parse"))
+                .collect(),
             login_user: MailOwner::Name("postern-login".into()),
-            cleartext_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            cleartext_networks: networks(&["127.0.0.1/32", "::1/128"]),
             idle_timeout: 600,
             lock_takeover: 30,
             apop: false,
             cram_md5: false,
             max_connections: 25,
             max_connections_per_ip: 10,
-            access: "any".into(),
+            access: Access::Any,
             allow: Vec::new(),
-            lan_networks: vec![
-                "10.0.0.0/8".into(),
-                "172.16.0.0/12".into(),
-                "192.168.0.0/16".into(),
-                "fc00::/7".into(),
-            ],
+            lan_networks: networks(&["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]),
             all_folders: false,
             strip_message_id: false,
             proxy_hosts: Vec::new(),
             proxy_separator: "#".into(),
             proxy_user: MailOwner::Name("postern-proxy".into()),
-            proxy_tls: "required".into(),
+            proxy_tls: ProxyTls::Required,
             proxy_ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
             instances: BTreeMap::new(),
         }
@@ -162,8 +214,11 @@ mod tests {
         )
         .unwrap();
         let staff = settings.instance("staff").unwrap();
-        assert_eq!(staff.listen, ["10.0.0.1:1110"]);
-        assert_eq!((staff.access.as_str(), staff.idle_timeout), ("allow", 60));
+        assert_eq!(
+            staff.listen,
+            [postern_listen::parse("10.0.0.1:1110").unwrap()]
+        );
+        assert_eq!((staff.access, staff.idle_timeout), (Access::Allow, 60));
         assert!(staff.apop, "inherited");
         assert_eq!(staff.login_user, settings.login_user);
         assert!(staff.instances.is_empty());

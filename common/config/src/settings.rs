@@ -326,7 +326,7 @@ mod tests {
         );
         assert_eq!(
             err("[pop3d]\nlisten = [\"[::]:pop3s pop3s\"]\n"),
-            "p.toml:2: \"[::]:pop3s pop3s\" is an implicit-TLS listener, which needs [tls] certificate and key"
+            "p.toml:2: \"[::]:995 pop3s\" is an implicit-TLS listener, which needs [tls] certificate and key"
         );
         assert_eq!(
             err("[pop3d.instances.x]\napop = true\n"),

@@ -129,15 +129,18 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
         }
     }
     if !settings.tls.is_configured() {
-        // The kind as the server reads the entry.
-        let smtps = settings.smtpd.listen.iter().find(|spec| {
-            postern_listen::parse::<postern_listen::SmtpPort>(spec)
-                .is_ok_and(|l| l.kind == postern_listen::SmtpPort::Smtps)
-        });
-        let pop3s = settings.pop3d.listen.iter().find(|spec| {
-            postern_listen::parse::<postern_listen::Pop3Port>(spec)
-                .is_ok_and(|l| l.kind == postern_listen::Pop3Port::Pop3s)
-        });
+        let smtps = settings
+            .smtpd
+            .listen
+            .iter()
+            .find(|l| l.kind == postern_listen::SmtpPort::Smtps)
+            .map(ToString::to_string);
+        let pop3s = settings
+            .pop3d
+            .listen
+            .iter()
+            .find(|l| l.kind == postern_listen::Pop3Port::Pop3s)
+            .map(ToString::to_string);
         for (table, spec) in [("smtpd", smtps), ("pop3d", pop3s)] {
             if let Some(spec) = spec {
                 return Err(error(

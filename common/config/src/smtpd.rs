@@ -6,22 +6,32 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::settings::{duration, size};
-use crate::{MailOwner, valid};
+use postern_listen::{Listen, SmtpPort};
+use postern_sasl::Mechanism;
+
+use crate::{MailOwner, Network, valid};
+
+/// Networks written as postern.toml has them, for the defaults.
+pub(crate) fn networks(list: &[&str]) -> Vec<Network> {
+    list.iter()
+        .map(|network| network.parse().expect("the defaults parse"))
+        .collect()
+}
 
 /// `[smtpd]`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpdSettings {
     /// `ADDRESS:PORT`, each optionally followed by a space and its kind:
     /// `mx` (the default) or `submission` (RFC 6409).
-    #[serde(deserialize_with = "valid::smtpd_listen")]
-    pub listen: Vec<String>,
+    #[serde(with = "valid::smtpd_listen")]
+    pub listen: Vec<Listen<SmtpPort>>,
     /// Who the listener becomes after binding; it writes the queue as the
     /// group that owns the queue's directories.
     pub user: MailOwner,
     /// Clients here may relay (CIDR).
-    #[serde(deserialize_with = "valid::networks")]
-    pub trusted_networks: Vec<String>,
+    #[serde(with = "valid::networks")]
+    pub trusted_networks: Vec<Network>,
     /// POP-before-SMTP: `IP TIMESTAMP` lines written by postern-auth.
     pub relayers_file: PathBuf,
     /// How long after a POP3/IMAP login its IP may relay.
@@ -33,8 +43,8 @@ pub struct SmtpdSettings {
     /// SMTP AUTH (RFC 4954) mechanisms offered: PLAIN, LOGIN, CRAM-MD5
     /// (only for accounts whose stored scheme allows it, docs/AUTH.md);
     /// none turns AUTH off.
-    #[serde(deserialize_with = "valid::mechanisms")]
-    pub auth_mechanisms: Vec<String>,
+    #[serde(with = "valid::mechanisms")]
+    pub auth_mechanisms: Vec<Mechanism>,
     /// PLAIN and LOGIN without TLS too (they send the password itself).
     pub plaintext_auth: bool,
     pub max_connections: usize,
@@ -55,19 +65,22 @@ pub struct SmtpdSettings {
 impl Default for SmtpdSettings {
     fn default() -> SmtpdSettings {
         SmtpdSettings {
-            listen: vec![
-                "0.0.0.0:25".into(),
-                "[::]:25".into(),
-                "0.0.0.0:587 submission".into(),
-                "[::]:587 submission".into(),
-            ],
+            listen: [
+                "0.0.0.0:25",
+                "[::]:25",
+                "0.0.0.0:587 submission",
+                "[::]:587 submission",
+            ]
+            .iter()
+            .map(|spec| postern_listen::parse(spec).expect("the defaults parse"))
+            .collect(),
             user: MailOwner::Name("postern-smtpd".into()),
-            trusted_networks: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            trusted_networks: networks(&["127.0.0.1/32", "::1/128"]),
             relayers_file: PathBuf::from("/var/lib/postern/relay/relayers"),
             relay_window: 20 * 60,
             relay_refusal: "Relaying denied: check your mail (POP3 or IMAP) first, or authenticate"
                 .into(),
-            auth_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
+            auth_mechanisms: vec![Mechanism::Plain, Mechanism::Login],
             plaintext_auth: false,
             max_connections: 100,
             max_connections_per_ip: 20,
@@ -81,7 +94,7 @@ impl Default for SmtpdSettings {
 }
 
 /// `[auth]`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// The Unix socket postern-auth answers on.
@@ -112,14 +125,14 @@ pub struct AuthSettings {
     /// no POP-before-SMTP entry, since the address is not the user's. The
     /// proxy must throttle its clients itself, as Postern's POP3 proxy
     /// does.
-    #[serde(deserialize_with = "valid::networks")]
-    pub proxy_networks: Vec<String>,
+    #[serde(with = "valid::networks")]
+    pub proxy_networks: Vec<Network>,
     /// Networks whose one address many users share (loopback: mutt and
     /// fetchmail on the host, a local webmail): failures from there are
     /// counted per address and account together, so one user's wrong
     /// password delays and refuses that user from there, not everyone.
-    #[serde(deserialize_with = "valid::networks")]
-    pub local_networks: Vec<String>,
+    #[serde(with = "valid::networks")]
+    pub local_networks: Vec<Network>,
     /// System users below this uid (root, daemons) may not log in.
     pub min_system_uid: u32,
     /// Who may ask for login checks (user names or uids), besides root and
@@ -139,7 +152,7 @@ impl Default for AuthSettings {
             failure_delay: 2,
             max_failures_per_ip: 10,
             proxy_networks: Vec::new(),
-            local_networks: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            local_networks: networks(&["127.0.0.0/8", "::1/128"]),
             min_system_uid: 1000,
             login_clients: vec!["postern-smtpd".into(), "postern-login".into()],
         }

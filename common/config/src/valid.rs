@@ -1,27 +1,18 @@
-//! Checks of postern.toml's values that need more than their type: each a
-//! serde `deserialize_with`, so a bad value fails the load with its own
-//! line (toml gives a field's error the field's span), in every program
-//! that loads the file and in `postern-admin check` alike. The words each
-//! accepts are the ones the programs use (postern-listen's port kinds,
-//! postern-sasl's mechanisms), so the two can never disagree.
+//! postern.toml's values parsed into the types the programs use (listen
+//! entries, networks, mechanisms, words of a set) or checked beyond their
+//! type, as serde `with` and `deserialize_with` functions: a bad value
+//! fails the load at its own line (toml gives a field's error the field's
+//! span), in every program that loads the file and in `postern-admin
+//! check` alike, and no program parses a string of it again. The words
+//! each accepts are the ones the programs use (postern-listen's port
+//! kinds, postern-sasl's mechanisms).
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use serde::de::{Deserializer, Error};
+use serde::{Deserialize, Serializer};
 
 use crate::Network;
-
-fn each<'de, D: Deserializer<'de>>(
-    deserializer: D,
-    check: impl Fn(&str) -> Result<(), String>,
-) -> Result<Vec<String>, D::Error> {
-    let list = Vec::<String>::deserialize(deserializer)?;
-    for item in &list {
-        check(item).map_err(D::Error::custom)?;
-    }
-    Ok(list)
-}
 
 fn one_of<'de, D: Deserializer<'de>>(deserializer: D, words: &[&str]) -> Result<String, D::Error> {
     let word = String::deserialize(deserializer)?;
@@ -36,43 +27,96 @@ fn one_of<'de, D: Deserializer<'de>>(deserializer: D, words: &[&str]) -> Result<
     )))
 }
 
+/// A list parsed item by item with `parse` and written back with `show`,
+/// as postern.toml spells it.
+fn parsed_list<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, D::Error> {
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|item| parse(item).map_err(D::Error::custom))
+        .collect()
+}
+
+fn shown_list<S: Serializer, T>(
+    list: &[T],
+    serializer: S,
+    show: impl Fn(&T) -> String,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(list.iter().map(show))
+}
+
 /// `[smtpd] listen`: `ADDRESS:PORT [mx|submission|smtps]`.
-pub fn smtpd_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    each(d, |spec| {
-        postern_listen::parse::<postern_listen::SmtpPort>(spec).map(|_| ())
-    })
+pub mod smtpd_listen {
+    use super::*;
+    use postern_listen::{Listen, SmtpPort};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Listen<SmtpPort>>, D::Error> {
+        parsed_list(d, postern_listen::parse)
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Listen<SmtpPort>], s: S) -> Result<S::Ok, S::Error> {
+        shown_list(list, s, ToString::to_string)
+    }
 }
 
 /// `[pop3d] listen`: `ADDRESS:PORT [pop3|pop3s]`.
-pub fn pop3d_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    each(d, |spec| {
-        postern_listen::parse::<postern_listen::Pop3Port>(spec).map(|_| ())
-    })
+pub mod pop3d_listen {
+    use super::*;
+    use postern_listen::{Listen, Pop3Port};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Listen<Pop3Port>>, D::Error> {
+        parsed_list(d, postern_listen::parse)
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Listen<Pop3Port>], s: S) -> Result<S::Ok, S::Error> {
+        shown_list(list, s, ToString::to_string)
+    }
 }
 
 /// A list of networks in CIDR notation.
-pub fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    each(d, |network| network.parse::<Network>().map(|_| ()))
+pub mod networks {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Network>, D::Error> {
+        parsed_list(d, str::parse)
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Network], s: S) -> Result<S::Ok, S::Error> {
+        shown_list(list, s, ToString::to_string)
+    }
 }
 
 /// `[smtpd] auth_mechanisms`.
-pub fn mechanisms<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    each(d, |name| match postern_sasl::Mechanism::parse(name) {
-        Some(_) => Ok(()),
-        None => Err(format!(
-            "mechanism {name:?} is not one of PLAIN, LOGIN or CRAM-MD5"
-        )),
-    })
+pub mod mechanisms {
+    use super::*;
+    use postern_sasl::Mechanism;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Mechanism>, D::Error> {
+        parsed_list(d, |name| {
+            Mechanism::parse(name)
+                .ok_or_else(|| format!("mechanism {name:?} is not one of PLAIN, LOGIN or CRAM-MD5"))
+        })
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Mechanism], s: S) -> Result<S::Ok, S::Error> {
+        shown_list(list, s, |m| m.name().to_string())
+    }
 }
 
-/// `[pop3d] access`.
-pub fn access<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    one_of(d, &["any", "allow", "allow+lan"])
-}
-
-/// `[pop3d] proxy_tls`.
-pub fn proxy_tls<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    one_of(d, &["required", "none"])
+/// A word of a fixed set, as its enum.
+pub fn word<'de, D: Deserializer<'de>, T: Copy>(
+    deserializer: D,
+    words: &[(&str, T)],
+) -> Result<T, D::Error> {
+    let names: Vec<&str> = words.iter().map(|(name, _)| *name).collect();
+    let word = one_of(deserializer, &names)?;
+    Ok(words
+        .iter()
+        .find(|(name, _)| *name == word)
+        .map(|(_, value)| *value)
+        .expect("one_of took one of them"))
 }
 
 /// A directory everything else is found under: only an absolute path
@@ -107,5 +151,18 @@ pub fn connections<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
         Ok(n)
     } else {
         Err(D::Error::custom(format!("{n} is not from 1 to 999")))
+    }
+}
+
+/// `[pop3d] proxy_separator`: 1 to 4 printable characters, not `@`, which
+/// would send every `user@domain` login to the proxy.
+pub fn separator<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let text = String::deserialize(d)?;
+    if (1..=4).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic() && b != b'@') {
+        Ok(text)
+    } else {
+        Err(D::Error::custom(
+            "must be 1 to 4 printable characters other than @",
+        ))
     }
 }

@@ -18,11 +18,7 @@ pub enum SmtpPort {
 
 impl SmtpPort {
     pub fn name(self) -> &'static str {
-        match self {
-            SmtpPort::Mx => "mx",
-            SmtpPort::Submission => "submission",
-            SmtpPort::Smtps => "smtps",
-        }
+        self.word()
     }
 
     /// Whether MAIL needs AUTH from a client that may not relay.
@@ -34,6 +30,14 @@ impl SmtpPort {
 impl PortKind for SmtpPort {
     const DEFAULT: SmtpPort = SmtpPort::Mx;
     const WORDS: &'static str = "mx, submission or smtps";
+
+    fn word(self) -> &'static str {
+        match self {
+            SmtpPort::Mx => "mx",
+            SmtpPort::Submission => "submission",
+            SmtpPort::Smtps => "smtps",
+        }
+    }
 
     fn named(word: &str) -> Option<SmtpPort> {
         match word {
@@ -64,6 +68,13 @@ pub enum Pop3Port {
 impl PortKind for Pop3Port {
     const DEFAULT: Pop3Port = Pop3Port::Pop3;
     const WORDS: &'static str = "pop3 or pop3s";
+
+    fn word(self) -> &'static str {
+        match self {
+            Pop3Port::Pop3 => "pop3",
+            Pop3Port::Pop3s => "pop3s",
+        }
+    }
 
     fn named(word: &str) -> Option<Pop3Port> {
         match word {

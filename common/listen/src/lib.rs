@@ -23,6 +23,8 @@ pub trait PortKind: Copy + Eq + Debug {
     /// The kind a word names (in a `listen` entry, or a systemd
     /// `FileDescriptorName=`).
     fn named(word: &str) -> Option<Self>;
+    /// The word a `listen` entry names the kind by.
+    fn word(self) -> &'static str;
     /// The kind of a well-known port, when nothing names it.
     fn of_port(port: u16) -> Self;
 }
@@ -31,6 +33,13 @@ pub trait PortKind: Copy + Eq + Debug {
 pub struct Listen<K> {
     pub address: SocketAddr,
     pub kind: K,
+}
+
+/// As a `listen` entry: `ADDRESS:PORT kind`.
+impl<K: PortKind> std::fmt::Display for Listen<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.address, self.kind.word())
+    }
 }
 
 /// `ADDRESS:PORT [kind]`.
@@ -170,11 +179,10 @@ pub enum Sockets<K> {
     Connection(TcpStream, K),
 }
 
-/// The sockets to serve: `listen` entries of `[table]`, or what systemd or
-/// inetd passed. An error names what is wrong and the exit code.
+/// The sockets to serve: the `listen` entries, or what systemd or inetd
+/// passed. An error names what is wrong and the exit code.
 pub fn sockets<K: PortKind>(
-    specs: &[String],
-    table: &str,
+    listen: &[Listen<K>],
     inetd: bool,
 ) -> Result<Sockets<K>, (i32, String)> {
     if inetd {
@@ -208,10 +216,9 @@ pub fn sockets<K: PortKind>(
         return Ok(Sockets::Listening(listening));
     }
     let mut listening = Vec::new();
-    for spec in specs {
-        let listen = parse(spec).map_err(|why| (78, format!("[{table}] listen: {why}")))?;
+    for listen in listen {
         let listener = bind(listen.address).map_err(|e| (71, bind_error(listen.address, &e)))?;
-        listening.push((listen, listener));
+        listening.push((listen.clone(), listener));
     }
     Ok(Sockets::Listening(listening))
 }
@@ -261,43 +268,29 @@ fn kind_by_port<K: PortKind>(stream: &TcpStream) -> K {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    enum Kind {
-        Plain,
-        Tls,
-    }
-
-    impl PortKind for Kind {
-        const DEFAULT: Kind = Kind::Plain;
-        const WORDS: &'static str = "plain or tls";
-        fn named(word: &str) -> Option<Kind> {
-            match word {
-                "plain" => Some(Kind::Plain),
-                "tls" => Some(Kind::Tls),
-                _ => None,
-            }
-        }
-        fn of_port(port: u16) -> Kind {
-            if port == 995 { Kind::Tls } else { Kind::Plain }
-        }
-    }
+    use crate::Pop3Port as Kind;
 
     #[test]
     fn specs_and_binding() {
         let listen: Listen<Kind> = parse("0.0.0.0:110").unwrap();
-        assert_eq!(listen.kind, Kind::Plain);
-        assert_eq!(parse::<Kind>("[::]:995 tls").unwrap().kind, Kind::Tls);
+        assert_eq!(listen.kind, Kind::Pop3);
+        assert_eq!(parse::<Kind>("[::]:995 pop3s").unwrap().kind, Kind::Pop3s);
         assert!(parse::<Kind>("localhost:110").is_err());
         // A port by its name in /etc/services.
         if std::path::Path::new("/etc/services").exists() {
-            let named: Listen<Kind> = parse("127.0.0.1:pop3s tls").unwrap();
+            let named: Listen<Kind> = parse("127.0.0.1:pop3s pop3s").unwrap();
             assert_eq!(named.address, "127.0.0.1:995".parse().unwrap());
             assert_eq!(parse::<Kind>("[::1]:pop3").unwrap().address.port(), 110);
         }
         assert!(parse::<Kind>("127.0.0.1:no-such-service").is_err());
         let why = parse::<Kind>("127.0.0.1:110 lmtp").unwrap_err();
-        assert!(why.contains("expected plain or tls"), "{why}");
-        assert!(parse::<Kind>("127.0.0.1:110 tls extra").is_err());
+        assert!(why.contains("expected pop3 or pop3s"), "{why}");
+        assert!(parse::<Kind>("127.0.0.1:110 pop3s extra").is_err());
+        // Written back as a listen entry.
+        assert_eq!(
+            parse::<Kind>("[::]:995 pop3s").unwrap().to_string(),
+            "[::]:995 pop3s"
+        );
         // Both families on one port, as "0.0.0.0:N" and "[::]:N" ask.
         let v4 = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = v4.local_addr().unwrap().port();
