@@ -1,3 +1,5 @@
+//! `auth test`: whether a password opens a mailbox, as a login would.
+
 use std::path::Path;
 
 use postern_config::{Address, Config};

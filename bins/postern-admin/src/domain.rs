@@ -1,3 +1,5 @@
+//! `domain add`, `del` and `list`.
+
 use std::path::Path;
 
 use anyhow::bail;

@@ -1,3 +1,6 @@
+//! `mailbox add`, `del`, `list`, `passwd`, `quota` and `rights`: the
+//! accounts map and each mailbox's Maildir, made as its owner.
+
 use std::path::Path;
 
 use anyhow::{Context, bail};

@@ -1,3 +1,6 @@
+//! The accounts map: virtual mailboxes in Dovecot's passwd-file format,
+//! with Postern's own extra fields.
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 

@@ -1,3 +1,5 @@
+//! Addresses as Postern looks them up: lower-cased, checked, split.
+
 use std::fmt;
 
 /// An address as Postern looks it up: `localpart@domain`, lower-cased, since

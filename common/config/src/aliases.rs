@@ -1,3 +1,6 @@
+//! The aliases map: `/etc/aliases` syntax with `user@domain` keys and
+//! `@domain` catch-alls, line by line, bad lines remembered by key.
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 

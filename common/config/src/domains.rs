@@ -1,3 +1,6 @@
+//! The domains map: which domains are local (system users) and which
+//! virtual (the accounts map).
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 

@@ -1,3 +1,6 @@
+//! What goes wrong with the configuration: a map or settings line
+//! (`file:line: what is wrong`), or a file that cannot be used at all.
+
 use std::fmt;
 use std::path::PathBuf;
 

@@ -1,3 +1,6 @@
+//! The maps of the configuration directory, loaded together, each with
+//! its good lines and the errors of its bad ones.
+
 use std::path::{Path, PathBuf};
 
 use crate::{Accounts, Aliases, ConfigError, Domains, LineError};

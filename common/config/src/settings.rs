@@ -1,3 +1,6 @@
+//! postern.toml's settings: every key, its type and its default (the
+//! sample etc/postern.toml shows them all). Reading it is settings_load.rs.
+
 use std::path::{Path, PathBuf};
 
 use crate::pop3d::Pop3dSettings;

@@ -1,3 +1,6 @@
+//! Sizes (`10M`) and durations (`20m`) as postern.toml writes them, and
+//! durations as people read them.
+
 /// Reads a size such as `52428800`, `512k`, `10M`, `2G` or `1T` (binary
 /// multiples, any case, an optional trailing `B`).
 pub fn parse_size(text: &str) -> Option<u64> {

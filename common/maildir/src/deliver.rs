@@ -1,3 +1,7 @@
+//! Writing one message into a Maildir's `new/`: `tmp/`, fsync, rename
+//! without replacing, fsync of `new/`; quota checked first; a queued
+//! delivery named so that a retry finds it already there.
+
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;

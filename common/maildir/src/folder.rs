@@ -1,3 +1,7 @@
+//! Maildir++ folder names: `.Name.Sub/` beside INBOX, read from and
+//! written to their directory names and the levels a client shows, every
+//! one safe to join to a Maildir path.
+
 use crate::mutf7;
 
 /// A Maildir++ folder, held as its on-disk components (each in modified

@@ -1,3 +1,6 @@
+//! The message files of a Maildir's `new/` and `cur/`, as readers list
+//! them.
+
 use std::io;
 use std::path::PathBuf;
 

@@ -1,3 +1,6 @@
+//! Maildir file names: unique ones for fresh deliveries, the `,S=` and
+//! `,W=` sizes, and the `:2,` flags.
+
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

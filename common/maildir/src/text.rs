@@ -1,3 +1,5 @@
+//! Line ends as Maildir readers expect them.
+
 /// CRLF line ends become LF, as Maildir readers expect; a lone CR stays.
 pub fn unix_line_ends(mut data: Vec<u8>) -> Vec<u8> {
     if !data.windows(2).any(|w| w == b"\r\n") {

@@ -1,3 +1,5 @@
+//! Secrets that stay out of logs.
+
 /// A password or other secret that never shows in `Debug` output or logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

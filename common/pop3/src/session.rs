@@ -1,3 +1,9 @@
+//! The POP3 server as a sans-I/O state machine (RFC 1939, RFC 2449
+//! CAPA, RFC 2595 STLS, RFC 5034 SASL): bytes from the client in, replies
+//! and actions out (check a login, open the maildrop, start TLS, close),
+//! with no socket inside. postern-pop3d drives it; golden transcripts in
+//! common/pop3/golden/ and the `pop3_session` fuzz target test it.
+
 use std::collections::VecDeque;
 
 use base64::Engine;

@@ -1,3 +1,6 @@
+//! The queue file's envelope (docs/QUEUE.md): `key value` lines before
+//! the message, with DSN's requests; encoded and decoded here only.
+
 use std::fmt::Write;
 
 /// DSN's NOTIFY (RFC 3461 §4.1) for one recipient.

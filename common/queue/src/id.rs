@@ -1,3 +1,6 @@
+//! Queue ids: unique for ever on a host, sortable by arrival, safe as
+//! file names.
+
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

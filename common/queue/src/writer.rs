@@ -1,3 +1,8 @@
+//! The queue directory and the one writer every injector uses: an
+//! unnamed file in `tmp/`, its mode set, fsync'd, linked into `queue/`,
+//! `queue/` fsync'd (several writers share one directory fsync), and only
+//! then success.
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};

@@ -1,3 +1,5 @@
+//! SMTP replies as the session sends them: code, enhanced status, text.
+
 use std::fmt::Write;
 
 /// One SMTP reply: a code, an RFC 3463 enhanced status code (sent because

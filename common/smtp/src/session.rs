@@ -1,3 +1,11 @@
+//! The SMTP server as a sans-I/O state machine (RFC 5321, with
+//! PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, DSN, STARTTLS and AUTH):
+//! bytes from the client in, replies and actions out (check a recipient,
+//! begin, fill and end a message, start TLS, check a login), with no
+//! socket inside. smtp-proto reads command syntax; postern-smtpd and
+//! `sendmail -bs` drive it; golden transcripts in common/smtp/golden/ and
+//! the `smtp_session` fuzz target test it.
+
 use std::collections::VecDeque;
 
 use smtp_proto::{Error as SyntaxError, MailFrom, RcptTo, Request};
