@@ -68,9 +68,12 @@ test:
 	@awk '/^test result:/ { p += $$4; f += $$6; s += $$8 } \
 		END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' target/test.log
 
+# cargo-machete: a dependency no code of its crate uses fails the lint.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cargo machete --help >/dev/null 2>&1 || $(CARGO) install --locked cargo-machete
+	cargo machete
 
 bench: release
 	scripts/ensure-packages $(BENCH_PACKAGES)
