@@ -536,8 +536,7 @@ fn hold_release_delete_and_stats() {
     let (code, listing) = s.control(&["--list"]);
     assert_eq!(code, 0);
     let (envelope, _) = queue.read_envelope(&ids[0]).unwrap();
-    let arrival =
-        postern_log::dates::rfc5322(std::time::UNIX_EPOCH + Duration::from_secs(envelope.arrival));
+    let arrival = postern_log::dates::rfc5322_secs(envelope.arrival);
     assert!(
         listing.contains(&format!("{held} ")) && listing.contains(&arrival),
         "{listing}"

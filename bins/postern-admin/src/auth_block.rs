@@ -3,7 +3,7 @@
 //! postern-auth's memory, so these ask it over its socket, as root.
 
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use postern_auth_protocol::{Client, Reply, Request};
 use postern_config::Settings;
@@ -36,7 +36,7 @@ pub fn blocked(dir: &Path) -> i32 {
             block.key,
             block.failures,
             if block.refused { "refused" } else { "delayed" },
-            postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(block.until))
+            postern_log::dates::rfc5322_secs(block.until)
         );
     }
     0

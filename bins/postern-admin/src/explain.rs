@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use std::os::unix::fs::MetadataExt;
-
 use postern_config::forward::{Forward, ForwardTarget, read_safe};
 use postern_config::{Address, Config, Destination};
 
@@ -119,7 +117,7 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
         return vec![format!("uid {}, no .forward → {maildir}", user.uid)];
     }
     let text = match read_safe(&path, Some(user.uid)) {
-        Ok((owner, text)) if readable_by(&path, owner, user.uid, user.gid) => text,
+        Ok((_, text)) if readable_by(&path, user.uid, user.gid) => text,
         Ok(_) => {
             let why = format!("{} is not readable by {name}", path.display());
             return vec![format!(
@@ -164,12 +162,6 @@ fn system_user(name: &str, hostname: &str) -> Vec<String> {
 
 /// Whether the user's own delivery process (which reads the file as the
 /// user, not as root like this tool) can read it.
-fn readable_by(path: &std::path::Path, owner: u32, uid: u32, gid: u32) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    let mode = meta.mode();
-    (owner == uid && mode & 0o400 != 0)
-        || (meta.gid() == gid && mode & 0o040 != 0)
-        || mode & 0o004 != 0
+fn readable_by(path: &std::path::Path, uid: u32, gid: u32) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| postern_privilege::may_access(&meta, uid, &[gid], 0o4))
 }

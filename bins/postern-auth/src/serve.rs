@@ -121,8 +121,7 @@ fn peer_uid(stream: &UnixStream) -> Option<u32> {
 /// file with a POP3 "login".
 fn may_check_logins(config: &Config, uid: Option<u32>) -> bool {
     let Some(uid) = uid else { return false };
-    uid == 0
-        || uid == postern_privilege::current_ids().0
+    is_admin(Some(uid))
         || config.settings.auth.login_clients.iter().any(|client| {
             client
                 .parse::<u32>()
@@ -133,7 +132,7 @@ fn may_check_logins(config: &Config, uid: Option<u32>) -> bool {
 }
 
 /// Root, or this service's own user (the sandbox's invoker): who may see
-/// and lift the throttle.
+/// and lift the throttle, and check passwords besides the login clients.
 fn is_admin(uid: Option<u32>) -> bool {
     uid.is_some_and(|uid| uid == 0 || uid == postern_privilege::current_ids().0)
 }

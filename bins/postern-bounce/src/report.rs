@@ -4,7 +4,6 @@
 //! header. Pure: everything it needs comes in, the message goes out.
 
 use std::fmt::Write;
-use std::time::{Duration, UNIX_EPOCH};
 
 use postern_queue_format::{Envelope, Outcome, Records, ReportKind as Kind, Ret};
 
@@ -56,9 +55,7 @@ pub struct Input<'a> {
     pub to: &'a str,
 }
 
-fn date(secs: u64) -> String {
-    postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
-}
+use postern_log::dates::rfc5322_secs as date;
 
 /// The RFC 3463 code at the start of a status, and the text after it.
 fn split_status(status: &str, kind: Kind) -> (String, String) {

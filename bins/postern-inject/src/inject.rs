@@ -48,30 +48,6 @@ pub struct Submission<'a> {
     pub data: &'a [u8],
 }
 
-/// Whether a bad line of postern.toml may be one whose default would send
-/// the message somewhere else: the queue's place or the host's name, as
-/// written, quoted or misspelt, or every setting (salvage gave up).
-fn decides_the_queue(dir: &Path, error: &postern_config::LineError) -> bool {
-    const KEYS: [&str; 2] = ["queue_dir", "hostname"];
-    let text = std::fs::read_to_string(dir.join("postern.toml")).unwrap_or_default();
-    let line = error
-        .line
-        .checked_sub(1)
-        .and_then(|i| text.lines().nth(i))
-        .unwrap_or("");
-    let key = line
-        .split('=')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .trim_matches(['"', '\'']);
-    error.line == 0
-        || KEYS.contains(&key)
-        || KEYS
-            .iter()
-            .any(|k| error.message.contains(&format!("did you mean `{k}`?")))
-}
-
 /// The invoking user and the queue, for one or (under `-bs`) many messages.
 pub struct Submitter {
     pub settings: Settings,
@@ -87,12 +63,10 @@ impl Submitter {
     pub fn new(dir: &Path) -> Result<Submitter, Refusal> {
         // Mail from cron and scripts must not be lost to a typo in a key
         // that queueing does not need: a bad line is left out, with a
-        // word to the caller, and only a file that cannot be read stops.
-        let (settings, errors) =
-            Settings::load_salvaged(dir).map_err(|e| refuse(EX_CONFIG, e.to_string()))?;
-        if let Some(error) = errors.iter().find(|e| decides_the_queue(dir, e)) {
-            return Err(refuse(EX_CONFIG, error.to_string()));
-        }
+        // word to the caller. A file that cannot be read stops it, and so
+        // does a bad line whose default would queue the message elsewhere.
+        let (settings, errors) = Settings::load_salvaged_except(dir, &["queue_dir", "hostname"])
+            .map_err(|e| refuse(EX_CONFIG, e.to_string()))?;
         for error in errors {
             eprintln!("sendmail: {error} (left out; queued with the rest)");
         }

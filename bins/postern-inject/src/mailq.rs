@@ -1,7 +1,6 @@
 //! `mailq` / `-bp`: the queue's listing (postern-queue-format's `list`).
 
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
 
 use postern_config::Settings;
 use postern_queue_format::QueueDir;
@@ -19,9 +18,7 @@ pub fn run(dir: &Path) -> i32 {
         Err(e) => fail(EX_CONFIG, &e.to_string()),
     };
     let queue = QueueDir::at(&settings.queue_dir);
-    match postern_queue_format::list(&queue, |secs| {
-        postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs))
-    }) {
+    match postern_queue_format::list(&queue, postern_log::dates::rfc5322_secs) {
         Ok(listing) => {
             print!("{listing}");
             0

@@ -186,11 +186,7 @@ fn log_outcome(request: &Request, to: &str, status: &Status, path: Option<&str>,
         .as_ref()
         .map(|q| q.id.as_str())
         .unwrap_or("NOQUEUE");
-    let original = if request.recipient.eq_ignore_ascii_case(to) {
-        String::new()
-    } else {
-        format!(", orig_to=<{}>", postern_log::escape(&request.recipient))
-    };
+    let original = (!request.recipient.eq_ignore_ascii_case(to)).then_some(&*request.recipient);
     let detail = match path {
         Some(path) if status.is_success() => format!("{status}: {}", postern_log::escape(path)),
         _ => status.to_string(),
@@ -204,10 +200,8 @@ fn log_outcome(request: &Request, to: &str, status: &Status, path: Option<&str>,
         .and_then(|(id, arrival)| id.arrived(arrival).elapsed().ok())
         .unwrap_or_else(|| started.elapsed());
     info!(
-        "{id}: to=<{}>{original}, relay=local, delay={:.2}, status={} ({detail})",
-        postern_log::escape(to),
-        delay.as_secs_f64(),
-        status.log_word(),
+        "{}",
+        postern_log::delivery_line(id, to, original, "local", delay, status.log_word(), &detail)
     );
 }
 

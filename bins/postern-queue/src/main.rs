@@ -21,7 +21,6 @@ mod schedule;
 mod settle;
 
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
 
 use postern_config::Settings;
 
@@ -91,8 +90,7 @@ fn main() {
         return;
     }
     if args.list {
-        let date = |secs| postern_log::dates::rfc5322(UNIX_EPOCH + Duration::from_secs(secs));
-        match postern_queue_format::list(&queue, date) {
+        match postern_queue_format::list(&queue, postern_log::dates::rfc5322_secs) {
             Ok(listing) => print!("{listing}"),
             Err(e) => {
                 eprintln!("postern-queue: {}: {e}", settings.queue_dir.display());

@@ -258,20 +258,22 @@ impl Scheduler {
 /// `grep status=bounced` and pflogsumm count: the delivery that deferred
 /// it could not know it was the last try.
 fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
-    let delay = id
-        .arrived(envelope.arrival)
-        .elapsed()
-        .unwrap_or_default()
-        .as_secs_f64();
+    let delay = id.arrived(envelope.arrival).elapsed().unwrap_or_default();
     for event in events {
         if let Event::Outcome(index, Outcome::Failed { status }) = event
             && status.starts_with('4')
             && let Some(recipient) = envelope.recipients.get(*index)
         {
-            info!(
-                "{id}: to=<{}>, relay=none, delay={delay:.2}, status=bounced ({status})",
-                postern_log::escape(&recipient.address)
+            let line = postern_log::delivery_line(
+                id.as_str(),
+                &recipient.address,
+                None,
+                "none",
+                delay,
+                "bounced",
+                status,
             );
+            info!("{line}");
         }
     }
 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use postern_auth_protocol::{AsyncClient, Reply as Answer, Request, Service};
+use postern_listen::PortKind;
 use postern_smtp::{Action, Config, Credentials, Mechanism, RcptTo, Reply, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{info, warn};
@@ -69,7 +70,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     let mut message: Option<Incoming> = None;
     info!(
         "connect from [{peer}] to {}{}",
-        kind.name(),
+        kind.word(),
         transport
             .tls_description()
             .map(|tls| format!(" ({tls})"))

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::listeners::Kind;
 use crate::relay::RelayRules;
 use crate::{Context, connection};
-use postern_listen::Sockets;
+use postern_listen::{PortKind, Sockets};
 
 pub fn run(settings: Settings, inetd: bool) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -104,7 +104,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
                     continue;
                 }
             };
-            info!("listening on {} ({})", listen.address, listen.kind.name());
+            info!("listening on {} ({})", listen.address, listen.kind.word());
             tokio::task::spawn_local(accept(
                 listener,
                 listen,

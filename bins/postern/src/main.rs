@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
+use postern_config::{Config, Settings};
+
 use crate::sandbox::{DEMO_ADDRESS, Sandbox};
 use crate::supervisor::{ChildSpec, Reload, say, supervise};
 
@@ -123,16 +125,18 @@ fn install_signal_handlers() -> anyhow::Result<()> {
 
 /// Runs the suite of `config` until stopped, taking up a changed
 /// configuration on reload, with its pid where `postern reload` finds it.
-fn run_suite(config: &Path) {
-    let pid_file = reload::PidFile::write(config);
-    let mut loaded = reload::Loaded::now(config);
-    supervise(suite(config), &STOP, &RELOAD, || {
-        if loaded.changed() {
-            Reload::Restart(suite(config))
-        } else {
-            Reload::Nothing
-        }
-    });
+fn run_suite(dir: &Path, config: &Config) {
+    let pid_file = reload::PidFile::write(&config.settings);
+    let mut loaded = reload::Loaded::now(dir);
+    supervise(
+        suite(dir, &config.settings),
+        &STOP,
+        &RELOAD,
+        || match loaded.changed() {
+            Some(config) => Reload::Restart(suite(dir, &config.settings)),
+            None => Reload::Nothing,
+        },
+    );
     drop(pid_file);
 }
 
@@ -140,26 +144,29 @@ fn up_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     install_signal_handlers()?;
     let sandbox = sandbox::open_or_create(dir, port_offset)?;
     // Load it as every program will, so a broken sandbox shows now.
-    postern_config::Config::load(&sandbox.etc())?;
+    let config = Config::load(&sandbox.etc())?;
     print_banner(&sandbox);
-    run_suite(&sandbox.etc());
+    run_suite(&sandbox.etc(), &config);
     say("stopped");
     Ok(())
 }
 
 fn up_real(config: &Path) -> anyhow::Result<()> {
     install_signal_handlers()?;
-    if let Err(e) = postern_config::Config::load(config) {
-        // Every bad line, so that one start shows all there is to fix.
-        if let postern_config::ConfigError::Settings(errors) = &e {
-            for error in errors {
-                say(&format!("error: {error}"));
+    let loaded = match Config::load(config) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            // Every bad line, so that one start shows all there is to fix.
+            if let postern_config::ConfigError::Settings(errors) = &e {
+                for error in errors {
+                    say(&format!("error: {error}"));
+                }
             }
+            return Err(e.into());
         }
-        return Err(e.into());
-    }
+    };
     say(&format!("running the suite of {}", config.display()));
-    run_suite(config);
+    run_suite(config, &loaded);
     say("stopped");
     Ok(())
 }
@@ -168,7 +175,7 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
 /// starts postern-queue as the queue's user itself (they talk over pipes);
 /// postern-auth and postern-smtpd start as root, bind, and drop to their
 /// own users; the POP3 and IMAP listeners join this list as they arrive.
-fn suite(config: &Path) -> Vec<ChildSpec> {
+fn suite(config: &Path, settings: &Settings) -> Vec<ChildSpec> {
     let spec = |name: &str| ChildSpec {
         name: name.to_string(),
         program: sandbox::sibling_program(name).unwrap_or_else(|_| PathBuf::from(name)),
@@ -186,10 +193,7 @@ fn suite(config: &Path) -> Vec<ChildSpec> {
     .collect();
     // Each further POP3 server is a process of its own, with its own
     // limits.
-    let instances = postern_config::Settings::load(config)
-        .map(|settings| settings.pop3d.instances.into_keys().collect())
-        .unwrap_or_else(|_| Vec::new());
-    for instance in instances {
+    for instance in settings.pop3d.instances.keys() {
         let mut pop3d = spec("postern-pop3d");
         pop3d.name = format!("postern-pop3d --instance {instance}");
         pop3d.args.extend(["--instance".into(), instance.into()]);

@@ -20,20 +20,6 @@ const HOME: &str = "/var/tmp/postern-sandbox";
 /// The programs the sandbox runs, when not those beside `postern`.
 static PROGRAMS: OnceLock<PathBuf> = OnceLock::new();
 
-/// The suite's programs a sandbox runs.
-const SUITE: &[&str] = &[
-    "postern-admin",
-    "postern-auth",
-    "postern-bounce",
-    "postern-inject",
-    "postern-local",
-    "postern-lspawn",
-    "postern-pop3d",
-    "postern-queue",
-    "postern-relay",
-    "postern-smtpd",
-];
-
 /// The first directory on the way to `path` (itself included) that others
 /// cannot pass through.
 pub fn barrier(path: &Path) -> Option<PathBuf> {
@@ -149,8 +135,17 @@ pub fn programs(sandbox: &Path) -> anyhow::Result<Option<String>> {
         }
         _ => roots_own(&bin)?,
     }
-    for name in std::iter::once("postern").chain(SUITE.iter().copied()) {
-        let (from, to) = (here.join(name), bin.join(name));
+    // The suite's programs are this one's executable neighbours named
+    // postern*, whichever the build made: no list to keep up to date.
+    for entry in fs::read_dir(here)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = entry.metadata()?;
+        let program = name.starts_with("postern") && !name.contains('.');
+        if !program || !meta.is_file() || meta.mode() & 0o111 == 0 {
+            continue;
+        }
+        let (from, to) = (entry.path(), bin.join(&name));
         let _ = fs::remove_file(&to);
         if fs::hard_link(&from, &to).is_err() {
             fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;

@@ -26,11 +26,8 @@ fn pid_path(settings: &Settings) -> PathBuf {
 pub struct PidFile(Option<PathBuf>);
 
 impl PidFile {
-    pub fn write(config: &Path) -> PidFile {
-        let Ok(settings) = Settings::load(config) else {
-            return PidFile(None);
-        };
-        let path = pid_path(&settings);
+    pub fn write(settings: &Settings) -> PidFile {
+        let path = pid_path(settings);
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -85,25 +82,28 @@ impl Loaded {
         }
     }
 
-    /// On a reload: whether the programs must restart to take up a
-    /// changed postern.toml that loads. Says what it decided.
-    pub fn changed(&mut self) -> bool {
+    /// On a reload: the configuration to restart the programs with, when
+    /// postern.toml changed and loads. Says what it decided.
+    pub fn changed(&mut self) -> Option<Config> {
         let text = std::fs::read_to_string(self.config.join("postern.toml")).ok();
-        if let Err(e) = Config::load(&self.config) {
-            say(&format!(
-                "error: reload refused, every program keeps running as it was: {e}"
-            ));
-            return false;
-        }
+        let config = match Config::load(&self.config) {
+            Ok(config) => config,
+            Err(e) => {
+                say(&format!(
+                    "error: reload refused, every program keeps running as it was: {e}"
+                ));
+                return None;
+            }
+        };
         if text == self.text {
             say(
                 "reload: postern.toml is unchanged (the maps count as they change); nothing to restart",
             );
-            return false;
+            return None;
         }
         say("reload: postern.toml changed and loads; restarting the programs");
         self.text = text;
-        true
+        Some(config)
     }
 }
 
@@ -111,11 +111,11 @@ impl Loaded {
 pub fn signal(config: &Path) -> anyhow::Result<String> {
     // Said here, where the admin sees it, and not sent: the suite would
     // refuse it anyway.
-    if let Err(e) = Config::load(config) {
-        bail!("not reloaded, everything keeps running as it was: {e}");
-    }
-    let (settings, _) = Settings::load_salvaged(config)?;
-    let path = pid_path(&settings);
+    let loaded = match Config::load(config) {
+        Ok(loaded) => loaded,
+        Err(e) => bail!("not reloaded, everything keeps running as it was: {e}"),
+    };
+    let path = pid_path(&loaded.settings);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{} (is postern up running?)", path.display()))?;
     let pid: i32 = text

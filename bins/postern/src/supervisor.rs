@@ -287,8 +287,13 @@ mod tests {
         assert_eq!(b.after_exit(quick), Duration::from_millis(200));
     }
 
+    /// How many lines a child has written to `log`: one per start.
+    fn lines_in(log: &std::path::Path) -> usize {
+        std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+    }
+
     #[test]
-    fn a_child_that_cannot_start_is_given_up_until_a_reload() {
+    fn a_child_that_cannot_start_waits_a_minute_or_a_reload() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("starts");
         let broken = ChildSpec {
@@ -300,11 +305,6 @@ mod tests {
             ],
             user: None,
         };
-        let starts = |log: &std::path::Path| {
-            std::fs::read_to_string(log)
-                .map(|t| t.lines().count())
-                .unwrap_or(0)
-        };
         let stop = Arc::new(AtomicBool::new(false));
         let reload = Arc::new(AtomicBool::new(false));
         let (flag, again) = (stop.clone(), reload.clone());
@@ -312,10 +312,10 @@ mod tests {
             std::thread::spawn(move || supervise(vec![broken], &flag, &again, || Reload::Nothing));
         // 100 + 200 + 400 + 800 ms of backoff, then nothing for a minute.
         std::thread::sleep(Duration::from_millis(4500));
-        assert_eq!(starts(&log), FATAL_TRIES as usize);
+        assert_eq!(lines_in(&log), FATAL_TRIES as usize);
         reload.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while starts(&log) <= FATAL_TRIES as usize {
+        while lines_in(&log) <= FATAL_TRIES as usize {
             assert!(Instant::now() < deadline, "not tried again after a reload");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -355,11 +355,7 @@ mod tests {
         });
         // Wait (bounded) until the dying child has been restarted twice.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::fs::read_to_string(&log)
-            .map(|t| t.lines().count())
-            .unwrap_or(0)
-            < 3
-        {
+        while lines_in(&log) < 3 {
             assert!(Instant::now() < deadline, "no restarts");
             std::thread::sleep(Duration::from_millis(20));
         }

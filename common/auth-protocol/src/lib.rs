@@ -340,12 +340,13 @@ impl Reply {
             Reply::Fail { status } => format!("FAIL {}", one_line(status)),
             Reply::Unblocked(n) => format!("UNBLOCKED {n}"),
             Reply::Blocked(blocks) => {
-                let lines: String = blocks
+                let lines: Vec<String> = blocks
                     .iter()
                     .map(Block::encode)
                     .filter(|line| line.len() <= MAX_LINE)
                     .collect();
-                return format!("{lines}END {}\n", blocks.len());
+                // END counts the lines sent, not those too long to go.
+                return format!("{}END {}\n", lines.concat(), lines.len());
             }
         };
         line.truncate(MAX_LINE - 1);

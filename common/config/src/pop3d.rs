@@ -11,56 +11,26 @@ use crate::smtpd::networks;
 use crate::{MailOwner, Network, valid};
 
 /// `[pop3d] access`: who may connect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Access {
     Any,
     /// The networks of `allow`.
     Allow,
     /// Those and `lan_networks`.
+    #[serde(rename = "allow+lan")]
     AllowLan,
 }
 
-const ACCESS: [(&str, Access); 3] = [
-    ("any", Access::Any),
-    ("allow", Access::Allow),
-    ("allow+lan", Access::AllowLan),
-];
-
 /// `[pop3d] proxy_tls`: how the proxy reaches the other server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProxyTls {
     /// STLS, or implicit TLS on port 995, with its certificate checked.
     Required,
     /// Plain TCP, for a network you trust.
     None,
 }
-
-const PROXY_TLS: [(&str, ProxyTls); 2] =
-    [("required", ProxyTls::Required), ("none", ProxyTls::None)];
-
-/// Both as postern.toml spells them.
-macro_rules! words {
-    ($type:ty, $words:expr) => {
-        impl<'de> Deserialize<'de> for $type {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$type, D::Error> {
-                valid::word(d, &$words)
-            }
-        }
-
-        impl Serialize for $type {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let (word, _) = $words
-                    .iter()
-                    .find(|(_, v)| v == self)
-                    .expect("every value has its word");
-                s.serialize_str(word)
-            }
-        }
-    };
-}
-
-words!(Access, ACCESS);
-words!(ProxyTls, PROXY_TLS);
 
 /// `[pop3d]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -193,9 +163,12 @@ impl Pop3dSettings {
         };
         let mut table = toml::Table::try_from(&base).map_err(|e| e.to_string())?;
         table.extend(own.clone());
-        table
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("[pop3d.instances.{name}]: {}", e.message()))
+        table.try_into().map_err(|e: toml::de::Error| {
+            format!(
+                "[pop3d.instances.{name}]: {}",
+                crate::settings_load::readable(e.message().trim_end())
+            )
+        })
     }
 }
 

@@ -28,11 +28,10 @@ impl RelayRules {
         let text = std::fs::read_to_string(&self.relayers_file).ok()?;
         let entries = relayers::parse(&text);
         relayers::recent_login(&entries, ip, now, self.window).map(|at| {
-            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at);
             format!(
                 "login from {} at {}",
                 relayers::canonical(ip),
-                postern_log::dates::rfc5322(when)
+                postern_log::dates::rfc5322_secs(at)
             )
         })
     }

@@ -33,6 +33,23 @@ impl Settings {
         Ok(Settings::salvage(&path, &text))
     }
 
+    /// `load_salvaged`, but refused (with that line's error) when a bad line
+    /// is one of the `vital` keys — as written, quoted or misspelt — or
+    /// salvage fell back to every default: what those keys decide must
+    /// never be a default by accident.
+    pub fn load_salvaged_except(
+        dir: &Path,
+        vital: &[&str],
+    ) -> Result<(Settings, Vec<LineError>), ConfigError> {
+        let path = dir.join(SETTINGS_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::read(&path, e))?;
+        let (settings, errors) = Settings::salvage(&path, &text);
+        match errors.iter().find(|e| is_about(&text, e, vital)) {
+            Some(error) => Err(ConfigError::Settings(vec![error.clone()])),
+            None => Ok((settings, errors)),
+        }
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<Settings, ConfigError> {
         match parse_once(path, text) {
             Ok(settings) => Ok(settings),
@@ -88,18 +105,34 @@ impl Settings {
     }
 }
 
+/// Whether `error` may be about one of `keys`: on a line of one of them
+/// (quoted or not), suggesting one of them, or on no line at all.
+fn is_about(text: &str, error: &LineError, keys: &[&str]) -> bool {
+    let line = error
+        .line
+        .checked_sub(1)
+        .and_then(|i| text.lines().nth(i))
+        .unwrap_or("");
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches(['"', '\'']);
+    error.line == 0
+        || keys.contains(&key)
+        || keys
+            .iter()
+            .any(|k| error.message.contains(&format!("did you mean `{k}`?")))
+}
+
 /// One strict parse, or its first error with its line (0 if none was
 /// found) and the last line of what it is about (a value may span lines).
 fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
-    let error = |line: usize, message: String| {
-        (
-            LineError {
-                file: path.to_path_buf(),
-                line,
-                message,
-            },
-            line,
-        )
+    let error = |line: usize, message: String| LineError {
+        file: path.to_path_buf(),
+        line,
+        message,
     };
     // By bytes: a span may end inside a character.
     let line_at = |offset: usize| {
@@ -113,8 +146,7 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
                 line_at(span.end.max(span.start + 1) - 1),
             )
         });
-        let (error, _) = error(first, readable(e.message().trim_end()));
-        (error, last)
+        (error(first, readable(e.message().trim_end())), last)
     })?;
     if settings.hostname.is_empty() {
         settings.hostname = system_hostname();
@@ -124,8 +156,7 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
         if let Err(message) = settings.pop3d.instance(name) {
             let table = format!("pop3d.instances.{name}");
             let header = line_of_table(text, &table);
-            let (error, _) = error(header, message);
-            return Err((error, end_of_table(text, header)));
+            return Err((error(header, message), end_of_table(text, header)));
         }
     }
     if !settings.tls.is_configured() {
@@ -143,12 +174,11 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
             .map(ToString::to_string);
         for (table, spec) in [("smtpd", smtps), ("pop3d", pop3s)] {
             if let Some(spec) = spec {
-                return Err(error(
-                    line_of_key(text, table, "listen"),
-                    format!(
-                        "{spec:?} is an implicit-TLS listener, which needs [tls] certificate and key"
-                    ),
-                ));
+                let line = line_of_key(text, table, "listen");
+                let message = format!(
+                    "{spec:?} is an implicit-TLS listener, which needs [tls] certificate and key"
+                );
+                return Err((error(line, message), line));
             }
         }
     }
@@ -185,26 +215,37 @@ fn line_of_table(text: &str, table: &str) -> usize {
         .map_or(0, |i| i + 1)
 }
 
-/// serde's "unknown field `x`, expected one of `a`, `b`, ..." as a person
-/// reads it: the key, and the one it was probably meant to be.
-fn readable(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
-        return message.to_string();
+/// serde's "unknown field `x`, expected one of `a`, `b`, ..." and
+/// "unknown variant `x`, expected ..." as a person reads them: the key and
+/// the one it was probably meant to be, or the word and the words allowed.
+pub(crate) fn readable(message: &str) -> String {
+    let unknown = |kind: &str| {
+        let rest = message.strip_prefix(&format!("unknown {kind} `"))?;
+        let (word, expected) = rest.split_once('`')?;
+        let words: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        Some((word, words))
     };
-    let Some((key, expected)) = rest.split_once('`') else {
-        return message.to_string();
-    };
-    let closest = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|candidate| (edit_distance(key, candidate), candidate))
-        .filter(|&(distance, _)| distance <= 2)
-        .min();
-    match closest {
-        Some((_, candidate)) => format!("unknown key `{key}` (did you mean `{candidate}`?)"),
-        None => format!("unknown key `{key}`"),
+    if let Some((key, keys)) = unknown("field") {
+        let closest = keys
+            .iter()
+            .map(|candidate| (edit_distance(key, candidate), candidate))
+            .filter(|&(distance, _)| distance <= 2)
+            .min();
+        return match closest {
+            Some((_, candidate)) => format!("unknown key `{key}` (did you mean `{candidate}`?)"),
+            None => format!("unknown key `{key}`"),
+        };
     }
+    if let Some((word, words)) = unknown("variant")
+        && let Some((last, rest)) = words.split_last()
+    {
+        let listed = match rest {
+            [] => last.to_string(),
+            _ => format!("{} or {last}", rest.join(", ")),
+        };
+        return format!("{word:?} is not one of {listed}");
+    }
+    message.to_string()
 }
 
 /// Levenshtein distance, for the handful of short key names.

@@ -14,19 +14,6 @@ use serde::{Deserialize, Serializer};
 
 use crate::Network;
 
-fn one_of<'de, D: Deserializer<'de>>(deserializer: D, words: &[&str]) -> Result<String, D::Error> {
-    let word = String::deserialize(deserializer)?;
-    if words.contains(&word.as_str()) {
-        return Ok(word);
-    }
-    let (last, rest) = words.split_last().expect("a list of words");
-    Err(D::Error::custom(format!(
-        "{word:?} is not one of {}{}{last}",
-        rest.join(", "),
-        if rest.is_empty() { "" } else { " or " }
-    )))
-}
-
 /// A list parsed item by item with `parse` and written back with `show`,
 /// as postern.toml spells it.
 fn parsed_list<'de, D: Deserializer<'de>, T>(
@@ -103,20 +90,6 @@ pub mod mechanisms {
     pub fn serialize<S: Serializer>(list: &[Mechanism], s: S) -> Result<S::Ok, S::Error> {
         shown_list(list, s, |m| m.name().to_string())
     }
-}
-
-/// A word of a fixed set, as its enum.
-pub fn word<'de, D: Deserializer<'de>, T: Copy>(
-    deserializer: D,
-    words: &[(&str, T)],
-) -> Result<T, D::Error> {
-    let names: Vec<&str> = words.iter().map(|(name, _)| *name).collect();
-    let word = one_of(deserializer, &names)?;
-    Ok(words
-        .iter()
-        .find(|(name, _)| *name == word)
-        .map(|(_, value)| *value)
-        .expect("one_of took one of them"))
 }
 
 /// A directory everything else is found under: only an absolute path

@@ -17,10 +17,6 @@ pub enum SmtpPort {
 }
 
 impl SmtpPort {
-    pub fn name(self) -> &'static str {
-        self.word()
-    }
-
     /// Whether MAIL needs AUTH from a client that may not relay.
     pub fn is_submission(self) -> bool {
         matches!(self, SmtpPort::Submission | SmtpPort::Smtps)

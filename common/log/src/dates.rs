@@ -62,6 +62,12 @@ pub fn rfc5322(time: SystemTime) -> String {
     )
 }
 
+/// [`rfc5322`] of a time in seconds since the epoch, as the queue and the
+/// relayers file keep them.
+pub fn rfc5322_secs(secs: u64) -> String {
+    rfc5322(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

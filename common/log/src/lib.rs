@@ -59,6 +59,29 @@ pub fn init(program: &'static str, target: Target) {
     });
 }
 
+/// One recipient's outcome as Postfix logs it, which `grep status=` and
+/// pflogsumm read: `ID: to=<rcpt>[, orig_to=<addr>], relay=R, delay=S,
+/// status=WORD (detail)`, the addresses escaped. `delay` is the time since
+/// the message arrived.
+pub fn delivery_line(
+    id: &str,
+    to: &str,
+    orig_to: Option<&str>,
+    relay: &str,
+    delay: std::time::Duration,
+    status: &str,
+    detail: &str,
+) -> String {
+    let original = orig_to
+        .map(|o| format!(", orig_to=<{}>", escape(o)))
+        .unwrap_or_default();
+    format!(
+        "{id}: to=<{}>{original}, relay={relay}, delay={:.2}, status={status} ({detail})",
+        escape(to),
+        delay.as_secs_f64()
+    )
+}
+
 /// Makes text from the network or a message safe for one log line: control
 /// characters and backslashes become `\xNN` escapes.
 pub fn escape(text: &str) -> Cow<'_, str> {

@@ -145,15 +145,12 @@ impl QueueDir {
         use std::os::unix::fs::MetadataExt;
         let dir = std::fs::metadata(self.root.join("queue")).ok()?;
         let file = std::fs::symlink_metadata(self.queue_file(id)).ok()?;
-        let mode = file.mode();
-        let readable = file.is_file()
-            && ((file.uid() == dir.uid() && mode & 0o400 != 0)
-                || (file.uid() != dir.uid() && file.gid() == dir.gid() && mode & 0o040 != 0)
-                || (file.uid() != dir.uid() && file.gid() != dir.gid() && mode & 0o004 != 0));
+        let readable =
+            file.is_file() && postern_privilege::may_access(&file, dir.uid(), &[dir.gid()], 0o4);
         (!readable).then(|| {
             format!(
                 "mode {:04o}, owner uid {}, group gid {}: the queue's user (uid {}, gid {}) cannot read it",
-                mode & 0o7777,
+                file.mode() & 0o7777,
                 file.uid(),
                 file.gid(),
                 dir.uid(),

@@ -132,15 +132,8 @@ fn relayers(settings: &Settings, errors: &mut Vec<String>) {
                 .filter_map(|g| postern_privilege::lookup_group(g)),
         )
         .collect();
-    let mode = meta.mode();
-    let writable = if meta.uid() == uid {
-        mode & 0o300 == 0o300
-    } else if groups.contains(&meta.gid()) {
-        mode & 0o030 == 0o030
-    } else {
-        mode & 0o003 == 0o003
-    };
-    if !writable {
+    // Write and search: it makes a file there and renames it into place.
+    if !postern_privilege::may_access(&meta, uid, &groups, 0o3) {
         errors.push(format!(
             "{}: postern-auth ([auth] user \"{}\" and groups {:?}) cannot write it, so POP-before-SMTP logins are not recorded: make it group postern-relay, mode 2775 (make install does)",
             dir.display(),

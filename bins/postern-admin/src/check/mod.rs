@@ -4,7 +4,6 @@
 //! will not do what they seem to.
 
 mod directories;
-mod settings;
 
 use std::path::Path;
 
@@ -41,10 +40,7 @@ pub fn run(dir: &Path) -> i32 {
     for error in &errors {
         println!("{error}");
     }
-    let warnings: Vec<String> = settings::warnings(&config.settings)
-        .into_iter()
-        .chain(warnings(&config))
-        .collect();
+    let warnings = warnings(&config);
     for warning in &warnings {
         println!("warning: {warning}");
     }
@@ -62,7 +58,11 @@ pub fn run(dir: &Path) -> i32 {
 }
 
 fn warnings(config: &Config) -> Vec<String> {
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = config
+        .settings
+        .submission_without_tls()
+        .into_iter()
+        .collect();
     let resolver = config.resolver();
     let accounts_file = config.dir.join("accounts");
     let aliases_file = config.dir.join("aliases");
