@@ -1,18 +1,13 @@
-//! The listener: root, single-threaded, parses nothing a client sends. It
-//! accepts on every socket and forks one process per connection, which
-//! gives up root before its first read (session.rs); it reaps them, and
-//! on SIGTERM ends them all.
+//! pop3d's start: its sockets, users and TLS from the settings, then
+//! postern-server's forking listener (or the one handed-over connection)
+//! with POP3's session.
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use postern_config::{Access, Network, Settings};
+use postern_config::{Network, Settings};
 use postern_listen::Sockets;
-use tracing::{error, info, warn};
+use postern_server::{Access, Connections, Refusals};
+use tracing::{error, warn};
 
 use crate::session;
 
@@ -23,8 +18,6 @@ pub use postern_listen::Pop3Port as Kind;
 pub struct Context {
     pub settings: Settings,
     pub cleartext_networks: Vec<Network>,
-    /// Who may connect: `None` for anyone.
-    pub allowed: Option<Vec<Network>>,
     /// The login user's uid and gid, when started as root.
     pub login_ids: Option<(u32, u32)>,
     /// The TLS configuration as of this connection's accept.
@@ -37,11 +30,11 @@ pub struct Context {
     pub proxy_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_terminate(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
+const REFUSALS: Refusals = Refusals {
+    denied: b"-ERR Access denied\r\n",
+    crowded: b"-ERR [SYS/TEMP] Too many connections; try again later\r\n",
+    access_setting: "[pop3d] access",
+};
 
 pub fn run(settings: Settings, inetd: bool) -> i32 {
     let sockets = match postern_listen::sockets::<Kind>(&settings.pop3d.listen, inetd) {
@@ -54,7 +47,9 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     let cleartext_networks = settings.pop3d.cleartext_networks.clone();
     // (max_connections and proxy_separator were checked as postern.toml
     // was loaded.)
-    let allowed = access(&settings);
+    let pop3d = &settings.pop3d;
+    let access = Access::new(pop3d.access, &pop3d.allow, &pop3d.lan_networks);
+    let connections = Connections::new(pop3d.max_connections, pop3d.max_connections_per_ip);
     let login_ids = if postern_privilege::is_root() {
         match settings.pop3d.login_user.resolve() {
             Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
@@ -116,7 +111,6 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     let mut ctx = Context {
         settings,
         cleartext_networks,
-        allowed,
         login_ids,
         tls: None,
         proxy_ids,
@@ -138,151 +132,27 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     match sockets {
         Sockets::Connection(mut stream, kind) => {
             if let Ok(peer) = stream.peer_addr()
-                && !admitted(&ctx, peer.ip())
+                && !access.admits(peer.ip())
             {
-                refuse_access(&mut stream, peer.ip());
+                REFUSALS.deny(&mut stream, peer.ip());
                 return 0;
             }
             session::serve(stream, kind, &ctx)
         }
-        Sockets::Listening(bound) => listen(bound, &mut ctx, certificates.as_mut()),
-    }
-}
-
-fn listen(
-    bound: Vec<(postern_listen::Listen<Kind>, TcpListener)>,
-    ctx: &mut Context,
-    mut certificates: Option<&mut postern_tls::Certificates>,
-) -> i32 {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let stop = SigAction::new(
-        SigHandler::Handler(on_terminate),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in [Signal::SIGTERM, Signal::SIGINT] {
-        // SAFETY: a handler that only stores to an atomic.
-        let _ = unsafe { sigaction(signal, &stop) };
-    }
-    for (listen, listener) in &bound {
-        let _ = listener.set_nonblocking(true);
-        info!("listening on {} ({:?})", listen.address, listen.kind);
-    }
-    // Each session's process, and the client it serves.
-    let mut children: HashMap<i32, IpAddr> = HashMap::new();
-    let mut fds: Vec<libc::pollfd> = bound
-        .iter()
-        .map(|(_, l)| libc::pollfd {
-            fd: l.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    while !STOP.load(Ordering::SeqCst) {
-        reap(&mut children);
-        // SAFETY: an array of pollfd of the length given.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-        if ready <= 0 {
-            continue;
-        }
-        for (index, (listen, listener)) in bound.iter().enumerate() {
-            if fds[index].revents == 0 {
-                continue;
-            }
-            let Ok((mut stream, peer)) = listener.accept() else {
-                continue;
-            };
-            let ip = postern_config::relayers::canonical(peer.ip());
-            if !admitted(ctx, ip) {
-                refuse_access(&mut stream, ip);
-                continue;
-            }
-            reap(&mut children);
-            let from_ip = children.values().filter(|&&c| c == ip).count();
-            let limits = &ctx.settings.pop3d;
-            if children.len() >= limits.max_connections || from_ip >= limits.max_connections_per_ip
-            {
-                info!("refused [{ip}]: too many connections");
-                let _ =
-                    stream.write_all(b"-ERR [SYS/TEMP] Too many connections; try again later\r\n");
-                continue;
-            }
-            if let Some(certificates) = certificates.as_deref_mut() {
-                let (config, why) = certificates.config();
-                if let Some(why) = why {
-                    warn!("[tls]: {why}");
-                }
-                ctx.tls = config;
-            }
-            match fork_session(stream, listen.kind, ctx, &bound) {
-                Ok(pid) => {
-                    children.insert(pid, ip);
-                }
-                Err(e) => warn!("fork: {e}"),
-            }
+        Sockets::Listening(bound) => {
+            let tls = ctx.tls.clone();
+            postern_server::serve_forking(
+                bound,
+                &access,
+                connections,
+                &REFUSALS,
+                tls,
+                certificates.as_mut(),
+                |accepted| {
+                    ctx.tls = accepted.tls;
+                    session::serve(accepted.stream, accepted.kind, &ctx)
+                },
+            )
         }
     }
-    info!("stopping");
-    for &pid in children.keys() {
-        // SAFETY: kill(2) on our own children.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    0
-}
-
-/// `[pop3d] access`: who may connect (`None`: anyone).
-fn access(settings: &Settings) -> Option<Vec<Network>> {
-    let pop3d = &settings.pop3d;
-    match pop3d.access {
-        Access::Any => None,
-        Access::Allow => Some(pop3d.allow.clone()),
-        Access::AllowLan => Some([&pop3d.allow[..], &pop3d.lan_networks[..]].concat()),
-    }
-}
-
-fn admitted(ctx: &Context, ip: IpAddr) -> bool {
-    ctx.allowed
-        .as_ref()
-        .is_none_or(|allowed| allowed.iter().any(|n| n.contains(ip)))
-}
-
-fn refuse_access(stream: &mut TcpStream, ip: IpAddr) {
-    info!("refused [{ip}]: not allowed by [pop3d] access");
-    let _ = stream.write_all(b"-ERR Access denied\r\n");
-}
-
-/// One process per connection.
-fn fork_session(
-    stream: TcpStream,
-    kind: Kind,
-    ctx: &Context,
-    bound: &[(postern_listen::Listen<Kind>, TcpListener)],
-) -> std::io::Result<i32> {
-    // SAFETY: this process is single-threaded, so the child may run any
-    // code after the fork.
-    match unsafe { nix::unistd::fork() }.map_err(std::io::Error::from)? {
-        nix::unistd::ForkResult::Child => {
-            // The child serves one client and holds no listening socket.
-            for (_, listener) in bound {
-                // SAFETY: closing our own copies of the listeners.
-                unsafe { libc::close(listener.as_raw_fd()) };
-            }
-            // SAFETY: back to the default for the session's process.
-            unsafe {
-                libc::signal(libc::SIGTERM, libc::SIG_DFL);
-                libc::signal(libc::SIGINT, libc::SIG_DFL);
-            }
-            let _ = stream.set_nonblocking(false);
-            std::process::exit(session::serve(stream, kind, ctx));
-        }
-        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
-    }
-}
-
-fn reap(children: &mut HashMap<i32, IpAddr>) {
-    children.retain(|&pid, _| {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child, without blocking.
-        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) == 0 }
-    });
 }

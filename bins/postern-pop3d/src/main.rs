@@ -23,7 +23,6 @@ mod maildrop;
 mod proxy;
 mod relay;
 mod session;
-mod transport;
 
 use std::path::PathBuf;
 

@@ -21,7 +21,7 @@ use postern_pop3::LoginFailure;
 use rustls::ClientConfig;
 use tracing::{info, warn};
 
-use crate::transport::Transport;
+use postern_server::Transport;
 
 /// How long the other server has to connect and answer each line.
 const REMOTE_TIME: Duration = Duration::from_secs(30);

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::listener::Context;
 use crate::proxy::Target;
 use crate::session::flush;
-use crate::transport::Transport;
+use postern_server::Transport;
 
 /// The longest a login on the other server may take, end to end.
 const LOGIN_TIME: Duration = Duration::from_secs(90);

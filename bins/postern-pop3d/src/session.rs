@@ -3,17 +3,16 @@
 
 use std::io::Read;
 use std::net::{IpAddr, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use postern_auth_protocol::Reply as Answer;
 use postern_pop3::{Action, Config, Encoder, LoginFailure, Mechanism, Session, retrieve_header};
+use postern_server::{Start, Transport, start_session};
 use tracing::{info, warn};
 
 use crate::listener::{Context, Kind};
 use crate::lock::{Lock, LockError};
 use crate::maildrop::{Maildrop, View, read_head};
-use crate::transport::Transport;
 
 /// What the session has once the maildrop is open.
 struct Open {
@@ -25,30 +24,16 @@ struct Open {
 
 /// Serves one connection; the process's exit code.
 pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
-    let peer = match stream.peer_addr() {
-        Ok(address) => postern_config::relayers::canonical(address.ip()),
-        Err(_) => return 0,
-    };
-    // SECURITY: before the first byte from the client is read.
-    if let Some((uid, gid)) = ctx.login_ids
-        && let Err(e) = postern_privilege::become_login_user(uid, gid)
-    {
-        warn!("cannot become the login user: {e}");
-        return 71;
-    }
     let idle = Duration::from_secs(ctx.settings.pop3d.idle_timeout.max(1));
-    keep_alive(&stream);
-    let _ = stream.set_read_timeout(Some(idle));
-    // A client that stops reading must not hold its process for ever.
-    let _ = stream.set_write_timeout(Some(idle));
-    let mut transport = Transport::Plain(stream);
-    if kind == Kind::Pop3s {
-        let Some(config) = &ctx.tls else { return 0 };
-        if let Err(e) = transport.start_tls(config, idle) {
-            info!("TLS handshake with [{peer}] failed: {e}");
-            return 0;
-        }
-    }
+    let implicit_tls = kind == Kind::Pop3s;
+    let start = start_session(stream, ctx.login_ids, idle, implicit_tls, ctx.tls.as_ref());
+    let Start {
+        peer,
+        mut transport,
+    } = match start {
+        Ok(start) => start,
+        Err(code) => return code,
+    };
     info!("connect from [{peer}] ({kind:?})");
     let mut config = Config::new(ctx.settings.hostname.clone());
     config.tls = kind == Kind::Pop3s;
@@ -58,7 +43,7 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
     if ctx.settings.pop3d.cram_md5 {
         config.mechanisms.push(Mechanism::CramMd5);
     }
-    let unique = unique_token();
+    let unique = postern_server::challenge_seed();
     config.challenge_seed = unique.clone();
     if ctx.settings.pop3d.apop {
         config.apop_timestamp = Some(format!("<{unique}@{}>", ctx.settings.hostname));
@@ -311,47 +296,4 @@ fn send_message(
         open.retrieved += 1;
     }
     transport.write_all(&out)
-}
-
-/// Random bits and the time, for APOP timestamps and CRAM-MD5 challenges
-/// that no other session, here or elsewhere, has issued.
-fn unique_token() -> String {
-    let mut random = [0u8; 12];
-    // libc's getrandom(2), bound at link time. The getrandom crate finds
-    // it with dlsym at its first call, and that lookup alone pulls some
-    // 200 KiB of the loader's and libc's pages into every session.
-    // SAFETY: writes at most random.len() bytes into the array; with
-    // flags 0 it blocks only before the kernel's pool is first ready.
-    let filled = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
-    if filled != random.len() as isize {
-        // Not seen on Linux since 3.17; the pid and the time still make
-        // the token unique, if guessable.
-        random = [0u8; 12];
-    }
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{hex}.{}.{}",
-        std::process::id(),
-        postern_config::unix_now()
-    )
-}
-
-/// TCP keepalive finds clients that vanished without closing.
-fn keep_alive(stream: &TcpStream) {
-    let set = |level: i32, name: i32, value: libc::c_int| {
-        // SAFETY: a valid socket and a c_int option of the right size.
-        unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-    };
-    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 20);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
 }

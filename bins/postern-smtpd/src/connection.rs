@@ -60,7 +60,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             .rules
             .permits(peer, postern_config::unix_now())
             .is_none();
-    config.challenge_seed = challenge_seed();
+    config.challenge_seed = postern_server::challenge_seed();
     let mut session = Session::new(config);
     // One connection to postern-auth per session, opened at the first
     // RCPT or AUTH; an answer later than this gets a temporary refusal.
@@ -213,16 +213,6 @@ async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     tokio::time::timeout(limit, transport.start_tls(acceptor))
         .await
         .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut)))
-}
-
-/// 128 random bits and the time: no two sessions, here or on another
-/// host, issue the same CRAM-MD5 challenge, so a response seen on the
-/// wire cannot be replayed.
-fn challenge_seed() -> String {
-    let mut random = [0u8; 16];
-    let _ = getrandom::fill(&mut random);
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.{}", postern_config::unix_now())
 }
 
 /// Asks postern-auth about an AUTH login (which answers late when the

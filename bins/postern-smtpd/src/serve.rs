@@ -3,13 +3,12 @@
 //! blocking pool), with the connection limits, until SIGTERM.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::rc::Rc;
 
 use postern_config::Settings;
 use postern_queue_format::QueueDir;
+use postern_server::{Connections, Crowded};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -92,7 +91,9 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         }
     };
     local.block_on(&runtime, async move {
-        let limits = Rc::new(Limits::default());
+        let smtpd = &ctx.settings.smtpd;
+        let connections = Connections::new(smtpd.max_connections, smtpd.max_connections_per_ip);
+        let connections = Rc::new(RefCell::new(connections));
         for (listen, listener) in bound {
             let listener = match listener
                 .set_nonblocking(true)
@@ -109,7 +110,7 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
                 listener,
                 listen,
                 Rc::clone(&ctx),
-                Rc::clone(&limits),
+                Rc::clone(&connections),
             ));
         }
         let mut terminate =
@@ -176,18 +177,11 @@ fn drop_privileges(settings: &Settings) -> Result<(), i32> {
     })
 }
 
-/// Connections in total and per client IP.
-#[derive(Default)]
-struct Limits {
-    total: RefCell<usize>,
-    per_ip: RefCell<HashMap<IpAddr, usize>>,
-}
-
 async fn accept(
     listener: TcpListener,
     listen: crate::listeners::Listen,
     ctx: Rc<Context>,
-    limits: Rc<Limits>,
+    connections: Rc<RefCell<Connections>>,
 ) {
     let kind: Kind = listen.kind;
     loop {
@@ -200,20 +194,17 @@ async fn accept(
             }
         };
         let ip = postern_config::relayers::canonical(peer.ip());
-        let smtpd = &ctx.settings.smtpd;
-        let total = *limits.total.borrow();
-        let from_ip = limits.per_ip.borrow().get(&ip).copied().unwrap_or(0);
-        if total >= smtpd.max_connections || from_ip >= smtpd.max_connections_per_ip {
+        let admitted = connections.borrow_mut().admit(ip);
+        if let Err(crowded) = admitted {
             info!("NOQUEUE: reject: CONNECT from [{ip}]: 421 4.7.0 too many connections");
             let _ = stream
                 .write_all(
                     format!(
                         "421 4.7.0 {} Error: too many connections{}\r\n",
                         ctx.settings.hostname,
-                        if from_ip >= smtpd.max_connections_per_ip {
-                            " from your address"
-                        } else {
-                            ""
+                        match crowded {
+                            Crowded::FromIp => " from your address",
+                            Crowded::Total => "",
                         }
                     )
                     .as_bytes(),
@@ -221,20 +212,11 @@ async fn accept(
                 .await;
             continue;
         }
-        *limits.total.borrow_mut() += 1;
-        *limits.per_ip.borrow_mut().entry(ip).or_default() += 1;
         let ctx = Rc::clone(&ctx);
-        let limits = Rc::clone(&limits);
+        let connections = Rc::clone(&connections);
         tokio::task::spawn_local(async move {
             connection::serve(stream, ip, kind, ctx).await;
-            *limits.total.borrow_mut() -= 1;
-            let mut per_ip = limits.per_ip.borrow_mut();
-            if let Some(count) = per_ip.get_mut(&ip) {
-                *count -= 1;
-                if *count == 0 {
-                    per_ip.remove(&ip);
-                }
-            }
+            connections.borrow_mut().leave(ip);
         });
     }
 }

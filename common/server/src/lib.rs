@@ -1,0 +1,22 @@
+//! What every server of the suite shares, so that each program keeps only
+//! its protocol's glue: who may connect and how many at once
+//! (`admission`), the root forking listener that reads no client byte
+//! (`forking`), the privilege steps and socket options before a session's
+//! first read (`start`), the blocking TLS transport (`transport`) and the
+//! challenge seed for APOP and CRAM-MD5 (`seed`).
+//!
+//! postern-pop3d runs on all of it; postern-smtpd, which serves its
+//! connections as tokio tasks in one process, shares the admission rules
+//! and the seed.
+
+mod admission;
+mod forking;
+mod seed;
+mod start;
+mod transport;
+
+pub use admission::{Access, Connections, Crowded};
+pub use forking::{Accepted, Refusals, serve_forking};
+pub use seed::challenge_seed;
+pub use start::{Start, start_session};
+pub use transport::Transport;
