@@ -26,9 +26,13 @@ FUZZ_SECONDS ?= 60
 # brings up loopback in the fresh-host test's namespace.
 TEST_PACKAGES  = dovecot-core whois man-db groff-base systemd iproute2 mutt swaks libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl fail2ban fetchmail getmail6
 BENCH_PACKAGES = python3
-PROGRAMS = postern postern-admin postern-bounce postern-inject postern-local postern-lspawn postern-queue postern-auth postern-smtpd postern-relay postern-pop3d
+# The programs, their install modes and the system users come from the
+# services table, the one list postern up and the sandbox read too.
+SERVICES = common/config/services.tab
+services_section = awk '/^\[/ { section = $$1; next } section == "[$(1)]" && NF && !/^\#/' $(SERVICES)
+PROGRAMS := $(shell $(call services_section,programs) | awk '$$4 == "0755" { print $$1 }')
 # Programs installed setgid postern, and the names they also answer to.
-SETGID_PROGRAMS = postern-inject
+SETGID_PROGRAMS := $(shell $(call services_section,programs) | awk '$$4 == "2755" { print $$1 }')
 INJECT_LINKS = sendmail mailq
 SAMPLE_CONFIG = postern.toml domains aliases accounts masquerade
 UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket etc/systemd/*.timer))
@@ -44,7 +48,7 @@ SENDMAIL_LINKS = /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq
 INSTALL_USERS ?= yes
 MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.
-SYSTEM_USERS = postern postern-smtpd postern-auth postern-login postern-proxy postern-remote postern-relay postern-mail
+SYSTEM_USERS := $(shell $(call services_section,users) | awk '{ print $$1 }')
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records auth_request sasl_exchange pop3_session message_id
 

@@ -35,3 +35,45 @@ fn every_path_the_docs_name_exists() {
     assert!(named_paths > 20, "only {named_paths} paths found");
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+/// DESIGN.md's table of programs names each program of the services
+/// table, with the user it runs as, and no program the table lacks.
+#[test]
+fn the_design_names_the_services_tables_programs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let design = std::fs::read_to_string(root.join("docs/DESIGN.md")).unwrap();
+    let start = design.find("## The programs").unwrap();
+    let end = start + design[start..].find("\n\n").unwrap() + 2;
+    let table_end = end + design[end..].find("\n\n").unwrap();
+    let rows: Vec<&str> = design[end..table_end]
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .collect();
+    let programs = postern_config::services::programs();
+    let mut problems = Vec::new();
+    for program in &programs {
+        let row = rows
+            .iter()
+            .find(|row| row.contains(&format!("`{}`", program.name)));
+        match row {
+            None => problems.push(format!("{} has no row", program.name)),
+            Some(row) if !row.contains(program.user) => problems.push(format!(
+                "{}'s row does not say {}",
+                program.name, program.user
+            )),
+            Some(_) => {}
+        }
+    }
+    for row in &rows {
+        let named = row
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .any(|word| programs.iter().any(|p| p.name == word));
+        if !named {
+            problems.push(format!("a row names no program of the table: {row}"));
+        }
+    }
+    assert!(rows.len() >= 10, "only {} rows", rows.len());
+    assert!(problems.is_empty(), "{problems:#?}");
+}

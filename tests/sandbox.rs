@@ -40,7 +40,7 @@ fn start_with(dir: &Path, stderr: Stdio) -> Up {
 /// `start_with`, running the `postern` at `postern`.
 pub fn start_program(postern: &Path, dir: &Path, stderr: Stdio) -> Up {
     let offset = match dir.join("etc/ports").exists() {
-        true => port(dir, "SMTP") - STANDARD_PORTS[0],
+        true => port(dir, "SMTP") - standard_smtp_port(),
         false => take_port_slot(dir),
     };
     let mut child = Command::new(postern)
@@ -91,10 +91,21 @@ pub fn role_uid(etc: &Path, role: &str) -> u32 {
         .unwrap_or_else(|| panic!("no role {role} in {ids}"))
 }
 
-/// `postern up`'s standard loopback ports (SMTP first), and the extra ones
-/// tests give instances and other listeners (`extra_port`): the span a
-/// sandbox's port offset moves.
-const STANDARD_PORTS: [u16; 7] = [2525, 2587, 2465, 2110, 2995, 2143, 2993];
+/// `postern up`'s standard loopback ports (SMTP first), from the services
+/// table; with the extra ones tests give instances and other listeners
+/// (`extra_port`), the span a sandbox's port offset moves.
+fn standard_ports() -> Vec<u16> {
+    postern_config::services::ports()
+        .iter()
+        .map(|port| port.sandbox)
+        .collect()
+}
+
+/// The sandbox's SMTP port before its offset.
+fn standard_smtp_port() -> u16 {
+    standard_ports()[0]
+}
+
 const EXTRA_PORTS: std::ops::RangeInclusive<u16> = 2601..=2609;
 const SLOTS: usize = 20;
 
@@ -118,7 +129,7 @@ fn take_port_slot(dir: &Path) -> u16 {
         for i in (0..SLOTS).map(|n| (first + n) % SLOTS) {
             let offset = 10000 + 1000 * i as u16;
             let unowned = owners[i].as_ref().is_none_or(|owner| !owner.exists());
-            let ports = STANDARD_PORTS.into_iter().chain(EXTRA_PORTS);
+            let ports = standard_ports().into_iter().chain(EXTRA_PORTS);
             if unowned
                 && ports
                     .map(|p| p + offset)
@@ -138,7 +149,7 @@ fn take_port_slot(dir: &Path) -> u16 {
 /// for a test's own listener.
 pub fn extra_port(dir: &Path, n: u16) -> u16 {
     assert!(EXTRA_PORTS.contains(&(EXTRA_PORTS.start() - 1 + n)));
-    port(dir, "SMTP") - STANDARD_PORTS[0] + EXTRA_PORTS.start() - 1 + n
+    port(dir, "SMTP") - standard_smtp_port() + EXTRA_PORTS.start() - 1 + n
 }
 
 /// A sandbox's port for `service` (`SMTP`, `submission`, ...).

@@ -182,15 +182,11 @@ fn suite(config: &Path, settings: &Settings) -> Vec<ChildSpec> {
         args: vec!["--config".into(), config.as_os_str().to_owned()],
         user: None,
     };
-    let mut specs: Vec<ChildSpec> = [
-        "postern-lspawn",
-        "postern-auth",
-        "postern-smtpd",
-        "postern-pop3d",
-    ]
-    .into_iter()
-    .map(spec)
-    .collect();
+    let mut specs: Vec<ChildSpec> = postern_config::services::programs()
+        .iter()
+        .filter(|program| program.under_postern_up())
+        .map(|program| spec(program.name))
+        .collect();
     // Each further POP3 server is a process of its own, with its own
     // limits.
     for instance in settings.pop3d.instances.keys() {
@@ -250,7 +246,11 @@ fn print_banner(sandbox: &Sandbox) {
         local.replace("postern-local", "postern-admin"),
         etc.display()
     ));
-    let served = ["SMTP", "submission", "SMTPS", "POP3", "POP3S"];
+    let served: Vec<&str> = postern_config::services::programs()
+        .iter()
+        .filter(|program| program.under_postern_up())
+        .flat_map(|program| program.ports.iter().map(|port| port.service))
+        .collect();
     let port_list = |serving: bool| -> Vec<String> {
         sandbox
             .ports

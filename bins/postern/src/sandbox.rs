@@ -15,28 +15,23 @@ use anyhow::{Context, bail};
 pub const DEMO_ADDRESS: &str = "demo@example.test";
 pub const DEMO_DOMAIN: &str = "example.test";
 
-/// The roles that get their own ids under a root sandbox.
-pub const ROLES: &[&str] = &[
-    "mail",
-    "postern",
-    "postern-smtpd",
-    "postern-auth",
-    "postern-login",
-    "postern-remote",
-    "postern-relay",
-    "postern-proxy",
-];
+/// The roles that get their own ids under a root sandbox: the users of
+/// the services table.
+fn roles() -> Vec<&'static str> {
+    postern_config::services::users()
+        .into_iter()
+        .map(|user| user.role)
+        .collect()
+}
 
-/// The loopback ports of the sandbox (DESIGN.md), by service.
-pub const PORTS: &[(&str, u16)] = &[
-    ("SMTP", 2525),
-    ("submission", 2587),
-    ("SMTPS", 2465),
-    ("POP3", 2110),
-    ("POP3S", 2995),
-    ("IMAP", 2143),
-    ("IMAPS", 2993),
-];
+/// The loopback ports of the sandbox, by service, from the services
+/// table.
+pub fn standard_ports() -> Vec<(&'static str, u16)> {
+    postern_config::services::ports()
+        .into_iter()
+        .map(|port| (port.service, port.sandbox))
+        .collect()
+}
 
 pub struct Sandbox {
     pub dir: PathBuf,
@@ -94,7 +89,12 @@ pub fn open_or_create(dir: &Path, port_offset: u16) -> anyhow::Result<Sandbox> {
 /// `etc/ports`: `SERVICE PORT` lines; a sandbox without it (made before it
 /// existed) has the standard ports.
 fn read_ports(path: &Path) -> Vec<(String, u16)> {
-    let standard = || PORTS.iter().map(|(s, p)| (s.to_string(), *p)).collect();
+    let standard = || {
+        standard_ports()
+            .into_iter()
+            .map(|(s, p)| (s.to_string(), p))
+            .collect()
+    };
     let Ok(text) = fs::read_to_string(path) else {
         return standard();
     };
@@ -139,7 +139,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         allocate_ids()?
     } else {
         let (uid, gid) = postern_privilege::current_ids();
-        ROLES
+        roles()
             .iter()
             .map(|role| (role.to_string(), uid, gid))
             .collect()
@@ -151,14 +151,14 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     }
     write_file(&etc.join("ids"), &ids_text, 0o644)?;
     let port = |service: &str| -> u16 {
-        let standard = PORTS
-            .iter()
+        let standard = standard_ports()
+            .into_iter()
             .find(|(s, _)| *s == service)
-            .map_or(0, |(_, p)| *p);
+            .map_or(0, |(_, p)| p);
         standard.saturating_add(port_offset)
     };
     let mut ports_text = String::from("# service port: the sandbox's loopback ports\n");
-    for (service, _) in PORTS {
+    for (service, _) in standard_ports() {
         ports_text.push_str(&format!("{service} {}\n", port(service)));
     }
     write_file(&etc.join("ports"), &ports_text, 0o644)?;
@@ -309,7 +309,7 @@ pub fn sibling_program(name: &str) -> anyhow::Result<PathBuf> {
 fn allocate_ids() -> anyhow::Result<Vec<(String, u32, u32)>> {
     let mut ids = Vec::new();
     let mut candidate = 5000u32;
-    for role in ROLES {
+    for role in roles() {
         while postern_privilege::lookup_uid(candidate).is_some() || group_exists(candidate) {
             candidate += 1;
             anyhow::ensure!(candidate < 60000, "no free uid between 5000 and 60000");
@@ -349,7 +349,7 @@ fn read_ids(path: &Path) -> anyhow::Result<Vec<(String, u32, u32)>> {
     }
     // A role added since the sandbox was made gets its ids now.
     let mut added = String::new();
-    for role in ROLES {
+    for role in roles() {
         if ids.iter().any(|(r, _, _)| r == role) {
             continue;
         }

@@ -27,6 +27,7 @@ mod pop3d;
 pub mod relay;
 pub mod relayers;
 mod resolve;
+pub mod services;
 mod settings;
 mod settings_load;
 mod size;
