@@ -1038,6 +1038,10 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
         log.contains("pop3 login throttled: user=<demo@example.test>, ip=127.0.0.3"),
         "{log}"
     );
+    let golden = include_str!("golden/pop3-login-failures.log");
+    if let Err(why) = postern_golden::log_lines(&log, golden) {
+        panic!("{why}");
+    }
     let out = Command::new("fail2ban-regex")
         .arg("-c")
         .arg(conf.path().join("fail2ban"))

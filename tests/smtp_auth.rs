@@ -136,6 +136,10 @@ print("ok")
         .filter(|l| l.contains("SASL") && l.contains("authentication failed"))
         .count();
     assert_eq!(failures, 4, "{log}");
+    let golden = include_str!("golden/smtp-auth-failures.log");
+    if let Err(why) = postern_golden::log_lines(&log, golden) {
+        panic!("{why}");
+    }
     let out = Command::new("fail2ban-regex")
         .args(["--datepattern", "{NONE}"])
         .arg(&s.log)

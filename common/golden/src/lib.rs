@@ -1,97 +1,32 @@
-//! The golden transcript files of the protocol cores (SMTP, POP3): a
-//! session as client lines in and server lines and effects out.
+//! The golden transcripts of the protocol cores (SMTP, POP3, and every
+//! core to come): a session as client lines in and server lines and
+//! effects out, one file each, run by one runner (`check_directory`) that
+//! feeds each file whole and then byte by byte; and golden log lines
+//! (`log_lines`), for the lines other programs read, such as fail2ban's.
 //!
-//! `C: text` is a client line (CRLF added), `C:` an empty one; `R: text`
-//! raw client bytes with `\r`, `\n`, `\t`, `\0` and `\\` escapes. Client
-//! lines in a row go in one write, as a pipelining client sends them. Any
-//! other line is expected output, compared as it is. Lines starting with
-//! `#` are comments, or directives the harness reads (`# config: ...`).
+//! The format. `C: text` is a client line (CRLF added), `C:` an empty
+//! one; `R: text` raw client bytes with `\r`, `\n`, `\t`, `\0` and `\\`
+//! escapes. Client lines in a row go in one write, as a pipelining client
+//! sends them. Any other line is expected output, compared as it is: by
+//! convention a letter, a colon and a space, then the text. The letters
+//! every core uses:
+//!
+//! - `S:` a line the server sends;
+//! - `X: close` the session ends the connection;
+//! - `T: starttls` (`T: stls`) the session asks for the TLS handshake;
+//!   what the client sent after it in the same write belongs to TLS;
+//! - `L: MECHANISM user proof` the session asks for a login check.
+//!
+//! Each core adds its own effects (SMTP's `Q:` message begun, `D:` its
+//! data, `A:` aborted; POP3's `U:` deletions, `P:` lines passed to a
+//! proxied server) and says so at the top of its `tests/golden.rs`.
+//! Lines starting with `#` are comments, or directives the core's driver
+//! reads (`# config: key=value ...`).
 
-/// One write of the client, and what the server is expected to do after it.
-pub struct Group {
-    pub client: Vec<u8>,
-    pub expected: Vec<String>,
-}
+mod log;
+mod runner;
+mod transcript;
 
-pub struct Transcript {
-    /// What comes before the client's first write (the greeting).
-    pub greeting: Vec<String>,
-    pub groups: Vec<Group>,
-    /// The `#` lines, without the `#`, for the harness's directives.
-    pub directives: Vec<String>,
-}
-
-pub fn parse(text: &str) -> Transcript {
-    let mut t = Transcript {
-        greeting: Vec::new(),
-        groups: Vec::new(),
-        directives: Vec::new(),
-    };
-    for line in text.lines() {
-        if let Some(directive) = line.strip_prefix('#') {
-            t.directives.push(directive.trim_start().to_string());
-            continue;
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        let client = if let Some(text) = line.strip_prefix("C: ") {
-            Some(format!("{text}\r\n").into_bytes())
-        } else if line == "C:" {
-            Some(b"\r\n".to_vec())
-        } else {
-            line.strip_prefix("R: ").map(unescape)
-        };
-        match client {
-            Some(bytes) => match t.groups.last_mut() {
-                Some(group) if group.expected.is_empty() => group.client.extend(bytes),
-                _ => t.groups.push(Group {
-                    client: bytes,
-                    expected: Vec::new(),
-                }),
-            },
-            None => match t.groups.last_mut() {
-                Some(group) => group.expected.push(line.to_string()),
-                None => t.greeting.push(line.to_string()),
-            },
-        }
-    }
-    t
-}
-
-/// `text` with `\r`, `\n`, `\t`, `\0` and `\\` made the bytes they name.
-pub fn unescape(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buffer = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buffer).as_bytes());
-            continue;
-        }
-        out.push(match chars.next() {
-            Some('r') => b'\r',
-            Some('n') => b'\n',
-            Some('t') => b'\t',
-            Some('0') => 0,
-            Some('\\') => b'\\',
-            other => panic!("bad escape \\{other:?}"),
-        });
-    }
-    out
-}
-
-/// The `key=value` pairs of every `config:` directive.
-pub fn config(transcript: &Transcript) -> Vec<(String, String)> {
-    transcript
-        .directives
-        .iter()
-        .filter_map(|d| d.strip_prefix("config:"))
-        .flat_map(|settings| {
-            settings.split_whitespace().map(|pair| {
-                let (key, value) = pair.split_once('=').expect("config: key=value");
-                (key.to_string(), value.to_string())
-            })
-        })
-        .collect()
-}
+pub use log::log_lines;
+pub use runner::{Driver, Trickled, check_directory};
+pub use transcript::{Group, Transcript, config, parse, unescape};

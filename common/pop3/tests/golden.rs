@@ -1,10 +1,7 @@
 //! Golden transcripts: each file in `golden/` is a POP3 session, client
-//! lines in, server lines and effects out, compared line for line — fed
-//! whole, then again byte by byte.
-//!
-//! `C: text` is a client line (CRLF added); `R: text` raw client bytes with
-//! `\r`, `\n` and `\\` escapes; client lines in a row go in one write.
-//! After them: `S: ` server lines (a message a RETR or TOP sends shows as
+//! lines in, server lines and effects out, run by postern-golden's runner
+//! (whose header gives the format and the common letters). Here: `S: `
+//! server lines (a message a RETR or TOP sends shows as
 //! the lines the driver writes); `L: MECHANISM user password` when the
 //! session asks for a login check; `U: 1,3` when QUIT removes messages;
 //! `T: stls` at the TLS handshake; `X: close`; `P: text` for each line
@@ -20,21 +17,13 @@
 //! `hostname=`, `seed=` (of CRAM-MD5 challenges), `cram=1` (offered).
 
 use postern_auth_protocol::Proof;
-use postern_golden::Group;
+use postern_golden::Transcript;
 use postern_pop3::{Action, Config, Encoder, Listing, LoginFailure, Session, retrieve_header};
 
-struct Transcript {
-    config: Config,
-    messages: Vec<Vec<u8>>,
-    greeting: Vec<String>,
-    groups: Vec<Group>,
-}
-
-fn parse(text: &str) -> Transcript {
+fn config(transcript: &Transcript) -> Config {
     let mut config = Config::new("pop.test");
     config.challenge_seed = "1".into();
-    let transcript = postern_golden::parse(text);
-    for (key, value) in postern_golden::config(&transcript) {
+    for (key, value) in postern_golden::config(transcript) {
         match key.as_str() {
             "apop" => config.apop_timestamp = Some(value),
             "hostname" => config.hostname = value,
@@ -47,18 +36,7 @@ fn parse(text: &str) -> Transcript {
             _ => panic!("unknown config key {key}"),
         }
     }
-    let messages = transcript
-        .directives
-        .iter()
-        .filter_map(|d| d.strip_prefix("message: "))
-        .map(postern_golden::unescape)
-        .collect();
-    Transcript {
-        config,
-        messages,
-        greeting: transcript.greeting,
-        groups: transcript.groups,
-    }
+    config
 }
 
 /// Octets with CRLF line ends, as LIST counts them (the fixtures have LF
@@ -68,14 +46,56 @@ fn pop_size(message: &[u8]) -> u64 {
 }
 
 struct Driver {
+    session: Session,
     messages: Vec<Vec<u8>>,
     handshake: bool,
     /// After a proxied login: what goes to the other server.
     relayed: Option<Vec<u8>>,
 }
 
+impl postern_golden::Driver for Driver {
+    fn start(transcript: &Transcript, out: &mut Vec<String>) -> Driver {
+        let messages = transcript
+            .directives
+            .iter()
+            .filter_map(|d| d.strip_prefix("message: "))
+            .map(postern_golden::unescape)
+            .collect();
+        let mut driver = Driver {
+            session: Session::new(config(transcript)),
+            messages,
+            handshake: false,
+            relayed: None,
+        };
+        driver.run(out);
+        driver
+    }
+
+    fn receive(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        match self.relayed.as_mut() {
+            Some(relayed) => relayed.extend_from_slice(bytes),
+            None => {
+                self.session.receive(bytes);
+                self.run(out);
+            }
+        }
+    }
+
+    fn handshake_started(&mut self) -> bool {
+        std::mem::take(&mut self.handshake)
+    }
+
+    fn end_of_write(&mut self, out: &mut Vec<String>) {
+        if let Some(relayed) = self.relayed.as_mut() {
+            let text = String::from_utf8(std::mem::take(relayed)).unwrap();
+            out.extend(text.split_terminator("\r\n").map(|l| format!("P: {l}")));
+        }
+    }
+}
+
 impl Driver {
-    fn run(&mut self, session: &mut Session, out: &mut Vec<String>) {
+    fn run(&mut self, out: &mut Vec<String>) {
+        let session = &mut self.session;
         while let Some(action) = session.next_action() {
             match action {
                 Action::Send(bytes) => push_lines(&bytes, out),
@@ -166,72 +186,8 @@ fn push_lines(bytes: &[u8], out: &mut Vec<String>) {
     }
 }
 
-fn run(text: &str, byte_by_byte: bool) -> (Vec<String>, Vec<String>) {
-    let t = parse(text);
-    let mut session = Session::new(t.config);
-    let mut driver = Driver {
-        messages: t.messages,
-        handshake: false,
-        relayed: None,
-    };
-    let mut actual = Vec::new();
-    driver.run(&mut session, &mut actual);
-    let mut expected = t.greeting;
-    for group in &t.groups {
-        if byte_by_byte {
-            for byte in &group.client {
-                if let Some(relayed) = driver.relayed.as_mut() {
-                    relayed.push(*byte);
-                    continue;
-                }
-                session.receive(std::slice::from_ref(byte));
-                driver.run(&mut session, &mut actual);
-                // After STLS, what the client sent in the same write is
-                // TLS's, not the session's.
-                if std::mem::take(&mut driver.handshake) {
-                    break;
-                }
-            }
-        } else if let Some(relayed) = driver.relayed.as_mut() {
-            relayed.extend_from_slice(&group.client);
-        } else {
-            session.receive(&group.client);
-            driver.run(&mut session, &mut actual);
-        }
-        if let Some(relayed) = driver.relayed.as_mut() {
-            let text = String::from_utf8(std::mem::take(relayed)).unwrap();
-            actual.extend(text.split_terminator("\r\n").map(|l| format!("P: {l}")));
-        }
-        expected.extend(group.expected.iter().cloned());
-    }
-    (expected, actual)
-}
-
 #[test]
 fn golden_transcripts() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "golden transcripts are missing");
-    let mut failures = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        for byte_by_byte in [false, true] {
-            let (expected, actual) = run(&text, byte_by_byte);
-            if actual != expected {
-                failures.push(format!(
-                    "{}{}:\n--- expected\n{}\n--- got\n{}\n",
-                    file.display(),
-                    if byte_by_byte { " (byte by byte)" } else { "" },
-                    expected.join("\n"),
-                    actual.join("\n")
-                ));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    postern_golden::check_directory::<Driver>(&dir, 5);
 }

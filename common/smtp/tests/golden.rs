@@ -1,11 +1,6 @@
 //! Golden transcripts: each file in `golden/` is a session, client lines
-//! in, server lines and effects out, compared line for line — fed whole,
-//! then again byte by byte.
-//!
-//! `C: text` is a client line (CRLF added); `R: text` raw client bytes with
-//! `\r`, `\n`, `\t`, `\0` and `\\` escapes. Client lines in a row go in one
-//! write, as a pipelining client sends them. After them come what the
-//! session answers and does: `S: ` reply lines; `Q: from=<..> to=<..>`
+//! in, server lines and effects out, run by postern-golden's runner (whose
+//! header gives the format and the common letters). SMTP's effects: `Q: from=<..> to=<..>`
 //! when a message begins; `D: ` its data lines (LF line ends, as stored)
 //! when it is complete; `A: aborted`; `X: close`; `T: starttls` when the
 //! session asks for the TLS handshake; `L: MECHANISM user proof` when it
@@ -22,14 +17,13 @@
 //! 5.7.8 for anything else.
 
 use postern_auth_protocol::Proof;
-use postern_golden::Group;
+use postern_golden::{Transcript, Trickled};
 use postern_smtp::{Action, Config, Mechanism, Reply, Session};
 
-fn parse(text: &str) -> (Config, Vec<Group>, Vec<String>) {
+fn config(transcript: &Transcript) -> Config {
     let mut config = Config::new("mx.test");
     config.challenge_seed = "1".into();
-    let transcript = postern_golden::parse(text);
-    for (key, value) in postern_golden::config(&transcript) {
+    for (key, value) in postern_golden::config(transcript) {
         if key == "auth" {
             config.auth_mechanisms = value
                 .split(',')
@@ -50,11 +44,12 @@ fn parse(text: &str) -> (Config, Vec<Group>, Vec<String>) {
             _ => panic!("unknown config key {key}"),
         }
     }
-    (config, transcript.groups, transcript.greeting)
+    config
 }
 
 /// The driver: answers the session's questions, records what it does.
 struct Driver {
+    session: Session,
     data: Vec<u8>,
     queued: usize,
     /// The session asked for the handshake: what the client sent after
@@ -62,8 +57,33 @@ struct Driver {
     handshake: bool,
 }
 
+impl postern_golden::Driver for Driver {
+    const TRICKLED: Trickled = Trickled::RepliesApart;
+
+    fn start(transcript: &Transcript, out: &mut Vec<String>) -> Driver {
+        let mut driver = Driver {
+            session: Session::new(config(transcript)),
+            data: Vec::new(),
+            queued: 0,
+            handshake: false,
+        };
+        driver.run(out);
+        driver
+    }
+
+    fn receive(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        self.session.receive(bytes);
+        self.run(out);
+    }
+
+    fn handshake_started(&mut self) -> bool {
+        std::mem::take(&mut self.handshake)
+    }
+}
+
 impl Driver {
-    fn run(&mut self, session: &mut Session, out: &mut Vec<String>) {
+    fn run(&mut self, out: &mut Vec<String>) {
+        let session = &mut self.session;
         while let Some(action) = session.next_action() {
             match action {
                 Action::Send(bytes) => {
@@ -175,72 +195,5 @@ impl Driver {
 #[test]
 fn golden_transcripts() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("golden");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 10, "golden transcripts are missing");
-    let mut failures = Vec::new();
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let (config, groups, greeting) = parse(&text);
-        let mut session = Session::new(config);
-        let mut driver = Driver {
-            data: Vec::new(),
-            queued: 0,
-            handshake: false,
-        };
-        let mut actual = Vec::new();
-        driver.run(&mut session, &mut actual);
-        let mut expected = greeting;
-        for group in &groups {
-            session.receive(&group.client);
-            driver.run(&mut session, &mut actual);
-            expected.extend(group.expected.iter().cloned());
-        }
-        if actual != expected {
-            failures.push(format!(
-                "{}:\n--- expected\n{}\n--- got\n{}\n",
-                file.display(),
-                expected.join("\n"),
-                actual.join("\n")
-            ));
-            continue;
-        }
-        // Byte by byte: replies are flushed at other moments, so the
-        // replies and the effects are compared each in their own order.
-        let (config, groups, _) = parse(&text);
-        let mut session = Session::new(config);
-        let mut driver = Driver {
-            data: Vec::new(),
-            queued: 0,
-            handshake: false,
-        };
-        let mut trickled = Vec::new();
-        driver.run(&mut session, &mut trickled);
-        for group in &groups {
-            for byte in &group.client {
-                session.receive(std::slice::from_ref(byte));
-                driver.run(&mut session, &mut trickled);
-                if driver.handshake {
-                    driver.handshake = false;
-                    break;
-                }
-            }
-        }
-        let split = |lines: &[String]| -> (Vec<String>, Vec<String>) {
-            lines.iter().cloned().partition(|l| l.starts_with("S: "))
-        };
-        if split(&trickled) != split(&actual) {
-            failures.push(format!(
-                "{} fed byte by byte:\n--- whole\n{}\n--- byte by byte\n{}\n",
-                file.display(),
-                actual.join("\n"),
-                trickled.join("\n")
-            ));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    postern_golden::check_directory::<Driver>(&dir, 10);
 }
