@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use postern_queue_format::{Envelope, QueueDir, Recipient, Records};
 
 use crate::queue::{mailq, submit, wait_for};
-use crate::sandbox::{Up, sandbox_dir, start, start_logged, stop};
+use crate::sandbox::{Up, init, sandbox_dir, start_logged, stop};
 use crate::util::{messages, program, run_with_input, wait_until};
 
 /// Reads one report and checks it as a mail client would: prints
@@ -66,7 +66,7 @@ impl Sandbox {
     /// A sandbox with `settings` added to postern.toml, and mailboxes.
     fn new(settings: &str, mailboxes: &[(&str, Option<&str>)]) -> Sandbox {
         let (tmp, dir) = sandbox_dir();
-        stop(start(&dir));
+        init(&dir);
         let toml = dir.join("etc/postern.toml");
         let text = std::fs::read_to_string(&toml).unwrap();
         std::fs::write(&toml, format!("{text}{settings}")).unwrap();

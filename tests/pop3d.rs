@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::smtpd::{Smtpd, python};
+use crate::suite::{Suite, python};
 use crate::util::{messages, program};
 
 /// The messages the tests fetch: dots at line starts, an empty body line,
@@ -24,15 +24,15 @@ const MESSAGES: [&[u8]; 3] = [
 /// each make something else of it, so only poplib reads this one).
 const LONE_CR: &[u8] = b"Subject: four\n\nbefore\rafter\n";
 
-pub(crate) fn deliver_all(s: &Smtpd) {
+pub(crate) fn deliver_all(s: &Suite) {
     deliver(s, &MESSAGES);
 }
 
-fn deliver(s: &Smtpd, messages: &[&[u8]]) {
+fn deliver(s: &Suite, messages: &[&[u8]]) {
     deliver_to(s, "demo@example.test", messages);
 }
 
-pub(crate) fn deliver_to(s: &Smtpd, address: &str, messages: &[&[u8]]) {
+pub(crate) fn deliver_to(s: &Suite, address: &str, messages: &[&[u8]]) {
     for message in messages {
         let mut child = Command::new(program("postern-local"))
             .arg("--config")
@@ -50,7 +50,7 @@ pub(crate) fn deliver_to(s: &Smtpd, address: &str, messages: &[&[u8]]) {
 
 /// An account LOCAL@example.test stored `{PLAIN}tanstaaf`, as APOP
 /// needs, with `extra` fields.
-pub(crate) fn add_plain_account(s: &Smtpd, local: &str, extra: &str) {
+pub(crate) fn add_plain_account(s: &Suite, local: &str, extra: &str) {
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(s.etc().join("accounts"))
@@ -68,7 +68,7 @@ pub(crate) fn wait_for_port(port: u16) {
 }
 
 /// The messages as the Maildir holds them, oldest first.
-pub(crate) fn stored(s: &Smtpd) -> Vec<Vec<u8>> {
+pub(crate) fn stored(s: &Suite) -> Vec<Vec<u8>> {
     let mut found = messages(&s.demo());
     found.sort();
     found.into_iter().map(|(_, bytes)| bytes).collect()
@@ -105,7 +105,7 @@ print("ok")
 
 #[test]
 fn poplib_reads_every_message_exactly_over_plain_stls_and_pop3s() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     deliver_all(&s);
     deliver(&s, &[LONE_CR]);
     let expected: Vec<Vec<u8>> = stored(&s)
@@ -140,7 +140,7 @@ fn poplib_reads_every_message_exactly_over_plain_stls_and_pop3s() {
 /// A fetchmail run against the sandbox, each message handed to an MDA
 /// that writes it into `out`; fetchmail's own output. Its UIDL records
 /// stay in `out`'s parent, from run to run, as a user's do.
-fn fetchmail(s: &Smtpd, out: &Path, options: &str) -> String {
+fn fetchmail(s: &Suite, out: &Path, options: &str) -> String {
     std::fs::create_dir_all(out).unwrap();
     let home = out.parent().unwrap().join("home");
     std::fs::create_dir_all(&home).unwrap();
@@ -197,7 +197,7 @@ fn fetched(out: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn fetchmail_keeps_fetches_only_new_mail_and_deletes_at_quit() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     deliver_all(&s);
     let mut expected = stored(&s);
     expected.sort();
@@ -226,7 +226,7 @@ fn fetchmail_keeps_fetches_only_new_mail_and_deletes_at_quit() {
 
 #[test]
 fn getmail6_fetches_into_a_maildir_byte_for_byte() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     deliver_all(&s);
     let expected = stored(&s);
     let tmp = tempfile::tempdir().unwrap();
@@ -318,7 +318,7 @@ else:
 print("ok")
 "#;
 
-fn session(s: &Smtpd, action: &str) -> std::process::Child {
+fn session(s: &Suite, action: &str) -> std::process::Child {
     Command::new("python3")
         .args(["-c", SESSION, &s.port("POP3"), &s.password(), action])
         .stdout(Stdio::piped())
@@ -338,7 +338,7 @@ fn first_line(child: &mut std::process::Child) -> String {
 #[test]
 fn one_session_per_mailbox_a_dropped_one_deletes_nothing_and_an_idle_one_is_taken_over() {
     // A takeover time that a busy machine's client start-up cannot reach.
-    let s = Smtpd::start(&["pop3d.lock_takeover = \"5s\""]);
+    let s = Suite::start(&["pop3d.lock_takeover = \"5s\""]);
     deliver_all(&s);
     // A session that deletes, then dies without QUIT.
     let mut first = session(&s, "dele-and-hang");
@@ -378,7 +378,7 @@ fn one_session_per_mailbox_a_dropped_one_deletes_nothing_and_an_idle_one_is_take
 
 #[test]
 fn a_maildir_from_dovecot_keeps_its_uidls() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let maildir: PathBuf = s.demo();
     // As Dovecot left it: two messages and its uidlist, owned by the
     // mailbox's owner.
@@ -432,7 +432,7 @@ print("ok")
 /// The `/proc` status of the sandbox's newest POP3 session, taken while
 /// a poplib client holds it: logged in with `login` (user, password), or
 /// with `None` only connected.
-pub(crate) fn held_session_status(s: &Smtpd, login: Option<(&str, &str)>) -> String {
+pub(crate) fn held_session_status(s: &Suite, login: Option<(&str, &str)>) -> String {
     let (user, password) = login.unwrap_or_default();
     let mut child = Command::new("python3")
         .args([
@@ -475,7 +475,7 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
     if crate::util::skip_unless_root("a_session_is_the_login_user_then_the_owner") {
         return;
     }
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let id_of = |role: &str| crate::sandbox::role_uid(&s.etc(), role);
     let before = held_session_status(&s, None);
     let line = status_field;
@@ -503,7 +503,7 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
 
 #[test]
 fn mutt_reads_the_mailbox_over_pop() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     deliver_all(&s);
     let tmp = tempfile::tempdir().unwrap();
     let rc = tmp.path().join("muttrc");
@@ -564,7 +564,7 @@ fn a_system_user_logs_in_by_name_to_their_own_maildir() {
         return;
     }
     use std::os::unix::fs::MetadataExt;
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let name = format!("pp{}", std::process::id() % 100_000);
     let home = s.dir.join("home").join(&name);
     let password = "shell pass 7";
@@ -639,7 +639,7 @@ print("ok")
 
 #[test]
 fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() {
-    let s = Smtpd::start(&["pop3d.apop = true", "pop3d.cram_md5 = true"]);
+    let s = Suite::start(&["pop3d.apop = true", "pop3d.cram_md5 = true"]);
     // Accounts whose passwords are stored in the clear, as APOP needs; one
     // set to APOP only (RFC 1939 section 13).
     add_plain_account(&s, "plain", "");
@@ -688,7 +688,7 @@ fn fetchmail_logs_in_by_apop_and_by_cram_md5_and_an_apop_account_refuses_pass() 
 }
 
 /// Opens a connection from `ip` and returns it with the greeting.
-fn greeting(s: &Smtpd, ip: &str) -> (std::net::TcpStream, String) {
+fn greeting(s: &Suite, ip: &str) -> (std::net::TcpStream, String) {
     greeting_at(s.port("POP3").parse().unwrap(), ip)
 }
 
@@ -739,7 +739,7 @@ fn pgrep(args: &[&str]) -> String {
 }
 
 /// The pid of the sandbox's `[pop3d]` listener (not an instance's).
-fn pop3_listener(s: &Smtpd) -> String {
+fn pop3_listener(s: &Suite) -> String {
     let listener = pgrep(&[
         "-o",
         "-f",
@@ -750,12 +750,12 @@ fn pop3_listener(s: &Smtpd) -> String {
 }
 
 /// The pid of the listener's newest session.
-fn newest_pop3_session(s: &Smtpd) -> String {
+fn newest_pop3_session(s: &Suite) -> String {
     pgrep(&["-n", "-P", &pop3_listener(s)])
 }
 
 /// Waits until the sandbox's POP3 listener has at most `count` sessions.
-fn wait_for_sessions(s: &Smtpd, count: usize) {
+fn wait_for_sessions(s: &Suite, count: usize) {
     let listener = pop3_listener(s);
     crate::util::wait_until(
         Duration::from_secs(10),
@@ -766,7 +766,7 @@ fn wait_for_sessions(s: &Smtpd, count: usize) {
 
 #[test]
 fn the_25th_connection_is_served_the_26th_refused_and_one_ip_has_its_own_limit() {
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "pop3d.max_connections = 25",
         "pop3d.max_connections_per_ip = 20",
     ]);
@@ -801,7 +801,7 @@ fn the_25th_connection_is_served_the_26th_refused_and_one_ip_has_its_own_limit()
 
 #[test]
 fn access_control_modes_and_the_idle_timeout() {
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "pop3d.access = \"allow\"",
         "pop3d.allow = [\"127.0.0.1/32\"]",
         "pop3d.lan_networks = [\"127.0.0.2/32\"]",
@@ -825,7 +825,7 @@ fn access_control_modes_and_the_idle_timeout() {
     );
     s.stop();
     // allow+lan: the LAN's networks too.
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "pop3d.access = \"allow+lan\"",
         "pop3d.allow = [\"127.0.0.1/32\"]",
         "pop3d.lan_networks = [\"127.0.0.2/32\"]",
@@ -838,7 +838,7 @@ fn access_control_modes_and_the_idle_timeout() {
 #[test]
 fn an_account_set_to_all_folders_sees_folder_mail_through_pop3() {
     use std::os::unix::fs::MetadataExt;
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     deliver_all(&s);
     // demo's line, with the option that shows every folder.
     let accounts = s.etc().join("accounts");
@@ -882,7 +882,7 @@ print("ok")
 
 #[test]
 fn invalid_message_ids_are_left_out_with_list_sizes_still_exact() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let accounts = s.etc().join("accounts");
     let text = std::fs::read_to_string(&accounts).unwrap();
     let text = text.replace("::::::", ":::::: postern_pop3_message_id=strip");
@@ -950,7 +950,7 @@ pub(crate) fn hex(text: &str) -> Vec<u8> {
 #[test]
 fn a_second_instance_serves_its_own_port_with_its_own_settings() {
     use std::io::{BufRead, BufReader};
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "pop3d.instances.staff = { listen = [\"127.0.0.1:{PORT1}\"], access = \"allow\", \
          allow = [\"127.0.0.2/32\"], apop = true, cleartext_networks = [\"127.0.0.0/8\"] }",
     ]);
@@ -987,7 +987,7 @@ fn a_second_instance_serves_its_own_port_with_its_own_settings() {
 
 #[test]
 fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "auth.failure_delay_after = 1",
         "auth.failure_delay = \"1s\"",
         "auth.max_failures_per_ip = 3",
@@ -1059,7 +1059,7 @@ fn failed_pop3_logins_are_delayed_then_refused_for_that_ip() {
 
 /// poplib from `ip` to the sandbox's POP3 port: the answer to PASS, then,
 /// if it was +OK, each message in hex on a line; then "ok".
-pub(crate) fn pop_from(s: &Smtpd, ip: &str, user: &str, password: &str) -> String {
+pub(crate) fn pop_from(s: &Suite, ip: &str, user: &str, password: &str) -> String {
     pop_at(&s.port("POP3"), ip, user, password)
 }
 
@@ -1094,7 +1094,7 @@ print("ok")
 /// says; and a certificate it does not vouch for is refused.
 #[test]
 fn fetchmail_checks_the_sandbox_certificate_as_the_readme_says() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     deliver_all(&s);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");

@@ -2,12 +2,12 @@
 //! the listening socket (`Accept=no`) and one session per connection on
 //! stdin (`Accept=yes`, as inetd does).
 
-use crate::smtpd::{Smtpd, python};
+use crate::suite::{Suite, python};
 use crate::util::socket_activated;
 
 #[test]
 fn socket_activation_with_and_without_accept() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let pop3d = crate::util::program("postern-pop3d");
     let etc = s.etc();
     let (listening, _listening) = socket_activated(&pop3d, &etc, false);

@@ -12,14 +12,14 @@ use crate::pop3d::{
     add_plain_account, deliver_all, deliver_to, held_session_status, hex, pop_at, pop_from,
     status_field, stored, wait_for_port,
 };
-use crate::smtpd::{Smtpd, python};
+use crate::suite::{Suite, python};
 use crate::util::messages;
 
 /// A sandbox whose `[pop3d]` proxies to its own instance `remote` on
 /// another port (with `remote_settings`, as `apop = true`), clients on
 /// loopback allowed cleartext logins, and the lines of `more`; the
 /// remote's port, once it listens.
-fn start_with_remote(remote_settings: &str, more: &[&str]) -> (Smtpd, u16) {
+fn start_with_remote(remote_settings: &str, more: &[&str]) -> (Suite, u16) {
     let mut table = vec!["listen = [\"127.0.0.1:{PORT1}\"]", "proxy_hosts = []"];
     table.extend(Some(remote_settings).filter(|s| !s.is_empty()));
     let remote = format!("pop3d.instances.remote = {{ {} }}", table.join(", "));
@@ -29,7 +29,7 @@ fn start_with_remote(remote_settings: &str, more: &[&str]) -> (Smtpd, u16) {
         &remote,
     ];
     settings.extend_from_slice(more);
-    let s = Smtpd::start(&settings);
+    let s = Suite::start(&settings);
     let port = s.extra_port(1);
     wait_for_port(port);
     (s, port)
@@ -263,7 +263,7 @@ fn proxied_logins_go_over_tls_whose_certificate_is_checked() {
                 .to_string(),
         );
     }
-    let s = Smtpd::start(&settings.iter().map(String::as_str).collect::<Vec<_>>());
+    let s = Suite::start(&settings.iter().map(String::as_str).collect::<Vec<_>>());
     let [remote, wary, plain] = [1, 2, 3].map(|n| s.extra_port(n));
     for port in [remote, wary, plain] {
         wait_for_port(port);

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::sandbox::{sandbox_dir, start, stop};
+use crate::sandbox::{init, sandbox_dir, start, stop};
 use crate::util::{messages, program, run_with_input, wait_until};
 
 pub fn submit(etc: &std::path::Path, message: &[u8]) {
@@ -123,7 +123,7 @@ fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
     }
     let (_tmp, dir) = sandbox_dir();
     let etc = dir.join("etc");
-    stop(start(&dir));
+    init(&dir);
     // A mailbox on a file system of 256 KiB, owned by the mail owner.
     let small = dir.join("small");
     std::fs::create_dir(&small).unwrap();
@@ -203,7 +203,7 @@ fn delivery_to_a_full_disk_defers_and_resumes_when_space_returns() {
 fn an_alias_to_an_outside_address_forwards_through_the_queue() {
     let (_tmp, dir) = sandbox_dir();
     let etc = dir.join("etc");
-    stop(start(&dir));
+    init(&dir);
     let aliases = std::fs::read_to_string(etc.join("aliases")).unwrap();
     std::fs::write(
         etc.join("aliases"),

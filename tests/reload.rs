@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::queue::{mailq, wait_for};
 use crate::sandbox::{port, sandbox_dir, start_logged, stop};
-use crate::smtpd::{Smtpd, swaks};
+use crate::suite::{Suite, swaks};
 use crate::util::{code_and_text, program, run_with_input, wait_until};
 
-fn reload(s: &Smtpd) -> (i32, String) {
+fn reload(s: &Suite) -> (i32, String) {
     code_and_text(
         Command::new(program("postern"))
             .args(["reload", "--dir"])
@@ -22,13 +22,13 @@ fn reload(s: &Smtpd) -> (i32, String) {
     )
 }
 
-fn log(s: &Smtpd) -> String {
+fn log(s: &Suite) -> String {
     std::fs::read_to_string(&s.log).unwrap_or_default()
 }
 
 /// swaks from the outsider 127.0.0.2 to a remote address: the session,
 /// whose RCPT is refused (or, while the listener restarts, not answered).
-fn relay_attempt(s: &Smtpd) -> String {
+fn relay_attempt(s: &Suite) -> String {
     swaks(&[
         "--server",
         &s.server("SMTP"),
@@ -46,7 +46,7 @@ fn relay_attempt(s: &Smtpd) -> String {
 
 #[test]
 fn a_typo_takes_no_mail_down_and_reload_takes_up_only_a_file_that_loads() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let toml = s.etc().join("postern.toml");
     let good = std::fs::read_to_string(&toml).unwrap();
     let demo = "demo@example.test";

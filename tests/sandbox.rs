@@ -33,6 +33,22 @@ pub fn start_logged(dir: &Path, log: &Path) -> Up {
     start_with(dir, Stdio::from(file))
 }
 
+/// Makes the sandbox at `dir` without starting it (`postern init`), with
+/// ports of its own, so a test can change its configuration first.
+pub fn init(dir: &Path) {
+    let offset = take_port_slot(dir);
+    let out = Command::new(program("postern"))
+        .args(["init", "--port-offset", &offset.to_string(), "--dir"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "postern init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn start_with(dir: &Path, stderr: Stdio) -> Up {
     start_program(&program("postern"), dir, stderr)
 }

@@ -10,14 +10,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::queue::wait_for;
-use crate::smtpd::{Smtpd, python, swaks};
+use crate::suite::{Suite, python, swaks};
 use crate::util::{messages, program};
 
 /// An account whose password is stored `{PLAIN}`, so CRAM-MD5 can check it.
 const PLAIN_USER: &str = "plain@example.test";
 const PLAIN_PASSWORD: &str = "tanstaaf tanstaaf";
 
-fn with_plain_account(s: &Smtpd) {
+fn with_plain_account(s: &Suite) {
     let accounts = s.etc().join("accounts");
     let mut file = std::fs::OpenOptions::new()
         .append(true)
@@ -26,14 +26,14 @@ fn with_plain_account(s: &Smtpd) {
     writeln!(file, "{PLAIN_USER}:{{PLAIN}}{PLAIN_PASSWORD}::::::").unwrap();
 }
 
-fn all_mechanisms() -> Smtpd {
-    let s = Smtpd::start(&["smtpd.auth_mechanisms = [\"PLAIN\", \"LOGIN\", \"CRAM-MD5\"]"]);
+fn all_mechanisms() -> Suite {
+    let s = Suite::start(&["smtpd.auth_mechanisms = [\"PLAIN\", \"LOGIN\", \"CRAM-MD5\"]"]);
     with_plain_account(&s);
     s
 }
 
 /// swaks on submission from the outsider 127.0.0.2, mail for elsewhere.
-fn submit(s: &Smtpd, extra: &[&str]) -> (i32, String) {
+fn submit(s: &Suite, extra: &[&str]) -> (i32, String) {
     let server = s.server("submission");
     let mut args = vec![
         "--server",
@@ -236,7 +236,7 @@ print("ok")
 
 #[test]
 fn commands_pipelined_with_starttls_are_not_executed() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     python(
         r#"
 import socket, ssl, sys
@@ -281,7 +281,7 @@ print("ok")
 
 #[test]
 fn implicit_tls_and_starttls_sessions_deliver_with_an_esmtpsa_trace() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let password = s.password();
     python(
         r#"
@@ -325,7 +325,7 @@ print("ok")
 
 #[test]
 fn submission_needs_auth_from_outsiders_only() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let script = r#"
 import smtplib, sys
 smtp = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), source_address=(sys.argv[2], 0))
@@ -343,7 +343,7 @@ print("ok")
 
 #[test]
 fn failures_are_delayed_then_refused_for_that_ip_only() {
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "auth.failure_delay_after = 1",
         "auth.failure_delay = \"1s\"",
         "auth.max_failures_per_ip = 3",
@@ -370,7 +370,7 @@ fn failures_are_delayed_then_refused_for_that_ip_only() {
 
 /// SMTP AUTH PLAIN from `ip` on submission after STARTTLS, with smtplib;
 /// the reply code.
-pub fn auth_plain(s: &Smtpd, ip: &str, user: &str, password: &str) -> u16 {
+pub fn auth_plain(s: &Suite, ip: &str, user: &str, password: &str) -> u16 {
     let out = Command::new("python3")
         .args([
             "-c",
@@ -400,7 +400,7 @@ print(code)
 }
 
 /// Asks postern-auth directly, as postern-pop3d will: a POP3 login.
-fn pop3_login(s: &Smtpd, ip: &str, user: &str, password: &str) -> String {
+fn pop3_login(s: &Suite, ip: &str, user: &str, password: &str) -> String {
     use base64::Engine;
     let b64 = |t: &str| base64::engine::general_purpose::STANDARD.encode(t);
     let mut socket = UnixStream::connect(s.dir.join("var/auth.sock")).unwrap();
@@ -412,7 +412,7 @@ fn pop3_login(s: &Smtpd, ip: &str, user: &str, password: &str) -> String {
 
 #[test]
 fn pop_before_smtp_opens_relaying_for_the_window_only() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let relay_from = |ip: &str| -> i32 {
         swaks(&[
             "--server",
@@ -453,7 +453,7 @@ fn pop_before_smtp_opens_relaying_for_the_window_only() {
 #[test]
 fn a_renewed_certificate_is_served_without_a_restart() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let served = || -> String {
         let out = Command::new("python3")
             .args([
@@ -501,7 +501,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
 
 #[test]
 fn auth_is_a_temporary_failure_while_postern_auth_cannot_be_reached() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     // The socket gone (postern-auth itself goes on, unreachable), once
     // postern-auth has made it.
     let socket = s.dir.join("var/auth.sock");
@@ -537,7 +537,7 @@ fn only_the_suites_login_clients_may_check_passwords() {
     if crate::util::skip_unless_root("only_the_suites_login_clients_may_check_passwords") {
         return;
     }
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let socket = s.dir.join("var/auth.sock");
     let ask = |uid: &str, line: &str| -> String {
         let out = Command::new("setpriv")

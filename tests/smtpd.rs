@@ -4,177 +4,15 @@
 //! logged in within the relay window; every classic open-relay trick is
 //! refused; the listener is not root.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
-use crate::sandbox::{Up, port, sandbox_dir, start, start_logged, stop};
+use crate::suite::{Suite, python, swaks};
 use crate::util::messages;
-
-pub struct Smtpd {
-    _tmp: tempfile::TempDir,
-    pub dir: PathBuf,
-    up: Option<Up>,
-    /// Every program's log lines.
-    pub log: PathBuf,
-}
-
-impl Smtpd {
-    /// A sandbox whose postern.toml lines starting with a key of
-    /// `replace` are replaced by those lines, where `{SMTP}` and
-    /// `{submission}` stand for the sandbox's ports.
-    pub fn start(replace: &[&str]) -> Smtpd {
-        let (tmp, dir) = sandbox_dir();
-        stop(start(&dir));
-        let toml = dir.join("etc/postern.toml");
-        let text = std::fs::read_to_string(&toml).unwrap();
-        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-        for new in replace {
-            let mut new = new
-                .replace("{SMTP}", &port(&dir, "SMTP").to_string())
-                .replace("{submission}", &port(&dir, "submission").to_string())
-                .replace("{SMTPS}", &port(&dir, "SMTPS").to_string());
-            for n in 1..=9 {
-                let extra = crate::sandbox::extra_port(&dir, n).to_string();
-                new = new.replace(&format!("{{PORT{n}}}"), &extra);
-            }
-            let key = new.split('=').next().unwrap().trim();
-            lines.retain(|l| l.split('=').next().unwrap().trim() != key);
-            lines.push(new.to_string());
-        }
-        std::fs::write(&toml, lines.join("\n") + "\n").unwrap();
-        let log = tmp.path().join("postern.log");
-        let up = start_logged(&dir, &log);
-        // The banner comes once the programs are started; wait until
-        // they serve: postern-auth's socket, and each port of smtpd and
-        // pop3d that the configuration lists, as their logs say (a probe
-        // connection would be a session some tests count).
-        let socket = dir.join("var/auth.sock");
-        let toml_text = lines.join("\n");
-        let listening: Vec<String> = ["SMTP", "submission", "SMTPS", "POP3", "POP3S"]
-            .into_iter()
-            .map(|service| format!("127.0.0.1:{}", port(&dir, service)))
-            .filter(|address| toml_text.contains(address.as_str()))
-            .map(|address| format!("listening on {address} ("))
-            .collect();
-        crate::util::wait_until(
-            std::time::Duration::from_secs(30),
-            || {
-                let logged = std::fs::read_to_string(&log).unwrap_or_default();
-                socket.exists() && listening.iter().all(|line| logged.contains(line.as_str()))
-            },
-            || {
-                format!(
-                    "postern-auth, postern-smtpd and postern-pop3d never served in {}",
-                    dir.display()
-                )
-            },
-        );
-        Smtpd {
-            _tmp: tmp,
-            dir,
-            up: Some(up),
-            log,
-        }
-    }
-
-    pub fn etc(&self) -> PathBuf {
-        self.dir.join("etc")
-    }
-
-    /// The sandbox's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// `127.0.0.1:PORT` of a service.
-    pub fn server(&self, service: &str) -> String {
-        format!("127.0.0.1:{}", port(&self.dir, service))
-    }
-
-    pub fn port(&self, service: &str) -> String {
-        port(&self.dir, service).to_string()
-    }
-
-    /// The loopback port `{PORTn}` stood for in `start`'s lines.
-    pub fn extra_port(&self, n: u16) -> u16 {
-        crate::sandbox::extra_port(&self.dir, n)
-    }
-
-    pub fn demo(&self) -> PathBuf {
-        self.dir.join("mail/example.test/demo/Maildir")
-    }
-
-    pub fn password(&self) -> String {
-        std::fs::read_to_string(self.etc().join("demo.password"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (10 s at most) until `needle` is in the log `count` times:
-    /// the programs' lines reach it through the supervisor, a moment
-    /// after the client has its answer. The log.
-    pub fn wait_for_log_count(&self, needle: &str, count: usize) -> String {
-        crate::util::wait_until(
-            std::time::Duration::from_secs(10),
-            || self.log_text().matches(needle).count() >= count,
-            || {
-                format!(
-                    "{needle:?} not {count} times in the log:\n{}",
-                    self.log_text()
-                )
-            },
-        );
-        self.log_text()
-    }
-
-    /// `wait_for_log_count` for one.
-    pub fn wait_for_log(&self, needle: &str) -> String {
-        self.wait_for_log_count(needle, 1)
-    }
-
-    pub fn stop(mut self) {
-        if let Some(up) = self.up.take() {
-            stop(up);
-        }
-    }
-}
-
-/// Runs swaks; returns its exit code and output.
-pub fn swaks(args: &[&str]) -> (i32, String) {
-    crate::util::code_and_text(
-        Command::new("swaks")
-            .args(["--timeout", "20"])
-            .args(args)
-            .output()
-            .unwrap(),
-    )
-}
-
-/// Runs a Python script with smtplib at hand; asserts it prints "ok".
-pub fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && stdout.ends_with("ok\n"),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 #[test]
 fn swaks_mail_lands_byte_for_byte_through_the_queue() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let body = "line one\nline two has trailing spaces   \n.leading dot\n\nlast line";
     let (code, out) = swaks(&[
         "--server",
@@ -262,7 +100,7 @@ print("ok")
 fn smtplib_size_smtputf8_and_bdat_on_25_587_and_an_extra_port() {
     // The sandbox's SMTP and submission ports, and one more (as hosts add
     // 5190 when an ISP blocks 25).
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "smtpd.max_message_size = 2000",
         "smtpd.listen = [\"127.0.0.1:{SMTP}\", \"127.0.0.1:{submission} submission\", \"127.0.0.1:{PORT1}\"]",
     ]);
@@ -320,7 +158,7 @@ print("ok")
 
 #[test]
 fn a_pipelined_transaction() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     python(PIPELINED, &[&s.port("SMTP")]);
     wait_for(&s.demo(), 1);
     assert!(String::from_utf8_lossy(&messages(&s.demo())[0].1).ends_with("\n\nbody\n"));
@@ -343,7 +181,7 @@ c.quit()
 print("ok")
 "#;
 
-fn rcpt_codes(s: &Smtpd, source: &str, addresses: &[&str]) -> Vec<(u16, String)> {
+fn rcpt_codes(s: &Suite, source: &str, addresses: &[&str]) -> Vec<(u16, String)> {
     let port = s.port("SMTP");
     let mut args = vec![port.as_str(), source];
     args.extend_from_slice(addresses);
@@ -359,7 +197,7 @@ fn rcpt_codes(s: &Smtpd, source: &str, addresses: &[&str]) -> Vec<(u16, String)>
 
 #[test]
 fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let outside = "<friend@elsewhere.example>";
     // An outsider (127.0.0.2) may not relay; the trusted 127.0.0.1 may.
     assert_eq!(rcpt_codes(&s, "127.0.0.2", &[outside])[0].0, 550);
@@ -420,7 +258,7 @@ fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
     s.stop();
 }
 
-fn explain(s: &Smtpd, ip: &str, address: &str) -> String {
+fn explain(s: &Suite, ip: &str, address: &str) -> String {
     let out = Command::new(crate::util::program("postern-admin"))
         .arg("--config")
         .arg(s.etc())
@@ -437,7 +275,7 @@ fn explain(s: &Smtpd, ip: &str, address: &str) -> String {
 
 #[test]
 fn open_relay_tricks_are_all_refused() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let tricks = [
         "<victim@elsewhere.example>",
         "<victim%elsewhere.example@example.test>",
@@ -480,7 +318,7 @@ fn the_listener_is_not_root() {
     if crate::util::skip_unless_root("the_listener_is_not_root") {
         return;
     }
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     // It answers: it has bound and dropped its privileges.
     let (code, out) = swaks(&["--server", &s.server("SMTP"), "--quit-after", "EHLO"]);
     assert_eq!(code, 0, "{out}");
@@ -557,7 +395,7 @@ fn pid_of(pattern: &str) -> i32 {
 
 #[test]
 fn socket_activation_with_and_without_accept() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let smtpd = crate::util::program("postern-smtpd");
     let etc = s.etc();
     // Accept=no: the listening socket is passed (LISTEN_FDS); Accept=yes,
@@ -607,7 +445,7 @@ fn socket_activation_with_and_without_accept() {
 /// (550, not a syntax error), taken from a trusted network.
 #[test]
 fn an_address_literal_is_a_path_and_the_relay_rules_decide() {
-    let s = Smtpd::start(&[]);
+    let s = Suite::start(&[]);
     let rcpt = |ip: &str| {
         swaks(&[
             "--server",

@@ -26,5 +26,6 @@ mod reload;
 mod sandbox;
 mod smtp_auth;
 mod smtpd;
+mod suite;
 mod system_users;
 mod throttle;

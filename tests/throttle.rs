@@ -6,13 +6,13 @@
 use std::process::Command;
 
 use crate::smtp_auth::auth_plain as auth;
-use crate::smtpd::Smtpd;
+use crate::suite::Suite;
 use crate::util::{code_and_text, program};
 
 const OTHER_USER: &str = "other@example.test";
 const OTHER_PASSWORD: &str = "other user's password";
 
-fn admin(s: &Smtpd, args: &[&str]) -> (i32, String) {
+fn admin(s: &Suite, args: &[&str]) -> (i32, String) {
     code_and_text(
         Command::new(program("postern-admin"))
             .arg("--config")
@@ -25,7 +25,7 @@ fn admin(s: &Smtpd, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn one_local_users_wrong_password_locks_out_only_that_user() {
-    let s = Smtpd::start(&[
+    let s = Suite::start(&[
         "auth.failure_delay_after = 2",
         "auth.failure_delay = \"3s\"",
         "auth.max_failures_per_ip = 3",

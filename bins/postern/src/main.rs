@@ -54,6 +54,16 @@ enum Command {
         #[arg(long, value_name = "N", default_value_t = 0)]
         port_offset: u16,
     },
+    /// Make the sandbox that `up` would start, and stop there: its
+    /// configuration can be changed before the first start
+    Init {
+        /// Sandbox directory
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Added to every port of the sandbox (2525 + N, ...)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        port_offset: u16,
+    },
     /// Make the running suite take up its changed configuration
     Reload {
         /// Sandbox directory
@@ -80,6 +90,10 @@ fn main() {
             (None, Some(config)) => up_real(config),
             (dir, _) => up_sandbox(&dir.unwrap_or_else(|| PathBuf::from("run")), port_offset),
         },
+        Command::Init { dir, port_offset } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("run"));
+            init_sandbox(&dir, port_offset)
+        }
         Command::Reload { dir } => {
             let config = match (dir, &args.config) {
                 (None, Some(config)) => config.clone(),
@@ -148,6 +162,17 @@ fn up_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     print_banner(&sandbox);
     run_suite(&sandbox.etc(), &config);
     say("stopped");
+    Ok(())
+}
+
+fn init_sandbox(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
+    let sandbox = sandbox::open_or_create(dir, port_offset)?;
+    Config::load(&sandbox.etc())?;
+    println!(
+        "postern: the sandbox in {} is ready; `postern up --dir {}` starts it",
+        sandbox.dir.display(),
+        sandbox.dir.display()
+    );
     Ok(())
 }
 
