@@ -9,7 +9,7 @@ use std::sync::mpsc::Sender;
 use postern_queue_format::{QueueDir, QueueId};
 use tracing::warn;
 
-pub enum Event {
+pub enum Notice {
     /// Ids announced on the trigger.
     Poke(Vec<QueueId>),
     /// An empty line: scan `queue/`.
@@ -22,24 +22,24 @@ pub enum Event {
 }
 
 /// A trigger line as an event; `None` for a line that means nothing.
-fn trigger_event(line: &str) -> Option<Event> {
+fn trigger_notice(line: &str) -> Option<Notice> {
     let line = line.trim();
     if line.is_empty() {
-        return Some(Event::Scan);
+        return Some(Notice::Scan);
     }
     if let Some(id) = QueueId::parse(line) {
-        return Some(Event::Poke(vec![id]));
+        return Some(Notice::Poke(vec![id]));
     }
     match line.split_once(' ') {
-        None if line == "flush" => Some(Event::Flush(None)),
-        Some(("flush", id)) => QueueId::parse(id).map(|id| Event::Flush(Some(id))),
+        None if line == "flush" => Some(Notice::Flush(None)),
+        Some(("flush", id)) => QueueId::parse(id).map(|id| Notice::Flush(Some(id))),
         _ => None,
     }
 }
 
 /// Reads the FIFO. Opened read-write, it never reaches end of file when the
 /// last writer goes. Ids that arrive together become one event.
-pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Event>) {
+pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Notice>) {
     let Ok(fifo) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -63,8 +63,8 @@ pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Event>) {
             }
             let mut ids = Vec::new();
             let mut others = Vec::new();
-            let mut take = |text: &str| match trigger_event(text) {
-                Some(Event::Poke(mut more)) => ids.append(&mut more),
+            let mut take = |text: &str| match trigger_notice(text) {
+                Some(Notice::Poke(mut more)) => ids.append(&mut more),
                 Some(other) => others.push(other),
                 None => {}
             };
@@ -76,7 +76,7 @@ pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Event>) {
                 }
                 take(&line);
             }
-            let batch = (!ids.is_empty()).then_some(Event::Poke(ids));
+            let batch = (!ids.is_empty()).then_some(Notice::Poke(ids));
             for event in batch.into_iter().chain(others) {
                 if events.send(event).is_err() {
                     return;
@@ -87,7 +87,7 @@ pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Event>) {
 }
 
 /// `RESULT <tag> <n>` and n lines, from postern-lspawn on stdin.
-pub fn listen_to_spawner(events: Sender<Event>) {
+pub fn listen_to_spawner(events: Sender<Notice>) {
     std::thread::spawn(move || {
         let mut lines = BufReader::new(std::io::stdin()).lines();
         while let Some(Ok(header)) = lines.next() {
@@ -98,13 +98,13 @@ pub fn listen_to_spawner(events: Sender<Event>) {
             let count: usize = count.parse().unwrap_or(0);
             let answer: Vec<String> = lines.by_ref().take(count).map_while(Result::ok).collect();
             if events
-                .send(Event::Results(tag.to_string(), answer))
+                .send(Notice::Results(tag.to_string(), answer))
                 .is_err()
             {
                 return;
             }
         }
-        let _ = events.send(Event::SpawnerGone);
+        let _ = events.send(Notice::SpawnerGone);
     });
 }
 
@@ -116,15 +116,18 @@ mod tests {
     fn trigger_lines() {
         let id = "6b0548dd2b5f80059e8d98";
         assert!(
-            matches!(trigger_event(&format!("{id}\n")), Some(Event::Poke(ids)) if ids.len() == 1)
+            matches!(trigger_notice(&format!("{id}\n")), Some(Notice::Poke(ids)) if ids.len() == 1)
         );
-        assert!(matches!(trigger_event("\n"), Some(Event::Scan)));
-        assert!(matches!(trigger_event("flush\n"), Some(Event::Flush(None))));
+        assert!(matches!(trigger_notice("\n"), Some(Notice::Scan)));
         assert!(matches!(
-            trigger_event(&format!("flush {id}")),
-            Some(Event::Flush(Some(_)))
+            trigger_notice("flush\n"),
+            Some(Notice::Flush(None))
         ));
-        assert!(trigger_event("flush ../x").is_none());
-        assert!(trigger_event("junk").is_none());
+        assert!(matches!(
+            trigger_notice(&format!("flush {id}")),
+            Some(Notice::Flush(Some(_)))
+        ));
+        assert!(trigger_notice("flush ../x").is_none());
+        assert!(trigger_notice("junk").is_none());
     }
 }

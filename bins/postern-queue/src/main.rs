@@ -15,6 +15,7 @@
 //!
 //! Exits 0 when postern-lspawn closes its end; 78 on a bad configuration.
 
+mod clock;
 mod control;
 mod listen;
 mod schedule;
@@ -80,7 +81,7 @@ fn main() {
         None => {}
     }
     if args.stats {
-        match postern_queue_format::stats(&queue, schedule::now()) {
+        match postern_queue_format::stats(&queue, postern_config::unix_now()) {
             Ok(stats) => print!("{stats}"),
             Err(e) => {
                 eprintln!("postern-queue: {}: {e}", settings.queue_dir.display());

@@ -1,5 +1,7 @@
-//! The scheduling loop: events in (ids announced on the trigger, a batch's
-//! results, the clock), batches out.
+//! The scheduling loop: notices in (ids announced on the trigger, a
+//! batch's results, the clock), batches out, and each answered message
+//! settled by the rules of settle.rs: its outcomes recorded, its next
+//! attempt scheduled, its reports queued, and removed once done.
 //!
 //! The manager keeps an index of the messages in `queue/` in memory, fed by
 //! the ids injectors write to the trigger, with a full scan of the
@@ -18,12 +20,13 @@ use std::time::{Duration, Instant};
 
 use postern_config::Settings;
 use postern_queue_format::{
-    Envelope, Event as Record, QueueDir, QueueId, Records, read_envelope_from,
+    Envelope, Event, QueueDir, QueueId, Records, ReportKind, read_envelope_from,
 };
 use tracing::{error, info, warn};
 
-use crate::listen::{Event, listen_to_spawner, listen_to_trigger};
-use crate::settle::{Policy, Reporter};
+use crate::clock::Clock;
+use crate::listen::{Notice, listen_to_spawner, listen_to_trigger};
+use crate::settle::{Policy, Reporter, due_reports, log_given_up, outcomes};
 
 /// The longest wait for an event.
 const TICK: Duration = Duration::from_secs(1);
@@ -43,12 +46,6 @@ const FULL_BATCH: usize = 16;
 /// this: a process per message would cost more than the parallel
 /// deliveries save.
 const MIN_SPREAD: usize = 8;
-
-/// Seconds since the epoch: the clock of the schedule, which survives a
-/// restart in `state/` records.
-pub fn now() -> u64 {
-    postern_config::unix_now()
-}
 
 /// A message the manager knows of.
 #[derive(Default)]
@@ -115,6 +112,7 @@ pub struct Scheduler {
     pub batches: HashMap<String, Batch>,
     /// Batches in flight per recipient domain.
     pub domains: HashMap<String, usize>,
+    pub clock: Clock,
     last_scan: Option<Instant>,
     /// When the last batch was sent, and when to look again at messages
     /// held back by `BATCH_PACE`.
@@ -147,7 +145,7 @@ pub fn run(settings: &Settings, config: &Path) -> i32 {
         }
         if scheduler
             .last_scan
-            .is_none_or(|at| at.elapsed() >= FULL_SCAN)
+            .is_none_or(|at| scheduler.clock.since(at) >= FULL_SCAN)
         {
             scheduler.scan();
         }
@@ -174,6 +172,7 @@ impl Scheduler {
             index: BTreeMap::new(),
             batches: HashMap::new(),
             domains: HashMap::new(),
+            clock: Clock::default(),
             last_scan: None,
             last_batch: None,
             wake: None,
@@ -183,34 +182,34 @@ impl Scheduler {
 
     /// Waits for the next event (at most a tick), handles it and whatever
     /// else is waiting. False when the spawner is gone.
-    fn handle_events(&mut self, inbox: &Receiver<Event>) -> bool {
+    fn handle_events(&mut self, inbox: &Receiver<Notice>) -> bool {
         let wait = self.wake.take().map_or(TICK, |at| {
-            at.saturating_duration_since(Instant::now()).min(TICK)
+            at.saturating_duration_since(self.clock.instant()).min(TICK)
         });
         let mut next = inbox.recv_timeout(wait).ok();
         while let Some(event) = next {
             match event {
-                Event::Scan => self.last_scan = None,
-                Event::Poke(ids) => {
+                Notice::Scan => self.last_scan = None,
+                Notice::Poke(ids) => {
                     for id in ids {
                         self.index
                             .entry(id)
                             .or_insert_with(|| Entry::new(self.scanned));
                     }
                 }
-                Event::Flush(None) => {
+                Notice::Flush(None) => {
                     self.last_scan = None;
                     for entry in self.index.values_mut() {
                         entry.flush();
                     }
                 }
-                Event::Flush(Some(id)) => self
+                Notice::Flush(Some(id)) => self
                     .index
                     .entry(id)
                     .or_insert_with(|| Entry::new(self.scanned))
                     .flush(),
-                Event::SpawnerGone => return false,
-                Event::Results(tag, lines) => self.results(&tag, &lines),
+                Notice::SpawnerGone => return false,
+                Notice::Results(tag, lines) => self.results(&tag, &lines),
             }
             next = inbox.try_recv().ok();
         }
@@ -219,7 +218,7 @@ impl Scheduler {
 
     /// Brings the index in line with `queue/`.
     fn scan(&mut self) {
-        self.last_scan = Some(Instant::now());
+        self.last_scan = Some(self.clock.instant());
         let Ok(ids) = self.queue.queued() else { return };
         let present: std::collections::HashSet<&QueueId> = ids.iter().collect();
         self.index
@@ -238,7 +237,7 @@ impl Scheduler {
         if free == 0 {
             return Vec::new();
         }
-        let now = now();
+        let now = self.clock.unix();
         let ready: Vec<QueueId> = self
             .index
             .iter()
@@ -248,7 +247,7 @@ impl Scheduler {
         if let Some(last) = self.last_batch
             && !self.batches.is_empty()
             && ready.len() < FULL_BATCH
-            && last.elapsed() < BATCH_PACE
+            && self.clock.since(last) < BATCH_PACE
         {
             self.wake = Some(last + BATCH_PACE);
             return Vec::new();
@@ -256,7 +255,7 @@ impl Scheduler {
         if ready.is_empty() {
             return Vec::new();
         }
-        self.last_batch = Some(Instant::now());
+        self.last_batch = Some(self.clock.instant());
         let per_batch = ready
             .len()
             .div_ceil(free)
@@ -338,7 +337,7 @@ impl Scheduler {
     /// (`chmod g+r`) lets it go without a restart.
     fn unreadable(&mut self, id: &QueueId, error: &std::io::Error) {
         let reason = error.to_string();
-        let retry = now() + FULL_SCAN.as_secs();
+        let retry = self.clock.unix() + FULL_SCAN.as_secs();
         let entry = self.index.entry(id.clone()).or_default();
         if entry.unreadable.as_deref() != Some(reason.as_str()) {
             error!(
@@ -371,7 +370,7 @@ impl Scheduler {
         if file.try_lock().is_err() {
             return None;
         }
-        let now = now();
+        let now = self.clock.unix();
         let entry = self.index.entry(id.clone()).or_default();
         if entry.unreadable.take().is_some() {
             info!("{id}: the queue file can be read again");
@@ -420,7 +419,7 @@ impl Scheduler {
                 envelope.recipients.len()
             );
         }
-        if !first && let Err(e) = Records::note(&self.queue, id, &[Record::Round(now)]) {
+        if !first && let Err(e) = Records::note(&self.queue, id, &[Event::Round(now)]) {
             warn!("{id}: cannot record the attempt: {e}");
         }
         if let Some(entry) = self.index.get_mut(id) {
@@ -456,6 +455,106 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// A batch's answer: outcomes recorded, then each message scheduled
+    /// again or settled.
+    pub fn results(&mut self, tag: &str, lines: &[String]) {
+        let Some(batch) = self.batches.remove(tag) else {
+            return;
+        };
+        for domain in &batch.domains {
+            if let Some(count) = self.domains.get_mut(domain) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        let now = self.clock.unix();
+        let mut lines = lines.iter();
+        for flight in &batch.flights {
+            let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
+            let Some(envelope) = self.envelope_of(&flight.id) else {
+                // Gone while it was delivered: nothing left to do.
+                self.index.remove(&flight.id);
+                continue;
+            };
+            let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
+            let mut events = Vec::new();
+            if flight.first {
+                events.push(Event::Round(flight.started));
+            }
+            events.extend(outcomes(
+                &flight.indices,
+                &answers,
+                expired.then_some(self.policy.lifetime),
+            ));
+            let id = flight.id.clone();
+            let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
+                continue;
+            };
+            records.apply(&events);
+            if expired {
+                log_given_up(&id, &envelope, &events);
+            }
+            // A first attempt that delivered everything, with no report to
+            // send, leaves nothing worth a `state/` file.
+            let forgettable = flight.first
+                && records.finished()
+                && due_reports(&envelope, &records, &self.policy, now).is_empty();
+            if !forgettable && let Err(e) = Records::note(&self.queue, &id, &events) {
+                warn!("{id}: cannot record an outcome: {e}");
+            }
+            if let Some(entry) = self.index.get_mut(&id) {
+                entry.busy = false;
+            }
+            if !records.finished() {
+                let next = now + self.policy.backoff(records.rounds.len());
+                if let Err(e) = Records::note(&self.queue, &id, &[Event::Next(next)]) {
+                    warn!("{id}: cannot record the next attempt: {e}");
+                }
+                if let Some(entry) = self.index.get_mut(&id) {
+                    entry.not_before = Some(next);
+                }
+            }
+            self.settle(&id, &envelope, &records, now);
+        }
+    }
+
+    /// Queues the reports that are due, and removes the message when it
+    /// is finished and nothing is left to report.
+    pub fn settle(&mut self, id: &QueueId, envelope: &Envelope, records: &Records, now: u64) {
+        let mut all_sent = true;
+        for (kind, indices) in due_reports(envelope, records, &self.policy, now) {
+            if !self.reporter.report(kind, id, &indices) {
+                all_sent = false;
+                continue;
+            }
+            let events: Vec<Event> = match kind {
+                ReportKind::Delay => vec![Event::Warned],
+                _ => indices.iter().map(|&i| Event::Reported(i)).collect(),
+            };
+            if let Err(e) = Records::note(&self.queue, id, &events) {
+                warn!("{id}: cannot record a report: {e}");
+            }
+        }
+        if !all_sent {
+            // postern-bounce failed (a full disk, say): try again later,
+            // not at every turn of the loop.
+            if let Some(entry) = self.index.get_mut(id) {
+                let later = now + self.policy.first_retry;
+                entry.not_before = Some(entry.not_before.map_or(later, |t| t.max(later)));
+            }
+            return;
+        }
+        if !records.finished() {
+            return;
+        }
+        match self.queue.finish(id) {
+            Ok(()) => info!("{id}: removed"),
+            Err(e) => warn!("{id}: cannot remove: {e}"),
+        }
+        self.index.remove(id);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +572,7 @@ mod tests {
         let mut ids = Vec::new();
         for address in recipients {
             let envelope = Envelope {
-                arrival: now(),
+                arrival: postern_config::unix_now(),
                 sender: "s@x.test".into(),
                 recipients: vec![Recipient::new(address.to_string())],
                 ..Envelope::default()
@@ -488,7 +587,7 @@ mod tests {
     /// The injectors' announcement of new messages.
     fn poke(scheduler: &mut Scheduler, ids: Vec<QueueId>) {
         let (events, inbox) = channel();
-        events.send(Event::Poke(ids)).unwrap();
+        events.send(Notice::Poke(ids)).unwrap();
         scheduler.handle_events(&inbox);
         // Tests step past the pace.
         scheduler.last_batch = None;
@@ -556,19 +655,19 @@ mod tests {
         let queue = scheduler.queue.clone();
         let (events, inbox) = channel();
         events
-            .send(Event::Poke(add(&queue, &["a@a.test", "b@a.test"])))
+            .send(Notice::Poke(add(&queue, &["a@a.test", "b@a.test"])))
             .unwrap();
         scheduler.handle_events(&inbox);
         // A batch runs and the pace is not over: they wait, and the
         // manager knows when to look again.
         assert!(scheduler.dispatch().is_empty());
         assert!(scheduler.wake.is_some());
-        std::thread::sleep(BATCH_PACE);
+        scheduler.clock.advance(BATCH_PACE);
         assert_eq!(sizes(&scheduler.dispatch()), [2]);
         // A full batch does not wait.
         let many: Vec<String> = (0..FULL_BATCH).map(|i| format!("u{i}@a.test")).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
-        events.send(Event::Poke(add(&queue, &refs))).unwrap();
+        events.send(Notice::Poke(add(&queue, &refs))).unwrap();
         scheduler.handle_events(&inbox);
         assert_eq!(
             sizes(&scheduler.dispatch()).iter().sum::<usize>(),
@@ -637,7 +736,7 @@ mod tests {
         let (_dir, queue) = queue_with(&["a1@a.test"]);
         let mut scheduler = new_scheduler(queue, 4, 0);
         let sent = scheduler.dispatch();
-        let before = now();
+        let before = scheduler.clock.unix();
         scheduler.results(
             &sent[0].0,
             &["a1@a.test\t75\t4.2.2 mailbox full".to_string()],
@@ -649,7 +748,10 @@ mod tests {
             .unwrap()
             .next
             .unwrap();
-        assert!((before + 300..=now() + 300).contains(&next), "{next}");
+        assert!(
+            (before + 300..=scheduler.clock.unix() + 300).contains(&next),
+            "{next}"
+        );
         // A manager started afresh keeps to it.
         let mut fresh = new_scheduler(scheduler.queue.clone(), 4, 0);
         assert!(fresh.dispatch().is_empty());
@@ -659,5 +761,32 @@ mod tests {
         let again = scheduler.dispatch();
         // A retry: the delivery looks for an earlier landing first.
         assert!(again[0].1.lines().nth(1).unwrap().ends_with("\t1"));
+    }
+
+    #[test]
+    fn a_deferred_message_is_tried_again_when_its_wait_is_over() {
+        let (_dir, queue) = queue_with(&["a1@a.test"]);
+        let mut scheduler = new_scheduler(queue, 4, 0);
+        let sent = scheduler.dispatch();
+        scheduler.results(
+            &sent[0].0,
+            &["a1@a.test\t75\t4.2.2 mailbox full".to_string()],
+        );
+        // 299 seconds on: not yet. 300: again, as a retry. Then the wait
+        // doubles.
+        scheduler.clock.advance(Duration::from_secs(299));
+        assert!(scheduler.dispatch().is_empty());
+        scheduler.clock.advance(Duration::from_secs(1));
+        let again = scheduler.dispatch();
+        assert!(again[0].1.lines().nth(1).unwrap().ends_with("\t1"));
+        scheduler.results(
+            &again[0].0,
+            &["a1@a.test\t75\t4.2.2 mailbox full".to_string()],
+        );
+        scheduler.clock.advance(Duration::from_secs(599));
+        scheduler.last_batch = None;
+        assert!(scheduler.dispatch().is_empty());
+        scheduler.clock.advance(Duration::from_secs(1));
+        assert_eq!(recipients(&scheduler.dispatch()), [vec!["a1@a.test"]]);
     }
 }

@@ -1,8 +1,8 @@
-//! What follows a batch's answer: each outcome recorded (a deferral past
-//! the queue lifetime becomes a failure), the next attempt scheduled with
-//! exponential backoff, the reports the outcomes call for queued by
-//! `postern-bounce`, and the message removed once nothing of it is left to
-//! do — every recipient done or failed, and every report queued.
+//! What a batch's answer calls for, as the scheduler settles each message
+//! (`Scheduler::results`): each answer line as an outcome (a deferral past
+//! the queue lifetime becomes a failure), the wait before the next attempt
+//! (exponential backoff), the reports that are due, queued by
+//! `postern-bounce`, and the log line of a recipient given up.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,8 +12,6 @@ use postern_queue_format::{
     Envelope, Event, Outcome, QueueId, Records, Report, ReportKind as Kind,
 };
 use tracing::{info, warn};
-
-use crate::schedule::{Flight, Scheduler, now};
 
 /// The retry schedule and the reports' clock, from the settings.
 #[derive(Clone, Debug)]
@@ -124,7 +122,7 @@ impl Reporter {
     }
 
     /// Queues one report; true once it is accepted.
-    fn report(&self, kind: Kind, id: &QueueId, indices: &[usize]) -> bool {
+    pub fn report(&self, kind: Kind, id: &QueueId, indices: &[usize]) -> bool {
         let list: Vec<String> = indices.iter().map(usize::to_string).collect();
         let output = Command::new(&self.program)
             .arg("--config")
@@ -153,111 +151,11 @@ impl Reporter {
     }
 }
 
-impl Scheduler {
-    /// A batch's answer: outcomes recorded, then each message scheduled
-    /// again or settled.
-    pub fn results(&mut self, tag: &str, lines: &[String]) {
-        let Some(batch) = self.batches.remove(tag) else {
-            return;
-        };
-        for domain in &batch.domains {
-            if let Some(count) = self.domains.get_mut(domain) {
-                *count = count.saturating_sub(1);
-            }
-        }
-        let now = now();
-        let mut lines = lines.iter();
-        for flight in &batch.flights {
-            let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
-            let Some(envelope) = self.envelope_of(&flight.id) else {
-                // Gone while it was delivered: nothing left to do.
-                self.index.remove(&flight.id);
-                continue;
-            };
-            let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
-            let mut events = Vec::new();
-            if flight.first {
-                events.push(Event::Round(flight.started));
-            }
-            events.extend(outcomes(
-                flight,
-                &answers,
-                expired.then_some(self.policy.lifetime),
-            ));
-            let id = flight.id.clone();
-            let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
-                continue;
-            };
-            records.apply(&events);
-            if expired {
-                log_given_up(&id, &envelope, &events);
-            }
-            // A first attempt that delivered everything, with no report to
-            // send, leaves nothing worth a `state/` file.
-            let forgettable = flight.first
-                && records.finished()
-                && due_reports(&envelope, &records, &self.policy, now).is_empty();
-            if !forgettable && let Err(e) = Records::note(&self.queue, &id, &events) {
-                warn!("{id}: cannot record an outcome: {e}");
-            }
-            if let Some(entry) = self.index.get_mut(&id) {
-                entry.busy = false;
-            }
-            if !records.finished() {
-                let next = now + self.policy.backoff(records.rounds.len());
-                if let Err(e) = Records::note(&self.queue, &id, &[Event::Next(next)]) {
-                    warn!("{id}: cannot record the next attempt: {e}");
-                }
-                if let Some(entry) = self.index.get_mut(&id) {
-                    entry.not_before = Some(next);
-                }
-            }
-            self.settle(&id, &envelope, &records, now);
-        }
-    }
-
-    /// Queues the reports that are due, and removes the message when it
-    /// is finished and nothing is left to report.
-    pub fn settle(&mut self, id: &QueueId, envelope: &Envelope, records: &Records, now: u64) {
-        let mut all_sent = true;
-        for (kind, indices) in due_reports(envelope, records, &self.policy, now) {
-            if !self.reporter.report(kind, id, &indices) {
-                all_sent = false;
-                continue;
-            }
-            let events: Vec<Event> = match kind {
-                Kind::Delay => vec![Event::Warned],
-                _ => indices.iter().map(|&i| Event::Reported(i)).collect(),
-            };
-            if let Err(e) = Records::note(&self.queue, id, &events) {
-                warn!("{id}: cannot record a report: {e}");
-            }
-        }
-        if !all_sent {
-            // postern-bounce failed (a full disk, say): try again later,
-            // not at every turn of the loop.
-            if let Some(entry) = self.index.get_mut(id) {
-                let later = now + self.policy.first_retry;
-                entry.not_before = Some(entry.not_before.map_or(later, |t| t.max(later)));
-            }
-            return;
-        }
-        if !records.finished() {
-            return;
-        }
-        match self.queue.finish(id) {
-            Ok(()) => info!("{id}: removed"),
-            Err(e) => warn!("{id}: cannot remove: {e}"),
-        }
-        self.index.remove(id);
-    }
-}
-
 /// Each recipient failed for good at `queue_lifetime` gets the line every
 /// permanent failure gets from postern-local (`status=bounced`), which
 /// `grep status=bounced` and pflogsumm count: the delivery that deferred
 /// it could not know it was the last try.
-fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
+pub fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
     let delay = id.arrived(envelope.arrival).elapsed().unwrap_or_default();
     for event in events {
         if let Event::Outcome(index, Outcome::Failed { status }) = event
@@ -281,9 +179,9 @@ fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
 /// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
 /// a deferral. After `lifetime` (when the message is that old) a deferral
 /// is a failure that keeps its status.
-fn outcomes(flight: &Flight, lines: &[&String], lifetime: Option<u64>) -> Vec<Event> {
+pub fn outcomes(indices: &[usize], lines: &[&String], lifetime: Option<u64>) -> Vec<Event> {
     let mut events = Vec::new();
-    for (position, index) in flight.indices.iter().enumerate() {
+    for (position, index) in indices.iter().enumerate() {
         let line = lines.get(position).map(|l| l.as_str()).unwrap_or("");
         let mut fields = line.splitn(3, '\t');
         let (_, exit, status) = (
