@@ -18,8 +18,6 @@
 
 mod auth;
 mod listener;
-mod lock;
-mod maildrop;
 mod proxy;
 mod relay;
 mod session;

@@ -11,16 +11,30 @@ use postern_server::{Start, Transport, start_session};
 use tracing::{info, warn};
 
 use crate::listener::{Context, Kind};
-use crate::lock::{Lock, LockError};
-use crate::maildrop::{Maildrop, View, read_head};
+use postern_mailstore::{Cut, LockError, Maildrop, MaildropLock, View, read_head};
 
 /// What the session has once the maildrop is open.
 struct Open {
     user: String,
     maildrop: Maildrop,
-    lock: Lock,
+    lock: MaildropLock,
     retrieved: usize,
+    /// Whether RETR and TOP leave out invalid `Message-ID:` fields (the
+    /// sizes already do).
+    strip_message_id: bool,
 }
+
+/// pop3d's `strip_message_id`: invalid `Message-ID:` fields left out of
+/// what is sent and counted.
+const INVALID_MESSAGE_IDS: Cut = Cut {
+    head_limit: postern_pop3::HEAD_LIMIT,
+    octets: |head, whole| {
+        postern_pop3::invalid_message_ids(head, whole)
+            .into_iter()
+            .map(|range| postern_pop3::crlf_len(&head[range]))
+            .sum()
+    },
+};
 
 /// Serves one connection; the process's exit code.
 pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
@@ -223,7 +237,7 @@ fn login(
     }
     let spent = ctx.login_ids.is_some();
     let takeover = Duration::from_secs(ctx.settings.pop3d.lock_takeover);
-    let lock = match Lock::acquire(&mailbox.maildir, takeover) {
+    let lock = match MaildropLock::acquire(&mailbox.maildir, takeover) {
         Ok(lock) => lock,
         Err(LockError::InUse) => return Err((LoginFailure::InUse, spent)),
         Err(LockError::Io(e)) => {
@@ -231,9 +245,10 @@ fn login(
             return Err((temporary("Cannot open the mailbox"), spent));
         }
     };
+    let strip_message_id = mailbox.strip_message_id || ctx.settings.pop3d.strip_message_id;
     let view = View {
         all_folders: mailbox.all_folders || ctx.settings.pop3d.all_folders,
-        strip_message_id: mailbox.strip_message_id || ctx.settings.pop3d.strip_message_id,
+        cut: strip_message_id.then_some(INVALID_MESSAGE_IDS),
     };
     let maildrop = Maildrop::open(&mailbox.maildir, view).map_err(|e| {
         warn!("open {}: {e}", mailbox.maildir.display());
@@ -244,6 +259,7 @@ fn login(
         maildrop,
         lock,
         retrieved: 0,
+        strip_message_id,
     })
 }
 
@@ -255,10 +271,9 @@ fn send_message(
     size: u64,
     body_lines: Option<usize>,
 ) -> std::io::Result<()> {
-    let file = open.maildrop.path(index).map(std::fs::File::open);
-    let mut file = match file {
-        Some(Ok(file)) => file,
-        _ => {
+    let mut file = match open.maildrop.open_message(index) {
+        Ok(file) => file,
+        Err(_) => {
             return transport
                 .write_all(b"-ERR [SYS/TEMP] The message is gone from the mailbox\r\n");
         }
@@ -266,9 +281,9 @@ fn send_message(
     let mut out = retrieve_header(size);
     let mut encoder = Encoder::new(body_lines);
     let mut buffer = vec![0u8; 64 * 1024];
-    if open.maildrop.strips_message_id() {
+    if open.strip_message_id {
         // The same fields the size left out, found the same way.
-        let (length, whole) = read_head(&mut file, &mut buffer)?;
+        let (length, whole) = read_head(&mut file, &mut buffer, postern_pop3::HEAD_LIMIT)?;
         let head = &buffer[..length];
         let mut at = 0;
         for range in postern_pop3::invalid_message_ids(head, whole) {

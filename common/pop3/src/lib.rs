@@ -12,5 +12,6 @@ mod session;
 
 pub use encode::{Encoder, retrieve_header};
 pub use message_id::{HEAD_LIMIT, crlf_len, invalid_message_ids};
+pub use postern_mailstore::Listing;
 pub use postern_sasl::{Credentials, Mechanism};
-pub use session::{Action, Config, Listing, LoginFailure, Session};
+pub use session::{Action, Config, LoginFailure, Session};

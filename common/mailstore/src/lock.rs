@@ -17,7 +17,7 @@ pub const LOCK_FILE: &str = "postern-pop3.lock";
 /// How long a session that was told to go has to let go of the lock.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
-pub struct Lock {
+pub struct MaildropLock {
     file: File,
 }
 
@@ -32,10 +32,10 @@ impl From<std::io::Error> for LockError {
     }
 }
 
-impl Lock {
+impl MaildropLock {
     /// The mailbox's lock, taking it over from a session idle for
     /// `takeover` or more.
-    pub fn acquire(maildir: &Path, takeover: Duration) -> Result<Lock, LockError> {
+    pub fn acquire(maildir: &Path, takeover: Duration) -> Result<MaildropLock, LockError> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -80,7 +80,7 @@ impl Lock {
         file.set_len(0)?;
         file.rewind()?;
         writeln!(file, "{}", std::process::id())?;
-        let lock = Lock { file };
+        let lock = MaildropLock { file };
         lock.touch();
         Ok(lock)
     }
@@ -105,11 +105,11 @@ mod tests {
     #[test]
     fn one_holder_and_a_takeover_after_the_idle_time() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Lock::acquire(dir.path(), Duration::from_secs(30))
+        let first = MaildropLock::acquire(dir.path(), Duration::from_secs(30))
             .ok()
             .unwrap();
         assert!(matches!(
-            Lock::acquire(dir.path(), Duration::from_secs(30)),
+            MaildropLock::acquire(dir.path(), Duration::from_secs(30)),
             Err(LockError::InUse)
         ));
         // Idle for a minute (as the file's time says): taken over once the
@@ -120,7 +120,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
             drop(first);
         });
-        assert!(Lock::acquire(dir.path(), Duration::from_secs(30)).is_ok());
+        assert!(MaildropLock::acquire(dir.path(), Duration::from_secs(30)).is_ok());
         handle.join().unwrap();
     }
 }
