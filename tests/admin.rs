@@ -204,7 +204,7 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
     assert!(
         said.contains(&format!(
             "\nnote: bob@elsewhere.example is on another host: {}",
-            postern_config::REMOTE_DELIVERY
+            postern_routing::REMOTE_DELIVERY
         )),
         "{said}"
     );
@@ -212,7 +212,7 @@ fn domains_mailboxes_aliases_catch_alls_and_forwards_round_trip() {
     assert!(
         explained.contains(&format!(
             "elsewhere.example is neither a local nor a virtual domain: {}",
-            postern_config::REMOTE_DELIVERY
+            postern_routing::REMOTE_DELIVERY
         )),
         "{explained}"
     );

@@ -285,7 +285,7 @@ fn up_makes_a_working_sandbox_and_stops_on_sigterm() {
     assert!(
         up.banner.iter().any(|l| l.contains(&format!(
             "note      mail to other hosts is taken, but {}",
-            postern_config::REMOTE_DELIVERY
+            postern_routing::REMOTE_DELIVERY
         ))),
         "{:?}",
         up.banner

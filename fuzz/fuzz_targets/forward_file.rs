@@ -2,7 +2,7 @@
 //! A user's ~/.forward: any text gives targets and per-line errors, never
 //! a panic; no path target can climb out with `..`, no pipe is empty.
 use libfuzzer_sys::fuzz_target;
-use postern_config::forward::{Forward, ForwardTarget};
+use postern_routing::forward::{Forward, ForwardTarget};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

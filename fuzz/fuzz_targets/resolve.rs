@@ -2,7 +2,8 @@
 //! Resolution over fuzzed maps: input is `domains NUL aliases NUL address`.
 //! It must end (no unbounded recursion or fan-out) and never panic.
 use libfuzzer_sys::fuzz_target;
-use postern_config::{Accounts, Address, Aliases, Domains, Maps, Resolver, Settings};
+use postern_config::{Accounts, Address, Aliases, Domains, Maps, Settings};
+use postern_routing::{Resolver};
 use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {

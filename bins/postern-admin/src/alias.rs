@@ -189,7 +189,10 @@ fn check_domain(dir: &Path, key: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     let config = load(dir)?;
-    if config.resolver().domain_kind(domain).is_none() {
+    if postern_routing::Resolver::of(&config)
+        .domain_kind(domain)
+        .is_none()
+    {
         bail!(
             "{domain} is neither a local nor a virtual domain here: postern-admin domain add {domain}"
         );
@@ -201,7 +204,7 @@ fn check_domain(dir: &Path, key: &str) -> anyhow::Result<()> {
 pub fn catchall_set(dir: &Path, domain: &str, targets: &[String]) -> anyhow::Result<String> {
     let domain = require_domain(domain)?;
     let config = load(dir)?;
-    if config.resolver().domain_kind(&domain) != Some(DomainKind::Virtual) {
+    if postern_routing::Resolver::of(&config).domain_kind(&domain) != Some(DomainKind::Virtual) {
         bail!("{domain} is not a virtual domain: catch-alls are for virtual domains");
     }
     replace_entry(dir, &format!("@{domain}"), targets)
@@ -230,7 +233,7 @@ pub fn forward_set(
         remote => format!(
             "{done}\nnote: {} is on another host: {}",
             remote.join(", "),
-            postern_config::REMOTE_DELIVERY
+            postern_routing::REMOTE_DELIVERY
         ),
     })
 }
@@ -240,7 +243,7 @@ fn remote_targets(dir: &Path, targets: &[String]) -> Vec<String> {
     let Ok(config) = postern_config::Config::load(dir) else {
         return Vec::new();
     };
-    let resolver = config.resolver();
+    let resolver = postern_routing::Resolver::of(&config);
     targets
         .iter()
         .filter(|t| {

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use postern_config::forward::{Forward, ForwardTarget, read_safe};
-use postern_config::{Address, Config, Destination};
+use postern_config::{Address, Config};
+use postern_routing::Destination;
+use postern_routing::forward::{Forward, ForwardTarget, read_safe};
 
 /// `explain --relay IP ADDR`: what postern-smtpd answers a client at IP
 /// for `RCPT TO:<ADDR>`, and by which rule; then, for a local address, how
@@ -13,14 +14,14 @@ pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<Str
     let config = Config::load(dir)?;
     let smtpd = &config.settings.smtpd;
     let verdict = |line: String| Ok(format!("client {ip} → <{text}>: {line}"));
-    if let Some(what) = postern_config::relay::trick(text) {
+    if let Some(what) = postern_routing::relay::trick(text) {
         return verdict(format!("refused (550 5.7.1): {what} is not accepted here"));
     }
     let address = match Address::parse(text) {
         Ok(address) => address,
         Err(e) => return verdict(format!("refused (501 5.1.3): {e}")),
     };
-    let resolution = config.resolver().resolve(&address);
+    let resolution = postern_routing::Resolver::of(&config).resolve(&address);
     let remote = matches!(
         resolution.destinations.as_slice(),
         [Destination::Remote(r)] if *r == address
@@ -35,7 +36,7 @@ pub fn relay(dir: &Path, ip: std::net::IpAddr, text: &str) -> anyhow::Result<Str
         return Ok(format!("client {ip} → <{text}>: {answer}\n{local}"));
     }
     let trusted = smtpd.trusted_networks.clone();
-    let rules = postern_config::relay::RelayRules {
+    let rules = postern_routing::relay::RelayRules {
         trusted,
         relayers_file: smtpd.relayers_file.clone(),
         window: smtpd.relay_window,
@@ -65,7 +66,7 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
         false => format!("{address}@{}", config.settings.hostname),
     };
     let address = Address::parse(&address).map_err(|e| anyhow::anyhow!("{address:?}: {e}"))?;
-    let resolution = config.resolver().resolve(&address);
+    let resolution = postern_routing::Resolver::of(&config).resolve(&address);
     let mut out = vec![address.to_string()];
     for step in &resolution.trail {
         let indent = "  ".repeat(step.level);

@@ -41,7 +41,9 @@ pub fn add(
 ) -> anyhow::Result<String> {
     let config = load(dir)?;
     let address = address(address_text)?;
-    if config.resolver().domain_kind(address.domain()) != Some(DomainKind::Virtual) {
+    if postern_routing::Resolver::of(&config).domain_kind(address.domain())
+        != Some(DomainKind::Virtual)
+    {
         bail!(
             "{} is not a virtual domain: postern-admin domain add {}",
             address.domain(),
@@ -70,7 +72,7 @@ pub fn add(
     let account = parsed
         .get(&address)
         .context("the new accounts line does not parse")?;
-    let maildir_path = config.resolver().maildir_of(account);
+    let maildir_path = postern_routing::Resolver::of(&config).maildir_of(account);
     let (uid, gid, owner_name) = owner(&config, account)?;
     // SECURITY: the Maildir is made by its owner, never by root, so a
     // symlink planted under the mail root cannot turn into a root chown.
@@ -209,7 +211,7 @@ pub fn del(dir: &Path, address_text: &str, purge: bool) -> anyhow::Result<String
         ))
     })?;
     if let Some(account) = account {
-        let maildir = config.resolver().maildir_of(&account);
+        let maildir = postern_routing::Resolver::of(&config).maildir_of(&account);
         if purge {
             let (uid, gid, name) = owner(&config, &account)?;
             postern_privilege::run_as(uid, gid, name.as_deref(), &[], || {
@@ -249,7 +251,9 @@ pub fn list(dir: &Path, domain: Option<&str>) -> anyhow::Result<String> {
             format!(
                 "{} {quota} {}",
                 a.address,
-                config.resolver().maildir_of(a).display()
+                postern_routing::Resolver::of(&config)
+                    .maildir_of(a)
+                    .display()
             )
         })
         .collect();

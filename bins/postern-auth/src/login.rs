@@ -192,7 +192,7 @@ fn account(config: &Config, user: &str) -> Result<(Login, StoredPassword), &'sta
             .map(|(uid, gid, _)| Mailbox {
                 uid,
                 gid,
-                maildir: config.resolver().maildir_of(account),
+                maildir: postern_routing::Resolver::of(config).maildir_of(account),
                 all_folders: account.pop3_scope == postern_config::Pop3Scope::AllFolders,
                 strip_message_id: account.pop3_strip_message_id,
             });
@@ -294,7 +294,7 @@ mod tests {
                     .map(|(uid, gid, _)| Mailbox {
                         uid,
                         gid,
-                        maildir: config.resolver().maildir_of(account),
+                        maildir: postern_routing::Resolver::of(&config).maildir_of(account),
                         all_folders: false,
                         strip_message_id: false,
                     }),

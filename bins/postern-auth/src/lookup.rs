@@ -3,14 +3,15 @@
 //! RCPT rather than bounced later.
 
 use postern_auth_protocol::Reply;
-use postern_config::{Address, Config, Destination, ResolveError};
+use postern_config::{Address, Config};
+use postern_routing::{Destination, ResolveError};
 
 pub fn lookup(config: &Config, text: &str) -> Reply {
     let address = match Address::parse(text) {
         Ok(address) => address,
         Err(e) => return Reply::Unknown(format!("5.1.3 bad address: {e}")),
     };
-    let resolution = config.resolver().resolve(&address);
+    let resolution = postern_routing::Resolver::of(config).resolve(&address);
     if let Some((_, ResolveError::BrokenMap(at))) = resolution
         .failures
         .iter()

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use postern_queue_format::{Envelope, Outcome, Records, ReportKind as Kind, Ret};
+use postern_queue_format::{Envelope, Outcome, Records, ReportKind as Kind, Ret, Status};
 
 /// What the report is about (the queue's `ReportKind`), in words.
 trait Wording {
@@ -56,28 +56,6 @@ pub struct Input<'a> {
 }
 
 use postern_log::dates::rfc5322_secs as date;
-
-/// The RFC 3463 code at the start of a status, and the text after it.
-fn split_status(status: &str, kind: Kind) -> (String, String) {
-    let (first, rest) = status.split_once(' ').unwrap_or((status, ""));
-    let is_code = {
-        let parts: Vec<&str> = first.split('.').collect();
-        parts.len() == 3
-            && matches!(parts[0], "2" | "4" | "5")
-            && parts[1..]
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-    };
-    if is_code {
-        return (first.to_string(), rest.trim().to_string());
-    }
-    let code = match kind {
-        Kind::Success => "2.0.0",
-        Kind::Delay => "4.0.0",
-        Kind::Failure | Kind::Postmaster => "5.0.0",
-    };
-    (code.to_string(), status.trim().to_string())
-}
 
 /// The header of a message: up to and including the blank line.
 fn header_of(message: &[u8]) -> &[u8] {
@@ -161,7 +139,7 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
         let Some(recipient) = envelope.recipients.get(index) else {
             continue;
         };
-        let (code, text) = split_status(&status_of(records, index), kind);
+        let Status { code, text } = status_of(records, index);
         out.push('\n');
         let _ = writeln!(out, "Final-Recipient: rfc822; {}", recipient.address);
         if let Some(orcpt) = &recipient.orcpt {
@@ -243,17 +221,22 @@ fn explanation(input: &Input<'_>) -> String {
             continue;
         };
         let status = status_of(records, index);
-        let _ = writeln!(text, "<{}>: {}", recipient.address, one_line(&status));
+        let _ = writeln!(
+            text,
+            "<{}>: {}",
+            recipient.address,
+            one_line(&status.to_string())
+        );
     }
     text
 }
 
 /// A recipient's last status, with its code.
-fn status_of(records: &Records, index: usize) -> String {
+fn status_of(records: &Records, index: usize) -> Status {
     match records.outcomes.get(index).cloned().flatten() {
         Some(Outcome::Failed { status }) | Some(Outcome::Deferred { status }) => status,
-        Some(Outcome::Done) => "2.0.0 delivered".to_string(),
-        None => "4.0.0 not yet tried".to_string(),
+        Some(Outcome::Done) => Status::delivered("delivered"),
+        None => Status::new("4.0.0", "not yet tried"),
     }
 }
 
@@ -367,14 +350,16 @@ mod tests {
 
     #[test]
     fn statuses_without_a_code() {
-        assert_eq!(
-            split_status("5.1.1 user unknown", Kind::Failure),
-            ("5.1.1".into(), "user unknown".into())
+        let records = Records::parse(
+            "fail 0 5.1.1 user unknown\ndefer 1 no answer\nfail 2 5.x.1 odd\n",
+            4,
         );
+        assert_eq!(status_of(&records, 0), Status::new("5.1.1", "user unknown"));
+        assert_eq!(status_of(&records, 1), Status::new("4.0.0", "no answer"));
+        assert_eq!(status_of(&records, 2).code.to_string(), "5.0.0");
         assert_eq!(
-            split_status("no answer", Kind::Delay),
-            ("4.0.0".into(), "no answer".into())
+            status_of(&records, 3),
+            Status::new("4.0.0", "not yet tried")
         );
-        assert_eq!(split_status("5.x.1 odd", Kind::Failure).0, "5.0.0");
     }
 }

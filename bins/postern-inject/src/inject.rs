@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use postern_config::{Address, Masquerade, Settings};
-use postern_queue_format::{Envelope, Notify, QueueDir, QueueId, Recipient, Ret};
+use postern_queue_format::{Envelope, Notify, QueueDir, QueueId, Recipient, Ret, Status};
 
 use crate::args::Invocation;
 use crate::message::{Message, normalize};
@@ -20,12 +20,15 @@ const TRUSTED: &[&str] = &["root", "postern"];
 pub struct Refusal {
     pub exit: i32,
     pub text: String,
+    /// The queue's file system is full (ENOSPC, EDQUOT): SMTP says 452.
+    pub storage_full: bool,
 }
 
 fn refuse(exit: i32, text: impl Into<String>) -> Refusal {
     Refusal {
         exit,
         text: text.into(),
+        storage_full: false,
     }
 }
 
@@ -189,13 +192,14 @@ impl Submitter {
         };
         let queue = QueueDir::at(&settings.queue_dir);
         let cannot = |e: std::io::Error| {
-            refuse(
-                EX_TEMPFAIL,
-                format!(
-                    "cannot queue the message in {}: {e}",
-                    settings.queue_dir.display()
-                ),
-            )
+            let text = format!(
+                "cannot queue the message in {}: {e}",
+                settings.queue_dir.display()
+            );
+            Refusal {
+                storage_full: Status::of_write_error(&e, "").is_storage_full(),
+                ..refuse(EX_TEMPFAIL, text)
+            }
         };
         let mut writer = queue.begin(&envelope).map_err(cannot)?;
         let id = writer.id().clone();

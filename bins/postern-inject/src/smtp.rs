@@ -93,7 +93,7 @@ pub fn run(dir: &Path) -> i32 {
 fn reply_for(refusal: &Refusal) -> Reply {
     let text = format!("Error: {}", refusal.text);
     match refusal.exit {
-        EX_TEMPFAIL if refusal.text.contains("No space left") => Reply::new(452, "4.3.1", text),
+        EX_TEMPFAIL if refusal.storage_full => Reply::new(452, "4.3.1", text),
         EX_TEMPFAIL => Reply::new(451, "4.3.0", text),
         EX_CANTCREAT => Reply::new(552, "5.3.4", text),
         EX_DATAERR => Reply::new(554, "5.6.0", text),

@@ -28,7 +28,7 @@ use postern_config::{Config, Settings};
 
 use crate::plan::{QueueRef, Request};
 use crate::run::{deliver, envelope_sender, valid_queue_id};
-use crate::status::Status;
+use crate::status::{Reported, Status};
 
 /// How many requests (and so open message files) are handled at once.
 const CHUNK: usize = 256;

@@ -5,8 +5,8 @@
 //! A missing, unsafe or empty `.forward` means plain delivery to
 //! `~/Maildir/`; an unsafe one is logged with the reason, as sendmail does.
 
-use postern_config::forward::{Forward, ForwardTarget, read_safe};
 use postern_maildir::QuotaLimits;
+use postern_routing::forward::{Forward, ForwardTarget, read_safe};
 use tracing::warn;
 
 use crate::plan::{Job, SystemUserJob};
@@ -67,7 +67,7 @@ pub fn follow(delivery: &Delivery<'_>, user: &SystemUserJob, job: &Job) -> Optio
             }
         }
     }
-    let status = match Status::worst(statuses) {
+    let status = match crate::status::worst(statuses) {
         Some(status) if status.is_success() => {
             Status::delivered(format!("delivered by .forward to {}", done.join(", ")))
         }

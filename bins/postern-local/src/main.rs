@@ -34,7 +34,7 @@ use clap::Parser;
 use postern_config::Config;
 
 use crate::plan::{QueueRef, Request};
-use crate::status::{EXIT_USAGE, Status};
+use crate::status::{EXIT_USAGE, Reported, Status};
 
 /// Delivers a message on stdin to a local or virtual address.
 #[derive(Parser, Debug)]

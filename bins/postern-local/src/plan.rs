@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use postern_config::{Account, Address, Config, Destination, MailOwner, Resolution, Special};
+use postern_config::{Account, Address, Config, MailOwner};
 use postern_maildir::QuotaLimits;
+use postern_routing::{Destination, Resolution, Special};
 
 use crate::status::Status;
 
@@ -92,7 +93,7 @@ pub struct Plan {
 
 pub fn plan(config: &Config, recipients: &[&str]) -> Plan {
     let mut plan = Plan::default();
-    let resolver = config.resolver();
+    let resolver = postern_routing::Resolver::of(config);
     for (index, recipient) in recipients.iter().enumerate() {
         let address = match Address::parse(recipient) {
             Ok(address) => address,
@@ -255,15 +256,11 @@ fn job_for(
                 },
             ))
         }
+        // postern-queue routes mail for other hosts to remote delivery;
+        // only a domain dropped from the map since leaves one here.
         Destination::Remote(address) => Err((
             address.to_string(),
-            Status::new(
-                "4.3.0",
-                format!(
-                    "<{address}> is outside the local and virtual domains: {}",
-                    postern_config::REMOTE_DELIVERY
-                ),
-            ),
+            postern_routing::remote_deferral(&address.to_string()),
         )),
     }
 }

@@ -77,13 +77,8 @@ fn write_copy(
     };
     let queue = QueueDir::at(&settings.queue_dir);
     let cannot = |e: std::io::Error| {
-        let code = if e.raw_os_error() == Some(libc::ENOSPC) {
-            "4.3.1"
-        } else {
-            "4.3.0"
-        };
-        Status::new(
-            code,
+        Status::of_write_error(
+            &e,
             format!(
                 "cannot queue the forward in {}: {e}",
                 settings.queue_dir.display()

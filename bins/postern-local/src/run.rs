@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::plan::{Owner, Request, plan};
 use crate::requeue;
-use crate::status::Status;
+use crate::status::{Reported, Status};
 use crate::writer::run_as_owner;
 
 /// The `-f` sender: empty (or `<>`) for a bounce, else an address without
@@ -173,7 +173,7 @@ fn summarize(statuses: Vec<Status>) -> Status {
         .chain(forwarded.iter().map(|t| t.to_string()))
         .collect::<Vec<_>>()
         .join("; ");
-    match Status::worst(statuses) {
+    match crate::status::worst(statuses) {
         Some(status) if status.is_success() => Status::delivered(text),
         Some(status) => status,
         None => Status::temporary("nothing to deliver to"),

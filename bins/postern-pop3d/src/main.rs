@@ -17,9 +17,9 @@
 //! configuration.
 
 mod auth;
-mod listener;
+mod proxied;
 mod proxy;
-mod relay;
+mod serve;
 mod session;
 
 use std::path::PathBuf;
@@ -57,5 +57,5 @@ fn main() {
         }
     }
     settings.init_log("postern-pop3d");
-    std::process::exit(listener::run(settings, args.inetd));
+    std::process::exit(serve::run(settings, args.inetd));
 }

@@ -10,7 +10,7 @@ use postern_pop3::{Action, Config, Encoder, LoginFailure, Mechanism, Session, re
 use postern_server::{Start, Transport, start_session};
 use tracing::{info, warn};
 
-use crate::listener::{Context, Kind};
+use crate::serve::{Context, Kind};
 use postern_mailstore::{Cut, LockError, Maildrop, MaildropLock, View, read_head};
 
 /// What the session has once the maildrop is open.
@@ -84,9 +84,9 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                     if let Some(target) =
                         crate::proxy::target_of(&credentials.user, &ctx.settings.pop3d)
                     {
-                        match crate::relay::admit(ctx, peer, &target, &credentials) {
+                        match crate::proxied::admit(ctx, peer, &target, &credentials) {
                             Ok(admitted) => {
-                                return crate::relay::proxy(
+                                return crate::proxied::proxy(
                                     ctx, peer, admitted, session, transport, idle,
                                 );
                             }

@@ -17,7 +17,7 @@
 
 mod clock;
 mod control;
-mod listen;
+mod notices;
 mod schedule;
 mod settle;
 

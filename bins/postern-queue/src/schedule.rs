@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 
 use postern_config::Settings;
 use postern_queue_format::{
-    Envelope, Event, QueueDir, QueueId, Records, ReportKind, read_envelope_from,
+    Envelope, Event, QueueDir, QueueId, Records, ReportKind, Status, read_envelope_from,
 };
 use tracing::{error, info, warn};
 
+use postern_routing::{Route, Router, remote_deferral};
+
 use crate::clock::Clock;
-use crate::listen::{Notice, listen_to_spawner, listen_to_trigger};
+use crate::notices::{Notice, read_spawner, read_trigger};
 use crate::settle::{Policy, Reporter, due_reports, log_given_up, outcomes};
 
 /// The longest wait for an event.
@@ -85,7 +87,12 @@ impl Entry {
 /// answer lines stand for.
 pub struct Flight {
     pub id: QueueId,
+    /// Every recipient the attempt stands for: those sent to the batch,
+    /// and those routed off the host.
     pub indices: Vec<usize>,
+    /// The recipients of `indices` routed off the host, with the outcome
+    /// their route gives them now; the batch answers for the others.
+    pub remote: Vec<(usize, Status)>,
     /// When the attempt started.
     pub started: u64,
     /// The message's first attempt ever, not yet recorded in `state/`.
@@ -108,6 +115,7 @@ pub struct Scheduler {
     max_per_domain: usize,
     pub policy: Policy,
     pub reporter: Reporter,
+    router: Router,
     pub index: BTreeMap<QueueId, Entry>,
     pub batches: HashMap<String, Batch>,
     /// Batches in flight per recipient domain.
@@ -135,9 +143,11 @@ pub fn run(settings: &Settings, config: &Path) -> i32 {
         Err(e) => warn!("clean {}: {e}", settings.queue_dir.display()),
     }
     let (events, inbox) = channel();
-    listen_to_trigger(&queue, events.clone());
-    listen_to_spawner(events);
-    let mut scheduler = Scheduler::new(queue, settings, Reporter::beside_this_program(config));
+    read_trigger(&queue, events.clone());
+    read_spawner(events);
+    let router = Router::load(config, &settings.hostname);
+    let reporter = Reporter::beside_this_program(config);
+    let mut scheduler = Scheduler::new(queue, settings, reporter, router);
     let mut to_spawner = std::io::stdout().lock();
     loop {
         if !scheduler.handle_events(&inbox) {
@@ -162,13 +172,14 @@ pub fn run(settings: &Settings, config: &Path) -> i32 {
 }
 
 impl Scheduler {
-    fn new(queue: QueueDir, settings: &Settings, reporter: Reporter) -> Scheduler {
+    fn new(queue: QueueDir, settings: &Settings, reporter: Reporter, router: Router) -> Scheduler {
         Scheduler {
             queue,
             max_batches: settings.max_deliveries.max(1),
             max_per_domain: settings.max_deliveries_per_domain,
             policy: Policy::from(settings),
             reporter,
+            router,
             index: BTreeMap::new(),
             batches: HashMap::new(),
             domains: HashMap::new(),
@@ -255,6 +266,8 @@ impl Scheduler {
         if ready.is_empty() {
             return Vec::new();
         }
+        // A domain added a moment ago routes here from its first message.
+        self.router.refresh();
         self.last_batch = Some(self.clock.instant());
         let per_batch = ready
             .len()
@@ -269,6 +282,12 @@ impl Scheduler {
             let Some((lines, flight, domains)) = self.prepare(&id) else {
                 continue;
             };
+            if lines.is_empty() {
+                // Every recipient is routed off the host: settled now,
+                // with no delivery to wait for.
+                self.settle_flight(&flight, &[], now);
+                continue;
+            }
             if !self.domains_allow(&domains, &current.domains) {
                 continue;
             }
@@ -281,7 +300,7 @@ impl Scheduler {
                 entry.busy = true;
                 entry.flushed = false;
             }
-            current.requests += flight.indices.len();
+            current.requests += flight.indices.len() - flight.remote.len();
             current.lines.push_str(&lines);
             current.flights.push(flight);
             if current.flights.len() >= per_batch {
@@ -428,8 +447,25 @@ impl Scheduler {
         let file = self.queue.queue_file(id);
         let mut lines = String::new();
         let mut domains: Vec<String> = Vec::new();
+        let mut remote = Vec::new();
         for &index in &indices {
             let address = &envelope.recipients[index].address;
+            if let Route::Remote { .. } = self.router.route(address) {
+                let status = remote_deferral(address);
+                let delay = id.arrived(envelope.arrival).elapsed().unwrap_or_default();
+                let line = postern_log::delivery_line(
+                    id.as_str(),
+                    address,
+                    None,
+                    "none",
+                    delay,
+                    "deferred",
+                    &status.to_string(),
+                );
+                info!("{line}");
+                remote.push((index, status));
+                continue;
+            }
             lines.push_str(&format!(
                 "{}\t{offset}\t{}\t{address}\t{id}\t{}\t{}\n",
                 file.display(),
@@ -448,14 +484,13 @@ impl Scheduler {
         let flight = Flight {
             id: id.clone(),
             indices,
+            remote,
             started: now,
             first,
         };
         Some((lines, flight, domains))
     }
-}
 
-impl Scheduler {
     /// A batch's answer: outcomes recorded, then each message scheduled
     /// again or settled.
     pub fn results(&mut self, tag: &str, lines: &[String]) {
@@ -470,52 +505,76 @@ impl Scheduler {
         let now = self.clock.unix();
         let mut lines = lines.iter();
         for flight in &batch.flights {
-            let answers: Vec<&String> = lines.by_ref().take(flight.indices.len()).collect();
-            let Some(envelope) = self.envelope_of(&flight.id) else {
-                // Gone while it was delivered: nothing left to do.
-                self.index.remove(&flight.id);
-                continue;
-            };
-            let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
-            let mut events = Vec::new();
-            if flight.first {
-                events.push(Event::Round(flight.started));
-            }
-            events.extend(outcomes(
-                &flight.indices,
-                &answers,
-                expired.then_some(self.policy.lifetime),
-            ));
-            let id = flight.id.clone();
-            let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
-                continue;
-            };
-            records.apply(&events);
-            if expired {
-                log_given_up(&id, &envelope, &events);
-            }
-            // A first attempt that delivered everything, with no report to
-            // send, leaves nothing worth a `state/` file.
-            let forgettable = flight.first
-                && records.finished()
-                && due_reports(&envelope, &records, &self.policy, now).is_empty();
-            if !forgettable && let Err(e) = Records::note(&self.queue, &id, &events) {
-                warn!("{id}: cannot record an outcome: {e}");
+            let sent = flight.indices.len() - flight.remote.len();
+            let answers: Vec<&String> = lines.by_ref().take(sent).collect();
+            self.settle_flight(flight, &answers, now);
+        }
+    }
+
+    /// One message's attempt answered: the batch's `answers` for its local
+    /// recipients, the route's outcome for the remote ones; outcomes
+    /// recorded, then the message scheduled again or settled.
+    fn settle_flight(&mut self, flight: &Flight, answers: &[&String], now: u64) {
+        let Some(envelope) = self.envelope_of(&flight.id) else {
+            // Gone while it was delivered: nothing left to do.
+            self.index.remove(&flight.id);
+            return;
+        };
+        let routed: Vec<String> = flight
+            .remote
+            .iter()
+            .map(|(_, status)| format!("-\t75\t{status}"))
+            .collect();
+        let mut local = answers.iter().copied();
+        let aligned: Vec<&String> = flight
+            .indices
+            .iter()
+            .filter_map(
+                |index| match flight.remote.iter().position(|(i, _)| i == index) {
+                    Some(at) => Some(&routed[at]),
+                    None => local.next(),
+                },
+            )
+            .collect();
+        let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
+        let mut events = Vec::new();
+        if flight.first {
+            events.push(Event::Round(flight.started));
+        }
+        events.extend(outcomes(
+            &flight.indices,
+            &aligned,
+            expired.then_some(self.policy.lifetime),
+        ));
+        let id = flight.id.clone();
+        let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
+            return;
+        };
+        records.apply(&events);
+        if expired {
+            log_given_up(&id, &envelope, &events);
+        }
+        // A first attempt that delivered everything, with no report to
+        // send, leaves nothing worth a `state/` file.
+        let forgettable = flight.first
+            && records.finished()
+            && due_reports(&envelope, &records, &self.policy, now).is_empty();
+        if !forgettable && let Err(e) = Records::note(&self.queue, &id, &events) {
+            warn!("{id}: cannot record an outcome: {e}");
+        }
+        if let Some(entry) = self.index.get_mut(&id) {
+            entry.busy = false;
+        }
+        if !records.finished() {
+            let next = now + self.policy.backoff(records.rounds.len());
+            if let Err(e) = Records::note(&self.queue, &id, &[Event::Next(next)]) {
+                warn!("{id}: cannot record the next attempt: {e}");
             }
             if let Some(entry) = self.index.get_mut(&id) {
-                entry.busy = false;
+                entry.not_before = Some(next);
             }
-            if !records.finished() {
-                let next = now + self.policy.backoff(records.rounds.len());
-                if let Err(e) = Records::note(&self.queue, &id, &[Event::Next(next)]) {
-                    warn!("{id}: cannot record the next attempt: {e}");
-                }
-                if let Some(entry) = self.index.get_mut(&id) {
-                    entry.not_before = Some(next);
-                }
-            }
-            self.settle(&id, &envelope, &records, now);
         }
+        self.settle(&id, &envelope, &records, now);
     }
 
     /// Queues the reports that are due, and removes the message when it
@@ -603,7 +662,14 @@ mod tests {
             program: "/nonexistent/postern-bounce".into(),
             config: "/nonexistent".into(),
         };
-        let mut scheduler = Scheduler::new(queue, &settings, reporter);
+        // The tests' domains are the host's; `remote.example` is not.
+        std::fs::write(
+            queue.root().join("domains"),
+            "a.test virtual\nb.test virtual\n",
+        )
+        .unwrap();
+        let router = Router::load(queue.root(), "localhost");
+        let mut scheduler = Scheduler::new(queue, &settings, reporter, router);
         scheduler.scan();
         scheduler
     }
@@ -788,5 +854,57 @@ mod tests {
         assert!(scheduler.dispatch().is_empty());
         scheduler.clock.advance(Duration::from_secs(1));
         assert_eq!(recipients(&scheduler.dispatch()), [vec!["a1@a.test"]]);
+    }
+
+    #[test]
+    fn recipients_of_other_hosts_are_routed_off_and_never_reach_the_batch() {
+        let (_dir, queue) = queue_with(&[]);
+        let mut scheduler = new_scheduler(queue.clone(), 4, 0);
+        let envelope = Envelope {
+            arrival: postern_config::unix_now(),
+            sender: "s@x.test".into(),
+            recipients: vec![
+                Recipient::new("a@a.test".to_string()),
+                Recipient::new("friend@remote.example".to_string()),
+            ],
+            ..Envelope::default()
+        };
+        let mut writer = queue.begin(&envelope).unwrap();
+        writer.write(b"Subject: x\n\nx\n").unwrap();
+        let mixed = writer.commit().unwrap();
+        let only_remote = add(&queue, &["other@remote.example"]).remove(0);
+        poke(&mut scheduler, vec![mixed.clone(), only_remote.clone()]);
+        let sent = scheduler.dispatch();
+        // One batch, one request: the local recipient's.
+        assert_eq!(recipients(&sent), [vec!["a@a.test"]]);
+        assert!(sent[0].1.starts_with(&format!("BATCH {} 1\n", sent[0].0)));
+        // The remote-only message is deferred already, with no batch.
+        let records = Records::read(&queue, &only_remote, 1).unwrap();
+        let Some(Some(postern_queue_format::Outcome::Deferred { status })) =
+            records.outcomes.first()
+        else {
+            panic!("not deferred: {records:?}");
+        };
+        assert!(
+            status.to_string().starts_with(
+                "4.3.0 <other@remote.example> is outside the local and virtual domains"
+            ),
+            "{status}"
+        );
+        assert!(!scheduler.index[&only_remote].busy);
+        assert_eq!(records.rounds.len(), 1);
+        // The batch answers for the local one; the remote one is deferred.
+        scheduler.results(&sent[0].0, &["a@a.test\t0\t2.0.0 delivered".to_string()]);
+        let records = Records::read(&queue, &mixed, 2).unwrap();
+        assert_eq!(
+            records.outcomes[0],
+            Some(postern_queue_format::Outcome::Done)
+        );
+        assert!(matches!(
+            &records.outcomes[1],
+            Some(postern_queue_format::Outcome::Deferred { status }) if status.is_temporary()
+        ));
+        assert_eq!(records.rounds.len(), 1);
+        assert_eq!(records.pending(), [1]);
     }
 }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use postern_config::Settings;
+use postern_queue_format::status::Class;
 use postern_queue_format::{
-    Envelope, Event, Outcome, QueueId, Records, Report, ReportKind as Kind,
+    Envelope, Event, Outcome, QueueId, Records, Report, ReportKind as Kind, Status,
 };
 use tracing::{info, warn};
 
@@ -159,7 +160,7 @@ pub fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
     let delay = id.arrived(envelope.arrival).elapsed().unwrap_or_default();
     for event in events {
         if let Event::Outcome(index, Outcome::Failed { status }) = event
-            && status.starts_with('4')
+            && status.is_temporary()
             && let Some(recipient) = envelope.recipients.get(*index)
         {
             let line = postern_log::delivery_line(
@@ -169,7 +170,7 @@ pub fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
                 "none",
                 delay,
                 "bounced",
-                status,
+                &status.to_string(),
             );
             info!("{line}");
         }
@@ -189,19 +190,23 @@ pub fn outcomes(indices: &[usize], lines: &[&String], lifetime: Option<u64>) -> 
             fields.next(),
             fields.next().unwrap_or("4.3.0 no answer from the delivery"),
         );
+        let deferral = || Status::from_line(status, Class::Temporary);
         let outcome = match (exit, lifetime) {
             (Some("0"), _) => Outcome::Done,
-            (Some("75") | None, None) => Outcome::Deferred {
-                status: status.to_string(),
-            },
-            (Some("75") | None, Some(lifetime)) => Outcome::Failed {
-                status: format!(
-                    "{status} (gave up: still failing after {} in the queue)",
+            (Some("75") | None, None) => Outcome::Deferred { status: deferral() },
+            (Some("75") | None, Some(lifetime)) => {
+                let last = deferral();
+                let text = format!(
+                    "{} (gave up: still failing after {} in the queue)",
+                    last.text,
                     postern_config::span(lifetime)
-                ),
-            },
+                );
+                Outcome::Failed {
+                    status: Status { text, ..last },
+                }
+            }
             (Some(_), _) => Outcome::Failed {
-                status: status.to_string(),
+                status: Status::from_line(status, Class::Permanent),
             },
         };
         events.push(Event::Outcome(*index, outcome));

@@ -6,11 +6,11 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use postern_queue_format::{Envelope, QueueDir, QueueWriter, Recipient, dsn};
+use postern_queue_format::{Envelope, QueueDir, QueueWriter, Recipient, Status, dsn};
 use postern_smtp::{Envelope as Transaction, Reply};
 
 pub struct Incoming {
-    writer: Result<QueueWriter, String>,
+    writer: Result<QueueWriter, std::io::Error>,
     pub size: u64,
 }
 
@@ -42,12 +42,12 @@ impl Incoming {
             envid: transaction.mail.env_id.clone(),
             report: None,
         };
-        let writer = queue.begin(&envelope).map_err(|e| e.to_string());
+        let writer = queue.begin(&envelope);
         let mut incoming = Incoming { writer, size: 0 };
         if let Ok(writer) = &mut incoming.writer {
             let trace = received(hostname, peer, transaction, tls, writer.id().as_str(), now);
             if let Err(e) = writer.write(trace.as_bytes()) {
-                incoming.writer = Err(e.to_string());
+                incoming.writer = Err(e);
             }
         }
         incoming
@@ -58,7 +58,7 @@ impl Incoming {
         if let Ok(writer) = &mut self.writer
             && let Err(e) = writer.write(data)
         {
-            self.writer = Err(e.to_string());
+            self.writer = Err(e);
         }
     }
 
@@ -68,8 +68,8 @@ impl Incoming {
         let writer = self.writer.map_err(refusal)?;
         let committed = tokio::task::spawn_blocking(move || writer.commit())
             .await
-            .map_err(|e| refusal(e.to_string()))?
-            .map_err(|e| refusal(e.to_string()))?;
+            .map_err(|e| refusal(std::io::Error::other(e)))?
+            .map_err(refusal)?;
         queue.poke(&committed);
         Ok(committed.to_string())
     }
@@ -85,8 +85,9 @@ pub fn queue_address(address: &str, hostname: &str) -> String {
     }
 }
 
-fn refusal(why: String) -> (Reply, String) {
-    let reply = if why.contains("No space left") {
+fn refusal(error: std::io::Error) -> (Reply, String) {
+    let why = error.to_string();
+    let reply = if Status::of_write_error(&error, "").is_storage_full() {
         Reply::new(452, "4.3.1", "Error: insufficient system storage")
     } else {
         Reply::new(451, "4.3.0", "Error: queue file write error")

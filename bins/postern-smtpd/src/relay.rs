@@ -2,11 +2,11 @@
 
 use postern_smtp::Reply;
 
-pub use postern_config::relay::RelayRules;
+pub use postern_routing::relay::RelayRules;
 
 /// `550 5.7.1` for an open-relay trick (common/config's `relay::trick`).
 pub fn trick(address: &str) -> Option<Reply> {
-    postern_config::relay::trick(address).map(|what| {
+    postern_routing::relay::trick(address).map(|what| {
         Reply::new(
             550,
             "5.7.1",

@@ -303,7 +303,7 @@ fn print_banner(sandbox: &Sandbox) {
          \x20           (TLS with the self-signed certificate in {}/tls)\n\
          \x20 note      mail to other hosts is taken, but {}\n",
         sandbox.dir.display(),
-        postern_config::REMOTE_DELIVERY
+        postern_routing::REMOTE_DELIVERY
     ));
     text.push_str(&format!(
         "  not served yet (each starts here when it lands): {}\n",

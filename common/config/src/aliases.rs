@@ -225,7 +225,7 @@ pub fn validate_target(key: &str, target: &str) -> Result<(), String> {
 /// belong to the host's own aliases (bare names), which only the admin
 /// edits; a `user@domain` or `@domain` entry, which a customer's domain
 /// may have, cannot run anything.
-pub(crate) fn parse_target(key: &str, target: &str) -> Result<AliasTarget, String> {
+pub fn parse_target(key: &str, target: &str) -> Result<AliasTarget, String> {
     let unquoted = match target.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(inner) => inner.trim(),
         None => target,
@@ -314,7 +314,7 @@ fn split_targets(value: &str) -> Result<Vec<&str>, String> {
 }
 
 /// The items of an `:include:` line, split on commas outside quotes.
-pub(crate) fn split_list(line: &str) -> Vec<String> {
+pub fn split_list(line: &str) -> Vec<String> {
     split_targets(line)
         .unwrap_or_else(|_| vec![line])
         .into_iter()

@@ -19,14 +19,11 @@ mod aliases;
 mod domains;
 pub mod edit;
 mod error;
-pub mod forward;
 mod maps;
 pub mod masquerade;
 pub mod network;
 mod pop3d;
-pub mod relay;
 pub mod relayers;
-mod resolve;
 pub mod services;
 mod settings;
 mod settings_load;
@@ -36,16 +33,13 @@ mod valid;
 
 pub use accounts::{Account, AccountLine, Accounts, FolderRights, Pop3Scope, Quota};
 pub use address::{Address, AddressError};
-pub use aliases::{AliasEntry, AliasTarget, Aliases, validate_target};
+pub use aliases::{AliasEntry, AliasTarget, Aliases, parse_target, split_list, validate_target};
 pub use domains::{DomainKind, Domains};
 pub use error::{ConfigError, LineError};
-pub use maps::Maps;
+pub use maps::{ACCOUNTS_FILE, ALIASES_FILE, DOMAINS_FILE, Maps};
 pub use masquerade::Masquerade;
 pub use network::Network;
 pub use pop3d::{Access, Pop3dSettings, ProxyTls};
-pub use resolve::{
-    Destination, REMOTE_DELIVERY, Resolution, ResolveError, Resolver, Special, Step,
-};
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::{parse_size, span};
 pub use smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
@@ -84,10 +78,6 @@ impl Config {
             settings,
             maps,
         })
-    }
-
-    pub fn resolver(&self) -> Resolver<'_> {
-        Resolver::new(&self.settings, &self.maps)
     }
 }
 

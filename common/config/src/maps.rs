@@ -43,6 +43,15 @@ impl Maps {
     }
 }
 
+impl Domains {
+    /// The domains map of `dir` alone, for a program that routes by
+    /// domain and reads no other map (the queue manager).
+    pub fn load(dir: &Path) -> Result<Domains, ConfigError> {
+        let (path, text) = read_map(dir, DOMAINS_FILE)?;
+        Ok(Domains::parse(&path, &text, &mut Vec::new()))
+    }
+}
+
 fn read_map(dir: &Path, name: &str) -> Result<(PathBuf, String), ConfigError> {
     let path = dir.join(name);
     match std::fs::read(&path) {

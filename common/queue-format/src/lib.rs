@@ -8,10 +8,12 @@ mod envelope;
 mod id;
 mod listing;
 mod records;
+pub mod status;
 mod writer;
 
 pub use envelope::{Envelope, EnvelopeError, Notify, Recipient, Report, ReportKind, Ret};
 pub use id::QueueId;
 pub use listing::{list, stats};
 pub use records::{Event, Outcome, Records};
+pub use status::Status;
 pub use writer::{QueueDir, QueueWriter, SUBDIRECTORIES, read_envelope_from};

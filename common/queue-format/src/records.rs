@@ -13,6 +13,7 @@
 
 use std::io::{self, Write};
 
+use crate::status::{Class, Status};
 use crate::{QueueDir, QueueId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,11 +21,11 @@ pub enum Outcome {
     Done,
     /// Given up: the recipient will not be tried again.
     Failed {
-        status: String,
+        status: Status,
     },
     /// Try again later.
     Deferred {
-        status: String,
+        status: Status,
     },
 }
 
@@ -61,7 +62,7 @@ impl Event {
         let mut fields = line.splitn(3, ' ');
         let kind = fields.next().unwrap_or_default();
         let number = fields.next().and_then(|n| n.parse::<u64>().ok());
-        let mut status = || fields.next().unwrap_or_default().to_string();
+        let mut status = |class| Status::from_line(fields.next().unwrap_or_default(), class);
         let index = || number.and_then(|n| usize::try_from(n).ok());
         Some(match kind {
             "round" => Event::Round(number?),
@@ -71,8 +72,18 @@ impl Event {
             "release" => Event::Release,
             "reported" => Event::Reported(index()?),
             "done" => Event::Outcome(index()?, Outcome::Done),
-            "fail" => Event::Outcome(index()?, Outcome::Failed { status: status() }),
-            "defer" => Event::Outcome(index()?, Outcome::Deferred { status: status() }),
+            "fail" => Event::Outcome(
+                index()?,
+                Outcome::Failed {
+                    status: status(Class::Permanent),
+                },
+            ),
+            "defer" => Event::Outcome(
+                index()?,
+                Outcome::Deferred {
+                    status: status(Class::Temporary),
+                },
+            ),
             _ => return None,
         })
     }
@@ -82,10 +93,10 @@ impl Event {
             Event::Round(secs) => format!("round {secs}\n"),
             Event::Outcome(index, Outcome::Done) => format!("done {index}\n"),
             Event::Outcome(index, Outcome::Failed { status }) => {
-                format!("fail {index} {}\n", one_line(status))
+                format!("fail {index} {}\n", one_line(&status.to_string()))
             }
             Event::Outcome(index, Outcome::Deferred { status }) => {
-                format!("defer {index} {}\n", one_line(status))
+                format!("defer {index} {}\n", one_line(&status.to_string()))
             }
             Event::Next(secs) => format!("next {secs}\n"),
             Event::Reported(index) => format!("reported {index}\n"),
@@ -215,7 +226,7 @@ mod tests {
             &id,
             1,
             &Outcome::Deferred {
-                status: "4.2.2 mailbox\nfull".into(),
+                status: Status::new("4.2.2", "mailbox\nfull"),
             },
         )
         .unwrap();
@@ -224,7 +235,7 @@ mod tests {
             &id,
             2,
             &Outcome::Failed {
-                status: "5.1.1 user unknown".into(),
+                status: Status::new("5.1.1", "user unknown"),
             },
         )
         .unwrap();
@@ -233,7 +244,7 @@ mod tests {
         assert_eq!(
             records.outcomes[1],
             Some(Outcome::Deferred {
-                status: "4.2.2 mailbox full".into()
+                status: Status::new("4.2.2", "mailbox full")
             })
         );
         Records::append(&queue, &id, 1, &Outcome::Done).unwrap();

@@ -7,7 +7,8 @@ mod directories;
 
 use std::path::Path;
 
-use postern_config::{Address, Config, Destination, DomainKind, Maps, ResolveError, Settings};
+use postern_config::{Address, Config, DomainKind, Maps, Settings};
+use postern_routing::{Destination, ResolveError};
 
 pub fn run(dir: &Path) -> i32 {
     // Every error of postern.toml, and the rest checked as if its bad
@@ -63,7 +64,7 @@ fn warnings(config: &Config) -> Vec<String> {
         .submission_without_tls()
         .into_iter()
         .collect();
-    let resolver = config.resolver();
+    let resolver = postern_routing::Resolver::of(config);
     let accounts_file = config.dir.join("accounts");
     let aliases_file = config.dir.join("aliases");
 
@@ -151,7 +152,7 @@ fn sample_address(key: &str, hostname: &str) -> Option<Address> {
 }
 
 /// Every destination is a mailbox, a real user other than root, or remote.
-fn reaches_a_person(resolution: &postern_config::Resolution) -> bool {
+fn reaches_a_person(resolution: &postern_routing::Resolution) -> bool {
     resolution.failures.is_empty()
         && !resolution.destinations.is_empty()
         && resolution.destinations.iter().all(|d| match d {

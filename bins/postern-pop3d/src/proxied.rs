@@ -8,8 +8,8 @@ use std::time::Duration;
 use postern_pop3::{Credentials, LoginFailure, Session};
 use tracing::{info, warn};
 
-use crate::listener::Context;
 use crate::proxy::Target;
+use crate::serve::Context;
 use crate::session::flush;
 use postern_server::Transport;
 

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::{Network, relayers};
+use postern_config::{Network, relayers};
 
 /// What the relay rules are made of.
 pub struct RelayRules {

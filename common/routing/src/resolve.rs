@@ -11,9 +11,10 @@ pub const REMOTE_DELIVERY: &str = "remote delivery is not available yet: such ma
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use crate::aliases::AliasTarget;
-use crate::maps::{ACCOUNTS_FILE, ALIASES_FILE, DOMAINS_FILE};
-use crate::{Account, Address, AliasEntry, DomainKind, Maps, Settings};
+use postern_config::{
+    ACCOUNTS_FILE, ALIASES_FILE, Account, Address, AliasEntry, AliasTarget, Config, DOMAINS_FILE,
+    DomainKind, Maps, Settings,
+};
 
 /// Where mail for an address ends up.
 #[derive(Clone, Debug)]
@@ -129,6 +130,11 @@ pub struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     pub fn new(settings: &'a Settings, maps: &'a Maps) -> Resolver<'a> {
         Resolver { settings, maps }
+    }
+
+    /// The resolver of a loaded configuration.
+    pub fn of(config: &'a Config) -> Resolver<'a> {
+        Resolver::new(&config.settings, &config.maps)
     }
 
     pub fn resolve(&self, address: &Address) -> Resolution {
@@ -497,8 +503,8 @@ impl<'a> Resolver<'a> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            for item in crate::aliases::split_list(line) {
-                match crate::aliases::parse_target("", &item) {
+            for item in postern_config::split_list(line) {
+                match postern_config::parse_target("", &item) {
                     Ok(target) => targets.push(target),
                     Err(why) => out.note(level, format!("{shown}:{}: skipped: {why}", index + 1)),
                 }
@@ -545,9 +551,9 @@ mod tests {
         let mut errors = Vec::new();
 
         Maps {
-            domains: crate::Domains::parse(Path::new("domains"), domains, &mut errors),
-            accounts: crate::Accounts::parse(Path::new("accounts"), accounts, &mut errors),
-            aliases: crate::Aliases::parse(Path::new("aliases"), aliases, &mut errors),
+            domains: postern_config::Domains::parse(Path::new("domains"), domains, &mut errors),
+            accounts: postern_config::Accounts::parse(Path::new("accounts"), accounts, &mut errors),
+            aliases: postern_config::Aliases::parse(Path::new("aliases"), aliases, &mut errors),
             errors,
         }
     }

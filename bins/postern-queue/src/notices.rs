@@ -1,5 +1,5 @@
 //! The manager's two inputs, each read by a thread that turns lines into
-//! events: the `trigger` FIFO (ids of new messages, and the admin's
+//! notices: the `trigger` FIFO (ids of new messages, and the admin's
 //! requests) and postern-lspawn's answers on stdin.
 
 use std::io::{BufRead, BufReader};
@@ -39,7 +39,7 @@ fn trigger_notice(line: &str) -> Option<Notice> {
 
 /// Reads the FIFO. Opened read-write, it never reaches end of file when the
 /// last writer goes. Ids that arrive together become one event.
-pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Notice>) {
+pub fn read_trigger(queue: &QueueDir, events: Sender<Notice>) {
     let Ok(fifo) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -87,7 +87,7 @@ pub fn listen_to_trigger(queue: &QueueDir, events: Sender<Notice>) {
 }
 
 /// `RESULT <tag> <n>` and n lines, from postern-lspawn on stdin.
-pub fn listen_to_spawner(events: Sender<Notice>) {
+pub fn read_spawner(events: Sender<Notice>) {
     std::thread::spawn(move || {
         let mut lines = BufReader::new(std::io::stdin()).lines();
         while let Some(Ok(header)) = lines.next() {

@@ -6,7 +6,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::Address;
+use postern_config::Address;
 
 /// Where a `.forward` line sends mail.
 #[derive(Clone, Debug, PartialEq, Eq)]

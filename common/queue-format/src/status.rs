@@ -1,0 +1,236 @@
+//! A delivery's outcome as RFC 3463 says it: the class (success,
+//! temporary, permanent), the subject and detail that say whose fault it
+//! is, and a text for people. Every program that delivers or queues
+//! reports through it, so no caller reads a failure's kind out of its
+//! words ("No space left").
+
+use std::fmt;
+use std::io;
+
+/// RFC 3463 §3.1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    Success,
+    /// Persistent transient failure: the sender's MTA tries again.
+    Temporary,
+    Permanent,
+}
+
+/// Who must act for a failure to go away (RFC 3463 §3.2, subjects).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// X.0.X, X.5.X: nothing in the code says.
+    Unknown,
+    /// X.1.X (but X.1.7, X.1.8) and X.2.X: the recipient's address or
+    /// mailbox.
+    Recipient,
+    /// X.1.7, X.1.8: the sender's address.
+    Sender,
+    /// X.3.X (but X.3.4) and X.4.X: this host, or the network on the way.
+    System,
+    /// X.3.4 and X.6.X: the message itself (its size, its content).
+    Message,
+    /// X.7.X: a security or policy rule.
+    Policy,
+}
+
+/// An enhanced status code, `class.subject.detail`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Code {
+    pub class: Class,
+    pub subject: u16,
+    pub detail: u16,
+}
+
+impl Code {
+    /// `2.0.0`, `4.3.1`, `5.1.1`; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Code> {
+        let mut parts = text.split('.');
+        let class = match parts.next()? {
+            "2" => Class::Success,
+            "4" => Class::Temporary,
+            "5" => Class::Permanent,
+            _ => return None,
+        };
+        let mut number = || -> Option<u16> {
+            let part = parts.next()?;
+            let valid =
+                !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit());
+            valid.then(|| part.parse().ok()).flatten()
+        };
+        let (subject, detail) = (number()?, number()?);
+        parts.next().is_none().then_some(Code {
+            class,
+            subject,
+            detail,
+        })
+    }
+
+    pub fn fault(self) -> Fault {
+        match (self.subject, self.detail) {
+            (1, 7 | 8) => Fault::Sender,
+            (1 | 2, _) => Fault::Recipient,
+            (3, 4) | (6, _) => Fault::Message,
+            (3 | 4, _) => Fault::System,
+            (7, _) => Fault::Policy,
+            _ => Fault::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let class = match self.class {
+            Class::Success => 2,
+            Class::Temporary => 4,
+            Class::Permanent => 5,
+        };
+        write!(f, "{class}.{}.{}", self.subject, self.detail)
+    }
+}
+
+/// An outcome: its code and its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub code: Code,
+    pub text: String,
+}
+
+/// 4.3.0, for a code that does not parse: the code is the program's own
+/// (a literal), so this is a bug made safe, never a bounce.
+const FALLBACK: Code = Code {
+    class: Class::Temporary,
+    subject: 3,
+    detail: 0,
+};
+
+impl Status {
+    /// `code` as RFC 3463 writes it (`4.2.2`).
+    pub fn new(code: &str, text: impl Into<String>) -> Status {
+        let parsed = Code::parse(code);
+        debug_assert!(parsed.is_some(), "status code {code:?}");
+        Status {
+            code: parsed.unwrap_or(FALLBACK),
+            text: text.into(),
+        }
+    }
+
+    /// A status line as records, answers and logs write it, `CODE text`;
+    /// a line without a code gets `class`'s `X.0.0`.
+    pub fn from_line(line: &str, class: Class) -> Status {
+        let (first, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match Code::parse(first) {
+            Some(code) => Status {
+                code,
+                text: rest.trim().to_string(),
+            },
+            None => Status {
+                code: Code {
+                    class,
+                    subject: 0,
+                    detail: 0,
+                },
+                text: line.trim().to_string(),
+            },
+        }
+    }
+
+    pub fn delivered(text: impl Into<String>) -> Status {
+        Status::new("2.0.0", text)
+    }
+
+    /// 4.3.0: this host failed, and will try again.
+    pub fn temporary(text: impl Into<String>) -> Status {
+        Status::new("4.3.0", text)
+    }
+
+    /// A file system's refusal while writing mail: 4.3.1 (insufficient
+    /// system storage) for a full disk or file-system quota, else 4.3.0.
+    pub fn of_write_error(error: &io::Error, text: impl Into<String>) -> Status {
+        let full = matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+        Status::new(if full { "4.3.1" } else { "4.3.0" }, text)
+    }
+
+    pub fn class(&self) -> Class {
+        self.code.class
+    }
+
+    pub fn fault(&self) -> Fault {
+        self.code.fault()
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.code.class == Class::Success
+    }
+
+    pub fn is_temporary(&self) -> bool {
+        self.code.class == Class::Temporary
+    }
+
+    /// Whether it says the disk or quota of this host is full (4.3.1).
+    pub fn is_storage_full(&self) -> bool {
+        self.code.class == Class::Temporary && (self.code.subject, self.code.detail) == (3, 1)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_parse_and_print_as_written() {
+        for text in ["2.0.0", "4.3.1", "5.1.1", "5.7.26", "4.4.7"] {
+            assert_eq!(Code::parse(text).unwrap().to_string(), text);
+        }
+        for bad in [
+            "", "3.0.0", "5.1", "5.1.1.1", "5.a.1", "5..1", "5.1.1234", "4.3.0 x",
+        ] {
+            assert_eq!(Code::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn lines_with_and_without_a_code() {
+        let coded = Status::from_line("4.2.2 mailbox full", Class::Permanent);
+        assert_eq!(coded, Status::new("4.2.2", "mailbox full"));
+        let bare = Status::from_line("something broke", Class::Permanent);
+        assert_eq!(bare.to_string(), "5.0.0 something broke");
+        assert_eq!(
+            Status::from_line("", Class::Temporary).to_string(),
+            "4.0.0 "
+        );
+    }
+
+    #[test]
+    fn the_subject_says_whose_fault() {
+        let fault = |text: &str| Code::parse(text).unwrap().fault();
+        assert_eq!(fault("5.1.1"), Fault::Recipient);
+        assert_eq!(fault("4.2.2"), Fault::Recipient);
+        assert_eq!(fault("5.1.7"), Fault::Sender);
+        assert_eq!(fault("4.3.1"), Fault::System);
+        assert_eq!(fault("4.4.1"), Fault::System);
+        assert_eq!(fault("5.3.4"), Fault::Message);
+        assert_eq!(fault("5.6.0"), Fault::Message);
+        assert_eq!(fault("5.7.1"), Fault::Policy);
+        assert_eq!(fault("5.5.2"), Fault::Unknown);
+    }
+
+    #[test]
+    fn a_full_disk_is_4_3_1_and_other_write_errors_4_3_0() {
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        let quota = io::Error::from_raw_os_error(libc::EDQUOT);
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        assert!(Status::of_write_error(&full, "x").is_storage_full());
+        assert!(Status::of_write_error(&quota, "x").is_storage_full());
+        let other = Status::of_write_error(&denied, "x");
+        assert_eq!(other.to_string(), "4.3.0 x");
+        assert!(!other.is_storage_full());
+        assert_eq!(other.class(), Class::Temporary);
+    }
+}
