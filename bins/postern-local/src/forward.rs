@@ -9,9 +9,9 @@ use postern_maildir::QuotaLimits;
 use postern_routing::forward::{Forward, ForwardTarget, read_safe};
 use tracing::warn;
 
+use crate::delivery::{Delivery, Outcome};
 use crate::plan::{Job, SystemUserJob};
 use crate::status::Status;
-use crate::writer::{Delivery, Outcome};
 
 /// Delivers through `~/.forward` if it exists and may be trusted; `None`
 /// sends the caller on to the user's Maildir.

@@ -18,6 +18,7 @@
 //! the RFC 3463 code, a space, and the reason.
 
 mod batch;
+mod delivery;
 mod forward;
 mod message;
 mod pipe;

@@ -17,6 +17,7 @@
 //! configuration.
 
 mod auth;
+mod context;
 mod proxied;
 mod proxy;
 mod serve;

@@ -5,12 +5,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use postern_pop3::{Credentials, LoginFailure, Session};
+use postern_pop3::{Action, Credentials, LoginFailure, Session};
 use tracing::{info, warn};
 
+use crate::context::Context;
 use crate::proxy::Target;
-use crate::serve::Context;
-use crate::session::flush;
 use postern_server::Transport;
 
 /// The longest a login on the other server may take, end to end.
@@ -189,5 +188,14 @@ fn pass(from: &mut Transport, to: &mut Transport, buffer: &mut [u8]) -> Result<(
         Ok(n) => to.write_all(&buffer[..n]).map_err(|_| Ended),
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
         Err(_) => Err(Ended),
+    }
+}
+
+/// Sends what the session has to say before it ends (its last answer).
+pub fn flush(session: &mut Session, transport: &mut Transport) {
+    while let Some(action) = session.next_action() {
+        if let Action::Send(bytes) = action {
+            let _ = transport.write_all(&bytes);
+        }
     }
 }

@@ -2,33 +2,13 @@
 //! postern-server's forking listener (or the one handed-over connection)
 //! with POP3's session.
 
-use std::sync::Arc;
-
-use postern_config::{Network, Settings};
+use postern_config::Settings;
 use postern_listen::Sockets;
 use postern_server::{Access, Connections, Refusals};
 use tracing::{error, warn};
 
+use crate::context::{Context, Kind};
 use crate::session;
-
-/// What a POP3 port is for.
-pub use postern_listen::Pop3Port as Kind;
-
-/// What every session gets from the listener.
-pub struct Context {
-    pub settings: Settings,
-    pub cleartext_networks: Vec<Network>,
-    /// The login user's uid and gid, when started as root.
-    pub login_ids: Option<(u32, u32)>,
-    /// The TLS configuration as of this connection's accept.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Who a proxied session becomes, when started as root.
-    pub proxy_ids: Option<(u32, u32)>,
-    /// What proxied sessions share: APOP failures, failed logins.
-    pub proxy_memory: Option<crate::proxy::ProxyMemory>,
-    /// How proxied logins check the other servers: `None` for plain TCP.
-    pub proxy_tls: Option<Arc<rustls::ClientConfig>>,
-}
 
 const REFUSALS: Refusals = Refusals {
     denied: b"-ERR Access denied\r\n",

@@ -10,7 +10,7 @@ use postern_pop3::{Action, Config, Encoder, LoginFailure, Mechanism, Session, re
 use postern_server::{Start, Transport, start_session};
 use tracing::{info, warn};
 
-use crate::serve::{Context, Kind};
+use crate::context::{Context, Kind};
 use postern_mailstore::{Cut, LockError, Maildrop, MaildropLock, View, read_head};
 
 /// What the session has once the maildrop is open.
@@ -117,7 +117,7 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                             if spent {
                                 // Already the owner of one mailbox: this
                                 // process cannot log in as anyone else.
-                                flush(&mut session, &mut transport);
+                                crate::proxied::flush(&mut session, &mut transport);
                                 return 0;
                             }
                         }
@@ -177,14 +177,6 @@ pub fn serve(stream: TcpStream, kind: Kind, ctx: &Context) -> i32 {
                 return 0;
             }
             Err(_) => return 0,
-        }
-    }
-}
-
-pub fn flush(session: &mut Session, transport: &mut Transport) {
-    while let Some(action) = session.next_action() {
-        if let Action::Send(bytes) = action {
-            let _ = transport.write_all(&bytes);
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::duration;
+use crate::size::duration;
 use postern_listen::{Listen, Pop3Port};
 
 use crate::smtpd::networks;

@@ -7,7 +7,7 @@ use crate::pop3d::Pop3dSettings;
 use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 
-use crate::size::parse_size;
+use crate::size::{duration, size};
 
 pub const SETTINGS_FILE: &str = "postern.toml";
 
@@ -117,38 +117,6 @@ pub(crate) fn system_hostname() -> String {
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_string())
-}
-
-pub(crate) fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Number(u64),
-        Text(String),
-    }
-    match Size::deserialize(deserializer)? {
-        Size::Number(n) => Ok(n),
-        Size::Text(text) => parse_size(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!("{text:?} is not a size (like 512k, 10M, 2G)"))
-        }),
-    }
-}
-
-pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Duration {
-        Number(u64),
-        Text(String),
-    }
-    match Duration::deserialize(deserializer)? {
-        Duration::Number(n) => Ok(n),
-        Duration::Text(text) => crate::size::parse_duration(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "{text:?} is not a duration (like 300, 90s, 20m, 4h, 5d)"
-            ))
-        }),
-    }
 }
 
 impl Settings {

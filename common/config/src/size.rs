@@ -1,6 +1,8 @@
 //! Sizes (`10M`) and durations (`20m`) as postern.toml writes them, and
 //! durations as people read them.
 
+use serde::Deserialize;
+
 /// Reads a size such as `52428800`, `512k`, `10M`, `2G` or `1T` (binary
 /// multiples, any case, an optional trailing `B`).
 pub fn parse_size(text: &str) -> Option<u64> {
@@ -26,6 +28,40 @@ pub(crate) fn parse_size_with_unit(text: &str, unit: u64) -> Option<u64> {
         _ => return None,
     };
     number.checked_mul(multiplier)
+}
+
+/// A size setting, a number of octets or text such as `10M`.
+pub(crate) fn size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Number(n) => Ok(n),
+        Size::Text(text) => parse_size(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("{text:?} is not a size (like 512k, 10M, 2G)"))
+        }),
+    }
+}
+
+/// A duration setting, seconds or text such as `20m`.
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Duration {
+        Number(u64),
+        Text(String),
+    }
+    match Duration::deserialize(deserializer)? {
+        Duration::Number(n) => Ok(n),
+        Duration::Text(text) => parse_duration(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration (like 300, 90s, 20m, 4h, 5d)"
+            ))
+        }),
+    }
 }
 
 #[cfg(test)]

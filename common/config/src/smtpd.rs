@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{duration, size};
+use crate::size::{duration, size};
 use postern_listen::{Listen, SmtpPort};
 use postern_sasl::Mechanism;
 
