@@ -4,7 +4,7 @@
 //! recipient for every transaction begun, at most one close, never a
 //! panic; the first byte's high bits choose the TLS policy.
 use libfuzzer_sys::fuzz_target;
-use postern_smtp_client::{Action, Config, DataEncoder, Message, Recipient, Session, Tls};
+use postern_smtp_client::{Action, Config, DataEncoder, Login, Message, Recipient, Session, Tls};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, input)) = data.split_first() else {
@@ -15,9 +15,14 @@ fuzz_target!(|data: &[u8]| {
         1 | 2 => Tls::Opportunistic,
         _ => Tls::Required,
     };
+    let login = (cut & 4 != 0).then(|| Login {
+        user: "user@client.fuzz".into(),
+        password: "secret".into(),
+    });
     let mut session = Session::new(Config {
         helo_name: "client.fuzz".into(),
         tls,
+        login,
     });
     let step = usize::from(cut % 32) + 1;
     let message = Message {

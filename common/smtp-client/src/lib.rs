@@ -9,7 +9,8 @@
 //! than the server's limit is refused before it is sent), 8BITMIME (RFC
 //! 6152: an 8-bit message goes to a server without it only if the driver
 //! can downgrade it), SMTPUTF8 (RFC 6531), DSN (RFC 3461: NOTIFY, ORCPT,
-//! RET and ENVID passed on when offered). A refused recipient never stops
+//! RET and ENVID passed on when offered), AUTH PLAIN or LOGIN (RFC 4954)
+//! for a smarthost, over TLS only. A refused recipient never stops
 //! the others. Replies are read with bounded memory: a line of more than
 //! `MAX_LINE` octets or a reply of more than `MAX_LINES` lines ends the
 //! session with a temporary failure.
@@ -23,4 +24,6 @@ pub use encode::DataEncoder;
 pub use extensions::Extensions;
 pub use postern_smtp::Reply;
 pub use replies::{MAX_LINE, MAX_LINES, ReplyError, ReplyReader};
-pub use session::{Action, Config, Message, Recipient, Result as RecipientResult, Session, Tls};
+pub use session::{
+    Action, Config, Login, Message, Recipient, Result as RecipientResult, Session, Tls,
+};

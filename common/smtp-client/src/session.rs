@@ -24,6 +24,15 @@ pub struct Config {
     /// The name EHLO gives.
     pub helo_name: String,
     pub tls: Tls,
+    /// SMTP AUTH (RFC 4954) with these credentials, as a smarthost asks:
+    /// PLAIN where offered, else LOGIN, and only over TLS.
+    pub login: Option<Login>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
 }
 
 /// A recipient and its RFC 3461 parameters, passed on when the server
@@ -98,6 +107,11 @@ enum Expect {
     Dot,
     Rset,
     Quit,
+    /// The reply to AUTH PLAIN, or to LOGIN's password.
+    Authenticated,
+    /// LOGIN's 334 that asks for the user name, then for the password.
+    LoginUser,
+    LoginPassword,
 }
 
 struct Transaction {
@@ -330,6 +344,10 @@ impl Session {
             Expect::Data => self.data_reply(reply),
             Expect::Dot => self.dot_reply(reply),
             Expect::Rset => self.ready(),
+            Expect::Authenticated if reply.code == 235 => self.ready(),
+            Expect::Authenticated => self.refuse_session(reply),
+            Expect::LoginUser => self.login_step(reply, Expect::LoginPassword),
+            Expect::LoginPassword => self.login_step(reply, Expect::Authenticated),
             Expect::Quit => {
                 self.closed = true;
                 self.actions.push_back(Action::Closed(None));
@@ -344,10 +362,10 @@ impl Session {
         self.expected.push_back(Expect::Ehlo);
     }
 
-    /// After a 250 to EHLO or HELO: STARTTLS, or ready.
+    /// After a 250 to EHLO or HELO: STARTTLS, or AUTH, or ready.
     fn after_hello(&mut self) {
         if self.tls_active || self.config.tls == Tls::Never {
-            return self.ready();
+            return self.authenticate();
         }
         if self.extensions.starttls {
             self.actions
@@ -363,7 +381,54 @@ impl Session {
             );
             return self.refuse_session_locally(why);
         }
-        self.ready()
+        self.authenticate()
+    }
+
+    /// AUTH when there are credentials (never in cleartext), else ready.
+    fn authenticate(&mut self) {
+        let Some(login) = self.config.login.clone() else {
+            return self.ready();
+        };
+        if !self.tls_active {
+            let why = Reply::new(
+                451,
+                "4.7.10",
+                "the login is sent over TLS only, and this session has none",
+            );
+            return self.refuse_session_locally(why);
+        }
+        let offered = &self.extensions.auth;
+        if offered.iter().any(|m| m == "PLAIN") {
+            let token = encode(format!("\0{}\0{}", login.user, login.password).as_bytes());
+            let line = format!("AUTH PLAIN {token}\r\n");
+            self.actions.push_back(Action::Send(line.into_bytes()));
+            self.expected.push_back(Expect::Authenticated);
+        } else if offered.iter().any(|m| m == "LOGIN") {
+            self.actions
+                .push_back(Action::Send(b"AUTH LOGIN\r\n".to_vec()));
+            self.expected.push_back(Expect::LoginUser);
+        } else {
+            let why = Reply::new(
+                451,
+                "4.7.0",
+                "the server offers neither AUTH PLAIN nor AUTH LOGIN",
+            );
+            self.refuse_session_locally(why);
+        }
+    }
+
+    /// LOGIN's next step, after a 334: the user name, then the password.
+    fn login_step(&mut self, reply: Reply, next: Expect) {
+        let Some(login) = self.config.login.as_ref().filter(|_| reply.code == 334) else {
+            return self.refuse_session(reply);
+        };
+        let value = match next {
+            Expect::LoginPassword => &login.user,
+            _ => &login.password,
+        };
+        let line = format!("{}\r\n", encode(value.as_bytes()));
+        self.actions.push_back(Action::Send(line.into_bytes()));
+        self.expected.push_back(next);
     }
 
     fn ready(&mut self) {
@@ -568,6 +633,11 @@ fn rcpt_command(recipient: &Recipient, offered: &Extensions) -> String {
     }
     line.push_str("\r\n");
     line
+}
+
+fn encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn first_line(reply: &Reply) -> String {

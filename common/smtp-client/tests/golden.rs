@@ -8,13 +8,16 @@
 //! for each recipient's result (`(local)` when the client decided it),
 //! `X: close` and `X: close reply` when the session ends.
 //!
-//! Directives: `# config: helo=NAME tls=never|may|must`; each `# message:`
+//! Directives: `# config: helo=NAME tls=never|may|must user=U password=P`
+//! (the last two for AUTH); each `# message:`
 //! is a transaction, `key=value` words — from, to (a comma list), size,
 //! 8bit, downgradable, utf8 (0 or 1), ret, envid, notify (for every
 //! recipient), orcpt — and last `body=` with `\n` escapes.
 
 use postern_golden::Transcript;
-use postern_smtp_client::{Action, Config, DataEncoder, Message, Recipient, Reply, Session, Tls};
+use postern_smtp_client::{
+    Action, Config, DataEncoder, Login, Message, Recipient, Reply, Session, Tls,
+};
 
 struct Driver {
     session: Session,
@@ -27,10 +30,13 @@ fn config(transcript: &Transcript) -> Config {
     let mut config = Config {
         helo_name: "client.example".into(),
         tls: Tls::Never,
+        login: None,
     };
     for (key, value) in postern_golden::config(transcript) {
         match key.as_str() {
             "helo" => config.helo_name = value,
+            "user" => config.login.get_or_insert_with(Login::default).user = value,
+            "password" => config.login.get_or_insert_with(Login::default).password = value,
             "tls" => {
                 config.tls = match value.as_str() {
                     "never" => Tls::Never,
@@ -196,6 +202,7 @@ fn a_lost_connection_defers_what_was_not_answered() {
     let mut session = Session::new(Config {
         helo_name: "client.example".into(),
         tls: Tls::Never,
+        login: None,
     });
     session.receive(b"220 mx ESMTP\r\n250-mx\r\n250 PIPELINING\r\n");
     let mut actions: Vec<Action> = std::iter::from_fn(|| session.next_action()).collect();
