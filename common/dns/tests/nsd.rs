@@ -1,0 +1,168 @@
+//! The resolver against a real authoritative server: nsd on loopback,
+//! serving a zone with every case the sender must tell apart (two MX
+//! hosts, null MX, implicit MX, a CNAME, no such domain, no mail server),
+//! and a name server that does not answer. `make test` installs nsd.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postern_dns::{Dns, MailHost};
+
+const ZONE: &str = "\
+$ORIGIN test.
+$TTL 300
+@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
+@ IN NS ns.test.
+ns IN A 127.0.0.1
+two-mx IN MX 20 mx2.two-mx.test.
+two-mx IN MX 10 mx1.two-mx.test.
+mx1.two-mx IN A 127.0.0.10
+mx2.two-mx IN A 127.0.0.11
+mx2.two-mx IN AAAA ::1
+null IN MX 0 .
+implicit IN A 127.0.0.12
+cname-mx IN MX 10 alias.test.
+alias IN CNAME real.test.
+real IN A 127.0.0.13
+nothing IN TXT \"no mail here\"
+";
+
+struct Nsd {
+    child: Child,
+    address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port no one uses now, for UDP and TCP.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn start_nsd() -> Nsd {
+    assert!(
+        Path::new("/usr/sbin/nsd").exists(),
+        "nsd is missing: make test installs it (apt-get install nsd)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(dir.path().join("test.zone"), ZONE).unwrap();
+    let config = format!(
+        "server:\n  ip-address: 127.0.0.1@{port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \
+         zonesdir: \"{dir}\"\n  pidfile: \"{pid}\"\n  xfrdfile: \"{xfrd}\"\n  zonelistfile: \"{list}\"\n  \
+         logfile: \"{log}\"\n  server-count: 1\n  verbosity: 1\nremote-control:\n  control-enable: no\n\
+         zone:\n  name: \"test.\"\n  zonefile: \"test.zone\"\n",
+        dir = dir.path().display(),
+        pid = path("nsd.pid"),
+        xfrd = path("xfrd.state"),
+        list = path("zone.list"),
+        log = path("nsd.log"),
+    );
+    std::fs::write(dir.path().join("nsd.conf"), config).unwrap();
+    let child = Command::new("/usr/sbin/nsd")
+        .arg("-d")
+        .arg("-c")
+        .arg(dir.path().join("nsd.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let nsd = Nsd {
+        child,
+        address,
+        _dir: dir,
+    };
+    // Serving once a TCP connection is taken.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(Instant::now() < deadline, "nsd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nsd
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn names(hosts: &[MailHost]) -> Vec<(&str, u16, bool)> {
+    hosts
+        .iter()
+        .map(|h| (h.name.as_str(), h.preference, h.implicit))
+        .collect()
+}
+
+#[test]
+fn mx_null_mx_implicit_mx_cname_and_the_two_kinds_of_absence() {
+    let nsd = start_nsd();
+    let runtime = runtime();
+    runtime.block_on(async {
+        let dns = Dns::new(&[nsd.address], Duration::from_secs(3)).unwrap();
+        let hosts = dns.mail_hosts("Two-MX.test").await.unwrap();
+        assert_eq!(
+            names(&hosts),
+            [
+                ("mx1.two-mx.test", 10, false),
+                ("mx2.two-mx.test", 20, false)
+            ]
+        );
+        let addresses = dns.addresses("mx2.two-mx.test").await.unwrap();
+        assert_eq!(
+            addresses,
+            [
+                "::1".parse::<std::net::IpAddr>().unwrap(),
+                "127.0.0.11".parse().unwrap()
+            ],
+            "IPv6 first"
+        );
+        let null = dns.mail_hosts("null.test").await.unwrap_err();
+        assert_eq!(null.code.to_string(), "5.1.10", "{null}");
+        let implicit = dns.mail_hosts("implicit.test").await.unwrap();
+        assert_eq!(names(&implicit), [("implicit.test", 0, true)]);
+        let cname = dns.mail_hosts("cname-mx.test").await.unwrap();
+        assert_eq!(names(&cname), [("alias.test", 10, false)]);
+        let through = dns.addresses("alias.test").await.unwrap();
+        assert_eq!(through, ["127.0.0.13".parse::<std::net::IpAddr>().unwrap()]);
+        let missing = dns.mail_hosts("missing.test").await.unwrap_err();
+        assert_eq!(missing.code.to_string(), "5.1.2", "{missing}");
+        assert!(missing.text.contains("does not exist"), "{missing}");
+        let nothing = dns.mail_hosts("nothing.test").await.unwrap_err();
+        assert_eq!(nothing.code.to_string(), "5.1.2", "{nothing}");
+        assert!(nothing.text.contains("no mail server"), "{nothing}");
+    });
+}
+
+#[test]
+fn a_name_server_that_does_not_answer_defers() {
+    // A bound UDP socket that never answers, and no TCP listener.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    let runtime = runtime();
+    let started = Instant::now();
+    let status = runtime.block_on(async {
+        let dns = Dns::new(&[address], Duration::from_millis(500)).unwrap();
+        dns.mail_hosts("two-mx.test").await.unwrap_err()
+    });
+    assert!(status.is_temporary(), "{status}");
+    assert_eq!(status.code.to_string(), "4.4.3", "{status}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
