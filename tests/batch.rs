@@ -22,17 +22,7 @@ fn start_batch(s: &Setup, stderr: Stdio) -> std::process::Child {
 fn batch(s: &Setup, input: &str) -> Vec<String> {
     let mut command = Command::new(program("postern-local"));
     command.arg("--config").arg(&s.etc).arg("--batch");
-    let out = crate::util::run_with_input(&mut command, input.as_bytes());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    crate::util::success_lines(crate::util::run_with_input(&mut command, input.as_bytes()))
 }
 
 /// alice and bob, and team@ for both.

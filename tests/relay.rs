@@ -19,17 +19,9 @@ fn relay(s: &Setup, args: &[&str]) -> Output {
 }
 
 fn entries(s: &Setup) -> Vec<String> {
-    let out = relay(s, &["dump"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    crate::util::success_lines(relay(s, &["dump"]))
+        .into_iter()
         .filter(|l| !l.starts_with('#'))
-        .map(str::to_string)
         .collect()
 }
 

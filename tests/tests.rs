@@ -23,6 +23,7 @@ mod queue;
 mod queue_modes;
 mod relay;
 mod reload;
+mod remote;
 mod sandbox;
 mod smtp_auth;
 mod smtpd;

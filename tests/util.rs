@@ -392,3 +392,17 @@ pub fn socket_activated(program: &Path, etc: &Path, per_connection: bool) -> (u1
     }
     (port, Running(command.spawn().unwrap()))
 }
+
+/// A program's stdout lines, once it has succeeded (else its stderr).
+pub fn success_lines(out: Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}

@@ -89,9 +89,9 @@ pub enum Action {
     },
     /// A transaction's end: a result for each recipient, in order.
     Finished(Vec<Result>),
-    /// The session is over: `None` after QUIT, else why it ended. Close
-    /// the connection.
-    Closed(Option<Reply>),
+    /// The session is over: `None` after QUIT, else why it ended (and
+    /// whether the server said so). Close the connection.
+    Closed(Option<Result>),
 }
 
 /// What the next reply answers.
@@ -594,7 +594,8 @@ impl Session {
         }
         self.expected.clear();
         self.closed = true;
-        self.actions.push_back(Action::Closed(Some(why)));
+        self.actions
+            .push_back(Action::Closed(Some(Result { reply: why, remote })));
     }
 }
 

@@ -6,7 +6,7 @@
 //! is left), `B: body` or `B: body downgrade` (the driver sends the body
 //! through the DataEncoder, shown as `S:` lines), `O: <address> reply`
 //! for each recipient's result (`(local)` when the client decided it),
-//! `X: close` and `X: close reply` when the session ends.
+//! `X: close` and `X: close reply` when the session ends (`(local)` when the client gave the reason).
 //!
 //! Directives: `# config: helo=NAME tls=never|may|must user=U password=P`
 //! (the last two for AUTH); each `# message:`
@@ -156,7 +156,11 @@ impl Driver {
                     self.next += 1;
                 }
                 Action::Closed(None) => out.push("X: close".into()),
-                Action::Closed(Some(reply)) => out.push(format!("X: close {}", shown(&reply))),
+                Action::Closed(Some(why)) => out.push(format!(
+                    "X: close {}{}",
+                    shown(&why.reply),
+                    if why.remote { "" } else { " (local)" }
+                )),
             }
         }
     }

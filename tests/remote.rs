@@ -1,0 +1,173 @@
+//! postern-remote against a real receiving server: Postfix's smtp-sink on
+//! a loopback address of its own (127.0.0.10), as the next hop of an
+//! outside domain would be. What the sink takes is checked byte for byte
+//! in its dump file.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{program, run_with_input};
+
+struct Sink {
+    child: Child,
+    port: u16,
+    dump: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on 127.0.0.10.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.10:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// smtp-sink on 127.0.0.10 with `options`, dumping what it takes.
+fn sink(options: &[&str]) -> Sink {
+    let dir = tempfile::tempdir().unwrap();
+    // The sink writes its dump as the user it becomes.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let dump = dir.path().join("dump");
+    let port = free_port();
+    let mut command = Command::new("/usr/sbin/smtp-sink");
+    if crate::util::is_root() {
+        command.args(["-u", "nobody"]);
+    }
+    let child = command
+        .args(options)
+        .arg("-D")
+        .arg(&dump)
+        .arg(format!("127.0.0.10:{port}"))
+        .arg("10")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.10", port)).is_err() {
+        assert!(Instant::now() < deadline, "smtp-sink did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Sink {
+        child,
+        port,
+        dump,
+        _dir: dir,
+    }
+}
+
+/// postern-remote to `[127.0.0.10]:port`: its lines. As root it runs as
+/// nobody, as it refuses root.
+fn remote(port: u16, recipients: &[&str], message: &[u8]) -> Vec<String> {
+    let mut command = match crate::util::is_root() {
+        true => {
+            let mut setpriv = Command::new("setpriv");
+            setpriv
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .arg(program("postern-remote"));
+            setpriv
+        }
+        false => Command::new(program("postern-remote")),
+    };
+    command
+        .args(["--helo", "client.test", "--port", &port.to_string()])
+        .args(["[127.0.0.10]", "sender@client.test"])
+        .args(recipients);
+    crate::util::success_lines(run_with_input(&mut command, message))
+}
+
+fn dump_of(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read(path)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        if text.ends_with("last line\n\n") {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing in the sink's dump: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_message_reaches_the_next_hop_with_a_result_per_recipient() {
+    let sink = sink(&[]);
+    let message = b"Subject: outbound\n\nfirst line\n.leading dot\nlast line\n";
+    let lines = remote(sink.port, &["a@remote.test", "b@remote.test"], message);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, address) in lines.iter().zip(["a@remote.test", "b@remote.test"]) {
+        assert!(
+            line.starts_with(&format!("{address}\t250\t2.0.0 ")),
+            "{line}"
+        );
+    }
+    // The sink writes the envelope as headers, its Received line, then
+    // the message as it came after DATA, unstuffed, with LF line ends.
+    let dump = dump_of(&sink.dump);
+    assert!(dump.contains("X-Helo-Args: client.test\n"), "{dump}");
+    assert!(dump.contains("X-Mail-Args: <sender@client.test>"), "{dump}");
+    assert!(
+        dump.contains("X-Rcpt-Args: <a@remote.test>\nX-Rcpt-Args: <b@remote.test>\n"),
+        "{dump}"
+    );
+    let expected = [&message[..], b"\n"].concat();
+    assert!(dump.as_bytes().ends_with(&expected), "{dump:?}");
+    let before = &dump[..dump.len() - expected.len()];
+    assert!(
+        before.ends_with(")\n") && before.contains("\tby smtp-sink"),
+        "{dump:?}"
+    );
+}
+
+#[test]
+fn refused_recipients_and_an_unreachable_host_each_get_their_reason() {
+    let refusing = sink(&["-f", "RCPT"]);
+    let lines = remote(refusing.port, &["a@remote.test", "b@remote.test"], b"x\n");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert!(fields[1].starts_with('5'), "{line}");
+    }
+    // Nothing listens: a temporary failure that names the host.
+    let closed = free_port();
+    let lines = remote(closed, &["a@remote.test"], b"x\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("a@remote.test\t451\t4.4.1 connect to 127.0.0.10"),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn it_refuses_to_run_as_root() {
+    if !crate::util::is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let out = run_with_input(
+        Command::new(program("postern-remote")).args(["[127.0.0.10]", "a@b.test", "c@d.test"]),
+        b"x\n",
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not as root"));
+}
