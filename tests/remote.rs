@@ -71,9 +71,21 @@ fn sink(options: &[&str]) -> Sink {
     }
 }
 
-/// postern-remote to `[127.0.0.10]:port`: its lines. As root it runs as
-/// nobody, as it refuses root.
+/// postern-remote to `[127.0.0.10]:port`: its lines.
 fn remote(port: u16, recipients: &[&str], message: &[u8]) -> Vec<String> {
+    remote_to("[127.0.0.10]", &[], port, recipients, message)
+}
+
+/// postern-remote to `destination`, asking `dns` (its `--nameserver`
+/// options, if any), every host on `port`: its lines. As root it runs as
+/// nobody, as it refuses root.
+fn remote_to(
+    destination: &str,
+    dns: &[String],
+    port: u16,
+    recipients: &[&str],
+    message: &[u8],
+) -> Vec<String> {
     let mut command = match crate::util::is_root() {
         true => {
             let mut setpriv = Command::new("setpriv");
@@ -86,23 +98,25 @@ fn remote(port: u16, recipients: &[&str], message: &[u8]) -> Vec<String> {
     };
     command
         .args(["--helo", "client.test", "--port", &port.to_string()])
-        .args(["[127.0.0.10]", "sender@client.test"])
+        .args(dns)
+        .args([destination, "sender@client.test"])
         .args(recipients);
     crate::util::success_lines(run_with_input(&mut command, message))
 }
 
-fn dump_of(path: &Path) -> String {
+/// The sink's dump once it ends with `tail` (the message and the blank
+/// line the sink adds); the test fails if it never does.
+fn dump_ending(path: &Path, tail: &[u8]) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = std::fs::read(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default();
-        if text.ends_with("last line\n\n") {
-            return text;
+        let bytes = std::fs::read(path).unwrap_or_default();
+        if bytes.ends_with(tail) {
+            return String::from_utf8_lossy(&bytes).into_owned();
         }
         assert!(
             Instant::now() < deadline,
-            "nothing in the sink's dump: {text:?}"
+            "the sink's dump does not end with the message: {:?}",
+            String::from_utf8_lossy(&bytes)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -122,15 +136,14 @@ fn a_message_reaches_the_next_hop_with_a_result_per_recipient() {
     }
     // The sink writes the envelope as headers, its Received line, then
     // the message as it came after DATA, unstuffed, with LF line ends.
-    let dump = dump_of(&sink.dump);
+    let expected = [&message[..], b"\n"].concat();
+    let dump = dump_ending(&sink.dump, &expected);
     assert!(dump.contains("X-Helo-Args: client.test\n"), "{dump}");
     assert!(dump.contains("X-Mail-Args: <sender@client.test>"), "{dump}");
     assert!(
         dump.contains("X-Rcpt-Args: <a@remote.test>\nX-Rcpt-Args: <b@remote.test>\n"),
         "{dump}"
     );
-    let expected = [&message[..], b"\n"].concat();
-    assert!(dump.as_bytes().ends_with(&expected), "{dump:?}");
     let before = &dump[..dump.len() - expected.len()];
     assert!(
         before.ends_with(")\n") && before.contains("\tby smtp-sink"),
@@ -170,4 +183,43 @@ fn it_refuses_to_run_as_root() {
     );
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not as root"));
+}
+
+/// The domains' DNS: remote.test's best MX is down, the next takes mail;
+/// nomail.test has a null MX.
+const ZONE: &str = "\
+$ORIGIN test.
+$TTL 300
+@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
+@ IN NS ns.test.
+ns IN A 127.0.0.1
+remote IN MX 10 down.remote.test.
+remote IN MX 20 mx.remote.test.
+down.remote IN A 127.0.0.11
+mx.remote IN A 127.0.0.10
+nomail IN MX 0 .
+";
+
+#[test]
+fn the_next_mx_takes_the_mail_when_the_best_is_down_and_a_null_mx_fails() {
+    let nsd = postern_dns::testing::Nsd::start(ZONE);
+    let sink = sink(&[]);
+    let dns = ["--nameserver".to_string(), nsd.address.to_string()];
+    let message = b"Subject: via MX\n\nhello\n";
+    let lines = remote_to("remote.test", &dns, sink.port, &["a@remote.test"], message);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("a@remote.test\t250\t2.0.0 "),
+        "{}",
+        lines[0]
+    );
+    let dump = dump_ending(&sink.dump, &[&message[..], b"\n"].concat());
+    assert!(dump.contains("X-Rcpt-Args: <a@remote.test>\n"), "{dump}");
+    let lines = remote_to("nomail.test", &dns, sink.port, &["a@nomail.test"], b"x\n");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("a@nomail.test\t550\t5.1.10 "),
+        "{}",
+        lines[0]
+    );
 }

@@ -21,6 +21,9 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use postern_queue_format::Status;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 /// The most MX hosts one attempt looks at; the most addresses of one.
 pub const MAX_HOSTS: usize = 10;
 pub const MAX_ADDRESSES: usize = 10;

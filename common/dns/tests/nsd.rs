@@ -3,11 +3,10 @@
 //! hosts, null MX, implicit MX, a CNAME, no such domain, no mail server),
 //! and a name server that does not answer. `make test` installs nsd.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use postern_dns::testing::Nsd;
 use postern_dns::{Dns, MailHost};
 
 const ZONE: &str = "\
@@ -29,74 +28,6 @@ real IN A 127.0.0.13
 nothing IN TXT \"no mail here\"
 ";
 
-struct Nsd {
-    child: Child,
-    address: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nsd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port no one uses now, for UDP and TCP.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn start_nsd() -> Nsd {
-    assert!(
-        Path::new("/usr/sbin/nsd").exists(),
-        "nsd is missing: make test installs it (apt-get install nsd)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let path = |name: &str| dir.path().join(name).display().to_string();
-    std::fs::write(dir.path().join("test.zone"), ZONE).unwrap();
-    let config = format!(
-        "server:\n  ip-address: 127.0.0.1@{port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \
-         zonesdir: \"{dir}\"\n  pidfile: \"{pid}\"\n  xfrdfile: \"{xfrd}\"\n  zonelistfile: \"{list}\"\n  \
-         logfile: \"{log}\"\n  server-count: 1\n  verbosity: 1\nremote-control:\n  control-enable: no\n\
-         zone:\n  name: \"test.\"\n  zonefile: \"test.zone\"\n",
-        dir = dir.path().display(),
-        pid = path("nsd.pid"),
-        xfrd = path("xfrd.state"),
-        list = path("zone.list"),
-        log = path("nsd.log"),
-    );
-    std::fs::write(dir.path().join("nsd.conf"), config).unwrap();
-    let child = Command::new("/usr/sbin/nsd")
-        .arg("-d")
-        .arg("-c")
-        .arg(dir.path().join("nsd.conf"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let nsd = Nsd {
-        child,
-        address,
-        _dir: dir,
-    };
-    // Serving once a TCP connection is taken.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(address).is_err() {
-        assert!(Instant::now() < deadline, "nsd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    nsd
-}
-
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -113,7 +44,7 @@ fn names(hosts: &[MailHost]) -> Vec<(&str, u16, bool)> {
 
 #[test]
 fn mx_null_mx_implicit_mx_cname_and_the_two_kinds_of_absence() {
-    let nsd = start_nsd();
+    let nsd = Nsd::start(ZONE);
     let runtime = runtime();
     runtime.block_on(async {
         let dns = Dns::new(&[nsd.address], Duration::from_secs(3)).unwrap();
