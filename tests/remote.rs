@@ -24,17 +24,27 @@ impl Drop for Sink {
     }
 }
 
-/// A port free on 127.0.0.10.
+/// A port free on 127.0.0.10 and 127.0.0.11.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.10:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let port = TcpListener::bind("127.0.0.10:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if TcpListener::bind(("127.0.0.11", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// smtp-sink on 127.0.0.10 with `options`, dumping what it takes.
 fn sink(options: &[&str]) -> Sink {
+    sink_at("127.0.0.10", free_port(), options)
+}
+
+/// smtp-sink on `ip`:`port`.
+fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
     let dir = tempfile::tempdir().unwrap();
     // The sink writes its dump as the user it becomes.
     std::fs::set_permissions(
@@ -43,7 +53,6 @@ fn sink(options: &[&str]) -> Sink {
     )
     .unwrap();
     let dump = dir.path().join("dump");
-    let port = free_port();
     let mut command = Command::new("/usr/sbin/smtp-sink");
     if crate::util::is_root() {
         command.args(["-u", "nobody"]);
@@ -52,14 +61,14 @@ fn sink(options: &[&str]) -> Sink {
         .args(options)
         .arg("-D")
         .arg(&dump)
-        .arg(format!("127.0.0.10:{port}"))
+        .arg(format!("{ip}:{port}"))
         .arg("10")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.10", port)).is_err() {
+    while std::net::TcpStream::connect((ip, port)).is_err() {
         assert!(Instant::now() < deadline, "smtp-sink did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -185,25 +194,24 @@ fn it_refuses_to_run_as_root() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not as root"));
 }
 
-/// The domains' DNS: remote.test's best MX is down, the next takes mail;
-/// nomail.test has a null MX.
+/// The domains' DNS: remote.test's best MX is down, the second (on
+/// 127.0.0.11) must take the mail, the third (127.0.0.10) must not see
+/// it; nomail.test has a null MX.
 const ZONE: &str = "\
-$ORIGIN test.
-$TTL 300
-@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
-@ IN NS ns.test.
-ns IN A 127.0.0.1
+remote IN MX 30 third.remote.test.
 remote IN MX 10 down.remote.test.
-remote IN MX 20 mx.remote.test.
-down.remote IN A 127.0.0.11
-mx.remote IN A 127.0.0.10
+remote IN MX 20 second.remote.test.
+down.remote IN A 127.0.0.12
+second.remote IN A 127.0.0.11
+third.remote IN A 127.0.0.10
 nomail IN MX 0 .
 ";
 
 #[test]
 fn the_next_mx_takes_the_mail_when_the_best_is_down_and_a_null_mx_fails() {
     let nsd = postern_dns::testing::Nsd::start(ZONE);
-    let sink = sink(&[]);
+    let third = sink(&[]);
+    let sink = sink_at("127.0.0.11", third.port, &[]);
     let dns = ["--nameserver".to_string(), nsd.address.to_string()];
     let message = b"Subject: via MX\n\nhello\n";
     let lines = remote_to("remote.test", &dns, sink.port, &["a@remote.test"], message);
@@ -215,6 +223,7 @@ fn the_next_mx_takes_the_mail_when_the_best_is_down_and_a_null_mx_fails() {
     );
     let dump = dump_ending(&sink.dump, &[&message[..], b"\n"].concat());
     assert!(dump.contains("X-Rcpt-Args: <a@remote.test>\n"), "{dump}");
+    assert!(!third.dump.exists(), "the third MX got mail too");
     let lines = remote_to("nomail.test", &dns, sink.port, &["a@nomail.test"], b"x\n");
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use postern_config::{Address, Masquerade, Settings};
-use postern_queue_format::{Envelope, Notify, QueueDir, QueueId, Recipient, Ret, Status};
+use postern_queue_format::{Envelope, Notify, QueueDir, QueueId, Recipient, Ret};
 
 use crate::args::Invocation;
 use crate::message::{Message, normalize};
@@ -197,7 +197,7 @@ impl Submitter {
                 settings.queue_dir.display()
             );
             Refusal {
-                storage_full: Status::of_write_error(&e, "").is_storage_full(),
+                storage_full: postern_queue_format::status::storage_full(&e),
                 ..refuse(EX_TEMPFAIL, text)
             }
         };

@@ -23,7 +23,7 @@ impl Reported for Status {
     fn exit_code(&self) -> i32 {
         match self.class() {
             Class::Success => EXIT_OK,
-            Class::Permanent if self.code.to_string() == "5.1.1" => EXIT_NOUSER,
+            Class::Permanent if (self.code.subject, self.code.detail) == (1, 1) => EXIT_NOUSER,
             Class::Permanent => EXIT_UNAVAILABLE,
             Class::Temporary => EXIT_TEMPFAIL,
         }

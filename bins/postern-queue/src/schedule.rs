@@ -28,7 +28,7 @@ use postern_routing::{Route, Router, remote_deferral};
 
 use crate::clock::Clock;
 use crate::notices::{Notice, read_spawner, read_trigger};
-use crate::settle::{Policy, Reporter, due_reports, log_given_up, outcomes};
+use crate::settle::{Policy, Reporter, deferral, due_reports, log_given_up, outcome_of_answer};
 
 /// The longest wait for an event.
 const TICK: Duration = Duration::from_secs(1);
@@ -520,32 +520,22 @@ impl Scheduler {
             self.index.remove(&flight.id);
             return;
         };
-        let routed: Vec<String> = flight
-            .remote
-            .iter()
-            .map(|(_, status)| format!("-\t75\t{status}"))
-            .collect();
-        let mut local = answers.iter().copied();
-        let aligned: Vec<&String> = flight
-            .indices
-            .iter()
-            .filter_map(
-                |index| match flight.remote.iter().position(|(i, _)| i == index) {
-                    Some(at) => Some(&routed[at]),
-                    None => local.next(),
-                },
-            )
-            .collect();
         let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
+        let lifetime = expired.then_some(self.policy.lifetime);
         let mut events = Vec::new();
         if flight.first {
             events.push(Event::Round(flight.started));
         }
-        events.extend(outcomes(
-            &flight.indices,
-            &aligned,
-            expired.then_some(self.policy.lifetime),
-        ));
+        // The batch answered for the local recipients, in order; the
+        // route already decided for the remote ones.
+        let mut local = answers.iter();
+        for &index in &flight.indices {
+            let outcome = match flight.remote.iter().find(|(i, _)| *i == index) {
+                Some((_, status)) => deferral(status.clone(), lifetime),
+                None => outcome_of_answer(local.next().map(|line| line.as_str()), lifetime),
+            };
+            events.push(Event::Outcome(index, outcome));
+        }
         let id = flight.id.clone();
         let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
             return;
@@ -906,5 +896,38 @@ mod tests {
         ));
         assert_eq!(records.rounds.len(), 1);
         assert_eq!(records.pending(), [1]);
+    }
+
+    #[test]
+    fn a_short_answer_defers_the_local_recipient_and_keeps_the_remote_ones_status() {
+        let (_dir, queue) = queue_with(&[]);
+        let mut scheduler = new_scheduler(queue.clone(), 4, 0);
+        let envelope = Envelope {
+            arrival: postern_config::unix_now(),
+            sender: "s@x.test".into(),
+            recipients: vec![
+                Recipient::new("a@a.test".to_string()),
+                Recipient::new("friend@remote.example".to_string()),
+            ],
+            ..Envelope::default()
+        };
+        let mut writer = queue.begin(&envelope).unwrap();
+        writer.write(b"Subject: x\n\nx\n").unwrap();
+        let id = writer.commit().unwrap();
+        poke(&mut scheduler, vec![id.clone()]);
+        let sent = scheduler.dispatch();
+        // The delivery died before it answered.
+        scheduler.results(&sent[0].0, &[]);
+        let records = Records::read(&queue, &id, 2).unwrap();
+        let status = |i: usize| match &records.outcomes[i] {
+            Some(postern_queue_format::Outcome::Deferred { status }) => status.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status(0), "4.3.0 no answer from the delivery");
+        assert!(
+            status(1).starts_with("4.3.0 <friend@remote.example> is outside"),
+            "{}",
+            status(1)
+        );
     }
 }

@@ -177,41 +177,38 @@ pub fn log_given_up(id: &QueueId, envelope: &Envelope, events: &[Event]) {
     }
 }
 
-/// Step 3 of docs/QUEUE.md: one record per answer line; a missing line is
-/// a deferral. After `lifetime` (when the message is that old) a deferral
-/// is a failure that keeps its status.
-pub fn outcomes(indices: &[usize], lines: &[&String], lifetime: Option<u64>) -> Vec<Event> {
-    let mut events = Vec::new();
-    for (position, index) in indices.iter().enumerate() {
-        let line = lines.get(position).map(|l| l.as_str()).unwrap_or("");
-        let mut fields = line.splitn(3, '\t');
-        let (_, exit, status) = (
-            fields.next(),
-            fields.next(),
-            fields.next().unwrap_or("4.3.0 no answer from the delivery"),
-        );
-        let deferral = || Status::from_line(status, Class::Temporary);
-        let outcome = match (exit, lifetime) {
-            (Some("0"), _) => Outcome::Done,
-            (Some("75") | None, None) => Outcome::Deferred { status: deferral() },
-            (Some("75") | None, Some(lifetime)) => {
-                let last = deferral();
-                let text = format!(
-                    "{} (gave up: still failing after {} in the queue)",
-                    last.text,
-                    postern_config::span(lifetime)
-                );
-                Outcome::Failed {
-                    status: Status { text, ..last },
-                }
-            }
-            (Some(_), _) => Outcome::Failed {
-                status: Status::from_line(status, Class::Permanent),
-            },
-        };
-        events.push(Event::Outcome(*index, outcome));
+/// Step 3 of docs/QUEUE.md: a delivery's answer line for one recipient,
+/// `recipient<TAB>exit<TAB>status`; no line is a deferral.
+pub fn outcome_of_answer(line: Option<&str>, lifetime: Option<u64>) -> Outcome {
+    let mut fields = line.unwrap_or("").splitn(3, '\t');
+    let (_, exit, status) = (
+        fields.next(),
+        fields.next(),
+        fields.next().unwrap_or("4.3.0 no answer from the delivery"),
+    );
+    match exit {
+        Some("0") => Outcome::Done,
+        Some("75") | None => deferral(Status::from_line(status, Class::Temporary), lifetime),
+        Some(_) => Outcome::Failed {
+            status: Status::from_line(status, Class::Permanent),
+        },
     }
-    events
+}
+
+/// A deferral; after `lifetime` (when the message is that old) a failure
+/// that keeps its status.
+pub fn deferral(status: Status, lifetime: Option<u64>) -> Outcome {
+    let Some(lifetime) = lifetime else {
+        return Outcome::Deferred { status };
+    };
+    let text = format!(
+        "{} (gave up: still failing after {} in the queue)",
+        status.text,
+        postern_config::span(lifetime)
+    );
+    Outcome::Failed {
+        status: Status { text, ..status },
+    }
 }
 
 #[cfg(test)]

@@ -49,6 +49,11 @@ pub async fn deliver(target: &Target, message: &Message, body: &[u8]) -> Vec<Rec
         Ok(hosts) => hosts,
         Err(status) => return every(reply_of(&status), false),
     };
+    // One TLS configuration for every host tried.
+    let tls = match crate::opportunistic::client_config() {
+        Ok(tls) => tls,
+        Err(e) => return every(Reply::new(451, "4.7.5", format!("TLS: {e}")), false),
+    };
     let mut last = Reply::new(
         451,
         "4.4.1",
@@ -71,7 +76,7 @@ pub async fn deliver(target: &Target, message: &Message, body: &[u8]) -> Vec<Rec
                     continue;
                 }
             };
-            match session(tcp, &name, &target.helo, message, body).await {
+            match session(tcp, &name, &target.helo, &tls, message, body).await {
                 Outcome::Done(results) => return results,
                 // The host would not talk (a refused greeting, a dropped
                 // connection before the message): the next one may.
@@ -118,6 +123,7 @@ async fn hosts(target: &Target) -> Result<Vec<(String, Vec<IpAddr>)>, Status> {
 
 /// A status as an SMTP-like reply, for results no server gave.
 fn reply_of(status: &Status) -> Reply {
+    // The reply code each class has when nothing more is known.
     let code = match status.class() {
         Class::Success => 250,
         Class::Temporary => 451,
@@ -165,15 +171,18 @@ impl Connection {
     }
 
     /// STARTTLS's handshake, opportunistic.
-    async fn start_tls(self, host: &str) -> std::io::Result<Connection> {
+    async fn start_tls(
+        self,
+        config: &Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> std::io::Result<Connection> {
         let Connection::Plain(tcp) = self else {
             return Err(std::io::Error::other("TLS is already on"));
         };
-        let config = crate::opportunistic::client_config().map_err(std::io::Error::other)?;
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
             .or_else(|_| rustls::pki_types::ServerName::try_from("localhost".to_string()))
             .map_err(std::io::Error::other)?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::clone(&config));
+        let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
         let tls = timeout(REPLY_TIME, connector.connect(name, tcp))
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))?;
@@ -186,6 +195,7 @@ async fn session(
     tcp: TcpStream,
     host: &str,
     helo: &str,
+    tls: &Arc<rustls::ClientConfig>,
     message: &Message,
     body: &[u8],
 ) -> Outcome {
@@ -209,7 +219,7 @@ async fn session(
                 }
                 Action::StartTls => {
                     let plain = std::mem::replace(&mut connection, Connection::Gone);
-                    match plain.start_tls(host).await {
+                    match plain.start_tls(tls, host).await {
                         Ok(tls) => {
                             connection = tls;
                             session.tls_ready();

@@ -23,6 +23,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use postern_queue_format::status::{Class, Code};
 use postern_smtp_client::{Message, Recipient};
 
 /// Delivers one message to another host.
@@ -95,14 +96,8 @@ fn main() {
     let results = runtime.block_on(connection::deliver(&target, &message, &body));
     for (recipient, result) in message.recipients.iter().zip(results) {
         let reply = &result.reply;
-        let status = reply
-            .status
-            .clone()
-            .unwrap_or_else(|| match reply.code / 100 {
-                2 => "2.0.0".into(),
-                4 => "4.0.0".into(),
-                _ => "5.0.0".into(),
-            });
+        let class = Class::of_reply(reply.code).unwrap_or(Class::Permanent);
+        let status = (reply.status.clone()).unwrap_or_else(|| Code::unspecified(class).to_string());
         let text = reply.lines.join(" ");
         println!("{}\t{}\t{status} {text}", recipient.address, reply.code);
     }

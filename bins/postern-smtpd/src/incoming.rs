@@ -6,7 +6,8 @@
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use postern_queue_format::{Envelope, QueueDir, QueueWriter, Recipient, Status, dsn};
+use postern_queue_format::status::storage_full;
+use postern_queue_format::{Envelope, QueueDir, QueueWriter, Recipient, dsn};
 use postern_smtp::{Envelope as Transaction, Reply};
 
 pub struct Incoming {
@@ -87,7 +88,7 @@ pub fn queue_address(address: &str, hostname: &str) -> String {
 
 fn refusal(error: std::io::Error) -> (Reply, String) {
     let why = error.to_string();
-    let reply = if Status::of_write_error(&error, "").is_storage_full() {
+    let reply = if storage_full(&error) {
         Reply::new(452, "4.3.1", "Error: insufficient system storage")
     } else {
         Reply::new(451, "4.3.0", "Error: queue file write error")

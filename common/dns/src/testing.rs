@@ -7,6 +7,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What every test zone starts with: its origin, SOA and name server.
+const ZONE_HEAD: &str = "\
+$ORIGIN test.
+$TTL 300
+@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
+@ IN NS ns.test.
+ns IN A 127.0.0.1
+";
+
 pub struct Nsd {
     child: Child,
     /// Where it answers, UDP and TCP.
@@ -33,9 +42,10 @@ fn free_port() -> u16 {
 }
 
 impl Nsd {
-    /// nsd serving `zone` (a zone file for `test.`) on a free port of
+    /// nsd serving the zone `test.` with `records` (zone-file lines
+    /// relative to `test.`, after its SOA and NS) on a free port of
     /// 127.0.0.1.
-    pub fn start(zone: &str) -> Nsd {
+    pub fn start(records: &str) -> Nsd {
         assert!(
             Path::new("/usr/sbin/nsd").exists(),
             "nsd is missing: make test installs it (apt-get install nsd)"
@@ -43,6 +53,7 @@ impl Nsd {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let path = |name: &str| dir.path().join(name).display().to_string();
+        let zone = format!("{ZONE_HEAD}{records}");
         std::fs::write(dir.path().join("test.zone"), zone).unwrap();
         let config = format!(
             "server:\n  ip-address: 127.0.0.1@{port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \

@@ -10,11 +10,6 @@ use postern_dns::testing::Nsd;
 use postern_dns::{Dns, MailHost};
 
 const ZONE: &str = "\
-$ORIGIN test.
-$TTL 300
-@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 300
-@ IN NS ns.test.
-ns IN A 127.0.0.1
 two-mx IN MX 20 mx2.two-mx.test.
 two-mx IN MX 10 mx1.two-mx.test.
 mx1.two-mx IN A 127.0.0.10

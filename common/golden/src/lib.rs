@@ -14,7 +14,8 @@
 //! - `S:` a line the server sends;
 //! - `X: close` the session ends the connection;
 //! - `T: starttls` (`T: stls`) the session asks for the TLS handshake;
-//!   what the client sent after it in the same write belongs to TLS;
+//!   what the client sent after it in the same write belongs to TLS (the
+//!   runner stops feeding that write there when it goes byte by byte);
 //! - `L: MECHANISM user proof` the session asks for a login check.
 //!
 //! Each core adds its own effects (SMTP's `Q:` message begun, `D:` its
@@ -29,4 +30,4 @@ mod transcript;
 
 pub use log::log_lines;
 pub use runner::{Driver, Trickled, check_directory};
-pub use transcript::{Group, Transcript, config, parse, unescape};
+pub use transcript::{Group, Transcript, config, directives, parse, unescape};

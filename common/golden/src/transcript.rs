@@ -75,6 +75,15 @@ pub fn unescape(text: &str) -> Vec<u8> {
     out
 }
 
+/// The values of the `# NAME: value` directives, in order.
+pub fn directives<'a>(transcript: &'a Transcript, name: &str) -> impl Iterator<Item = &'a str> {
+    let prefix = format!("{name}: ");
+    transcript
+        .directives
+        .iter()
+        .filter_map(move |d| d.strip_prefix(prefix.as_str()))
+}
+
 /// The `key=value` pairs of every `config:` directive.
 pub fn config(transcript: &Transcript) -> Vec<(String, String)> {
     transcript

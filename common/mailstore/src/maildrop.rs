@@ -156,43 +156,53 @@ impl Maildrop {
         )
     }
 
-    /// Message `index` where it is now: at its listed name, or renamed
-    /// since by another reader that changed its flags (mutt on the shell,
-    /// an IMAP session), found in `cur/` by its unique part. `None` once
-    /// it is gone.
-    fn find(&self, index: usize) -> Option<MessageEntry> {
+    /// Message `index` at its listed name.
+    fn listed(&self, index: usize) -> Option<MessageEntry> {
         let message = self.messages.get(index)?;
-        let listed = self.path(index)?;
-        let (path, name) = match listed.exists() {
-            true => (listed, self.name(index)),
-            false => {
-                let name = self.name(index);
-                let unique = unique_of(&name);
-                let cur = self
-                    .maildir
-                    .path()
-                    .join(&self.folders[message.folder as usize])
-                    .join("cur");
-                let renamed = std::fs::read_dir(&cur)
-                    .ok()?
-                    .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .find(|other| other.split_once(':').is_some_and(|(u, _)| u == unique))?;
-                (cur.join(&renamed), renamed)
-            }
-        };
-        let in_new = path.parent().is_some_and(|dir| dir.ends_with("new"));
         Some(MessageEntry {
-            path,
-            subdir: if in_new { Subdir::New } else { Subdir::Cur },
-            name: postern_maildir::MessageName::parse(&name),
+            path: self.path(index)?,
+            subdir: if message.in_new {
+                Subdir::New
+            } else {
+                Subdir::Cur
+            },
+            name: postern_maildir::MessageName::parse(&self.name(index)),
+        })
+    }
+
+    /// Message `index` renamed since it was listed, by another reader that
+    /// changed its flags (mutt on the shell, an IMAP session): found in
+    /// `cur/` by its unique part. Looked for only once the listed name is
+    /// gone, so a RETR costs no more than its open.
+    fn renamed(&self, index: usize) -> Option<MessageEntry> {
+        let message = self.messages.get(index)?;
+        let name = self.name(index);
+        let unique = unique_of(&name);
+        let cur = self
+            .maildir
+            .path()
+            .join(&self.folders[message.folder as usize])
+            .join("cur");
+        let renamed = std::fs::read_dir(&cur)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find(|other| other.split_once(':').is_some_and(|(u, _)| u == unique))?;
+        Some(MessageEntry {
+            path: cur.join(&renamed),
+            subdir: Subdir::Cur,
+            name: postern_maildir::MessageName::parse(&renamed),
         })
     }
 
     /// Opens message `index` for reading, wherever it is now.
     pub fn open_message(&self, index: usize) -> io::Result<std::fs::File> {
-        match self.find(index) {
-            Some(entry) => std::fs::File::open(entry.path),
-            None => Err(io::ErrorKind::NotFound.into()),
+        let gone = || io::Error::from(io::ErrorKind::NotFound);
+        let listed = self.listed(index).ok_or_else(gone)?;
+        match std::fs::File::open(&listed.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::File::open(self.renamed(index).ok_or_else(gone)?.path)
+            }
+            opened => opened,
         }
     }
 
@@ -201,10 +211,17 @@ impl Maildrop {
     pub fn delete(&self, indices: &[usize]) -> Result<(), String> {
         let mut failed = Vec::new();
         for &index in indices {
-            let Some(entry) = self.find(index) else {
+            let Some(listed) = self.listed(index) else {
                 continue;
             };
-            match self.maildir.remove(&entry) {
+            let removed = match self.maildir.remove(&listed) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => match self.renamed(index) {
+                    Some(renamed) => self.maildir.remove(&renamed),
+                    None => Ok(()),
+                },
+                removed => removed,
+            };
+            match removed {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => failed.push(format!("message {}: {e}", index + 1)),

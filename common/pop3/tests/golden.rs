@@ -48,23 +48,18 @@ fn pop_size(message: &[u8]) -> u64 {
 struct Driver {
     session: Session,
     messages: Vec<Vec<u8>>,
-    handshake: bool,
     /// After a proxied login: what goes to the other server.
     relayed: Option<Vec<u8>>,
 }
 
 impl postern_golden::Driver for Driver {
     fn start(transcript: &Transcript, out: &mut Vec<String>) -> Driver {
-        let messages = transcript
-            .directives
-            .iter()
-            .filter_map(|d| d.strip_prefix("message: "))
+        let messages = postern_golden::directives(transcript, "message")
             .map(postern_golden::unescape)
             .collect();
         let mut driver = Driver {
             session: Session::new(config(transcript)),
             messages,
-            handshake: false,
             relayed: None,
         };
         driver.run(out);
@@ -79,10 +74,6 @@ impl postern_golden::Driver for Driver {
                 self.run(out);
             }
         }
-    }
-
-    fn handshake_started(&mut self) -> bool {
-        std::mem::take(&mut self.handshake)
     }
 
     fn end_of_write(&mut self, out: &mut Vec<String>) {
@@ -100,7 +91,6 @@ impl Driver {
             match action {
                 Action::Send(bytes) => push_lines(&bytes, out),
                 Action::StartTls => {
-                    self.handshake = true;
                     out.push("T: stls".into());
                 }
                 Action::Login {

@@ -43,6 +43,15 @@ pub struct Code {
 }
 
 impl Code {
+    /// `X.0.0`: of `class`, and nothing more said.
+    pub fn unspecified(class: Class) -> Code {
+        Code {
+            class,
+            subject: 0,
+            detail: 0,
+        }
+    }
+
     /// `2.0.0`, `4.3.1`, `5.1.1`; `None` for anything else.
     pub fn parse(text: &str) -> Option<Code> {
         let mut parts = text.split('.');
@@ -89,6 +98,25 @@ impl fmt::Display for Code {
     }
 }
 
+/// Whether a write failed for want of space: the disk, or the file
+/// system's quota.
+pub fn storage_full(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+impl Class {
+    /// The class of an SMTP reply code (2xx, 4xx, 5xx); `None` for 1xx
+    /// and 3xx, which are not outcomes.
+    pub fn of_reply(code: u16) -> Option<Class> {
+        match code / 100 {
+            2 => Some(Class::Success),
+            4 => Some(Class::Temporary),
+            5 => Some(Class::Permanent),
+            _ => None,
+        }
+    }
+}
+
 /// An outcome: its code and its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
@@ -125,11 +153,7 @@ impl Status {
                 text: rest.trim().to_string(),
             },
             None => Status {
-                code: Code {
-                    class,
-                    subject: 0,
-                    detail: 0,
-                },
+                code: Code::unspecified(class),
                 text: line.trim().to_string(),
             },
         }
@@ -147,8 +171,12 @@ impl Status {
     /// A file system's refusal while writing mail: 4.3.1 (insufficient
     /// system storage) for a full disk or file-system quota, else 4.3.0.
     pub fn of_write_error(error: &io::Error, text: impl Into<String>) -> Status {
-        let full = matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
-        Status::new(if full { "4.3.1" } else { "4.3.0" }, text)
+        let code = if storage_full(error) {
+            "4.3.1"
+        } else {
+            "4.3.0"
+        };
+        Status::new(code, text)
     }
 
     pub fn class(&self) -> Class {

@@ -2,7 +2,7 @@
 //! too), `250-` continued and `250 ` ended, one code throughout, and an
 //! RFC 3463 status after the code where the server sends one.
 
-use postern_queue_format::status::Code;
+use postern_queue_format::status::{Class, Code};
 use postern_smtp::Reply;
 
 /// The longest reply line taken, CRLF included. RFC 5321 §4.5.3.1.5 says
@@ -118,8 +118,7 @@ impl ReplyReader {
 fn with_status(code: u16, mut lines: Vec<String>) -> Reply {
     let first = lines.first().map(String::as_str).unwrap_or("");
     let word = first.split(' ').next().unwrap_or("");
-    let status =
-        Code::parse(word).filter(|c| c.to_string().as_bytes()[0] == code.to_string().as_bytes()[0]);
+    let status = Code::parse(word).filter(|c| Class::of_reply(code) == Some(c.class));
     let Some(status) = status else {
         return Reply::plain(code, lines);
     };

@@ -23,7 +23,6 @@ struct Driver {
     session: Session,
     messages: Vec<(Message, Vec<u8>)>,
     next: usize,
-    handshake: bool,
 }
 
 fn config(transcript: &Transcript) -> Config {
@@ -116,7 +115,6 @@ impl Driver {
                 Action::Send(bytes) => push_lines(&bytes, out),
                 Action::StartTls => {
                     out.push("T: starttls".into());
-                    self.handshake = true;
                     self.session.tls_ready();
                 }
                 Action::Ready => {
@@ -168,17 +166,13 @@ impl Driver {
 
 impl postern_golden::Driver for Driver {
     fn start(transcript: &Transcript, out: &mut Vec<String>) -> Driver {
-        let messages = transcript
-            .directives
-            .iter()
-            .filter_map(|d| d.strip_prefix("message: "))
+        let messages = postern_golden::directives(transcript, "message")
             .map(message)
             .collect();
         let mut driver = Driver {
             session: Session::new(config(transcript)),
             messages,
             next: 0,
-            handshake: false,
         };
         driver.run(out);
         driver
@@ -187,10 +181,6 @@ impl postern_golden::Driver for Driver {
     fn receive(&mut self, bytes: &[u8], out: &mut Vec<String>) {
         self.session.receive(bytes);
         self.run(out);
-    }
-
-    fn handshake_started(&mut self) -> bool {
-        std::mem::take(&mut self.handshake)
     }
 }
 

@@ -52,9 +52,6 @@ struct Driver {
     session: Session,
     data: Vec<u8>,
     queued: usize,
-    /// The session asked for the handshake: what the client sent after
-    /// STARTTLS in the same write would be read as TLS, not as commands.
-    handshake: bool,
 }
 
 impl postern_golden::Driver for Driver {
@@ -65,7 +62,6 @@ impl postern_golden::Driver for Driver {
             session: Session::new(config(transcript)),
             data: Vec::new(),
             queued: 0,
-            handshake: false,
         };
         driver.run(out);
         driver
@@ -74,10 +70,6 @@ impl postern_golden::Driver for Driver {
     fn receive(&mut self, bytes: &[u8], out: &mut Vec<String>) {
         self.session.receive(bytes);
         self.run(out);
-    }
-
-    fn handshake_started(&mut self) -> bool {
-        std::mem::take(&mut self.handshake)
     }
 }
 
@@ -149,7 +141,6 @@ impl Driver {
                 Action::Abort => out.push("A: aborted".into()),
                 Action::Close => out.push("X: close".into()),
                 Action::StartTls => {
-                    self.handshake = true;
                     out.push("T: starttls".into());
                 }
                 Action::CheckCredentials {
