@@ -633,6 +633,22 @@ mod tests {
         ids
     }
 
+    /// Queues one message for a local and a remote recipient; its id.
+    fn add_mixed(queue: &QueueDir) -> QueueId {
+        let envelope = Envelope {
+            arrival: postern_config::unix_now(),
+            sender: "s@x.test".into(),
+            recipients: vec![
+                Recipient::new("a@a.test".to_string()),
+                Recipient::new("friend@remote.example".to_string()),
+            ],
+            ..Envelope::default()
+        };
+        let mut writer = queue.begin(&envelope).unwrap();
+        writer.write(b"Subject: x\n\nx\n").unwrap();
+        writer.commit().unwrap()
+    }
+
     /// The injectors' announcement of new messages.
     fn poke(scheduler: &mut Scheduler, ids: Vec<QueueId>) {
         let (events, inbox) = channel();
@@ -850,18 +866,7 @@ mod tests {
     fn recipients_of_other_hosts_are_routed_off_and_never_reach_the_batch() {
         let (_dir, queue) = queue_with(&[]);
         let mut scheduler = new_scheduler(queue.clone(), 4, 0);
-        let envelope = Envelope {
-            arrival: postern_config::unix_now(),
-            sender: "s@x.test".into(),
-            recipients: vec![
-                Recipient::new("a@a.test".to_string()),
-                Recipient::new("friend@remote.example".to_string()),
-            ],
-            ..Envelope::default()
-        };
-        let mut writer = queue.begin(&envelope).unwrap();
-        writer.write(b"Subject: x\n\nx\n").unwrap();
-        let mixed = writer.commit().unwrap();
+        let mixed = add_mixed(&queue);
         let only_remote = add(&queue, &["other@remote.example"]).remove(0);
         poke(&mut scheduler, vec![mixed.clone(), only_remote.clone()]);
         let sent = scheduler.dispatch();
@@ -902,18 +907,7 @@ mod tests {
     fn a_short_answer_defers_the_local_recipient_and_keeps_the_remote_ones_status() {
         let (_dir, queue) = queue_with(&[]);
         let mut scheduler = new_scheduler(queue.clone(), 4, 0);
-        let envelope = Envelope {
-            arrival: postern_config::unix_now(),
-            sender: "s@x.test".into(),
-            recipients: vec![
-                Recipient::new("a@a.test".to_string()),
-                Recipient::new("friend@remote.example".to_string()),
-            ],
-            ..Envelope::default()
-        };
-        let mut writer = queue.begin(&envelope).unwrap();
-        writer.write(b"Subject: x\n\nx\n").unwrap();
-        let id = writer.commit().unwrap();
+        let id = add_mixed(&queue);
         poke(&mut scheduler, vec![id.clone()]);
         let sent = scheduler.dispatch();
         // The delivery died before it answered.
