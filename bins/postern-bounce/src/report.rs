@@ -139,16 +139,20 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
         let Some(recipient) = envelope.recipients.get(index) else {
             continue;
         };
-        let Status { code, text } = status_of(records, index);
+        let status = status_of(records, index);
         out.push('\n');
         let _ = writeln!(out, "Final-Recipient: rfc822; {}", recipient.address);
         if let Some(orcpt) = &recipient.orcpt {
             let _ = writeln!(out, "Original-Recipient: rfc822; {orcpt}");
         }
         let _ = writeln!(out, "Action: {}", kind.action());
-        let _ = writeln!(out, "Status: {code}");
-        if !text.is_empty() {
-            let _ = writeln!(out, "Diagnostic-Code: X-Postern; {}", one_line(&text));
+        let _ = writeln!(out, "Status: {}", status.code);
+        // RFC 3464 §2.3.5–6: the other host's own reply, when it gave one.
+        if let (Some(remote), Some(reply)) = (&status.remote, status.smtp_reply()) {
+            let _ = writeln!(out, "Remote-MTA: dns; {}", remote.mta);
+            let _ = writeln!(out, "Diagnostic-Code: smtp; {}", one_line(&reply));
+        } else if !status.text.is_empty() {
+            let _ = writeln!(out, "Diagnostic-Code: X-Postern; {}", one_line(&status.text));
         }
         if let Some(last) = records.last_attempt() {
             let _ = writeln!(out, "Last-Attempt-Date: {}", date(last));
@@ -221,12 +225,8 @@ fn explanation(input: &Input<'_>) -> String {
             continue;
         };
         let status = status_of(records, index);
-        let _ = writeln!(
-            text,
-            "<{}>: {}",
-            recipient.address,
-            one_line(&status.to_string())
-        );
+        let said = status.said();
+        let _ = writeln!(text, "<{}>: {}", recipient.address, one_line(&said));
     }
     text
 }
@@ -310,6 +310,26 @@ mod tests {
             "Content-Type: message/rfc822\n\nSubject: hi\nFrom: alice@example.org\n\nbody\n"
         ));
         assert!(report.ends_with("--\n"));
+    }
+
+    #[test]
+    fn another_hosts_reply_is_quoted_as_it_gave_it() {
+        let envelope = envelope();
+        let records = Records::parse(
+            "round 1795000050\nfail 0 5.1.1 <bob@example.test>: user unknown\tmx.example.test 550\n",
+            2,
+        );
+        let input = Input {
+            indices: &[0],
+            ..input(Kind::Failure, &envelope, &records, b"Subject: hi\n\nx\n")
+        };
+        let report = String::from_utf8(build(&input)).unwrap();
+        assert!(report.contains(
+            "\nAction: failed\nStatus: 5.1.1\nRemote-MTA: dns; mx.example.test\nDiagnostic-Code: smtp; 550 5.1.1 <bob@example.test>: user unknown\n"
+        ), "{report}");
+        assert!(report.contains(
+            "<bob@example.test>: mx.example.test said: 550 5.1.1 <bob@example.test>: user unknown\n"
+        ));
     }
 
     #[test]

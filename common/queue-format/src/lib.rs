@@ -15,5 +15,5 @@ pub use envelope::{Envelope, EnvelopeError, Notify, Recipient, Report, ReportKin
 pub use id::QueueId;
 pub use listing::{list, stats};
 pub use records::{Event, Outcome, Records};
-pub use status::Status;
+pub use status::{Remote, Status};
 pub use writer::{QueueDir, QueueWriter, SUBDIRECTORIES, read_envelope_from};

@@ -52,8 +52,8 @@ pub fn list(queue: &QueueDir, format_date: impl Fn(u64) -> String) -> io::Result
             let state = match outcome {
                 None => "queued".to_string(),
                 Some(Outcome::Done) => "delivered".to_string(),
-                Some(Outcome::Failed { status }) => format!("failed: {status}"),
-                Some(Outcome::Deferred { status }) => format!("deferred: {status}"),
+                Some(Outcome::Failed { status }) => format!("failed: {}", status.said()),
+                Some(Outcome::Deferred { status }) => format!("deferred: {}", status.said()),
             };
             let _ = writeln!(out, "    {:<40} {state}", recipient.address);
         }

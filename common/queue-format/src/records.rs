@@ -62,7 +62,7 @@ impl Event {
         let mut fields = line.splitn(3, ' ');
         let kind = fields.next().unwrap_or_default();
         let number = fields.next().and_then(|n| n.parse::<u64>().ok());
-        let mut status = |class| Status::from_line(fields.next().unwrap_or_default(), class);
+        let mut status = |class| Status::from_record(fields.next().unwrap_or_default(), class);
         let index = || number.and_then(|n| usize::try_from(n).ok());
         Some(match kind {
             "round" => Event::Round(number?),
@@ -93,10 +93,10 @@ impl Event {
             Event::Round(secs) => format!("round {secs}\n"),
             Event::Outcome(index, Outcome::Done) => format!("done {index}\n"),
             Event::Outcome(index, Outcome::Failed { status }) => {
-                format!("fail {index} {}\n", one_line(&status.to_string()))
+                format!("fail {index} {}\n", status.record())
             }
             Event::Outcome(index, Outcome::Deferred { status }) => {
-                format!("defer {index} {}\n", one_line(&status.to_string()))
+                format!("defer {index} {}\n", status.record())
             }
             Event::Next(secs) => format!("next {secs}\n"),
             Event::Reported(index) => format!("reported {index}\n"),
@@ -194,10 +194,6 @@ impl Records {
     pub fn last_attempt(&self) -> Option<u64> {
         self.rounds.last().copied()
     }
-}
-
-fn one_line(text: &str) -> String {
-    text.replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]

@@ -117,11 +117,23 @@ impl Class {
     }
 }
 
-/// An outcome: its code and its text.
+/// An outcome: its code and its text, and the other host's reply when
+/// one decided it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub code: Code,
     pub text: String,
+    pub remote: Option<Remote>,
+}
+
+/// The SMTP server of another host that decided an outcome, and its
+/// reply code: with the status's code and text, its reply as it was
+/// given (a report's `Remote-MTA:` and `Diagnostic-Code: smtp;`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remote {
+    /// The server's host name (an address literal when it had none).
+    pub mta: String,
+    pub reply: u16,
 }
 
 /// 4.3.0, for a code that does not parse: the code is the program's own
@@ -140,6 +152,7 @@ impl Status {
         Status {
             code: parsed.unwrap_or(FALLBACK),
             text: text.into(),
+            remote: None,
         }
     }
 
@@ -151,11 +164,66 @@ impl Status {
             Some(code) => Status {
                 code,
                 text: rest.trim().to_string(),
+                remote: None,
             },
             None => Status {
                 code: Code::unspecified(class),
                 text: line.trim().to_string(),
+                remote: None,
             },
+        }
+    }
+
+    /// The reply `reply` (`550`) of another host's server `mta`.
+    pub fn from_remote(code: Code, text: impl Into<String>, mta: &str, reply: u16) -> Status {
+        Status {
+            code,
+            text: text.into(),
+            remote: Some(Remote {
+                mta: mta.to_string(),
+                reply,
+            }),
+        }
+    }
+
+    /// As a record and an answer line hold it: `CODE text`, and for a
+    /// remote reply a tab, the server's name, a space and its reply code
+    /// (the text holds no tab or line end).
+    pub fn record(&self) -> String {
+        let text = self.text.replace(['\n', '\r', '\t'], " ");
+        match &self.remote {
+            Some(remote) => format!("{} {text}\t{} {}", self.code, remote.mta, remote.reply),
+            None => format!("{} {text}", self.code),
+        }
+    }
+
+    /// What `record` wrote; a line without a code gets `class`'s `X.0.0`.
+    pub fn from_record(line: &str, class: Class) -> Status {
+        let (status, remote) = line.split_once('\t').unwrap_or((line, ""));
+        let mut parsed = Status::from_line(status, class);
+        parsed.remote = remote.split_once(' ').and_then(|(mta, reply)| {
+            let reply = reply.trim().parse().ok().filter(|r| (200..600).contains(r))?;
+            (!mta.is_empty()).then(|| Remote {
+                mta: mta.to_string(),
+                reply,
+            })
+        });
+        parsed
+    }
+
+    /// The reply as the other host gave it (`550 5.1.1 text`), when one
+    /// decided this outcome.
+    pub fn smtp_reply(&self) -> Option<String> {
+        let remote = self.remote.as_ref()?;
+        Some(format!("{} {} {}", remote.reply, self.code, self.text))
+    }
+
+    /// For people (mailq, a report's text): `mx.example.org said: 550
+    /// 5.1.1 text` for another host's reply, else `CODE text`.
+    pub fn said(&self) -> String {
+        match (&self.remote, self.smtp_reply()) {
+            (Some(remote), Some(reply)) => format!("{} said: {reply}", remote.mta),
+            _ => self.to_string(),
         }
     }
 
@@ -232,6 +300,31 @@ mod tests {
         assert_eq!(
             Status::from_line("", Class::Temporary).to_string(),
             "4.0.0 "
+        );
+    }
+
+    #[test]
+    fn a_remote_reply_survives_its_record() {
+        let status = Status::from_remote(
+            Code::parse("5.1.1").unwrap(),
+            "<bob@x.test>: user\tunknown",
+            "mx.x.test",
+            550,
+        );
+        let line = status.record();
+        assert_eq!(line, "5.1.1 <bob@x.test>: user unknown\tmx.x.test 550");
+        let read = Status::from_record(&line, Class::Temporary);
+        assert_eq!(read.remote, status.remote);
+        assert_eq!(
+            read.smtp_reply().unwrap(),
+            "550 5.1.1 <bob@x.test>: user unknown"
+        );
+        // A local outcome has no remote part; junk after a tab is none.
+        let local = Status::new("4.2.2", "mailbox full");
+        assert_eq!(Status::from_record(&local.record(), Class::Permanent), local);
+        assert_eq!(
+            Status::from_record("4.4.1 x\tjunk", Class::Temporary).remote,
+            None
         );
     }
 
