@@ -152,7 +152,11 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
             let _ = writeln!(out, "Remote-MTA: dns; {}", remote.mta);
             let _ = writeln!(out, "Diagnostic-Code: smtp; {}", one_line(&reply));
         } else if !status.text.is_empty() {
-            let _ = writeln!(out, "Diagnostic-Code: X-Postern; {}", one_line(&status.text));
+            let _ = writeln!(
+                out,
+                "Diagnostic-Code: X-Postern; {}",
+                one_line(&status.text)
+            );
         }
         if let Some(last) = records.last_attempt() {
             let _ = writeln!(out, "Last-Attempt-Date: {}", date(last));

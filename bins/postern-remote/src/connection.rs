@@ -1,11 +1,16 @@
-//! Delivering to a destination: its hosts tried in turn (MX order, each
-//! host's addresses IPv6 first) until one takes the message, and the
-//! client core driven over each connection, with RFC 5321 §4.5.3.2's
-//! timeouts and STARTTLS where offered.
+//! Delivering a batch of messages to one destination: its hosts tried in
+//! turn (MX order, each host's addresses IPv6 first), and on each
+//! connection the client core driven through as many transactions as the
+//! batch holds (at most `per_transaction` recipients each, up to
+//! `per_connection` messages a connection), with RFC 5321 §4.5.3.2's
+//! timeouts and STARTTLS where offered. What a host would not take for
+//! want of a working connection goes on to the next host; what a server
+//! answered, it answered for good.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postern_dns::Dns;
 use postern_queue_format::Status;
@@ -16,6 +21,9 @@ use postern_smtp_client::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tracing::info;
+
+use crate::job::Job;
 
 /// How long a connection may take to open.
 const CONNECT_TIME: Duration = Duration::from_secs(30);
@@ -24,6 +32,10 @@ const CONNECT_TIME: Duration = Duration::from_secs(30);
 const REPLY_TIME: Duration = Duration::from_secs(300);
 const FINAL_TIME: Duration = Duration::from_secs(600);
 const WRITE_TIME: Duration = Duration::from_secs(180);
+/// RFC 5321 §5.1 asks a client to try at least two hosts; these bound
+/// what one attempt can cost when a domain lists many.
+const MAX_HOSTS: usize = 5;
+const MAX_ADDRESSES: usize = 10;
 
 pub struct Target {
     pub destination: String,
@@ -31,63 +43,144 @@ pub struct Target {
     pub nameservers: Vec<SocketAddr>,
     pub helo: String,
     pub dns_timeout: Duration,
+    pub per_transaction: usize,
+    pub per_connection: usize,
 }
 
-/// A result for each of `message`'s recipients.
-pub async fn deliver(target: &Target, message: &Message, body: &[u8]) -> Vec<RecipientResult> {
-    let every = |reply: Reply, remote: bool| -> Vec<RecipientResult> {
-        message
-            .recipients
-            .iter()
-            .map(|_| RecipientResult {
-                reply: reply.clone(),
-                remote,
-            })
-            .collect()
-    };
-    let hosts = match hosts(target).await {
-        Ok(hosts) => hosts,
-        Err(status) => return every(reply_of(&status), false),
-    };
-    // One TLS configuration for every host tried.
-    let tls = match crate::opportunistic::client_config() {
-        Ok(tls) => tls,
-        Err(e) => return every(Reply::new(451, "4.7.5", format!("TLS: {e}")), false),
-    };
+/// A recipient's result: the reply, which host gave it
+/// (`name[address]:port`, or `none`), and how long the connection took
+/// to set up and the transaction to run.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    pub result: RecipientResult,
+    pub relay: String,
+    pub setup: Duration,
+    pub transfer: Duration,
+}
+
+/// One transaction to make: a job's recipients (by position), at most
+/// `per_transaction` of them.
+#[derive(Clone, Debug)]
+struct Transaction {
+    job: usize,
+    recipients: Vec<usize>,
+    /// Connections it went out on and came back from unanswered.
+    returns: usize,
+}
+
+/// A transaction no server answered for is tried on this many
+/// connections at most; then its last reason is its result.
+const MAX_RETURNS: usize = 3;
+
+/// The results of every job's recipients, in order.
+pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
+    let mut results: Vec<Vec<Option<Delivered>>> = jobs
+        .iter()
+        .map(|job| vec![None; job.recipients()])
+        .collect();
+    let mut todo: VecDeque<Transaction> = VecDeque::new();
+    for (index, job) in jobs.iter().enumerate() {
+        let all: Vec<usize> = (0..job.recipients()).collect();
+        for chunk in all.chunks(target.per_transaction.max(1)) {
+            todo.push_back(Transaction {
+                job: index,
+                recipients: chunk.to_vec(),
+                returns: 0,
+            });
+        }
+    }
     let mut last = Reply::new(
         451,
         "4.4.1",
         format!("no host of {} could be reached", target.destination),
     );
     let mut last_remote = false;
-    for (name, addresses) in hosts {
-        for ip in addresses {
-            let address = SocketAddr::new(ip, target.port);
-            let tcp = match timeout(CONNECT_TIME, TcpStream::connect(address)).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    last = Reply::new(451, "4.4.1", format!("connect to {name}[{ip}]: {e}"));
-                    last_remote = false;
-                    continue;
-                }
-                Err(_) => {
-                    last = Reply::new(451, "4.4.1", format!("connect to {name}[{ip}]: timed out"));
-                    last_remote = false;
-                    continue;
-                }
-            };
-            match session(tcp, &name, &target.helo, &tls, message, body).await {
-                Outcome::Done(results) => return results,
-                // The host would not talk (a refused greeting, a dropped
-                // connection before the message): the next one may.
-                Outcome::Refused(reply, remote) => {
-                    last = reply;
-                    last_remote = remote;
+    match hosts(target).await {
+        Err(status) => last = reply_of(&status),
+        Ok(hosts) => match crate::opportunistic::client_config() {
+            Err(e) => last = Reply::new(451, "4.7.5", format!("TLS: {e}")),
+            Ok(tls) => {
+                'hosts: for (name, addresses) in hosts {
+                    for ip in addresses {
+                        let address = SocketAddr::new(ip, target.port);
+                        let relay = format!("{name}[{ip}]:{}", target.port);
+                        // A host that takes the mail may be asked again,
+                        // on a new connection, once one has carried its
+                        // share of messages.
+                        while !todo.is_empty() {
+                            let started = Instant::now();
+                            let tcp = match timeout(CONNECT_TIME, TcpStream::connect(address)).await
+                            {
+                                Ok(Ok(tcp)) => tcp,
+                                Ok(Err(e)) => {
+                                    last = Reply::new(
+                                        451,
+                                        "4.4.1",
+                                        format!("connect to {relay}: {e}"),
+                                    );
+                                    last_remote = false;
+                                    break;
+                                }
+                                Err(_) => {
+                                    last = Reply::new(
+                                        451,
+                                        "4.4.1",
+                                        format!("connect to {relay}: timed out"),
+                                    );
+                                    last_remote = false;
+                                    break;
+                                }
+                            };
+                            let mut run = Run {
+                                host: &name,
+                                relay: &relay,
+                                started,
+                                setup: None,
+                                jobs: &mut *jobs,
+                                todo: &mut todo,
+                                results: &mut results,
+                                returned: Vec::new(),
+                                carried: 0,
+                                limit: target.per_connection.max(1),
+                            };
+                            let ended = run.session(tcp, &target.helo, &tls).await;
+                            for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
+                                todo.push_front(transaction);
+                            }
+                            match ended {
+                                Some((reply, remote)) => {
+                                    // The host would not talk, or the
+                                    // connection broke: the next may.
+                                    last = reply;
+                                    last_remote = remote;
+                                    break;
+                                }
+                                None if todo.is_empty() => break 'hosts,
+                                None => {}
+                            }
+                        }
+                    }
                 }
             }
-        }
+        },
     }
-    every(last, last_remote)
+    let unreached = Delivered {
+        result: RecipientResult {
+            reply: last,
+            remote: last_remote,
+        },
+        relay: "none".to_string(),
+        setup: Duration::ZERO,
+        transfer: Duration::ZERO,
+    };
+    results
+        .into_iter()
+        .map(|job| {
+            job.into_iter()
+                .map(|r| r.unwrap_or_else(|| unreached.clone()))
+                .collect()
+        })
+        .collect()
 }
 
 /// The hosts to try and their addresses: `[ADDRESS]` alone, or the
@@ -106,8 +199,14 @@ async fn hosts(target: &Target) -> Result<Vec<(String, Vec<IpAddr>)>, Status> {
     let dns = Dns::new(&target.nameservers, target.dns_timeout)
         .map_err(|e| Status::new("4.4.3", format!("no DNS resolver: {e}")))?;
     let mut found = Vec::new();
-    for host in dns.mail_hosts(destination).await? {
-        let addresses = dns.addresses(&host.name).await?;
+    for host in dns
+        .mail_hosts(destination)
+        .await?
+        .into_iter()
+        .take(MAX_HOSTS)
+    {
+        let mut addresses = dns.addresses(&host.name).await?;
+        addresses.truncate(MAX_ADDRESSES);
         if !addresses.is_empty() {
             found.push((host.name, addresses));
         }
@@ -130,13 +229,6 @@ fn reply_of(status: &Status) -> Reply {
         Class::Permanent => 550,
     };
     Reply::new(code, &status.code.to_string(), status.text.clone())
-}
-
-enum Outcome {
-    Done(Vec<RecipientResult>),
-    /// The session ended before the transaction: the reply, and whether
-    /// the server gave it.
-    Refused(Reply, bool),
 }
 
 enum Connection {
@@ -188,85 +280,193 @@ impl Connection {
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))?;
         Ok(Connection::Tls(Box::new(tls)))
     }
+
+    /// `TLSv1.3 with cipher TLS13_AES_256_GCM_SHA384`, for the log.
+    fn tls_description(&self) -> Option<String> {
+        let Connection::Tls(tls) = self else {
+            return None;
+        };
+        let (_, state) = tls.get_ref();
+        let version = state.protocol_version()?;
+        let suite = state.negotiated_cipher_suite()?;
+        let version = version
+            .as_str()
+            .unwrap_or("TLS")
+            .replace("TLSv1_", "TLSv1.");
+        Some(format!("{version} with cipher {:?}", suite.suite()))
+    }
 }
 
-/// One connection: greeting to QUIT, one transaction.
-async fn session(
-    tcp: TcpStream,
-    host: &str,
-    helo: &str,
-    tls: &Arc<rustls::ClientConfig>,
-    message: &Message,
-    body: &[u8],
-) -> Outcome {
-    let mut session = Session::new(Config {
-        helo_name: helo.to_string(),
-        tls: Tls::Opportunistic,
-        login: None,
-    });
-    let mut connection = Connection::Plain(tcp);
-    let mut results = None;
-    let mut sent = false;
-    let mut wait = REPLY_TIME;
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        while let Some(action) = session.next_action() {
-            match action {
-                Action::Send(bytes) => {
-                    if connection.write(&bytes).await.is_err() {
-                        session.connection_lost();
-                    }
-                }
-                Action::StartTls => {
-                    let plain = std::mem::replace(&mut connection, Connection::Gone);
-                    match plain.start_tls(tls, host).await {
-                        Ok(tls) => {
-                            connection = tls;
-                            session.tls_ready();
+/// One connection's work: the transactions it takes from `todo`, and
+/// where their results go.
+struct Run<'a> {
+    host: &'a str,
+    relay: &'a str,
+    started: Instant,
+    setup: Option<Duration>,
+    jobs: &'a mut [Job],
+    todo: &'a mut VecDeque<Transaction>,
+    results: &'a mut Vec<Vec<Option<Delivered>>>,
+    /// Transactions no server answered for, for the next connection.
+    returned: Vec<Transaction>,
+    /// Messages this connection has carried.
+    carried: usize,
+    limit: usize,
+}
+
+impl Run<'_> {
+    /// Greeting to QUIT. `None` when the session ended well (the work
+    /// done, or this connection's share of it); else why it ended before
+    /// it could take the rest, and whether the server said so.
+    async fn session(
+        &mut self,
+        tcp: TcpStream,
+        helo: &str,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Option<(Reply, bool)> {
+        let mut session = Session::new(Config {
+            helo_name: helo.to_string(),
+            tls: Tls::Opportunistic,
+            login: None,
+        });
+        let mut connection = Connection::Plain(tcp);
+        let mut current: Option<(Transaction, Instant, Arc<Vec<u8>>)> = None;
+        let mut loaded: Option<(usize, Arc<Vec<u8>>)> = None;
+        let mut last_job = None;
+        let mut wait = REPLY_TIME;
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            while let Some(action) = session.next_action() {
+                match action {
+                    Action::Send(bytes) => {
+                        if connection.write(&bytes).await.is_err() {
+                            session.connection_lost();
                         }
-                        Err(_) => session.connection_lost(),
                     }
-                }
-                Action::Ready if !sent => {
-                    sent = true;
-                    session.send(message.clone());
-                }
-                Action::Ready => session.quit(),
-                Action::SendBody { .. } => {
-                    let mut encoded = Vec::with_capacity(body.len() + body.len() / 16 + 8);
-                    let mut encoder = DataEncoder::new();
-                    encoder.feed(body, &mut encoded);
-                    encoder.finish(&mut encoded);
-                    if connection.write(&encoded).await.is_err() {
-                        session.connection_lost();
-                    } else {
-                        session.body_sent();
-                        wait = FINAL_TIME;
+                    Action::StartTls => {
+                        let plain = std::mem::replace(&mut connection, Connection::Gone);
+                        match plain.start_tls(tls, self.host).await {
+                            Ok(tls) => {
+                                connection = tls;
+                                if let Some(tls) = connection.tls_description() {
+                                    info!("TLS connection established to {}: {tls}", self.relay);
+                                }
+                                session.tls_ready();
+                            }
+                            Err(_) => session.connection_lost(),
+                        }
                     }
-                }
-                Action::Finished(done) => {
-                    results = Some(done);
-                    wait = REPLY_TIME;
-                }
-                Action::Closed(reply) => {
-                    return match (results, reply) {
-                        (Some(results), _) => Outcome::Done(results),
-                        (None, Some(why)) => Outcome::Refused(why.reply, why.remote),
-                        (None, None) => Outcome::Refused(
-                            Reply::new(
-                                451,
-                                "4.4.2",
-                                format!("{host} closed the session before the message"),
-                            ),
-                            false,
-                        ),
-                    };
+                    Action::Ready => {
+                        self.setup.get_or_insert_with(|| self.started.elapsed());
+                        match self.next_transaction(&mut loaded, &mut last_job) {
+                            Some((transaction, message, body)) => {
+                                current = Some((transaction, Instant::now(), body));
+                                session.send(message);
+                            }
+                            None => session.quit(),
+                        }
+                    }
+                    Action::SendBody { .. } => {
+                        let Some((_, _, body)) = &current else {
+                            session.connection_lost();
+                            continue;
+                        };
+                        let mut encoded = Vec::with_capacity(body.len() + body.len() / 16 + 8);
+                        let mut encoder = DataEncoder::new();
+                        encoder.feed(body, &mut encoded);
+                        encoder.finish(&mut encoded);
+                        if connection.write(&encoded).await.is_err() {
+                            session.connection_lost();
+                        } else {
+                            session.body_sent();
+                            wait = FINAL_TIME;
+                        }
+                    }
+                    Action::Finished(done) => {
+                        wait = REPLY_TIME;
+                        if let Some((transaction, began, _)) = current.take() {
+                            self.record(transaction, began, done);
+                        }
+                    }
+                    Action::Closed(None) => return None,
+                    Action::Closed(Some(why)) => return Some((why.reply, why.remote)),
                 }
             }
+            match timeout(wait, connection.read(&mut buffer)).await {
+                Ok(Ok(n)) if n > 0 => session.receive(&buffer[..n]),
+                _ => session.connection_lost(),
+            }
         }
-        match timeout(wait, connection.read(&mut buffer)).await {
-            Ok(Ok(n)) if n > 0 => session.receive(&buffer[..n]),
-            _ => session.connection_lost(),
+    }
+
+    /// The next transaction for this connection, its message and body;
+    /// `None` when none is left or the connection has carried its share.
+    /// A message whose queue file cannot be read is answered here.
+    fn next_transaction(
+        &mut self,
+        loaded: &mut Option<(usize, Arc<Vec<u8>>)>,
+        last_job: &mut Option<usize>,
+    ) -> Option<(Transaction, Message, Arc<Vec<u8>>)> {
+        loop {
+            let transaction = self.todo.front()?.clone();
+            let fresh = *last_job != Some(transaction.job);
+            if fresh && self.carried >= self.limit {
+                return None;
+            }
+            self.todo.pop_front();
+            let body = match loaded {
+                Some((job, body)) if *job == transaction.job => Arc::clone(body),
+                _ => match self.jobs[transaction.job].body() {
+                    Ok(body) => {
+                        let body = Arc::new(body);
+                        *loaded = Some((transaction.job, Arc::clone(&body)));
+                        body
+                    }
+                    Err(status) => {
+                        let reply = reply_of(&status);
+                        for &index in &transaction.recipients {
+                            self.results[transaction.job][index] = Some(Delivered {
+                                result: RecipientResult {
+                                    reply: reply.clone(),
+                                    remote: false,
+                                },
+                                relay: "none".to_string(),
+                                setup: Duration::ZERO,
+                                transfer: Duration::ZERO,
+                            });
+                        }
+                        continue;
+                    }
+                },
+            };
+            if fresh {
+                self.carried += 1;
+                *last_job = Some(transaction.job);
+            }
+            let message = self.jobs[transaction.job].message(&transaction.recipients, &body);
+            return Some((transaction, message, body));
+        }
+    }
+
+    /// A transaction's results. One that no server answered for (the
+    /// connection broke before a reply) goes back for the next host.
+    fn record(&mut self, mut transaction: Transaction, began: Instant, done: Vec<RecipientResult>) {
+        let unanswered = done
+            .iter()
+            .all(|r| !r.remote && Class::of_reply(r.reply.code) == Some(Class::Temporary));
+        if unanswered && transaction.returns + 1 < MAX_RETURNS {
+            transaction.returns += 1;
+            self.returned.push(transaction);
+            return;
+        }
+        let transfer = began.elapsed();
+        for (&index, result) in transaction.recipients.iter().zip(done) {
+            self.results[transaction.job][index] = Some(Delivered {
+                result,
+                relay: self.relay.to_string(),
+                setup: self.setup.unwrap_or_default(),
+                transfer,
+            });
         }
     }
 }

@@ -1,35 +1,60 @@
-//! postern-remote: one message to one destination over SMTP, as
-//! qmail-remote takes it — the destination, the sender and the recipients
-//! on the command line, the message (LF line ends, as queued) on stdin,
-//! and one line per recipient on stdout: `address<TAB>code<TAB>status
-//! text`, the server's reply or the reason none came. The destination
-//! is a domain, whose MX hosts (or the domain itself) are tried in turn,
-//! or `[ADDRESS]` for one host. STARTTLS is used where offered
-//! (opportunistic: no certificate is checked, RFC 7435).
+//! postern-remote: mail to another host over SMTP, as qmail-remote and
+//! Postfix's smtp(8) deliver it.
 //!
-//! This is the first part of outbound delivery: the queue does not run it
-//! yet (mail for other hosts is still deferred there).
+//! `--batch DESTINATION` is how the queue runs it (through
+//! postern-lspawn, as the `postern-remote` user): the messages for one
+//! destination as requests on stdin (requests.rs) and their queue files
+//! as descriptors lspawn opened; all of them go over as few connections
+//! as the destination allows, and stdout gets one line per recipient:
+//! `QUEUE-ID<TAB>INDEX<TAB>EXIT<TAB>STATUS`, where EXIT is 0 (delivered),
+//! 75 (try again) or 100 (failed for good) and STATUS the outcome as the
+//! queue's records keep it (with the remote server's name and reply code
+//! when a server gave it). Each attempt is also logged, one Postfix-style
+//! line per recipient.
 //!
-//! It parses what other hosts send, so it refuses to run as root: it
-//! runs as the `postern-remote` user.
+//! Without `--batch` it delivers one message from stdin to the recipients
+//! on the command line and prints `address<TAB>code<TAB>status text`, for
+//! an admin's test of a route.
+//!
+//! The destination is a domain, whose MX hosts (or the domain itself) are
+//! tried in turn, or `[ADDRESS]` for one host. STARTTLS is used where
+//! offered (opportunistic: no certificate is checked, RFC 7435).
+//!
+//! It parses what other hosts send, so it refuses to run as root.
 //!
 //! Exit codes: 0 when each recipient has its line; 64 bad arguments or
-//! started as root; 75 the message could not be read.
+//! started as root; 75 the requests or the message could not be read;
+//! 78 a bad configuration.
 
 mod connection;
+mod job;
 mod opportunistic;
+mod requests;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use postern_config::Settings;
+use postern_queue_format::Status;
 use postern_queue_format::status::{Class, Code};
-use postern_smtp_client::{Message, Recipient};
+use postern_smtp_client::{Recipient, RecipientResult};
+use tracing::info;
 
-/// Delivers one message to another host.
+use connection::{Delivered, Target};
+use job::{Body, Job};
+
+/// Delivers mail to another host.
 #[derive(clap::Parser, Debug)]
 #[command(name = "postern-remote", version, about)]
 struct Args {
+    /// Configuration directory [default: $POSTERN_CONFIG or /etc/postern]
+    #[arg(long, value_name = "DIR")]
+    config: Option<PathBuf>,
+    /// Deliver the queue's requests on stdin to DESTINATION
+    #[arg(long, value_name = "DESTINATION", conflicts_with_all = ["destination", "sender", "recipients"])]
+    batch: Option<String>,
     /// The name EHLO gives
     #[arg(long, default_value = "localhost")]
     helo: String,
@@ -41,11 +66,12 @@ struct Args {
     #[arg(long = "nameserver", value_name = "ADDRESS:PORT")]
     nameservers: Vec<SocketAddr>,
     /// A domain, or [ADDRESS] for one host
-    destination: String,
+    #[arg(required_unless_present = "batch")]
+    destination: Option<String>,
     /// The envelope sender (empty for a bounce)
-    sender: String,
+    #[arg(required_unless_present = "batch")]
+    sender: Option<String>,
     /// The recipients
-    #[arg(required = true)]
     recipients: Vec<String>,
 }
 
@@ -56,26 +82,6 @@ fn main() {
         eprintln!("postern-remote: not as root; run it as the postern-remote user");
         std::process::exit(64);
     }
-    let mut body = Vec::new();
-    if let Err(e) = std::io::stdin().lock().read_to_end(&mut body) {
-        eprintln!("postern-remote: read the message: {e}");
-        std::process::exit(75);
-    }
-    let message = Message {
-        sender: args.sender.clone(),
-        recipients: args
-            .recipients
-            .iter()
-            .map(|address| Recipient {
-                address: address.clone(),
-                ..Recipient::default()
-            })
-            .collect(),
-        size: wire_size(&body),
-        eight_bit: body.iter().any(|&b| b >= 0x80),
-        needs_smtputf8: !args.sender.is_ascii() || args.recipients.iter().any(|r| !r.is_ascii()),
-        ..Message::default()
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,25 +92,167 @@ fn main() {
             std::process::exit(75);
         }
     };
-    let target = connection::Target {
-        destination: args.destination,
-        port: args.port,
-        nameservers: args.nameservers,
-        helo: args.helo,
-        dns_timeout: Duration::from_secs(10),
+    let code = match args.batch.clone() {
+        Some(destination) => batch(&args, destination, &runtime),
+        None => single(args, &runtime),
     };
-    let results = runtime.block_on(connection::deliver(&target, &message, &body));
-    for (recipient, result) in message.recipients.iter().zip(results) {
-        let reply = &result.reply;
-        let class = Class::of_reply(reply.code).unwrap_or(Class::Permanent);
-        let status = (reply.status.clone()).unwrap_or_else(|| Code::unspecified(class).to_string());
-        let text = reply.lines.join(" ");
-        println!("{}\t{}\t{status} {text}", recipient.address, reply.code);
-    }
+    std::process::exit(code);
 }
 
-/// Octets on the wire: each LF becomes CRLF.
-fn wire_size(body: &[u8]) -> u64 {
-    let lfs = body.iter().filter(|&&b| b == b'\n').count();
-    (body.len() + lfs) as u64
+/// The queue's batch for one destination.
+fn batch(args: &Args, destination: String, runtime: &tokio::runtime::Runtime) -> i32 {
+    let dir = postern_config::config_dir(args.config.as_deref());
+    let settings = Settings::load_or_exit(&dir, "postern-remote");
+    settings.init_log("postern-remote");
+    let mut text = String::new();
+    if let Err(e) = std::io::stdin().lock().read_to_string(&mut text) {
+        eprintln!("postern-remote: read the requests: {e}");
+        return 75;
+    }
+    let requests = match requests::parse(&text) {
+        Ok(requests) => requests,
+        Err(e) => {
+            eprintln!("postern-remote: {e}");
+            return 75;
+        }
+    };
+    let remote = &settings.remote;
+    let helo = match remote.helo_name.as_str() {
+        "" => settings.hostname.clone(),
+        name => name.to_string(),
+    };
+    let target = Target {
+        destination,
+        port: remote.port,
+        nameservers: remote.nameservers.clone(),
+        helo,
+        dns_timeout: Duration::from_secs(remote.dns_timeout.max(1)),
+        per_transaction: remote.max_recipients_per_transaction,
+        per_connection: remote.max_messages_per_connection,
+    };
+    let mut jobs: Vec<Job> = requests.into_iter().map(Job::from_request).collect();
+    let started = SystemTime::now();
+    let results = runtime.block_on(connection::deliver(&target, &mut jobs));
+    let mut out = std::io::stdout().lock();
+    for (job, results) in jobs.iter().zip(results) {
+        for ((recipient, index), delivered) in job.recipients.iter().zip(&job.indices).zip(results)
+        {
+            let status = status_of(&delivered);
+            let exit = match status.class() {
+                Class::Success => 0,
+                Class::Temporary => 75,
+                Class::Permanent => 100,
+            };
+            log_attempt(job, recipient, &delivered, &status, started);
+            let _ = writeln!(out, "{}\t{index}\t{exit}\t{}", job.id, status.record());
+        }
+    }
+    let _ = out.flush();
+    0
+}
+
+/// A recipient's outcome as the queue records it.
+fn status_of(delivered: &Delivered) -> Status {
+    let RecipientResult { reply, remote } = &delivered.result;
+    let class = Class::of_reply(reply.code).unwrap_or(Class::Permanent);
+    let code = reply
+        .status
+        .as_deref()
+        .and_then(Code::parse)
+        .filter(|code| code.class == class)
+        .unwrap_or_else(|| Code::unspecified(class));
+    let text = reply.lines.join(" ");
+    if !remote {
+        return Status {
+            code,
+            text,
+            remote: None,
+        };
+    }
+    let host = delivered.relay.split('[').next().unwrap_or("none");
+    Status::from_remote(code, text, host, reply.code)
+}
+
+fn log_attempt(
+    job: &Job,
+    recipient: &Recipient,
+    delivered: &Delivered,
+    status: &Status,
+    started: SystemTime,
+) {
+    let arrived = UNIX_EPOCH + Duration::from_secs(job.arrival);
+    let waited = started.duration_since(arrived).unwrap_or_default();
+    let word = match status.class() {
+        Class::Success => "sent",
+        Class::Temporary => "deferred",
+        Class::Permanent => "bounced",
+    };
+    let detail = match (&status.remote, status.smtp_reply()) {
+        (Some(_), Some(reply)) if status.is_success() => reply,
+        (Some(remote), Some(reply)) => format!("host {} said: {reply}", remote.mta),
+        _ => status.text.clone(),
+    };
+    let line = postern_log::RemoteAttempt {
+        id: &job.id,
+        to: &recipient.address,
+        relay: &delivered.relay,
+        delay: SystemTime::now()
+            .duration_since(arrived)
+            .unwrap_or_default(),
+        delays: [waited, Duration::ZERO, delivered.setup, delivered.transfer],
+        dsn: &status.code.to_string(),
+        status: word,
+        detail: &detail,
+    };
+    info!("{line}");
+}
+
+/// One message from stdin, for an admin's test.
+fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
+    let mut body = Vec::new();
+    if let Err(e) = std::io::stdin().lock().read_to_end(&mut body) {
+        eprintln!("postern-remote: read the message: {e}");
+        return 75;
+    }
+    let recipients: Vec<Recipient> = args
+        .recipients
+        .iter()
+        .map(|address| Recipient {
+            address: address.clone(),
+            ..Recipient::default()
+        })
+        .collect();
+    if recipients.is_empty() {
+        eprintln!("postern-remote: no recipients");
+        return 64;
+    }
+    let mut jobs = vec![Job {
+        id: "-".to_string(),
+        arrival: 0,
+        sender: args.sender.clone().unwrap_or_default(),
+        ret: None,
+        envid: None,
+        indices: (0..recipients.len()).collect(),
+        recipients,
+        body: Body::Bytes(body),
+    }];
+    let target = Target {
+        destination: args.destination.clone().unwrap_or_default(),
+        port: args.port,
+        nameservers: args.nameservers.clone(),
+        helo: args.helo.clone(),
+        dns_timeout: Duration::from_secs(10),
+        per_transaction: 100,
+        per_connection: 1,
+    };
+    let results = runtime.block_on(connection::deliver(&target, &mut jobs));
+    for (recipient, delivered) in jobs[0].recipients.iter().zip(&results[0]) {
+        let status = status_of(delivered);
+        let reply = &delivered.result.reply;
+        println!(
+            "{}\t{}\t{} {}",
+            recipient.address, reply.code, status.code, status.text
+        );
+    }
+    0
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::pop3d::Pop3dSettings;
+use crate::remote::RemoteSettings;
 use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub tls: TlsSettings,
     pub pop3d: Pop3dSettings,
+    pub remote: RemoteSettings,
 }
 
 /// Who owns virtual mailboxes: a user name looked up in the passwd
@@ -107,6 +109,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
             pop3d: Pop3dSettings::default(),
+            remote: RemoteSettings::default(),
         }
     }
 }

@@ -82,6 +82,43 @@ pub fn delivery_line(
     )
 }
 
+/// One attempt at another host, as Postfix's smtp(8) logs it.
+pub struct RemoteAttempt<'a> {
+    pub id: &'a str,
+    pub to: &'a str,
+    /// `name[address]:port`, or `none`.
+    pub relay: &'a str,
+    /// Since the message arrived.
+    pub delay: std::time::Duration,
+    /// Postfix's four: before the queue manager, in it, setting up the
+    /// connection (DNS, greeting, TLS), sending.
+    pub delays: [std::time::Duration; 4],
+    /// The enhanced status code.
+    pub dsn: &'a str,
+    /// `sent`, `deferred` or `bounced`.
+    pub status: &'a str,
+    pub detail: &'a str,
+}
+
+impl std::fmt::Display for RemoteAttempt<'_> {
+    /// `ID: to=<rcpt>, relay=R, delay=S, delays=a/b/c/d, dsn=X.Y.Z,
+    /// status=WORD (detail)`, which pflogsumm reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [a, b, c, d] = self.delays.map(|t| t.as_secs_f64());
+        write!(
+            f,
+            "{}: to=<{}>, relay={}, delay={:.2}, delays={a:.2}/{b:.2}/{c:.2}/{d:.2}, dsn={}, status={} ({})",
+            self.id,
+            escape(self.to),
+            escape(self.relay),
+            self.delay.as_secs_f64(),
+            self.dsn,
+            self.status,
+            escape(self.detail)
+        )
+    }
+}
+
 /// Makes text from the network or a message safe for one log line: control
 /// characters and backslashes become `\xNN` escapes.
 pub fn escape(text: &str) -> Cow<'_, str> {

@@ -202,7 +202,11 @@ impl Status {
         let (status, remote) = line.split_once('\t').unwrap_or((line, ""));
         let mut parsed = Status::from_line(status, class);
         parsed.remote = remote.split_once(' ').and_then(|(mta, reply)| {
-            let reply = reply.trim().parse().ok().filter(|r| (200..600).contains(r))?;
+            let reply = reply
+                .trim()
+                .parse()
+                .ok()
+                .filter(|r| (200..600).contains(r))?;
             (!mta.is_empty()).then(|| Remote {
                 mta: mta.to_string(),
                 reply,
@@ -321,7 +325,10 @@ mod tests {
         );
         // A local outcome has no remote part; junk after a tab is none.
         let local = Status::new("4.2.2", "mailbox full");
-        assert_eq!(Status::from_record(&local.record(), Class::Permanent), local);
+        assert_eq!(
+            Status::from_record(&local.record(), Class::Permanent),
+            local
+        );
         assert_eq!(
             Status::from_record("4.4.1 x\tjunk", Class::Temporary).remote,
             None
