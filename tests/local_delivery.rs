@@ -198,7 +198,10 @@ fn refusals_answer_with_the_right_code_and_write_nothing() {
     s.local("x@example.org", "alice@example.test", &looping)
         .expect(69, "5.4.6 mail forwarding loop for <alice@example.test>");
     s.local("x@example.org", "someone@elsewhere.example", MESSAGE)
-        .expect(75, "4.3.0 <someone@elsewhere.example> is outside");
+        .expect(
+            75,
+            "4.3.0 <someone@elsewhere.example> is not in a local or virtual domain",
+        );
     s.local_args(&["-f", "bad sender@x", "alice@example.test"], MESSAGE)
         .expect(69, "5.1.7");
     assert!(messages(&s.maildir("alice@example.test")).is_empty());

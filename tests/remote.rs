@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::util::{program, run_with_input};
 
-struct Sink {
+pub struct Sink {
     child: Child,
-    port: u16,
-    dump: std::path::PathBuf,
+    pub port: u16,
+    pub dump: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -25,7 +25,7 @@ impl Drop for Sink {
 }
 
 /// A port free on 127.0.0.10 and 127.0.0.11.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.10:0")
             .unwrap()
@@ -44,7 +44,7 @@ fn sink(options: &[&str]) -> Sink {
 }
 
 /// smtp-sink on `ip`:`port`.
-fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
+pub fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
     let dir = tempfile::tempdir().unwrap();
     // The sink writes its dump as the user it becomes.
     std::fs::set_permissions(
@@ -115,7 +115,7 @@ fn remote_to(
 
 /// The sink's dump once it ends with `tail` (the message and the blank
 /// line the sink adds); the test fails if it never does.
-fn dump_ending(path: &Path, tail: &[u8]) -> String {
+pub fn dump_ending(path: &Path, tail: &[u8]) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let bytes = std::fs::read(path).unwrap_or_default();

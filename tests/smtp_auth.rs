@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::queue::wait_for;
-use crate::suite::{Suite, python, swaks};
+use crate::suite::{Suite, demo_auth, python, swaks};
 use crate::util::{messages, program};
 
 /// An account whose password is stored `{PLAIN}`, so CRAM-MD5 can check it.
@@ -512,18 +512,7 @@ fn auth_is_a_temporary_failure_while_postern_auth_cannot_be_reached() {
     );
     std::fs::remove_file(&socket).unwrap();
     let password = s.password();
-    let (code, out) = submit(
-        &s,
-        &[
-            "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "demo@example.test",
-            "--auth-password",
-            &password,
-        ],
-    );
+    let (code, out) = submit(&s, &demo_auth(&password));
     assert_ne!(code, 0, "{out}");
     assert!(
         out.contains("454 4.7.0 Temporary authentication failure"),

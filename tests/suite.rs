@@ -143,6 +143,19 @@ impl Suite {
     }
 }
 
+/// swaks's options for the demo account's AUTH PLAIN after STARTTLS.
+pub fn demo_auth(password: &str) -> [&str; 7] {
+    [
+        "--tls",
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "demo@example.test",
+        "--auth-password",
+        password,
+    ]
+}
+
 /// Runs swaks; returns its exit code and output.
 pub fn swaks(args: &[&str]) -> (i32, String) {
     crate::util::code_and_text(

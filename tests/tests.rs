@@ -15,6 +15,7 @@ mod inject_smtp;
 mod install;
 mod local_delivery;
 mod maps;
+mod outbound;
 mod pop3d;
 mod pop3d_activation;
 mod pop3d_proxy;

@@ -15,13 +15,10 @@
 //! /etc/shadow, a FIFO or a device for a mailbox owner to read.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 
 use std::collections::HashMap;
-use std::ffi::CString;
-use std::fs::{File, OpenOptions};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use postern_config::{Config, Settings};
@@ -206,14 +203,7 @@ fn parse_request(
 /// of this batch has it open): a queue manager restarted while this batch
 /// still runs must not deliver the same message at the same time.
 fn open_message(settings: &Settings, file: &str, queued: bool) -> Result<File, Status> {
-    let opened = if postern_privilege::is_root() {
-        open_beneath(&settings.queue_dir, file)
-    } else {
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(file)
-    };
+    let opened = postern_queue_format::open_queued(&settings.queue_dir, file);
     let message = opened.map_err(|e| Status::temporary(format!("open {file}: {e}")))?;
     let metadata = message
         .metadata()
@@ -221,47 +211,12 @@ fn open_message(settings: &Settings, file: &str, queued: bool) -> Result<File, S
     if !metadata.is_file() {
         return Err(Status::temporary(format!("{file} is not a regular file")));
     }
-    if queued && message.try_lock().is_err() {
+    // Shared: a remote delivery of the same message's other recipients
+    // may hold it too; the manager's exclusive probe sees either.
+    if queued && message.try_lock_shared().is_err() {
         return Err(Status::temporary(
             "another delivery of this message is running",
         ));
     }
     Ok(message)
-}
-
-/// openat2(2) beneath `root`, refusing `..` escapes and every symlink.
-fn open_beneath(root: &Path, file: &str) -> std::io::Result<File> {
-    let path = Path::new(file);
-    let relative = if path.is_absolute() {
-        path.strip_prefix(root).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!("outside the queue directory {}", root.display()),
-            )
-        })?
-    } else {
-        path
-    };
-    let dir = File::open(root)?;
-    let name = CString::new(relative.as_os_str().as_bytes())?;
-    // SAFETY: open_how is plain data; zeroed is its documented default.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: a valid directory descriptor, a NUL-terminated path and an
-    // open_how of the size passed; the result is checked.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { File::from_raw_fd(fd as i32) })
 }

@@ -4,9 +4,15 @@
 //! `postern-local --batch`, which resolves the recipients and writes each
 //! mailbox from a child that has become its owner.
 //!
+//! For mail to other hosts it is qmail-rspawn too (remote.rs): a batch
+//! `RBATCH <tag> <destination> <n>` runs `postern-remote --batch` as the
+//! `[remote] user`, with the batch's queue files opened here and passed
+//! as descriptors.
+//!
 //! It parses nothing but its own framing: a batch is `BATCH <tag> <n>` and
-//! n request lines, passed through unread; the answer is `RESULT <tag> <n>`
-//! and the n lines postern-local printed. Nothing it handles is mail.
+//! n request lines, passed through unread (but for a remote batch's file
+//! names); the answer is `RESULT <tag> <n>` and the n lines the delivery
+//! printed. Nothing it handles is mail.
 //!
 //! Exits when the queue manager does (the supervisor restarts both);
 //! exit 78 when the configuration cannot be used.
@@ -18,6 +24,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use postern_config::Settings;
+
+mod remote;
 
 /// Starts postern-queue and the root local deliveries it asks for.
 #[derive(clap::Parser, Debug)]
@@ -75,32 +83,44 @@ fn run(dir: &Path, settings: &Settings) -> i32 {
     let requests = BufReader::new(child.stdout.take().expect("piped"));
     let answers = Arc::new(Mutex::new(child.stdin.take().expect("piped")));
     let local = sibling("postern-local");
+    let remote = sibling("postern-remote");
+    let settings = Arc::new(settings.clone());
     let mut lines = requests.lines();
     while let Some(Ok(header)) = lines.next() {
         let fields: Vec<&str> = header.split(' ').collect();
-        let (tag, count) = match fields[..] {
-            ["BATCH", tag, count] => match count.parse::<usize>() {
-                Ok(count) => (tag.to_string(), count),
-                Err(_) => continue,
-            },
+        let (tag, destination, count) = match fields[..] {
+            ["BATCH", tag, count] => (tag, None, count),
+            ["RBATCH", tag, destination, count] => (tag, Some(destination.to_string()), count),
             _ => continue,
         };
-        let mut batch = String::new();
+        let (tag, Ok(count)) = (tag.to_string(), count.parse::<usize>()) else {
+            continue;
+        };
+        let mut batch = Vec::with_capacity(count);
         for _ in 0..count {
             match lines.next() {
-                Some(Ok(line)) => {
-                    batch.push_str(&line);
-                    batch.push('\n');
-                }
+                Some(Ok(line)) => batch.push(line),
                 _ => break,
             }
         }
         let answers = Arc::clone(&answers);
-        let local = local.clone();
+        let program = match destination {
+            Some(_) => remote.clone(),
+            None => local.clone(),
+        };
         let dir = dir.to_path_buf();
+        let settings = Arc::clone(&settings);
         // Batches run side by side; the queue manager bounds how many.
         std::thread::spawn(move || {
-            let output = deliver(&local, &dir, &batch, count);
+            let output = match destination {
+                Some(destination) => remote::RemoteBatch::open(&settings, destination, batch)
+                    .deliver(&program, &dir, &settings),
+                None => {
+                    let mut text = batch.join("\n");
+                    text.push('\n');
+                    deliver(&program, &dir, &text, count)
+                }
+            };
             let mut answer = format!("RESULT {tag} {}\n", output.len());
             for line in output {
                 answer.push_str(&line);

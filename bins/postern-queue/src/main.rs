@@ -17,6 +17,7 @@
 
 mod clock;
 mod control;
+mod destinations;
 mod notices;
 mod schedule;
 mod settle;

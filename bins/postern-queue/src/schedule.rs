@@ -10,8 +10,15 @@
 //! ready at once are grouped into batches, enough per batch to spread them
 //! over the free delivery slots, so that a full queue costs one
 //! `postern-local` per batch rather than per message.
+//!
+//! A message's attempt has a part per route: its local recipients go in a
+//! local batch, and those of each other destination wait in that
+//! destination's line until it has room (destinations.rs), then go with
+//! other messages for it in a remote batch (one `postern-remote`, few
+//! connections). The attempt ends, and its next one is scheduled, when
+//! every part has answered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -19,14 +26,17 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use postern_config::Settings;
+use postern_queue_format::status::Class;
 use postern_queue_format::{
-    Envelope, Event, QueueDir, QueueId, Records, ReportKind, Status, read_envelope_from,
+    Envelope, Event, Outcome, QueueDir, QueueId, Records, ReportKind, Ret, Status,
+    read_envelope_from,
 };
 use tracing::{error, info, warn};
 
-use postern_routing::{Route, Router, remote_deferral};
+use postern_routing::{Route, Router};
 
 use crate::clock::Clock;
+use crate::destinations::Destinations;
 use crate::notices::{Notice, read_spawner, read_trigger};
 use crate::settle::{Policy, Reporter, deferral, due_reports, log_given_up, outcome_of_answer};
 
@@ -48,6 +58,9 @@ const FULL_BATCH: usize = 16;
 /// this: a process per message would cost more than the parallel
 /// deliveries save.
 const MIN_SPREAD: usize = 8;
+/// The most messages one remote batch carries: a message that arrives
+/// for a busy destination waits for at most this many before it.
+const MAX_REMOTE_BATCH: usize = 50;
 
 /// A message the manager knows of.
 #[derive(Default)]
@@ -58,7 +71,10 @@ pub struct Entry {
     pub not_before: Option<u64>,
     /// Flushed by the admin: try now, whatever the records say.
     flushed: bool,
-    pub busy: bool,
+    /// Parts of the current attempt not yet answered.
+    pub parts: usize,
+    /// The current attempt, while it runs.
+    attempt: Option<Attempt>,
     /// Known never to have been attempted, by this manager or one before
     /// it: it reached `queue/` after this manager's first scan. Its first
     /// attempt needs no `--retry` look, and no record before it starts.
@@ -68,7 +84,23 @@ pub struct Entry {
     unreadable: Option<String>,
 }
 
+/// An attempt at a message's pending recipients.
+#[derive(Clone, Copy, Debug)]
+struct Attempt {
+    started: u64,
+    /// The message's first attempt, whose round is recorded with the
+    /// first outcome (and not at all when it delivers everything).
+    first: bool,
+    /// Its parts, and whether any went to another host.
+    parts: usize,
+    remote: bool,
+}
+
 impl Entry {
+    pub fn busy(&self) -> bool {
+        self.parts > 0
+    }
+
     fn new(untried: bool) -> Entry {
         Entry {
             untried,
@@ -83,30 +115,34 @@ impl Entry {
     }
 }
 
-/// One message of a batch on its way: which recipients (by index) its
-/// answer lines stand for.
+/// One part of a message's attempt: the recipients (by index) one batch
+/// answers for.
+#[derive(Clone, Debug)]
 pub struct Flight {
     pub id: QueueId,
-    /// Every recipient the attempt stands for: those sent to the batch,
-    /// and those routed off the host.
     pub indices: Vec<usize>,
-    /// The recipients of `indices` routed off the host, with the outcome
-    /// their route gives them now; the batch answers for the others.
-    pub remote: Vec<(usize, Status)>,
-    /// When the attempt started.
-    pub started: u64,
-    /// The message's first attempt ever, not yet recorded in `state/`.
-    pub first: bool,
 }
 
-/// A batch on its way: its messages, the domains it holds a slot of, and
-/// (until sent) its request lines.
+/// A batch on its way: its messages, the domains it holds a slot of (a
+/// local batch) or its destination (a remote one), and (until sent) its
+/// request lines.
 #[derive(Default)]
 pub struct Batch {
     pub flights: Vec<Flight>,
     pub domains: Vec<String>,
+    pub destination: Option<String>,
     lines: String,
     requests: usize,
+}
+
+/// What an attempt at a message will be: its local part's request lines
+/// and flight, and a flight for each other destination.
+struct Plan {
+    lines: String,
+    local: Option<Flight>,
+    domains: Vec<String>,
+    remote: Vec<(String, Flight)>,
+    first: bool,
 }
 
 pub struct Scheduler {
@@ -118,6 +154,15 @@ pub struct Scheduler {
     router: Router,
     pub index: BTreeMap<QueueId, Entry>,
     pub batches: HashMap<String, Batch>,
+    /// Local batches in flight.
+    local_batches: usize,
+    /// Each destination's parts waiting for room, oldest first.
+    waiting: BTreeMap<String, VecDeque<Flight>>,
+    pub destinations: Destinations,
+    /// The cap on the wait between attempts at mail for other hosts.
+    remote_max_retry: u64,
+    /// Remote batches sent, for their tags.
+    remote_sent: u64,
     /// Batches in flight per recipient domain.
     pub domains: HashMap<String, usize>,
     pub clock: Clock,
@@ -182,6 +227,11 @@ impl Scheduler {
             router,
             index: BTreeMap::new(),
             batches: HashMap::new(),
+            local_batches: 0,
+            waiting: BTreeMap::new(),
+            destinations: Destinations::new(&settings.remote),
+            remote_max_retry: settings.remote.max_retry_interval.max(1),
+            remote_sent: 0,
             domains: HashMap::new(),
             clock: Clock::default(),
             last_scan: None,
@@ -233,7 +283,7 @@ impl Scheduler {
         let Ok(ids) = self.queue.queued() else { return };
         let present: std::collections::HashSet<&QueueId> = ids.iter().collect();
         self.index
-            .retain(|id, entry| entry.busy || present.contains(id));
+            .retain(|id, entry| entry.busy() || present.contains(id));
         for id in ids {
             self.index
                 .entry(id)
@@ -244,19 +294,25 @@ impl Scheduler {
 
     /// The batches to send now, as (tag, text).
     fn dispatch(&mut self) -> Vec<(String, String)> {
-        let free = self.max_batches.saturating_sub(self.batches.len());
-        if free == 0 {
-            return Vec::new();
-        }
+        let mut sent = self.dispatch_local();
+        sent.extend(self.dispatch_remote());
+        sent
+    }
+
+    /// Starts the attempts that are due: local parts in local batches, as
+    /// many as the free slots take; remote parts to their destinations'
+    /// lines.
+    fn dispatch_local(&mut self) -> Vec<(String, String)> {
+        let free = self.max_batches.saturating_sub(self.local_batches);
         let now = self.clock.unix();
         let ready: Vec<QueueId> = self
             .index
             .iter()
-            .filter(|(_, e)| !e.busy && e.not_before.is_none_or(|t| t <= now))
+            .filter(|(_, e)| !e.busy() && e.not_before.is_none_or(|t| t <= now))
             .map(|(id, _)| id.clone())
             .collect();
         if let Some(last) = self.last_batch
-            && !self.batches.is_empty()
+            && self.local_batches > 0
             && ready.len() < FULL_BATCH
             && self.clock.since(last) < BATCH_PACE
         {
@@ -271,36 +327,48 @@ impl Scheduler {
         self.last_batch = Some(self.clock.instant());
         let per_batch = ready
             .len()
-            .div_ceil(free)
+            .div_ceil(free.max(1))
             .clamp(MIN_SPREAD, MAX_BATCH_MESSAGES);
         let mut sent = Vec::new();
         let mut current = Batch::default();
         for id in ready {
-            if sent.len() >= free {
-                break;
-            }
-            let Some((lines, flight, domains)) = self.prepare(&id) else {
+            let Some(plan) = self.prepare(&id) else {
                 continue;
             };
-            if lines.is_empty() {
-                // Every recipient is routed off the host: settled now,
-                // with no delivery to wait for.
-                self.settle_flight(&flight, &[], now);
+            if plan.local.is_some()
+                && (sent.len() >= free || !self.domains_allow(&plan.domains, &current.domains))
+            {
+                // No room for its local part now: the whole attempt waits.
                 continue;
             }
-            if !self.domains_allow(&domains, &current.domains) {
-                continue;
+            let Plan {
+                lines,
+                local,
+                domains,
+                remote,
+                first,
+            } = plan;
+            self.begin(
+                &id,
+                first,
+                usize::from(local.is_some()) + remote.len(),
+                !remote.is_empty(),
+            );
+            for (destination, flight) in remote {
+                self.waiting
+                    .entry(destination)
+                    .or_default()
+                    .push_back(flight);
             }
+            let Some(flight) = local else {
+                continue;
+            };
             for domain in domains {
                 if !current.domains.contains(&domain) {
                     current.domains.push(domain);
                 }
             }
-            if let Some(entry) = self.index.get_mut(&id) {
-                entry.busy = true;
-                entry.flushed = false;
-            }
-            current.requests += flight.indices.len() - flight.remote.len();
+            current.requests += flight.indices.len();
             current.lines.push_str(&lines);
             current.flights.push(flight);
             if current.flights.len() >= per_batch {
@@ -311,6 +379,109 @@ impl Scheduler {
             sent.push(self.send(current));
         }
         sent
+    }
+
+    /// Remote batches for the destinations that have room; the parts for
+    /// a dead destination deferred at once with its reason.
+    fn dispatch_remote(&mut self) -> Vec<(String, String)> {
+        let now = self.clock.unix();
+        let mut sent = Vec::new();
+        let names: Vec<String> = self.waiting.keys().cloned().collect();
+        for name in names {
+            if let Some(why) = self.destinations.dead(&name, now) {
+                let parts = self.waiting.remove(&name).unwrap_or_default();
+                for flight in parts {
+                    let outcomes = flight
+                        .indices
+                        .iter()
+                        .map(|&i| {
+                            (
+                                i,
+                                Outcome::Deferred {
+                                    status: why.clone(),
+                                },
+                            )
+                        })
+                        .collect();
+                    self.settle_part(&flight, outcomes, now);
+                }
+                continue;
+            }
+            let room = self.destinations.room(&name);
+            let Some(line) = self.waiting.get_mut(&name) else {
+                continue;
+            };
+            if room == 0 || line.is_empty() {
+                continue;
+            }
+            // Spread evenly over the connections it may open now.
+            let count = room.min(line.len());
+            let (share, extra) = (line.len() / count, line.len() % count);
+            let mut batches = Vec::new();
+            for n in 0..count {
+                let take = (share + usize::from(n < extra)).min(MAX_REMOTE_BATCH);
+                batches.push(line.drain(..take).collect::<Vec<Flight>>());
+            }
+            if line.is_empty() {
+                self.waiting.remove(&name);
+            }
+            for flights in batches {
+                sent.push(self.send_remote(&name, flights));
+            }
+        }
+        sent
+    }
+
+    /// Registers a remote batch as in flight; returns its tag and text.
+    fn send_remote(&mut self, destination: &str, flights: Vec<Flight>) -> (String, String) {
+        self.remote_sent += 1;
+        let tag = format!("r{}", self.remote_sent);
+        let mut lines = String::new();
+        let mut count = 0;
+        for flight in &flights {
+            let Some((envelope, offset)) = self
+                .index
+                .get(&flight.id)
+                .and_then(|entry| entry.envelope.clone())
+            else {
+                continue;
+            };
+            let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
+            lines.push_str(&format!(
+                "M\t{}\t{offset}\t{}\t{}\t{}\t{}\t{}\n",
+                self.queue.queue_file(&flight.id).display(),
+                flight.id,
+                envelope.arrival,
+                envelope.sender,
+                optional(envelope.ret.map(|r| match r {
+                    Ret::Full => "FULL".to_string(),
+                    Ret::Headers => "HDRS".to_string(),
+                })),
+                optional(envelope.envid.clone()),
+            ));
+            count += 1;
+            for &index in &flight.indices {
+                let recipient = &envelope.recipients[index];
+                lines.push_str(&format!(
+                    "R\t{index}\t{}\t{}\t{}\n",
+                    recipient.address,
+                    optional(recipient.notify.map(|n| n.to_string())),
+                    optional(recipient.orcpt.clone()),
+                ));
+                count += 1;
+            }
+        }
+        self.destinations.started(destination);
+        let text = format!("RBATCH {tag} {destination} {count}\n{lines}");
+        self.batches.insert(
+            tag.clone(),
+            Batch {
+                flights,
+                destination: Some(destination.to_string()),
+                ..Batch::default()
+            },
+        );
+        (tag, text)
     }
 
     /// Whether a message for `domains` may join a batch already holding
@@ -326,6 +497,7 @@ impl Scheduler {
     /// Registers a batch as in flight; returns its tag and text.
     fn send(&mut self, mut batch: Batch) -> (String, String) {
         let tag = batch.flights[0].id.to_string();
+        self.local_batches += 1;
         for domain in &batch.domains {
             *self.domains.entry(domain.clone()).or_default() += 1;
         }
@@ -368,13 +540,14 @@ impl Scheduler {
         entry.not_before = Some(retry);
     }
 
-    /// A message's request lines, its flight and its pending recipients'
-    /// domains; `None` when there is nothing to do now (locked by another
-    /// run, finished, unreadable).
-    fn prepare(&mut self, id: &QueueId) -> Option<(String, Flight, Vec<String>)> {
+    /// What an attempt at a message would be now; `None` when there is
+    /// nothing to do (locked by another run, finished, unreadable, held,
+    /// not yet due).
+    fn prepare(&mut self, id: &QueueId) -> Option<Plan> {
         // The delivery holds the queue file's lock (postern-local --batch
-        // takes it), so a batch that outlived the manager that sent it,
-        // after a crash, shows here: leave the message until it is done.
+        // and postern-lspawn take it), so a batch that outlived the
+        // manager that sent it, after a crash, shows here: leave the
+        // message until it is done.
         let mut file = match File::open(self.queue.queue_file(id)) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -428,10 +601,64 @@ impl Scheduler {
         // A message that may have been tried before (by an earlier manager,
         // whose records a crash may have cut short) may have landed where
         // the record was lost: its deliveries look first (postern-local
-        // --retry). A first attempt is recorded only with its outcome,
-        // and not at all when it delivers everything: no `state/` file.
+        // --retry).
         let retry = !first;
-        if first || !self.queue.state_file(id).exists() {
+        let file = self.queue.queue_file(id);
+        let mut plan = Plan {
+            lines: String::new(),
+            local: None,
+            domains: Vec::new(),
+            remote: Vec::new(),
+            first,
+        };
+        let mut local = Vec::new();
+        for &index in &indices {
+            let address = &envelope.recipients[index].address;
+            if let Route::Remote { domain } = self.router.route(address) {
+                match plan.remote.iter_mut().find(|(d, _)| *d == domain) {
+                    Some((_, flight)) => flight.indices.push(index),
+                    None => plan.remote.push((
+                        domain,
+                        Flight {
+                            id: id.clone(),
+                            indices: vec![index],
+                        },
+                    )),
+                }
+                continue;
+            }
+            local.push(index);
+            plan.lines.push_str(&format!(
+                "{}\t{offset}\t{}\t{address}\t{id}\t{}\t{}\n",
+                file.display(),
+                envelope.sender,
+                envelope.arrival,
+                u8::from(retry)
+            ));
+            let domain = address
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_ascii_lowercase())
+                .unwrap_or_default();
+            if !plan.domains.contains(&domain) {
+                plan.domains.push(domain);
+            }
+        }
+        if !local.is_empty() {
+            plan.local = Some(Flight {
+                id: id.clone(),
+                indices: local,
+            });
+        }
+        Some(plan)
+    }
+
+    /// An attempt of `parts` parts starts: recorded (a first attempt only
+    /// with its outcome), and the message busy until every part answers.
+    fn begin(&mut self, id: &QueueId, first: bool, parts: usize, remote: bool) {
+        let now = self.clock.unix();
+        if (first || !self.queue.state_file(id).exists())
+            && let Some((envelope, _)) = self.index.get(id).and_then(|e| e.envelope.as_ref())
+        {
             info!(
                 "{id}: from=<{}>, nrcpt={}",
                 envelope.sender,
@@ -443,52 +670,15 @@ impl Scheduler {
         }
         if let Some(entry) = self.index.get_mut(id) {
             entry.untried = false;
+            entry.flushed = false;
+            entry.parts = parts;
+            entry.attempt = Some(Attempt {
+                started: now,
+                first,
+                parts,
+                remote,
+            });
         }
-        let file = self.queue.queue_file(id);
-        let mut lines = String::new();
-        let mut domains: Vec<String> = Vec::new();
-        let mut remote = Vec::new();
-        for &index in &indices {
-            let address = &envelope.recipients[index].address;
-            if let Route::Remote { .. } = self.router.route(address) {
-                let status = remote_deferral(address);
-                let delay = id.arrived(envelope.arrival).elapsed().unwrap_or_default();
-                let line = postern_log::delivery_line(
-                    id.as_str(),
-                    address,
-                    None,
-                    "none",
-                    delay,
-                    "deferred",
-                    &status.to_string(),
-                );
-                info!("{line}");
-                remote.push((index, status));
-                continue;
-            }
-            lines.push_str(&format!(
-                "{}\t{offset}\t{}\t{address}\t{id}\t{}\t{}\n",
-                file.display(),
-                envelope.sender,
-                envelope.arrival,
-                u8::from(retry)
-            ));
-            let domain = address
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_ascii_lowercase())
-                .unwrap_or_default();
-            if !domains.contains(&domain) {
-                domains.push(domain);
-            }
-        }
-        let flight = Flight {
-            id: id.clone(),
-            indices,
-            remote,
-            started: now,
-            first,
-        };
-        Some((lines, flight, domains))
     }
 
     /// A batch's answer: outcomes recorded, then each message scheduled
@@ -497,66 +687,161 @@ impl Scheduler {
         let Some(batch) = self.batches.remove(tag) else {
             return;
         };
+        let now = self.clock.unix();
+        if let Some(destination) = &batch.destination {
+            self.remote_results(destination, &batch.flights, lines, now);
+            return;
+        }
+        self.local_batches = self.local_batches.saturating_sub(1);
         for domain in &batch.domains {
             if let Some(count) = self.domains.get_mut(domain) {
                 *count = count.saturating_sub(1);
             }
         }
-        let now = self.clock.unix();
         let mut lines = lines.iter();
         for flight in &batch.flights {
-            let sent = flight.indices.len() - flight.remote.len();
-            let answers: Vec<&String> = lines.by_ref().take(sent).collect();
-            self.settle_flight(flight, &answers, now);
+            let over = self.lifetime_over(&flight.id, now);
+            let outcomes = flight
+                .indices
+                .iter()
+                .map(|&index| {
+                    (
+                        index,
+                        outcome_of_answer(lines.next().map(String::as_str), over),
+                    )
+                })
+                .collect();
+            self.settle_part(flight, outcomes, now);
         }
     }
 
-    /// One message's attempt answered: the batch's `answers` for its local
-    /// recipients, the route's outcome for the remote ones; outcomes
-    /// recorded, then the message scheduled again or settled.
-    fn settle_flight(&mut self, flight: &Flight, answers: &[&String], now: u64) {
+    /// A remote batch's answer, `ID<TAB>INDEX<TAB>EXIT<TAB>STATUS` a
+    /// recipient; what it does not answer for is deferred. The
+    /// destination learns whether a server answered.
+    fn remote_results(
+        &mut self,
+        destination: &str,
+        flights: &[Flight],
+        lines: &[String],
+        now: u64,
+    ) {
+        let mut answers: HashMap<(&str, usize), (&str, &str)> = HashMap::new();
+        for line in lines {
+            let mut fields = line.splitn(4, '\t');
+            if let (Some(id), Some(Ok(index)), Some(exit), Some(status)) = (
+                fields.next(),
+                fields.next().map(str::parse::<usize>),
+                fields.next(),
+                fields.next(),
+            ) {
+                answers.insert((id, index), (exit, status));
+            }
+        }
+        let mut answered = false;
+        let mut why = None;
+        let mut settled = Vec::new();
+        for flight in flights {
+            let over = self.lifetime_over(&flight.id, now);
+            let mut outcomes = Vec::new();
+            for &index in &flight.indices {
+                let status = match answers.get(&(flight.id.as_str(), index)) {
+                    Some(&(exit, status)) => {
+                        let class = match exit {
+                            "0" => Class::Success,
+                            "75" => Class::Temporary,
+                            _ => Class::Permanent,
+                        };
+                        Status::from_record(status, class)
+                    }
+                    None => Status::temporary("no answer from the remote delivery"),
+                };
+                answered |= status.remote.is_some();
+                let outcome = match status.class() {
+                    Class::Success => Outcome::Done,
+                    Class::Temporary => {
+                        if status.remote.is_none() {
+                            why = Some(status.clone());
+                        }
+                        deferral(status, over)
+                    }
+                    Class::Permanent => Outcome::Failed { status },
+                };
+                outcomes.push((index, outcome));
+            }
+            settled.push((flight, outcomes));
+        }
+        self.destinations.ended(destination, answered, why, now);
+        for (flight, outcomes) in settled {
+            self.settle_part(flight, outcomes, now);
+        }
+    }
+
+    /// The queue lifetime a message has used up at `now`, if it has: its
+    /// deferrals become failures.
+    fn lifetime_over(&mut self, id: &QueueId, now: u64) -> Option<u64> {
+        let arrival = self.envelope_of(id)?.arrival;
+        (now >= arrival.saturating_add(self.policy.lifetime)).then_some(self.policy.lifetime)
+    }
+
+    /// One part of a message's attempt answered: its outcomes recorded;
+    /// when it was the last part, the message scheduled again or settled.
+    fn settle_part(&mut self, flight: &Flight, outcomes: Vec<(usize, Outcome)>, now: u64) {
         let Some(envelope) = self.envelope_of(&flight.id) else {
             // Gone while it was delivered: nothing left to do.
             self.index.remove(&flight.id);
             return;
         };
-        let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
-        let lifetime = expired.then_some(self.policy.lifetime);
-        let mut events = Vec::new();
-        if flight.first {
-            events.push(Event::Round(flight.started));
-        }
-        // The batch answered for the local recipients, in order; the
-        // route already decided for the remote ones.
-        let mut local = answers.iter();
-        for &index in &flight.indices {
-            let outcome = match flight.remote.iter().find(|(i, _)| *i == index) {
-                Some((_, status)) => deferral(status.clone(), lifetime),
-                None => outcome_of_answer(local.next().map(|line| line.as_str()), lifetime),
-            };
-            events.push(Event::Outcome(index, outcome));
-        }
         let id = flight.id.clone();
+        let Some(entry) = self.index.get_mut(&id) else {
+            return;
+        };
+        entry.parts = entry.parts.saturating_sub(1);
+        let last = entry.parts == 0;
+        let Some(attempt) = entry.attempt.as_mut() else {
+            return;
+        };
+        let mut events = Vec::new();
+        if attempt.first {
+            // The first attempt's round goes with its first outcome.
+            events.push(Event::Round(attempt.started));
+            attempt.first = false;
+        }
+        let attempt = *attempt;
+        let sole = attempt.parts == 1;
+        events.extend(
+            outcomes
+                .into_iter()
+                .map(|(index, outcome)| Event::Outcome(index, outcome)),
+        );
         let Ok(mut records) = Records::read(&self.queue, &id, envelope.recipients.len()) else {
             return;
         };
         records.apply(&events);
+        let expired = now >= envelope.arrival.saturating_add(self.policy.lifetime);
         if expired {
             log_given_up(&id, &envelope, &events);
         }
-        // A first attempt that delivered everything, with no report to
-        // send, leaves nothing worth a `state/` file.
-        let forgettable = flight.first
+        // A first attempt of one part that delivered everything, with no
+        // report to send, leaves nothing worth a `state/` file.
+        let forgettable = sole
+            && events.first().is_some_and(|e| matches!(e, Event::Round(_)))
             && records.finished()
             && due_reports(&envelope, &records, &self.policy, now).is_empty();
         if !forgettable && let Err(e) = Records::note(&self.queue, &id, &events) {
             warn!("{id}: cannot record an outcome: {e}");
         }
+        if !last {
+            return;
+        }
         if let Some(entry) = self.index.get_mut(&id) {
-            entry.busy = false;
+            entry.attempt = None;
         }
         if !records.finished() {
-            let next = now + self.policy.backoff(records.rounds.len());
+            let mut wait = self.policy.backoff(records.rounds.len());
+            if attempt.remote {
+                wait = wait.min(self.remote_max_retry.max(self.policy.first_retry));
+            }
+            let next = now + wait;
             if let Err(e) = Records::note(&self.queue, &id, &[Event::Next(next)]) {
                 warn!("{id}: cannot record the next attempt: {e}");
             }
@@ -862,66 +1147,163 @@ mod tests {
         assert_eq!(recipients(&scheduler.dispatch()), [vec!["a1@a.test"]]);
     }
 
+    /// The local batches' recipients, and each remote batch's
+    /// destination with its `R` lines' addresses.
+    fn remote_batches(sent: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+        sent.iter()
+            .filter(|(_, text)| text.starts_with("RBATCH "))
+            .map(|(_, text)| {
+                let destination = text.split(' ').nth(2).unwrap().to_string();
+                let addresses = text
+                    .lines()
+                    .filter(|l| l.starts_with("R\t"))
+                    .map(|l| l.split('\t').nth(2).unwrap().to_string())
+                    .collect();
+                (destination, addresses)
+            })
+            .collect()
+    }
+
+    fn local_only(sent: &[(String, String)]) -> Vec<(String, String)> {
+        sent.iter()
+            .filter(|(_, text)| text.starts_with("BATCH "))
+            .cloned()
+            .collect()
+    }
+
     #[test]
-    fn recipients_of_other_hosts_are_routed_off_and_never_reach_the_batch() {
+    fn recipients_of_other_hosts_go_in_a_remote_batch_for_their_destination() {
         let (_dir, queue) = queue_with(&[]);
         let mut scheduler = new_scheduler(queue.clone(), 4, 0);
         let mixed = add_mixed(&queue);
         let only_remote = add(&queue, &["other@remote.example"]).remove(0);
         poke(&mut scheduler, vec![mixed.clone(), only_remote.clone()]);
         let sent = scheduler.dispatch();
-        // One batch, one request: the local recipient's.
-        assert_eq!(recipients(&sent), [vec!["a@a.test"]]);
-        assert!(sent[0].1.starts_with(&format!("BATCH {} 1\n", sent[0].0)));
-        // The remote-only message is deferred already, with no batch.
-        let records = Records::read(&queue, &only_remote, 1).unwrap();
-        let Some(Some(postern_queue_format::Outcome::Deferred { status })) =
-            records.outcomes.first()
-        else {
-            panic!("not deferred: {records:?}");
-        };
-        assert!(
-            status.to_string().starts_with(
-                "4.3.0 <other@remote.example> is outside the local and virtual domains"
-            ),
-            "{status}"
-        );
-        assert!(!scheduler.index[&only_remote].busy);
-        assert_eq!(records.rounds.len(), 1);
-        // The batch answers for the local one; the remote one is deferred.
-        scheduler.results(&sent[0].0, &["a@a.test\t0\t2.0.0 delivered".to_string()]);
-        let records = Records::read(&queue, &mixed, 2).unwrap();
+        // One local batch with the local recipient; remote.example's
+        // recipients over two connections, since it has room for them.
+        assert_eq!(recipients(&local_only(&sent)), [vec!["a@a.test"]]);
         assert_eq!(
-            records.outcomes[0],
-            Some(postern_queue_format::Outcome::Done)
+            remote_batches(&sent),
+            [
+                (
+                    "remote.example".to_string(),
+                    vec!["friend@remote.example".to_string()]
+                ),
+                (
+                    "remote.example".to_string(),
+                    vec!["other@remote.example".to_string()]
+                )
+            ]
         );
-        assert!(matches!(
-            &records.outcomes[1],
-            Some(postern_queue_format::Outcome::Deferred { status }) if status.is_temporary()
-        ));
-        assert_eq!(records.rounds.len(), 1);
-        assert_eq!(records.pending(), [1]);
+        let remote: Vec<&(String, String)> = sent
+            .iter()
+            .filter(|(_, t)| t.starts_with("RBATCH"))
+            .collect();
+        let (tag, text) = remote[0];
+        assert!(
+            text.starts_with(&format!("RBATCH {tag} remote.example 2\n")),
+            "{text}"
+        );
+        let m_line = text.lines().nth(1).unwrap();
+        assert!(m_line.starts_with(&format!("M\t{}\t", queue.queue_file(&mixed).display())));
+        // The local part answers first: the attempt is not over.
+        let local_tag = &local_only(&sent)[0].0;
+        scheduler.results(local_tag, &["a@a.test\t0\t2.0.0 delivered".to_string()]);
+        assert!(scheduler.index[&mixed].busy());
+        // The remote batches: one delivered, one refused by the server.
+        scheduler.results(
+            tag,
+            &[format!(
+                "{mixed}\t1\t0\t2.0.0 Ok: queued as X\tmx.remote.example 250"
+            )],
+        );
+        scheduler.results(
+            &remote[1].0,
+            &[format!(
+                "{only_remote}\t0\t100\t5.1.1 no such user\tmx.remote.example 550"
+            )],
+        );
+        // The mixed message is done and gone; the other failed for good,
+        // its server's reply on record.
+        assert!(!queue.queue_file(&mixed).exists());
+        let records = Records::read(&queue, &only_remote, 1).unwrap();
+        let Some(Some(Outcome::Failed { status })) = records.outcomes.first() else {
+            panic!("not failed: {records:?}");
+        };
+        assert_eq!(status.remote.as_ref().unwrap().mta, "mx.remote.example");
+        assert_eq!(status.smtp_reply().unwrap(), "550 5.1.1 no such user");
+        assert!(!scheduler.index.get(&only_remote).is_some_and(Entry::busy));
     }
 
     #[test]
-    fn a_short_answer_defers_the_local_recipient_and_keeps_the_remote_ones_status() {
+    fn a_remote_deferral_is_retried_and_a_dead_destination_gets_no_connection() {
         let (_dir, queue) = queue_with(&[]);
         let mut scheduler = new_scheduler(queue.clone(), 4, 0);
-        let id = add_mixed(&queue);
-        poke(&mut scheduler, vec![id.clone()]);
+        let addresses: Vec<String> = (0..12).map(|i| format!("u{i}@remote.example")).collect();
+        let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        let ids = add(&queue, &refs);
+        poke(&mut scheduler, ids.clone());
         let sent = scheduler.dispatch();
-        // The delivery died before it answered.
-        scheduler.results(&sent[0].0, &[]);
-        let records = Records::read(&queue, &id, 2).unwrap();
-        let status = |i: usize| match &records.outcomes[i] {
-            Some(postern_queue_format::Outcome::Deferred { status }) => status.to_string(),
-            other => panic!("{other:?}"),
+        // Five connections at first (the initial concurrency), the twelve
+        // messages spread over them.
+        let batches = remote_batches(&sent);
+        assert_eq!(batches.len(), 5);
+        assert_eq!(batches.iter().map(|(_, a)| a.len()).sum::<usize>(), 12);
+        // Every one of them fails to connect: the destination is dead.
+        let refused = "4.4.1 connect to mx.remote.example[192.0.2.1]:25: Connection refused";
+        for (tag, text) in &sent {
+            let answers: Vec<String> = text
+                .lines()
+                .filter(|l| l.starts_with("M\t"))
+                .map(|l| format!("{}\t0\t75\t{refused}", l.split('\t').nth(3).unwrap()))
+                .collect();
+            scheduler.results(tag, &answers);
+        }
+        for id in &ids {
+            let records = Records::read(&queue, id, 1).unwrap();
+            assert!(
+                matches!(&records.outcomes[0], Some(Outcome::Deferred { status }) if status.text.contains("refused")),
+                "{records:?}"
+            );
+            // The first wait, as for any deferral.
+            assert_eq!(records.next, Some(scheduler.clock.unix() + 300));
+        }
+        // A new message for it is deferred at once, with the reason.
+        let late = add(&queue, &["late@remote.example"]);
+        poke(&mut scheduler, late.clone());
+        assert!(scheduler.dispatch().is_empty());
+        let records = Records::read(&queue, &late[0], 1).unwrap();
+        let Some(Some(Outcome::Deferred { status })) = records.outcomes.first() else {
+            panic!("{records:?}");
         };
-        assert_eq!(status(0), "4.3.0 no answer from the delivery");
         assert!(
-            status(1).starts_with("4.3.0 <friend@remote.example> is outside"),
+            status.text.contains("remote.example is not answering"),
             "{}",
-            status(1)
+            status.text
         );
+        assert!(status.text.contains("refused"), "{}", status.text);
+    }
+
+    #[test]
+    fn remote_retries_wait_at_most_the_remote_cap() {
+        let (_dir, queue) = queue_with(&[]);
+        let mut scheduler = new_scheduler(queue.clone(), 4, 0);
+        let id = add(&queue, &["x@remote.example"]).remove(0);
+        poke(&mut scheduler, vec![id.clone()]);
+        for round in 0..8 {
+            let sent = scheduler.dispatch();
+            assert_eq!(sent.len(), 1, "round {round}");
+            scheduler.results(
+                &sent[0].0,
+                &[format!(
+                    "{id}\t0\t75\t4.2.1 try later\tmx.remote.example 451"
+                )],
+            );
+            let next = Records::read(&queue, &id, 1).unwrap().next.unwrap();
+            let wait = next - scheduler.clock.unix();
+            assert!(wait <= 3600, "round {round}: {wait}");
+            scheduler.clock.advance(Duration::from_secs(wait));
+            scheduler.last_batch = None;
+        }
     }
 }

@@ -301,7 +301,7 @@ fn print_banner(sandbox: &Sandbox) {
     text.push_str(&format!(
         "  send      swaks --server 127.0.0.1:{submission} --tls --auth PLAIN --auth-user {DEMO_ADDRESS} --auth-password PASSWORD --to {DEMO_ADDRESS}\n\
          \x20           (TLS with the self-signed certificate in {}/tls)\n\
-         \x20 note      mail to other hosts is taken, but {}\n",
+         \x20 note      mail to other hosts: {}\n",
         sandbox.dir.display(),
         postern_routing::REMOTE_DELIVERY
     ));

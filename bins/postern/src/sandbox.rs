@@ -179,6 +179,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
     let (_, relay_gid) = role("postern-relay");
     let (login_uid, login_gid) = role("postern-login");
     let (proxy_uid, proxy_gid) = role("postern-proxy");
+    let (remote_uid, remote_gid) = role("postern-remote");
     // The relayers file's directory: root's, writable by the relay group
     // (postern-auth keeps it), set-group-id so each new file is the group's.
     let relay_dir = dir.join("var").join("relay");
@@ -208,6 +209,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          pop3d.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} pop3s\"]\n\
          pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
          pop3d.proxy_user = \"{proxy_uid}:{proxy_gid}\"\n\
+         remote.user = \"{remote_uid}:{remote_gid}\"\n\
          pop3d.proxy_ca_file = {}\n\
          tls.certificate = {}\n\
          tls.key = {}\n",

@@ -5,12 +5,16 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::MailOwner;
 use crate::size::duration;
 
 /// `[remote]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RemoteSettings {
+    /// Who postern-remote runs as: never root, and not a user that can
+    /// read the accounts file.
+    pub user: MailOwner,
     /// The DNS servers every lookup of Postern's asks (`"ADDRESS:PORT"`);
     /// empty: those of `/etc/resolv.conf`.
     pub nameservers: Vec<SocketAddr>,
@@ -46,6 +50,7 @@ pub struct RemoteSettings {
 impl Default for RemoteSettings {
     fn default() -> RemoteSettings {
         RemoteSettings {
+            user: MailOwner::Name("postern-remote".into()),
             nameservers: Vec::new(),
             port: 25,
             helo_name: String::new(),

@@ -5,8 +5,8 @@
 
 /// What becomes of mail for another host, in the words every program uses
 /// (postern-local's status, `explain`, `forward set`, the sandbox's
-/// banner). Outbound delivery, when it lands, changes this one text.
-pub const REMOTE_DELIVERY: &str = "remote delivery is not available yet: such mail waits in the queue (4.3.0) and is returned to its sender after queue_lifetime";
+/// banner).
+pub const REMOTE_DELIVERY: &str = "such mail leaves the host: the queue hands it to postern-remote, which delivers it to the domain's mail servers";
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;

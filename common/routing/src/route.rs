@@ -84,13 +84,16 @@ impl Router {
     }
 }
 
-/// The status of a recipient routed off the host while Postern delivers
-/// nowhere but locally: deferred, so the sender hears of it only after
-/// `queue_lifetime`.
+/// The status of a recipient of another host that reached postern-local
+/// (the domains map changed after the queue routed it, or an admin ran
+/// it by hand): deferred, and the queue routes it off the host at the
+/// next try.
 pub fn remote_deferral(address: &str) -> Status {
     Status::new(
         "4.3.0",
-        format!("<{address}> is outside the local and virtual domains: {REMOTE_DELIVERY}"),
+        format!(
+            "<{address}> is not in a local or virtual domain, so postern-local does not deliver it: {REMOTE_DELIVERY}"
+        ),
     )
 }
 
@@ -143,7 +146,7 @@ mod tests {
         let status = remote_deferral("friend@remote.example");
         assert!(status.is_temporary());
         assert!(status.to_string().starts_with(
-            "4.3.0 <friend@remote.example> is outside the local and virtual domains: remote delivery is not available yet"
+            "4.3.0 <friend@remote.example> is not in a local or virtual domain, so postern-local does not deliver it: such mail leaves the host"
         ));
     }
 }

@@ -1,0 +1,228 @@
+//! Mail leaving the host under `postern up`, as users send it: through
+//! submission with AUTH and through POP-before-SMTP, routed by the queue
+//! to postern-remote (run by postern-lspawn as its own user), which finds
+//! the next hop through a real DNS server (nsd on loopback) and hands the
+//! message to Postfix's smtp-sink on 127.0.0.10. What arrives is checked
+//! byte for byte; a refusal comes back to the sender as an RFC 3464
+//! report that quotes the other host, read with Python's `email`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::queue::{mailq, wait_for, wait_until_empty};
+use crate::remote::{Sink, dump_ending, free_port, sink_at};
+use crate::suite::{Suite, demo_auth, python, swaks};
+use crate::util::{messages, program, wait_until};
+
+/// remote.test's mail goes to mx.remote.test, at 127.0.0.10.
+const ZONE: &str = "\
+remote IN MX 10 mx.remote.test.
+mx.remote IN A 127.0.0.10
+";
+
+/// A suite whose outbound mail is resolved by `nsd` and sent to `port`.
+fn suite(nsd: &postern_dns::testing::Nsd, port: u16) -> Suite {
+    Suite::start(&[
+        &format!("remote.nameservers = [\"{}\"]", nsd.address),
+        &format!("remote.port = {port}"),
+    ])
+}
+
+/// A message with every field a submission server would add, so that
+/// what arrives is it plus the trace fields.
+fn message(subject: &str) -> String {
+    format!(
+        "Date: Mon, 07 Dec 2026 10:00:00 +0000\n\
+         Message-ID: <{subject}@example.test>\n\
+         From: demo@example.test\n\
+         To: friend@remote.test\n\
+         Subject: {subject}\n\
+         \n\
+         First line.\n\
+         .A line with a leading dot.\n\
+         Last line.\n"
+    )
+}
+
+/// swaks sending `text` from 127.0.0.2 to `server`, with `extra`.
+fn send(server: &str, text: &str, extra: &[&str]) -> (i32, String) {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    // swaks ends the data with its own CRLF before the dot.
+    let data = text
+        .strip_suffix('\n')
+        .unwrap_or(text)
+        .replace('\n', "\r\n");
+    std::fs::write(file.path(), data).unwrap();
+    let path = file.path().display().to_string();
+    let mut args = vec![
+        "--server",
+        server,
+        "--local-interface",
+        "127.0.0.2",
+        "--from",
+        "demo@example.test",
+        "--to",
+        "friend@remote.test",
+        "--data",
+        &path,
+    ];
+    args.extend_from_slice(extra);
+    swaks(&args)
+}
+
+/// What the sink took of the message that ends with `text`: the fields
+/// Postern added before it (each sink's own go first, up to its
+/// Received line).
+fn added_fields(sink: &Sink, text: &str) -> String {
+    let tail = format!("{text}\n");
+    let dump = dump_ending(&sink.dump, tail.as_bytes());
+    let before = &dump[..dump.len() - tail.len()];
+    let lines: Vec<&str> = before.lines().collect();
+    let sinks = lines
+        .iter()
+        .position(|l| l.starts_with("\tby smtp-sink"))
+        .expect("the sink's Received field");
+    let ours = lines[sinks + 1..]
+        .iter()
+        .skip_while(|l| l.starts_with('\t'))
+        .map(|l| format!("{l}\n"));
+    ours.collect()
+}
+
+#[test]
+fn submitted_and_pop_before_smtp_mail_reaches_the_other_host_byte_for_byte() {
+    let nsd = postern_dns::testing::Nsd::start(ZONE);
+    let sink = sink_at("127.0.0.10", free_port(), &[]);
+    let s = suite(&nsd, sink.port);
+    // A mailbox user on submission, with AUTH over STARTTLS.
+    let first = message("submitted");
+    let password = s.password();
+    let (code, out) = send(&s.server("submission"), &first, &demo_auth(&password));
+    assert_eq!(code, 0, "{out}");
+    let added = added_fields(&sink, &first);
+    assert!(added.starts_with("Received: from "), "{added}");
+    assert!(
+        added
+            .lines()
+            .all(|l| l.starts_with("Received:") || l.starts_with('\t') || l.starts_with(' ')),
+        "{added}"
+    );
+    let log = s.wait_for_log("status=sent (250 2.0.0 Ok");
+    let relay = format!("relay=mx.remote.test[127.0.0.10]:{}", sink.port);
+    assert!(
+        log.lines().any(|l| l.contains("to=<friend@remote.test>")
+            && l.contains(&relay)
+            && l.contains("dsn=2.0.0")
+            && l.contains(", delays=")),
+        "{log}"
+    );
+    // The session was the postern-remote user's, not root's.
+    assert!(log.contains("postern-remote["), "{log}");
+
+    // POP-before-SMTP: a POP3 login from 127.0.0.2 (STLS, poplib), then
+    // plain SMTP on port 25 from that address relays.
+    python(
+        r#"
+import functools, poplib, socket, ssl, sys
+poplib.socket.create_connection = functools.partial(
+    socket.create_connection, source_address=("127.0.0.2", 0))
+pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
+context = ssl.create_default_context()
+context.check_hostname = False
+context.verify_mode = ssl.CERT_NONE
+pop.stls(context)
+pop.user("demo@example.test")
+pop.pass_(sys.argv[2])
+pop.quit()
+print("ok")
+"#,
+        &[&s.port("POP3"), &password],
+    );
+    let second = message("pop-before-smtp");
+    let (code, out) = send(&s.server("SMTP"), &second, &[]);
+    assert_eq!(code, 0, "{out}");
+    let added = added_fields(&sink, &second);
+    assert!(added.starts_with("Received: from "), "{added}");
+    wait_until_empty(&s.etc());
+    s.stop();
+}
+
+#[test]
+fn a_refusal_comes_back_to_the_sender_quoting_the_other_host() {
+    let nsd = postern_dns::testing::Nsd::start(ZONE);
+    let sink = sink_at("127.0.0.10", free_port(), &["-f", "RCPT"]);
+    let s = suite(&nsd, sink.port);
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test", "friend@remote.test"]);
+    let out = crate::util::run_with_input(&mut inject, message("refused").as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(&s.demo(), 1);
+    let (_, report) = messages(&s.demo()).remove(0);
+    let path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(path.path(), &report).unwrap();
+    python(
+        r#"
+import email, sys
+from email import policy
+report = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=policy.default)
+assert report.get_content_type() == "multipart/report", report.get_content_type()
+status = [p for p in report.walk() if p.get_content_type() == "message/delivery-status"][0]
+fields = status.get_payload()[1]
+assert fields["Final-Recipient"] == "rfc822; friend@remote.test", fields
+assert fields["Action"] == "failed", fields["Action"]
+assert fields["Status"].startswith("5."), fields["Status"]
+assert fields["Remote-MTA"] == "dns; mx.remote.test", fields["Remote-MTA"]
+assert fields["Diagnostic-Code"].startswith("smtp; 5"), fields["Diagnostic-Code"]
+print("ok")
+"#,
+        &[&path.path().display().to_string()],
+    );
+    let log = s.wait_for_log("status=bounced (host mx.remote.test said: 5");
+    assert!(log.contains("to=<friend@remote.test>"), "{log}");
+    s.stop();
+}
+
+#[test]
+fn a_temporary_refusal_is_retried_and_mailq_shows_the_reply() {
+    let nsd = postern_dns::testing::Nsd::start(ZONE);
+    let port = free_port();
+    let refusing = sink_at("127.0.0.10", port, &["-r", "RCPT"]);
+    let s = suite(&nsd, port);
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test", "friend@remote.test"]);
+    let text = message("retried");
+    let out = crate::util::run_with_input(&mut inject, text.as_bytes());
+    assert!(out.status.success());
+    wait_until(
+        Duration::from_secs(30),
+        || mailq(&s.etc()).contains("mx.remote.test said: 4"),
+        || format!("mailq never showed the reply: {}", mailq(&s.etc())),
+    );
+    // The server takes mail again; a flush sends it now.
+    drop(refusing);
+    let sink = sink_at("127.0.0.10", port, &[]);
+    let out = Command::new(program("postern-queue"))
+        .arg("--config")
+        .arg(s.etc())
+        .arg("--flush")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    added_fields(&sink, &text);
+    wait_until_empty(&s.etc());
+    s.stop();
+}
