@@ -226,3 +226,59 @@ fn a_temporary_refusal_is_retried_and_mailq_shows_the_reply() {
     wait_until_empty(&s.etc());
     s.stop();
 }
+
+#[test]
+fn postern_remote_runs_as_its_own_user_and_cannot_read_the_accounts() {
+    if crate::util::skip_unless_root("postern_remote_runs_as_its_own_user") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let nsd = postern_dns::testing::Nsd::start(ZONE);
+    // The sink waits before it answers the message: time to look at the
+    // delivery while it runs.
+    let sink = sink_at("127.0.0.10", free_port(), &["-w", "3"]);
+    let s = suite(&nsd, sink.port);
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test", "friend@remote.test"]);
+    let text = message("watched");
+    assert!(
+        crate::util::run_with_input(&mut inject, text.as_bytes())
+            .status
+            .success()
+    );
+    let etc = s.etc();
+    let pid = crate::smtpd::pid_of(&format!(
+        "postern-remote --config {} --batch remote.test",
+        etc.display()
+    ));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| crate::smtpd::status_numbers(&status, key);
+    let uid = crate::sandbox::role_uid(&etc, "postern-remote");
+    assert!(uid != 0);
+    assert!(ids("Uid:").iter().all(|&u| u == uid), "{status}");
+    assert!(ids("Gid:").iter().all(|&g| g != 0), "{status}");
+    assert!(ids("Groups:").is_empty(), "{status}");
+    assert!(status.contains("\nCapEff:\t0000000000000000"), "{status}");
+    // The accounts file is root's and postern-auth's group's: postern-remote
+    // has neither, and no other group.
+    let accounts = std::fs::metadata(etc.join("accounts")).unwrap();
+    assert_eq!((accounts.uid(), accounts.mode() & 0o007), (0, 0));
+    assert!(!ids("Gid:").contains(&accounts.gid()));
+    let read = Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={}", ids("Gid:")[0]))
+        .arg("--clear-groups")
+        .arg("cat")
+        .arg(etc.join("accounts"))
+        .output()
+        .unwrap();
+    assert!(
+        !read.status.success(),
+        "postern-remote's ids read the accounts"
+    );
+    added_fields(&sink, &text);
+    s.stop();
+}

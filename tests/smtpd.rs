@@ -361,7 +361,7 @@ fn the_listener_is_not_root() {
 }
 
 /// The numbers of a `/proc/PID/status` line (`Uid:`, `Groups:` ...).
-fn status_numbers(status: &str, key: &str) -> Vec<u32> {
+pub fn status_numbers(status: &str, key: &str) -> Vec<u32> {
     status
         .lines()
         .find(|l| l.starts_with(key))
@@ -374,7 +374,7 @@ fn status_numbers(status: &str, key: &str) -> Vec<u32> {
 
 /// The pid of the process whose command line holds `pattern`, waiting
 /// (bounded) for the supervisor to start it.
-fn pid_of(pattern: &str) -> i32 {
+pub fn pid_of(pattern: &str) -> i32 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let out = Command::new("pgrep")
