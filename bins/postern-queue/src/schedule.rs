@@ -142,6 +142,9 @@ struct Plan {
     local: Option<Flight>,
     domains: Vec<String>,
     remote: Vec<(String, Flight)>,
+    /// Recipients whose route holds them now, with why: a part settled
+    /// at once.
+    held: Vec<(usize, Status)>,
     first: bool,
 }
 
@@ -190,7 +193,8 @@ pub fn run(settings: &Settings, config: &Path) -> i32 {
     let (events, inbox) = channel();
     read_trigger(&queue, events.clone());
     read_spawner(events);
-    let router = Router::load(config, &settings.hostname);
+    let router =
+        Router::load(config, &settings.hostname).with_relayhost(settings.remote.relayhost.clone());
     let reporter = Reporter::beside_this_program(config);
     let mut scheduler = Scheduler::new(queue, settings, reporter, router);
     let mut to_spawner = std::io::stdout().lock();
@@ -346,19 +350,29 @@ impl Scheduler {
                 local,
                 domains,
                 remote,
+                held,
                 first,
             } = plan;
-            self.begin(
-                &id,
-                first,
-                usize::from(local.is_some()) + remote.len(),
-                !remote.is_empty(),
-            );
+            let parts = usize::from(local.is_some()) + remote.len() + usize::from(!held.is_empty());
+            self.begin(&id, first, parts, !remote.is_empty());
             for (destination, flight) in remote {
                 self.waiting
                     .entry(destination)
                     .or_default()
                     .push_back(flight);
+            }
+            if !held.is_empty() {
+                let flight = Flight {
+                    id: id.clone(),
+                    indices: held.iter().map(|(i, _)| *i).collect(),
+                };
+                let now = self.clock.unix();
+                let over = self.lifetime_over(&id, now);
+                let outcomes = held
+                    .into_iter()
+                    .map(|(i, status)| (i, deferral(status, over)))
+                    .collect();
+                self.settle_part(&flight, outcomes, now);
             }
             let Some(flight) = local else {
                 continue;
@@ -391,17 +405,11 @@ impl Scheduler {
             if let Some(why) = self.destinations.dead(&name, now) {
                 let parts = self.waiting.remove(&name).unwrap_or_default();
                 for flight in parts {
+                    let over = self.lifetime_over(&flight.id, now);
                     let outcomes = flight
                         .indices
                         .iter()
-                        .map(|&i| {
-                            (
-                                i,
-                                Outcome::Deferred {
-                                    status: why.clone(),
-                                },
-                            )
-                        })
+                        .map(|&i| (i, deferral(why.clone(), over)))
                         .collect();
                     self.settle_part(&flight, outcomes, now);
                 }
@@ -609,23 +617,31 @@ impl Scheduler {
             local: None,
             domains: Vec::new(),
             remote: Vec::new(),
+            held: Vec::new(),
             first,
         };
         let mut local = Vec::new();
         for &index in &indices {
             let address = &envelope.recipients[index].address;
-            if let Route::Remote { domain } = self.router.route(address) {
-                match plan.remote.iter_mut().find(|(d, _)| *d == domain) {
-                    Some((_, flight)) => flight.indices.push(index),
-                    None => plan.remote.push((
-                        domain,
-                        Flight {
-                            id: id.clone(),
-                            indices: vec![index],
-                        },
-                    )),
+            match self.router.route(address) {
+                Route::Local => {}
+                Route::Held(status) => {
+                    plan.held.push((index, status));
+                    continue;
                 }
-                continue;
+                Route::Remote { destination, .. } => {
+                    match plan.remote.iter_mut().find(|(d, _)| *d == destination) {
+                        Some((_, flight)) => flight.indices.push(index),
+                        None => plan.remote.push((
+                            destination,
+                            Flight {
+                                id: id.clone(),
+                                indices: vec![index],
+                            },
+                        )),
+                    }
+                    continue;
+                }
             }
             local.push(index);
             plan.lines.push_str(&format!(

@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use postern_config::{NextHop, TlsLevel};
 use postern_dns::Dns;
 use postern_queue_format::Status;
 use postern_queue_format::status::Class;
@@ -24,6 +25,7 @@ use tokio::time::timeout;
 use tracing::info;
 
 use crate::job::Job;
+use crate::policy::Policy;
 
 /// How long a connection may take to open.
 const CONNECT_TIME: Duration = Duration::from_secs(30);
@@ -38,8 +40,12 @@ const MAX_HOSTS: usize = 5;
 const MAX_ADDRESSES: usize = 10;
 
 pub struct Target {
+    /// As the queue named it: a domain, or a next hop.
     pub destination: String,
+    pub hop: NextHop,
+    /// The port when the next hop names none.
     pub port: u16,
+    pub policy: Policy,
     pub nameservers: Vec<SocketAddr>,
     pub helo: String,
     pub dns_timeout: Duration,
@@ -95,74 +101,83 @@ pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
         format!("no host of {} could be reached", target.destination),
     );
     let mut last_remote = false;
+    let port = target.hop.port.unwrap_or(target.port);
     match hosts(target).await {
         Err(status) => last = reply_of(&status),
-        Ok(hosts) => match crate::opportunistic::client_config() {
-            Err(e) => last = Reply::new(451, "4.7.5", format!("TLS: {e}")),
-            Ok(tls) => {
-                'hosts: for (name, addresses) in hosts {
-                    for ip in addresses {
-                        let address = SocketAddr::new(ip, target.port);
-                        let relay = format!("{name}[{ip}]:{}", target.port);
-                        // A host that takes the mail may be asked again,
-                        // on a new connection, once one has carried its
-                        // share of messages.
-                        while !todo.is_empty() {
-                            let started = Instant::now();
-                            let tcp = match timeout(CONNECT_TIME, TcpStream::connect(address)).await
-                            {
-                                Ok(Ok(tcp)) => tcp,
-                                Ok(Err(e)) => {
-                                    last = Reply::new(
-                                        451,
-                                        "4.4.1",
-                                        format!("connect to {relay}: {e}"),
-                                    );
-                                    last_remote = false;
-                                    break;
-                                }
-                                Err(_) => {
-                                    last = Reply::new(
-                                        451,
-                                        "4.4.1",
-                                        format!("connect to {relay}: timed out"),
-                                    );
-                                    last_remote = false;
-                                    break;
-                                }
-                            };
-                            let mut run = Run {
-                                host: &name,
-                                relay: &relay,
-                                started,
-                                setup: None,
-                                jobs: &mut *jobs,
-                                todo: &mut todo,
-                                results: &mut results,
-                                returned: Vec::new(),
-                                carried: 0,
-                                limit: target.per_connection.max(1),
-                            };
-                            let ended = run.session(tcp, &target.helo, &tls).await;
-                            for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
-                                todo.push_front(transaction);
+        Ok(hosts) => {
+            'hosts: for (name, addresses) in hosts {
+                for ip in addresses {
+                    let address = SocketAddr::new(ip, port);
+                    let relay = format!("{name}[{ip}]:{port}");
+                    let mut tls = target.policy.core_tls();
+                    // A host that takes the mail may be asked again, on a
+                    // new connection, once one has carried its share.
+                    while !todo.is_empty() {
+                        let started = Instant::now();
+                        let tcp = match timeout(CONNECT_TIME, TcpStream::connect(address)).await {
+                            Ok(Ok(tcp)) => tcp,
+                            Ok(Err(e)) => {
+                                last = Reply::new(451, "4.4.1", format!("connect to {relay}: {e}"));
+                                last_remote = false;
+                                break;
                             }
-                            match ended {
-                                Some((reply, remote)) => {
-                                    // The host would not talk, or the
-                                    // connection broke: the next may.
-                                    last = reply;
-                                    last_remote = remote;
-                                    break;
-                                }
-                                None if todo.is_empty() => break 'hosts,
-                                None => {}
+                            Err(_) => {
+                                last = Reply::new(
+                                    451,
+                                    "4.4.1",
+                                    format!("connect to {relay}: timed out"),
+                                );
+                                last_remote = false;
+                                break;
+                            }
+                        };
+                        let mut run = Run {
+                            host: &name,
+                            relay: &relay,
+                            started,
+                            setup: None,
+                            jobs: &mut *jobs,
+                            todo: &mut todo,
+                            results: &mut results,
+                            returned: Vec::new(),
+                            carried: 0,
+                            limit: target.per_connection.max(1),
+                        };
+                        let ended = run.session(tcp, &target.helo, &target.policy, tls).await;
+                        for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
+                            todo.push_front(transaction);
+                        }
+                        match ended {
+                            Ended::Done if todo.is_empty() => break 'hosts,
+                            Ended::Done => {}
+                            // RFC 7435: opportunistic TLS that fails goes
+                            // on in cleartext, on a new connection.
+                            Ended::TlsFailed(reply)
+                                if target.policy.level == TlsLevel::May && tls != Tls::Never =>
+                            {
+                                info!(
+                                    "{relay}: {}; trying again without TLS",
+                                    reply.lines.join(" ")
+                                );
+                                tls = Tls::Never;
+                            }
+                            Ended::TlsFailed(reply) => {
+                                last = reply;
+                                last_remote = false;
+                                break;
+                            }
+                            // The host would not talk, or the connection
+                            // broke: the next may.
+                            Ended::Refused(reply, remote) => {
+                                last = reply;
+                                last_remote = remote;
+                                break;
                             }
                         }
                     }
                 }
             }
-        },
+        }
     }
     let unreached = Delivered {
         result: RecipientResult {
@@ -183,28 +198,25 @@ pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
         .collect()
 }
 
-/// The hosts to try and their addresses: `[ADDRESS]` alone, or the
-/// domain's mail hosts.
+/// The hosts to try and their addresses: a `[host]` next hop alone (an
+/// address, or a name's addresses), or the mail hosts of the domain.
 async fn hosts(target: &Target) -> Result<Vec<(String, Vec<IpAddr>)>, Status> {
-    let destination = &target.destination;
-    if let Some(literal) = destination
-        .strip_prefix('[')
-        .and_then(|d| d.strip_suffix(']'))
-    {
-        let ip: IpAddr = literal.trim_start_matches("IPv6:").parse().map_err(|_| {
-            Status::new("5.1.2", format!("{destination} is not an address literal"))
-        })?;
-        return Ok(vec![(literal.to_string(), vec![ip])]);
+    let hop = &target.hop;
+    if let Ok(ip) = hop.host.parse::<IpAddr>() {
+        return Ok(vec![(hop.host.clone(), vec![ip])]);
     }
     let dns = Dns::new(&target.nameservers, target.dns_timeout)
         .map_err(|e| Status::new("4.4.3", format!("no DNS resolver: {e}")))?;
+    if hop.literal {
+        let mut addresses = dns.addresses(&hop.host).await?;
+        addresses.truncate(MAX_ADDRESSES);
+        if addresses.is_empty() {
+            return Err(Status::new("4.4.4", format!("{} has no address", hop.host)));
+        }
+        return Ok(vec![(hop.host.clone(), addresses)]);
+    }
     let mut found = Vec::new();
-    for host in dns
-        .mail_hosts(destination)
-        .await?
-        .into_iter()
-        .take(MAX_HOSTS)
-    {
+    for host in dns.mail_hosts(&hop.host).await?.into_iter().take(MAX_HOSTS) {
         let mut addresses = dns.addresses(&host.name).await?;
         addresses.truncate(MAX_ADDRESSES);
         if !addresses.is_empty() {
@@ -214,7 +226,7 @@ async fn hosts(target: &Target) -> Result<Vec<(String, Vec<IpAddr>)>, Status> {
     if found.is_empty() {
         return Err(Status::new(
             "4.4.4",
-            format!("no mail host of {destination} has an address"),
+            format!("no mail host of {} has an address", hop.host),
         ));
     }
     Ok(found)
@@ -262,17 +274,22 @@ impl Connection {
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
 
-    /// STARTTLS's handshake, opportunistic.
+    /// STARTTLS's handshake. The certificate is checked for `host`'s
+    /// name when `verify`; otherwise the configuration checks nothing.
     async fn start_tls(
         self,
         config: &Arc<rustls::ClientConfig>,
         host: &str,
+        verify: bool,
     ) -> std::io::Result<Connection> {
         let Connection::Plain(tcp) = self else {
             return Err(std::io::Error::other("TLS is already on"));
         };
         let name = rustls::pki_types::ServerName::try_from(host.to_string())
-            .or_else(|_| rustls::pki_types::ServerName::try_from("localhost".to_string()))
+            .or_else(|e| match verify {
+                true => Err(e),
+                false => rustls::pki_types::ServerName::try_from("localhost".to_string()),
+            })
             .map_err(std::io::Error::other)?;
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
         let tls = timeout(REPLY_TIME, connector.connect(name, tcp))
@@ -297,6 +314,16 @@ impl Connection {
     }
 }
 
+/// How a session ended.
+enum Ended {
+    /// Well: the work done, or this connection's share of it.
+    Done,
+    /// Before it could take the rest, and whether the server said why.
+    Refused(Reply, bool),
+    /// The TLS handshake failed.
+    TlsFailed(Reply),
+}
+
 /// One connection's work: the transactions it takes from `todo`, and
 /// where their results go.
 struct Run<'a> {
@@ -315,20 +342,15 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Greeting to QUIT. `None` when the session ended well (the work
-    /// done, or this connection's share of it); else why it ended before
-    /// it could take the rest, and whether the server said so.
-    async fn session(
-        &mut self,
-        tcp: TcpStream,
-        helo: &str,
-        tls: &Arc<rustls::ClientConfig>,
-    ) -> Option<(Reply, bool)> {
+    /// Greeting to QUIT: how the session ended.
+    async fn session(&mut self, tcp: TcpStream, helo: &str, policy: &Policy, tls: Tls) -> Ended {
         let mut session = Session::new(Config {
             helo_name: helo.to_string(),
-            tls: Tls::Opportunistic,
-            login: None,
+            tls,
+            login: policy.login.clone(),
         });
+        let verify = policy.level == TlsLevel::Verify;
+        let mut tls_failure = false;
         let mut connection = Connection::Plain(tcp);
         let mut current: Option<(Transaction, Instant, Arc<Vec<u8>>)> = None;
         let mut loaded: Option<(usize, Arc<Vec<u8>>)> = None;
@@ -345,15 +367,22 @@ impl Run<'_> {
                     }
                     Action::StartTls => {
                         let plain = std::mem::replace(&mut connection, Connection::Gone);
-                        match plain.start_tls(tls, self.host).await {
+                        match plain.start_tls(&policy.tls, self.host, verify).await {
                             Ok(tls) => {
                                 connection = tls;
                                 if let Some(tls) = connection.tls_description() {
-                                    info!("TLS connection established to {}: {tls}", self.relay);
+                                    let trust = if verify { "Verified" } else { "Untrusted" };
+                                    info!(
+                                        "{trust} TLS connection established to {}: {tls}",
+                                        self.relay
+                                    );
                                 }
                                 session.tls_ready();
                             }
-                            Err(_) => session.connection_lost(),
+                            Err(e) => {
+                                tls_failure = true;
+                                session.tls_failed(&e.to_string());
+                            }
                         }
                     }
                     Action::Ready => {
@@ -388,8 +417,9 @@ impl Run<'_> {
                             self.record(transaction, began, done);
                         }
                     }
-                    Action::Closed(None) => return None,
-                    Action::Closed(Some(why)) => return Some((why.reply, why.remote)),
+                    Action::Closed(None) => return Ended::Done,
+                    Action::Closed(Some(why)) if tls_failure => return Ended::TlsFailed(why.reply),
+                    Action::Closed(Some(why)) => return Ended::Refused(why.reply, why.remote),
                 }
             }
             match timeout(wait, connection.read(&mut buffer)).await {

@@ -29,6 +29,7 @@
 mod connection;
 mod job;
 mod opportunistic;
+mod policy;
 mod requests;
 
 use std::io::{Read, Write};
@@ -36,7 +37,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postern_config::Settings;
+use postern_config::{NextHop, Settings};
 use postern_queue_format::Status;
 use postern_queue_format::status::{Class, Code};
 use postern_smtp_client::{Recipient, RecipientResult};
@@ -121,8 +122,25 @@ fn batch(args: &Args, destination: String, runtime: &tokio::runtime::Runtime) ->
         "" => settings.hostname.clone(),
         name => name.to_string(),
     };
+    let mut jobs: Vec<Job> = requests.into_iter().map(Job::from_request).collect();
+    let started = SystemTime::now();
+    let prepared = NextHop::parse(&destination)
+        .map_err(|why| Status::new("4.3.5", format!("destination {why}")))
+        .and_then(|hop| {
+            let policy = policy::Policy::for_destination(&dir, remote, &destination, &hop)?;
+            Ok((hop, policy))
+        });
+    let (hop, policy) = match prepared {
+        Ok(prepared) => prepared,
+        Err(status) => {
+            answer_all(&jobs, &status, started);
+            return 0;
+        }
+    };
     let target = Target {
         destination,
+        hop,
+        policy,
         port: remote.port,
         nameservers: remote.nameservers.clone(),
         helo,
@@ -130,8 +148,6 @@ fn batch(args: &Args, destination: String, runtime: &tokio::runtime::Runtime) ->
         per_transaction: remote.max_recipients_per_transaction,
         per_connection: remote.max_messages_per_connection,
     };
-    let mut jobs: Vec<Job> = requests.into_iter().map(Job::from_request).collect();
-    let started = SystemTime::now();
     let results = runtime.block_on(connection::deliver(&target, &mut jobs));
     let mut out = std::io::stdout().lock();
     for (job, results) in jobs.iter().zip(results) {
@@ -149,6 +165,31 @@ fn batch(args: &Args, destination: String, runtime: &tokio::runtime::Runtime) ->
     }
     let _ = out.flush();
     0
+}
+
+/// Every recipient deferred with `status` (the destination's settings are
+/// wrong): nothing was tried.
+fn answer_all(jobs: &[Job], status: &Status, started: SystemTime) {
+    let mut out = std::io::stdout().lock();
+    let delivered = Delivered {
+        result: RecipientResult {
+            reply: postern_smtp_client::Reply::new(
+                451,
+                &status.code.to_string(),
+                status.text.clone(),
+            ),
+            remote: false,
+        },
+        relay: "none".to_string(),
+        setup: Duration::ZERO,
+        transfer: Duration::ZERO,
+    };
+    for job in jobs {
+        for (recipient, index) in job.recipients.iter().zip(&job.indices) {
+            log_attempt(job, recipient, &delivered, status, started);
+            let _ = writeln!(out, "{}\t{index}\t75\t{}", job.id, status.record());
+        }
+    }
 }
 
 /// A recipient's outcome as the queue records it.
@@ -236,8 +277,21 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         recipients,
         body: Body::Bytes(body),
     }];
+    let destination = args.destination.clone().unwrap_or_default();
+    let prepared = NextHop::parse(&destination)
+        .map_err(|why| Status::new("5.1.2", why))
+        .and_then(|hop| Ok((hop, policy::Policy::opportunistic()?)));
+    let (hop, policy) = match prepared {
+        Ok(prepared) => prepared,
+        Err(status) => {
+            eprintln!("postern-remote: {status}");
+            return 64;
+        }
+    };
     let target = Target {
-        destination: args.destination.clone().unwrap_or_default(),
+        destination,
+        hop,
+        policy,
         port: args.port,
         nameservers: args.nameservers.clone(),
         helo: args.helo.clone(),

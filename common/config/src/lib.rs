@@ -30,6 +30,7 @@ mod settings;
 mod settings_load;
 mod size;
 mod smtpd;
+mod transport;
 mod valid;
 
 pub use accounts::{Account, AccountLine, Accounts, FolderRights, Pop3Scope, Quota};
@@ -45,6 +46,9 @@ pub use remote::RemoteSettings;
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::{parse_size, span};
 pub use smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
+pub use transport::{
+    NextHop, TLS_POLICY_FILE, TRANSPORT_FILE, TlsLevel, TlsPolicies, Transport, TransportMap,
+};
 
 use std::path::{Path, PathBuf};
 

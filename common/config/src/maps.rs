@@ -52,7 +52,7 @@ impl Domains {
     }
 }
 
-fn read_map(dir: &Path, name: &str) -> Result<(PathBuf, String), ConfigError> {
+pub(crate) fn read_map(dir: &Path, name: &str) -> Result<(PathBuf, String), ConfigError> {
     let path = dir.join(name);
     match std::fs::read(&path) {
         // Maps are text, but a stray byte must not make the whole map

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::MailOwner;
+use std::path::PathBuf;
+
 use crate::size::duration;
+use crate::{MailOwner, NextHop, TlsLevel};
 
 /// `[remote]`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -45,6 +47,41 @@ pub struct RemoteSettings {
     /// How long a DNS lookup may take.
     #[serde(deserialize_with = "duration")]
     pub dns_timeout: u64,
+    /// Every other host's mail through this one (`[smtp.isp.example]:587`),
+    /// but for domains the `transport` map sends elsewhere; empty: each
+    /// domain's own MX hosts.
+    #[serde(with = "next_hop")]
+    pub relayhost: Option<NextHop>,
+    /// `NEXTHOP user:password` lines (NEXTHOP as `relayhost` writes it):
+    /// the SMTP AUTH login for that next hop, used only over TLS. Readable
+    /// by postern-remote alone.
+    pub relayhost_credentials: PathBuf,
+    /// The TLS a destination needs unless the `tls_policy` map says
+    /// otherwise: none, may (opportunistic), encrypt, verify.
+    pub tls: TlsLevel,
+    /// The certificate authorities `verify` trusts.
+    pub ca_file: PathBuf,
+}
+
+/// `relayhost` as text, checked when the file is read.
+mod next_hop {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::NextHop;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NextHop>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(None);
+        }
+        NextHop::parse(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(hop: &Option<NextHop>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hop.as_ref().map(ToString::to_string).unwrap_or_default())
+    }
 }
 
 impl Default for RemoteSettings {
@@ -62,6 +99,10 @@ impl Default for RemoteSettings {
             dead_destination_time: 300,
             max_retry_interval: 3600,
             dns_timeout: 10,
+            relayhost: None,
+            relayhost_credentials: PathBuf::new(),
+            tls: TlsLevel::May,
+            ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
         }
     }
 }

@@ -1,14 +1,16 @@
 //! Where a queued recipient's delivery goes, decided once, in
 //! postern-queue, as Postfix's trivial-rewrite decides it: to
 //! postern-local for the host's own name and the local and virtual
-//! domains, else off the host. Only `postern.toml`'s hostname and the
-//! domains map decide; aliases, accounts and `.forward` files are
-//! postern-local's to follow, as root, for the local ones.
+//! domains, else off the host, to the next hop the `transport` map or
+//! `[remote] relayhost` names, or the domain's own MX hosts. Only
+//! `postern.toml`, the domains map and the transport map decide; aliases,
+//! accounts and `.forward` files are postern-local's to follow, as root,
+//! for the local ones.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use postern_config::{DOMAINS_FILE, Domains};
+use postern_config::{DOMAINS_FILE, Domains, NextHop, TRANSPORT_FILE, Transport, TransportMap};
 use postern_queue_format::Status;
 
 use crate::REMOTE_DELIVERY;
@@ -19,8 +21,12 @@ pub enum Route {
     /// postern-local delivers it (and may find it is an alias to
     /// elsewhere, which it queues again).
     Local,
-    /// Another host's: outbound delivery's, to the domain's MX.
-    Remote { domain: String },
+    /// Another host's: postern-remote's, to `destination` (the domain
+    /// itself for its MX hosts, or a next hop).
+    Remote { domain: String, destination: String },
+    /// Another host's, but the transport map's line for its domain is
+    /// bad: deferred (4.3.5) until the line is fixed.
+    Held(Status),
 }
 
 /// The routing table: the host's name and its domains, read again when
@@ -33,6 +39,16 @@ pub struct Router {
     stamp: Option<(i64, i64, u64)>,
     /// Whether it could be read then.
     readable: bool,
+    transport: TransportMap,
+    transport_stamp: Option<(i64, i64, u64)>,
+    relayhost: Option<NextHop>,
+}
+
+/// A file's change time and inode, to see that it changed.
+fn stamp_of(path: &Path) -> Option<(i64, i64, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.ctime(), m.ctime_nsec(), m.ino()))
 }
 
 impl Router {
@@ -47,21 +63,36 @@ impl Router {
             domains: Domains::default(),
             stamp: None,
             readable: false,
+            transport: TransportMap::default(),
+            transport_stamp: None,
+            relayhost: None,
         };
         router.refresh();
         router
     }
 
+    /// Every other host's mail through `relayhost`, but for the transport
+    /// map's domains.
+    pub fn with_relayhost(mut self, relayhost: Option<NextHop>) -> Router {
+        self.relayhost = relayhost;
+        self
+    }
+
     /// Reads the domains map again if it changed since it was read
     /// (`postern-admin domain add`, an edit): a stat, most of the time.
     pub fn refresh(&mut self) {
-        let stamp = std::fs::metadata(&self.path)
-            .ok()
-            .map(|m| (m.ctime(), m.ctime_nsec(), m.ino()));
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let transport = stamp_of(&dir.join(TRANSPORT_FILE));
+        if transport != self.transport_stamp {
+            // A transport map that cannot be read holds every remote
+            // domain's mail, as a bad line holds its domain's.
+            self.transport = TransportMap::load(dir).unwrap_or_else(|_| TransportMap::unreadable());
+            self.transport_stamp = transport;
+        }
+        let stamp = stamp_of(&self.path);
         if stamp.is_some() && stamp == self.stamp {
             return;
         }
-        let dir = self.path.parent().unwrap_or(Path::new("."));
         let loaded = Domains::load(dir);
         self.readable = loaded.is_ok();
         self.domains = loaded.unwrap_or_default();
@@ -77,9 +108,24 @@ impl Router {
             || self.domains.kind(&domain).is_some()
             || self.domains.is_broken(&domain)
             || !self.readable;
-        match local {
-            true => Route::Local,
-            false => Route::Remote { domain },
+        if local {
+            return Route::Local;
+        }
+        if self.transport.is_broken(&domain) {
+            return Route::Held(Status::new(
+                "4.3.5",
+                format!("the transport map's line for {domain} is bad (postern-admin check)"),
+            ));
+        }
+        let hop = match self.transport.get(&domain) {
+            Some(Transport::Mx) => None,
+            Some(Transport::Via(hop)) => Some(hop),
+            None => self.relayhost.as_ref(),
+        };
+        let destination = hop.map_or_else(|| domain.clone(), ToString::to_string);
+        Route::Remote {
+            domain,
+            destination,
         }
     }
 }
@@ -120,7 +166,8 @@ mod tests {
         assert_eq!(
             router.route("friend@Remote.example"),
             Route::Remote {
-                domain: "remote.example".into()
+                domain: "remote.example".into(),
+                destination: "remote.example".into()
             }
         );
         // A domain added later is local from the next refresh on.
@@ -131,6 +178,40 @@ mod tests {
         .unwrap();
         router.refresh();
         assert_eq!(router.route("friend@remote.example"), Route::Local);
+    }
+
+    #[test]
+    fn the_transport_map_then_the_relayhost_name_the_next_hop() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(DOMAINS_FILE),
+            "example.test virtual
+",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(TRANSPORT_FILE),
+            "partner.test [10.0.0.5]:2525
+own.test mx
+bad.test [oops
+",
+        )
+        .unwrap();
+        let relayhost = NextHop::parse("[smtp.isp.test]:587").unwrap();
+        let router = Router::load(dir.path(), "mx.host.test").with_relayhost(Some(relayhost));
+        let destination = |address: &str| match router.route(address) {
+            Route::Remote { destination, .. } => destination,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(destination("a@partner.test"), "[10.0.0.5]:2525");
+        assert_eq!(destination("a@own.test"), "own.test");
+        assert_eq!(destination("a@anywhere.test"), "[smtp.isp.test]:587");
+        // A bad line holds its domain's mail, never sends it elsewhere.
+        let Route::Held(status) = router.route("a@bad.test") else {
+            panic!("not held");
+        };
+        assert_eq!(status.code.to_string(), "4.3.5");
+        assert_eq!(router.route("a@example.test"), Route::Local);
     }
 
     #[test]

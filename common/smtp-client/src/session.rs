@@ -189,6 +189,18 @@ impl Session {
         self.ehlo();
     }
 
+    /// The handshake failed (a certificate a policy refuses, a broken
+    /// TLS stack): the session is over, with `why`, and nothing more is
+    /// sent on the connection, which may be in any state.
+    pub fn tls_failed(&mut self, why: &str) {
+        if !self.paused || self.closed || self.tls_active {
+            return;
+        }
+        self.paused = false;
+        let why = Reply::new(451, "4.7.5", format!("TLS handshake failed: {why}"));
+        self.end(why, false);
+    }
+
     /// The body and its final `.` line are sent.
     pub fn body_sent(&mut self) {
         if !self.paused || self.closed || self.transaction.is_none() {

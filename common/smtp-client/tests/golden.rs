@@ -229,3 +229,28 @@ fn a_lost_connection_defers_what_was_not_answered() {
     assert!(!results[1].remote);
     assert!(matches!(actions.last(), Some(Action::Closed(Some(_)))));
 }
+
+/// A handshake that fails ends the session with the reason, and nothing
+/// more is said on the connection.
+#[test]
+fn a_failed_handshake_ends_the_session_with_its_reason() {
+    let mut session = Session::new(Config {
+        helo_name: "client.example".into(),
+        tls: Tls::Required,
+        login: None,
+    });
+    session.receive(b"220 mx ESMTP\r\n250-mx\r\n250 STARTTLS\r\n220 go ahead\r\n");
+    let actions: Vec<Action> = std::iter::from_fn(|| session.next_action()).collect();
+    assert_eq!(actions.last(), Some(&Action::StartTls));
+    session.tls_failed("invalid peer certificate: UnknownIssuer");
+    let actions: Vec<Action> = std::iter::from_fn(|| session.next_action()).collect();
+    let [Action::Closed(Some(why))] = &actions[..] else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(why.reply.status.as_deref(), Some("4.7.5"));
+    assert_eq!(
+        why.reply.lines,
+        ["TLS handshake failed: invalid peer certificate: UnknownIssuer"]
+    );
+    assert!(!why.remote);
+}
