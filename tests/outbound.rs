@@ -282,3 +282,220 @@ fn postern_remote_runs_as_its_own_user_and_cannot_read_the_accounts() {
     added_fields(&sink, &text);
     s.stop();
 }
+
+/// `postern-admin` of a suite, which must succeed.
+fn admin(s: &Suite, args: &[&str]) {
+    let out = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A file postern-remote alone may read (and the directory it is in).
+fn private_file(
+    dir: &std::path::Path,
+    name: &str,
+    text: &str,
+    etc_of_owner: Option<&std::path::Path>,
+) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    if let Some(etc) = etc_of_owner.filter(|_| crate::util::is_root()) {
+        let uid = crate::sandbox::role_uid(etc, "postern-remote");
+        std::os::unix::fs::chown(&path, Some(uid), None).unwrap();
+    }
+    path.display().to_string()
+}
+
+#[test]
+fn a_smarthost_takes_the_mail_after_auth_over_a_verified_tls() {
+    // The ISP's server: another Postern, whose submission port takes mail
+    // for remote.test (a domain of its own) after AUTH.
+    let isp = Suite::start(&[]);
+    admin(&isp, &["domain", "add", "remote.test"]);
+    let password_file = isp.etc().join("demo.password").display().to_string();
+    admin(
+        &isp,
+        &[
+            "mailbox",
+            "add",
+            "friend@remote.test",
+            "--password-file",
+            &password_file,
+        ],
+    );
+    let hop = format!("[127.0.0.1]:{}", isp.port("submission"));
+    let files = tempfile::tempdir().unwrap();
+    let credentials_line = format!("{hop} demo@example.test:{}\n", isp.password());
+    // The trusted authorities: at first a certificate that did not sign
+    // the ISP's.
+    let bundle = files.path().join("ca.pem");
+    let wrong = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    std::fs::write(&bundle, wrong.cert.pem()).unwrap();
+    let s = Suite::start(&[
+        &format!("remote.relayhost = \"{hop}\""),
+        &format!("remote.ca_file = \"{}\"", bundle.display()),
+        "remote.tls = \"verify\"",
+    ]);
+    let credentials = private_file(
+        files.path(),
+        "credentials",
+        &credentials_line,
+        Some(&s.etc()),
+    );
+    let toml = s.etc().join("postern.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    // Read by each postern-remote run, so no restart is needed.
+    std::fs::write(
+        &toml,
+        format!("{text}remote.relayhost_credentials = \"{credentials}\"\n"),
+    )
+    .unwrap();
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test", "friend@remote.test"]);
+    let text = message("smarthost");
+    assert!(
+        crate::util::run_with_input(&mut inject, text.as_bytes())
+            .status
+            .success()
+    );
+    // A certificate the trusted authorities did not sign: deferred, and
+    // said so.
+    wait_until(
+        Duration::from_secs(30),
+        || mailq(&s.etc()).contains("4.7.5 TLS handshake failed: invalid peer certificate"),
+        || format!("mailq never showed the TLS failure: {}", mailq(&s.etc())),
+    );
+    // Trusting the ISP's certificate, the flushed message goes.
+    std::fs::copy(isp.dir.join("tls/cert.pem"), &bundle).unwrap();
+    let out = Command::new(program("postern-queue"))
+        .arg("--config")
+        .arg(s.etc())
+        .arg("--flush")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let maildir = isp.dir.join("mail/remote.test/friend/Maildir");
+    wait_for(&maildir, 1);
+    let (_, bytes) = messages(&maildir).remove(0);
+    let arrived = String::from_utf8(bytes).unwrap();
+    assert!(arrived.ends_with(&text), "{arrived}");
+    assert!(
+        arrived.contains("(Authenticated sender: demo@example.test)"),
+        "{arrived}"
+    );
+    assert!(arrived.contains("with ESMTPSA"), "{arrived}");
+    let log = s.wait_for_log("Verified TLS connection established to 127.0.0.1[127.0.0.1]:");
+    assert!(
+        log.contains(&format!(
+            "relay=127.0.0.1[127.0.0.1]:{}",
+            isp.port("submission")
+        )),
+        "{log}"
+    );
+    wait_until_empty(&s.etc());
+    s.stop();
+    isp.stop();
+}
+
+#[test]
+fn the_transport_map_splits_delivery_and_a_tls_policy_holds_cleartext_mail() {
+    // No DNS at all: the transport map alone names the next hop.
+    let sink = sink_at("127.0.0.10", free_port(), &[]);
+    let s = Suite::start(&[]);
+    std::fs::write(
+        s.etc().join("transport"),
+        format!("# split delivery\nremote.test [127.0.0.10]:{}\n", sink.port),
+    )
+    .unwrap();
+    // smtp-sink offers no STARTTLS: a policy that demands TLS holds the mail.
+    std::fs::write(s.etc().join("tls_policy"), "127.0.0.10 encrypt\n").unwrap();
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test", "friend@remote.test"]);
+    let text = message("split");
+    assert!(
+        crate::util::run_with_input(&mut inject, text.as_bytes())
+            .status
+            .success()
+    );
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            mailq(&s.etc())
+                .contains("4.7.4 TLS is required, and the server does not offer STARTTLS")
+        },
+        || {
+            format!(
+                "mailq never showed the policy's deferral: {}",
+                mailq(&s.etc())
+            )
+        },
+    );
+    assert!(!sink.dump.exists(), "mail went in cleartext");
+    // Opportunistic again: the flushed message goes in cleartext.
+    std::fs::write(s.etc().join("tls_policy"), "127.0.0.10 may\n").unwrap();
+    let out = Command::new(program("postern-queue"))
+        .arg("--config")
+        .arg(s.etc())
+        .arg("--flush")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    added_fields(&sink, &text);
+    s.wait_for_log(&format!("relay=127.0.0.10[127.0.0.10]:{}", sink.port));
+    wait_until_empty(&s.etc());
+    s.stop();
+}
+
+#[test]
+fn check_names_bad_routing_lines_and_credentials_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let setup = crate::util::Setup::new();
+    setup.write(
+        "transport",
+        "partner.test [mx.partner.test]:2525\nbad.test [oops\n",
+    );
+    setup.write("tls_policy", "bank.test verify\npartner.test sometimes\n");
+    let credentials = setup.path().join("credentials");
+    std::fs::write(&credentials, "[smtp.isp.test]:587 me:secret\n").unwrap();
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let toml = setup.path().join("etc/postern.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        format!(
+            "{text}remote.relayhost_credentials = \"{}\"\n",
+            credentials.display()
+        ),
+    )
+    .unwrap();
+    let out = setup.admin(&["check"]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("transport:2: "), "{printed}");
+    assert!(
+        printed.contains("tls_policy:2: partner.test: expected one level"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("mode 644, but only its owner may read it"),
+        "{printed}"
+    );
+    assert!(!printed.contains("transport:1"), "{printed}");
+}

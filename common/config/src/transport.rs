@@ -135,8 +135,15 @@ impl TransportMap {
 
     /// The map of `dir`; a missing one is empty.
     pub fn load(dir: &Path) -> Result<TransportMap, ConfigError> {
+        Ok(TransportMap::load_checked(dir)?.0)
+    }
+
+    /// `load`, with the errors of its bad lines (`postern-admin check`).
+    pub fn load_checked(dir: &Path) -> Result<(TransportMap, Vec<LineError>), ConfigError> {
         let (path, text) = crate::maps::read_map(dir, TRANSPORT_FILE)?;
-        Ok(TransportMap::parse(&path, &text, &mut Vec::new()))
+        let mut errors = Vec::new();
+        let map = TransportMap::parse(&path, &text, &mut errors);
+        Ok((map, errors))
     }
 
     /// A map that exists but cannot be read: it holds every domain.
@@ -219,8 +226,15 @@ impl TlsPolicies {
     }
 
     pub fn load(dir: &Path) -> Result<TlsPolicies, ConfigError> {
+        Ok(TlsPolicies::load_checked(dir)?.0)
+    }
+
+    /// `load`, with the errors of its bad lines (`postern-admin check`).
+    pub fn load_checked(dir: &Path) -> Result<(TlsPolicies, Vec<LineError>), ConfigError> {
         let (path, text) = crate::maps::read_map(dir, TLS_POLICY_FILE)?;
-        Ok(TlsPolicies::parse(&path, &text, &mut Vec::new()))
+        let mut errors = Vec::new();
+        let map = TlsPolicies::parse(&path, &text, &mut errors);
+        Ok((map, errors))
     }
 
     /// The level for `destination`: its own line, else its host's, else

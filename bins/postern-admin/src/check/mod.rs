@@ -1,9 +1,10 @@
 //! `check`: every problem an admin can fix before mail suffers from it.
-//! Errors are map lines that do not load (`file:line: what is wrong`) and
-//! directories mail cannot pass through; warnings are lines that load but
+//! Errors are map lines that do not load (`file:line: what is wrong`),
+//! directories mail cannot pass through and secrets others could read; warnings are lines that load but
 //! will not do what they seem to.
 
 mod directories;
+mod remote;
 
 use std::path::Path;
 
@@ -31,12 +32,14 @@ pub fn run(dir: &Path) -> i32 {
         }
     };
     let directory_errors = directories::errors(&config.settings);
+    let remote_errors = remote::errors(dir, &config.settings);
     let errors: Vec<String> = settings_errors
         .iter()
         .chain(&config.maps.errors)
         .chain(&masquerade_errors)
         .map(ToString::to_string)
         .chain(directory_errors)
+        .chain(remote_errors)
         .collect();
     for error in &errors {
         println!("{error}");
