@@ -85,6 +85,7 @@ bench: release
 	python3 scripts/bench-queue.py
 	python3 scripts/bench-smtp.py
 	python3 scripts/bench-pop3.py
+	python3 scripts/bench-remote.py
 
 fuzz:
 	cargo fuzz --help >/dev/null 2>&1 || $(CARGO) install cargo-fuzz

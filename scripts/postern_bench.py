@@ -15,6 +15,36 @@ def cpu_seconds(pid):
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(root):
+    """CPU of a process and every descendant alive now, with the children
+    each has reaped: the whole server's CPU, for long-lived workers too."""
+    parents, cpu = {}, {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(name)] = int(fields[1])
+        cpu[int(name)] = sum(int(x) for x in fields[11:15])
+    def under(pid):
+        while pid > 1:
+            if pid == root:
+                return True
+            pid = parents.get(pid, 0)
+        return False
+    return sum(t for pid, t in cpu.items() if under(pid)) / os.sysconf("SC_CLK_TCK")
+
+
+def active_opens():
+    """The kernel's count of TCP connections this machine opened."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("ActiveOpens")])
+
+
 def start_up(sandbox, wrapper=()):
     """`postern up` in a new sandbox (under `wrapper`, e.g. strace), once
     its banner says it runs."""
