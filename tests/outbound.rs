@@ -499,3 +499,46 @@ fn check_names_bad_routing_lines_and_credentials_others_can_read() {
     );
     assert!(!printed.contains("transport:1"), "{printed}");
 }
+
+#[test]
+fn messages_in_quick_succession_share_one_connection() {
+    let sink = sink_at("127.0.0.10", free_port(), &["-v"]);
+    let s = Suite::start(&[]);
+    std::fs::write(
+        s.etc().join("transport"),
+        format!("remote.test [127.0.0.10]:{}\n", sink.port),
+    )
+    .unwrap();
+    let texts: Vec<String> = (0..3).map(|n| message(&format!("cached-{n}"))).collect();
+    for text in &texts {
+        let mut inject = Command::new(program("postern-inject"));
+        inject
+            .arg("--config")
+            .arg(s.etc())
+            .args(["-f", "demo@example.test", "friend@remote.test"]);
+        assert!(
+            crate::util::run_with_input(&mut inject, text.as_bytes())
+                .status
+                .success()
+        );
+        // Each goes on its own, after the last one's connection is idle.
+        s.wait_for_log_count(
+            "status=sent",
+            texts.iter().position(|t| t == text).unwrap() + 1,
+        );
+    }
+    added_fields(&sink, &texts[2]);
+    // One connection, besides the probe that saw the sink start.
+    let log = std::fs::read_to_string(&sink.log).unwrap();
+    assert_eq!(log.matches("connect (").count(), 2, "{log}");
+    // The later ones had no connection to set up.
+    let log = s.log_text();
+    let sent: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("status=sent"))
+        .filter_map(|l| l.split("delays=").nth(1))
+        .collect();
+    assert_eq!(sent.len(), 3);
+    assert!(sent[2].split('/').nth(2) == Some("0.00"), "{sent:?}");
+    s.stop();
+}

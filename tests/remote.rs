@@ -14,6 +14,8 @@ pub struct Sink {
     child: Child,
     pub port: u16,
     pub dump: std::path::PathBuf,
+    /// Its stderr: with `-v`, a `connect` line per connection.
+    pub log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -53,6 +55,7 @@ pub fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
     )
     .unwrap();
     let dump = dir.path().join("dump");
+    let log = dir.path().join("log");
     let mut command = Command::new("/usr/sbin/smtp-sink");
     if crate::util::is_root() {
         command.args(["-u", "nobody"]);
@@ -64,7 +67,7 @@ pub fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
         .arg(format!("{ip}:{port}"))
         .arg("10")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -76,6 +79,7 @@ pub fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
         child,
         port,
         dump,
+        log,
         _dir: dir,
     }
 }

@@ -5,9 +5,10 @@
 //! mailbox from a child that has become its owner.
 //!
 //! For mail to other hosts it is qmail-rspawn too (remote.rs): a batch
-//! `RBATCH <tag> <destination> <n>` runs `postern-remote --batch` as the
-//! `[remote] user`, with the batch's queue files opened here and passed
-//! as descriptors.
+//! `RBATCH <tag> <destination> <n>` goes to a `postern-remote --batch`
+//! worker for that destination, run as the `[remote] user`, with the
+//! batch's queue files opened here and passed as descriptors; a worker
+//! stays a moment, its connection open, for the destination's next batch.
 //!
 //! It parses nothing but its own framing: a batch is `BATCH <tag> <n>` and
 //! n request lines, passed through unread (but for a remote batch's file
@@ -83,8 +84,8 @@ fn run(dir: &Path, settings: &Settings) -> i32 {
     let requests = BufReader::new(child.stdout.take().expect("piped"));
     let answers = Arc::new(Mutex::new(child.stdin.take().expect("piped")));
     let local = sibling("postern-local");
-    let remote = sibling("postern-remote");
     let settings = Arc::new(settings.clone());
+    let workers = remote::Workers::start(sibling("postern-remote"), dir, Arc::clone(&settings));
     let mut lines = requests.lines();
     while let Some(Ok(header)) = lines.next() {
         let fields: Vec<&str> = header.split(' ').collect();
@@ -104,21 +105,20 @@ fn run(dir: &Path, settings: &Settings) -> i32 {
             }
         }
         let answers = Arc::clone(&answers);
-        let program = match destination {
-            Some(_) => remote.clone(),
-            None => local.clone(),
-        };
+        let local = local.clone();
         let dir = dir.to_path_buf();
         let settings = Arc::clone(&settings);
+        let workers = Arc::clone(&workers);
         // Batches run side by side; the queue manager bounds how many.
         std::thread::spawn(move || {
             let output = match destination {
-                Some(destination) => remote::RemoteBatch::open(&settings, destination, batch)
-                    .deliver(&program, &dir, &settings),
+                Some(destination) => {
+                    remote::RemoteBatch::open(&settings, destination, batch).deliver(&workers)
+                }
                 None => {
                     let mut text = batch.join("\n");
                     text.push('\n');
-                    deliver(&program, &dir, &text, count)
+                    deliver(&local, &dir, &text, count)
                 }
             };
             let mut answer = format!("RESULT {tag} {}\n", output.len());

@@ -51,6 +51,8 @@ pub struct Target {
     pub dns_timeout: Duration,
     pub per_transaction: usize,
     pub per_connection: usize,
+    /// Keep the last connection open for the next batch.
+    pub keep: bool,
 }
 
 /// A recipient's result: the reply, which host gave it
@@ -78,8 +80,14 @@ struct Transaction {
 /// connections at most; then its last reason is its result.
 const MAX_RETURNS: usize = 3;
 
-/// The results of every job's recipients, in order.
-pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
+/// The results of every job's recipients, in order. The connection in
+/// `cache`, if any, is used first, and the last one is left there when
+/// `target.keep` asks for it.
+pub async fn deliver(
+    target: &Target,
+    jobs: &mut [Job],
+    cache: &mut Option<Box<Idle>>,
+) -> Vec<Vec<Delivered>> {
     let mut results: Vec<Vec<Option<Delivered>>> = jobs
         .iter()
         .map(|job| vec![None; job.recipients()])
@@ -101,7 +109,41 @@ pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
         format!("no host of {} could be reached", target.destination),
     );
     let mut last_remote = false;
+    if let Some(idle) = cache.take() {
+        let (host, relay) = (idle.host.clone(), idle.relay.clone());
+        let mut run = Run {
+            host: &host,
+            relay: &relay,
+            started: Instant::now(),
+            setup: None,
+            jobs: &mut *jobs,
+            todo: &mut todo,
+            results: &mut results,
+            returned: Vec::new(),
+            carried: 0,
+            limit: target.per_connection.max(1),
+            keep: target.keep,
+        };
+        let ended = run
+            .session(
+                Start::Cached(idle),
+                &target.helo,
+                &target.policy,
+                Tls::Never,
+            )
+            .await;
+        for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
+            todo.push_front(transaction);
+        }
+        // A cached connection that broke leaves its work to fresh ones.
+        if let Ended::Idle(idle) = ended {
+            *cache = Some(idle);
+        }
+    }
     let port = target.hop.port.unwrap_or(target.port);
+    if todo.is_empty() {
+        return finish(results, last, last_remote);
+    }
     match hosts(target).await {
         Err(status) => last = reply_of(&status),
         Ok(hosts) => {
@@ -142,12 +184,19 @@ pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
                             returned: Vec::new(),
                             carried: 0,
                             limit: target.per_connection.max(1),
+                            keep: target.keep,
                         };
-                        let ended = run.session(tcp, &target.helo, &target.policy, tls).await;
+                        let ended = run
+                            .session(Start::Fresh(tcp), &target.helo, &target.policy, tls)
+                            .await;
                         for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
                             todo.push_front(transaction);
                         }
                         match ended {
+                            Ended::Idle(idle) => {
+                                *cache = Some(idle);
+                                break 'hosts;
+                            }
                             Ended::Done if todo.is_empty() => break 'hosts,
                             Ended::Done => {}
                             // RFC 7435: opportunistic TLS that fails goes
@@ -179,6 +228,15 @@ pub async fn deliver(target: &Target, jobs: &mut [Job]) -> Vec<Vec<Delivered>> {
             }
         }
     }
+    finish(results, last, last_remote)
+}
+
+/// Each recipient's result; those no host was reached for get `last`.
+fn finish(
+    results: Vec<Vec<Option<Delivered>>>,
+    last: Reply,
+    last_remote: bool,
+) -> Vec<Vec<Delivered>> {
     let unreached = Delivered {
         result: RecipientResult {
             reply: last,
@@ -314,10 +372,52 @@ impl Connection {
     }
 }
 
+/// How a session starts.
+enum Start {
+    Fresh(TcpStream),
+    Cached(Box<Idle>),
+}
+
+/// A connection kept open after its batch, ready for the next one to the
+/// same destination (the connection cache).
+pub struct Idle {
+    session: Session,
+    connection: Connection,
+    host: String,
+    relay: String,
+    carried: usize,
+}
+
+impl Idle {
+    /// QUIT, politely and briefly.
+    pub async fn close(mut self) {
+        self.session.quit();
+        let mut buffer = [0u8; 4096];
+        loop {
+            while let Some(action) = self.session.next_action() {
+                match action {
+                    Action::Send(bytes) if self.connection.write(&bytes).await.is_err() => return,
+                    Action::Closed(_) => return,
+                    _ => {}
+                }
+            }
+            match timeout(CLOSE_TIME, self.connection.read(&mut buffer)).await {
+                Ok(Ok(n)) if n > 0 => self.session.receive(&buffer[..n]),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// How long a QUIT's answer is waited for.
+const CLOSE_TIME: Duration = Duration::from_secs(10);
+
 /// How a session ended.
 enum Ended {
     /// Well: the work done, or this connection's share of it.
     Done,
+    /// The work done, the connection kept.
+    Idle(Box<Idle>),
     /// Before it could take the rest, and whether the server said why.
     Refused(Reply, bool),
     /// The TLS handshake failed.
@@ -339,25 +439,58 @@ struct Run<'a> {
     /// Messages this connection has carried.
     carried: usize,
     limit: usize,
+    /// Whether a connection with nothing left to do is kept for the next
+    /// batch rather than closed.
+    keep: bool,
 }
 
 impl Run<'_> {
-    /// Greeting to QUIT: how the session ended.
-    async fn session(&mut self, tcp: TcpStream, helo: &str, policy: &Policy, tls: Tls) -> Ended {
-        let mut session = Session::new(Config {
-            helo_name: helo.to_string(),
-            tls,
-            login: policy.login.clone(),
-        });
+    /// Greeting (or a cached connection's next transaction) to QUIT, or
+    /// to an idle connection kept for the next batch: how it ended.
+    async fn session(&mut self, start: Start, helo: &str, policy: &Policy, tls: Tls) -> Ended {
+        let (mut session, mut connection, mut ready) = match start {
+            Start::Fresh(tcp) => {
+                let session = Session::new(Config {
+                    helo_name: helo.to_string(),
+                    tls,
+                    login: policy.login.clone(),
+                });
+                (session, Connection::Plain(tcp), false)
+            }
+            // A cached connection is where it was left: Ready.
+            Start::Cached(idle) => {
+                self.carried = idle.carried;
+                self.setup = Some(Duration::ZERO);
+                (idle.session, idle.connection, true)
+            }
+        };
         let verify = policy.level == TlsLevel::Verify;
         let mut tls_failure = false;
-        let mut connection = Connection::Plain(tcp);
         let mut current: Option<(Transaction, Instant, Arc<Vec<u8>>)> = None;
         let mut loaded: Option<(usize, Arc<Vec<u8>>)> = None;
         let mut last_job = None;
         let mut wait = REPLY_TIME;
         let mut buffer = vec![0u8; 16 * 1024];
         loop {
+            if std::mem::take(&mut ready) {
+                self.setup.get_or_insert_with(|| self.started.elapsed());
+                match self.next_transaction(&mut loaded, &mut last_job) {
+                    Some((transaction, message, body)) => {
+                        current = Some((transaction, Instant::now(), body));
+                        session.send(message);
+                    }
+                    None if self.keep && self.todo.is_empty() && self.carried < self.limit => {
+                        return Ended::Idle(Box::new(Idle {
+                            session,
+                            connection,
+                            host: self.host.to_string(),
+                            relay: self.relay.to_string(),
+                            carried: self.carried,
+                        }));
+                    }
+                    None => session.quit(),
+                }
+            }
             while let Some(action) = session.next_action() {
                 match action {
                     Action::Send(bytes) => {
@@ -386,14 +519,8 @@ impl Run<'_> {
                         }
                     }
                     Action::Ready => {
-                        self.setup.get_or_insert_with(|| self.started.elapsed());
-                        match self.next_transaction(&mut loaded, &mut last_job) {
-                            Some((transaction, message, body)) => {
-                                current = Some((transaction, Instant::now(), body));
-                                session.send(message);
-                            }
-                            None => session.quit(),
-                        }
+                        ready = true;
+                        break;
                     }
                     Action::SendBody { .. } => {
                         let Some((_, _, body)) = &current else {
@@ -421,6 +548,9 @@ impl Run<'_> {
                     Action::Closed(Some(why)) if tls_failure => return Ended::TlsFailed(why.reply),
                     Action::Closed(Some(why)) => return Ended::Refused(why.reply, why.remote),
                 }
+            }
+            if ready {
+                continue;
             }
             match timeout(wait, connection.read(&mut buffer)).await {
                 Ok(Ok(n)) if n > 0 => session.receive(&buffer[..n]),

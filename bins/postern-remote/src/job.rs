@@ -4,7 +4,6 @@
 //! a time) or, from the command line, standard input.
 
 use std::fs::File;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 
 use postern_queue_format::Status;
@@ -38,15 +37,8 @@ pub struct Job {
 }
 
 impl Job {
-    /// A batch request's job. Its descriptor becomes this job's own; each
-    /// descriptor is taken once.
-    pub fn from_request(request: Request) -> Job {
-        // SAFETY: lspawn opened each descriptor for this process and
-        // names it in one request only; nothing else here owns it.
-        let file = request
-            .fd
-            .filter(|&fd| fd > 2)
-            .map(|fd| File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+    /// A batch request's job, with its queue file when lspawn opened it.
+    pub fn from_request(request: Request, file: Option<File>) -> Job {
         Job {
             id: request.id,
             arrival: request.arrival,

@@ -29,21 +29,21 @@
 mod connection;
 mod job;
 mod opportunistic;
+mod outcome;
 mod policy;
 mod requests;
+mod worker;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use postern_config::{NextHop, Settings};
+use postern_config::NextHop;
 use postern_queue_format::Status;
-use postern_queue_format::status::{Class, Code};
-use postern_smtp_client::{Recipient, RecipientResult};
-use tracing::info;
+use postern_smtp_client::Recipient;
 
-use connection::{Delivered, Target};
+use connection::Target;
 use job::{Body, Job};
 
 /// Delivers mail to another host.
@@ -94,158 +94,13 @@ fn main() {
         }
     };
     let code = match args.batch.clone() {
-        Some(destination) => batch(&args, destination, &runtime),
+        Some(destination) => {
+            let dir = postern_config::config_dir(args.config.as_deref());
+            worker::run(&dir, destination, &runtime)
+        }
         None => single(args, &runtime),
     };
     std::process::exit(code);
-}
-
-/// The queue's batch for one destination.
-fn batch(args: &Args, destination: String, runtime: &tokio::runtime::Runtime) -> i32 {
-    let dir = postern_config::config_dir(args.config.as_deref());
-    let settings = Settings::load_or_exit(&dir, "postern-remote");
-    settings.init_log("postern-remote");
-    let mut text = String::new();
-    if let Err(e) = std::io::stdin().lock().read_to_string(&mut text) {
-        eprintln!("postern-remote: read the requests: {e}");
-        return 75;
-    }
-    let requests = match requests::parse(&text) {
-        Ok(requests) => requests,
-        Err(e) => {
-            eprintln!("postern-remote: {e}");
-            return 75;
-        }
-    };
-    let remote = &settings.remote;
-    let helo = match remote.helo_name.as_str() {
-        "" => settings.hostname.clone(),
-        name => name.to_string(),
-    };
-    let mut jobs: Vec<Job> = requests.into_iter().map(Job::from_request).collect();
-    let started = SystemTime::now();
-    let prepared = NextHop::parse(&destination)
-        .map_err(|why| Status::new("4.3.5", format!("destination {why}")))
-        .and_then(|hop| {
-            let policy = policy::Policy::for_destination(&dir, remote, &destination, &hop)?;
-            Ok((hop, policy))
-        });
-    let (hop, policy) = match prepared {
-        Ok(prepared) => prepared,
-        Err(status) => {
-            answer_all(&jobs, &status, started);
-            return 0;
-        }
-    };
-    let target = Target {
-        destination,
-        hop,
-        policy,
-        port: remote.port,
-        nameservers: remote.nameservers.clone(),
-        helo,
-        dns_timeout: Duration::from_secs(remote.dns_timeout.max(1)),
-        per_transaction: remote.max_recipients_per_transaction,
-        per_connection: remote.max_messages_per_connection,
-    };
-    let results = runtime.block_on(connection::deliver(&target, &mut jobs));
-    let mut out = std::io::stdout().lock();
-    for (job, results) in jobs.iter().zip(results) {
-        for ((recipient, index), delivered) in job.recipients.iter().zip(&job.indices).zip(results)
-        {
-            let status = status_of(&delivered);
-            let exit = match status.class() {
-                Class::Success => 0,
-                Class::Temporary => 75,
-                Class::Permanent => 100,
-            };
-            log_attempt(job, recipient, &delivered, &status, started);
-            let _ = writeln!(out, "{}\t{index}\t{exit}\t{}", job.id, status.record());
-        }
-    }
-    let _ = out.flush();
-    0
-}
-
-/// Every recipient deferred with `status` (the destination's settings are
-/// wrong): nothing was tried.
-fn answer_all(jobs: &[Job], status: &Status, started: SystemTime) {
-    let mut out = std::io::stdout().lock();
-    let delivered = Delivered {
-        result: RecipientResult {
-            reply: postern_smtp_client::Reply::new(
-                451,
-                &status.code.to_string(),
-                status.text.clone(),
-            ),
-            remote: false,
-        },
-        relay: "none".to_string(),
-        setup: Duration::ZERO,
-        transfer: Duration::ZERO,
-    };
-    for job in jobs {
-        for (recipient, index) in job.recipients.iter().zip(&job.indices) {
-            log_attempt(job, recipient, &delivered, status, started);
-            let _ = writeln!(out, "{}\t{index}\t75\t{}", job.id, status.record());
-        }
-    }
-}
-
-/// A recipient's outcome as the queue records it.
-fn status_of(delivered: &Delivered) -> Status {
-    let RecipientResult { reply, remote } = &delivered.result;
-    let class = Class::of_reply(reply.code).unwrap_or(Class::Permanent);
-    let code = reply
-        .status
-        .as_deref()
-        .and_then(Code::parse)
-        .filter(|code| code.class == class)
-        .unwrap_or_else(|| Code::unspecified(class));
-    let text = reply.lines.join(" ");
-    if !remote {
-        return Status {
-            code,
-            text,
-            remote: None,
-        };
-    }
-    let host = delivered.relay.split('[').next().unwrap_or("none");
-    Status::from_remote(code, text, host, reply.code)
-}
-
-fn log_attempt(
-    job: &Job,
-    recipient: &Recipient,
-    delivered: &Delivered,
-    status: &Status,
-    started: SystemTime,
-) {
-    let arrived = UNIX_EPOCH + Duration::from_secs(job.arrival);
-    let waited = started.duration_since(arrived).unwrap_or_default();
-    let word = match status.class() {
-        Class::Success => "sent",
-        Class::Temporary => "deferred",
-        Class::Permanent => "bounced",
-    };
-    let detail = match (&status.remote, status.smtp_reply()) {
-        (Some(_), Some(reply)) if status.is_success() => reply,
-        (Some(remote), Some(reply)) => format!("host {} said: {reply}", remote.mta),
-        _ => status.text.clone(),
-    };
-    let line = postern_log::RemoteAttempt {
-        id: &job.id,
-        to: &recipient.address,
-        relay: &delivered.relay,
-        delay: SystemTime::now()
-            .duration_since(arrived)
-            .unwrap_or_default(),
-        delays: [waited, Duration::ZERO, delivered.setup, delivered.transfer],
-        dsn: &status.code.to_string(),
-        status: word,
-        detail: &detail,
-    };
-    info!("{line}");
 }
 
 /// One message from stdin, for an admin's test.
@@ -298,10 +153,11 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         dns_timeout: Duration::from_secs(10),
         per_transaction: 100,
         per_connection: 1,
+        keep: false,
     };
-    let results = runtime.block_on(connection::deliver(&target, &mut jobs));
+    let results = runtime.block_on(connection::deliver(&target, &mut jobs, &mut None));
     for (recipient, delivered) in jobs[0].recipients.iter().zip(&results[0]) {
-        let status = status_of(delivered);
+        let status = outcome::status_of(delivered);
         let reply = &delivered.result.reply;
         println!(
             "{}\t{}\t{} {}",

@@ -1,20 +1,22 @@
-//! A batch as postern-lspawn hands it over on stdin: for each message an
-//! `M` line (the descriptor lspawn opened its queue file on, where the
-//! message starts, its queue id, arrival, sender and DSN requests), then
-//! an `R` line for each recipient this destination gets. Fields are
-//! tab-separated, `-` is an empty optional field; the values come from
-//! the queue's own envelopes, which hold no control characters.
+//! A batch's lines as postern-lspawn hands them over: for each message an
+//! `M` line (`+` when its queue file's descriptor came with the batch,
+//! `-` when lspawn could not open it; where the message starts, its queue
+//! id, arrival, sender and DSN requests), then an `R` line for each
+//! recipient this destination gets. Fields are tab-separated, `-` is an
+//! empty optional field; the values come from the queue's own envelopes,
+//! which hold no control characters.
 //!
 //! ```text
-//! M <fd> <offset> <queue-id> <arrival> <sender> <ret> <envid>
+//! M <+|-> <offset> <queue-id> <arrival> <sender> <ret> <envid>
 //! R <index> <address> <notify> <orcpt>
 //! ```
 
 /// One message of the batch, and its recipients here.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// `None`: lspawn could not open the queue file.
-    pub fd: Option<i32>,
+    /// Whether the queue file's descriptor came with the batch (else
+    /// lspawn could not open it).
+    pub passed: bool,
     pub offset: u64,
     pub id: String,
     pub arrival: u64,
@@ -45,9 +47,10 @@ pub fn parse(text: &str) -> Result<Vec<Request>, String> {
         let fields: Vec<&str> = line.split('\t').collect();
         match fields[..] {
             ["M", fd, offset, id, arrival, sender, ret, envid] => requests.push(Request {
-                fd: match fd {
-                    "-" => None,
-                    fd => Some(fd.parse().map_err(|_| bad("a bad descriptor"))?),
+                passed: match fd {
+                    "+" => true,
+                    "-" => false,
+                    _ => return Err(bad("a bad descriptor mark")),
                 },
                 offset: offset.parse().map_err(|_| bad("a bad offset"))?,
                 id: id.to_string(),
@@ -80,14 +83,14 @@ mod tests {
 
     #[test]
     fn messages_and_their_recipients() {
-        let text = "M\t3\t120\tabc\t1795000000\talice@a.test\tHDRS\t-\n\
+        let text = "M\t+\t120\tabc\t1795000000\talice@a.test\tHDRS\t-\n\
                     R\t0\tbob@b.test\tSUCCESS,FAILURE\trfc822;bob@b.test\n\
                     R\t2\tcarol@b.test\t-\t-\n\
                     M\t-\t90\tdef\t1795000001\t\t-\tE1\n\
                     R\t1\tdan@b.test\t-\t-\n";
         let requests = parse(text).unwrap();
         assert_eq!(requests.len(), 2);
-        assert_eq!(requests[0].fd, Some(3));
+        assert!(requests[0].passed);
         assert_eq!(requests[0].ret.as_deref(), Some("HDRS"));
         assert_eq!(
             requests[0].recipients[0].notify.as_deref(),
@@ -96,7 +99,7 @@ mod tests {
         assert_eq!(requests[0].recipients[1].index, 2);
         // A bounce's empty sender; a queue file lspawn could not open.
         assert_eq!(requests[1].sender, "");
-        assert_eq!(requests[1].fd, None);
+        assert!(!requests[1].passed);
         assert_eq!(requests[1].envid.as_deref(), Some("E1"));
     }
 

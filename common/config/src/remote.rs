@@ -36,6 +36,10 @@ pub struct RemoteSettings {
     pub max_recipients_per_transaction: usize,
     /// Messages one connection carries before it is closed.
     pub max_messages_per_connection: usize,
+    /// A connection whose batch is done stays open this long for the
+    /// next batch to the same destination (0: closed at once).
+    #[serde(deserialize_with = "duration")]
+    pub connection_cache_time: u64,
     /// A destination whose every connection of a cohort failed gets none
     /// for this long; its mail is deferred without a try.
     #[serde(deserialize_with = "duration")]
@@ -96,6 +100,7 @@ impl Default for RemoteSettings {
             destination_concurrency_limit: 20,
             max_recipients_per_transaction: 50,
             max_messages_per_connection: 100,
+            connection_cache_time: 2,
             dead_destination_time: 300,
             max_retry_interval: 3600,
             dns_timeout: 10,
