@@ -110,7 +110,7 @@ mod tests {
             "request line 1: a recipient before its message"
         );
         assert!(
-            parse("M\t3\tx\tid\t1\ts\t-\t-\n")
+            parse("M\t+\tx\tid\t1\ts\t-\t-\n")
                 .unwrap_err()
                 .contains("offset")
         );
