@@ -30,7 +30,7 @@ fn suite(nsd: &postern_dns::testing::Nsd, port: u16) -> Suite {
 
 /// A message with every field a submission server would add, so that
 /// what arrives is it plus the trace fields.
-fn message(subject: &str) -> String {
+pub fn message(subject: &str) -> String {
     format!(
         "Date: Mon, 07 Dec 2026 10:00:00 +0000\n\
          Message-ID: <{subject}@example.test>\n\
@@ -73,7 +73,7 @@ fn send(server: &str, text: &str, extra: &[&str]) -> (i32, String) {
 /// What the sink took of the message that ends with `text`: the fields
 /// Postern added before it (each sink's own go first, up to its
 /// Received line).
-fn added_fields(sink: &Sink, text: &str) -> String {
+pub fn added_fields(sink: &Sink, text: &str) -> String {
     let tail = format!("{text}\n");
     let dump = dump_ending(&sink.dump, tail.as_bytes());
     let before = &dump[..dump.len() - tail.len()];
@@ -284,7 +284,7 @@ fn postern_remote_runs_as_its_own_user_and_cannot_read_the_accounts() {
 }
 
 /// `postern-admin` of a suite, which must succeed.
-fn admin(s: &Suite, args: &[&str]) {
+pub fn admin(s: &Suite, args: &[&str]) {
     let out = Command::new(program("postern-admin"))
         .arg("--config")
         .arg(s.etc())

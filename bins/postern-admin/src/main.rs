@@ -16,6 +16,7 @@ mod alias;
 mod auth_block;
 mod auth_test;
 mod check;
+mod dkim;
 mod domain;
 mod explain;
 mod mailbox;
@@ -74,6 +75,28 @@ enum Command {
     /// Credentials
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// DKIM keys of the domains mail is sent from
+    #[command(subcommand)]
+    Dkim(DkimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DkimCommand {
+    /// Make a key for DOMAIN, where postern-remote signs with it, and print
+    /// the DNS TXT record to publish
+    Keygen {
+        domain: String,
+        /// The selector: the key's name in DNS (SELECTOR._domainkey.DOMAIN)
+        #[arg(long, default_value = "postern")]
+        selector: String,
+        /// rsa (every receiver checks it) or ed25519 (RFC 8463; publish one
+        /// of each, under two selectors, to offer both)
+        #[arg(long, default_value = "rsa")]
+        algorithm: String,
+        /// The RSA key's size
+        #[arg(long, default_value_t = 2048)]
+        bits: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -289,6 +312,20 @@ fn main() {
         }
         Command::Masquerade(MasqueradeCommand::Del { key }) => masquerade::del(dir, &key),
         Command::Masquerade(MasqueradeCommand::List) => masquerade::list(dir),
+        Command::Dkim(DkimCommand::Keygen {
+            domain,
+            selector,
+            algorithm,
+            bits,
+        }) => dkim::keygen(
+            dir,
+            &dkim::Keygen {
+                domain: &domain,
+                selector: &selector,
+                algorithm: &algorithm,
+                bits,
+            },
+        ),
     };
     match result {
         Ok(message) => {

@@ -53,6 +53,8 @@ pub struct Target {
     pub per_connection: usize,
     /// Keep the last connection open for the next batch.
     pub keep: bool,
+    /// DKIM keys by sender domain.
+    pub signer: Option<std::cell::RefCell<crate::dkim::Signer>>,
 }
 
 /// A recipient's result: the reply, which host gave it
@@ -123,6 +125,7 @@ pub async fn deliver(
             carried: 0,
             limit: target.per_connection.max(1),
             keep: target.keep,
+            signer: target.signer.as_ref(),
         };
         let ended = run
             .session(
@@ -185,6 +188,7 @@ pub async fn deliver(
                             carried: 0,
                             limit: target.per_connection.max(1),
                             keep: target.keep,
+                            signer: target.signer.as_ref(),
                         };
                         let ended = run
                             .session(Start::Fresh(tcp), &target.helo, &target.policy, tls)
@@ -442,6 +446,7 @@ struct Run<'a> {
     /// Whether a connection with nothing left to do is kept for the next
     /// batch rather than closed.
     keep: bool,
+    signer: Option<&'a std::cell::RefCell<crate::dkim::Signer>>,
 }
 
 impl Run<'_> {
@@ -578,6 +583,16 @@ impl Run<'_> {
                 Some((job, body)) if *job == transaction.job => Arc::clone(body),
                 _ => match self.jobs[transaction.job].body() {
                     Ok(body) => {
+                        // Signed once, when first read: every transaction
+                        // of it carries the same signatures.
+                        let body = match self.signer {
+                            Some(signer) => {
+                                let mut signed = signer.borrow_mut().sign(&body);
+                                signed.extend_from_slice(&body);
+                                signed
+                            }
+                            None => body,
+                        };
                         let body = Arc::new(body);
                         *loaded = Some((transaction.job, Arc::clone(&body)));
                         body

@@ -27,6 +27,7 @@
 //! 78 a bad configuration.
 
 mod connection;
+mod dkim;
 mod job;
 mod opportunistic;
 mod outcome;
@@ -154,6 +155,7 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         per_transaction: 100,
         per_connection: 1,
         keep: false,
+        signer: None,
     };
     let results = runtime.block_on(connection::deliver(&target, &mut jobs, &mut None));
     for (recipient, delivered) in jobs[0].recipients.iter().zip(&results[0]) {

@@ -78,6 +78,7 @@ pub fn run(dir: &Path, destination: String, runtime: &tokio::runtime::Runtime) -
         per_transaction: remote.max_recipients_per_transaction,
         per_connection: remote.max_messages_per_connection,
         keep: !idle_time.is_zero(),
+        signer: Some(std::cell::RefCell::new(crate::dkim::Signer::new(dir))),
     });
     runtime.block_on(async {
         let mut cache = None;

@@ -46,17 +46,24 @@ impl Nsd {
     /// relative to `test.`, after its SOA and NS) on a free port of
     /// 127.0.0.1.
     pub fn start(records: &str) -> Nsd {
+        Nsd::start_at(&format!("127.0.0.1:{}", free_port()), records)
+    }
+
+    /// `start`, on `address` (`127.0.0.60:53`, for a client that takes
+    /// no port: the libc resolver).
+    pub fn start_at(address: &str, records: &str) -> Nsd {
+        let address: SocketAddr = address.parse().expect("an ADDRESS:PORT");
         assert!(
             Path::new("/usr/sbin/nsd").exists(),
             "nsd is missing: make test installs it (apt-get install nsd)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let (ip, port) = (address.ip(), address.port());
         let path = |name: &str| dir.path().join(name).display().to_string();
         let zone = format!("{ZONE_HEAD}{records}");
         std::fs::write(dir.path().join("test.zone"), zone).unwrap();
         let config = format!(
-            "server:\n  ip-address: 127.0.0.1@{port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \
+            "server:\n  ip-address: {ip}@{port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \
          zonesdir: \"{dir}\"\n  pidfile: \"{pid}\"\n  xfrdfile: \"{xfrd}\"\n  zonelistfile: \"{list}\"\n  \
          logfile: \"{log}\"\n  server-count: 1\n  verbosity: 1\nremote-control:\n  control-enable: no\n\
          zone:\n  name: \"test.\"\n  zonefile: \"test.zone\"\n",
@@ -75,7 +82,6 @@ impl Nsd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let nsd = Nsd {
             child,
             address,
