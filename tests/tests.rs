@@ -29,6 +29,7 @@ mod remote;
 mod sandbox;
 mod smtp_auth;
 mod smtpd;
+mod srs;
 mod suite;
 mod system_users;
 mod throttle;
