@@ -98,3 +98,92 @@ fn postern_writes_and_reads_srs_as_postsrsd_does() {
     assert_eq!(get(reference.reverse, &made), "200 carol@example.net");
     assert_eq!(ours.reverse(&made, now).unwrap(), "carol@example.net");
 }
+
+#[test]
+fn a_forward_leaves_from_an_srs_address_and_its_bounce_comes_home() {
+    use crate::outbound::{admin, message};
+    use crate::remote::{dump_ending, sink_at};
+    use crate::suite::{Suite, python};
+    let forwarded_to = sink_at("127.0.0.10", free_port(), &[]);
+    let origin = sink_at("127.0.0.11", free_port(), &[]);
+    // The secrets: root's and postern-auth's (which checks SRS recipients).
+    let files = tempfile::tempdir().unwrap();
+    let secrets = files.path().join("srs-secrets");
+    std::fs::write(&secrets, "a secret of this host\n").unwrap();
+    let s = Suite::start(&[
+        "srs.domain = \"srs.example.test\"",
+        &format!("srs.secrets_file = \"{}\"", secrets.display()),
+    ]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(files.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        if crate::util::is_root() {
+            let auth = crate::sandbox::role_uid(&s.etc(), "postern-auth");
+            std::os::unix::fs::chown(&secrets, Some(0), Some(auth)).unwrap();
+        }
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    std::fs::write(
+        s.etc().join("transport"),
+        format!(
+            "remote.test [127.0.0.10]:{}\norigin.test [127.0.0.11]:{}\n",
+            forwarded_to.port, origin.port
+        ),
+    )
+    .unwrap();
+    admin(
+        &s,
+        &["forward", "set", "demo@example.test", "friend@remote.test"],
+    );
+    // Mail from another domain's sender, forwarded on to a third.
+    let mut inject = Command::new(crate::util::program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "alice@origin.test", "demo@example.test"]);
+    let text = message("forwarded");
+    assert!(
+        crate::util::run_with_input(&mut inject, text.as_bytes())
+            .status
+            .success()
+    );
+    let dump = dump_ending(&forwarded_to.dump, format!("{text}\n").as_bytes());
+    let sender = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Mail-Args: <"))
+        .and_then(|l| l.split('>').next())
+        .unwrap()
+        .to_string();
+    assert!(
+        sender.starts_with("SRS0=") && sender.ends_with("=origin.test=alice@srs.example.test"),
+        "{sender}"
+    );
+    // The final host bounces it to that address: it comes back to alice.
+    // A forged one is refused at RCPT.
+    python(
+        r#"
+import smtplib, sys
+port, srs = int(sys.argv[1]), sys.argv[2]
+smtp = smtplib.SMTP("127.0.0.1", port)
+smtp.ehlo("mx.remote.test")
+smtp.mail("")
+forged = srs.replace("SRS0=", "SRS0=Q", 1)
+code, text = smtp.rcpt(forged)
+assert code == 550 and text.startswith(b"5.7.1"), (code, text)
+code, text = smtp.rcpt(srs)
+assert code == 250, (code, text)
+code, text = smtp.data(b"From: MAILER-DAEMON@remote.test\r\nSubject: Undelivered Mail\r\n\r\nfriend is gone\r\n")
+assert code == 250, (code, text)
+smtp.quit()
+print("ok")
+"#,
+        &[&s.port("SMTP"), &sender],
+    );
+    let bounce = dump_ending(&origin.dump, b"friend is gone\n\n");
+    assert!(bounce.contains("X-Mail-Args: <>"), "{bounce}");
+    assert!(
+        bounce.contains("X-Rcpt-Args: <alice@origin.test>"),
+        "{bounce}"
+    );
+    s.stop();
+}

@@ -12,12 +12,13 @@ pub fn lookup(config: &Config, text: &str) -> Reply {
         Err(e) => return Reply::Unknown(format!("5.1.3 bad address: {e}")),
     };
     let resolution = postern_routing::Resolver::of(config).resolve(&address);
-    if let Some((_, ResolveError::BrokenMap(at))) = resolution
+    if let Some((_, error)) = resolution
         .failures
         .iter()
-        .find(|(_, e)| matches!(e, ResolveError::BrokenMap(_)))
+        .find(|(_, e)| matches!(e, ResolveError::BrokenMap(_) | ResolveError::Unavailable(_)))
     {
-        return Reply::Defer(format!("4.3.5 bad map line at {at}"));
+        let (code, text) = error.status();
+        return Reply::Defer(format!("{code} {text}"));
     }
     if let [Destination::Remote(remote)] = resolution.destinations.as_slice()
         && *remote == address

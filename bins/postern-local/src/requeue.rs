@@ -5,6 +5,11 @@
 //! queue file and reads no message byte), through the same queue writer
 //! as `postern-inject`.
 //!
+//! With `[srs] domain` set, a forward to another host goes out from the
+//! original sender's SRS address (docs/REMOTE.md, "SRS"), rewritten here,
+//! as root, before the copy is written: the secrets are not the queue
+//! user's to read.
+//!
 //! Forwards are at-least-once (DESIGN.md): a crash after the new message
 //! is accepted and before the old recipient is recorded done sends it
 //! again. To keep that window to crashes, a recipient's forwards are
@@ -12,7 +17,7 @@
 
 use std::os::fd::AsRawFd;
 
-use postern_config::Settings;
+use postern_config::{Config, Settings};
 use postern_queue_format::{Envelope, QueueDir, Recipient};
 
 use crate::message::{delivered_to_count, read_at};
@@ -21,12 +26,17 @@ use crate::status::Status;
 
 /// Queues one message to `targets` for `request`, marked
 /// `Delivered-To: <recipient>` so a loop through forwards ends.
-pub fn forward(settings: &Settings, request: &Request, targets: &[String]) -> Status {
+pub fn forward(config: &Config, request: &Request, targets: &[String]) -> Status {
+    let settings = &config.settings;
     let Some(file) = &request.message else {
         return Status::temporary("no message to forward");
     };
+    let sender = match forward_sender(config, &request.sender, targets) {
+        Ok(sender) => sender,
+        Err(status) => return status,
+    };
     if !postern_privilege::is_root() {
-        return write_copy(settings, request, targets).unwrap_or_else(|status| status);
+        return write_copy(settings, request, &sender, targets).unwrap_or_else(|status| status);
     }
     let Some((uid, gid, name)) = settings.queue_user.resolve() else {
         return Status::temporary(format!(
@@ -35,7 +45,7 @@ pub fn forward(settings: &Settings, request: &Request, targets: &[String]) -> St
         ));
     };
     let report = postern_privilege::run_as(uid, gid, name.as_deref(), &[file.as_raw_fd()], || {
-        match write_copy(settings, request, targets) {
+        match write_copy(settings, request, &sender, targets) {
             Ok(status) | Err(status) => Ok(format!("{}\t{}", status.code, status.text)),
         }
     });
@@ -48,9 +58,41 @@ pub fn forward(settings: &Settings, request: &Request, targets: &[String]) -> St
     }
 }
 
+/// The forward's envelope sender: the original one, or with SRS on, its
+/// SRS address when the message leaves the host for another domain from
+/// a sender that is not the host's own (SPF would refuse it there).
+fn forward_sender(config: &Config, sender: &str, targets: &[String]) -> Result<String, Status> {
+    let settings = &config.settings;
+    let domain_of = |address: &str| {
+        address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+    };
+    let ours = |domain: &str| {
+        domain == settings.hostname
+            || config.maps.domains.kind(domain).is_some()
+            || postern_routing::srs::is_srs_domain(settings, domain)
+    };
+    let leaves = targets
+        .iter()
+        .any(|t| domain_of(t).is_some_and(|d| !ours(&d)));
+    let foreign = domain_of(sender).is_some_and(|d| !ours(&d));
+    if !leaves || !foreign {
+        return Ok(sender.to_string());
+    }
+    let srs = match postern_routing::srs::load(settings) {
+        Ok(Some(srs)) => srs,
+        Ok(None) => return Ok(sender.to_string()),
+        Err(why) => return Err(Status::temporary(why)),
+    };
+    srs.forward(sender, postern_config::unix_now())
+        .map_err(|e| Status::temporary(format!("SRS: <{sender}>: {e}")))
+}
+
 fn write_copy(
     settings: &Settings,
     request: &Request,
+    sender: &str,
     targets: &[String],
 ) -> Result<Status, Status> {
     let file = request
@@ -71,7 +113,7 @@ fn write_copy(
     let arrival = postern_config::unix_now();
     let envelope = Envelope {
         arrival,
-        sender: request.sender.clone(),
+        sender: sender.to_string(),
         recipients: targets.iter().map(Recipient::new).collect(),
         ..Envelope::default()
     };

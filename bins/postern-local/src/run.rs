@@ -134,7 +134,7 @@ pub fn deliver(
         }
         requeue::dedup(&mut targets);
         let request = &requests[index];
-        let status = requeue::forward(&config.settings, request, &targets);
+        let status = requeue::forward(config, request, &targets);
         log_outcome(request, &targets.join(", "), &status, None, started);
         statuses[index].push(status);
     }

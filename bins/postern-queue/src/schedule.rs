@@ -193,8 +193,9 @@ pub fn run(settings: &Settings, config: &Path) -> i32 {
     let (events, inbox) = channel();
     read_trigger(&queue, events.clone());
     read_spawner(events);
-    let router =
-        Router::load(config, &settings.hostname).with_relayhost(settings.remote.relayhost.clone());
+    let router = Router::load(config, &settings.hostname)
+        .with_relayhost(settings.remote.relayhost.clone())
+        .with_srs_domain(&settings.srs.domain);
     let reporter = Reporter::beside_this_program(config);
     let mut scheduler = Scheduler::new(queue, settings, reporter, router);
     let mut to_spawner = std::io::stdout().lock();

@@ -30,6 +30,7 @@ mod settings;
 mod settings_load;
 mod size;
 mod smtpd;
+mod srs;
 mod transport;
 mod valid;
 
@@ -46,6 +47,7 @@ pub use remote::RemoteSettings;
 pub use settings::{LogTarget, MailOwner, QuotaFailure, Settings};
 pub use size::{parse_size, span};
 pub use smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
+pub use srs::SrsSettings;
 pub use transport::{
     NextHop, TLS_POLICY_FILE, TRANSPORT_FILE, TlsLevel, TlsPolicies, Transport, TransportMap,
 };

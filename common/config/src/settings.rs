@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::pop3d::Pop3dSettings;
 use crate::remote::RemoteSettings;
 use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
+use crate::srs::SrsSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::size::{duration, size};
@@ -52,6 +53,7 @@ pub struct Settings {
     pub tls: TlsSettings,
     pub pop3d: Pop3dSettings,
     pub remote: RemoteSettings,
+    pub srs: SrsSettings,
 }
 
 /// Who owns virtual mailboxes: a user name looked up in the passwd
@@ -110,6 +112,7 @@ impl Default for Settings {
             tls: TlsSettings::default(),
             pop3d: Pop3dSettings::default(),
             remote: RemoteSettings::default(),
+            srs: SrsSettings::default(),
         }
     }
 }

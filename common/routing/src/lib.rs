@@ -10,6 +10,7 @@ pub mod forward;
 pub mod relay;
 mod resolve;
 mod route;
+pub mod srs;
 
 pub use resolve::{
     Destination, REMOTE_DELIVERY, Resolution, ResolveError, Resolver, Special, Step,

@@ -58,6 +58,11 @@ pub enum ResolveError {
     Loop,
     /// 4.3.5: the map line that would decide is bad; deferred until fixed.
     BrokenMap(String),
+    /// 5.7.1: an address of the SRS domain that this host did not make
+    /// (or made too long ago).
+    BadSrs(String),
+    /// 4.3.5: what decides cannot be read now (the SRS secrets).
+    Unavailable(String),
 }
 
 impl ResolveError {
@@ -67,6 +72,8 @@ impl ResolveError {
             ResolveError::Unknown => ("5.1.1", "user unknown".to_string()),
             ResolveError::Loop => ("5.4.6", "alias loop".to_string()),
             ResolveError::BrokenMap(at) => ("4.3.5", format!("bad map line at {at}")),
+            ResolveError::BadSrs(why) => ("5.7.1", format!("not a valid SRS address: {why}")),
+            ResolveError::Unavailable(why) => ("4.3.5", why.clone()),
         }
     }
 }
@@ -145,6 +152,31 @@ impl<'a> Resolver<'a> {
         resolution
     }
 
+    /// An address of the SRS domain: a bounce to mail this host forwarded,
+    /// sent back to the original sender once its hash and age are checked.
+    fn unwrap_srs(&self, address: &Address, level: usize, out: &mut Resolution) {
+        let srs = match crate::srs::load(self.settings) {
+            Ok(Some(srs)) => srs,
+            Ok(None) => return out.fail(level, address, ResolveError::Unknown),
+            Err(why) => return out.fail(level, address, ResolveError::Unavailable(why)),
+        };
+        let now = postern_config::unix_now();
+        match srs
+            .reverse(&address.to_string(), now)
+            .map(|a| Address::parse(&a))
+        {
+            Ok(Ok(original)) => {
+                out.note(
+                    level,
+                    format!("SRS: {address} was rewritten from {original}"),
+                );
+                out.destinations.push(Destination::Remote(original));
+            }
+            Ok(Err(e)) => out.fail(level, address, ResolveError::BadSrs(e.to_string())),
+            Err(e) => out.fail(level, address, ResolveError::BadSrs(e.to_string())),
+        }
+    }
+
     /// The domain's kind; the host's own name is always local.
     pub fn domain_kind(&self, domain: &str) -> Option<DomainKind> {
         if domain == self.settings.hostname {
@@ -201,6 +233,9 @@ impl<'a> Resolver<'a> {
         if self.maps.domains.is_broken(domain) {
             out.fail(level, address, broken(DOMAINS_FILE, domain));
             return;
+        }
+        if crate::srs::is_srs_domain(self.settings, domain) {
+            return self.unwrap_srs(address, level, out);
         }
         let Some(kind) = self.domain_kind(domain) else {
             out.note(

@@ -42,6 +42,8 @@ pub struct Router {
     transport: TransportMap,
     transport_stamp: Option<(i64, i64, u64)>,
     relayhost: Option<NextHop>,
+    /// The SRS domain: its addresses are bounces postern-local sends back.
+    srs_domain: String,
 }
 
 /// A file's change time and inode, to see that it changed.
@@ -66,9 +68,16 @@ impl Router {
             transport: TransportMap::default(),
             transport_stamp: None,
             relayhost: None,
+            srs_domain: String::new(),
         };
         router.refresh();
         router
+    }
+
+    /// The SRS domain, whose addresses postern-local takes back.
+    pub fn with_srs_domain(mut self, domain: &str) -> Router {
+        self.srs_domain = domain.to_ascii_lowercase();
+        self
     }
 
     /// Every other host's mail through `relayhost`, but for the transport
@@ -105,6 +114,7 @@ impl Router {
         };
         let domain = domain.to_ascii_lowercase();
         let local = domain == self.hostname
+            || (!self.srs_domain.is_empty() && domain == self.srs_domain)
             || self.domains.kind(&domain).is_some()
             || self.domains.is_broken(&domain)
             || !self.readable;
