@@ -27,13 +27,26 @@ use tracing::info;
 use crate::job::Job;
 use crate::policy::Policy;
 
-/// How long a connection may take to open.
-const CONNECT_TIME: Duration = Duration::from_secs(30);
-/// RFC 5321 §4.5.3.2: at least five minutes for a reply, ten for the one
-/// after the message, three for each block of the message to be taken.
-const REPLY_TIME: Duration = Duration::from_secs(300);
-const FINAL_TIME: Duration = Duration::from_secs(600);
-const WRITE_TIME: Duration = Duration::from_secs(180);
+/// How long the other side may take, from `[remote]`: RFC 5321 §4.5.3.2
+/// asks for at least five minutes for a reply (and for each block of the
+/// message to be taken) and ten for the one after the message.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub reply: Duration,
+    pub data: Duration,
+}
+
+impl Timeouts {
+    pub fn of(remote: &postern_config::RemoteSettings) -> Timeouts {
+        let secs = |n: u64| Duration::from_secs(n.max(1));
+        Timeouts {
+            connect: secs(remote.connect_timeout),
+            reply: secs(remote.reply_timeout),
+            data: secs(remote.data_timeout),
+        }
+    }
+}
 /// RFC 5321 §5.1 asks a client to try at least two hosts; these bound
 /// what one attempt can cost when a domain lists many.
 const MAX_HOSTS: usize = 5;
@@ -49,6 +62,7 @@ pub struct Target {
     pub nameservers: Vec<SocketAddr>,
     pub helo: String,
     pub dns_timeout: Duration,
+    pub timeouts: Timeouts,
     pub per_transaction: usize,
     pub per_connection: usize,
     /// Keep the last connection open for the next batch.
@@ -126,6 +140,7 @@ pub async fn deliver(
             limit: target.per_connection.max(1),
             keep: target.keep,
             signer: target.signer.as_ref(),
+            timeouts: target.timeouts,
         };
         let ended = run
             .session(
@@ -159,23 +174,30 @@ pub async fn deliver(
                     // new connection, once one has carried its share.
                     while !todo.is_empty() {
                         let started = Instant::now();
-                        let tcp = match timeout(CONNECT_TIME, TcpStream::connect(address)).await {
-                            Ok(Ok(tcp)) => tcp,
-                            Ok(Err(e)) => {
-                                last = Reply::new(451, "4.4.1", format!("connect to {relay}: {e}"));
-                                last_remote = false;
-                                break;
-                            }
-                            Err(_) => {
-                                last = Reply::new(
-                                    451,
-                                    "4.4.1",
-                                    format!("connect to {relay}: timed out"),
-                                );
-                                last_remote = false;
-                                break;
-                            }
-                        };
+                        let tcp =
+                            match timeout(target.timeouts.connect, TcpStream::connect(address))
+                                .await
+                            {
+                                Ok(Ok(tcp)) => tcp,
+                                Ok(Err(e)) => {
+                                    last = Reply::new(
+                                        451,
+                                        "4.4.1",
+                                        format!("connect to {relay}: {e}"),
+                                    );
+                                    last_remote = false;
+                                    break;
+                                }
+                                Err(_) => {
+                                    last = Reply::new(
+                                        451,
+                                        "4.4.1",
+                                        format!("connect to {relay}: timed out"),
+                                    );
+                                    last_remote = false;
+                                    break;
+                                }
+                            };
                         let mut run = Run {
                             host: &name,
                             relay: &relay,
@@ -189,6 +211,7 @@ pub async fn deliver(
                             limit: target.per_connection.max(1),
                             keep: target.keep,
                             signer: target.signer.as_ref(),
+                            timeouts: target.timeouts,
                         };
                         let ended = run
                             .session(Start::Fresh(tcp), &target.helo, &target.policy, tls)
@@ -320,7 +343,7 @@ impl Connection {
         }
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    async fn write(&mut self, bytes: &[u8], limit: Duration) -> std::io::Result<()> {
         let write = async {
             match self {
                 Connection::Plain(tcp) => tcp.write_all(bytes).await,
@@ -331,7 +354,7 @@ impl Connection {
                 Connection::Gone => Err(std::io::ErrorKind::NotConnected.into()),
             }
         };
-        timeout(WRITE_TIME, write)
+        timeout(limit, write)
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
@@ -343,6 +366,7 @@ impl Connection {
         config: &Arc<rustls::ClientConfig>,
         host: &str,
         verify: bool,
+        limit: Duration,
     ) -> std::io::Result<Connection> {
         let Connection::Plain(tcp) = self else {
             return Err(std::io::Error::other("TLS is already on"));
@@ -354,7 +378,7 @@ impl Connection {
             })
             .map_err(std::io::Error::other)?;
         let connector = tokio_rustls::TlsConnector::from(Arc::clone(config));
-        let tls = timeout(REPLY_TIME, connector.connect(name, tcp))
+        let tls = timeout(limit, connector.connect(name, tcp))
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))?;
         Ok(Connection::Tls(Box::new(tls)))
@@ -400,7 +424,11 @@ impl Idle {
         loop {
             while let Some(action) = self.session.next_action() {
                 match action {
-                    Action::Send(bytes) if self.connection.write(&bytes).await.is_err() => return,
+                    Action::Send(bytes)
+                        if self.connection.write(&bytes, CLOSE_TIME).await.is_err() =>
+                    {
+                        return;
+                    }
                     Action::Closed(_) => return,
                     _ => {}
                 }
@@ -447,6 +475,7 @@ struct Run<'a> {
     /// batch rather than closed.
     keep: bool,
     signer: Option<&'a std::cell::RefCell<crate::dkim::Signer>>,
+    timeouts: Timeouts,
 }
 
 impl Run<'_> {
@@ -474,7 +503,7 @@ impl Run<'_> {
         let mut current: Option<(Transaction, Instant, Arc<Vec<u8>>)> = None;
         let mut loaded: Option<(usize, Arc<Vec<u8>>)> = None;
         let mut last_job = None;
-        let mut wait = REPLY_TIME;
+        let mut wait = self.timeouts.reply;
         let mut buffer = vec![0u8; 16 * 1024];
         loop {
             if std::mem::take(&mut ready) {
@@ -499,13 +528,16 @@ impl Run<'_> {
             while let Some(action) = session.next_action() {
                 match action {
                     Action::Send(bytes) => {
-                        if connection.write(&bytes).await.is_err() {
+                        if connection.write(&bytes, self.timeouts.reply).await.is_err() {
                             session.connection_lost();
                         }
                     }
                     Action::StartTls => {
                         let plain = std::mem::replace(&mut connection, Connection::Gone);
-                        match plain.start_tls(&policy.tls, self.host, verify).await {
+                        match plain
+                            .start_tls(&policy.tls, self.host, verify, self.timeouts.reply)
+                            .await
+                        {
                             Ok(tls) => {
                                 connection = tls;
                                 if let Some(tls) = connection.tls_description() {
@@ -527,24 +559,34 @@ impl Run<'_> {
                         ready = true;
                         break;
                     }
-                    Action::SendBody { .. } => {
+                    Action::SendBody { downgrade } => {
                         let Some((_, _, body)) = &current else {
                             session.connection_lost();
                             continue;
                         };
+                        // RFC 6152 §3: 7-bit for a server without 8BITMIME
+                        // (the core asks only when the message allows it).
+                        let seven_bit = downgrade
+                            .then(|| postern_smtp_client::downgrade::to_seven_bit(body))
+                            .flatten();
+                        let body = seven_bit.as_deref().unwrap_or(body);
                         let mut encoded = Vec::with_capacity(body.len() + body.len() / 16 + 8);
                         let mut encoder = DataEncoder::new();
                         encoder.feed(body, &mut encoded);
                         encoder.finish(&mut encoded);
-                        if connection.write(&encoded).await.is_err() {
+                        if connection
+                            .write(&encoded, self.timeouts.reply)
+                            .await
+                            .is_err()
+                        {
                             session.connection_lost();
                         } else {
                             session.body_sent();
-                            wait = FINAL_TIME;
+                            wait = self.timeouts.data;
                         }
                     }
                     Action::Finished(done) => {
-                        wait = REPLY_TIME;
+                        wait = self.timeouts.reply;
                         if let Some((transaction, began, _)) = current.take() {
                             self.record(transaction, began, done);
                         }

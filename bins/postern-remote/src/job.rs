@@ -87,13 +87,15 @@ impl Job {
             .iter()
             .map(|&p| self.recipients[p].clone())
             .collect();
+        let eight_bit = body.iter().any(|&b| b >= 0x80);
         Message {
             needs_smtputf8: !self.sender.is_ascii()
                 || recipients.iter().any(|r| !r.address.is_ascii()),
             sender: self.sender.clone(),
             recipients,
             size: wire_size(body),
-            eight_bit: body.iter().any(|&b| b >= 0x80),
+            eight_bit,
+            downgradable: eight_bit && postern_smtp_client::downgrade::can_downgrade(body),
             ret: self.ret.clone(),
             envid: self.envid.as_deref().map(xtext),
             ..Message::default()

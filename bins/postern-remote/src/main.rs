@@ -152,6 +152,7 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         nameservers: args.nameservers.clone(),
         helo: args.helo.clone(),
         dns_timeout: Duration::from_secs(10),
+        timeouts: connection::Timeouts::of(&postern_config::RemoteSettings::default()),
         per_transaction: 100,
         per_connection: 1,
         keep: false,

@@ -75,6 +75,7 @@ pub fn run(dir: &Path, destination: String, runtime: &tokio::runtime::Runtime) -
         nameservers: remote.nameservers.clone(),
         helo,
         dns_timeout: Duration::from_secs(remote.dns_timeout.max(1)),
+        timeouts: connection::Timeouts::of(remote),
         per_transaction: remote.max_recipients_per_transaction,
         per_connection: remote.max_messages_per_connection,
         keep: !idle_time.is_zero(),

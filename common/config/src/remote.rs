@@ -51,6 +51,16 @@ pub struct RemoteSettings {
     /// How long a DNS lookup may take.
     #[serde(deserialize_with = "duration")]
     pub dns_timeout: u64,
+    /// How long a connection may take to open, a reply to come (and each
+    /// block of the message to be taken), and the reply to the message
+    /// (RFC 5321 §4.5.3.2 asks at least 5 and 10 minutes for the last
+    /// two).
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: u64,
+    #[serde(deserialize_with = "duration")]
+    pub reply_timeout: u64,
+    #[serde(deserialize_with = "duration")]
+    pub data_timeout: u64,
     /// Every other host's mail through this one (`[smtp.isp.example]:587`),
     /// but for domains the `transport` map sends elsewhere; empty: each
     /// domain's own MX hosts.
@@ -104,6 +114,9 @@ impl Default for RemoteSettings {
             dead_destination_time: 300,
             max_retry_interval: 3600,
             dns_timeout: 10,
+            connect_timeout: 30,
+            reply_timeout: 300,
+            data_timeout: 600,
             relayhost: None,
             relayhost_credentials: PathBuf::new(),
             tls: TlsLevel::May,

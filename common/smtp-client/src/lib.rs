@@ -7,14 +7,15 @@
 //! What it speaks: EHLO with a HELO fallback, STARTTLS (opportunistic or
 //! required), PIPELINING (RFC 2920), SIZE (RFC 1870: a message larger
 //! than the server's limit is refused before it is sent), 8BITMIME (RFC
-//! 6152: an 8-bit message goes to a server without it only if the driver
-//! can downgrade it), SMTPUTF8 (RFC 6531), DSN (RFC 3461: NOTIFY, ORCPT,
+//! 6152: an 8-bit message goes to a server without it only if it can be
+//! downgraded, `downgrade`), SMTPUTF8 (RFC 6531), DSN (RFC 3461: NOTIFY, ORCPT,
 //! RET and ENVID passed on when offered), AUTH PLAIN or LOGIN (RFC 4954)
 //! for a smarthost, over TLS only. A refused recipient never stops
 //! the others. Replies are read with bounded memory: a line of more than
 //! `MAX_LINE` octets or a reply of more than `MAX_LINES` lines ends the
 //! session with a temporary failure.
 
+pub mod downgrade;
 mod encode;
 mod extensions;
 mod replies;
