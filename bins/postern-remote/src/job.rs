@@ -98,7 +98,6 @@ impl Job {
             downgradable: eight_bit && postern_smtp_client::downgrade::can_downgrade(body),
             ret: self.ret.clone(),
             envid: self.envid.as_deref().map(xtext),
-            ..Message::default()
         }
     }
 }
