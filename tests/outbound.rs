@@ -208,15 +208,19 @@ fn a_temporary_refusal_is_retried_and_mailq_shows_the_reply() {
         || mailq(&s.etc()).contains("mx.remote.test said: 4"),
         || format!("mailq never showed the reply: {}", mailq(&s.etc())),
     );
-    // The server takes mail again; a flush sends it now.
+    // The server takes mail again; a flush of its domain sends it now.
     drop(refusing);
     let sink = sink_at("127.0.0.10", port, &[]);
     let out = Command::new(program("postern-queue"))
         .arg("--config")
         .arg(s.etc())
-        .arg("--flush")
+        .args(["--flush", "remote.test"])
         .output()
         .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "postern-queue: flushing the mail for remote.test\n"
+    );
     assert!(
         out.status.success(),
         "{}",

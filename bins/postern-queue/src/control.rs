@@ -41,10 +41,16 @@ fn tell_manager(queue: &QueueDir, line: &str) -> Result<(), (i32, String)> {
         .map_err(|e| (TRY_AGAIN, format!("{}: {e}", queue.trigger().display())))
 }
 
-/// Every message (or one) is tried now, whatever its schedule says.
+/// Every message (or one, or those for one domain) is tried now,
+/// whatever its schedule says.
 pub fn flush(queue: &QueueDir, id: Option<&str>) -> Result<String, (i32, String)> {
     match id {
         None => tell_manager(queue, "flush").map(|()| "flushing the queue".to_string()),
+        Some(text) if QueueId::parse(text).is_none() && crate::notices::is_domain(text) => {
+            let domain = text.to_ascii_lowercase();
+            tell_manager(queue, &format!("flush-domain {domain}"))
+                .map(|()| format!("flushing the mail for {domain}"))
+        }
         Some(text) => {
             let id = message(queue, text)?;
             tell_manager(queue, &format!("flush {id}")).map(|()| format!("{id}: flushing"))

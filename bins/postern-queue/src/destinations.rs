@@ -74,6 +74,13 @@ impl Destinations {
         }
     }
 
+    /// The admin asked for `name` now: not dead, whatever it did.
+    pub fn revive(&mut self, name: &str) {
+        let destination = self.entry(name);
+        destination.dead = None;
+        destination.failures = 0;
+    }
+
     /// How many more batches `name` may have in flight now.
     pub fn room(&mut self, name: &str) -> usize {
         let free = self.max_active.saturating_sub(self.active);

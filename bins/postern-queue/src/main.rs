@@ -39,8 +39,9 @@ struct Args {
     /// Print counts for monitoring (name value lines) and exit
     #[arg(long)]
     stats: bool,
-    /// Try every message now (or the one named), whatever its schedule
-    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    /// Try every message now (or the one named, or those for a domain),
+    /// whatever its schedule
+    #[arg(long, value_name = "ID|DOMAIN", num_args = 0..=1, default_missing_value = "")]
     flush: Option<String>,
     /// Remove a message without a report to its sender
     #[arg(long, value_name = "ID")]

@@ -16,6 +16,9 @@ pub enum Notice {
     Scan,
     /// `flush` or `flush ID`: try now, whatever the schedule says.
     Flush(Option<QueueId>),
+    /// `flush-domain DOMAIN`: the messages with recipients there, now,
+    /// and the destination tried again even if it was marked dead.
+    FlushDomain(String),
     /// `RESULT <tag> <n>` and its n lines.
     Results(String, Vec<String>),
     SpawnerGone,
@@ -33,8 +36,21 @@ fn trigger_notice(line: &str) -> Option<Notice> {
     match line.split_once(' ') {
         None if line == "flush" => Some(Notice::Flush(None)),
         Some(("flush", id)) => QueueId::parse(id).map(|id| Notice::Flush(Some(id))),
+        Some(("flush-domain", domain)) if is_domain(domain) => {
+            Some(Notice::FlushDomain(domain.to_ascii_lowercase()))
+        }
         _ => None,
     }
+}
+
+/// A domain name, as the admin's `--flush DOMAIN` may give: letters,
+/// digits, dots and hyphens, with a dot.
+pub fn is_domain(text: &str) -> bool {
+    text.contains('.')
+        && text.len() <= 253
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
 }
 
 /// Reads the FIFO. Opened read-write, it never reaches end of file when the
@@ -128,6 +144,11 @@ mod tests {
             Some(Notice::Flush(Some(_)))
         ));
         assert!(trigger_notice("flush ../x").is_none());
+        assert!(matches!(
+            trigger_notice("flush-domain Remote.Example"),
+            Some(Notice::FlushDomain(d)) if d == "remote.example"
+        ));
+        assert!(trigger_notice("flush-domain ../etc").is_none());
         assert!(trigger_notice("junk").is_none());
     }
 }

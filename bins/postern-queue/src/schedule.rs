@@ -274,12 +274,43 @@ impl Scheduler {
                     .entry(id)
                     .or_insert_with(|| Entry::new(self.scanned))
                     .flush(),
+                Notice::FlushDomain(domain) => self.flush_domain(&domain),
                 Notice::SpawnerGone => return false,
                 Notice::Results(tag, lines) => self.results(&tag, &lines),
             }
             next = inbox.try_recv().ok();
         }
         true
+    }
+
+    /// The admin's `--flush DOMAIN`: every message with a recipient there
+    /// is tried now, and the destinations it routes to are given another
+    /// chance if they were marked dead.
+    fn flush_domain(&mut self, domain: &str) {
+        self.last_scan = None;
+        self.scan();
+        let ids: Vec<QueueId> = self.index.keys().cloned().collect();
+        for id in ids {
+            let Some(envelope) = self.envelope_of(&id) else {
+                continue;
+            };
+            let mine = envelope.recipients.iter().any(|r| {
+                r.address
+                    .rsplit_once('@')
+                    .is_some_and(|(_, d)| d.eq_ignore_ascii_case(domain))
+            });
+            if !mine {
+                continue;
+            }
+            for recipient in &envelope.recipients {
+                if let Route::Remote { destination, .. } = self.router.route(&recipient.address) {
+                    self.destinations.revive(&destination);
+                }
+            }
+            if let Some(entry) = self.index.get_mut(&id) {
+                entry.flush();
+            }
+        }
     }
 
     /// Brings the index in line with `queue/`.
