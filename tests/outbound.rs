@@ -546,3 +546,44 @@ fn messages_in_quick_succession_share_one_connection() {
     assert!(sent[2].split('/').nth(2) == Some("0.00"), "{sent:?}");
     s.stop();
 }
+
+#[test]
+fn explain_route_prints_the_decision_chain() {
+    let nsd = postern_dns::testing::Nsd::start(ZONE);
+    let s = suite(&nsd, 25);
+    let explain = |address: &str| {
+        let out = Command::new(program("postern-admin"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(["explain", "--route", address])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown = explain("friend@remote.test");
+    for line in [
+        "  route: another host's, to remote.test (the domain's own mail servers)\n",
+        "  hosts: the MX hosts of remote.test, by preference",
+        "       10 mx.remote.test: 127.0.0.10\n",
+        "  TLS: may ([remote] tls): STARTTLS where offered",
+    ] {
+        assert!(shown.contains(line), "{line:?} not in:\n{shown}");
+    }
+    std::fs::write(s.etc().join("transport"), "remote.test [127.0.0.11]:2525\n").unwrap();
+    std::fs::write(s.etc().join("tls_policy"), "[127.0.0.11]:2525 encrypt\n").unwrap();
+    let shown = explain("friend@remote.test");
+    for line in [
+        "  route: another host's, to [127.0.0.11]:2525 (the transport map's line for remote.test)\n",
+        "    127.0.0.11: 127.0.0.11\n",
+        "  TLS: encrypt (the tls_policy map): STARTTLS required",
+    ] {
+        assert!(shown.contains(line), "{line:?} not in:\n{shown}");
+    }
+    assert!(explain("demo@example.test").contains("  route: this host (postern-local)"));
+    s.stop();
+}

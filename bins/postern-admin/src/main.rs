@@ -23,6 +23,7 @@ mod mailbox;
 mod maps;
 mod masquerade;
 mod password;
+mod route;
 
 use std::path::PathBuf;
 
@@ -51,8 +52,12 @@ enum Command {
         address: String,
         /// Also say whether a client at IP may send to ADDRESS over SMTP,
         /// and by which rule
-        #[arg(long, value_name = "IP")]
+        #[arg(long, value_name = "IP", conflicts_with = "route")]
         relay: Option<std::net::IpAddr>,
+        /// Show where mail for ADDRESS goes from here: the route, the next
+        /// hop's hosts and addresses in DNS, the TLS it needs and why
+        #[arg(long)]
+        route: bool,
     },
     /// Local and virtual domains
     #[command(subcommand)]
@@ -251,9 +256,14 @@ fn main() {
         Command::Auth(AuthCommand::Unblock { key }) => {
             std::process::exit(auth_block::unblock(dir, &key))
         }
-        Command::Explain { address, relay } => match relay {
-            Some(ip) => explain::relay(dir, ip, &address),
-            None => explain::run(dir, &address),
+        Command::Explain {
+            address,
+            relay,
+            route,
+        } => match (relay, route) {
+            (Some(ip), _) => explain::relay(dir, ip, &address),
+            (None, true) => route::run(dir, &address),
+            (None, false) => explain::run(dir, &address),
         },
         Command::Domain(DomainCommand::Add { domain, local }) => domain::add(dir, &domain, local),
         Command::Domain(DomainCommand::Del { domain }) => domain::del(dir, &domain),
