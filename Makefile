@@ -37,6 +37,7 @@ INJECT_LINKS = sendmail mailq
 SAMPLE_CONFIG = postern.toml domains aliases accounts masquerade
 UNITS = $(notdir $(wildcard etc/systemd/*.service etc/systemd/*.socket etc/systemd/*.timer))
 RELAY_DIR = $(LOCALSTATEDIR)/lib/postern/relay
+REMOTE_STATE_DIR = $(LOCALSTATEDIR)/lib/postern/remote
 # The sample postern.toml's queue_dir and mail_root.
 QUEUE_DIR = $(LOCALSTATEDIR)/spool/postern
 MAIL_ROOT = $(LOCALSTATEDIR)/mail/postern
@@ -143,6 +144,11 @@ install: $(if $(NOBUILD),,$(if $(filter debug,$(PROFILE)),build,release))
 		chgrp postern-relay $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(SBINDIR)/postern-relay && \
 		chmod 2775 $(DESTDIR)$(RELAY_DIR) && chmod 0750 $(DESTDIR)$(SBINDIR)/postern-relay; \
 	else echo "warning: no group postern-relay (make install-users): $(RELAY_DIR) left to root"; fi
+	# postern-remote's own directory (the MTA-STS policy cache): its alone.
+	install -d $(DESTDIR)$(REMOTE_STATE_DIR)
+	if getent passwd postern-remote >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		chown postern-remote:postern-remote $(DESTDIR)$(REMOTE_STATE_DIR) && chmod 0700 $(DESTDIR)$(REMOTE_STATE_DIR); \
+	else echo "warning: no user postern-remote (make install-users): $(REMOTE_STATE_DIR) left to root"; fi
 	$(SUBST) etc/cron.d/postern-relay > $(DESTDIR)$(DATADIR)/cron.d-postern-relay
 	install -m 0644 etc/fail2ban/postern.conf $(DESTDIR)$(DATADIR)/fail2ban-postern.conf
 	install -m 0644 etc/fail2ban/filter.d/postern-login.conf $(DESTDIR)$(DATADIR)/fail2ban-filter-postern-login.conf
@@ -193,7 +199,7 @@ uninstall:
 	rm -f $(DESTDIR)$(DATADIR)/inetd.conf $(DESTDIR)$(DATADIR)/cron.d-postern-relay \
 		$(DESTDIR)$(DATADIR)/fail2ban-postern.conf $(DESTDIR)$(DATADIR)/fail2ban-filter-postern-login.conf
 	# The relayers file is data: its directory goes only if empty.
-	rmdir $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(LOCALSTATEDIR)/lib/postern 2>/dev/null; true
+	rmdir $(DESTDIR)$(RELAY_DIR) $(DESTDIR)$(REMOTE_STATE_DIR) $(DESTDIR)$(LOCALSTATEDIR)/lib/postern 2>/dev/null; true
 	# Only config files install put there, and only while unchanged.
 	if [ -f $(DESTDIR)$(DATADIR)/installed-config ]; then \
 		for f in $$(cat $(DESTDIR)$(DATADIR)/installed-config); do \

@@ -16,6 +16,7 @@ mod inject_smtp;
 mod install;
 mod local_delivery;
 mod maps;
+mod mta_sts;
 mod next_hop;
 mod outbound;
 mod pop3d;

@@ -69,6 +69,17 @@ pub struct Target {
     pub keep: bool,
     /// DKIM keys by sender domain.
     pub signer: Option<std::cell::RefCell<crate::dkim::Signer>>,
+    /// Where MTA-STS policies come from, when they are honoured.
+    pub mta_sts: Option<MtaSts>,
+}
+
+/// `[remote]`'s MTA-STS settings, and the policy of the destination once
+/// looked up by this worker.
+pub struct MtaSts {
+    pub port: u16,
+    pub state_dir: std::path::PathBuf,
+    pub ca_file: std::path::PathBuf,
+    pub found: std::cell::RefCell<Option<Option<crate::mta_sts::Policy>>>,
 }
 
 /// A recipient's result: the reply, which host gave it
@@ -162,14 +173,29 @@ pub async fn deliver(
     if todo.is_empty() {
         return finish(results, last, last_remote);
     }
+    let (policy, sts) = match effective_policy(target).await {
+        Ok(found) => found,
+        Err(status) => return finish(results, reply_of(&status), false),
+    };
     match hosts(target).await {
         Err(status) => last = reply_of(&status),
-        Ok(hosts) => {
+        Ok(mut hosts) => {
+            if let Some(sts) = &sts {
+                hosts.retain(|(name, _)| sts.allows(name));
+                if hosts.is_empty() {
+                    let why = format!(
+                        "{}: no MX host of {} is one its policy names",
+                        policy.source.as_deref().unwrap_or("MTA-STS"),
+                        target.hop.host
+                    );
+                    last = Reply::new(451, "4.7.5", why);
+                }
+            }
             'hosts: for (name, addresses) in hosts {
                 for ip in addresses {
                     let address = SocketAddr::new(ip, port);
                     let relay = format!("{name}[{ip}]:{port}");
-                    let mut tls = target.policy.core_tls();
+                    let mut tls = policy.core_tls();
                     // A host that takes the mail may be asked again, on a
                     // new connection, once one has carried its share.
                     while !todo.is_empty() {
@@ -214,7 +240,7 @@ pub async fn deliver(
                             timeouts: target.timeouts,
                         };
                         let ended = run
-                            .session(Start::Fresh(tcp), &target.helo, &target.policy, tls)
+                            .session(Start::Fresh(tcp), &target.helo, &policy, tls)
                             .await;
                         for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
                             todo.push_front(transaction);
@@ -229,7 +255,7 @@ pub async fn deliver(
                             // RFC 7435: opportunistic TLS that fails goes
                             // on in cleartext, on a new connection.
                             Ended::TlsFailed(reply)
-                                if target.policy.level == TlsLevel::May && tls != Tls::Never =>
+                                if policy.level == TlsLevel::May && tls != Tls::Never =>
                             {
                                 info!(
                                     "{relay}: {}; trying again without TLS",
@@ -238,14 +264,17 @@ pub async fn deliver(
                                 tls = Tls::Never;
                             }
                             Ended::TlsFailed(reply) => {
-                                last = reply;
+                                last = annotated(reply, &policy);
                                 last_remote = false;
                                 break;
                             }
                             // The host would not talk, or the connection
                             // broke: the next may.
                             Ended::Refused(reply, remote) => {
-                                last = reply;
+                                last = match remote {
+                                    true => reply,
+                                    false => annotated(reply, &policy),
+                                };
                                 last_remote = remote;
                                 break;
                             }
@@ -281,6 +310,65 @@ fn finish(
                 .collect()
         })
         .collect()
+}
+
+/// The policy a batch's connections follow: the destination's, or, when
+/// no tls_policy line names it and the domain publishes an MTA-STS policy
+/// in `enforce` mode, that policy's (TLS verified for each MX host), with
+/// the MTA-STS policy whose MX names the hosts must match.
+async fn effective_policy(
+    target: &Target,
+) -> Result<(Policy, Option<crate::mta_sts::Policy>), Status> {
+    let applies = !target.policy.explicit && !target.hop.literal && target.hop.port.is_none();
+    let Some(sts) = target.mta_sts.as_ref().filter(|_| applies) else {
+        return Ok((target.policy.clone(), None));
+    };
+    let known = sts.found.borrow().clone();
+    let found = match known {
+        Some(found) => found,
+        None => {
+            let dns = Dns::new(&target.nameservers, target.dns_timeout)
+                .map_err(|e| Status::new("4.4.3", format!("no DNS resolver: {e}")))?;
+            let tls = crate::policy::verified(&sts.ca_file)?;
+            let fetcher = crate::mta_sts::Fetcher {
+                dns: &dns,
+                tls,
+                port: sts.port,
+                state_dir: &sts.state_dir,
+                now: postern_config::unix_now(),
+            };
+            let found = fetcher.policy(&target.hop.host).await;
+            *sts.found.borrow_mut() = Some(found.clone());
+            found
+        }
+    };
+    match found {
+        Some(policy) if policy.mode == crate::mta_sts::Mode::Enforce => {
+            let source = format!("MTA-STS policy of {} (enforce)", target.hop.host);
+            Ok((
+                target.policy.enforced_by(source, &sts.ca_file)?,
+                Some(policy),
+            ))
+        }
+        Some(policy) if policy.mode == crate::mta_sts::Mode::Testing => {
+            info!(
+                "MTA-STS policy of {} is in testing mode: delivered as without it",
+                target.hop.host
+            );
+            Ok((target.policy.clone(), None))
+        }
+        _ => Ok((target.policy.clone(), None)),
+    }
+}
+
+/// A failure's reply naming the policy that demanded what failed.
+fn annotated(mut reply: Reply, policy: &Policy) -> Reply {
+    if let Some(source) = &policy.source
+        && let Some(first) = reply.lines.first_mut()
+    {
+        *first = format!("{source}: {first}");
+    }
+    reply
 }
 
 /// The hosts to try and their addresses: a `[host]` next hop alone (an

@@ -29,6 +29,7 @@
 mod connection;
 mod dkim;
 mod job;
+mod mta_sts;
 mod opportunistic;
 mod outcome;
 mod policy;
@@ -157,6 +158,7 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         per_connection: 1,
         keep: false,
         signer: None,
+        mta_sts: None,
     };
     let results = runtime.block_on(connection::deliver(&target, &mut jobs, &mut None));
     for (recipient, delivered) in jobs[0].recipients.iter().zip(&results[0]) {

@@ -1,7 +1,7 @@
 //! What a destination asks of a connection: its TLS level (`[remote] tls`,
-//! or the `tls_policy` map's line for it), the certificate check that
-//! level means, and the SMTP AUTH login for it from
-//! `relayhost_credentials`.
+//! or the `tls_policy` map's line for it, or the domain's MTA-STS policy
+//! when no line names it), the certificate check that level means, and
+//! the SMTP AUTH login for it from `relayhost_credentials`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -11,11 +11,17 @@ use postern_config::{NextHop, RemoteSettings, TlsLevel, TlsPolicies};
 use postern_queue_format::Status;
 use postern_smtp_client::{Login, Tls};
 
+#[derive(Clone)]
 pub struct Policy {
     pub level: TlsLevel,
     /// The TLS client configuration the level calls for.
     pub tls: Arc<rustls::ClientConfig>,
     pub login: Option<Login>,
+    /// Whether a tls_policy line decided the level: it wins over MTA-STS.
+    pub explicit: bool,
+    /// What demands the level, when it is not the settings (`MTA-STS
+    /// policy of example.org (enforce)`): named in each failure.
+    pub source: Option<String>,
 }
 
 impl Policy {
@@ -30,10 +36,9 @@ impl Policy {
         let policies = TlsPolicies::load(dir)
             .map_err(|e| Status::new("4.3.5", format!("the tls_policy map: {e}")))?;
         let level = policies.level(destination, hop.host(), settings.tls);
+        let explicit = policies.names(destination, hop.host());
         let tls = match level {
-            TlsLevel::Verify => postern_tls::client_config(&settings.ca_file)
-                .map(Arc::new)
-                .map_err(|e| Status::new("4.7.5", format!("ca_file: {e}")))?,
+            TlsLevel::Verify => verified(&settings.ca_file)?,
             _ => crate::opportunistic::client_config()
                 .map_err(|e| Status::new("4.7.5", format!("TLS: {e}")))?,
         };
@@ -41,7 +46,24 @@ impl Policy {
             true => None,
             false => login_for(&settings.relayhost_credentials, destination, hop)?,
         };
-        Ok(Policy { level, tls, login })
+        Ok(Policy {
+            level,
+            tls,
+            login,
+            explicit,
+            source: None,
+        })
+    }
+
+    /// This policy as an MTA-STS policy in `enforce` mode demands it: TLS
+    /// with a certificate valid for each MX host.
+    pub fn enforced_by(&self, source: String, ca_file: &Path) -> Result<Policy, Status> {
+        Ok(Policy {
+            level: TlsLevel::Verify,
+            tls: verified(ca_file)?,
+            source: Some(source),
+            ..self.clone()
+        })
     }
 
     /// No policy but opportunistic TLS: an admin's test from the command
@@ -53,6 +75,8 @@ impl Policy {
             level: TlsLevel::May,
             tls,
             login: None,
+            explicit: false,
+            source: None,
         })
     }
 
@@ -64,6 +88,13 @@ impl Policy {
             TlsLevel::Encrypt | TlsLevel::Verify => Tls::Required,
         }
     }
+}
+
+/// The TLS configuration that checks certificates under `ca_file`.
+pub fn verified(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, Status> {
+    postern_tls::client_config(ca_file)
+        .map(Arc::new)
+        .map_err(|e| Status::new("4.7.5", format!("ca_file: {e}")))
 }
 
 /// The login for `destination` in the credentials file: `NEXTHOP

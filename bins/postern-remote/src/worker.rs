@@ -80,6 +80,12 @@ pub fn run(dir: &Path, destination: String, runtime: &tokio::runtime::Runtime) -
         per_connection: remote.max_messages_per_connection,
         keep: !idle_time.is_zero(),
         signer: Some(std::cell::RefCell::new(crate::dkim::Signer::new(dir))),
+        mta_sts: remote.mta_sts.then(|| connection::MtaSts {
+            port: remote.mta_sts_port,
+            state_dir: remote.state_dir.clone(),
+            ca_file: remote.ca_file.clone(),
+            found: std::cell::RefCell::new(None),
+        }),
     });
     runtime.block_on(async {
         let mut cache = None;

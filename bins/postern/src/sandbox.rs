@@ -188,6 +188,13 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         std::os::unix::fs::chown(&relay_dir, Some(0), Some(relay_gid))?;
     }
     fs::set_permissions(&relay_dir, fs::Permissions::from_mode(0o2775))?;
+    // postern-remote's own directory (its MTA-STS policy cache).
+    let remote_dir = dir.join("var").join("remote");
+    fs::create_dir(&remote_dir)?;
+    if postern_privilege::is_root() {
+        std::os::unix::fs::chown(&remote_dir, Some(remote_uid), Some(remote_gid))?;
+    }
+    fs::set_permissions(&remote_dir, fs::Permissions::from_mode(0o700))?;
 
     let quoted = |path: PathBuf| toml::Value::String(path.display().to_string()).to_string();
     let settings = format!(
@@ -210,6 +217,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
          pop3d.proxy_user = \"{proxy_uid}:{proxy_gid}\"\n\
          remote.user = \"{remote_uid}:{remote_gid}\"\n\
+         remote.state_dir = {}\n\
          pop3d.proxy_ca_file = {}\n\
          tls.certificate = {}\n\
          tls.key = {}\n",
@@ -222,6 +230,7 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         quoted(dir.join("var").join("auth.sock")),
         port("POP3"),
         port("POP3S"),
+        quoted(remote_dir.clone()),
         // Its own certificate: a proxy to the sandbox itself can check it.
         quoted(dir.join("tls").join("cert.pem")),
         quoted(dir.join("tls").join("cert.pem")),

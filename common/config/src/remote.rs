@@ -73,8 +73,15 @@ pub struct RemoteSettings {
     /// The TLS a destination needs unless the `tls_policy` map says
     /// otherwise: none, may (opportunistic), encrypt, verify.
     pub tls: TlsLevel,
-    /// The certificate authorities `verify` trusts.
+    /// The certificate authorities `verify` and MTA-STS trust.
     pub ca_file: PathBuf,
+    /// Honour the MTA-STS policies domains publish (RFC 8461).
+    pub mta_sts: bool,
+    /// The HTTPS port MTA-STS policies are fetched from (443; another only
+    /// on a test network).
+    pub mta_sts_port: u16,
+    /// postern-remote's own directory: the MTA-STS policy cache.
+    pub state_dir: PathBuf,
 }
 
 /// `relayhost` as text, checked when the file is read.
@@ -121,6 +128,9 @@ impl Default for RemoteSettings {
             relayhost_credentials: PathBuf::new(),
             tls: TlsLevel::May,
             ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
+            mta_sts: true,
+            mta_sts_port: 443,
+            state_dir: "/var/lib/postern/remote".into(),
         }
     }
 }

@@ -237,6 +237,15 @@ impl TlsPolicies {
         Ok((map, errors))
     }
 
+    /// Whether a line (good or bad) names `destination` or its host.
+    pub fn names(&self, destination: &str, host: &str) -> bool {
+        let destination = destination.to_ascii_lowercase();
+        let host = host.to_ascii_lowercase();
+        [&destination, &host]
+            .iter()
+            .any(|key| self.entries.contains_key(*key) || self.broken.contains(*key))
+    }
+
     /// The level for `destination`: its own line, else its host's, else
     /// `default`. A bad line asks for the strictest level, so a typo
     /// never sends mail in cleartext that was meant to be protected.

@@ -134,6 +134,29 @@ impl Dns {
         }])
     }
 
+    /// The TXT records of `name`, each its strings joined; none when it
+    /// has none (or does not exist).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, Status> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        match self.resolver.lookup(fqdn.as_str(), RecordType::TXT).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|record| match &record.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|part| String::from_utf8_lossy(part).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if absence(&e).is_some() => Ok(Vec::new()),
+            Err(e) => Err(not_answering(name, "TXT", &e)),
+        }
+    }
+
     /// `host`'s addresses, IPv6 first; none when it has none.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Status> {
         let fqdn = format!("{}.", host.trim_end_matches('.'));
