@@ -21,6 +21,7 @@ use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use postern_queue_format::Status;
 
+pub mod secure;
 #[cfg(feature = "testing")]
 pub mod testing;
 

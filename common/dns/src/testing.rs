@@ -1,6 +1,8 @@
 //! For tests of this crate and of the programs that use it: a real
 //! authoritative server (nsd, which `make test` installs) serving a zone
-//! on loopback. Built only with the `testing` feature.
+//! on loopback, signed with DNSSEC when asked (ldns-signzone), and a
+//! validating resolver (unbound) that trusts the zone's key. Built only
+//! with the `testing` feature.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -52,21 +54,87 @@ impl Nsd {
     /// `start`, on `address` (`127.0.0.60:53`, for a client that takes
     /// no port: the libc resolver).
     pub fn start_at(address: &str, records: &str) -> Nsd {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("test.zone"),
+            format!("{ZONE_HEAD}{records}"),
+        )
+        .unwrap();
+        Nsd::serve(address, dir, "test.zone")
+    }
+
+    /// `start`, the zone signed (ECDSA P-256, a key-signing and a
+    /// zone-signing key, NSEC): the nsd, and the key-signing key's
+    /// DNSKEY record, for a validator's trust anchor.
+    pub fn start_signed(records: &str) -> (Nsd, String) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("test.zone"),
+            format!("{ZONE_HEAD}{records}"),
+        )
+        .unwrap();
+        let keygen = |ksk: bool| -> String {
+            let mut command = Command::new("ldns-keygen");
+            command
+                .current_dir(dir.path())
+                .args(["-a", "ECDSAP256SHA256"]);
+            if ksk {
+                command.arg("-k");
+            }
+            let out = command
+                .arg("test.")
+                .output()
+                .expect("ldns-keygen (make test installs ldnsutils)");
+            assert!(
+                out.status.success(),
+                "ldns-keygen: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let (zsk, ksk) = (keygen(false), keygen(true));
+        let out = Command::new("ldns-signzone")
+            .current_dir(dir.path())
+            .args(["-f", "test.zone.signed", "test.zone", &zsk, &ksk])
+            .output()
+            .expect("ldns-signzone");
+        assert!(
+            out.status.success(),
+            "ldns-signzone: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let anchor = std::fs::read_to_string(dir.path().join(format!("{ksk}.key")))
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("DNSKEY"))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let nsd = Nsd::serve(
+            &format!("127.0.0.1:{}", free_port()),
+            dir,
+            "test.zone.signed",
+        );
+        (nsd, anchor)
+    }
+
+    fn serve(address: &str, dir: tempfile::TempDir, zone: &str) -> Nsd {
         let address: SocketAddr = address.parse().expect("an ADDRESS:PORT");
         assert!(
             Path::new("/usr/sbin/nsd").exists(),
             "nsd is missing: make test installs it (apt-get install nsd)"
         );
-        let dir = tempfile::tempdir().unwrap();
         let (ip, port) = (address.ip(), address.port());
         let path = |name: &str| dir.path().join(name).display().to_string();
-        let zone = format!("{ZONE_HEAD}{records}");
-        std::fs::write(dir.path().join("test.zone"), zone).unwrap();
         let config = format!(
             "server:\n  ip-address: {ip}@{port}\n  username: \"\"\n  chroot: \"\"\n  database: \"\"\n  \
          zonesdir: \"{dir}\"\n  pidfile: \"{pid}\"\n  xfrdfile: \"{xfrd}\"\n  zonelistfile: \"{list}\"\n  \
          logfile: \"{log}\"\n  server-count: 1\n  verbosity: 1\nremote-control:\n  control-enable: no\n\
-         zone:\n  name: \"test.\"\n  zonefile: \"test.zone\"\n",
+         zone:\n  name: \"test.\"\n  zonefile: \"{zone}\"\n",
             dir = dir.path().display(),
             pid = path("nsd.pid"),
             xfrd = path("xfrd.state"),
@@ -94,5 +162,65 @@ impl Nsd {
             std::thread::sleep(Duration::from_millis(50));
         }
         nsd
+    }
+}
+
+/// unbound, validating: the zone `test.` is asked of `stub` and checked
+/// against `anchor` (a DNSKEY record); its answers carry the AD bit when
+/// they validate, and a bogus one is SERVFAIL.
+pub struct Unbound {
+    child: Child,
+    pub address: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Unbound {
+    pub fn start(stub: SocketAddr, anchor: &str) -> Unbound {
+        assert!(
+            Path::new("/usr/sbin/unbound").exists(),
+            "unbound is missing: make test installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = format!(
+            "server:\n  interface: 127.0.0.1@{port}\n  port: {port}\n  do-not-query-localhost: no\n  \
+             username: \"\"\n  chroot: \"\"\n  directory: \"{dir}\"\n  pidfile: \"{dir}/unbound.pid\"\n  \
+             use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  num-threads: 1\n  \
+             access-control: 127.0.0.0/8 allow\n  module-config: \"validator iterator\"\n  \
+             trust-anchor: \"{anchor}\"\n  harden-dnssec-stripped: yes\n  \
+             auto-trust-anchor-file: \"\"\n  local-zone: \"test.\" nodefault\nremote-control:\n  control-enable: no\n\
+             stub-zone:\n  name: \"test.\"\n  stub-addr: {ip}@{stub_port}\n",
+            dir = dir.path().display(),
+            ip = stub.ip(),
+            stub_port = stub.port(),
+        );
+        std::fs::write(dir.path().join("unbound.conf"), config).unwrap();
+        let child = Command::new("/usr/sbin/unbound")
+            .arg("-d")
+            .arg("-c")
+            .arg(dir.path().join("unbound.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let unbound = Unbound {
+            child,
+            address,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(address).is_err() {
+            assert!(Instant::now() < deadline, "unbound did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unbound
     }
 }
