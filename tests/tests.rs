@@ -7,6 +7,7 @@ mod admin;
 mod batch;
 mod bounces;
 mod crash;
+mod dane;
 mod dkim;
 mod docs;
 mod dovecot_passwords;

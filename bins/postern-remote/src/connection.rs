@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use postern_config::{NextHop, TlsLevel};
 use postern_dns::Dns;
+use postern_dns::secure::SecureDns;
 use postern_queue_format::Status;
 use postern_queue_format::status::Class;
 use postern_smtp_client::{
@@ -71,6 +72,8 @@ pub struct Target {
     pub signer: Option<std::cell::RefCell<crate::dkim::Signer>>,
     /// Where MTA-STS policies come from, when they are honoured.
     pub mta_sts: Option<MtaSts>,
+    /// The validating resolver DANE trusts, when one is named.
+    pub dnssec_resolver: Option<SocketAddr>,
 }
 
 /// `[remote]`'s MTA-STS settings, and the policy of the destination once
@@ -191,7 +194,24 @@ pub async fn deliver(
                     last = Reply::new(451, "4.7.5", why);
                 }
             }
+            let dane = secure_destination(target).await;
             'hosts: for (name, addresses) in hosts {
+                // DANE, where the host has validated TLSA records, holds
+                // for it whatever else would (RFC 8461 §2).
+                let policy = match &dane {
+                    Some(secure) => {
+                        match crate::dane::host_policy(secure, &target.policy, &name, port).await {
+                            Ok(crate::dane::HostPolicy::Dane(dane)) => dane,
+                            Ok(crate::dane::HostPolicy::None) => policy.clone(),
+                            Err(status) => {
+                                last = reply_of(&status);
+                                last_remote = false;
+                                continue;
+                            }
+                        }
+                    }
+                    None => policy.clone(),
+                };
                 for ip in addresses {
                     let address = SocketAddr::new(ip, port);
                     let relay = format!("{name}[{ip}]:{port}");
@@ -358,6 +378,22 @@ async fn effective_policy(
             Ok((target.policy.clone(), None))
         }
         _ => Ok((target.policy.clone(), None)),
+    }
+}
+
+/// The validating resolver to ask for TLSA records, when DANE can apply
+/// to this destination: one is named, no tls_policy line decides, and the
+/// MX records that named the hosts validated (a `[host]` next hop was
+/// named by the admin, which is as good).
+async fn secure_destination(target: &Target) -> Option<SecureDns> {
+    let resolver = target.dnssec_resolver.filter(|_| !target.policy.explicit)?;
+    let secure = SecureDns::new(resolver, target.dns_timeout);
+    if target.hop.literal {
+        return Some(secure);
+    }
+    match secure.mx_is_secure(&target.hop.host).await {
+        Ok(true) => Some(secure),
+        _ => None,
     }
 }
 

@@ -27,6 +27,7 @@
 //! 78 a bad configuration.
 
 mod connection;
+mod dane;
 mod dkim;
 mod job;
 mod mta_sts;
@@ -159,6 +160,7 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         keep: false,
         signer: None,
         mta_sts: None,
+        dnssec_resolver: None,
     };
     let results = runtime.block_on(connection::deliver(&target, &mut jobs, &mut None));
     for (recipient, delivered) in jobs[0].recipients.iter().zip(&results[0]) {

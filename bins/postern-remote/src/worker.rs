@@ -86,6 +86,7 @@ pub fn run(dir: &Path, destination: String, runtime: &tokio::runtime::Runtime) -
             ca_file: remote.ca_file.clone(),
             found: std::cell::RefCell::new(None),
         }),
+        dnssec_resolver: remote.dnssec_resolver,
     });
     runtime.block_on(async {
         let mut cache = None;

@@ -82,6 +82,32 @@ pub struct RemoteSettings {
     pub mta_sts_port: u16,
     /// postern-remote's own directory: the MTA-STS policy cache.
     pub state_dir: PathBuf,
+    /// A validating resolver ("ADDRESS:PORT") whose AD bit DANE trusts;
+    /// empty: no DANE. Only one on a path the admin trusts (loopback).
+    #[serde(with = "socket_address")]
+    pub dnssec_resolver: Option<SocketAddr>,
+}
+
+/// An optional `ADDRESS:PORT` as text, empty for none.
+mod socket_address {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "" => Ok(None),
+            text => text
+                .parse()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an ADDRESS:PORT"))),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(address: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&address.map(|a| a.to_string()).unwrap_or_default())
+    }
 }
 
 /// `relayhost` as text, checked when the file is read.
@@ -131,6 +157,7 @@ impl Default for RemoteSettings {
             mta_sts: true,
             mta_sts_port: 443,
             state_dir: "/var/lib/postern/remote".into(),
+            dnssec_resolver: None,
         }
     }
 }
