@@ -143,6 +143,17 @@ fn a_matching_tlsa_record_lets_mail_go_and_a_wrong_one_holds_it() {
         || format!("mailq: {}\n{}", mailq(&s.etc()), s.log_text()),
     );
     assert!(messages(&mx.dir.join("mail/badd.test/friend/Maildir")).is_empty());
+    let out = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(["explain", "--route", "friend@dane.test"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("DANE: mx.dane.test has validated TLSA records (3 1 1): TLS required"),
+        "{shown}"
+    );
     s.stop();
     mx.stop();
 }

@@ -159,6 +159,17 @@ fn an_enforced_policy_sends_only_over_verified_tls_to_the_hosts_it_names() {
     // The policies are cached, for restarts and outages.
     let cached = std::fs::read_to_string(s.dir.join("var/remote/mta-sts/sts.test")).unwrap();
     assert!(cached.starts_with("id 20261207\n"), "{cached}");
+    let out = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(["explain", "--route", "friend@sts.test"])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("MTA-STS: the cached policy of sts.test says mode enforce, mx mx.sts.test"),
+        "{shown}"
+    );
     let _ = https.kill();
     let _ = https.wait();
     s.stop();

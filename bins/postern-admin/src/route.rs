@@ -2,8 +2,8 @@
 //! decision chain of the queue and postern-remote, from the same code:
 //! local or remote, the next hop (the transport map, `relayhost`, or the
 //! domain's MX hosts, looked up in DNS as postern-remote would), each
-//! host's addresses, the TLS the destination needs and why (`[remote]
-//! tls` or the tls_policy map), and the AUTH login.
+//! host's addresses, the TLS the destination needs and why (the
+//! tls_policy map, DANE, MTA-STS, or `[remote] tls`), and the AUTH login.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -63,6 +63,10 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
         .enable_all()
         .build()?;
     let lookup = runtime.block_on(hosts(&remote.nameservers, remote.dns_timeout, &hop));
+    let found: Vec<String> = lookup
+        .as_ref()
+        .map(|hosts| hosts.iter().map(|(_, name, _)| name.clone()).collect())
+        .unwrap_or_default();
     match lookup {
         Ok(hosts) => {
             let how = match hop.literal {
@@ -82,11 +86,18 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
     }
     let (policies, _) = TlsPolicies::load_checked(dir)?;
     let level = policies.level(&destination, hop.host(), remote.tls);
-    let source = if level == remote.tls {
-        "[remote] tls"
-    } else {
+    let explicit = policies.names(&destination, hop.host());
+    let source = if explicit {
         "the tls_policy map"
+    } else {
+        "[remote] tls"
     };
+    if !explicit {
+        let facts = runtime.block_on(secure_facts(&settings, &hop, port, &found));
+        for fact in facts {
+            let _ = writeln!(out, "  {fact}");
+        }
+    }
     let meaning = match level {
         TlsLevel::None => "no STARTTLS",
         TlsLevel::May => "STARTTLS where offered, the certificate not checked; cleartext otherwise",
@@ -104,6 +115,97 @@ pub fn run(dir: &Path, address: &str) -> anyhow::Result<String> {
     };
     let _ = writeln!(out, "  AUTH: {auth}");
     Ok(out)
+}
+
+/// What DANE and MTA-STS say of the destination, a line each: DANE per
+/// host (validated TLSA records win), then the MTA-STS policy (the one
+/// postern-remote cached, or that a TXT record announces).
+async fn secure_facts(
+    settings: &Settings,
+    hop: &NextHop,
+    port: u16,
+    hosts: &[String],
+) -> Vec<String> {
+    let remote = &settings.remote;
+    let mut facts = Vec::new();
+    match remote.dnssec_resolver {
+        None => facts.push("DANE: off (no [remote] dnssec_resolver)".to_string()),
+        Some(resolver) => {
+            let secure = postern_dns::secure::SecureDns::new(
+                resolver,
+                Duration::from_secs(remote.dns_timeout.max(1)),
+            );
+            let mx_secure = hop.literal || matches!(secure.mx_is_secure(&hop.host).await, Ok(true));
+            if !mx_secure {
+                facts.push(format!(
+                    "DANE: does not apply: the MX records of {} are not validated",
+                    hop.host
+                ));
+            } else {
+                for host in hosts {
+                    let line = match secure.tlsa(host, port).await {
+                        Ok(Some(records)) => {
+                            let shown: Vec<String> = records
+                                .iter()
+                                .map(|r| format!("{} {} {}", r.usage, r.selector, r.matching))
+                                .collect();
+                            format!(
+                                "DANE: {host} has validated TLSA records ({}): TLS required, the certificate must match them",
+                                shown.join(", ")
+                            )
+                        }
+                        Ok(None) => format!("DANE: {host} has no validated TLSA record"),
+                        Err(status) => format!("DANE: {host} is not used: {status}"),
+                    };
+                    facts.push(line);
+                }
+            }
+        }
+    }
+    if !remote.mta_sts || hop.literal || hop.port.is_some() {
+        facts.push("MTA-STS: does not apply".to_string());
+        return facts;
+    }
+    let cached = std::fs::read_to_string(remote.state_dir.join("mta-sts").join(&hop.host)).ok();
+    match cached.as_deref().and_then(|text| text.split_once("\n\n")) {
+        Some((_, policy)) => {
+            let mode = policy
+                .lines()
+                .find_map(|l| l.strip_prefix("mode:"))
+                .unwrap_or("?")
+                .trim();
+            let mx: Vec<&str> = policy
+                .lines()
+                .filter_map(|l| l.strip_prefix("mx:"))
+                .map(str::trim)
+                .collect();
+            facts.push(format!(
+                "MTA-STS: the cached policy of {} says mode {mode}, mx {}",
+                hop.host,
+                mx.join(" ")
+            ));
+        }
+        None => {
+            let dns = postern_dns::Dns::new(
+                &remote.nameservers,
+                Duration::from_secs(remote.dns_timeout.max(1)),
+            );
+            let record = match dns {
+                Ok(dns) => dns
+                    .txt(&format!("_mta-sts.{}", hop.host))
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|r| r.starts_with("v=STSv1")),
+                Err(_) => None,
+            };
+            facts.push(match record {
+                Some(record) => format!("MTA-STS: {} publishes a policy ({record}); postern-remote fetches it on its first delivery there", hop.host),
+                None => format!("MTA-STS: {} publishes no policy", hop.host),
+            });
+        }
+    }
+    facts
 }
 
 type Host = (Option<u16>, String, Vec<std::net::IpAddr>);
