@@ -230,3 +230,122 @@ fn hostile_servers_get_a_deferral_with_the_reason_and_never_a_crash() {
     let _ = server.wait();
     s.stop();
 }
+
+/// An SMTP server that offers no DSN (smtp-sink does): it takes every
+/// message and says nothing more.
+const NO_DSN_SERVER: &str = r#"
+import socket, threading
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.12", 0))
+listener.listen(8)
+print(listener.getsockname()[1], flush=True)
+def serve(conn):
+    f = conn.makefile("rb")
+    conn.sendall(b"220 nodsn ESMTP\r\n")
+    data = False
+    for line in f:
+        if data:
+            if line == b".\r\n":
+                data = False
+                conn.sendall(b"250 2.0.0 taken\r\n")
+            continue
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            conn.sendall(b"250-nodsn\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+        elif verb == b"DATA":
+            data = True
+            conn.sendall(b"354 go on\r\n")
+        elif verb == b"QUIT":
+            conn.sendall(b"221 bye\r\n")
+            break
+        elif b"NOTIFY=" in line.upper() or b"RET=" in line.upper() or b"ENVID=" in line.upper():
+            conn.sendall(b"555 5.5.4 no DSN here\r\n")
+        else:
+            conn.sendall(b"250 2.0.0 ok\r\n")
+    conn.close()
+listener.settimeout(90)
+try:
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+except socket.timeout:
+    pass
+"#;
+
+#[test]
+fn a_success_notice_is_passed_on_where_dsn_is_offered_and_reported_relayed_where_not() {
+    use std::io::{BufRead, BufReader};
+    let mut nodsn = Command::new("python3")
+        .args(["-c", NO_DSN_SERVER])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(nodsn.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let nodsn_port: u16 = line.trim().parse().unwrap();
+    // dsn.test's server: a second Postern, which offers DSN.
+    let other = Suite::start(&[]);
+    admin(&other, &["domain", "add", "dsn.test"]);
+    let password = other.etc().join("demo.password").display().to_string();
+    admin(
+        &other,
+        &[
+            "mailbox",
+            "add",
+            "friend@dsn.test",
+            "--password-file",
+            &password,
+        ],
+    );
+    let s = Suite::start(&[]);
+    std::fs::write(
+        s.etc().join("transport"),
+        format!(
+            "nodsn.test [127.0.0.12]:{nodsn_port}\ndsn.test [127.0.0.1]:{}\n",
+            other.port("SMTP")
+        ),
+    )
+    .unwrap();
+    crate::suite::python(
+        r#"
+import smtplib, sys
+smtp = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+smtp.ehlo("client.example")
+message = b"From: demo@example.test\r\nSubject: notify me\r\n\r\nplease tell me\r\n"
+refused = smtp.sendmail("demo@example.test", ["friend@nodsn.test", "friend@dsn.test"], message,
+                        rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+assert not refused, refused
+smtp.quit()
+print("ok")
+"#,
+        &[&s.port("SMTP")],
+    );
+    // Ours: friend@nodsn.test relayed; nothing of friend@dsn.test, whose
+    // server reports itself.
+    let report = report_about(&s, "notify me");
+    assert!(
+        report.contains("Final-Recipient: rfc822; friend@nodsn.test\nAction: relayed\nStatus: 2."),
+        "{report}"
+    );
+    assert!(!report.contains("friend@dsn.test"), "{report}");
+    // The other server's: delivered, to its own demo@example.test.
+    let maildir = other.demo();
+    wait_until(
+        Duration::from_secs(30),
+        || {
+            messages(&maildir).iter().any(|(_, m)| {
+                let m = String::from_utf8_lossy(m);
+                m.contains("Final-Recipient: rfc822; friend@dsn.test")
+                    && m.contains("Action: delivered")
+            })
+        },
+        || format!("no report from dsn.test's server: {}", other.log_text()),
+    );
+    let _ = nodsn.kill();
+    let _ = nodsn.wait();
+    s.stop();
+    other.stop();
+}

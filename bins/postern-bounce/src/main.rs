@@ -99,8 +99,23 @@ fn main() {
     };
     let mut writer = queue.begin(&report_envelope).unwrap_or_else(|e| cannot(e));
     let report_id = writer.id().clone();
+    // Recipients of other hosts were relayed: delivered to a server that
+    // did not take the DSN request (RFC 3464 §2.3.3).
+    let router = postern_routing::Router::load(&dir, &settings.hostname)
+        .with_srs_domain(&settings.srs.domain);
+    let relayed: Vec<usize> = indices
+        .iter()
+        .copied()
+        .filter(|&i| {
+            matches!(
+                router.route(&envelope.recipients[i].address),
+                postern_routing::Route::Remote { .. }
+            )
+        })
+        .collect();
     let message = report::build(&Input {
         kind,
+        relayed: &relayed,
         hostname: &settings.hostname,
         queue_id: id.as_str(),
         report_id: report_id.as_str(),

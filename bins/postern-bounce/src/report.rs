@@ -46,6 +46,9 @@ pub struct Input<'a> {
     pub records: &'a Records,
     /// The recipients the report covers, by index.
     pub indices: &'a [usize],
+    /// Those of them delivered to another host, which does not report
+    /// further: `relayed` rather than `delivered` in a success report.
+    pub relayed: &'a [usize],
     /// The message reported on, LF line ends.
     pub message: &'a [u8],
     /// Until when a delayed message is retried.
@@ -145,7 +148,11 @@ pub fn build(input: &Input<'_>) -> Vec<u8> {
         if let Some(orcpt) = &recipient.orcpt {
             let _ = writeln!(out, "Original-Recipient: rfc822; {orcpt}");
         }
-        let _ = writeln!(out, "Action: {}", kind.action());
+        let action = match kind {
+            Kind::Success if input.relayed.contains(&index) => "relayed",
+            _ => kind.action(),
+        };
+        let _ = writeln!(out, "Action: {action}");
         let _ = writeln!(out, "Status: {}", status.code);
         // RFC 3464 §2.3.5–6: the other host's own reply, when it gave one.
         if let (Some(remote), Some(reply)) = (&status.remote, status.smtp_reply()) {
@@ -284,6 +291,7 @@ mod tests {
             envelope,
             records,
             indices: &[0, 1],
+            relayed: &[],
             message,
             retry_until: Some(1_795_432_000),
             now: 1_795_000_100,
@@ -334,6 +342,22 @@ mod tests {
         assert!(report.contains(
             "<bob@example.test>: mx.example.test said: 550 5.1.1 <bob@example.test>: user unknown\n"
         ));
+    }
+
+    #[test]
+    fn a_success_at_another_host_that_takes_no_dsn_is_relayed() {
+        let envelope = envelope();
+        let records = Records::parse("done 0\ndone 1\n", 2);
+        let input = Input {
+            relayed: &[1],
+            ..input(Kind::Success, &envelope, &records, b"Subject: x\n\nx\n")
+        };
+        let report = String::from_utf8(build(&input)).unwrap();
+        assert!(
+            report.contains("Final-Recipient: rfc822; bob@example.test\nAction: delivered\n"),
+            "{report}"
+        );
+        assert!(report.contains("Final-Recipient: rfc822; carol@example.test\nOriginal-Recipient: rfc822; carol@example.org\nAction: relayed\n"), "{report}");
     }
 
     #[test]

@@ -791,14 +791,20 @@ impl Scheduler {
         for flight in flights {
             let over = self.lifetime_over(&flight.id, now);
             let mut outcomes = Vec::new();
+            let mut passed_on = Vec::new();
             for &index in &flight.indices {
                 let status = match answers.get(&(flight.id.as_str(), index)) {
                     Some(&(exit, status)) => {
                         let class = match exit {
-                            "0" => Class::Success,
+                            "0" | "3" => Class::Success,
                             "75" => Class::Temporary,
                             _ => Class::Permanent,
                         };
+                        // The next hop took the DSN requests: its report,
+                        // not ours (RFC 3461 §4.1).
+                        if exit == "3" {
+                            passed_on.push(index);
+                        }
                         Status::from_record(status, class)
                     }
                     None => Status::temporary("no answer from the remote delivery"),
@@ -815,6 +821,12 @@ impl Scheduler {
                     Class::Permanent => Outcome::Failed { status },
                 };
                 outcomes.push((index, outcome));
+            }
+            if !passed_on.is_empty() {
+                let events: Vec<Event> = passed_on.into_iter().map(Event::Reported).collect();
+                if let Err(e) = Records::note(&self.queue, &flight.id, &events) {
+                    warn!("{}: cannot record a report passed on: {e}", flight.id);
+                }
             }
             settled.push((flight, outcomes));
         }

@@ -91,6 +91,9 @@ pub struct MtaSts {
 #[derive(Clone, Debug)]
 pub struct Delivered {
     pub result: RecipientResult,
+    /// The server took DSN's parameters (RFC 3461): it reports on the
+    /// delivery itself, so this host does not.
+    pub dsn: bool,
     pub relay: String,
     pub setup: Duration,
     pub transfer: Duration,
@@ -314,6 +317,7 @@ fn finish(
     last_remote: bool,
 ) -> Vec<Vec<Delivered>> {
     let unreached = Delivered {
+        dsn: false,
         result: RecipientResult {
             reply: last,
             remote: last_remote,
@@ -712,7 +716,7 @@ impl Run<'_> {
                     Action::Finished(done) => {
                         wait = self.timeouts.reply;
                         if let Some((transaction, began, _)) = current.take() {
-                            self.record(transaction, began, done);
+                            self.record(transaction, began, done, session.extensions().dsn);
                         }
                     }
                     Action::Closed(None) => return Ended::Done,
@@ -767,6 +771,7 @@ impl Run<'_> {
                         let reply = reply_of(&status);
                         for &index in &transaction.recipients {
                             self.results[transaction.job][index] = Some(Delivered {
+                                dsn: false,
                                 result: RecipientResult {
                                     reply: reply.clone(),
                                     remote: false,
@@ -791,7 +796,13 @@ impl Run<'_> {
 
     /// A transaction's results. One that no server answered for (the
     /// connection broke before a reply) goes back for the next host.
-    fn record(&mut self, mut transaction: Transaction, began: Instant, done: Vec<RecipientResult>) {
+    fn record(
+        &mut self,
+        mut transaction: Transaction,
+        began: Instant,
+        done: Vec<RecipientResult>,
+        dsn: bool,
+    ) {
         let unanswered = done
             .iter()
             .all(|r| !r.remote && Class::of_reply(r.reply.code) == Some(Class::Temporary));
@@ -804,6 +815,7 @@ impl Run<'_> {
         for (&index, result) in transaction.recipients.iter().zip(done) {
             self.results[transaction.job][index] = Some(Delivered {
                 result,
+                dsn,
                 relay: self.relay.to_string(),
                 setup: self.setup.unwrap_or_default(),
                 transfer,

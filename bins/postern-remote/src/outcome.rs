@@ -14,7 +14,9 @@ use crate::connection::Delivered;
 use crate::job::Job;
 
 /// Each job's recipients' answer lines (`ID<TAB>INDEX<TAB>EXIT<TAB>STATUS`)
-/// into `out`, each attempt logged.
+/// into `out`, each attempt logged. EXIT is 0 (delivered), 3 (delivered,
+/// the DSN requests passed on to the next hop), 75 (deferred) or 100
+/// (failed).
 pub fn answer(
     out: &mut impl Write,
     jobs: &[Job],
@@ -25,7 +27,10 @@ pub fn answer(
         for ((recipient, index), delivered) in job.recipients.iter().zip(&job.indices).zip(results)
         {
             let status = status_of(&delivered);
+            // 3: delivered, and the next hop reports on it if asked (it
+            // took DSN's NOTIFY); 0: delivered, any report is this host's.
             let exit = match status.class() {
+                Class::Success if delivered.dsn && recipient.notify.is_some() => 3,
                 Class::Success => 0,
                 Class::Temporary => 75,
                 Class::Permanent => 100,
@@ -40,6 +45,7 @@ pub fn answer(
 /// wrong): nothing was tried.
 pub fn answer_all(out: &mut impl Write, jobs: &[Job], status: &Status, started: SystemTime) {
     let delivered = Delivered {
+        dsn: false,
         result: RecipientResult {
             reply: postern_smtp_client::Reply::new(
                 451,
