@@ -687,7 +687,7 @@ impl Run<'_> {
                         ready = true;
                         break;
                     }
-                    Action::SendBody { downgrade } => {
+                    Action::SendBody { downgrade, chunk } => {
                         let Some((_, _, body)) = &current else {
                             session.connection_lost();
                             continue;
@@ -698,10 +698,16 @@ impl Run<'_> {
                             .then(|| postern_smtp_client::downgrade::to_seven_bit(body))
                             .flatten();
                         let body = seven_bit.as_deref().unwrap_or(body);
-                        let mut encoded = Vec::with_capacity(body.len() + body.len() / 16 + 8);
-                        let mut encoder = DataEncoder::new();
-                        encoder.feed(body, &mut encoded);
-                        encoder.finish(&mut encoded);
+                        // RFC 3030: one BDAT chunk where CHUNKING is offered.
+                        let encoded = if chunk {
+                            postern_smtp_client::bdat_chunk(body)
+                        } else {
+                            let mut encoded = Vec::with_capacity(body.len() + body.len() / 16 + 8);
+                            let mut encoder = DataEncoder::new();
+                            encoder.feed(body, &mut encoded);
+                            encoder.finish(&mut encoded);
+                            encoded
+                        };
                         if connection
                             .write(&encoded, self.timeouts.reply)
                             .await

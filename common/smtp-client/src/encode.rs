@@ -1,6 +1,7 @@
 //! The message on the wire after DATA: every line ended by CRLF (the
 //! queue keeps LF), a leading dot doubled (RFC 5321 §4.5.2), and the
-//! final `.` line; fed in pieces of any size.
+//! final `.` line; fed in pieces of any size. Or, with CHUNKING (RFC
+//! 3030), one BDAT chunk: the byte count first, CRLF line ends, no dot.
 
 #[derive(Default)]
 pub struct DataEncoder {
@@ -65,9 +66,42 @@ impl DataEncoder {
     }
 }
 
+/// `BDAT <n> LAST`, then the message with CRLF line ends (a bare CR or
+/// LF made CRLF, as after DATA) and nothing else: BDAT needs no dots.
+pub fn bdat_chunk(message: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(message.len() + message.len() / 32);
+    let mut bytes = message.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        match byte {
+            b'\r' => {
+                if bytes.peek() == Some(&&b'\n') {
+                    bytes.next();
+                }
+                body.extend_from_slice(b"\r\n");
+            }
+            b'\n' => body.extend_from_slice(b"\r\n"),
+            _ => body.push(byte),
+        }
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        body.extend_from_slice(b"\r\n");
+    }
+    let mut out = format!("BDAT {} LAST\r\n", body.len()).into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_bdat_chunk_counts_its_crlf_bytes_and_stuffs_no_dots() {
+        assert_eq!(
+            bdat_chunk(b"Subject: x\n\n.dot\nlast"),
+            b"BDAT 26 LAST\r\nSubject: x\r\n\r\n.dot\r\nlast\r\n".to_vec()
+        );
+    }
 
     fn encode(pieces: &[&[u8]]) -> Vec<u8> {
         let mut encoder = DataEncoder::new();

@@ -8,7 +8,8 @@
 //! required), PIPELINING (RFC 2920), SIZE (RFC 1870: a message larger
 //! than the server's limit is refused before it is sent), 8BITMIME (RFC
 //! 6152: an 8-bit message goes to a server without it only if it can be
-//! downgraded, `downgrade`), SMTPUTF8 (RFC 6531), DSN (RFC 3461: NOTIFY, ORCPT,
+//! downgraded, `downgrade`), CHUNKING (RFC 3030: one BDAT chunk),
+//! SMTPUTF8 (RFC 6531), DSN (RFC 3461: NOTIFY, ORCPT,
 //! RET and ENVID passed on when offered), AUTH PLAIN or LOGIN (RFC 4954)
 //! for a smarthost, over TLS only. A refused recipient never stops
 //! the others. Replies are read with bounded memory: a line of more than
@@ -21,7 +22,7 @@ mod extensions;
 mod replies;
 mod session;
 
-pub use encode::DataEncoder;
+pub use encode::{DataEncoder, bdat_chunk};
 pub use extensions::Extensions;
 pub use postern_smtp::Reply;
 pub use replies::{MAX_LINE, MAX_LINES, ReplyError, ReplyReader};

@@ -82,10 +82,12 @@ pub enum Action {
     StartTls,
     /// Idle: call `send` with a message, or `quit`.
     Ready,
-    /// Send the message through a `DataEncoder` (in 7 bits when
-    /// `downgrade`), then call `body_sent`.
+    /// Send the message (in 7 bits when `downgrade`), then call
+    /// `body_sent`: through a `DataEncoder` after DATA, or, when `chunk`,
+    /// as one `BDAT n LAST` chunk (`bdat_chunk`, RFC 3030).
     SendBody {
         downgrade: bool,
+        chunk: bool,
     },
     /// A transaction's end: a result for each recipient, in order.
     Finished(Vec<Result>),
@@ -121,6 +123,9 @@ struct Transaction {
     accepted: usize,
     pipelined: bool,
     downgrade: bool,
+    /// CHUNKING offered: the message goes as BDAT once the recipients
+    /// are answered, instead of after DATA.
+    chunking: bool,
 }
 
 pub struct Session {
@@ -275,6 +280,7 @@ impl Session {
             return;
         }
         let pipelined = offered.pipelining;
+        let chunking = offered.chunking;
         let mut out = mail_command(&message, offered).into_bytes();
         self.expected.push_back(Expect::Mail);
         if pipelined {
@@ -282,8 +288,10 @@ impl Session {
                 out.extend_from_slice(rcpt_command(recipient, offered).as_bytes());
                 self.expected.push_back(Expect::Rcpt(index));
             }
-            out.extend_from_slice(b"DATA\r\n");
-            self.expected.push_back(Expect::Data);
+            if !chunking {
+                out.extend_from_slice(b"DATA\r\n");
+                self.expected.push_back(Expect::Data);
+            }
         }
         self.actions.push_back(Action::Send(out));
         self.transaction = Some(Transaction {
@@ -293,6 +301,7 @@ impl Session {
             mail_accepted: false,
             accepted: 0,
             pipelined,
+            chunking,
         });
     }
 
@@ -480,6 +489,7 @@ impl Session {
                 self.actions.push_back(Action::Send(line.into_bytes()));
                 self.expected.push_back(Expect::Rcpt(index));
             }
+            None if transaction.accepted > 0 && transaction.chunking => self.chunk_or_reset(),
             None if transaction.accepted > 0 => {
                 self.actions.push_back(Action::Send(b"DATA\r\n".to_vec()));
                 self.expected.push_back(Expect::Data);
@@ -504,7 +514,26 @@ impl Session {
         }
         if !transaction.pipelined {
             self.next_rcpt(index + 1);
+        } else if transaction.chunking && index + 1 == transaction.results.len() {
+            self.chunk_or_reset();
         }
+    }
+
+    /// With CHUNKING, once every recipient is answered: the message as
+    /// one BDAT chunk if any was accepted, else RSET (nothing to send).
+    fn chunk_or_reset(&mut self) {
+        let Some(transaction) = self.transaction.as_ref() else {
+            return;
+        };
+        if !transaction.mail_accepted || transaction.accepted == 0 {
+            return self.finish(true);
+        }
+        self.paused = true;
+        let downgrade = transaction.downgrade;
+        self.actions.push_back(Action::SendBody {
+            downgrade,
+            chunk: true,
+        });
     }
 
     fn data_reply(&mut self, reply: Reply) {
@@ -521,7 +550,10 @@ impl Session {
             }
             self.paused = true;
             let downgrade = transaction.downgrade;
-            self.actions.push_back(Action::SendBody { downgrade });
+            self.actions.push_back(Action::SendBody {
+                downgrade,
+                chunk: false,
+            });
             return;
         }
         if !transaction.mail_accepted {

@@ -124,19 +124,25 @@ impl Driver {
                         None => self.session.quit(),
                     }
                 }
-                Action::SendBody { downgrade } => {
+                Action::SendBody { downgrade, chunk } => {
                     out.push(
-                        if downgrade {
-                            "B: body downgrade"
-                        } else {
-                            "B: body"
+                        match (downgrade, chunk) {
+                            (true, _) => "B: body downgrade",
+                            (false, true) => "B: body chunk",
+                            (false, false) => "B: body",
                         }
                         .into(),
                     );
-                    let mut bytes = Vec::new();
-                    let mut encoder = DataEncoder::new();
-                    encoder.feed(&self.messages[self.next].1, &mut bytes);
-                    encoder.finish(&mut bytes);
+                    let body = &self.messages[self.next].1;
+                    let bytes = if chunk {
+                        postern_smtp_client::bdat_chunk(body)
+                    } else {
+                        let mut bytes = Vec::new();
+                        let mut encoder = DataEncoder::new();
+                        encoder.feed(body, &mut bytes);
+                        encoder.finish(&mut bytes);
+                        bytes
+                    };
                     push_lines(&bytes, out);
                     self.session.body_sent();
                 }
