@@ -82,6 +82,10 @@ impl Srs {
     /// when it is already at the SRS domain.
     pub fn forward(&self, sender: &str, now: u64) -> Result<String, SrsError> {
         let (local, host) = sender.rsplit_once('@').ok_or(SrsError::NoDomain)?;
+        // A domain with `=` in it would not come back apart.
+        if local.is_empty() || host.is_empty() || host.contains('=') {
+            return Err(SrsError::NoDomain);
+        }
         if host.eq_ignore_ascii_case(&self.domain) {
             return Ok(sender.to_string());
         }
@@ -167,9 +171,11 @@ impl Srs {
         if hash.len() < HASH_LENGTH {
             return Err(SrsError::BadHash);
         }
+        // Bytes, not characters: a hash from the network may be any text.
+        let given = &hash.as_bytes()[..HASH_LENGTH];
         let matches = (0..self.secrets.len()).any(|secret| {
             let made = self.hash(secret, parts);
-            hash[..HASH_LENGTH].eq_ignore_ascii_case(&made)
+            given.eq_ignore_ascii_case(made.as_bytes())
         });
         matches.then_some(()).ok_or(SrsError::BadHash)
     }
@@ -240,6 +246,8 @@ mod tests {
             "x@srs.host.test"
         );
         assert_eq!(srs.forward("nodomain", NOW), Err(SrsError::NoDomain));
+        assert_eq!(srs.forward("x@", NOW), Err(SrsError::NoDomain));
+        assert_eq!(srs.forward("@x.test", NOW), Err(SrsError::NoDomain));
     }
 
     #[test]
