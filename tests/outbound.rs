@@ -587,3 +587,46 @@ fn explain_route_prints_the_decision_chain() {
     assert!(explain("demo@example.test").contains("  route: this host (postern-local)"));
     s.stop();
 }
+
+#[test]
+fn many_recipients_go_in_transactions_of_the_set_size_on_one_connection() {
+    let sink = sink_at("127.0.0.10", free_port(), &["-v"]);
+    let s = Suite::start(&["remote.max_recipients_per_transaction = 2"]);
+    std::fs::write(
+        s.etc().join("transport"),
+        format!("remote.test [127.0.0.10]:{}\n", sink.port),
+    )
+    .unwrap();
+    let recipients: Vec<String> = (1..=5).map(|n| format!("r{n}@remote.test")).collect();
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test"])
+        .args(&recipients);
+    let text = message("five");
+    assert!(
+        crate::util::run_with_input(&mut inject, text.as_bytes())
+            .status
+            .success()
+    );
+    s.wait_for_log_count("status=sent", 5);
+    wait_until_empty(&s.etc());
+    // Three transactions (2, 2 and 1 recipients), each the whole message.
+    let dump = std::fs::read_to_string(&sink.dump).unwrap();
+    let transactions: Vec<&str> = dump.split("X-Client-Addr: ").skip(1).collect();
+    let sizes: Vec<usize> = transactions
+        .iter()
+        .map(|t| t.matches("X-Rcpt-Args: ").count())
+        .collect();
+    assert_eq!(sizes, [2, 2, 1], "{dump}");
+    assert!(
+        transactions
+            .iter()
+            .all(|t| t.ends_with(&format!("{text}\n")))
+    );
+    // Over one connection, besides the probe that saw the sink start.
+    let log = std::fs::read_to_string(&sink.log).unwrap();
+    assert_eq!(log.matches("connect (").count(), 2, "{log}");
+    s.stop();
+}
