@@ -21,12 +21,18 @@ use crate::connection::{self, Target};
 use crate::job::Job;
 use crate::{outcome, policy, requests};
 
+/// The log lines' program name.
+pub const LOG_IDENT: &str = "postern/smtp";
+
 /// How long a new worker waits for its first batch.
 const FIRST_BATCH: Duration = Duration::from_secs(60);
 
 pub fn run(dir: &Path, destination: String, runtime: &tokio::runtime::Runtime) -> i32 {
     let settings = Settings::load_or_exit(dir, "postern-remote");
-    settings.init_log("postern-remote");
+    // Postfix's ident for its SMTP client, under the name `postern`: log
+    // readers such as pflogsumm (`--syslog-name=postern`) count these
+    // lines as they count Postfix's.
+    settings.init_log(LOG_IDENT);
     // SAFETY: descriptor 0 is the socket lspawn gave this process, owned
     // by nothing else here (stdin is never read through std).
     let socket = UnixStream::from(unsafe { OwnedFd::from_raw_fd(0) });
