@@ -200,7 +200,8 @@ fn it_refuses_to_run_as_root() {
 
 /// The domains' DNS: remote.test's best MX is down, the second (on
 /// 127.0.0.11) must take the mail, the third (127.0.0.10) must not see
-/// it; nomail.test has a null MX.
+/// it; nomail.test has a null MX; cname.test's MX host is an alias of
+/// the second's name.
 const ZONE: &str = "\
 remote IN MX 30 third.remote.test.
 remote IN MX 10 down.remote.test.
@@ -209,6 +210,8 @@ down.remote IN A 127.0.0.12
 second.remote IN A 127.0.0.11
 third.remote IN A 127.0.0.10
 nomail IN MX 0 .
+cname IN MX 10 alias.remote.test.
+alias.remote IN CNAME second.remote.test.
 ";
 
 #[test]
@@ -228,6 +231,15 @@ fn the_next_mx_takes_the_mail_when_the_best_is_down_and_a_null_mx_fails() {
     let dump = dump_ending(&sink.dump, &[&message[..], b"\n"].concat());
     assert!(dump.contains("X-Rcpt-Args: <a@remote.test>\n"), "{dump}");
     assert!(!third.dump.exists(), "the third MX got mail too");
+    // An MX host named through a CNAME is followed to its address.
+    let aliased = b"Subject: via a CNAME\n\nhello\n";
+    let lines = remote_to("cname.test", &dns, sink.port, &["b@cname.test"], aliased);
+    assert!(
+        lines[0].starts_with("b@cname.test\t250\t2.0.0 "),
+        "{}",
+        lines[0]
+    );
+    dump_ending(&sink.dump, &[&aliased[..], b"\n"].concat());
     let lines = remote_to("nomail.test", &dns, sink.port, &["a@nomail.test"], b"x\n");
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
