@@ -88,9 +88,10 @@ pub struct Entry {
 #[derive(Clone, Copy, Debug)]
 struct Attempt {
     started: u64,
-    /// The message's first attempt, whose round is recorded with the
-    /// first outcome (and not at all when it delivers everything).
-    first: bool,
+    /// Its round is not on record yet: it goes with the first outcome
+    /// (and not at all when a sole part delivers everything), so an
+    /// attempt costs no write before it starts.
+    unrecorded: bool,
     /// Its parts, and whether any went to another host.
     parts: usize,
     remote: bool,
@@ -198,6 +199,9 @@ pub fn run(settings: &Settings, config: &Path) -> i32 {
         .with_srs_domain(&settings.srs.domain);
     let reporter = Reporter::beside_this_program(config);
     let mut scheduler = Scheduler::new(queue, settings, reporter, router);
+    // The first scan and dispatch at once, not after a tick: mail queued
+    // while the manager was down goes as soon as it starts.
+    scheduler.wake = Some(scheduler.clock.instant());
     let mut to_spawner = std::io::stdout().lock();
     loop {
         if !scheduler.handle_events(&inbox) {
@@ -713,16 +717,13 @@ impl Scheduler {
                 envelope.recipients.len()
             );
         }
-        if !first && let Err(e) = Records::note(&self.queue, id, &[Event::Round(now)]) {
-            warn!("{id}: cannot record the attempt: {e}");
-        }
         if let Some(entry) = self.index.get_mut(id) {
             entry.untried = false;
             entry.flushed = false;
             entry.parts = parts;
             entry.attempt = Some(Attempt {
                 started: now,
-                first,
+                unrecorded: true,
                 parts,
                 remote,
             });
@@ -861,10 +862,10 @@ impl Scheduler {
             return;
         };
         let mut events = Vec::new();
-        if attempt.first {
-            // The first attempt's round goes with its first outcome.
+        if attempt.unrecorded {
+            // The attempt's round goes with its first outcome.
             events.push(Event::Round(attempt.started));
-            attempt.first = false;
+            attempt.unrecorded = false;
         }
         let attempt = *attempt;
         let sole = attempt.parts == 1;
@@ -881,8 +882,8 @@ impl Scheduler {
         if expired {
             log_given_up(&id, &envelope, &events);
         }
-        // A first attempt of one part that delivered everything, with no
-        // report to send, leaves nothing worth a `state/` file.
+        // An attempt of one part that delivered everything, with no report
+        // to send, leaves nothing worth writing: the message goes.
         let forgettable = sole
             && events.first().is_some_and(|e| matches!(e, Event::Round(_)))
             && records.finished()

@@ -180,12 +180,11 @@ impl Subscriber for LineSubscriber {
                     Level::WARN => "warning: ",
                     _ => "",
                 };
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "{}[{}]: {prefix}{line}",
-                    self.program,
-                    std::process::id()
-                );
+                // One write for the whole line: processes that share the
+                // stderr pipe (postern-lspawn's workers) must not interleave
+                // their lines, and a write of less than PIPE_BUF is atomic.
+                let whole = format!("{}[{}]: {prefix}{line}\n", self.program, std::process::id());
+                let _ = std::io::stderr().lock().write_all(whole.as_bytes());
             }
             Target::Syslog => {
                 let priority = match *event.metadata().level() {

@@ -4,7 +4,7 @@
 //!
 //! | line | meaning |
 //! |---|---|
-//! | `round SECS` | an attempt at the pending recipients started then |
+//! | `round SECS` | an attempt at the pending recipients started then (written with its first outcome) |
 //! | `done N` / `fail N STATUS` / `defer N STATUS` | recipient N's outcome |
 //! | `next SECS` | no attempt before then (the backoff) |
 //! | `reported N` | the report recipient N's outcome called for is queued |
