@@ -10,15 +10,16 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::outbound::{admin, message};
+use crate::outbound::{admin, explain_route, message, queue_mail};
 use crate::queue::{mailq, wait_for};
 use crate::suite::Suite;
-use crate::util::{messages, program, run_with_input, wait_until};
+use crate::util::{messages, wait_until};
 
-/// The SHA-256 of a certificate (TLSA selector 0, matching type 1).
-fn cert_sha256(cert: &std::path::Path) -> String {
+/// The SHA-256 of what `extract` (an OpenSSL pipeline reading the PEM
+/// certificate at `cert`) gives, as hex.
+fn sha256_of(cert: &std::path::Path, extract: &str) -> String {
     let script = format!(
-        "openssl x509 -in {} -outform DER | openssl dgst -sha256 -hex",
+        "openssl x509 -in {} {extract} | openssl dgst -sha256 -hex",
         cert.display()
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
@@ -36,26 +37,14 @@ fn cert_sha256(cert: &std::path::Path) -> String {
         .to_string()
 }
 
-/// The SHA-256 of a certificate's public key (TLSA selector 1, matching
-/// type 1), as OpenSSL computes it.
+/// TLSA selector 0, matching type 1: the whole certificate's hash.
+fn cert_sha256(cert: &std::path::Path) -> String {
+    sha256_of(cert, "-outform DER")
+}
+
+/// TLSA selector 1, matching type 1: its public key's hash.
 fn spki_sha256(cert: &std::path::Path) -> String {
-    let script = format!(
-        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -hex",
-        cert.display()
-    );
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim()
-        .to_string()
+    sha256_of(cert, "-pubkey -noout | openssl pkey -pubin -outform DER")
 }
 
 #[test]
@@ -120,16 +109,7 @@ fn a_matching_tlsa_record_lets_mail_go_and_a_wrong_one_holds_it() {
         &format!("remote.port = {port}"),
     ]);
     for to in ["friend@dane.test", "friend@badd.test", "friend@ta.test"] {
-        let mut inject = Command::new(program("postern-inject"));
-        inject
-            .arg("--config")
-            .arg(s.etc())
-            .args(["-f", "demo@example.test", to]);
-        assert!(
-            run_with_input(&mut inject, message("dane").as_bytes())
-                .status
-                .success()
-        );
+        queue_mail(&s, &[to], &message("dane"));
     }
     wait_for(&mx.dir.join("mail/dane.test/friend/Maildir"), 1);
     wait_for(&mx.dir.join("mail/ta.test/friend/Maildir"), 1);
@@ -143,13 +123,7 @@ fn a_matching_tlsa_record_lets_mail_go_and_a_wrong_one_holds_it() {
         || format!("mailq: {}\n{}", mailq(&s.etc()), s.log_text()),
     );
     assert!(messages(&mx.dir.join("mail/badd.test/friend/Maildir")).is_empty());
-    let out = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["explain", "--route", "friend@dane.test"])
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
+    let shown = explain_route(&s, "friend@dane.test");
     assert!(
         shown.contains("DANE: mx.dane.test has validated TLSA records (3 1 1): TLS required"),
         "{shown}"

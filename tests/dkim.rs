@@ -6,10 +6,10 @@
 
 use std::process::Command;
 
-use crate::outbound::message;
+use crate::outbound::{message, queue_mail};
 use crate::remote::{dump_ending, free_port, sink_at};
 use crate::suite::Suite;
-use crate::util::{is_root, program, run_with_input};
+use crate::util::{is_root, program};
 
 /// `keygen`'s DNS record line.
 fn keygen(s: &Suite, selector: &str, algorithm: &str) -> String {
@@ -83,17 +83,8 @@ fn signed_mail_verifies_with_dkimpy_and_opendkim() {
         true => postern_dns::testing::Nsd::start_at("127.0.0.60:53", &zone),
         false => postern_dns::testing::Nsd::start(&zone),
     };
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test", "friend@remote.test"]);
     let text = message("signed");
-    assert!(
-        run_with_input(&mut inject, text.as_bytes())
-            .status
-            .success()
-    );
+    queue_mail(&s, &["friend@remote.test"], &text);
     let received = dump_ending(&sink.dump, format!("{text}\n").as_bytes());
     assert_eq!(
         received.matches("\nDKIM-Signature: ").count(),

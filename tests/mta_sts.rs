@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
-use crate::outbound::{admin, message};
+use crate::outbound::{admin, explain_route, message, queue_mail};
 use crate::queue::{mailq, wait_for};
 use crate::suite::Suite;
-use crate::util::{messages, program, run_with_input, wait_until};
+use crate::util::{messages, wait_until};
 
 const POLICY_SERVER: &str = r#"
 import http.server, ssl, sys
@@ -129,16 +129,7 @@ fn an_enforced_policy_sends_only_over_verified_tls_to_the_hosts_it_names() {
         &format!("remote.mta_sts_port = {https_port}"),
     ]);
     for to in ["friend@sts.test", "friend@bad.test"] {
-        let mut inject = Command::new(program("postern-inject"));
-        inject
-            .arg("--config")
-            .arg(s.etc())
-            .args(["-f", "demo@example.test", to]);
-        assert!(
-            run_with_input(&mut inject, message("sts").as_bytes())
-                .status
-                .success()
-        );
+        queue_mail(&s, &[to], &message("sts"));
     }
     wait_for(&mx.dir.join("mail/sts.test/friend/Maildir"), 1);
     let log = s.wait_for_log("Verified TLS connection established to mx.sts.test[127.0.0.1]");
@@ -159,13 +150,7 @@ fn an_enforced_policy_sends_only_over_verified_tls_to_the_hosts_it_names() {
     // The policies are cached, for restarts and outages.
     let cached = std::fs::read_to_string(s.dir.join("var/remote/mta-sts/sts.test")).unwrap();
     assert!(cached.starts_with("id 20261207\n"), "{cached}");
-    let out = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["explain", "--route", "friend@sts.test"])
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
+    let shown = explain_route(&s, "friend@sts.test");
     assert!(
         shown.contains("MTA-STS: the cached policy of sts.test says mode enforce, mx mx.sts.test"),
         "{shown}"

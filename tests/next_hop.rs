@@ -7,27 +7,11 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::outbound::{admin, message};
+use crate::outbound::{admin, message, queue_mail};
 use crate::queue::{mailq, wait_for, wait_until_empty};
 use crate::remote::{dump_ending, free_port, sink_at};
 use crate::suite::Suite;
-use crate::util::{messages, program, run_with_input, wait_until};
-
-/// Queues `text` from demo@example.test to `recipients`.
-fn send(s: &Suite, recipients: &[&str], text: &[u8]) {
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test"])
-        .args(recipients);
-    let out = run_with_input(&mut inject, text);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::util::{messages, wait_until};
 
 /// The demo mailbox's report for the message whose subject was `subject`:
 /// its delivery-status part.
@@ -69,14 +53,14 @@ fn one_refused_recipient_of_three_and_a_size_the_server_refuses() {
     )
     .unwrap();
     let text = message("three");
-    send(
+    queue_mail(
         &s,
         &[
             "friend@remote.test",
             "nobody@remote.test",
             "pal@remote.test",
         ],
-        text.as_bytes(),
+        &text,
     );
     for user in ["friend", "pal"] {
         let maildir = other.dir.join(format!("mail/remote.test/{user}/Maildir"));
@@ -99,7 +83,7 @@ fn one_refused_recipient_of_three_and_a_size_the_server_refuses() {
     );
     // Too big for the other server: refused before it is sent (SIZE).
     let big = format!("Subject: big\n\n{}\n", "x".repeat(5000));
-    send(&s, &["friend@remote.test"], big.as_bytes());
+    queue_mail(&s, &["friend@remote.test"], &big);
     let report = report_about(&s, "big");
     assert!(report.contains("Status: 5.3.4"), "{report}");
     assert!(
@@ -121,7 +105,7 @@ fn an_eight_bit_message_is_downgraded_for_a_server_without_8bitmime() {
     )
     .unwrap();
     let text = "Subject: accents\nContent-Type: text/plain; charset=utf-8\n\nCaf\u{e9} cr\u{e8}me = good\n";
-    send(&s, &["friend@remote.test"], text.as_bytes());
+    queue_mail(&s, &["friend@remote.test"], text);
     // The submitted fields stay as they were, with the encoding's after
     // them; the body is quoted-printable.
     let dump = dump_ending(&sink.dump, b"\n\nCaf=C3=A9 cr=C3=A8me =3D good\n\n");
@@ -136,7 +120,7 @@ fn an_eight_bit_message_is_downgraded_for_a_server_without_8bitmime() {
     );
     // A multipart one cannot be: it fails with 5.6.3.
     let multipart = "Subject: parts\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; charset=utf-8\n\n\u{e9}\n--b--\n";
-    send(&s, &["friend@remote.test"], multipart.as_bytes());
+    queue_mail(&s, &["friend@remote.test"], multipart);
     let report = report_about(&s, "parts");
     assert!(report.contains("Status: 5.6.3"), "{report}");
     s.stop();
@@ -206,7 +190,7 @@ fn hostile_servers_get_a_deferral_with_the_reason_and_never_a_crash() {
     std::fs::write(s.etc().join("transport"), transport).unwrap();
     let recipients: Vec<String> = modes.iter().map(|m| format!("x@{m}.test")).collect();
     let refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
-    send(&s, &refs, message("hostile").as_bytes());
+    queue_mail(&s, &refs, &message("hostile"));
     let expected = [
         ("x@endless.test", "4.5.0 protocol error"),
         ("x@longline.test", "4.5.0 protocol error"),

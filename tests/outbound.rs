@@ -44,6 +44,39 @@ pub fn message(subject: &str) -> String {
     )
 }
 
+/// Queues `text` from demo@example.test to `recipients`, as sendmail
+/// does.
+pub fn queue_mail(s: &Suite, recipients: &[&str], text: &str) {
+    let mut inject = Command::new(program("postern-inject"));
+    inject
+        .arg("--config")
+        .arg(s.etc())
+        .args(["-f", "demo@example.test"])
+        .args(recipients);
+    let out = crate::util::run_with_input(&mut inject, text.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What `postern-admin explain --route ADDRESS` prints.
+pub fn explain_route(s: &Suite, address: &str) -> String {
+    let out = Command::new(program("postern-admin"))
+        .arg("--config")
+        .arg(s.etc())
+        .args(["explain", "--route", address])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// swaks sending `text` from 127.0.0.2 to `server`, with `extra`.
 fn send(server: &str, text: &str, extra: &[&str]) -> (i32, String) {
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -167,17 +200,7 @@ fn a_refusal_comes_back_to_the_sender_quoting_the_other_host() {
     let nsd = postern_dns::testing::Nsd::start(ZONE);
     let sink = sink_at("127.0.0.10", free_port(), &["-f", "RCPT"]);
     let s = suite(&nsd, sink.port);
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test", "friend@remote.test"]);
-    let out = crate::util::run_with_input(&mut inject, message("refused").as_bytes());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    queue_mail(&s, &["friend@remote.test"], &message("refused"));
     wait_for(&s.demo(), 1);
     let (_, report) = messages(&s.demo()).remove(0);
     let path = tempfile::NamedTempFile::new().unwrap();
@@ -210,14 +233,8 @@ fn a_temporary_refusal_is_retried_and_mailq_shows_the_reply() {
     let port = free_port();
     let refusing = sink_at("127.0.0.10", port, &["-r", "RCPT"]);
     let s = suite(&nsd, port);
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test", "friend@remote.test"]);
     let text = message("retried");
-    let out = crate::util::run_with_input(&mut inject, text.as_bytes());
-    assert!(out.status.success());
+    queue_mail(&s, &["friend@remote.test"], &text);
     wait_until(
         Duration::from_secs(30),
         || mailq(&s.etc()).contains("mx.remote.test said: 4"),
@@ -257,17 +274,8 @@ fn postern_remote_runs_as_its_own_user_and_cannot_read_the_accounts() {
     // delivery while it runs.
     let sink = sink_at("127.0.0.10", free_port(), &["-w", "3"]);
     let s = suite(&nsd, sink.port);
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test", "friend@remote.test"]);
     let text = message("watched");
-    assert!(
-        crate::util::run_with_input(&mut inject, text.as_bytes())
-            .status
-            .success()
-    );
+    queue_mail(&s, &["friend@remote.test"], &text);
     let etc = s.etc();
     let pid = crate::smtpd::pid_of(&format!(
         "postern-remote --config {} --batch remote.test",
@@ -380,17 +388,8 @@ fn a_smarthost_takes_the_mail_after_auth_over_a_verified_tls() {
         format!("{text}remote.relayhost_credentials = \"{credentials}\"\n"),
     )
     .unwrap();
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test", "friend@remote.test"]);
     let text = message("smarthost");
-    assert!(
-        crate::util::run_with_input(&mut inject, text.as_bytes())
-            .status
-            .success()
-    );
+    queue_mail(&s, &["friend@remote.test"], &text);
     // A certificate the trusted authorities did not sign: deferred, and
     // said so.
     wait_until(
@@ -442,17 +441,8 @@ fn the_transport_map_splits_delivery_and_a_tls_policy_holds_cleartext_mail() {
     .unwrap();
     // smtp-sink offers no STARTTLS: a policy that demands TLS holds the mail.
     std::fs::write(s.etc().join("tls_policy"), "127.0.0.10 encrypt\n").unwrap();
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test", "friend@remote.test"]);
     let text = message("split");
-    assert!(
-        crate::util::run_with_input(&mut inject, text.as_bytes())
-            .status
-            .success()
-    );
+    queue_mail(&s, &["friend@remote.test"], &text);
     wait_until(
         Duration::from_secs(30),
         || {
@@ -530,16 +520,7 @@ fn messages_in_quick_succession_share_one_connection() {
     .unwrap();
     let texts: Vec<String> = (0..3).map(|n| message(&format!("cached-{n}"))).collect();
     for text in &texts {
-        let mut inject = Command::new(program("postern-inject"));
-        inject
-            .arg("--config")
-            .arg(s.etc())
-            .args(["-f", "demo@example.test", "friend@remote.test"]);
-        assert!(
-            crate::util::run_with_input(&mut inject, text.as_bytes())
-                .status
-                .success()
-        );
+        queue_mail(&s, &["friend@remote.test"], text);
         // Each goes on its own, after the last one's connection is idle.
         s.wait_for_log_count(
             "status=sent",
@@ -613,18 +594,9 @@ fn many_recipients_go_in_transactions_of_the_set_size_on_one_connection() {
     )
     .unwrap();
     let recipients: Vec<String> = (1..=5).map(|n| format!("r{n}@remote.test")).collect();
-    let mut inject = Command::new(program("postern-inject"));
-    inject
-        .arg("--config")
-        .arg(s.etc())
-        .args(["-f", "demo@example.test"])
-        .args(&recipients);
+    let refs: Vec<&str> = recipients.iter().map(String::as_str).collect();
     let text = message("five");
-    assert!(
-        crate::util::run_with_input(&mut inject, text.as_bytes())
-            .status
-            .success()
-    );
+    queue_mail(&s, &refs, &text);
     s.wait_for_log_count("status=sent", 5);
     wait_until_empty(&s.etc());
     // Three transactions (2, 2 and 1 recipients), each the whole message.

@@ -144,21 +144,15 @@ pub async fn deliver(
     let mut last_remote = false;
     if let Some(idle) = cache.take() {
         let (host, relay) = (idle.host.clone(), idle.relay.clone());
-        let mut run = Run {
-            host: &host,
-            relay: &relay,
-            started: Instant::now(),
-            setup: None,
-            jobs: &mut *jobs,
-            todo: &mut todo,
-            results: &mut results,
-            returned: Vec::new(),
-            carried: 0,
-            limit: target.per_connection.max(1),
-            keep: target.keep,
-            signer: target.signer.as_ref(),
-            timeouts: target.timeouts,
-        };
+        let mut run = Run::new(
+            target,
+            &host,
+            &relay,
+            Instant::now(),
+            jobs,
+            &mut todo,
+            &mut results,
+        );
         let ended = run
             .session(
                 Start::Cached(idle),
@@ -167,9 +161,6 @@ pub async fn deliver(
                 Tls::Never,
             )
             .await;
-        for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
-            todo.push_front(transaction);
-        }
         // A cached connection that broke leaves its work to fresh ones.
         if let Ended::Idle(idle) = ended {
             *cache = Some(idle);
@@ -247,27 +238,18 @@ pub async fn deliver(
                                     break;
                                 }
                             };
-                        let mut run = Run {
-                            host: &name,
-                            relay: &relay,
+                        let mut run = Run::new(
+                            target,
+                            &name,
+                            &relay,
                             started,
-                            setup: None,
-                            jobs: &mut *jobs,
-                            todo: &mut todo,
-                            results: &mut results,
-                            returned: Vec::new(),
-                            carried: 0,
-                            limit: target.per_connection.max(1),
-                            keep: target.keep,
-                            signer: target.signer.as_ref(),
-                            timeouts: target.timeouts,
-                        };
+                            jobs,
+                            &mut todo,
+                            &mut results,
+                        );
                         let ended = run
                             .session(Start::Fresh(tcp), &target.helo, &policy, tls)
                             .await;
-                        for transaction in std::mem::take(&mut run.returned).into_iter().rev() {
-                            todo.push_front(transaction);
-                        }
                         match ended {
                             Ended::Idle(idle) => {
                                 *cache = Some(idle);
@@ -606,10 +588,46 @@ struct Run<'a> {
     timeouts: Timeouts,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(
+        target: &'a Target,
+        host: &'a str,
+        relay: &'a str,
+        started: Instant,
+        jobs: &'a mut [Job],
+        todo: &'a mut VecDeque<Transaction>,
+        results: &'a mut Vec<Vec<Option<Delivered>>>,
+    ) -> Run<'a> {
+        Run {
+            host,
+            relay,
+            started,
+            setup: None,
+            jobs,
+            todo,
+            results,
+            returned: Vec::new(),
+            carried: 0,
+            limit: target.per_connection.max(1),
+            keep: target.keep,
+            signer: target.signer.as_ref(),
+            timeouts: target.timeouts,
+        }
+    }
+
+    /// `converse`, then what no server answered for goes back in front
+    /// of the work left, for the next connection.
+    async fn session(&mut self, start: Start, helo: &str, policy: &Policy, tls: Tls) -> Ended {
+        let ended = self.converse(start, helo, policy, tls).await;
+        for transaction in std::mem::take(&mut self.returned).into_iter().rev() {
+            self.todo.push_front(transaction);
+        }
+        ended
+    }
+
     /// Greeting (or a cached connection's next transaction) to QUIT, or
     /// to an idle connection kept for the next batch: how it ended.
-    async fn session(&mut self, start: Start, helo: &str, policy: &Policy, tls: Tls) -> Ended {
+    async fn converse(&mut self, start: Start, helo: &str, policy: &Policy, tls: Tls) -> Ended {
         let (mut session, mut connection, mut ready) = match start {
             Start::Fresh(tcp) => {
                 let session = Session::new(Config {

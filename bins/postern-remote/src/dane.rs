@@ -17,9 +17,10 @@ use postern_queue_format::Status;
 use rustls::DigitallySignedStruct;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
+use crate::opportunistic::AnyCertificate;
 use crate::policy::Policy;
 
 /// What DANE makes of one host.
@@ -57,6 +58,9 @@ pub async fn host_policy(
     let verifier = DaneVerifier {
         records: usable,
         provider: Arc::clone(&provider),
+        signatures: AnyCertificate {
+            provider: Arc::clone(&provider),
+        },
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -102,6 +106,8 @@ fn matches(record: &Tlsa, certificate: &CertificateDer<'_>) -> bool {
 struct DaneVerifier {
     records: Vec<Tlsa>,
     provider: Arc<CryptoProvider>,
+    /// The handshake's signatures are checked as for any certificate.
+    signatures: AnyCertificate,
 }
 
 impl ServerCertVerifier for DaneVerifier {
@@ -155,12 +161,7 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -169,18 +170,11 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
