@@ -36,3 +36,4 @@ mod srs;
 mod suite;
 mod system_users;
 mod throttle;
+mod uidlist;

@@ -2,7 +2,9 @@
 //! Maildir++ files. Today the maildrop of a POP3 session — the listing
 //! with sizes and UIDLs (Dovecot's kept where `dovecot-uidlist` has them),
 //! the size cache, the one-session lock and deletions that keep
-//! `maildirsize` true; IMAP's folders, UIDs and index come here next.
+//! `maildirsize` true; and a folder's IMAP UID list, kept in Dovecot's
+//! `dovecot-uidlist` format under its lock protocol (`uidlist`). IMAP's
+//! folders and index come here next.
 //! No protocol's types are inside: a server's glue turns what the store
 //! says into its protocol's answers.
 //!
@@ -22,6 +24,7 @@ mod maildrop;
 mod measure;
 mod names;
 mod scan;
+pub mod uidlist;
 
 pub use listing::Listing;
 pub use lock::{LOCK_FILE, LockError, MaildropLock};

@@ -1,0 +1,129 @@
+//! IMAP UIDs kept as Dovecot keeps them: a folder's `dovecot-uidlist`
+//! that Dovecot's own imap (Debian's, run pre-authenticated on the
+//! folder) wrote is read by postern-mailstore with the same UIDVALIDITY,
+//! UIDs and next UID; a UID Postern gives a new message, under
+//! Dovecot's lock protocol, is the one Dovecot then shows; and a message
+//! Dovecot sees after that gets the next UID, none given twice.
+
+use std::process::Command;
+use std::time::Duration;
+
+use postern_mailstore::uidlist::{UidListLock, load};
+
+/// Dovecot's imap, pre-authenticated on `dir/Maildir`, given `commands`
+/// (one a line); what it answered.
+fn dovecot(dir: &std::path::Path, commands: &str) -> String {
+    let config = dir.join("dovecot.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "base_dir = {d}/run\nstate_dir = {d}/run\nlog_path = {d}/log\nfirst_valid_uid = 0\n\
+             mail_location = maildir:{d}/Maildir\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let mut command = match crate::util::is_root() {
+        // Dovecot will not serve mail as root.
+        true => {
+            let mut setpriv = Command::new("setpriv");
+            setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
+            setpriv.arg("env");
+            setpriv
+        }
+        false => Command::new("env"),
+    };
+    command
+        .arg("-i")
+        .arg("USER=tester")
+        .arg(format!("HOME={}", dir.display()))
+        .arg(format!("MAIL=maildir:{}/Maildir", dir.display()))
+        .args(["/usr/lib/dovecot/imap", "-c"])
+        .arg(&config);
+    let out =
+        crate::util::run_with_input(&mut command, format!("{commands}\nz LOGOUT\n").as_bytes());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn deliver(dir: &std::path::Path, name: &str) {
+    std::fs::write(
+        dir.join("Maildir/new").join(name),
+        format!("Subject: {name}\n\nx\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn uid_lists_move_between_dovecot_and_postern_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for sub in ["cur", "new", "tmp", "run"] {
+        let path = if sub == "run" {
+            dir.join(sub)
+        } else {
+            dir.join("Maildir").join(sub)
+        };
+        std::fs::create_dir_all(path).unwrap();
+    }
+    for n in 1..=3 {
+        deliver(dir, &format!("170000000{n}.M{n}P1.host"));
+    }
+    if crate::util::is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let answer = dovecot(dir, "a SELECT INBOX");
+    assert!(answer.contains("a OK"), "{answer}");
+    let validity: u32 = answer
+        .split("[UIDVALIDITY ")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let folder = dir.join("Maildir");
+    let mut list = load(&folder).unwrap().expect("Dovecot wrote its uidlist");
+    assert_eq!(list.validity, validity);
+    assert_eq!(list.next, 4, "{list:?}");
+    for n in 1..=3u32 {
+        assert_eq!(list.uid_of(&format!("170000000{n}.M{n}P1.host")), Some(n));
+    }
+    // Postern gives a new message its UID, under Dovecot's lock.
+    deliver(dir, "1700000004.M4P1.host");
+    let lock = UidListLock::take(&folder, Duration::from_secs(5)).unwrap();
+    assert_eq!(list.assign("1700000004.M4P1.host"), 4);
+    lock.commit(&list).unwrap();
+    if crate::util::is_root() {
+        std::os::unix::fs::chown(folder.join("dovecot-uidlist"), Some(65534), Some(65534)).unwrap();
+    }
+    // Dovecot shows that UID, and gives the next message the next one.
+    deliver(dir, "1700000005.M5P1.host");
+    if crate::util::is_root() {
+        let _ = Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(dir)
+            .status();
+    }
+    let answer = dovecot(
+        dir,
+        "a SELECT INBOX\nb UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+    );
+    assert!(
+        answer.contains(&format!("[UIDVALIDITY {validity}]")),
+        "{answer}"
+    );
+    for n in 1..=5u32 {
+        assert!(
+            answer.contains(&format!("* {n} FETCH (UID {n} ")),
+            "UID {n} is not message {n}: {answer}"
+        );
+    }
+    assert!(answer.contains("Subject: 1700000004.M4P1.host"), "{answer}");
+    let after = load(&folder).unwrap().unwrap();
+    assert_eq!(after.uid_of("1700000005.M5P1.host"), Some(5));
+    assert!(after.next >= 6);
+}
