@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub const UIDLIST_FILE: &str = "dovecot-uidlist";
+/// Courier-IMAP's UID list, whose format is Dovecot's version 1: a folder
+/// moved from Courier keeps its UIDs.
+pub const COURIER_FILE: &str = "courierimapuiddb";
 pub const UIDLIST_LOCK: &str = "dovecot-uidlist.lock";
 /// A lock untouched this long belongs to a writer that died (Dovecot's
 /// dotlock takes over after two minutes).
@@ -98,11 +101,14 @@ impl UidList {
         match version {
             "3" => {
                 for word in words.filter(|w| !w.is_empty()) {
-                    let (key, value) = word.split_at(1);
+                    // A key of one letter: a character, not a byte, since
+                    // a damaged file may hold anything.
+                    let key = word.chars().next().unwrap_or(' ');
+                    let value = &word[key.len_utf8()..];
                     match key {
-                        "V" => list.validity = value.parse().unwrap_or(0),
-                        "N" => list.next = value.parse().unwrap_or(1),
-                        "G" => list.guid = value.to_string(),
+                        'V' => list.validity = value.parse().unwrap_or(0),
+                        'N' => list.next = value.parse().unwrap_or(1),
+                        'G' => list.guid = value.to_string(),
                         _ => list.header_extra.push(word.to_string()),
                     }
                 }
@@ -191,15 +197,21 @@ impl UidList {
     }
 }
 
-/// Reads a folder's list; `None` when it has none.
+/// Reads a folder's list: Dovecot's, else Courier's (taken as the start
+/// of a Dovecot list); `None` when it has neither.
 pub fn load(folder: &Path) -> io::Result<Option<UidList>> {
-    match std::fs::read(folder.join(UIDLIST_FILE)) {
-        Ok(bytes) => UidList::parse(&String::from_utf8_lossy(&bytes))
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    for name in [UIDLIST_FILE, COURIER_FILE] {
+        match std::fs::read(folder.join(name)) {
+            Ok(bytes) => {
+                return UidList::parse(&String::from_utf8_lossy(&bytes))
+                    .map(Some)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
     }
+    Ok(None)
 }
 
 /// The folder's UID list lock, held until committed or dropped.
@@ -301,6 +313,25 @@ mod tests {
         );
         assert!(UidList::parse("").is_err());
         assert!(UidList::parse("3 N5\n").is_err());
+        // A multi-byte first character (found by fuzzing).
+        assert!(UidList::parse("3 \u{fffd}PPP1\n").is_err());
+    }
+
+    #[test]
+    fn courier_uids_are_taken_where_dovecot_has_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join(COURIER_FILE),
+            "1 1500000000 12\n10 1499999999.M1P2.host\n11 1499999999.M3P4.host\n",
+        )
+        .unwrap();
+        let list = load(dir.path()).unwrap().unwrap();
+        assert_eq!((list.validity, list.next), (1_500_000_000, 12));
+        assert_eq!(list.uid_of("1499999999.M3P4.host"), Some(11));
+        // Once a Dovecot list exists, it is the one read.
+        std::fs::write(dir.path().join(UIDLIST_FILE), "3 V7 N2\n1 :a\n").unwrap();
+        assert_eq!(load(dir.path()).unwrap().unwrap().validity, 7);
     }
 
     #[test]
