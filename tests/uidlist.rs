@@ -6,9 +6,8 @@
 //! Dovecot sees after that gets the next UID, none given twice.
 
 use std::process::Command;
-use std::time::Duration;
 
-use postern_mailstore::uidlist::{UidListLock, load};
+use postern_mailstore::uidlist::load;
 
 /// Dovecot's imap, pre-authenticated on `dir/Maildir`, given `commands`
 /// (one a line); what it answered.
@@ -86,17 +85,31 @@ fn uid_lists_move_between_dovecot_and_postern_unchanged() {
         .parse()
         .unwrap();
     let folder = dir.join("Maildir");
-    let mut list = load(&folder).unwrap().expect("Dovecot wrote its uidlist");
+    let list = load(&folder).unwrap().expect("Dovecot wrote its uidlist");
     assert_eq!(list.validity, validity);
     assert_eq!(list.next, 4, "{list:?}");
     for n in 1..=3u32 {
         assert_eq!(list.uid_of(&format!("170000000{n}.M{n}P1.host")), Some(n));
     }
-    // Postern gives a new message its UID, under Dovecot's lock.
+    // Postern syncs the folder after a delivery and a rename on the shell
+    // (message 2 read and flagged): the new message gets UID 4, under
+    // Dovecot's lock, and message 2 keeps its UID.
     deliver(dir, "1700000004.M4P1.host");
-    let lock = UidListLock::take(&folder, Duration::from_secs(5)).unwrap();
-    assert_eq!(list.assign("1700000004.M4P1.host"), 4);
-    lock.commit(&list).unwrap();
+    std::fs::rename(
+        folder.join("new/1700000002.M2P1.host"),
+        folder.join("cur/1700000002.M2P1.host:2,S"),
+    )
+    .unwrap_or_else(|_| {
+        std::fs::rename(
+            folder.join("cur/1700000002.M2P1.host:2,"),
+            folder.join("cur/1700000002.M2P1.host:2,S"),
+        )
+        .unwrap()
+    });
+    let synced = postern_mailstore::uidsync::sync(&folder, std::time::SystemTime::now()).unwrap();
+    assert_eq!(synced.added, [4]);
+    assert!(synced.expunged.is_empty());
+    assert_eq!(synced.list.uid_of("1700000002.M2P1.host"), Some(2));
     if crate::util::is_root() {
         std::os::unix::fs::chown(folder.join("dovecot-uidlist"), Some(65534), Some(65534)).unwrap();
     }

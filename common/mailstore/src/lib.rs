@@ -25,6 +25,7 @@ mod measure;
 mod names;
 mod scan;
 pub mod uidlist;
+pub mod uidsync;
 
 pub use listing::Listing;
 pub use lock::{LOCK_FILE, LockError, MaildropLock};
