@@ -21,7 +21,7 @@ import json, os, shutil, signal, statistics, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    BIN, FSYNC_CALLS, SHARED, add_mailboxes, cpu_seconds, empty_maildirs, pid_of, start_up, strace_calls,
+    message, BIN, FSYNC_CALLS, SHARED, add_mailboxes, cpu_seconds, empty_maildirs, pid_of, start_up, strace_calls,
     with_peers)
 N = int(os.environ.get("BENCH_QUEUE_MESSAGES", "10000"))
 STREAMS = int(os.environ.get("BENCH_QUEUE_STREAMS", "10"))
@@ -31,17 +31,12 @@ SIZE = 4096
 LIMIT_S = 600
 
 
-def message(n):
-    head = f"Subject: bench {n}\nFrom: bench@example.org\n\n".encode()
-    return head + b"x" * (SIZE - len(head) - 1) + b"\n"
-
-
 def inject_streams(command_for):
     """Runs N sendmail processes, STREAMS at a time; returns the start time."""
     failures = []
     def stream(first):
         for n in range(first, N, STREAMS):
-            p = subprocess.run(command_for(n), input=message(n), capture_output=True)
+            p = subprocess.run(command_for(n), input=message(n, SIZE), capture_output=True)
             if p.returncode != 0:
                 failures.append(p.stderr.decode(errors="replace"))
     threads = [threading.Thread(target=stream, args=(s,)) for s in range(STREAMS)]
@@ -93,7 +88,7 @@ def postern_fsyncs(work, count=300):
     etc = os.path.join(sandbox, "etc")
     message_file = os.path.join(work, "message")
     with open(message_file, "wb") as f:
-        f.write(message(0))
+        f.write(message(0, SIZE))
     inject = os.path.join(BIN, "postern-inject")
     script = f"for i in $(seq {count}); do {inject} --config {etc} -i demo@example.test < {message_file} || exit 1; done"
     subprocess.run(["strace", "-f", "-qq", "-c", "-e", FSYNC_CALLS, "-o", trace_inject,

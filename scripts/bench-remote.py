@@ -27,7 +27,7 @@ import json, os, shutil, signal, statistics, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    BIN, SHARED, active_opens, port_of, start_up, tree_cpu_seconds, with_peers)
+    message, BIN, SHARED, active_opens, port_of, start_up, tree_cpu_seconds, with_peers)
 
 N = int(os.environ.get("BENCH_REMOTE_MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("BENCH_REMOTE_ROUNDS", "3"))
@@ -62,18 +62,13 @@ def recipients():
     return ",".join(f"user{n}@{d}" for n in range(5) for d, _ in domains())
 
 
-def message(n):
-    head = f"Subject: remote bench {n}\nFrom: bench@example.org\n\n".encode()
-    return head + b"x" * (SIZE - len(head) - 1) + b"\n"
-
-
 def inject(command_for):
     """N sendmail processes, SESSIONS at a time."""
     addresses = recipients().split(",")
     failures = []
     def stream(first):
         for n in range(first, N, SESSIONS):
-            p = subprocess.run(command_for(addresses[n % len(addresses)]), input=message(n), capture_output=True)
+            p = subprocess.run(command_for(addresses[n % len(addresses)]), input=message(n, SIZE, "remote bench"), capture_output=True)
             if p.returncode != 0:
                 failures.append(p.stderr.decode(errors="replace"))
     threads = [threading.Thread(target=stream, args=(s,)) for s in range(SESSIONS)]

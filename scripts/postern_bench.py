@@ -15,6 +15,12 @@ def cpu_seconds(pid):
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def message(n, size, subject="bench"):
+    """A test message of `size` bytes, numbered `n`."""
+    head = f"Subject: {subject} {n}\nFrom: bench@example.org\n\n".encode()
+    return head + b"x" * (size - len(head) - 1) + b"\n"
+
+
 def tree_cpu_seconds(root):
     """CPU of a process and every descendant alive now, with the children
     each has reaped: the whole server's CPU, for long-lived workers too."""

@@ -547,20 +547,7 @@ fn messages_in_quick_succession_share_one_connection() {
 fn explain_route_prints_the_decision_chain() {
     let nsd = postern_dns::testing::Nsd::start(ZONE);
     let s = suite(&nsd, 25);
-    let explain = |address: &str| {
-        let out = Command::new(program("postern-admin"))
-            .arg("--config")
-            .arg(s.etc())
-            .args(["explain", "--route", address])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let explain = |address: &str| explain_route(&s, address);
     let shown = explain("friend@remote.test");
     for line in [
         "  route: another host's, to remote.test (the domain's own mail servers)\n",

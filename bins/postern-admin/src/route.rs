@@ -166,23 +166,17 @@ async fn secure_facts(
         facts.push("MTA-STS: does not apply".to_string());
         return facts;
     }
-    let cached = std::fs::read_to_string(remote.state_dir.join("mta-sts").join(&hop.host)).ok();
-    match cached.as_deref().and_then(|text| text.split_once("\n\n")) {
-        Some((_, policy)) => {
-            let mode = policy
-                .lines()
-                .find_map(|l| l.strip_prefix("mode:"))
-                .unwrap_or("?")
-                .trim();
-            let mx: Vec<&str> = policy
-                .lines()
-                .filter_map(|l| l.strip_prefix("mx:"))
-                .map(str::trim)
-                .collect();
+    let path = postern_mta_sts::cache_path(&remote.state_dir, &hop.host);
+    let cached = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| postern_mta_sts::read_cache(&text));
+    match cached {
+        Some(cached) => {
             facts.push(format!(
-                "MTA-STS: the cached policy of {} says mode {mode}, mx {}",
+                "MTA-STS: the cached policy of {} says mode {}, mx {}",
                 hop.host,
-                mx.join(" ")
+                cached.policy.mode.name(),
+                cached.policy.mx.join(" ")
             ));
         }
         None => {
@@ -215,20 +209,14 @@ async fn hosts(
     timeout: u64,
     hop: &NextHop,
 ) -> Result<Vec<Host>, String> {
-    if let Ok(ip) = hop.host.parse::<std::net::IpAddr>() {
-        return Ok(vec![(None, hop.host.clone(), vec![ip])]);
-    }
     let dns = postern_dns::Dns::new(nameservers, Duration::from_secs(timeout.max(1)))
         .map_err(|e| e.to_string())?;
-    if hop.literal {
-        let addresses = dns.addresses(&hop.host).await.map_err(|s| s.to_string())?;
-        return Ok(vec![(None, hop.host.clone(), addresses)]);
-    }
-    let mut found = Vec::new();
-    for host in dns.mail_hosts(&hop.host).await.map_err(|s| s.to_string())? {
-        let addresses = dns.addresses(&host.name).await.unwrap_or_default();
-        let preference = (!host.implicit).then_some(host.preference);
-        found.push((preference, host.name, addresses));
-    }
-    Ok(found)
+    let found = dns
+        .next_hop_hosts(&hop.host, hop.literal)
+        .await
+        .map_err(|s| s.to_string())?;
+    Ok(found
+        .into_iter()
+        .map(|h| (h.preference, h.name, h.addresses.unwrap_or_default()))
+        .collect())
 }

@@ -68,9 +68,9 @@ fn forward_sender(config: &Config, sender: &str, targets: &[String]) -> Result<S
             .rsplit_once('@')
             .map(|(_, d)| d.to_ascii_lowercase())
     };
+    let resolver = postern_routing::Resolver::of(config);
     let ours = |domain: &str| {
-        domain == settings.hostname
-            || config.maps.domains.kind(domain).is_some()
+        resolver.domain_kind(domain).is_some()
             || postern_routing::srs::is_srs_domain(settings, domain)
     };
     let leaves = targets

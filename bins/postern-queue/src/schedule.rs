@@ -372,6 +372,11 @@ impl Scheduler {
         let mut sent = Vec::new();
         let mut current = Batch::default();
         for id in ready {
+            // With every local slot taken, a message known to have a local
+            // recipient waits without its file being opened again.
+            if sent.len() >= free && self.has_local_recipient(&id) {
+                continue;
+            }
             let Some(plan) = self.prepare(&id) else {
                 continue;
             };
@@ -526,6 +531,20 @@ impl Scheduler {
             },
         );
         (tag, text)
+    }
+
+    /// Whether the message, its envelope already read, has a recipient
+    /// that postern-local delivers, done or not: no file is opened to
+    /// know. (One whose local recipients are all done waits with the
+    /// others for a free slot, a batch's time at most.)
+    fn has_local_recipient(&self, id: &QueueId) -> bool {
+        let Some((envelope, _)) = self.index.get(id).and_then(|e| e.envelope.as_ref()) else {
+            return false;
+        };
+        envelope
+            .recipients
+            .iter()
+            .any(|r| self.router.route(&r.address) == Route::Local)
     }
 
     /// Whether a message for `domains` may join a batch already holding

@@ -48,10 +48,11 @@ impl Timeouts {
         }
     }
 }
-/// RFC 5321 §5.1 asks a client to try at least two hosts; these bound
-/// what one attempt can cost when a domain lists many.
+
+/// RFC 5321 §5.1 asks a client to try at least two hosts; this bounds
+/// what one attempt can cost when a domain lists many (postern-dns
+/// bounds each host's addresses).
 const MAX_HOSTS: usize = 5;
-const MAX_ADDRESSES: usize = 10;
 
 pub struct Target {
     /// As the queue named it: a domain, or a next hop.
@@ -397,32 +398,26 @@ fn annotated(mut reply: Reply, policy: &Policy) -> Reply {
 /// address, or a name's addresses), or the mail hosts of the domain.
 async fn hosts(target: &Target) -> Result<Vec<(String, Vec<IpAddr>)>, Status> {
     let hop = &target.hop;
-    if let Ok(ip) = hop.host.parse::<IpAddr>() {
-        return Ok(vec![(hop.host.clone(), vec![ip])]);
-    }
     let dns = Dns::new(&target.nameservers, target.dns_timeout)
         .map_err(|e| Status::new("4.4.3", format!("no DNS resolver: {e}")))?;
-    if hop.literal {
-        let mut addresses = dns.addresses(&hop.host).await?;
-        addresses.truncate(MAX_ADDRESSES);
-        if addresses.is_empty() {
-            return Err(Status::new("4.4.4", format!("{} has no address", hop.host)));
-        }
-        return Ok(vec![(hop.host.clone(), addresses)]);
-    }
     let mut found = Vec::new();
-    for host in dns.mail_hosts(&hop.host).await?.into_iter().take(MAX_HOSTS) {
-        let mut addresses = dns.addresses(&host.name).await?;
-        addresses.truncate(MAX_ADDRESSES);
+    for host in dns
+        .next_hop_hosts(&hop.host, hop.literal)
+        .await?
+        .into_iter()
+        .take(MAX_HOSTS)
+    {
+        let addresses = host.addresses?;
         if !addresses.is_empty() {
             found.push((host.name, addresses));
         }
     }
     if found.is_empty() {
-        return Err(Status::new(
-            "4.4.4",
-            format!("no mail host of {} has an address", hop.host),
-        ));
+        let why = match hop.literal {
+            true => format!("{} has no address", hop.host),
+            false => format!("no mail host of {} has an address", hop.host),
+        };
+        return Err(Status::new("4.4.4", why));
     }
     Ok(found)
 }

@@ -86,7 +86,7 @@ impl Signer {
             return Vec::new();
         }
         // Signed as it goes on the wire: CRLF line ends.
-        let wire = crlf(message);
+        let wire = postern_maildir::crlf_line_ends(message);
         let mut fields = Vec::new();
         for (selector, signer) in keys.iter() {
             match signer.sign(&wire) {
@@ -154,42 +154,13 @@ fn load_key(path: &Path) -> Result<DkimKey, String> {
 
 /// The domain of the first `From:` field's last address, lower-case.
 fn from_domain(message: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(message);
-    let mut lines = text.lines().take_while(|l| !l.is_empty()).peekable();
-    while let Some(line) = lines.next() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if !name.trim().eq_ignore_ascii_case("from") {
-            continue;
-        }
-        let mut value = value.to_string();
-        while lines.peek().is_some_and(|l| l.starts_with([' ', '\t'])) {
-            value.push_str(lines.next().unwrap_or_default());
-        }
-        let address = match value.rfind('<') {
-            Some(start) => value[start + 1..]
-                .split('>')
-                .next()
-                .unwrap_or("")
-                .to_string(),
-            None => value.trim().to_string(),
-        };
-        let domain = address.rsplit_once('@')?.1.trim().trim_end_matches('>');
-        return (!domain.is_empty()).then(|| domain.to_ascii_lowercase());
-    }
-    None
-}
-
-fn crlf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 32);
-    for &byte in message {
-        if byte == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(byte);
-    }
-    out
+    let value = postern_smtp_client::header::field(message, "from")?;
+    let address = match value.rfind('<') {
+        Some(start) => value[start + 1..].split('>').next().unwrap_or(""),
+        None => value.trim(),
+    };
+    let domain = address.rsplit_once('@')?.1.trim().trim_end_matches('>');
+    (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
 }
 
 #[cfg(test)]

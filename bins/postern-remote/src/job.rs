@@ -93,7 +93,7 @@ impl Job {
                 || recipients.iter().any(|r| !r.address.is_ascii()),
             sender: self.sender.clone(),
             recipients,
-            size: wire_size(body),
+            size: postern_maildir::crlf_len(body),
             eight_bit,
             downgradable: eight_bit && postern_smtp_client::downgrade::can_downgrade(body),
             ret: self.ret.clone(),
@@ -110,12 +110,6 @@ fn read_from(file: &File, offset: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = vec![0; length.saturating_sub(offset) as usize];
     file.read_exact_at(&mut bytes, offset)?;
     Ok(bytes)
-}
-
-/// Octets on the wire: each LF becomes CRLF.
-pub fn wire_size(body: &[u8]) -> u64 {
-    let lfs = body.iter().filter(|&&b| b == b'\n').count();
-    (body.len() + lfs) as u64
 }
 
 /// RFC 3461 §4: xtext, for ORCPT and ENVID on the wire: `+`, `=`, and

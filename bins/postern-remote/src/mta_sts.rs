@@ -14,7 +14,7 @@
 //! one request, no redirects, strict limits, over the rustls the client
 //! already has — an HTTP client library would bring more than it saves.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,37 +78,20 @@ impl Fetcher<'_> {
         }
     }
 
-    fn cache_file(&self, domain: &str) -> PathBuf {
-        self.state_dir.join("mta-sts").join(domain)
-    }
-
     /// The cached id and policy, if still within its max_age.
     fn cached(&self, domain: &str) -> Option<(String, Policy)> {
-        let text = std::fs::read_to_string(self.cache_file(domain)).ok()?;
-        let (head, policy) = text.split_once("\n\n")?;
-        let mut id = None;
-        let mut fetched = None;
-        for line in head.lines() {
-            match line.split_once(' ') {
-                Some(("id", value)) => id = Some(value.to_string()),
-                Some(("fetched", value)) => fetched = value.parse::<u64>().ok(),
-                _ => {}
-            }
-        }
-        let policy = Policy::parse(policy).ok()?;
-        (self.now < fetched? + policy.max_age).then(|| (id.unwrap_or_default(), policy))
+        let path = postern_mta_sts::cache_path(self.state_dir, domain);
+        let cached = postern_mta_sts::read_cache(&std::fs::read_to_string(path).ok()?)?;
+        cached.fresh(self.now).then_some((cached.id, cached.policy))
     }
 
     fn store(&self, domain: &str, id: &str, text: &str) {
-        let file = self.cache_file(domain);
+        let file = postern_mta_sts::cache_path(self.state_dir, domain);
         let Some(dir) = file.parent() else { return };
         let temporary = dir.join(format!(".{domain}.{}", std::process::id()));
         let stored = std::fs::create_dir_all(dir)
             .and_then(|()| {
-                std::fs::write(
-                    &temporary,
-                    format!("id {id}\nfetched {}\n\n{text}", self.now),
-                )
+                std::fs::write(&temporary, postern_mta_sts::cache_text(id, self.now, text))
             })
             .and_then(|()| std::fs::rename(&temporary, &file));
         if let Err(e) = stored {

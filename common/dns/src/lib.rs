@@ -29,6 +29,15 @@ pub mod testing;
 pub const MAX_HOSTS: usize = 10;
 pub const MAX_ADDRESSES: usize = 10;
 
+/// A host of a next hop: its MX preference (none for a host named by
+/// itself), its name, and its addresses, or why they could not be had.
+#[derive(Debug)]
+pub struct HopHost {
+    pub preference: Option<u16>,
+    pub name: String,
+    pub addresses: Result<Vec<IpAddr>, Status>,
+}
+
 /// A host that takes mail for a domain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MailHost {
@@ -133,6 +142,37 @@ impl Dns {
             preference: 0,
             implicit: true,
         }])
+    }
+
+    /// The hosts of a next hop, in the order to try them: `host` alone
+    /// when `literal` (`[host]`: an address, or a name's addresses, no MX
+    /// lookup), else `host`'s mail hosts. Each host's address lookup is
+    /// its own result: postern-remote stops at a failed one, `explain
+    /// --route` shows it.
+    pub async fn next_hop_hosts(&self, host: &str, literal: bool) -> Result<Vec<HopHost>, Status> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![HopHost {
+                preference: None,
+                name: host.to_string(),
+                addresses: Ok(vec![ip]),
+            }]);
+        }
+        if literal {
+            return Ok(vec![HopHost {
+                preference: None,
+                name: host.to_string(),
+                addresses: self.addresses(host).await,
+            }]);
+        }
+        let mut found = Vec::new();
+        for mail_host in self.mail_hosts(host).await? {
+            found.push(HopHost {
+                preference: (!mail_host.implicit).then_some(mail_host.preference),
+                addresses: self.addresses(&mail_host.name).await,
+                name: mail_host.name,
+            });
+        }
+        Ok(found)
     }
 
     /// The TXT records of `name`, each its strings joined; none when it

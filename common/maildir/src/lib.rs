@@ -25,7 +25,7 @@ pub use folder::{FolderError, FolderName};
 pub use list::{MessageEntry, Subdir};
 pub use name::{MessageName, UniqueNames, escape_host};
 pub use quota::{QuotaLimits, QuotaUsage, maildirsize_add};
-pub use text::unix_line_ends;
+pub use text::{crlf_len, crlf_line_ends, unix_line_ends};
 
 use std::io;
 use std::os::unix::fs::DirBuilderExt;

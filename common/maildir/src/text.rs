@@ -1,4 +1,5 @@
-//! Line ends as Maildir readers expect them.
+//! Line ends: LF as Maildir readers (and the queue) keep them, CRLF as
+//! the wire counts and carries them.
 
 /// CRLF line ends become LF, as Maildir readers expect; a lone CR stays.
 pub fn unix_line_ends(mut data: Vec<u8>) -> Vec<u8> {
@@ -17,9 +18,48 @@ pub fn unix_line_ends(mut data: Vec<u8>) -> Vec<u8> {
     data
 }
 
+/// Octets with CRLF line ends, as POP3, IMAP and SMTP's SIZE count
+/// them: a bare LF is two.
+pub fn crlf_len(bytes: &[u8]) -> u64 {
+    let mut previous = 0u8;
+    let mut size = 0u64;
+    for &byte in bytes {
+        size += if byte == b'\n' && previous != b'\r' {
+            2
+        } else {
+            1
+        };
+        previous = byte;
+    }
+    size
+}
+
+/// The bytes with every bare LF made CRLF.
+pub fn crlf_line_ends(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    let mut previous = 0u8;
+    for &byte in bytes {
+        if byte == b'\n' && previous != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(byte);
+        previous = byte;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_sizes_and_bytes() {
+        assert_eq!(crlf_len(b"a\nb\r\nc\r"), 8);
+        assert_eq!(crlf_len(b""), 0);
+        let wire = crlf_line_ends(b"a\nb\r\nc\r");
+        assert_eq!(wire, b"a\r\nb\r\nc\r");
+        assert_eq!(wire.len() as u64, crlf_len(b"a\nb\r\nc\r"));
+    }
 
     #[test]
     fn line_ends() {

@@ -1,7 +1,68 @@
 //! MTA-STS (RFC 8461) as text: a policy file, the `_mta-sts` TXT record
 //! that announces one, and the HTTP/1.1 response that carries it — the
 //! parsers of what the network sends, kept apart from postern-remote's
-//! fetching so they can be fuzzed and tested alone.
+//! fetching so they can be fuzzed and tested alone — and the cache file
+//! postern-remote keeps (`[remote] state_dir/mta-sts/DOMAIN`), which
+//! `postern-admin explain --route` reads too.
+
+use std::path::{Path, PathBuf};
+
+impl Mode {
+    /// As the policy file writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        }
+    }
+}
+
+/// A policy as cached: the TXT record's id it came with, when it was
+/// fetched (unix seconds), and the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cached {
+    pub id: String,
+    pub fetched: u64,
+    pub policy: Policy,
+}
+
+impl Cached {
+    /// Still within its max_age at `now`.
+    pub fn fresh(&self, now: u64) -> bool {
+        now < self.fetched.saturating_add(self.policy.max_age)
+    }
+}
+
+/// Where `domain`'s policy is cached.
+pub fn cache_path(state_dir: &Path, domain: &str) -> PathBuf {
+    state_dir.join("mta-sts").join(domain)
+}
+
+/// The cache file's text: `id ID`, `fetched SECS`, a blank line, the
+/// policy as fetched.
+pub fn cache_text(id: &str, fetched: u64, policy: &str) -> String {
+    format!("id {id}\nfetched {fetched}\n\n{policy}")
+}
+
+/// A cache file read back; `None` for one that does not read.
+pub fn read_cache(text: &str) -> Option<Cached> {
+    let (head, policy) = text.split_once("\n\n")?;
+    let mut id = None;
+    let mut fetched = None;
+    for line in head.lines() {
+        match line.split_once(' ') {
+            Some(("id", value)) => id = Some(value.to_string()),
+            Some(("fetched", value)) => fetched = value.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    Some(Cached {
+        id: id.unwrap_or_default(),
+        fetched: fetched?,
+        policy: Policy::parse(policy).ok()?,
+    })
+}
 
 /// RFC 8461 §3.2: the longest a policy may be cached.
 const MAX_AGE: u64 = 31_557_600;
@@ -191,6 +252,20 @@ mod tests {
         assert!(Policy::parse("mode: testing\nmx: a.b\nmax_age: 1\n").is_err());
         let none = Policy::parse("version: STSv1\nmode: none\nmax_age: 99999999999\n").unwrap();
         assert_eq!(none.max_age, MAX_AGE);
+    }
+
+    #[test]
+    fn the_cache_reads_back_what_it_wrote() {
+        let text = cache_text(
+            "7",
+            1000,
+            "version: STSv1\nmode: testing\nmx: a.test\nmax_age: 60\n",
+        );
+        let cached = read_cache(&text).unwrap();
+        assert_eq!((cached.id.as_str(), cached.fetched), ("7", 1000));
+        assert_eq!(cached.policy.mode.name(), "testing");
+        assert!(cached.fresh(1059) && !cached.fresh(1060));
+        assert_eq!(read_cache("junk"), None);
     }
 
     #[test]

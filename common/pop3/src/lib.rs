@@ -11,7 +11,8 @@ mod message_id;
 mod session;
 
 pub use encode::{Encoder, retrieve_header};
-pub use message_id::{HEAD_LIMIT, crlf_len, invalid_message_ids};
+pub use message_id::{HEAD_LIMIT, invalid_message_ids};
+pub use postern_maildir::crlf_len;
 pub use postern_mailstore::Listing;
 pub use postern_sasl::{Credentials, Mechanism};
 pub use session::{Action, Config, LoginFailure, Session};

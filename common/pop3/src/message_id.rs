@@ -57,21 +57,6 @@ pub fn invalid_message_ids(head: &[u8], whole: bool) -> Vec<Range<usize>> {
     }
 }
 
-/// Octets with CRLF line ends, as POP3 counts them: a bare LF is two.
-pub fn crlf_len(bytes: &[u8]) -> u64 {
-    let mut previous = 0u8;
-    let mut size = 0u64;
-    for &byte in bytes {
-        size += if byte == b'\n' && previous != b'\r' {
-            2
-        } else {
-            1
-        };
-        previous = byte;
-    }
-    size
-}
-
 /// `Message-ID:`, in any case, with the obsolete white space before the
 /// colon allowed.
 fn is_message_id_name(line: &[u8]) -> bool {
@@ -263,11 +248,5 @@ mod tests {
         let found = invalid_message_ids(b"Message-ID: x\nB: c", false);
         assert_eq!((found.len(), found[0].clone()), (1, 0..14));
         assert!(invalid_message_ids(b"Message-ID: x", false).is_empty());
-    }
-
-    #[test]
-    fn crlf_sizes() {
-        assert_eq!(crlf_len(b"a\nb\r\nc\r"), 8);
-        assert_eq!(crlf_len(b""), 0);
     }
 }

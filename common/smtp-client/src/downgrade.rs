@@ -9,6 +9,8 @@
 //! The downgraded bytes differ from the signed ones: a DKIM signature
 //! made before does not survive it (as with every MTA that converts).
 
+use crate::header::{field, split};
+
 /// The longest encoded line, before the soft break (RFC 2045: 76).
 const MAX_ENCODED: usize = 76;
 
@@ -53,36 +55,6 @@ pub fn to_seven_bit(message: &[u8]) -> Option<Vec<u8>> {
     out.extend_from_slice(b"Content-Transfer-Encoding: quoted-printable\n\n");
     encode_body(body, &mut out);
     Some(out)
-}
-
-/// The header section (without its blank line) and the body.
-fn split(message: &[u8]) -> (&[u8], &[u8]) {
-    if message.starts_with(b"\n") {
-        return (&[], &message[1..]);
-    }
-    match message.windows(2).position(|w| w == b"\n\n") {
-        Some(at) => (&message[..=at], &message[at + 2..]),
-        None => (message, &[]),
-    }
-}
-
-/// A field's value, unfolded.
-fn field(head: &[u8], name: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some((field, value)) = line.split_once(':') else {
-            continue;
-        };
-        if field.trim().eq_ignore_ascii_case(name) {
-            let mut value = value.to_string();
-            while lines.peek().is_some_and(|l| l.starts_with([' ', '\t'])) {
-                value.push_str(lines.next().unwrap_or_default());
-            }
-            return Some(value);
-        }
-    }
-    None
 }
 
 /// Quoted-printable, line by line: each LF a hard break, long lines

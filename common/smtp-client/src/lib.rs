@@ -19,6 +19,7 @@
 pub mod downgrade;
 mod encode;
 mod extensions;
+pub mod header;
 mod replies;
 mod session;
 
