@@ -17,11 +17,11 @@ per message, counted by strace over injector and server in a separate
 run of 300 messages (strace slows everything, so it is not timed). Needs root (peers-up does). Environment: BENCH_QUEUE_MESSAGES
 (default 10000), BENCH_QUEUE_STREAMS (10), BENCH_QUEUE_ROUNDS (3).
 """
-import json, os, shutil, signal, statistics, subprocess, sys, threading, time
+import json, os, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    message, BIN, FSYNC_CALLS, SHARED, add_mailboxes, cpu_seconds, empty_maildirs, pid_of, start_up, strace_calls,
+    message, inject_streams, BIN, FSYNC_CALLS, SHARED, add_mailboxes, cpu_seconds, empty_maildirs, pid_of, start_up, strace_calls,
     with_peers)
 N = int(os.environ.get("BENCH_QUEUE_MESSAGES", "10000"))
 STREAMS = int(os.environ.get("BENCH_QUEUE_STREAMS", "10"))
@@ -31,23 +31,9 @@ SIZE = 4096
 LIMIT_S = 600
 
 
-def inject_streams(command_for):
-    """Runs N sendmail processes, STREAMS at a time; returns the start time."""
-    failures = []
-    def stream(first):
-        for n in range(first, N, STREAMS):
-            p = subprocess.run(command_for(n), input=message(n, SIZE), capture_output=True)
-            if p.returncode != 0:
-                failures.append(p.stderr.decode(errors="replace"))
-    threads = [threading.Thread(target=stream, args=(s,)) for s in range(STREAMS)]
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        sys.exit(f"{len(failures)} injections failed: {failures[0]}")
-    return start
+def inject(command_for):
+    """N sendmail processes, STREAMS at a time; when they started."""
+    return inject_streams(N, STREAMS, command_for, lambda n: message(n, SIZE))
 
 
 def wait_for(maildirs, start, n=None):
@@ -69,7 +55,7 @@ def postern_round(work):
     maildirs = add_mailboxes(sandbox, USERS)
     lspawn, queue = (pid_of(f"{name} --config {etc}") for name in ("postern-lspawn", "postern-queue"))
     cpu0 = cpu_seconds(lspawn) + cpu_seconds(queue)
-    start = inject_streams(lambda n: [os.path.join(BIN, "postern-inject"), "--config", etc, "-i",
+    start = inject(lambda n: [os.path.join(BIN, "postern-inject"), "--config", etc, "-i",
                                       f"user{n % USERS}@example.test"])
     seconds = wait_for(maildirs, start)
     cpu = cpu_seconds(lspawn) + cpu_seconds(queue) - cpu0
@@ -110,7 +96,7 @@ def postfix_round(peers):
     empty_maildirs(maildirs)
     def command(n):
         return ["env", f"MAIL_CONFIG={env['MAIL_CONFIG']}", "/usr/sbin/sendmail", "-i", f"user{n % USERS}@bench.test"]
-    start = inject_streams(command)
+    start = inject(command)
     return N / wait_for(maildirs, start)
 
 

@@ -23,11 +23,11 @@ process of `postern up`, or of the Postfix master; for `smtp`, reception
 included). Needs root. Environment: BENCH_REMOTE_MESSAGES (2000),
 BENCH_REMOTE_ROUNDS (3), BENCH_SETTLE_SECONDS (12).
 """
-import json, os, shutil, signal, statistics, subprocess, sys, threading, time
+import json, os, shutil, signal, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_bench import (  # noqa: E402
-    message, BIN, SHARED, active_opens, port_of, start_up, tree_cpu_seconds, with_peers)
+    message, inject_streams, BIN, SHARED, active_opens, port_of, start_up, tree_cpu_seconds, with_peers)
 
 N = int(os.environ.get("BENCH_REMOTE_MESSAGES", "2000"))
 ROUNDS = int(os.environ.get("BENCH_REMOTE_ROUNDS", "3"))
@@ -63,21 +63,10 @@ def recipients():
 
 
 def inject(command_for):
-    """N sendmail processes, SESSIONS at a time."""
+    """N sendmail processes, SESSIONS at a time, to the recipients in turn."""
     addresses = recipients().split(",")
-    failures = []
-    def stream(first):
-        for n in range(first, N, SESSIONS):
-            p = subprocess.run(command_for(addresses[n % len(addresses)]), input=message(n, SIZE, "remote bench"), capture_output=True)
-            if p.returncode != 0:
-                failures.append(p.stderr.decode(errors="replace"))
-    threads = [threading.Thread(target=stream, args=(s,)) for s in range(SESSIONS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        sys.exit(f"{len(failures)} injections failed: {failures[0]}")
+    inject_streams(N, SESSIONS, lambda n: command_for(addresses[n % len(addresses)]),
+                   lambda n: message(n, SIZE, "remote bench"))
 
 
 def drain(queue_dirs, started):

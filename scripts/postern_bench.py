@@ -1,6 +1,6 @@
 """Helpers the Postern benchmarks share: `postern up` in a new sandbox, a
 process tree's CPU time, and strace's count of durable-write calls."""
-import contextlib, os, shutil, subprocess, sys, tempfile
+import contextlib, os, shutil, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("SHARED", os.path.join(ROOT, "..", "shared"))
@@ -19,6 +19,26 @@ def message(n, size, subject="bench"):
     """A test message of `size` bytes, numbered `n`."""
     head = f"Subject: {subject} {n}\nFrom: bench@example.org\n\n".encode()
     return head + b"x" * (size - len(head) - 1) + b"\n"
+
+
+def inject_streams(count, streams, command_for, input_for):
+    """Runs `count` sendmail processes (`command_for(n)`, fed
+    `input_for(n)`), `streams` at a time; returns when they started."""
+    failures = []
+    def stream(first):
+        for n in range(first, count, streams):
+            p = subprocess.run(command_for(n), input=input_for(n), capture_output=True)
+            if p.returncode != 0:
+                failures.append(p.stderr.decode(errors="replace"))
+    threads = [threading.Thread(target=stream, args=(s,)) for s in range(streams)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        sys.exit(f"{len(failures)} injections failed: {failures[0]}")
+    return start
 
 
 def tree_cpu_seconds(root):
