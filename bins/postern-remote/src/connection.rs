@@ -75,6 +75,8 @@ pub struct Target {
     pub mta_sts: Option<MtaSts>,
     /// The validating resolver DANE trusts, when one is named.
     pub dnssec_resolver: Option<SocketAddr>,
+    /// What DANE found so far, for the worker's later batches.
+    pub dane: std::cell::RefCell<crate::dane::Found>,
 }
 
 /// `[remote]`'s MTA-STS settings, and the policy of the destination once
@@ -195,7 +197,14 @@ pub async fn deliver(
                 // for it whatever else would (RFC 8461 §2).
                 let policy = match &dane {
                     Some(secure) => {
-                        match crate::dane::host_policy(secure, &target.policy, &name, port).await {
+                        let found = crate::dane::known_host_policy(
+                            &target.dane,
+                            secure,
+                            &target.policy,
+                            &name,
+                            port,
+                        );
+                        match found.await {
                             Ok(crate::dane::HostPolicy::Dane(dane)) => dane,
                             Ok(crate::dane::HostPolicy::None) => policy.clone(),
                             Err(status) => {
@@ -378,10 +387,20 @@ async fn secure_destination(target: &Target) -> Option<SecureDns> {
     if target.hop.literal {
         return Some(secure);
     }
-    match secure.mx_is_secure(&target.hop.host).await {
-        Ok(true) => Some(secure),
-        _ => None,
-    }
+    let known = target.dane.borrow().mx_secure;
+    let mx_secure = match known {
+        Some(known) => known,
+        // Only an answer is kept: a resolver that failed is asked again
+        // at the next batch.
+        None => match secure.mx_is_secure(&target.hop.host).await {
+            Ok(answer) => {
+                target.dane.borrow_mut().mx_secure = Some(answer);
+                answer
+            }
+            Err(_) => false,
+        },
+    };
+    mx_secure.then_some(secure)
 }
 
 /// A failure's reply naming the policy that demanded what failed.

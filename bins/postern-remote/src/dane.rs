@@ -9,6 +9,8 @@
 //! unauthenticated. A DANE failure defers the mail: it is never sent to
 //! that host without TLS.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use postern_config::TlsLevel;
@@ -24,11 +26,43 @@ use crate::opportunistic::AnyCertificate;
 use crate::policy::Policy;
 
 /// What DANE makes of one host.
+#[derive(Clone)]
 pub enum HostPolicy {
     /// No validated TLSA records: the destination's own policy holds.
     None,
     /// Held to its records.
     Dane(Policy),
+}
+
+/// What DANE found for the worker's destination, asked once for the
+/// worker's life (a destination, while its connection is cached): whether
+/// its MX answer validated, and each host's policy.
+#[derive(Default)]
+pub struct Found {
+    pub mx_secure: Option<bool>,
+    hosts: HashMap<String, HostPolicy>,
+}
+
+/// `host_policy`, asked of the resolver once per worker.
+pub async fn known_host_policy(
+    found: &RefCell<Found>,
+    secure: &SecureDns,
+    base: &Policy,
+    host: &str,
+    port: u16,
+) -> Result<HostPolicy, Status> {
+    if let Some(known) = found.borrow().hosts.get(host) {
+        return Ok(known.clone());
+    }
+    let answer = host_policy(secure, base, host, port).await;
+    // A failed lookup is asked again at the next batch.
+    if let Ok(policy) = &answer {
+        found
+            .borrow_mut()
+            .hosts
+            .insert(host.to_string(), policy.clone());
+    }
+    answer
 }
 
 /// The policy for `host` on `port`, given the destination's (`base`); an

@@ -161,6 +161,7 @@ fn single(args: Args, runtime: &tokio::runtime::Runtime) -> i32 {
         signer: None,
         mta_sts: None,
         dnssec_resolver: None,
+        dane: Default::default(),
     };
     let results = runtime.block_on(connection::deliver(&target, &mut jobs, &mut None));
     for (recipient, delivered) in jobs[0].recipients.iter().zip(&results[0]) {

@@ -93,6 +93,7 @@ pub fn run(dir: &Path, destination: String, runtime: &tokio::runtime::Runtime) -
             found: std::cell::RefCell::new(None),
         }),
         dnssec_resolver: remote.dnssec_resolver,
+        dane: Default::default(),
     });
     runtime.block_on(async {
         let mut cache = None;
