@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::outbound::{admin, explain_route, message, queue_mail};
 use crate::queue::{mailq, wait_for};
 use crate::suite::Suite;
-use crate::util::{messages, wait_until};
+use crate::util::{messages, success_text, wait_until};
 
 /// The SHA-256 of what `extract` (an OpenSSL pipeline reading the PEM
 /// certificate at `cert`) gives, as hex.
@@ -22,14 +22,7 @@ fn sha256_of(cert: &std::path::Path, extract: &str) -> String {
         "openssl x509 -in {} {extract} | openssl dgst -sha256 -hex",
         cert.display()
     );
-    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
+    success_text(Command::new("sh").args(["-c", &script]).output().unwrap())
         .rsplit(' ')
         .next()
         .unwrap()

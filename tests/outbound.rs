@@ -9,10 +9,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::queue::{mailq, wait_for, wait_until_empty};
+use crate::queue::{flush, mailq, wait_for, wait_until_empty};
 use crate::remote::{Sink, dump_ending, free_port, sink_at};
 use crate::suite::{Suite, demo_auth, python, swaks};
-use crate::util::{messages, program, wait_until};
+use crate::util::{messages, program, success_text, wait_until};
 
 /// remote.test's mail goes to mx.remote.test, at 127.0.0.10.
 const ZONE: &str = "\
@@ -53,28 +53,19 @@ pub fn queue_mail(s: &Suite, recipients: &[&str], text: &str) {
         .arg(s.etc())
         .args(["-f", "demo@example.test"])
         .args(recipients);
-    let out = crate::util::run_with_input(&mut inject, text.as_bytes());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    success_text(crate::util::run_with_input(&mut inject, text.as_bytes()));
 }
 
 /// What `postern-admin explain --route ADDRESS` prints.
 pub fn explain_route(s: &Suite, address: &str) -> String {
-    let out = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["explain", "--route", address])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    success_text(
+        Command::new(program("postern-admin"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(["explain", "--route", address])
+            .output()
+            .unwrap(),
+    )
 }
 
 /// swaks sending `text` from 127.0.0.2 to `server`, with `extra`.
@@ -243,20 +234,9 @@ fn a_temporary_refusal_is_retried_and_mailq_shows_the_reply() {
     // The server takes mail again; a flush of its domain sends it now.
     drop(refusing);
     let sink = sink_at("127.0.0.10", port, &[]);
-    let out = Command::new(program("postern-queue"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["--flush", "remote.test"])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        flush(&s.etc(), &["remote.test"]),
         "postern-queue: flushing the mail for remote.test\n"
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     added_fields(&sink, &text);
     wait_until_empty(&s.etc());
@@ -312,16 +292,13 @@ fn postern_remote_runs_as_its_own_user_and_cannot_read_the_accounts() {
 
 /// `postern-admin` of a suite, which must succeed.
 pub fn admin(s: &Suite, args: &[&str]) {
-    let out = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    success_text(
+        Command::new(program("postern-admin"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(args)
+            .output()
+            .unwrap(),
     );
 }
 
@@ -399,13 +376,7 @@ fn a_smarthost_takes_the_mail_after_auth_over_a_verified_tls() {
     );
     // Trusting the ISP's certificate, the flushed message goes.
     std::fs::copy(isp.dir.join("tls/cert.pem"), &bundle).unwrap();
-    let out = Command::new(program("postern-queue"))
-        .arg("--config")
-        .arg(s.etc())
-        .arg("--flush")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    flush(&s.etc(), &[]);
     let maildir = isp.dir.join("mail/remote.test/friend/Maildir");
     wait_for(&maildir, 1);
     let (_, bytes) = messages(&maildir).remove(0);
@@ -459,13 +430,7 @@ fn the_transport_map_splits_delivery_and_a_tls_policy_holds_cleartext_mail() {
     assert!(!sink.dump.exists(), "mail went in cleartext");
     // Opportunistic again: the flushed message goes in cleartext.
     std::fs::write(s.etc().join("tls_policy"), "127.0.0.10 may\n").unwrap();
-    let out = Command::new(program("postern-queue"))
-        .arg("--config")
-        .arg(s.etc())
-        .arg("--flush")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    flush(&s.etc(), &[]);
     added_fields(&sink, &text);
     s.wait_for_log(&format!("relay=127.0.0.10[127.0.0.10]:{}", sink.port));
     wait_until_empty(&s.etc());

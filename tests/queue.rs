@@ -37,6 +37,19 @@ pub fn wait_until_empty(etc: &std::path::Path) {
     );
 }
 
+/// `postern-queue --flush [ARGS]`: what it printed, once it succeeded.
+pub fn flush(etc: &std::path::Path, args: &[&str]) -> String {
+    crate::util::success_text(
+        Command::new(program("postern-queue"))
+            .arg("--config")
+            .arg(etc)
+            .arg("--flush")
+            .args(args)
+            .output()
+            .unwrap(),
+    )
+}
+
 pub fn mailq(etc: &std::path::Path) -> String {
     let out = Command::new(program("postern-inject"))
         .arg("--config")

@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::queue::{mailq, wait_for};
+use crate::queue::{flush, mailq, wait_for};
 use crate::sandbox::{port, sandbox_dir, start_logged, stop};
 use crate::suite::{Suite, swaks};
 use crate::util::{code_and_text, program, run_with_input, wait_until};
@@ -152,13 +152,7 @@ fn a_typo_takes_no_mail_down_and_reload_takes_up_only_a_file_that_loads() {
     // (The sandbox's postern.toml has dotted keys only.)
     let changed = format!("{good}smtpd.relay_refusal = \"Relaying denied here\"\n");
     std::fs::write(&toml, &changed).unwrap();
-    let flush = Command::new(program("postern-queue"))
-        .arg("--config")
-        .arg(s.etc())
-        .arg("--flush")
-        .output()
-        .unwrap();
-    assert!(flush.status.success());
+    flush(&s.etc(), &[]);
     wait_for(&s.dir.join("mail/example.test/demo/Maildir"), 1);
 
     // The fixed and changed file: a reload restarts the listeners with it.

@@ -5,25 +5,18 @@
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{program, run_with_input};
+use crate::util::{Running, program, run_with_input};
 
 pub struct Sink {
-    child: Child,
+    _child: Running,
     pub port: u16,
     pub dump: std::path::PathBuf,
     /// Its stderr: with `-v`, a `connect` line per connection.
     pub log: std::path::PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A port free on 127.0.0.10 and 127.0.0.11.
@@ -76,7 +69,7 @@ pub fn sink_at(ip: &str, port: u16, options: &[&str]) -> Sink {
         std::thread::sleep(Duration::from_millis(50));
     }
     Sink {
-        child,
+        _child: Running(child),
         port,
         dump,
         log,

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use crate::queue::{mailq, wait_for};
 use crate::suite::{Suite, python, swaks};
-use crate::util::messages;
+use crate::util::{messages, success_text};
 
 #[test]
 fn swaks_mail_lands_byte_for_byte_through_the_queue() {
@@ -259,18 +259,14 @@ fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
 }
 
 fn explain(s: &Suite, ip: &str, address: &str) -> String {
-    let out = Command::new(crate::util::program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["explain", "--relay", ip, address])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    success_text(
+        Command::new(crate::util::program("postern-admin"))
+            .arg("--config")
+            .arg(s.etc())
+            .args(["explain", "--relay", ip, address])
+            .output()
+            .unwrap(),
+    )
 }
 
 #[test]

@@ -398,16 +398,18 @@ pub fn socket_activated(program: &Path, etc: &Path, per_connection: bool) -> (u1
     (port, Running(command.spawn().unwrap()))
 }
 
-/// A program's stdout lines, once it has succeeded (else its stderr).
-pub fn success_lines(out: Output) -> Vec<String> {
+/// A program's stdout, once it has succeeded (else it fails with its
+/// stderr).
+pub fn success_text(out: Output) -> String {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A program's stdout lines, once it has succeeded (else its stderr).
+pub fn success_lines(out: Output) -> Vec<String> {
+    success_text(out).lines().map(str::to_string).collect()
 }
