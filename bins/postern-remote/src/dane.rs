@@ -19,7 +19,6 @@ use postern_queue_format::Status;
 use rustls::DigitallySignedStruct;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::opportunistic::AnyCertificate;
@@ -91,7 +90,6 @@ pub async fn host_policy(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = DaneVerifier {
         records: usable,
-        provider: Arc::clone(&provider),
         signatures: AnyCertificate {
             provider: Arc::clone(&provider),
         },
@@ -139,8 +137,8 @@ fn matches(record: &Tlsa, certificate: &CertificateDer<'_>) -> bool {
 #[derive(Debug)]
 struct DaneVerifier {
     records: Vec<Tlsa>,
-    provider: Arc<CryptoProvider>,
-    /// The handshake's signatures are checked as for any certificate.
+    /// The handshake's signatures are checked as for any certificate;
+    /// its provider serves DANE-TA's chain check too.
     signatures: AnyCertificate,
 }
 
@@ -172,7 +170,7 @@ impl ServerCertVerifier for DaneVerifier {
                 }
                 let verifier = WebPkiServerVerifier::builder_with_provider(
                     Arc::new(roots),
-                    Arc::clone(&self.provider),
+                    Arc::clone(&self.signatures.provider),
                 )
                 .build()
                 .map_err(|e| rustls::Error::General(e.to_string()))?;
