@@ -124,3 +124,27 @@ fn a_matching_tlsa_record_lets_mail_go_and_a_wrong_one_holds_it() {
     s.stop();
     mx.stop();
 }
+
+#[test]
+fn mail_waits_while_the_validating_resolver_cannot_answer() {
+    let nsd = postern_dns::testing::Nsd::start(
+        "remote IN MX 10 mx.remote.test.\n\
+         mx.remote IN A 127.0.0.10\n",
+    );
+    let sink = crate::remote::sink_at("127.0.0.10", crate::remote::free_port(), &[]);
+    // Nothing listens on the discard port: the resolver gives no answer,
+    // so whether the MX answer is bogus cannot be known.
+    let s = Suite::start(&[
+        &format!("remote.nameservers = [\"{}\"]", nsd.address),
+        "remote.dnssec_resolver = \"127.0.0.1:9\"",
+        &format!("remote.port = {}", sink.port),
+    ]);
+    queue_mail(&s, &["friend@remote.test"], &message("unknown"));
+    wait_until(
+        Duration::from_secs(30),
+        || mailq(&s.etc()).contains("DNSSEC resolver 127.0.0.1:9"),
+        || format!("mailq: {}\n{}", mailq(&s.etc()), s.log_text()),
+    );
+    assert!(!sink.dump.exists(), "mail went without its DANE check");
+    s.stop();
+}

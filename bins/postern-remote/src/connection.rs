@@ -191,7 +191,12 @@ pub async fn deliver(
                     last = Reply::new(451, "4.7.5", why);
                 }
             }
-            let dane = secure_destination(target).await;
+            // A resolver that cannot say whether the MX answer validated
+            // defers the mail: it may be bogus (RFC 7672 §2.2.1).
+            let dane = match secure_destination(target).await {
+                Ok(dane) => dane,
+                Err(status) => return finish(results, reply_of(&status), false),
+            };
             'hosts: for (name, addresses) in hosts {
                 // DANE, where the host has validated TLSA records, holds
                 // for it whatever else would (RFC 8461 §2).
@@ -380,27 +385,28 @@ async fn effective_policy(
 /// The validating resolver to ask for TLSA records, when DANE can apply
 /// to this destination: one is named, no tls_policy line decides, and the
 /// MX records that named the hosts validated (a `[host]` next hop was
-/// named by the admin, which is as good).
-async fn secure_destination(target: &Target) -> Option<SecureDns> {
-    let resolver = target.dnssec_resolver.filter(|_| !target.policy.explicit)?;
+/// named by the admin, which is as good). An error when the resolver
+/// gave no answer.
+async fn secure_destination(target: &Target) -> Result<Option<SecureDns>, Status> {
+    let Some(resolver) = target.dnssec_resolver.filter(|_| !target.policy.explicit) else {
+        return Ok(None);
+    };
     let secure = SecureDns::new(resolver, target.dns_timeout);
     if target.hop.literal {
-        return Some(secure);
+        return Ok(Some(secure));
     }
     let known = target.dane.borrow().mx_secure;
     let mx_secure = match known {
         Some(known) => known,
         // Only an answer is kept: a resolver that failed is asked again
         // at the next batch.
-        None => match secure.mx_is_secure(&target.hop.host).await {
-            Ok(answer) => {
-                target.dane.borrow_mut().mx_secure = Some(answer);
-                answer
-            }
-            Err(_) => false,
-        },
+        None => {
+            let answer = secure.mx_is_secure(&target.hop.host).await?;
+            target.dane.borrow_mut().mx_secure = Some(answer);
+            answer
+        }
     };
-    mx_secure.then_some(secure)
+    Ok(mx_secure.then_some(secure))
 }
 
 /// A failure's reply naming the policy that demanded what failed.
