@@ -3,8 +3,9 @@
 //! with sizes and UIDLs (Dovecot's kept where `dovecot-uidlist` has them),
 //! the size cache, the one-session lock and deletions that keep
 //! `maildirsize` true; and a folder's IMAP UID list, kept in Dovecot's
-//! `dovecot-uidlist` format under its lock protocol (`uidlist`). IMAP's
-//! folders and index come here next.
+//! `dovecot-uidlist` format under its lock protocol (`uidlist`); and a
+//! folder as IMAP reads it (`folder`), through the index and cache kept
+//! beside it (`index`).
 //! No protocol's types are inside: a server's glue turns what the store
 //! says into its protocol's answers.
 //!
@@ -18,6 +19,8 @@
 //! an error: POP3's UPDATE counts it removed, RETR says it is gone.
 
 mod cache;
+pub mod folder;
+pub mod index;
 mod listing;
 mod lock;
 mod maildrop;

@@ -7,7 +7,9 @@
 //! the order of the names (delivery time first); a listed message whose
 //! file is missing is taken as expunged only if a second scan confirms
 //! it, since a file renamed from `new/` to `cur/` during a scan can be
-//! missed by both reads. UIDs are never renumbered.
+//! missed by both reads. UIDs are never renumbered. The list is written
+//! only when messages came or went: the names it holds are the last
+//! known ones, and a flag change alone does not rewrite it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -73,10 +75,9 @@ pub fn sync(folder: &Path, now: SystemTime) -> io::Result<Synced> {
     list.records
         .retain_mut(|record| match files.remove(record.base()) {
             Some(name) => {
-                if name != record.name {
-                    record.name = name;
-                    changed = true;
-                }
+                // A new name is a flag change: the list's names are hints
+                // (Dovecot's are stale too), not worth a rewrite.
+                record.name = name;
                 true
             }
             None => {

@@ -1,0 +1,602 @@
+//! A folder as IMAP (and later the webmail) reads it: its UIDs, each
+//! message's flags, size, date and described fields, from the index and
+//! cache beside the Maildir (`index`), kept in line with the files.
+//!
+//! Checking costs four `stat`s: the index's snapshot records `new/`'s and
+//! `cur/`'s mtimes and `dovecot-uidlist`'s size, mtime and inode, and
+//! while they match (and are not within a second of the clock, when a
+//! change could leave them the same) the snapshot is the folder. When
+//! they differ, the folder is synced under its lock: the UID list with
+//! the files (`uidsync`), then a new snapshot in which known messages
+//! keep their size, date and cache entry, only their flags read again
+//! from their names, and new messages are read once and described into
+//! the cache. Readers take no lock: the snapshot is replaced by rename,
+//! and a session keeps the one it mapped until it can tell its client
+//! what changed.
+//!
+//! The index and cache can be deleted at any time: the next open rebuilds
+//! them from the Maildir and `dovecot-uidlist`, with the same UIDs.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::index::entries::{self, CACHE_FILE, Describe, Entry};
+use crate::index::snapshot::{self, Header, INDEX_FILE, Record, Snapshot, Stamps};
+
+/// A file's bytes, mapped when it has any.
+pub enum Mapped {
+    Map(memmap2::Mmap),
+    Bytes(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Mapped::Map(map) => map,
+            Mapped::Bytes(bytes) => bytes,
+        }
+    }
+}
+
+fn map(file: &File, len: u64) -> io::Result<Mapped> {
+    if len == 0 {
+        return Ok(Mapped::Bytes(Vec::new()));
+    }
+    // SAFETY: the index is never written in place (new snapshots are
+    // renamed over it), and the cache only grows past the mapped length;
+    // every read through the map is bounds-checked against its length.
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
+    Ok(Mapped::Map(map))
+}
+
+/// One open folder.
+pub struct Folder {
+    path: PathBuf,
+    describe: Describe,
+    snapshot: Snapshot<Mapped>,
+    /// The index file's inode and mtime when mapped.
+    index_stamp: (u64, i64),
+    cache: Mapped,
+}
+
+fn nanos(meta: &std::fs::Metadata) -> i64 {
+    meta.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.mtime_nsec())
+}
+
+fn now_nanos(now: SystemTime) -> i64 {
+    now.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// The folder's stamps now; a directory time within a second of `now` is
+/// recorded as 0, which never matches, since a change in the same clock
+/// tick would leave it as it is.
+fn stamps(folder: &Path, now: SystemTime) -> io::Result<Stamps> {
+    let now = now_nanos(now);
+    let dir_time = |sub: &str| match std::fs::metadata(folder.join(sub)) {
+        Ok(meta) => {
+            let time = nanos(&meta);
+            Ok(if now - time < 1_000_000_000 { 0 } else { time })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(-1),
+        Err(e) => Err(e),
+    };
+    let mut stamps = Stamps {
+        new_mtime: dir_time("new")?,
+        cur_mtime: dir_time("cur")?,
+        ..Stamps::default()
+    };
+    match std::fs::metadata(folder.join(crate::uidlist::UIDLIST_FILE)) {
+        Ok(meta) => {
+            stamps.uidlist_size = meta.len();
+            stamps.uidlist_mtime = nanos(&meta);
+            stamps.uidlist_inode = meta.ino();
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(stamps)
+}
+
+fn fresh(stamps: &Stamps) -> bool {
+    stamps.new_mtime != 0 && stamps.cur_mtime != 0
+}
+
+/// What a refresh found: the snapshot the folder had before, when it
+/// changed, so the reader can tell what came, went and changed flags.
+pub struct Refreshed {
+    pub previous: Option<Snapshot<Mapped>>,
+    /// UIDs this reader is the first to see (`\Recent`), when it asked.
+    pub recent: Vec<u32>,
+}
+
+/// The folder's lock for writers of the index and cache: an flock on the
+/// cache file, which they append to anyway.
+struct WriterLock {
+    file: File,
+}
+
+impl WriterLock {
+    fn take(folder: &Path) -> io::Result<WriterLock> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .read(true)
+            .open(folder.join(CACHE_FILE))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(WriterLock { file })
+    }
+}
+
+fn load_index(folder: &Path) -> io::Result<Option<(Snapshot<Mapped>, (u64, i64))>> {
+    let file = match File::open(folder.join(INDEX_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    let mapped = map(&file, meta.len())?;
+    Ok(Snapshot::parse(mapped)
+        .ok()
+        .map(|snapshot| (snapshot, (meta.ino(), nanos(&meta)))))
+}
+
+fn load_cache(folder: &Path, len: u64) -> io::Result<Option<Mapped>> {
+    let file = match File::open(folder.join(CACHE_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok((len == 0).then(|| Mapped::Bytes(Vec::new())));
+        }
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.len() < len {
+        return Ok(None);
+    }
+    map(&file, len).map(Some)
+}
+
+impl Folder {
+    /// Opens the Maildir folder at `path` (INBOX is the Maildir itself),
+    /// synced with its files; `claim_recent` takes the messages no one
+    /// has seen as this reader's `\Recent` ones.
+    pub fn open(
+        path: &Path,
+        describe: Describe,
+        claim_recent: bool,
+        now: SystemTime,
+    ) -> io::Result<(Folder, Vec<u32>)> {
+        let empty = Snapshot::parse(Mapped::Bytes(snapshot::encode(&Header::default(), &[])))?;
+        let mut folder = Folder {
+            path: path.to_path_buf(),
+            describe,
+            snapshot: empty,
+            index_stamp: (0, 0),
+            cache: Mapped::Bytes(Vec::new()),
+        };
+        let refreshed = folder.refresh(claim_recent, now)?;
+        Ok((folder, refreshed.recent))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Brings the folder up to date; cheap when nothing changed.
+    pub fn refresh(&mut self, claim_recent: bool, now: SystemTime) -> io::Result<Refreshed> {
+        let current = stamps(&self.path, now)?;
+        let header = &self.snapshot.header;
+        let unclaimed = claim_recent && header.first_recent < header.next_uid;
+        if self.index_stamp.0 != 0
+            && fresh(&current)
+            && current == header.stamps
+            && !unclaimed
+            && self.index_unchanged()
+        {
+            return Ok(Refreshed {
+                previous: None,
+                recent: Vec::new(),
+            });
+        }
+        // Another reader may have done the work: a snapshot on disk that
+        // matches the folder is taken as it is.
+        if !unclaimed
+            && fresh(&current)
+            && let Some((snapshot, stamp)) = load_index(&self.path)?
+            && snapshot.header.stamps == current
+            && stamp != self.index_stamp
+            && let Some(cache) = load_cache(&self.path, snapshot.header.cache_len)?
+        {
+            self.cache = cache;
+            self.index_stamp = stamp;
+            let previous = std::mem::replace(&mut self.snapshot, snapshot);
+            return Ok(Refreshed {
+                previous: Some(previous),
+                recent: Vec::new(),
+            });
+        } else if !unclaimed && fresh(&current) && current == self.snapshot.header.stamps {
+            return Ok(Refreshed {
+                previous: None,
+                recent: Vec::new(),
+            });
+        }
+        self.sync(claim_recent, now)
+    }
+
+    fn index_unchanged(&self) -> bool {
+        std::fs::metadata(self.path.join(INDEX_FILE))
+            .is_ok_and(|meta| (meta.ino(), nanos(&meta)) == self.index_stamp)
+    }
+
+    /// The full sync, under the writers' lock.
+    fn sync(&mut self, claim_recent: bool, now: SystemTime) -> io::Result<Refreshed> {
+        let mut lock = WriterLock::take(&self.path)?;
+        // Taken before the scan: a change during it leaves a time that
+        // differs from these, and the next check syncs again.
+        let mut taken = stamps(&self.path, now)?;
+        let synced = crate::uidsync::sync(&self.path, now)?;
+        let uidlist = stamps(&self.path, now)?;
+        taken.uidlist_size = uidlist.uidlist_size;
+        taken.uidlist_mtime = uidlist.uidlist_mtime;
+        taken.uidlist_inode = uidlist.uidlist_inode;
+        let on_disk = load_index(&self.path)?;
+        let cache_len = lock.file.metadata()?.len();
+        let old = match &on_disk {
+            Some((snapshot, _))
+                if snapshot.header.validity == synced.list.validity
+                    && snapshot.header.cache_len <= cache_len =>
+            {
+                Some(snapshot)
+            }
+            _ => None,
+        };
+        let old_cache = match old {
+            Some(snapshot) => load_cache(&self.path, snapshot.header.cache_len)?,
+            None => None,
+        };
+        let first_recent = old.map_or(1, |s| s.header.first_recent);
+        let mut appended = Vec::new();
+        let mut records: Vec<(Record, &str)> = Vec::with_capacity(synced.list.records.len());
+        for listed in &synced.list.records {
+            let (flags, keywords) = snapshot::letters_of(&listed.name);
+            let known = match (old, &old_cache) {
+                (Some(snapshot), Some(cache)) => snapshot
+                    .search(listed.uid)
+                    .ok()
+                    .map(|at| snapshot.record(at))
+                    .filter(|r| entries::entry(cache.as_ref(), r.cache_offset, r.uid).is_some()),
+                _ => None,
+            };
+            let record = match known {
+                Some(record) => Record {
+                    flags,
+                    keywords,
+                    ..record
+                },
+                None => {
+                    let Some((bytes, internal_date)) = read_message(&self.path, &listed.name)?
+                    else {
+                        // Gone since the scan: the next sync sees it.
+                        continue;
+                    };
+                    let offset = cache_len + appended.len() as u64;
+                    entries::encode(listed.uid, &(self.describe)(&bytes), &mut appended);
+                    Record {
+                        uid: listed.uid,
+                        flags,
+                        keywords,
+                        size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                        internal_date,
+                        cache_offset: offset,
+                    }
+                }
+            };
+            records.push((record, &listed.name));
+        }
+        if !appended.is_empty() {
+            lock.file.write_all(&appended)?;
+        }
+        let mut header = Header {
+            validity: synced.list.validity,
+            next_uid: synced.list.next,
+            count: records.len() as u32,
+            first_recent,
+            names_len: 0,
+            stamps: taken,
+            cache_len: cache_len + appended.len() as u64,
+        };
+        let recent: Vec<u32> = match claim_recent {
+            true => records
+                .iter()
+                .map(|(r, _)| r.uid)
+                .filter(|&uid| uid >= first_recent)
+                .collect(),
+            false => Vec::new(),
+        };
+        if claim_recent {
+            header.first_recent = header.next_uid;
+        }
+        let bytes = snapshot::encode(&header, &records);
+        // Not synced to disk: the index is rebuilt from the Maildir if a
+        // crash loses it, and a rebuild only costs time.
+        let temporary = self
+            .path
+            .join(format!("{INDEX_FILE}.{}", std::process::id()));
+        std::fs::write(&temporary, &bytes)?;
+        std::fs::rename(&temporary, self.path.join(INDEX_FILE))?;
+        drop(lock);
+        let written = Snapshot::parse(&bytes[..])?.header;
+        let (snapshot, stamp) = match load_index(&self.path)? {
+            Some((snapshot, stamp)) if snapshot.header == written => (snapshot, stamp),
+            // Replaced already by another writer's: ours until the next
+            // refresh reads theirs.
+            _ => (Snapshot::parse(Mapped::Bytes(bytes))?, (0, 0)),
+        };
+        self.cache =
+            load_cache(&self.path, snapshot.header.cache_len)?.unwrap_or(Mapped::Bytes(Vec::new()));
+        self.index_stamp = stamp;
+        let previous = std::mem::replace(&mut self.snapshot, snapshot);
+        Ok(Refreshed {
+            previous: Some(previous),
+            recent,
+        })
+    }
+
+    pub fn snapshot(&self) -> &Snapshot<Mapped> {
+        &self.snapshot
+    }
+
+    pub fn validity(&self) -> u32 {
+        self.snapshot.header.validity
+    }
+
+    pub fn next_uid(&self) -> u32 {
+        self.snapshot.header.next_uid
+    }
+
+    pub fn len(&self) -> usize {
+        self.snapshot.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_empty()
+    }
+
+    /// Message `index`'s cached fields, if its entry is whole.
+    pub fn entry(&self, index: usize) -> Option<Entry<'_>> {
+        let record = self.snapshot.record(index);
+        entries::entry(self.cache.as_ref(), record.cache_offset, record.uid)
+    }
+
+    /// What `describe` makes of message `index`, from the cache or, when
+    /// its entry is missing, from the file.
+    pub fn field(&self, index: usize, n: usize) -> io::Result<Vec<u8>> {
+        if let Some(entry) = self.entry(index) {
+            return Ok(entry.field(n).to_vec());
+        }
+        let bytes = self.message(index)?;
+        Ok((self.describe)(&bytes)
+            .into_iter()
+            .nth(n)
+            .unwrap_or_default())
+    }
+
+    /// Message `index`'s bytes with CRLF line ends; `NotFound` when it
+    /// is gone.
+    pub fn message(&self, index: usize) -> io::Result<Vec<u8>> {
+        match read_message(&self.path, self.snapshot.name(index))? {
+            Some((bytes, _)) => Ok(bytes),
+            None => Err(io::ErrorKind::NotFound.into()),
+        }
+    }
+
+    /// Adds flag letters (`'S'`...) to message `index`'s file name,
+    /// moving it to `cur/`; the folder's next refresh shows it.
+    pub fn add_flags(&self, index: usize, letters: &str) -> io::Result<()> {
+        let name = self.snapshot.name(index);
+        let Some((from, current)) = locate(&self.path, name)? else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        let (base, info) = match current.split_once(":2,") {
+            Some((base, info)) => (base, info),
+            None => (
+                current.split_once(':').map_or(current.as_str(), |(b, _)| b),
+                "",
+            ),
+        };
+        let mut all: Vec<char> = info.chars().chain(letters.chars()).collect();
+        all.sort_unstable();
+        all.dedup();
+        if all.iter().collect::<String>() == info && from.ends_with("cur") {
+            return Ok(());
+        }
+        let target = self
+            .path
+            .join("cur")
+            .join(format!("{base}:2,{}", all.into_iter().collect::<String>()));
+        std::fs::rename(from.join(&current), target)
+    }
+}
+
+/// Where a message is now: its directory and current file name, found by
+/// its base name when flags changed it since it was listed.
+fn locate(folder: &Path, name: &str) -> io::Result<Option<(PathBuf, String)>> {
+    for sub in ["cur", "new"] {
+        let dir = folder.join(sub);
+        if dir.join(name).exists() {
+            return Ok(Some((dir, name.to_string())));
+        }
+    }
+    let base = name.split_once(':').map_or(name, |(base, _)| base);
+    for sub in ["cur", "new"] {
+        let dir = folder.join(sub);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let found = entry?.file_name().to_string_lossy().into_owned();
+            if found.split_once(':').map_or(found.as_str(), |(b, _)| b) == base {
+                return Ok(Some((dir, found)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A message's bytes (CRLF line ends) and its internal date (the file's
+/// mtime, as deliveries set it), or `None` when the file is gone.
+fn read_message(folder: &Path, name: &str) -> io::Result<Option<(Vec<u8>, i64)>> {
+    let Some((dir, current)) = locate(folder, name)? else {
+        return Ok(None);
+    };
+    let mut file = match File::open(dir.join(current)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let date = file.metadata()?.mtime();
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(Some((postern_maildir::crlf_line_ends(&bytes), date)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test's description: the Subject line and the size.
+    fn describe(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let subject = bytes
+            .split(|&b| b == b'\n')
+            .find_map(|line| line.strip_prefix(b"Subject: "))
+            .unwrap_or_default();
+        vec![subject.to_vec(), bytes.len().to_string().into_bytes()]
+    }
+
+    fn maildir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        dir
+    }
+
+    fn put(dir: &Path, sub: &str, name: &str, subject: &str) {
+        let text = format!("Subject: {subject}\nFrom: a@b\n\nbody\n");
+        std::fs::write(dir.join(sub).join(name), text).unwrap();
+    }
+
+    /// A clock far enough ahead that no directory time is "too recent".
+    fn later() -> SystemTime {
+        SystemTime::now() + std::time::Duration::from_secs(5)
+    }
+
+    fn uids(folder: &Folder) -> Vec<u32> {
+        (0..folder.len())
+            .map(|i| folder.snapshot().uid(i))
+            .collect()
+    }
+
+    #[test]
+    fn a_folder_opens_with_uids_sizes_and_described_fields() {
+        let dir = maildir();
+        put(dir.path(), "new", "1700000001.M1P1.host", "one");
+        put(dir.path(), "cur", "1700000002.M2P1.host:2,FS", "two");
+        let (folder, recent) = Folder::open(dir.path(), describe, true, later()).unwrap();
+        assert_eq!(uids(&folder), [1, 2]);
+        assert_eq!(recent, [1, 2]);
+        let record = folder.snapshot().record(1);
+        assert_eq!(record.flags, (1 << (b'F' - b'A')) | (1 << (b'S' - b'A')));
+        // CRLF octets: four lines of the file each gain a CR.
+        let file_len = "Subject: two\nFrom: a@b\n\nbody\n".len() as u32;
+        assert_eq!(record.size, file_len + 4);
+        assert_eq!(folder.entry(0).unwrap().field(0), b"one\r");
+        assert_eq!(
+            folder.field(1, 1).unwrap(),
+            (file_len + 4).to_string().as_bytes()
+        );
+        // Seen once: a second reader gets no \Recent.
+        let (_, recent) = Folder::open(dir.path(), describe, true, later()).unwrap();
+        assert!(recent.is_empty());
+    }
+
+    #[test]
+    fn a_refresh_reports_what_others_changed_and_keeps_uids() {
+        let dir = maildir();
+        for n in 1..=3 {
+            put(dir.path(), "new", &format!("170000000{n}.M{n}P1.host"), "m");
+        }
+        let (mut folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        assert!(folder.refresh(false, later()).unwrap().previous.is_none());
+        // mutt reads 1, deletes 2; a delivery brings 4.
+        std::fs::rename(
+            dir.path().join("new/1700000001.M1P1.host"),
+            dir.path().join("cur/1700000001.M1P1.host:2,S"),
+        )
+        .unwrap();
+        std::fs::remove_file(dir.path().join("new/1700000002.M2P1.host")).unwrap();
+        put(dir.path(), "new", "1700000004.M4P1.host", "m");
+        let refreshed = folder.refresh(true, later()).unwrap();
+        let previous = refreshed.previous.unwrap();
+        assert_eq!(previous.len(), 3);
+        assert_eq!(uids(&folder), [1, 3, 4]);
+        assert_eq!(refreshed.recent, [1, 3, 4]);
+        assert_eq!(folder.snapshot().record(0).flags, 1 << (b'S' - b'A'));
+        assert_eq!(folder.snapshot().name(0), "1700000001.M1P1.host:2,S");
+    }
+
+    #[test]
+    fn a_lost_or_damaged_index_is_rebuilt_with_the_same_uids() {
+        let dir = maildir();
+        for n in 1..=3 {
+            put(
+                dir.path(),
+                "cur",
+                &format!("170000000{n}.M{n}P1.host:2,"),
+                "m",
+            );
+        }
+        let (folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        let validity = folder.validity();
+        std::fs::remove_file(dir.path().join("cur/1700000001.M1P1.host:2,")).unwrap();
+        // Damaged: the index cut short; the cache gone.
+        let index = dir.path().join(INDEX_FILE);
+        let bytes = std::fs::read(&index).unwrap();
+        std::fs::write(&index, &bytes[..bytes.len() - 3]).unwrap();
+        std::fs::remove_file(dir.path().join(CACHE_FILE)).unwrap();
+        let (folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        assert_eq!(folder.validity(), validity);
+        assert_eq!(uids(&folder), [2, 3]);
+        assert_eq!(folder.entry(1).unwrap().field(0), b"m\r");
+        // Lost altogether.
+        std::fs::remove_file(&index).unwrap();
+        let (folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        assert_eq!(uids(&folder), [2, 3]);
+    }
+
+    #[test]
+    fn seen_is_set_by_renaming_into_cur() {
+        let dir = maildir();
+        put(dir.path(), "new", "1700000001.M1P1.host", "m");
+        let (mut folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        folder.add_flags(0, "S").unwrap();
+        assert!(dir.path().join("cur/1700000001.M1P1.host:2,S").exists());
+        folder.refresh(false, later()).unwrap();
+        assert_eq!(folder.snapshot().record(0).flags, 1 << (b'S' - b'A'));
+        assert_eq!(
+            folder.message(0).unwrap(),
+            b"Subject: m\r\nFrom: a@b\r\n\r\nbody\r\n"
+        );
+    }
+}
