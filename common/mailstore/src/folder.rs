@@ -58,8 +58,7 @@ pub struct Folder {
     path: PathBuf,
     describe: Describe,
     snapshot: Snapshot<Mapped>,
-    /// The index file's inode and mtime when mapped.
-    index_stamp: (u64, i64),
+    index_stamp: IndexStamp,
     cache: Mapped,
 }
 
@@ -138,7 +137,10 @@ impl WriterLock {
     }
 }
 
-fn load_index(folder: &Path) -> io::Result<Option<(Snapshot<Mapped>, (u64, i64))>> {
+/// The index file's inode and mtime: which snapshot a reader mapped.
+type IndexStamp = (u64, i64);
+
+fn load_index(folder: &Path) -> io::Result<Option<(Snapshot<Mapped>, IndexStamp)>> {
     let file = match File::open(folder.join(INDEX_FILE)) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
