@@ -1,0 +1,5 @@
+//! IMAP4rev1 (RFC 3501), the server side, as a sans-I/O session over
+//! postern-mailstore's folders.
+
+pub mod mime;
+pub mod wire;
