@@ -1,5 +1,8 @@
 //! IMAP4rev1 (RFC 3501), the server side, as a sans-I/O session over
 //! postern-mailstore's folders.
 
+pub mod dates;
+pub mod describe;
 pub mod mime;
+pub mod sequence;
 pub mod wire;

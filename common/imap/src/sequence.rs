@@ -1,0 +1,102 @@
+//! Sequence sets (RFC 3501 §9, `sequence-set`) resolved against a
+//! folder: to the message indexes they name, in ascending order without
+//! repeats. `*` is the last message (or UID); a range names the same
+//! messages in either order; numbers past the end name nothing.
+
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+/// The indexes (0-based) of messages 1..=`count` that `set` names as
+/// sequence numbers.
+pub fn by_number(set: &SequenceSet, count: usize) -> Vec<usize> {
+    let last = count as u32;
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => last,
+    };
+    let mut out: Vec<usize> = Vec::new();
+    for sequence in set.0.as_ref() {
+        let (low, high) = match sequence {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                (a.min(b), a.max(b))
+            }
+        };
+        let high = high.min(last);
+        if low == 0 || low > high {
+            continue;
+        }
+        out.extend((low..=high).map(|n| n as usize - 1));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The indexes of the messages whose UIDs `set` names; `uid_at(i)` is
+/// message i's UID, rising with i.
+pub fn by_uid(set: &SequenceSet, count: usize, uid_at: impl Fn(usize) -> u32) -> Vec<usize> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let last = uid_at(count - 1);
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => last,
+    };
+    // The first index whose UID is at least `uid`.
+    let lower_bound = |uid: u32| {
+        let (mut low, mut high) = (0, count);
+        while low < high {
+            let middle = (low + high) / 2;
+            if uid_at(middle) < uid {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        low
+    };
+    let mut out = Vec::new();
+    for sequence in set.0.as_ref() {
+        let (low, high) = match sequence {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                (a.min(b), a.max(b))
+            }
+        };
+        let mut at = lower_bound(low);
+        while at < count && uid_at(at) <= high {
+            out.push(at);
+            at += 1;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(text: &str) -> SequenceSet {
+        SequenceSet::try_from(text).unwrap()
+    }
+
+    #[test]
+    fn numbers_and_uids_name_what_exists() {
+        assert_eq!(by_number(&set("2:4,1,9"), 5), [0, 1, 2, 3]);
+        assert_eq!(by_number(&set("4:2"), 5), [1, 2, 3]);
+        assert_eq!(by_number(&set("*"), 5), [4]);
+        assert_eq!(by_number(&set("3:*"), 0), Vec::<usize>::new());
+        let uids = [3, 7, 8, 20];
+        let at = |i: usize| uids[i];
+        assert_eq!(by_uid(&set("1:7"), 4, at), [0, 1]);
+        assert_eq!(by_uid(&set("9:19"), 4, at), Vec::<usize>::new());
+        // RFC 3501 §6.4.8: "*" is the highest UID even in "n:*" past it.
+        assert_eq!(by_uid(&set("25:*"), 4, at), [3]);
+        assert_eq!(by_uid(&set("8,3"), 4, at), [0, 2]);
+    }
+}
