@@ -3,6 +3,9 @@
 
 pub mod dates;
 pub mod describe;
+pub mod fetch;
+pub mod flags;
+pub mod mailboxes;
 pub mod mime;
 pub mod sequence;
 pub mod wire;
