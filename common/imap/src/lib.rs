@@ -7,5 +7,6 @@ pub mod fetch;
 pub mod flags;
 pub mod mailboxes;
 pub mod mime;
+pub mod search;
 pub mod sequence;
 pub mod wire;

@@ -77,6 +77,21 @@ pub fn by_uid(set: &SequenceSet, count: usize, uid_at: impl Fn(usize) -> u32) ->
     out
 }
 
+/// Whether `set` names `n`, `*` being `last`.
+pub fn includes(set: &SequenceSet, n: u32, last: u32) -> bool {
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(v) => v.get(),
+        SeqOrUid::Asterisk => last,
+    };
+    set.0.as_ref().iter().any(|sequence| match sequence {
+        Sequence::Single(v) => value(v) == n,
+        Sequence::Range(a, b) => {
+            let (a, b) = (value(a), value(b));
+            (a.min(b)..=a.max(b)).contains(&n)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +113,8 @@ mod tests {
         // RFC 3501 §6.4.8: "*" is the highest UID even in "n:*" past it.
         assert_eq!(by_uid(&set("25:*"), 4, at), [3]);
         assert_eq!(by_uid(&set("8,3"), 4, at), [0, 2]);
+        assert!(includes(&set("2:4,9"), 9, 20));
+        assert!(includes(&set("25:*"), 20, 20));
+        assert!(!includes(&set("2:4"), 5, 20));
     }
 }
