@@ -175,7 +175,7 @@ pub fn items(asked: &MacroOrMessageDataItemNames<'_>) -> Vec<Item> {
 }
 
 /// The bytes a section names in `message`, `None` when it names no part.
-pub fn section<'a>(message: &'a [u8], top: &Part, numbers: &[u32], spec: &Spec) -> Option<Vec<u8>> {
+pub fn section(message: &[u8], top: &Part, numbers: &[u32], spec: &Spec) -> Option<Vec<u8>> {
     let part = locate(top, numbers)?;
     // HEADER and TEXT of a numbered part are its enclosed message's.
     let message_part = match (&part.kind, numbers.is_empty()) {

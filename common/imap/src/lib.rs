@@ -9,4 +9,7 @@ pub mod mailboxes;
 pub mod mime;
 pub mod search;
 pub mod sequence;
+pub mod session;
+
+pub use session::{Action, Config, LoginFailure, Session};
 pub mod wire;

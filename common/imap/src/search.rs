@@ -18,6 +18,8 @@ use crate::sequence::includes;
 pub struct Context<'a> {
     pub folder: &'a Folder,
     pub recent: &'a BTreeSet<u32>,
+    /// Messages this session marked \Seen since its snapshot.
+    pub seen_here: &'a BTreeSet<u32>,
     pub keywords: &'a [Option<String>],
 }
 
@@ -89,7 +91,11 @@ fn body_text(context: &Context<'_>, index: usize, lazy: &mut Lazy) -> String {
 fn test(context: &Context<'_>, key: &SearchKey<'_>, index: usize, lazy: &mut Lazy) -> bool {
     let folder = context.folder;
     let record = folder.snapshot().record(index);
-    let flag = |letter: u8| record.flags & bit(letter) != 0;
+    let flags = match context.seen_here.contains(&record.uid) {
+        true => record.flags | bit(b'S'),
+        false => record.flags,
+    };
+    let flag = |letter: u8| flags & bit(letter) != 0;
     let recent = || context.recent.contains(&record.uid);
     let column = |n: usize, needle: &[u8]| {
         let value = folder.field(index, n).unwrap_or_default();
