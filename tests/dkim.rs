@@ -9,17 +9,19 @@ use std::process::Command;
 use crate::outbound::{message, queue_mail};
 use crate::remote::{dump_ending, free_port, sink_at};
 use crate::suite::Suite;
-use crate::util::{is_root, program};
+use crate::util::is_root;
 
 /// `keygen`'s DNS record line.
 fn keygen(s: &Suite, selector: &str, algorithm: &str) -> String {
-    let out = Command::new(program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["dkim", "keygen", "example.test", "--selector", selector])
-        .args(["--algorithm", algorithm])
-        .output()
-        .unwrap();
+    let out = s.admin(&[
+        "dkim",
+        "keygen",
+        "example.test",
+        "--selector",
+        selector,
+        "--algorithm",
+        algorithm,
+    ]);
     let printed = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

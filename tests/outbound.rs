@@ -58,14 +58,7 @@ pub fn queue_mail(s: &Suite, recipients: &[&str], text: &str) {
 
 /// What `postern-admin explain --route ADDRESS` prints.
 pub fn explain_route(s: &Suite, address: &str) -> String {
-    success_text(
-        Command::new(program("postern-admin"))
-            .arg("--config")
-            .arg(s.etc())
-            .args(["explain", "--route", address])
-            .output()
-            .unwrap(),
-    )
+    success_text(s.admin(&["explain", "--route", address]))
 }
 
 /// swaks sending `text` from 127.0.0.2 to `server`, with `extra`.
@@ -292,14 +285,7 @@ fn postern_remote_runs_as_its_own_user_and_cannot_read_the_accounts() {
 
 /// `postern-admin` of a suite, which must succeed.
 pub fn admin(s: &Suite, args: &[&str]) {
-    success_text(
-        Command::new(program("postern-admin"))
-            .arg("--config")
-            .arg(s.etc())
-            .args(args)
-            .output()
-            .unwrap(),
-    );
+    success_text(s.admin(args));
 }
 
 /// A file postern-remote alone may read (and the directory it is in).

@@ -207,13 +207,14 @@ fn relaying_follows_the_trusted_networks_and_the_relayers_window() {
     let code = |address: &str| rcpt_codes(&s, "127.0.0.2", &[address])[0].0;
     assert_eq!(code("<demo@example.test>"), 250);
     assert_eq!(code("<late@example.test>"), 550);
-    let out = Command::new(crate::util::program("postern-admin"))
-        .arg("--config")
-        .arg(s.etc())
-        .args(["mailbox", "add", "late@example.test", "--password-file"])
-        .arg(s.etc().join("demo.password"))
-        .output()
-        .unwrap();
+    let password_file = s.etc().join("demo.password");
+    let out = s.admin(&[
+        "mailbox",
+        "add",
+        "late@example.test",
+        "--password-file",
+        &password_file.to_string_lossy(),
+    ]);
     assert!(
         out.status.success(),
         "{}",

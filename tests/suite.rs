@@ -80,6 +80,16 @@ impl Suite {
         self.dir.join("etc")
     }
 
+    /// `postern-admin ARGS` run on this suite's configuration.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        Command::new(crate::util::program("postern-admin"))
+            .arg("--config")
+            .arg(self.etc())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// The sandbox's directory.
     pub fn dir(&self) -> &Path {
         &self.dir

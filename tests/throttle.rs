@@ -3,24 +3,15 @@
 //! the throttle is logged as such, not as another failed password; and
 //! `postern-admin auth blocked` / `auth unblock` show and lift it.
 
-use std::process::Command;
-
 use crate::smtp_auth::auth_plain as auth;
 use crate::suite::Suite;
-use crate::util::{code_and_text, program};
+use crate::util::code_and_text;
 
 const OTHER_USER: &str = "other@example.test";
 const OTHER_PASSWORD: &str = "other user's password";
 
 fn admin(s: &Suite, args: &[&str]) -> (i32, String) {
-    code_and_text(
-        Command::new(program("postern-admin"))
-            .arg("--config")
-            .arg(s.etc())
-            .args(args)
-            .output()
-            .unwrap(),
-    )
+    code_and_text(s.admin(args))
 }
 
 #[test]

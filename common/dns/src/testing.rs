@@ -156,11 +156,7 @@ impl Nsd {
             _dir: dir,
         };
         // Serving once a TCP connection is taken.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(address).is_err() {
-            assert!(Instant::now() < deadline, "nsd did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_tcp(address, "nsd");
         nsd
     }
 }
@@ -216,11 +212,17 @@ impl Unbound {
             address,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(address).is_err() {
-            assert!(Instant::now() < deadline, "unbound did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_tcp(address, "unbound");
         unbound
+    }
+}
+
+/// Waits (up to 20 s) until `address` takes TCP connections: the server
+/// `name` is serving.
+fn wait_for_tcp(address: SocketAddr, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not start");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -3,6 +3,9 @@
 //! and cache hold (UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY,
 //! BODYSTRUCTURE) is copied from them; only body sections read the file.
 
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Section,
 };
@@ -175,7 +178,12 @@ pub fn items(asked: &MacroOrMessageDataItemNames<'_>) -> Vec<Item> {
 }
 
 /// The bytes a section names in `message`, `None` when it names no part.
-pub fn section(message: &[u8], top: &Part, numbers: &[u32], spec: &Spec) -> Option<Vec<u8>> {
+pub fn section<'a>(
+    message: &'a [u8],
+    top: &Part,
+    numbers: &[u32],
+    spec: &Spec,
+) -> Option<Cow<'a, [u8]>> {
     let part = locate(top, numbers)?;
     // HEADER and TEXT of a numbered part are its enclosed message's.
     let message_part = match (&part.kind, numbers.is_empty()) {
@@ -183,9 +191,9 @@ pub fn section(message: &[u8], top: &Part, numbers: &[u32], spec: &Spec) -> Opti
         (Kind::Message(enclosed), false) => Some(enclosed.as_ref()),
         _ => None,
     };
-    let slice = |range: std::ops::Range<usize>| message[range].to_vec();
+    let slice = |range: std::ops::Range<usize>| Cow::Borrowed(&message[range]);
     Some(match spec {
-        Spec::Whole if numbers.is_empty() => message.to_vec(),
+        Spec::Whole if numbers.is_empty() => Cow::Borrowed(message),
         Spec::Whole => slice(part.body.clone()),
         Spec::Mime => slice(part.header.clone()),
         Spec::Header => slice(message_part?.header.clone()),
@@ -201,7 +209,7 @@ pub fn section(message: &[u8], top: &Part, numbers: &[u32], spec: &Spec) -> Opti
                 }
             }
             out.extend_from_slice(b"\r\n");
-            out
+            Cow::Owned(out)
         }
     })
 }
@@ -213,17 +221,43 @@ pub fn reads_file(items: &[Item]) -> bool {
         .any(|item| matches!(item, Item::Section { .. }))
 }
 
+/// A message read for its sections: the bytes, and the MIME tree made
+/// the first time a section needs it, once for all of them.
+pub struct Read {
+    pub bytes: Vec<u8>,
+    top: OnceCell<Part>,
+}
+
+impl Read {
+    pub fn new(bytes: Vec<u8>) -> Read {
+        Read {
+            bytes,
+            top: OnceCell::new(),
+        }
+    }
+
+    fn top(&self) -> &Part {
+        self.top.get_or_init(|| tree(&self.bytes))
+    }
+}
+
 /// Appends one item's answer for message `index`; `Err` when the message
-/// is gone. `bytes` is the message, read once for all its sections.
+/// is gone. `flags` is its FLAGS list as this session shows it; `read` the
+/// message, read once for all its sections.
 pub fn answer(
     folder: &Folder,
     index: usize,
     item: &Item,
-    bytes: Option<&[u8]>,
+    flags: &[u8],
+    read: Option<&Read>,
     out: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     let record = folder.snapshot().record(index);
     match item {
+        Item::Flags => {
+            out.extend_from_slice(b"FLAGS ");
+            out.extend_from_slice(flags);
+        }
         Item::Uid => out.extend_from_slice(format!("UID {}", record.uid).as_bytes()),
         Item::InternalDate => {
             out.extend_from_slice(b"INTERNALDATE ");
@@ -249,13 +283,15 @@ pub fn answer(
             partial,
             ..
         } => {
-            let Some(bytes) = bytes else {
+            let Some(read) = read else {
                 return Err(std::io::ErrorKind::NotFound.into());
             };
-            // The header alone needs no MIME tree.
+            let bytes = &read.bytes[..];
+            // The whole message or its header alone needs no MIME tree.
             let data = match (numbers.is_empty(), spec) {
-                (true, Spec::Header) => Some(bytes[..header_end(bytes)].to_vec()),
-                _ => section(bytes, &tree(bytes), numbers, spec),
+                (true, Spec::Whole) => Some(Cow::Borrowed(bytes)),
+                (true, Spec::Header) => Some(Cow::Borrowed(&bytes[..header_end(bytes)])),
+                _ => section(bytes, read.top(), numbers, spec),
             }
             .unwrap_or_default();
             out.extend_from_slice(label.as_bytes());
@@ -269,7 +305,6 @@ pub fn answer(
                 None => literal(&data, out),
             }
         }
-        Item::Flags => unreachable!("FLAGS is answered by the session, which knows \\Recent"),
     }
     Ok(())
 }
@@ -283,7 +318,9 @@ mod tests {
     #[test]
     fn sections_of_a_simple_message() {
         let top = tree(MESSAGE);
-        let get = |numbers: &[u32], spec: Spec| section(MESSAGE, &top, numbers, &spec).unwrap();
+        let get = |numbers: &[u32], spec: Spec| {
+            section(MESSAGE, &top, numbers, &spec).unwrap().into_owned()
+        };
         assert_eq!(get(&[], Spec::Whole), MESSAGE);
         assert_eq!(get(&[], Spec::Text), b"body\r\n");
         assert_eq!(get(&[1], Spec::Whole), b"body\r\n");

@@ -62,30 +62,29 @@ fn message<'l>(context: &Context<'_>, index: usize, lazy: &'l mut Lazy) -> Optio
 
 /// The message's text as BODY and TEXT search it: each text part
 /// decoded, after the header (for TEXT).
-fn body_text(context: &Context<'_>, index: usize, lazy: &mut Lazy) -> String {
-    if let Some(text) = &lazy.text {
-        return text.clone();
-    }
-    let mut text = String::new();
-    if let Some(bytes) = message(context, index, lazy) {
-        let parsed = std::panic::catch_unwind(|| {
-            let message = mail_parser::MessageParser::default().parse(bytes)?;
-            let mut text = String::new();
-            for part in &message.parts {
-                match &part.body {
-                    mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) => {
+fn body_text<'l>(context: &Context<'_>, index: usize, lazy: &'l mut Lazy) -> &'l str {
+    if lazy.text.is_none() {
+        let text = message(context, index, lazy).map(|bytes| {
+            std::panic::catch_unwind(|| {
+                let message = mail_parser::MessageParser::default().parse(bytes)?;
+                let mut text = String::new();
+                for part in &message.parts {
+                    if let mail_parser::PartType::Text(t) | mail_parser::PartType::Html(t) =
+                        &part.body
+                    {
                         text.push_str(t);
                         text.push('\n');
                     }
-                    _ => {}
                 }
-            }
-            Some(text)
+                Some(text.to_lowercase())
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_default()
         });
-        text = parsed.ok().flatten().unwrap_or_default().to_lowercase();
+        lazy.text = Some(text.unwrap_or_default());
     }
-    lazy.text = Some(text.clone());
-    text
+    lazy.text.as_deref().unwrap_or_default()
 }
 
 fn test(context: &Context<'_>, key: &SearchKey<'_>, index: usize, lazy: &mut Lazy) -> bool {

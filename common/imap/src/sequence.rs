@@ -5,23 +5,28 @@
 
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-/// The indexes (0-based) of messages 1..=`count` that `set` names as
-/// sequence numbers.
-pub fn by_number(set: &SequenceSet, count: usize) -> Vec<usize> {
-    let last = count as u32;
+/// The lowest and highest number `sequence` names, `*` being `last`.
+fn bounds(sequence: &Sequence, last: u32) -> (u32, u32) {
     let value = |v: &SeqOrUid| match v {
         SeqOrUid::Value(n) => n.get(),
         SeqOrUid::Asterisk => last,
     };
+    match sequence {
+        Sequence::Single(v) => (value(v), value(v)),
+        Sequence::Range(a, b) => {
+            let (a, b) = (value(a), value(b));
+            (a.min(b), a.max(b))
+        }
+    }
+}
+
+/// The indexes (0-based) of messages 1..=`count` that `set` names as
+/// sequence numbers.
+pub fn by_number(set: &SequenceSet, count: usize) -> Vec<usize> {
+    let last = count as u32;
     let mut out: Vec<usize> = Vec::new();
     for sequence in set.0.as_ref() {
-        let (low, high) = match sequence {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(a, b) => {
-                let (a, b) = (value(a), value(b));
-                (a.min(b), a.max(b))
-            }
-        };
+        let (low, high) = bounds(sequence, last);
         let high = high.min(last);
         if low == 0 || low > high {
             continue;
@@ -40,10 +45,6 @@ pub fn by_uid(set: &SequenceSet, count: usize, uid_at: impl Fn(usize) -> u32) ->
         return Vec::new();
     }
     let last = uid_at(count - 1);
-    let value = |v: &SeqOrUid| match v {
-        SeqOrUid::Value(n) => n.get(),
-        SeqOrUid::Asterisk => last,
-    };
     // The first index whose UID is at least `uid`.
     let lower_bound = |uid: u32| {
         let (mut low, mut high) = (0, count);
@@ -59,13 +60,7 @@ pub fn by_uid(set: &SequenceSet, count: usize, uid_at: impl Fn(usize) -> u32) ->
     };
     let mut out = Vec::new();
     for sequence in set.0.as_ref() {
-        let (low, high) = match sequence {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(a, b) => {
-                let (a, b) = (value(a), value(b));
-                (a.min(b), a.max(b))
-            }
-        };
+        let (low, high) = bounds(sequence, last);
         let mut at = lower_bound(low);
         while at < count && uid_at(at) <= high {
             out.push(at);
@@ -79,16 +74,9 @@ pub fn by_uid(set: &SequenceSet, count: usize, uid_at: impl Fn(usize) -> u32) ->
 
 /// Whether `set` names `n`, `*` being `last`.
 pub fn includes(set: &SequenceSet, n: u32, last: u32) -> bool {
-    let value = |v: &SeqOrUid| match v {
-        SeqOrUid::Value(v) => v.get(),
-        SeqOrUid::Asterisk => last,
-    };
-    set.0.as_ref().iter().any(|sequence| match sequence {
-        Sequence::Single(v) => value(v) == n,
-        Sequence::Range(a, b) => {
-            let (a, b) = (value(a), value(b));
-            (a.min(b)..=a.max(b)).contains(&n)
-        }
+    set.0.as_ref().iter().any(|sequence| {
+        let (low, high) = bounds(sequence, last);
+        (low..=high).contains(&n)
     })
 }
 

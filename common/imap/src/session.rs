@@ -90,6 +90,14 @@ struct Selected {
 }
 
 impl Selected {
+    /// A FLAGS list, `\Recent` included where this session has it.
+    fn flag_list(&self, uid: u32, flags: u32, keywords: u32) -> Vec<u8> {
+        let mut list = Vec::new();
+        let recent = self.recent.contains(&uid);
+        flags::list(flags, keywords, &self.keywords, recent, &mut list);
+        list
+    }
+
     /// Message `index`'s flags as this session knows them.
     fn flags(&self, index: usize) -> u32 {
         let record = self.folder.snapshot().record(index);
@@ -751,9 +759,9 @@ impl Session {
             let index = job.indexes[job.at];
             job.at += 1;
             let folder = &selected.folder;
-            let bytes = match reads_file {
+            let read = match reads_file {
                 true => match folder.message(index) {
-                    Ok(bytes) => Some(bytes),
+                    Ok(bytes) => Some(fetch::Read::new(bytes)),
                     Err(_) => {
                         job.gone = true;
                         continue;
@@ -767,49 +775,26 @@ impl Session {
             if sets_seen && flags & flags::bit(b'S') == 0 && folder.add_flags(index, "S").is_ok() {
                 flags |= flags::bit(b'S');
                 seen_now = true;
-                selected.seen_here.insert(record.uid);
             }
+            let flag_list = selected.flag_list(record.uid, flags, record.keywords);
             let mut line = format!("* {} FETCH (", index + 1).into_bytes();
-            let mut first = true;
-            let mut failed = false;
-            let mut flags_sent = false;
-            for item in &job.items {
-                if !first {
+            let answered = job.items.iter().enumerate().try_for_each(|(n, item)| {
+                if n > 0 {
                     line.push(b' ');
                 }
-                first = false;
-                if *item == Item::Flags {
-                    line.extend_from_slice(b"FLAGS ");
-                    let recent = selected.recent.contains(&record.uid);
-                    flags::list(
-                        flags,
-                        record.keywords,
-                        &selected.keywords,
-                        recent,
-                        &mut line,
-                    );
-                    flags_sent = true;
-                    continue;
-                }
-                if fetch::answer(folder, index, item, bytes.as_deref(), &mut line).is_err() {
-                    failed = true;
-                    break;
-                }
-            }
-            if failed {
+                fetch::answer(folder, index, item, &flag_list, read.as_ref(), &mut line)
+            });
+            if answered.is_err() {
                 job.gone = true;
                 continue;
             }
-            if seen_now && !flags_sent {
-                line.extend_from_slice(b" FLAGS ");
-                let recent = selected.recent.contains(&record.uid);
-                flags::list(
-                    flags,
-                    record.keywords,
-                    &selected.keywords,
-                    recent,
-                    &mut line,
-                );
+            if seen_now {
+                selected.seen_here.insert(record.uid);
+                // RFC 3501 §6.4.5: the \Seen a fetch set is told with it.
+                if !job.items.contains(&Item::Flags) {
+                    line.extend_from_slice(b" FLAGS ");
+                    line.extend_from_slice(&flag_list);
+                }
             }
             line.extend_from_slice(b")\r\n");
             self.out.extend_from_slice(&line);
@@ -920,14 +905,7 @@ impl Session {
         for at in changed_flags {
             let record = current.record(at);
             let mut line = format!("* {} FETCH (UID {} FLAGS ", at + 1, record.uid).into_bytes();
-            let recent = selected.recent.contains(&record.uid);
-            flags::list(
-                record.flags,
-                record.keywords,
-                &selected.keywords,
-                recent,
-                &mut line,
-            );
+            line.extend_from_slice(&selected.flag_list(record.uid, record.flags, record.keywords));
             line.extend_from_slice(b")\r\n");
             self.out.extend_from_slice(&line);
         }

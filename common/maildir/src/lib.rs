@@ -11,7 +11,6 @@
 //! file in `tmp/`, which readers ignore).
 
 mod deliver;
-pub mod dovecot;
 mod folder;
 mod list;
 pub mod mbox;

@@ -17,6 +17,7 @@
 //! The index and cache can be deleted at any time: the next open rebuilds
 //! them from the Maildir and `dovecot-uidlist`, with the same UIDs.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -26,6 +27,7 @@ use std::time::SystemTime;
 
 use crate::index::entries::{self, CACHE_FILE, Describe, Entry};
 use crate::index::snapshot::{self, Header, INDEX_FILE, Record, Snapshot, Stamps};
+use crate::names::{find_by_unique, unique_of};
 
 /// A file's bytes, mapped when it has any.
 pub enum Mapped {
@@ -116,6 +118,15 @@ pub struct Refreshed {
     pub recent: Vec<u32>,
 }
 
+impl Refreshed {
+    fn unchanged() -> Refreshed {
+        Refreshed {
+            previous: None,
+            recent: Vec::new(),
+        }
+    }
+}
+
 /// The folder's lock for writers of the index and cache: an flock on the
 /// cache file, which they append to anyway.
 struct WriterLock {
@@ -198,24 +209,18 @@ impl Folder {
         let current = stamps(&self.path, now)?;
         let header = &self.snapshot.header;
         let unclaimed = claim_recent && header.first_recent < header.next_uid;
-        if self.index_stamp.0 != 0
-            && fresh(&current)
-            && current == header.stamps
-            && !unclaimed
-            && self.index_unchanged()
-        {
-            return Ok(Refreshed {
-                previous: None,
-                recent: Vec::new(),
-            });
+        if !fresh(&current) || unclaimed {
+            return self.sync(claim_recent, now);
+        }
+        let ours_current = current == header.stamps;
+        if ours_current && self.index_unchanged() {
+            return Ok(Refreshed::unchanged());
         }
         // Another reader may have done the work: a snapshot on disk that
         // matches the folder is taken as it is.
-        if !unclaimed
-            && fresh(&current)
-            && let Some((snapshot, stamp)) = load_index(&self.path)?
-            && snapshot.header.stamps == current
+        if let Some((snapshot, stamp)) = load_index(&self.path)?
             && stamp != self.index_stamp
+            && snapshot.header.stamps == current
             && let Some(cache) = load_cache(&self.path, snapshot.header.cache_len)?
         {
             self.cache = cache;
@@ -225,11 +230,9 @@ impl Folder {
                 previous: Some(previous),
                 recent: Vec::new(),
             });
-        } else if !unclaimed && fresh(&current) && current == self.snapshot.header.stamps {
-            return Ok(Refreshed {
-                previous: None,
-                recent: Vec::new(),
-            });
+        }
+        if ours_current {
+            return Ok(Refreshed::unchanged());
         }
         self.sync(claim_recent, now)
     }
@@ -381,15 +384,17 @@ impl Folder {
 
     /// What `describe` makes of message `index`, from the cache or, when
     /// its entry is missing, from the file.
-    pub fn field(&self, index: usize, n: usize) -> io::Result<Vec<u8>> {
+    pub fn field(&self, index: usize, n: usize) -> io::Result<Cow<'_, [u8]>> {
         if let Some(entry) = self.entry(index) {
-            return Ok(entry.field(n).to_vec());
+            return Ok(Cow::Borrowed(entry.field(n)));
         }
         let bytes = self.message(index)?;
-        Ok((self.describe)(&bytes)
-            .into_iter()
-            .nth(n)
-            .unwrap_or_default())
+        Ok(Cow::Owned(
+            (self.describe)(&bytes)
+                .into_iter()
+                .nth(n)
+                .unwrap_or_default(),
+        ))
     }
 
     /// Message `index`'s bytes with CRLF line ends; `NotFound` when it
@@ -410,10 +415,7 @@ impl Folder {
         };
         let (base, info) = match current.split_once(":2,") {
             Some((base, info)) => (base, info),
-            None => (
-                current.split_once(':').map_or(current.as_str(), |(b, _)| b),
-                "",
-            ),
+            None => (unique_of(&current), ""),
         };
         let mut all: Vec<char> = info.chars().chain(letters.chars()).collect();
         all.sort_unstable();
@@ -430,7 +432,7 @@ impl Folder {
 }
 
 /// Where a message is now: its directory and current file name, found by
-/// its base name when flags changed it since it was listed.
+/// its unique part when flags changed it since it was listed.
 fn locate(folder: &Path, name: &str) -> io::Result<Option<(PathBuf, String)>> {
     for sub in ["cur", "new"] {
         let dir = folder.join(sub);
@@ -438,19 +440,10 @@ fn locate(folder: &Path, name: &str) -> io::Result<Option<(PathBuf, String)>> {
             return Ok(Some((dir, name.to_string())));
         }
     }
-    let base = name.split_once(':').map_or(name, |(base, _)| base);
     for sub in ["cur", "new"] {
         let dir = folder.join(sub);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let found = entry?.file_name().to_string_lossy().into_owned();
-            if found.split_once(':').map_or(found.as_str(), |(b, _)| b) == base {
-                return Ok(Some((dir, found)));
-            }
+        if let Some(found) = find_by_unique(&dir, unique_of(name))? {
+            return Ok(Some((dir, found)));
         }
     }
     Ok(None)

@@ -183,10 +183,7 @@ impl Maildrop {
             .path()
             .join(&self.folders[message.folder as usize])
             .join("cur");
-        let renamed = std::fs::read_dir(&cur)
-            .ok()?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .find(|other| other.split_once(':').is_some_and(|(u, _)| u == unique))?;
+        let renamed = crate::names::find_by_unique(&cur, unique).ok()??;
         Some(MessageEntry {
             path: cur.join(&renamed),
             subdir: Subdir::Cur,

@@ -1,6 +1,10 @@
 //! What a message's file name says: its unique part (the name up to `:`,
 //! which flag changes leave alone), its base (up to the first `,` or `:`,
-//! the delivery time first, for ordering) and the UIDL made of it.
+//! the delivery time first, for ordering) and the UIDL made of it; and
+//! finding a message by its unique part once flags renamed it.
+
+use std::io;
+use std::path::Path;
 
 /// RFC 1939 §7: a unique-id is 1 to 70 characters in 0x21..0x7E.
 const MAX_UIDL: usize = 70;
@@ -21,8 +25,30 @@ pub fn uidl_of(unique: &str) -> String {
     if printable && !unique.is_empty() && unique.len() <= MAX_UIDL {
         return unique.to_string();
     }
-    let hash = unique.bytes().fold(0xcbf29ce484222325u64, |hash, b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", fnv1a(unique.as_bytes()))
+}
+
+/// FNV-1a: a short stable hash, for names too long for a UIDL and for
+/// the index header's checksum (torn writes, not adversaries).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The file in `dir` whose unique part is `unique`: a message another
+/// reader renamed (flags changed) since it was listed.
+pub fn find_by_unique(dir: &Path, unique: &str) -> io::Result<Option<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if unique_of(&name) == unique {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
 }

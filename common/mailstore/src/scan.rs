@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 
-use postern_maildir::Maildir;
-
 use crate::Cut;
 use crate::cache::{Cache, stamp};
 use crate::measure::{Entry, measure};
@@ -18,7 +16,7 @@ use crate::names::base_of;
 /// cache brought up to date. With a `cut`, the octets it leaves out of
 /// each message are known too.
 pub fn scan(path: &Path, cut: Option<Cut>) -> io::Result<(Vec<Entry>, HashMap<String, String>)> {
-    let dovecot = postern_maildir::dovecot::pop3_uidls(&Maildir::at(path))?;
+    let dovecot = crate::uidlist::pop3_uidls(path)?;
     let cache = Cache::read(path);
     let cur = stamp(&path.join("cur"))?;
     // The cache lists cur/ as it was when its time was taken: while cur/

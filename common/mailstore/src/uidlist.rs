@@ -12,6 +12,7 @@
 //! lock older than `STALE` is a crashed writer's and is taken over. A UID
 //! is never given twice: `next` only grows.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -47,9 +48,7 @@ pub struct UidRecord {
 impl UidRecord {
     /// The file name up to `:2,`: the message's lasting name.
     pub fn base(&self) -> &str {
-        self.name
-            .split_once(':')
-            .map_or(&self.name, |(base, _)| base)
+        crate::names::unique_of(&self.name)
     }
 }
 
@@ -214,6 +213,40 @@ pub fn load(folder: &Path) -> io::Result<Option<UidList>> {
     Ok(None)
 }
 
+/// The POP3 UIDL of each message `dovecot-uidlist` lists (Courier's list
+/// is not read: Courier's POP3 made its own UIDLs), by file name up to
+/// `:`: the `P` field if Dovecot kept one (a migrated UIDL), else
+/// Dovecot's default `pop3_uidl_format`, `%08Xu%08Xv` (UID and
+/// UIDVALIDITY in upper-case hex). Empty without the file or when its
+/// header does not read, so a mailbox moved from Dovecot keeps its ids
+/// and POP3 clients that leave mail on the server fetch nothing again.
+pub fn pop3_uidls(folder: &Path) -> io::Result<HashMap<String, String>> {
+    let bytes = match std::fs::read(folder.join(UIDLIST_FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e),
+    };
+    let Ok(list) = UidList::parse(&String::from_utf8_lossy(&bytes)) else {
+        return Ok(HashMap::new());
+    };
+    Ok(list
+        .records
+        .iter()
+        .map(|record| {
+            let kept = record
+                .fields
+                .iter()
+                .find_map(|f| f.strip_prefix('P'))
+                .filter(|p| !p.is_empty());
+            let uidl = kept.map_or_else(
+                || format!("{:08X}{:08X}", record.uid, list.validity),
+                str::to_string,
+            );
+            (record.base().to_string(), uidl)
+        })
+        .collect())
+}
+
 /// The folder's UID list lock, held until committed or dropped.
 pub struct UidListLock {
     file: Option<File>,
@@ -291,6 +324,33 @@ impl Drop for UidListLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pop3_uidls_of_versions_three_and_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let uidls = |text: &str| {
+            std::fs::write(dir.path().join(UIDLIST_FILE), text).unwrap();
+            pop3_uidls(dir.path()).unwrap()
+        };
+        let v3 = uidls(
+            "3 V1700000000 N4 G0123456789abcdef0123456789abcdef\n\
+             1 :1700000001.M1P1.mail,S=100,W=103:2,S\n\
+             2 W512 :1700000002.M2P2.mail,S=500\n\
+             3 P0000000abc W10 :1700000003.M3P3.mail\n\
+             junk line\n",
+        );
+        assert_eq!(v3["1700000001.M1P1.mail,S=100,W=103"], "000000016553F100");
+        assert_eq!(v3["1700000002.M2P2.mail,S=500"], "000000026553F100");
+        assert_eq!(v3["1700000003.M3P3.mail"], "0000000abc");
+        assert_eq!(v3.len(), 3);
+        let v1 = uidls("1 1700000000 3\n1 1700000001.M1P1.mail:2,\n2 1700000002.x\n");
+        assert_eq!(v1["1700000001.M1P1.mail"], "000000016553F100");
+        assert_eq!(v1.len(), 2);
+        assert!(uidls("").is_empty());
+        assert!(uidls("9 what\n1 :x\n").is_empty());
+        std::fs::remove_file(dir.path().join(UIDLIST_FILE)).unwrap();
+        assert!(pop3_uidls(dir.path()).unwrap().is_empty());
+    }
 
     const DOVECOT: &str = "3 V1700000000 N5 G0123456789abcdef0123456789abcdef\n\
                            1 :1700000001.M1P1.mail,S=100,W=103:2,S\n\

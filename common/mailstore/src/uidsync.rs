@@ -45,11 +45,7 @@ fn scan(folder: &Path) -> io::Result<HashMap<String, String>> {
             if name.starts_with('.') {
                 continue;
             }
-            let base = name
-                .split_once(':')
-                .map_or(name.as_str(), |(b, _)| b)
-                .to_string();
-            found.insert(base, name);
+            found.insert(crate::names::unique_of(&name).to_string(), name);
         }
     }
     Ok(found)

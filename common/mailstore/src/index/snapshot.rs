@@ -85,11 +85,7 @@ pub fn letters_of(name: &str) -> (u32, u32) {
 }
 
 fn checksum(bytes: &[u8]) -> u64 {
-    // FNV-1a: the header is tiny and only torn writes or stray bytes are
-    // to be caught, not an adversary.
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    crate::names::fnv1a(bytes)
 }
 
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
