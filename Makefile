@@ -24,7 +24,7 @@ FUZZ_SECONDS ?= 60
 # mkpasswd (yescrypt as shadow writes it), mutt (a real sendmail caller);
 # man and systemd-analyze check what make install installs; iproute2 (ip)
 # brings up loopback in the fresh-host test's namespace.
-TEST_PACKAGES  = dovecot-core dovecot-imapd whois man-db groff-base systemd iproute2 mutt swaks libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl fail2ban fetchmail getmail6 nsd postfix python3-dkim python3-nacl opendkim-tools postsrsd unbound ldnsutils openssl pflogsumm
+TEST_PACKAGES  = dovecot-core dovecot-imapd isync offlineimap3 alpine whois man-db groff-base systemd iproute2 mutt swaks libnet-ssleay-perl libio-socket-ssl-perl libdigest-hmac-perl fail2ban fetchmail getmail6 nsd postfix python3-dkim python3-nacl opendkim-tools postsrsd unbound ldnsutils openssl pflogsumm
 BENCH_PACKAGES = python3
 # The programs, their install modes and the system users come from the
 # services table, the one list postern up and the sandbox read too.

@@ -166,7 +166,7 @@ fn fetchmail(s: &Suite, out: &Path, options: &str) -> String {
 /// gets its own lock file: as root, fetchmail would otherwise share
 /// /var/run/fetchmail.pid with every other test's run and refuse to start
 /// while one is going.
-fn run_fetchmail(home: &Path, rc: &Path, args: &[&str]) -> String {
+pub(crate) fn run_fetchmail(home: &Path, rc: &Path, args: &[&str]) -> String {
     std::fs::set_permissions(rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let run = Command::new("fetchmail")
         .args(["--nodetach", "--invisible", "--nosyslog", "--pidfile"])
@@ -326,7 +326,7 @@ fn session(s: &Suite, action: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn first_line(child: &mut std::process::Child) -> String {
+pub(crate) fn first_line(child: &mut std::process::Child) -> String {
     use std::io::BufRead;
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
@@ -705,7 +705,7 @@ fn greeting_at(port: u16, ip: &str) -> (std::net::TcpStream, String) {
 
 /// A TCP connection to 127.0.0.1:`port` from `ip` (another loopback
 /// address): std cannot bind a socket before it connects, so libc does.
-fn connect_from(ip: &str, port: u16) -> std::net::TcpStream {
+pub(crate) fn connect_from(ip: &str, port: u16) -> std::net::TcpStream {
     use std::os::fd::FromRawFd;
     let address: std::net::Ipv4Addr = ip.parse().unwrap();
     // SAFETY: plain socket calls on a fresh descriptor; results checked.

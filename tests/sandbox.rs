@@ -383,7 +383,7 @@ fn as_root_only_the_supervisor_is_root() {
     assert_eq!((meta.uid(), meta.mode() & 0o777), (mail_uid, 0o600));
     assert!(owned_by_root(&dir.join("mail")).is_empty());
 
-    // Only the supervisor, postern-lspawn and the POP3 listener stay root
+    // Only the supervisor, postern-lspawn and the POP3 and IMAP listeners stay root
     // (DESIGN.md); every other process of the suite, postern-queue first,
     // runs as a role once it has started (a listener binds and reads its
     // key as root first).
@@ -391,7 +391,8 @@ fn as_root_only_the_supervisor_is_root() {
     let may_be_root = |pid: u32| {
         let command = command_of(pid);
         command.contains("postern-lspawn")
-            || (command.contains("postern-pop3d") && parent_of(pid) == Some(supervisor))
+            || ((command.contains("postern-pop3d") || command.contains("postern-imapd"))
+                && parent_of(pid) == Some(supervisor))
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let descendants = loop {

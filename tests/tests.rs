@@ -12,6 +12,7 @@ mod dkim;
 mod docs;
 mod dovecot_passwords;
 mod fresh_host;
+mod imapd;
 mod inject;
 mod inject_smtp;
 mod install;

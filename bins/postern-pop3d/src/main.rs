@@ -16,7 +16,6 @@
 //! without a connection; 71 cannot bind or drop privileges; 78 bad
 //! configuration.
 
-mod auth;
 mod context;
 mod proxied;
 mod proxy;

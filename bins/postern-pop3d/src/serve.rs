@@ -3,8 +3,7 @@
 //! with POP3's session.
 
 use postern_config::Settings;
-use postern_listen::Sockets;
-use postern_server::{Access, Connections, Refusals};
+use postern_server::{Access, Connections, Refusals, launch};
 use tracing::{error, warn};
 
 use crate::context::{Context, Kind};
@@ -30,19 +29,9 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
     let pop3d = &settings.pop3d;
     let access = Access::new(pop3d.access, &pop3d.allow, &pop3d.lan_networks);
     let connections = Connections::new(pop3d.max_connections, pop3d.max_connections_per_ip);
-    let login_ids = if postern_privilege::is_root() {
-        match settings.pop3d.login_user.resolve() {
-            Some((uid, gid, _)) if uid != 0 => Some((uid, gid)),
-            _ => {
-                warn!(
-                    "[pop3d] login_user \"{}\" is not a user other than root",
-                    settings.pop3d.login_user
-                );
-                return 78;
-            }
-        }
-    } else {
-        None
+    let login_ids = match launch::login_ids(&pop3d.login_user, "pop3d") {
+        Ok(ids) => ids,
+        Err(code) => return code,
     };
     let proxying = !settings.pop3d.proxy_hosts.is_empty();
     let proxy_ids = if proxying && postern_privilege::is_root() {
@@ -80,59 +69,29 @@ pub fn run(settings: Settings, inetd: bool) -> i32 {
         },
         false => None,
     };
-    let implicit = match &sockets {
-        Sockets::Listening(bound) => bound.iter().any(|(l, _)| l.kind == Kind::Pop3s),
-        Sockets::Connection(_, kind) => *kind == Kind::Pop3s,
+    let (mut certificates, tls) = match launch::first_tls(&settings.tls, &sockets, Kind::Pop3s) {
+        Ok(first) => first,
+        Err(code) => return code,
     };
-    let mut certificates = settings
-        .tls
-        .is_configured()
-        .then(|| postern_tls::Certificates::new(&settings.tls));
     let mut ctx = Context {
         settings,
         cleartext_networks,
         login_ids,
-        tls: None,
+        tls: tls.clone(),
         proxy_ids,
         proxy_memory,
         proxy_tls,
     };
-    match certificates.as_mut().map(|c| c.config()) {
-        Some((Some(config), _)) => ctx.tls = Some(config),
-        Some((None, why)) => {
-            warn!("[tls]: {}", why.unwrap_or_default());
-            return 78;
-        }
-        None if implicit => {
-            warn!("a pop3s listener needs [tls] certificate and key");
-            return 78;
-        }
-        None => {}
-    }
-    match sockets {
-        Sockets::Connection(mut stream, kind) => {
-            if let Ok(peer) = stream.peer_addr()
-                && !access.admits(peer.ip())
-            {
-                REFUSALS.deny(&mut stream, peer.ip());
-                return 0;
-            }
-            session::serve(stream, kind, &ctx)
-        }
-        Sockets::Listening(bound) => {
-            let tls = ctx.tls.clone();
-            postern_server::serve_forking(
-                bound,
-                &access,
-                connections,
-                &REFUSALS,
-                tls,
-                certificates.as_mut(),
-                |accepted| {
-                    ctx.tls = accepted.tls;
-                    session::serve(accepted.stream, accepted.kind, &ctx)
-                },
-            )
-        }
-    }
+    launch::serve(
+        sockets,
+        &access,
+        connections,
+        &REFUSALS,
+        tls,
+        certificates.as_mut(),
+        |accepted| {
+            ctx.tls = accepted.tls;
+            session::serve(accepted.stream, accepted.kind, &ctx)
+        },
+    )
 }

@@ -5,9 +5,9 @@ use std::io::Read;
 use std::net::{IpAddr, TcpStream};
 use std::time::Duration;
 
-use postern_auth_protocol::Reply as Answer;
+use postern_auth_protocol::Service;
 use postern_pop3::{Action, Config, Encoder, LoginFailure, Mechanism, Session, retrieve_header};
-use postern_server::{Start, Transport, start_session};
+use postern_server::{LoggedIn, Refusal, Start, Transport, log_in, start_session};
 use tracing::{info, warn};
 
 use crate::context::{Context, Kind};
@@ -190,44 +190,17 @@ fn login(
     credentials: postern_pop3::Credentials,
 ) -> Result<Open, (LoginFailure, bool)> {
     let temporary = |why: &str| LoginFailure::Temporary(why.to_string());
-    let answer = crate::auth::check(&ctx.settings.auth.socket, peer, credentials).map_err(|e| {
-        warn!("login from [{peer}]: {e}");
-        (
-            temporary("The login service cannot be reached; try again later"),
-            false,
-        )
-    })?;
-    let login = match answer {
-        Answer::Ok(login) => login,
-        Answer::Fail { status } if status.starts_with("4.") => {
-            return Err((temporary("Too many failed logins; try again later"), false));
-        }
-        Answer::Fail { .. } => return Err((LoginFailure::Credentials, false)),
-        other => {
-            warn!("login from [{peer}]: postern-auth answered {other:?}");
-            return Err((
-                temporary("The login service failed; try again later"),
-                false,
-            ));
-        }
-    };
-    let Some(mailbox) = login.mailbox else {
-        return Err((temporary("This account has no mailbox"), false));
-    };
-    // SECURITY: the mailbox's owner for good, before anything of it is
-    // opened; after this, the process can be no one else.
-    if ctx.login_ids.is_some() {
-        if let Err(e) = postern_privilege::become_owner(mailbox.uid, mailbox.gid) {
-            warn!(
-                "cannot become uid {} for <{}>: {e}",
-                mailbox.uid, login.user
-            );
-            return Err((temporary("Cannot open the mailbox"), true));
-        }
-    } else if postern_privilege::current_ids().0 != mailbox.uid {
-        return Err((temporary("The mailbox belongs to another user"), false));
-    }
-    let spent = ctx.login_ids.is_some();
+    let step_down = ctx.login_ids.is_some();
+    let socket = &ctx.settings.auth.socket;
+    let LoggedIn { user, mailbox } = log_in(socket, Service::Pop3, peer, credentials, step_down)
+        .map_err(|(refusal, spent)| {
+            let failure = match refusal {
+                Refusal::Credentials => LoginFailure::Credentials,
+                Refusal::Temporary(text) => temporary(text),
+            };
+            (failure, spent)
+        })?;
+    let spent = step_down;
     let takeover = Duration::from_secs(ctx.settings.pop3d.lock_takeover);
     let lock = match MaildropLock::acquire(&mailbox.maildir, takeover) {
         Ok(lock) => lock,
@@ -247,7 +220,7 @@ fn login(
         (temporary("Cannot open the mailbox"), spent)
     })?;
     Ok(Open {
-        user: login.user,
+        user,
         maildrop,
         lock,
         retrieved: 0,

@@ -199,7 +199,7 @@ fn up_real(config: &Path) -> anyhow::Result<()> {
 /// The long-running programs of the suite. postern-lspawn stays root and
 /// starts postern-queue as the queue's user itself (they talk over pipes);
 /// postern-auth and postern-smtpd start as root, bind, and drop to their
-/// own users; the POP3 and IMAP listeners join this list as they arrive.
+/// own users; the POP3 and IMAP listeners fork a process per session.
 fn suite(config: &Path, settings: &Settings) -> Vec<ChildSpec> {
     let spec = |name: &str| ChildSpec {
         name: name.to_string(),
@@ -305,10 +305,26 @@ fn print_banner(sandbox: &Sandbox) {
         sandbox.dir.display(),
         postern_routing::REMOTE_DELIVERY
     ));
+    let imap = |service: &str| {
+        sandbox
+            .ports
+            .iter()
+            .find(|(name, _)| name == service)
+            .map_or(0, |(_, port)| *port)
+    };
     text.push_str(&format!(
-        "  not served yet (each starts here when it lands): {}\n",
-        port_list(false).join(", ")
+        "  read      mutt -f 'imap://{}@127.0.0.1:{}/INBOX'   (IMAPS on {}, POP3 as above)\n",
+        DEMO_ADDRESS.replace('@', "%40"),
+        imap("IMAP"),
+        imap("IMAPS"),
     ));
+    let waiting = port_list(false);
+    if !waiting.is_empty() {
+        text.push_str(&format!(
+            "  not served yet (each starts here when it lands): {}\n",
+            waiting.join(", ")
+        ));
+    }
     if postern_privilege::is_root() {
         let ids: Vec<String> = sandbox
             .ids

@@ -216,6 +216,8 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
          pop3d.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} pop3s\"]\n\
          pop3d.login_user = \"{login_uid}:{login_gid}\"\n\
          pop3d.proxy_user = \"{proxy_uid}:{proxy_gid}\"\n\
+         imapd.listen = [\"127.0.0.1:{}\", \"127.0.0.1:{} imaps\"]\n\
+         imapd.login_user = \"{login_uid}:{login_gid}\"\n\
          remote.user = \"{remote_uid}:{remote_gid}\"\n\
          remote.state_dir = {}\n\
          pop3d.proxy_ca_file = {}\n\
@@ -230,6 +232,8 @@ fn create(dir: &Path, port_offset: u16) -> anyhow::Result<()> {
         quoted(dir.join("var").join("auth.sock")),
         port("POP3"),
         port("POP3S"),
+        port("IMAP"),
+        port("IMAPS"),
         quoted(remote_dir.clone()),
         // Its own certificate: a proxy to the sandbox itself can check it.
         quoted(dir.join("tls").join("cert.pem")),

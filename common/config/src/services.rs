@@ -169,7 +169,8 @@ mod tests {
                 "postern-lspawn",
                 "postern-auth",
                 "postern-smtpd",
-                "postern-pop3d"
+                "postern-pop3d",
+                "postern-imapd"
             ]
         );
     }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::imapd::ImapdSettings;
 use crate::pop3d::Pop3dSettings;
 use crate::remote::RemoteSettings;
 use crate::smtpd::{AuthSettings, SmtpdSettings, TlsSettings};
@@ -52,6 +53,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub tls: TlsSettings,
     pub pop3d: Pop3dSettings,
+    pub imapd: ImapdSettings,
     pub remote: RemoteSettings,
     pub srs: SrsSettings,
 }
@@ -111,6 +113,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             tls: TlsSettings::default(),
             pop3d: Pop3dSettings::default(),
+            imapd: ImapdSettings::default(),
             remote: RemoteSettings::default(),
             srs: SrsSettings::default(),
         }

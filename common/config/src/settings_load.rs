@@ -172,7 +172,13 @@ fn parse_once(path: &Path, text: &str) -> Result<Settings, (LineError, usize)> {
             .iter()
             .find(|l| l.kind == postern_listen::Pop3Port::Pop3s)
             .map(ToString::to_string);
-        for (table, spec) in [("smtpd", smtps), ("pop3d", pop3s)] {
+        let imaps = settings
+            .imapd
+            .listen
+            .iter()
+            .find(|l| l.kind == postern_listen::ImapPort::Imaps)
+            .map(ToString::to_string);
+        for (table, spec) in [("smtpd", smtps), ("pop3d", pop3s), ("imapd", imaps)] {
             if let Some(spec) = spec {
                 let line = line_of_key(text, table, "listen");
                 let message = format!(

@@ -62,6 +62,20 @@ pub mod pop3d_listen {
     }
 }
 
+/// `[imapd] listen`: `ADDRESS:PORT [imap|imaps]`.
+pub mod imapd_listen {
+    use super::*;
+    use postern_listen::{ImapPort, Listen};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Listen<ImapPort>>, D::Error> {
+        parsed_list(d, postern_listen::parse)
+    }
+
+    pub fn serialize<S: Serializer>(list: &[Listen<ImapPort>], s: S) -> Result<S::Ok, S::Error> {
+        shown_list(list, s, ToString::to_string)
+    }
+}
+
 /// A list of networks in CIDR notation.
 pub mod networks {
     use super::*;

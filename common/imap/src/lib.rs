@@ -10,6 +10,7 @@ pub mod mime;
 pub mod search;
 pub mod sequence;
 pub mod session;
+pub mod store;
 
 pub use session::{Action, Config, LoginFailure, Session};
 pub mod wire;

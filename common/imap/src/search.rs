@@ -11,15 +11,15 @@ use postern_mailstore::folder::Folder;
 
 use crate::dates::day_of;
 use crate::describe;
-use crate::flags::bit;
+use crate::flags::{SetHere, as_known, bit};
 use crate::sequence::includes;
 
 /// What SEARCH needs besides the folder.
 pub struct Context<'a> {
     pub folder: &'a Folder,
     pub recent: &'a BTreeSet<u32>,
-    /// Messages this session marked \Seen since its snapshot.
-    pub seen_here: &'a BTreeSet<u32>,
+    /// Flags this session set since its snapshot.
+    pub set_here: &'a SetHere,
     pub keywords: &'a [Option<String>],
 }
 
@@ -90,10 +90,7 @@ fn body_text<'l>(context: &Context<'_>, index: usize, lazy: &'l mut Lazy) -> &'l
 fn test(context: &Context<'_>, key: &SearchKey<'_>, index: usize, lazy: &mut Lazy) -> bool {
     let folder = context.folder;
     let record = folder.snapshot().record(index);
-    let flags = match context.seen_here.contains(&record.uid) {
-        true => record.flags | bit(b'S'),
-        false => record.flags,
-    };
+    let (flags, keywords) = as_known(&record, context.set_here);
     let flag = |letter: u8| flags & bit(letter) != 0;
     let recent = || context.recent.contains(&record.uid);
     let column = |n: usize, needle: &[u8]| {
@@ -115,7 +112,7 @@ fn test(context: &Context<'_>, key: &SearchKey<'_>, index: usize, lazy: &mut Laz
             .keywords
             .iter()
             .position(|k| k.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(name)))
-            .is_some_and(|n| record.keywords & (1 << n) != 0)
+            .is_some_and(|n| keywords & (1 << n) != 0)
     };
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().all(|k| test(context, k, index, lazy)),

@@ -38,6 +38,15 @@ pub fn by_number(set: &SequenceSet, count: usize) -> Vec<usize> {
     out
 }
 
+/// Whether `set` names a message number past `count` (RFC 3501 §9: a
+/// client error, answered BAD; `*` is always in range).
+pub fn beyond(set: &SequenceSet, count: usize) -> bool {
+    set.0.as_ref().iter().any(|sequence| {
+        let (_, high) = bounds(sequence, count as u32);
+        high as usize > count
+    })
+}
+
 /// The indexes of the messages whose UIDs `set` names; `uid_at(i)` is
 /// message i's UID, rising with i.
 pub fn by_uid(set: &SequenceSet, count: usize, uid_at: impl Fn(usize) -> u32) -> Vec<usize> {

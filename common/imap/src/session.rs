@@ -19,15 +19,17 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::status::StatusDataItemName;
 use postern_mailstore::folder::Folder;
 use postern_sasl::{Credentials, Exchange, Mechanism, Next};
 
 use crate::fetch::{self, Item};
-use crate::flags;
+use crate::flags::{self, SetHere, as_known};
 use crate::mailboxes;
-use crate::sequence::{by_number, by_uid};
+use crate::sequence::{beyond, by_number, by_uid};
+use crate::store::{self, Change};
 use crate::wire;
 
 /// The longest command, literals included: far above any command a
@@ -83,9 +85,7 @@ struct Selected {
     folder: Folder,
     read_only: bool,
     recent: BTreeSet<u32>,
-    /// UIDs this session marked \Seen that its snapshot does not show
-    /// yet: the next refresh does, without telling the client again.
-    seen_here: BTreeSet<u32>,
+    set_here: SetHere,
     keywords: Vec<Option<String>>,
 }
 
@@ -98,13 +98,9 @@ impl Selected {
         list
     }
 
-    /// Message `index`'s flags as this session knows them.
-    fn flags(&self, index: usize) -> u32 {
-        let record = self.folder.snapshot().record(index);
-        match self.seen_here.contains(&record.uid) {
-            true => record.flags | flags::bit(b'S'),
-            false => record.flags,
-        }
+    /// Message `index`'s flags and keywords as this session knows them.
+    fn flags(&self, index: usize) -> (u32, u32) {
+        as_known(&self.folder.snapshot().record(index), &self.set_here)
     }
 }
 
@@ -518,8 +514,17 @@ impl Session {
                 criteria.as_ref(),
                 uid,
             ),
+            CommandBody::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                ..
+            } if selected => self.store(&tag, &sequence_set, kind, &response, &flags, uid),
             CommandBody::Close
             | CommandBody::Unselect
+            | CommandBody::Store { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Search { .. }
             | CommandBody::Check => bad(&tag, "No mailbox selected.", &mut self.out),
@@ -610,7 +615,7 @@ impl Session {
             folder,
             read_only,
             recent: recent.into_iter().collect(),
-            seen_here: BTreeSet::new(),
+            set_here: SetHere::new(),
             keywords,
         }));
     }
@@ -715,13 +720,10 @@ impl Session {
         let folder = &selected.folder;
         let indexes = match uid {
             true => by_uid(set, folder.len(), |i| folder.snapshot().uid(i)),
-            false => {
-                let indexes = by_number(set, folder.len());
-                if indexes.is_empty() && folder.is_empty() {
-                    return bad(&tag, "No messages in the mailbox.", &mut self.out);
-                }
-                indexes
+            false if beyond(set, folder.len()) => {
+                return bad(&tag, "Invalid message sequence number.", &mut self.out);
             }
+            false => by_number(set, folder.len()),
         };
         let mut items = fetch::items(asked);
         if uid && !items.contains(&Item::Uid) {
@@ -770,13 +772,16 @@ impl Session {
                 false => None,
             };
             let record = folder.snapshot().record(index);
-            let mut flags = selected.flags(index);
+            let (mut flags, mut keywords) = selected.flags(index);
             let mut seen_now = false;
-            if sets_seen && flags & flags::bit(b'S') == 0 && folder.add_flags(index, "S").is_ok() {
-                flags |= flags::bit(b'S');
-                seen_now = true;
+            if sets_seen && flags & flags::bit(b'S') == 0 {
+                let add_seen = |flags, keywords| (flags | flags::bit(b'S'), keywords);
+                if let Ok(Some(now)) = folder.change_flags(index, add_seen) {
+                    (flags, keywords) = now;
+                    seen_now = true;
+                }
             }
-            let flag_list = selected.flag_list(record.uid, flags, record.keywords);
+            let flag_list = selected.flag_list(record.uid, flags, keywords);
             let mut line = format!("* {} FETCH (", index + 1).into_bytes();
             let answered = job.items.iter().enumerate().try_for_each(|(n, item)| {
                 if n > 0 {
@@ -789,7 +794,7 @@ impl Session {
                 continue;
             }
             if seen_now {
-                selected.seen_here.insert(record.uid);
+                selected.set_here.insert(record.uid, (flags, keywords));
                 // RFC 3501 §6.4.5: the \Seen a fetch set is told with it.
                 if !job.items.contains(&Item::Flags) {
                     line.extend_from_slice(b" FLAGS ");
@@ -810,6 +815,95 @@ impl Session {
                 &mut self.out,
             ),
             false => ok(&job.tag, "Fetch completed.", &mut self.out),
+        }
+    }
+
+    /// STORE: each message's flags changed from what its file has now,
+    /// and, unless .SILENT, told back (RFC 3501 §6.4.6).
+    fn store(
+        &mut self,
+        tag: &str,
+        set: &imap_codec::imap_types::sequence::SequenceSet,
+        kind: StoreType,
+        response: &StoreResponse,
+        named: &[Flag<'_>],
+        uid: bool,
+    ) {
+        let State::Selected(selected) = &mut self.state else {
+            return;
+        };
+        if selected.read_only {
+            return no(tag, "[READ-ONLY] The mailbox is read-only.", &mut self.out);
+        }
+        let known = selected.keywords.iter().flatten().count();
+        let path = selected.folder.path().to_path_buf();
+        let change = match Change::new(kind, named, &path, &mut selected.keywords) {
+            Ok(change) => change,
+            Err(store::Refused::Bad(why)) => return bad(tag, why, &mut self.out),
+            Err(store::Refused::No(why)) => return no(tag, why, &mut self.out),
+        };
+        if selected.keywords.iter().flatten().count() != known {
+            // A new keyword: the client learns it may be used (§7.2.6).
+            let mut names: Vec<&str> = flags::SYSTEM.iter().map(|(n, _)| *n).collect();
+            names.extend(selected.keywords.iter().flatten().map(String::as_str));
+            let names = names.join(" ");
+            self.out
+                .extend_from_slice(format!("* FLAGS ({names})\r\n").as_bytes());
+            self.out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({names} \\*)] Flags permitted.\r\n").as_bytes(),
+            );
+        }
+        let folder = &selected.folder;
+        let indexes = match uid {
+            true => by_uid(set, folder.len(), |i| folder.snapshot().uid(i)),
+            false if beyond(set, folder.len()) => {
+                return bad(tag, "Invalid message sequence number.", &mut self.out);
+            }
+            false => by_number(set, folder.len()),
+        };
+        let mut gone = false;
+        for index in indexes {
+            let record = selected.folder.snapshot().record(index);
+            let now = match selected
+                .folder
+                .change_flags(index, |f, k| change.apply(f, k))
+            {
+                Ok(Some(now)) => now,
+                Ok(None) => {
+                    gone = true;
+                    continue;
+                }
+                Err(_) => {
+                    return no(
+                        tag,
+                        "[SERVERBUG] Flags cannot be changed now.",
+                        &mut self.out,
+                    );
+                }
+            };
+            selected.set_here.insert(record.uid, now);
+            if *response == StoreResponse::Answer {
+                let list = selected.flag_list(record.uid, now.0, now.1);
+                let mut line = format!("* {} FETCH (", index + 1).into_bytes();
+                if uid {
+                    line.extend_from_slice(format!("UID {} ", record.uid).as_bytes());
+                }
+                line.extend_from_slice(b"FLAGS ");
+                line.extend_from_slice(&list);
+                line.extend_from_slice(b")\r\n");
+                self.out.extend_from_slice(&line);
+            }
+        }
+        if uid {
+            self.report_changes();
+        }
+        match gone {
+            true => no(
+                tag,
+                "[EXPUNGEISSUED] Some of the messages no longer exist.",
+                &mut self.out,
+            ),
+            false => ok(tag, "Store completed.", &mut self.out),
         }
     }
 
@@ -836,7 +930,7 @@ impl Session {
         let context = crate::search::Context {
             folder: &selected.folder,
             recent: &selected.recent,
-            seen_here: &selected.seen_here,
+            set_here: &selected.set_here,
             keywords: &selected.keywords,
         };
         let found = crate::search::search(&context, keys);
@@ -884,8 +978,8 @@ impl Session {
             if at < current.len() && current.uid(at) == uid {
                 kept += 1;
                 let (mut old, new) = (previous.record(i), current.record(at));
-                if selected.seen_here.remove(&uid) {
-                    old.flags |= flags::bit(b'S');
+                if let Some((flags, keywords)) = selected.set_here.remove(&uid) {
+                    (old.flags, old.keywords) = (flags, keywords);
                 }
                 if (old.flags, old.keywords) != (new.flags, new.keywords) {
                     changed_flags.push(at);

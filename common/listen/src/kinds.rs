@@ -1,6 +1,7 @@
-//! The kinds of port of the suite's servers: what `[smtpd] listen` and
-//! `[pop3d] listen` entries may name. Here, beside the parser, so that the
-//! servers and postern.toml's validation read one list.
+//! The kinds of port of the suite's servers: what `[smtpd] listen`,
+//! `[pop3d] listen` and `[imapd] listen` entries may name. Here, beside
+//! the parser, so that the servers and postern.toml's validation read one
+//! list.
 
 use crate::PortKind;
 
@@ -85,6 +86,42 @@ impl PortKind for Pop3Port {
             Pop3Port::Pop3s
         } else {
             Pop3Port::Pop3
+        }
+    }
+}
+
+/// What an IMAP port is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImapPort {
+    Imap,
+    /// Implicit TLS (RFC 8314, port 993).
+    Imaps,
+}
+
+impl PortKind for ImapPort {
+    const DEFAULT: ImapPort = ImapPort::Imap;
+    const WORDS: &'static str = "imap or imaps";
+
+    fn word(self) -> &'static str {
+        match self {
+            ImapPort::Imap => "imap",
+            ImapPort::Imaps => "imaps",
+        }
+    }
+
+    fn named(word: &str) -> Option<ImapPort> {
+        match word {
+            "imap" | "imap2" => Some(ImapPort::Imap),
+            "imaps" => Some(ImapPort::Imaps),
+            _ => None,
+        }
+    }
+
+    fn of_port(port: u16) -> ImapPort {
+        if port == 993 {
+            ImapPort::Imaps
+        } else {
+            ImapPort::Imap
         }
     }
 }

@@ -7,7 +7,7 @@
 
 mod kinds;
 
-pub use kinds::{Pop3Port, SmtpPort};
+pub use kinds::{ImapPort, Pop3Port, SmtpPort};
 
 use std::fmt::Debug;
 use std::net::{SocketAddr, TcpListener, TcpStream};

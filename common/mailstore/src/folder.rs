@@ -26,7 +26,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::index::entries::{self, CACHE_FILE, Describe, Entry};
-use crate::index::snapshot::{self, Header, INDEX_FILE, Record, Snapshot, Stamps};
+use crate::index::snapshot::{
+    self, Header, INDEX_FILE, Record, Snapshot, Stamps, letters, letters_of,
+};
 use crate::names::{find_by_unique, unique_of};
 
 /// A file's bytes, mapped when it has any.
@@ -406,28 +408,39 @@ impl Folder {
         }
     }
 
-    /// Adds flag letters (`'S'`...) to message `index`'s file name,
-    /// moving it to `cur/`; the folder's next refresh shows it.
-    pub fn add_flags(&self, index: usize, letters: &str) -> io::Result<()> {
+    /// Changes message `index`'s flags: `change` gets the flags and
+    /// keywords its file name has now (another program may have changed
+    /// them since the snapshot) and gives those it is to have; the file is
+    /// renamed into `cur/` with their letters. The flags it has then, or
+    /// `None` when the message is gone. The folder's next refresh shows
+    /// the change.
+    pub fn change_flags(
+        &self,
+        index: usize,
+        change: impl FnOnce(u32, u32) -> (u32, u32),
+    ) -> io::Result<Option<(u32, u32)>> {
         let name = self.snapshot.name(index);
         let Some((from, current)) = locate(&self.path, name)? else {
-            return Err(io::ErrorKind::NotFound.into());
+            return Ok(None);
         };
-        let (base, info) = match current.split_once(":2,") {
-            Some((base, info)) => (base, info),
-            None => (unique_of(&current), ""),
-        };
-        let mut all: Vec<char> = info.chars().chain(letters.chars()).collect();
-        all.sort_unstable();
-        all.dedup();
-        if all.iter().collect::<String>() == info && from.ends_with("cur") {
-            return Ok(());
+        let (now_flags, now_keywords) = letters_of(&current);
+        let (flags, keywords) = change(now_flags, now_keywords);
+        if (flags, keywords) == (now_flags, now_keywords) && from.ends_with("cur") {
+            return Ok(Some((flags, keywords)));
         }
+        let base = match current.split_once(":2,") {
+            Some((base, _)) => base,
+            None => unique_of(&current),
+        };
         let target = self
             .path
             .join("cur")
-            .join(format!("{base}:2,{}", all.into_iter().collect::<String>()));
-        std::fs::rename(from.join(&current), target)
+            .join(format!("{base}:2,{}", letters(flags, keywords)));
+        match std::fs::rename(from.join(&current), target) {
+            Ok(()) => Ok(Some((flags, keywords))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -581,17 +594,36 @@ mod tests {
     }
 
     #[test]
-    fn seen_is_set_by_renaming_into_cur() {
+    fn flags_change_by_renaming_into_cur_from_what_the_file_has_now() {
         let dir = maildir();
         put(dir.path(), "new", "1700000001.M1P1.host", "m");
+        put(dir.path(), "cur", "1700000002.M2P1.host:2,S", "n");
         let (mut folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
-        folder.add_flags(0, "S").unwrap();
+        let seen = 1 << (b'S' - b'A');
+        let flagged = 1 << (b'F' - b'A');
+        let add_seen = |f: u32, k: u32| (f | seen, k);
+        assert_eq!(folder.change_flags(0, add_seen).unwrap(), Some((seen, 0)));
         assert!(dir.path().join("cur/1700000001.M1P1.host:2,S").exists());
+        // mutt flagged the second one meanwhile: a keyword joins that.
+        std::fs::rename(
+            dir.path().join("cur/1700000002.M2P1.host:2,S"),
+            dir.path().join("cur/1700000002.M2P1.host:2,FS"),
+        )
+        .unwrap();
+        let add_keyword = |f: u32, k: u32| (f, k | 0b10);
+        assert_eq!(
+            folder.change_flags(1, add_keyword).unwrap(),
+            Some((flagged | seen, 0b10))
+        );
+        assert!(dir.path().join("cur/1700000002.M2P1.host:2,FSb").exists());
         folder.refresh(false, later()).unwrap();
-        assert_eq!(folder.snapshot().record(0).flags, 1 << (b'S' - b'A'));
+        assert_eq!(folder.snapshot().record(0).flags, seen);
+        assert_eq!(folder.snapshot().record(1).keywords, 0b10);
         assert_eq!(
             folder.message(0).unwrap(),
             b"Subject: m\r\nFrom: a@b\r\n\r\nbody\r\n"
         );
+        std::fs::remove_file(dir.path().join("cur/1700000001.M1P1.host:2,S")).unwrap();
+        assert_eq!(folder.change_flags(0, add_seen).unwrap(), None);
     }
 }

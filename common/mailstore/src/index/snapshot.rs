@@ -84,6 +84,18 @@ pub fn letters_of(name: &str) -> (u32, u32) {
     (flags, keywords)
 }
 
+/// The `:2,` letters of flags and keywords, in the ASCII order Maildir
+/// readers expect: system flags (upper case), then keywords.
+pub fn letters(flags: u32, keywords: u32) -> String {
+    let upper = (0..26u8)
+        .filter(|n| flags & (1 << n) != 0)
+        .map(|n| b'A' + n);
+    let lower = (0..26u8)
+        .filter(|n| keywords & (1 << n) != 0)
+        .map(|n| b'a' + n);
+    upper.chain(lower).map(char::from).collect()
+}
+
 fn checksum(bytes: &[u8]) -> u64 {
     crate::names::fnv1a(bytes)
 }
