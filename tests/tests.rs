@@ -13,6 +13,7 @@ mod docs;
 mod dovecot_passwords;
 mod fresh_host;
 mod imapd;
+mod imapd_concurrency;
 mod inject;
 mod inject_smtp;
 mod install;

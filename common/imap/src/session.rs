@@ -327,8 +327,7 @@ impl Session {
                     self.out
                         .extend_from_slice(b"* BYE Too many invalid commands.\r\n");
                     self.state = State::Logout;
-                    self.actions
-                        .push_back(Action::Send(std::mem::take(&mut self.out)));
+                    self.flush();
                     self.actions.push_back(Action::Close);
                 }
                 return true;
@@ -373,10 +372,17 @@ impl Session {
         }
     }
 
+    /// What is written so far goes out before the next action.
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            self.actions
+                .push_back(Action::Send(std::mem::take(&mut self.out)));
+        }
+    }
+
     fn start_login(&mut self, tag: String, credentials: Credentials) {
         self.waiting_login = Some(tag);
-        self.actions
-            .push_back(Action::Send(std::mem::take(&mut self.out)));
+        self.flush();
         self.actions.push_back(Action::Login(credentials));
     }
 
@@ -399,8 +405,7 @@ impl Session {
                 self.out.extend_from_slice(b"* BYE Logging out\r\n");
                 ok(&tag, "Logout completed.", &mut self.out);
                 self.state = State::Logout;
-                self.actions
-                    .push_back(Action::Send(std::mem::take(&mut self.out)));
+                self.flush();
                 self.actions.push_back(Action::Close);
             }
             CommandBody::Id { .. } => {
@@ -417,8 +422,7 @@ impl Session {
                 // What the client sent after STARTTLS was sent in the
                 // clear: it is not taken as protected commands.
                 self.fragmentizer = Fragmentizer::new(MAX_COMMAND);
-                self.actions
-                    .push_back(Action::Send(std::mem::take(&mut self.out)));
+                self.flush();
                 self.actions.push_back(Action::StartTls);
             }
             CommandBody::Login { username, password } if !authenticated => {

@@ -39,6 +39,9 @@ impl Driver {
         while let Some(action) = self.session.next_action() {
             match action {
                 Action::Send(bytes) => {
+                    // Whole lines, and never nothing (a login with SASL-IR
+                    // once sent an empty answer first).
+                    assert!(bytes.ends_with(b"\r\n"), "{bytes:?}");
                     let text = String::from_utf8_lossy(&bytes).into_owned();
                     for line in text.split_inclusive("\r\n") {
                         out.push(format!("S: {}", line.trim_end_matches("\r\n")));
