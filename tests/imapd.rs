@@ -773,3 +773,74 @@ fn a_quiet_session_is_logged_out_after_the_idle_timeout() {
     let _ = stream.write_all(b"a NOOP\r\n");
     s.stop();
 }
+
+#[test]
+fn a_maildir_left_by_dovecot_keeps_its_uidvalidity_uids_flags_and_keywords() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Suite::start(&[]);
+    deliver(&s, &MESSAGES);
+    let maildir = s.demo();
+    let meta = std::fs::metadata(&maildir).unwrap();
+    let owner = (meta.uid(), meta.gid());
+    let state = tempfile::tempdir().unwrap();
+    // Dovecot's imap serves the Maildir first: it numbers the messages,
+    // and a client flags one and gives another a keyword.
+    let dovecot = crate::uidlist::dovecot_on(
+        &maildir,
+        state.path(),
+        owner,
+        "a SELECT INBOX\nb UID STORE 2 +FLAGS (\\Flagged \\Seen)\nc UID STORE 3 +FLAGS ($Work)\n\
+         d UID FETCH 1:* (FLAGS)",
+    );
+    assert!(dovecot.contains("d OK"), "{dovecot}");
+    let validity = dovecot
+        .split("[UIDVALIDITY ")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .unwrap()
+        .to_string();
+    // What a server showed for each UID: its flags as a set, without
+    // \Recent (which belongs to one session); the last answer for each.
+    let flags_of = |answer: &str| -> std::collections::BTreeMap<u32, Vec<String>> {
+        answer
+            .lines()
+            .filter_map(|l| {
+                let rest = l.split(" FETCH (UID ").nth(1)?;
+                let (uid, rest) = rest.split_once(' ')?;
+                let list = rest.split_once("FLAGS (")?.1.split(')').next()?;
+                let mut flags: Vec<String> = list
+                    .split_whitespace()
+                    .filter(|f| *f != "\\Recent")
+                    .map(str::to_string)
+                    .collect();
+                flags.sort();
+                Some((uid.parse().ok()?, flags))
+            })
+            .collect()
+    };
+    let expected = flags_of(&dovecot);
+    assert_eq!(expected.len(), 3, "{dovecot}");
+    assert_eq!(expected[&3], ["$Work"], "{dovecot}");
+    let answer = python(
+        r#"
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+m.login("demo@example.test", sys.argv[2])
+typ, data = m.select("INBOX")
+print("UIDVALIDITY", m.untagged_responses["UIDVALIDITY"][0].decode())
+typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
+for line in data:
+    print("* " + line.decode().replace(" (", " FETCH (", 1))
+m.logout()
+print("ok")
+"#,
+        &[&s.port("IMAP"), &s.password()],
+    );
+    assert!(
+        answer.contains(&format!("UIDVALIDITY {validity}\n")),
+        "{answer}\n{dovecot}"
+    );
+    // Postern's FETCH answers put the UID first, as Dovecot's do.
+    assert_eq!(flags_of(&answer), expected, "{answer}\n{dovecot}");
+    s.stop();
+}

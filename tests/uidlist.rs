@@ -12,21 +12,41 @@ use postern_mailstore::uidlist::load;
 /// Dovecot's imap, pre-authenticated on `dir/Maildir`, given `commands`
 /// (one a line); what it answered.
 fn dovecot(dir: &std::path::Path, commands: &str) -> String {
-    let config = dir.join("dovecot.conf");
+    dovecot_on(&dir.join("Maildir"), dir, (65534, 65534), commands)
+}
+
+/// Dovecot's imap on `maildir`, with its state in `state` (which it may
+/// write), as `owner` when the tests run as root (Dovecot will not serve
+/// mail as root); what it answered to `commands`.
+pub(crate) fn dovecot_on(
+    maildir: &std::path::Path,
+    state: &std::path::Path,
+    owner: (u32, u32),
+    commands: &str,
+) -> String {
+    let config = state.join("dovecot.conf");
+    std::fs::create_dir_all(state.join("run")).unwrap();
     std::fs::write(
         &config,
         format!(
             "base_dir = {d}/run\nstate_dir = {d}/run\nlog_path = {d}/log\nfirst_valid_uid = 0\n\
-             mail_location = maildir:{d}/Maildir\n",
-            d = dir.display()
+             mail_location = maildir:{m}\n",
+            d = state.display(),
+            m = maildir.display()
         ),
     )
     .unwrap();
     let mut command = match crate::util::is_root() {
-        // Dovecot will not serve mail as root.
         true => {
+            let _ = Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", owner.0, owner.1))
+                .arg(state)
+                .status();
             let mut setpriv = Command::new("setpriv");
-            setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
+            setpriv.arg(format!("--reuid={}", owner.0));
+            setpriv.arg(format!("--regid={}", owner.1));
+            setpriv.arg("--clear-groups");
             setpriv.arg("env");
             setpriv
         }
@@ -35,8 +55,8 @@ fn dovecot(dir: &std::path::Path, commands: &str) -> String {
     command
         .arg("-i")
         .arg("USER=tester")
-        .arg(format!("HOME={}", dir.display()))
-        .arg(format!("MAIL=maildir:{}/Maildir", dir.display()))
+        .arg(format!("HOME={}", state.display()))
+        .arg(format!("MAIL=maildir:{}", maildir.display()))
         .args(["/usr/lib/dovecot/imap", "-c"])
         .arg(&config);
     let out =
