@@ -193,7 +193,7 @@ fn a_selected_folder_sees_deliveries_renames_and_deletions_exactly() {
     // The index as the session left it equals one rebuilt from the
     // Maildir (UIDs from dovecot-uidlist, the rest from the files).
     let now = SystemTime::now() + Duration::from_secs(5);
-    let describe = postern_imap::describe::describe;
+    let describe = postern_imap::describe::DESCRIBE;
     let (kept_index, _) = Folder::open(&maildir, describe, false, now).unwrap();
     let copy = tempfile::tempdir().unwrap();
     let status = Command::new("cp")

@@ -12,6 +12,7 @@ mod dkim;
 mod docs;
 mod dovecot_passwords;
 mod fresh_host;
+mod imap_dovecot;
 mod imapd;
 mod imapd_concurrency;
 mod inject;

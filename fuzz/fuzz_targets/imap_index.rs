@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
         .expect("a message");
     std::fs::write(dir.path().join("new/1700000002.M2P1.fuzz"), "Subject: b\n\ny\n")
         .expect("a message");
-    let describe = postern_imap::describe::describe;
+    let describe = postern_imap::describe::DESCRIBE;
     let (fresh, _) = Folder::open(dir.path(), describe, false, later()).expect("a rebuild");
     let expected = view(&fresh);
     drop(fresh);

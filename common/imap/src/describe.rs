@@ -4,6 +4,7 @@
 //! so that none of them opens the message again.
 
 use crate::mime::{envelope, headers, structure};
+use postern_mailstore::index::entries::Describe;
 
 pub const ENVELOPE: usize = 0;
 pub const BODYSTRUCTURE: usize = 1;
@@ -17,8 +18,11 @@ pub const BCC: usize = 7;
 /// does not read.
 pub const SENT: usize = 8;
 
-/// The store's `Describe` for IMAP.
-pub fn describe(bytes: &[u8]) -> Vec<Vec<u8>> {
+/// The store's `Describe` for IMAP. The version goes up with every
+/// change to what `fields` makes.
+pub const DESCRIBE: Describe = Describe { version: 2, fields };
+
+fn fields(bytes: &[u8]) -> Vec<Vec<u8>> {
     let top = structure::tree(bytes);
     let fields = headers::fields(&bytes[top.header.clone()]);
     let mut envelope_bytes = Vec::new();
@@ -82,7 +86,7 @@ mod tests {
         let message = postern_maildir::crlf_line_ends(
             b"From: =?utf-8?q?J=C3=9CRGEN?= <J@Example.DE>\nSubject: =?iso-8859-1?q?Gr=FC=DFe?=\nDate: Thu, 01 Jan 1970 00:01:00 +0000\n\nbody\n",
         );
-        let fields = describe(&message);
+        let fields = (DESCRIBE.fields)(&message);
         assert_eq!(fields[SUBJECT], "grüße".as_bytes());
         assert_eq!(fields[FROM], "jürgen <j@example.de>".as_bytes());
         assert_eq!(fields[TO], b"");

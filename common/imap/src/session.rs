@@ -556,7 +556,7 @@ impl Session {
             return Err("[NONEXISTENT] Mailbox doesn't exist.");
         }
         let (folder, recent) =
-            Folder::open(&path, crate::describe::describe, claim, (self.clock)())
+            Folder::open(&path, crate::describe::DESCRIBE, claim, (self.clock)())
                 .map_err(|_| "[SERVERBUG] The mailbox cannot be read now.")?;
         let shown = if name.eq_ignore_ascii_case(b"INBOX") {
             "INBOX".to_string()

@@ -223,6 +223,7 @@ impl Folder {
         if let Some((snapshot, stamp)) = load_index(&self.path)?
             && stamp != self.index_stamp
             && snapshot.header.stamps == current
+            && snapshot.header.describe_version == self.describe.version
             && let Some(cache) = load_cache(&self.path, snapshot.header.cache_len)?
         {
             self.cache = cache;
@@ -260,6 +261,7 @@ impl Folder {
         let old = match &on_disk {
             Some((snapshot, _))
                 if snapshot.header.validity == synced.list.validity
+                    && snapshot.header.describe_version == self.describe.version
                     && snapshot.header.cache_len <= cache_len =>
             {
                 Some(snapshot)
@@ -296,7 +298,7 @@ impl Folder {
                         continue;
                     };
                     let offset = cache_len + appended.len() as u64;
-                    entries::encode(listed.uid, &(self.describe)(&bytes), &mut appended);
+                    entries::encode(listed.uid, &(self.describe.fields)(&bytes), &mut appended);
                     Record {
                         uid: listed.uid,
                         flags,
@@ -318,6 +320,7 @@ impl Folder {
             count: records.len() as u32,
             first_recent,
             names_len: 0,
+            describe_version: self.describe.version,
             stamps: taken,
             cache_len: cache_len + appended.len() as u64,
         };
@@ -392,7 +395,7 @@ impl Folder {
         }
         let bytes = self.message(index)?;
         Ok(Cow::Owned(
-            (self.describe)(&bytes)
+            (self.describe.fields)(&bytes)
                 .into_iter()
                 .nth(n)
                 .unwrap_or_default(),
@@ -484,7 +487,12 @@ mod tests {
     use super::*;
 
     /// The test's description: the Subject line and the size.
-    fn describe(bytes: &[u8]) -> Vec<Vec<u8>> {
+    const DESCRIBE: Describe = Describe {
+        version: 1,
+        fields: subject_and_size,
+    };
+
+    fn subject_and_size(bytes: &[u8]) -> Vec<Vec<u8>> {
         let subject = bytes
             .split(|&b| b == b'\n')
             .find_map(|line| line.strip_prefix(b"Subject: "))
@@ -521,7 +529,7 @@ mod tests {
         let dir = maildir();
         put(dir.path(), "new", "1700000001.M1P1.host", "one");
         put(dir.path(), "cur", "1700000002.M2P1.host:2,FS", "two");
-        let (folder, recent) = Folder::open(dir.path(), describe, true, later()).unwrap();
+        let (folder, recent) = Folder::open(dir.path(), DESCRIBE, true, later()).unwrap();
         assert_eq!(uids(&folder), [1, 2]);
         assert_eq!(recent, [1, 2]);
         let record = folder.snapshot().record(1);
@@ -535,7 +543,7 @@ mod tests {
             (file_len + 4).to_string().as_bytes()
         );
         // Seen once: a second reader gets no \Recent.
-        let (_, recent) = Folder::open(dir.path(), describe, true, later()).unwrap();
+        let (_, recent) = Folder::open(dir.path(), DESCRIBE, true, later()).unwrap();
         assert!(recent.is_empty());
     }
 
@@ -545,7 +553,7 @@ mod tests {
         for n in 1..=3 {
             put(dir.path(), "new", &format!("170000000{n}.M{n}P1.host"), "m");
         }
-        let (mut folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        let (mut folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
         assert!(folder.refresh(false, later()).unwrap().previous.is_none());
         // mutt reads 1, deletes 2; a delivery brings 4.
         std::fs::rename(
@@ -575,7 +583,7 @@ mod tests {
                 "m",
             );
         }
-        let (folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        let (folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
         let validity = folder.validity();
         std::fs::remove_file(dir.path().join("cur/1700000001.M1P1.host:2,")).unwrap();
         // Damaged: the index cut short; the cache gone.
@@ -583,13 +591,13 @@ mod tests {
         let bytes = std::fs::read(&index).unwrap();
         std::fs::write(&index, &bytes[..bytes.len() - 3]).unwrap();
         std::fs::remove_file(dir.path().join(CACHE_FILE)).unwrap();
-        let (folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        let (folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
         assert_eq!(folder.validity(), validity);
         assert_eq!(uids(&folder), [2, 3]);
         assert_eq!(folder.entry(1).unwrap().field(0), b"m\r");
         // Lost altogether.
         std::fs::remove_file(&index).unwrap();
-        let (folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        let (folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
         assert_eq!(uids(&folder), [2, 3]);
     }
 
@@ -598,7 +606,7 @@ mod tests {
         let dir = maildir();
         put(dir.path(), "new", "1700000001.M1P1.host", "m");
         put(dir.path(), "cur", "1700000002.M2P1.host:2,S", "n");
-        let (mut folder, _) = Folder::open(dir.path(), describe, false, later()).unwrap();
+        let (mut folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
         let seen = 1 << (b'S' - b'A');
         let flagged = 1 << (b'F' - b'A');
         let add_seen = |f: u32, k: u32| (f | seen, k);
@@ -625,5 +633,21 @@ mod tests {
         );
         std::fs::remove_file(dir.path().join("cur/1700000001.M1P1.host:2,S")).unwrap();
         assert_eq!(folder.change_flags(0, add_seen).unwrap(), None);
+    }
+
+    #[test]
+    fn entries_made_by_another_describe_version_are_made_again() {
+        let dir = maildir();
+        put(dir.path(), "cur", "1700000001.M1P1.host:2,S", "m");
+        let (folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
+        assert_eq!(folder.entry(0).unwrap().field(0), b"m\r");
+        drop(folder);
+        let newer = Describe {
+            version: 2,
+            fields: |_| vec![b"made again".to_vec()],
+        };
+        let (folder, _) = Folder::open(dir.path(), newer, false, later()).unwrap();
+        assert_eq!(folder.entry(0).unwrap().field(0), b"made again");
+        assert_eq!(uids(&folder), [1]);
     }
 }

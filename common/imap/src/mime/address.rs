@@ -2,8 +2,14 @@
 //! name, source route, local part and domain, a group as a start marker
 //! with its name and an end marker. Names stay as they were sent (encoded
 //! words too: the client decodes them), unquoted and unfolded; a comment
-//! stands in for a missing name, as Dovecot does. By hand: the crates
-//! that read addresses decode the names.
+//! stands in for a missing name, as Dovecot does. A mailbox without its
+//! local part or domain gets Dovecot's `MISSING_MAILBOX` and
+//! `MISSING_DOMAIN` in their place: a NIL domain would read as the start
+//! of a group (RFC 3501 §7.4.2). By hand: the crates that read addresses
+//! decode the names.
+
+const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
+const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Mailbox {
@@ -157,10 +163,16 @@ pub fn parse(value: &[u8]) -> Vec<Item> {
             }
             at += 1;
         }
+        let has_at = spec.contains(&Token::Special(b'@'));
         let mailbox = match angle {
-            Some(inside) => addr_spec(&inside).map(|mut mailbox| {
+            Some(inside) => Some(addr_spec(&inside).unwrap_or_else(missing)).map(|mut mailbox| {
                 mailbox.name = phrase(&words).or(comment);
                 mailbox
+            }),
+            // Words and no address: a name whose address is missing.
+            None if !has_at && words.len() > 1 => Some(Mailbox {
+                name: phrase(&words),
+                ..missing()
             }),
             None => addr_spec(&spec).map(|mut mailbox| {
                 mailbox.name = comment;
@@ -228,8 +240,11 @@ fn addr_spec(tokens: &[Token]) -> Option<Mailbox> {
             _ => {}
         }
     }
-    if local_text.is_empty() {
+    if local_text.is_empty() && domain.is_none_or(<[&Token]>::is_empty) {
         return None;
+    }
+    if local_text.is_empty() {
+        local_text = MISSING_MAILBOX.to_vec();
     }
     let domain = domain.map(|tokens| {
         let mut text = Vec::new();
@@ -247,8 +262,21 @@ fn addr_spec(tokens: &[Token]) -> Option<Mailbox> {
         name: None,
         route,
         local: local_text,
-        domain: domain.filter(|d| !d.is_empty()),
+        domain: Some(
+            domain
+                .filter(|d| !d.is_empty())
+                .unwrap_or(MISSING_DOMAIN.to_vec()),
+        ),
     })
+}
+
+/// A mailbox with neither part: `<>`, or a name alone.
+fn missing() -> Mailbox {
+    Mailbox {
+        local: MISSING_MAILBOX.to_vec(),
+        domain: Some(MISSING_DOMAIN.to_vec()),
+        ..Mailbox::default()
+    }
 }
 
 #[cfg(test)]
@@ -299,15 +327,20 @@ mod tests {
         };
         assert_eq!(m.route.as_deref(), Some(&b"@relay.test"[..]));
         assert_eq!(m.local, b"user");
-        assert_eq!(
-            parse(b"root")[0],
-            Item::Mailbox(Mailbox {
-                local: b"root".to_vec(),
-                ..Mailbox::default()
-            })
-        );
+        assert_eq!(parse(b"root")[0], mailbox(None, "root", "MISSING_DOMAIN"));
         assert!(parse(b"").is_empty());
-        assert!(parse(b"<>").is_empty());
+        assert_eq!(
+            parse(b"<>")[0],
+            mailbox(None, "MISSING_MAILBOX", "MISSING_DOMAIN")
+        );
+        assert_eq!(
+            parse(b"not an address, @x.test, foo@")[..],
+            [
+                mailbox(Some("not an address"), "MISSING_MAILBOX", "MISSING_DOMAIN"),
+                mailbox(None, "MISSING_MAILBOX", "x.test"),
+                mailbox(None, "foo", "MISSING_DOMAIN"),
+            ]
+        );
         assert_eq!(
             parse(b"\"a b\"@x.test")[0],
             Item::Mailbox(Mailbox {

@@ -123,9 +123,11 @@ fn param_list(params: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
     out.push(b')');
 }
 
+/// A body's size in lines, as its line ends count them (Dovecot's and
+/// Cyrus's count): a last line without one, like a part's last line
+/// before a boundary, is not counted.
 fn lines(body: &[u8]) -> usize {
-    let newlines = body.iter().filter(|&&b| b == b'\n').count();
-    newlines + usize::from(!body.is_empty() && !body.ends_with(b"\n"))
+    body.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn text_of(fields: &[Field<'_>], name: &str) -> Option<Vec<u8>> {
@@ -180,8 +182,12 @@ pub fn structure(bytes: &[u8], part: &Part, extended: bool, in_digest: bool, out
         if children.is_empty() {
             // RFC 3501 has no empty multipart: one empty text part.
             out.extend_from_slice(
-                b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)",
+                b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
             );
+            if extended {
+                out.extend_from_slice(b" NIL NIL NIL NIL");
+            }
+            out.push(b')');
         }
         for child in children {
             structure(bytes, child, extended, digest, out);
@@ -208,7 +214,12 @@ pub fn structure(bytes: &[u8], part: &Part, extended: bool, in_digest: bool, out
     out.push(b' ');
     string(sub.as_bytes(), out);
     out.push(b' ');
-    param_list(&kind.params, out);
+    let mut params = kind.params;
+    if main == "text" && !params.iter().any(|(name, _)| name == "charset") {
+        // RFC 2045 §5.2's default, said, as Dovecot says it.
+        params.insert(0, ("charset".into(), b"us-ascii".to_vec()));
+    }
+    param_list(&params, out);
     out.push(b' ');
     nstring(text_of(&header, "content-id").as_deref(), out);
     out.push(b' ');
@@ -290,10 +301,10 @@ mod tests {
     fn multipart_with_an_enclosed_message() {
         assert_eq!(
             bodystructure(MIXED, true),
-            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 1 NIL NIL NIL NIL)\
+            "((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" 5 0 NIL NIL NIL NIL)\
 (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 48 \
 (NIL \"inner\" ((\"A\" NIL \"a\" \"x.test\")) ((\"A\" NIL \"a\" \"x.test\")) ((\"A\" NIL \"a\" \"x.test\")) NIL NIL NIL NIL NIL) \
-(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 1 NIL NIL NIL NIL) 4 \
+(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 0 NIL NIL NIL NIL) 3 \
 NIL (\"attachment\" (\"filename\" \"f.eml\")) NIL NIL) \
 \"mixed\" (\"boundary\" \"b1\") NIL NIL NIL)"
         );

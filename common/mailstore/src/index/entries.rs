@@ -12,8 +12,15 @@
 
 pub const CACHE_FILE: &str = "postern-cache";
 
-/// Makes a message's fields from its bytes (CRLF line ends).
-pub type Describe = fn(&[u8]) -> Vec<Vec<u8>>;
+/// How a reader makes a message's fields from its bytes (CRLF line
+/// ends), and the version of what it makes: a snapshot written with
+/// another version has its entries made again, so that a change to what
+/// is cached (an ENVELOPE fix) reaches every folder.
+#[derive(Clone, Copy)]
+pub struct Describe {
+    pub version: u32,
+    pub fields: fn(&[u8]) -> Vec<Vec<u8>>,
+}
 
 /// Appends the entry for `uid` to `out`.
 pub fn encode(uid: u32, fields: &[Vec<u8>], out: &mut Vec<u8>) {

@@ -51,6 +51,8 @@ pub struct Header {
     /// The lowest UID no session has yet seen as `\Recent`.
     pub first_recent: u32,
     pub names_len: u32,
+    /// The `Describe` version the cache entries were made with.
+    pub describe_version: u32,
     pub stamps: Stamps,
     pub cache_len: u64,
 }
@@ -119,7 +121,7 @@ pub fn encode(header: &Header, records: &[(Record, &str)]) -> Vec<u8> {
         records.len() as u32,
         header.first_recent,
         names_len as u32,
-        0,
+        header.describe_version,
     ] {
         out.extend_from_slice(&value.to_le_bytes());
     }
@@ -184,6 +186,7 @@ impl<B: AsRef<[u8]>> Snapshot<B> {
             count: u32_at(data, 16),
             first_recent: u32_at(data, 20),
             names_len: u32_at(data, 24),
+            describe_version: u32_at(data, 28),
             stamps: Stamps {
                 new_mtime: u64_at(data, 32) as i64,
                 cur_mtime: u64_at(data, 40) as i64,
