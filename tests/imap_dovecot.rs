@@ -145,8 +145,8 @@ fn postern(maildir: &Path, commands: &str) -> Vec<u8> {
     let mut config = Config::new("imap.test");
     config.cleartext_allowed = true;
     let mut session = Session::new(config);
-    let mut config_out = Vec::new();
-    let mut run = |session: &mut Session, out: &mut Vec<u8>| {
+    let mut out = Vec::new();
+    let run = |session: &mut Session, out: &mut Vec<u8>| {
         while let Some(action) = session.next_action() {
             match action {
                 Action::Send(bytes) => out.extend_from_slice(&bytes),
@@ -155,13 +155,13 @@ fn postern(maildir: &Path, commands: &str) -> Vec<u8> {
             }
         }
     };
-    run(&mut session, &mut config_out);
+    run(&mut session, &mut out);
     session.receive(b"a LOGIN fred secret\r\n");
-    run(&mut session, &mut config_out);
+    run(&mut session, &mut out);
     session.receive(commands.replace('\n', "\r\n").as_bytes());
     session.receive(b"\r\n");
-    run(&mut session, &mut config_out);
-    config_out
+    run(&mut session, &mut out);
+    out
 }
 
 fn render(value: &Value) -> String {
