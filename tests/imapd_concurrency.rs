@@ -172,6 +172,9 @@ fn a_selected_folder_sees_deliveries_renames_and_deletions_exactly() {
     let quiet = held.ask("NOOP");
     assert_eq!(quiet.len(), 1, "{quiet:?}");
 
+    // Every message read and described by the session, into its index.
+    let described = held.ask("FETCH 1:* (RFC822.SIZE ENVELOPE)");
+    assert_eq!(described.len(), total + 1);
     let after = uids(&held.ask("UID SEARCH ALL"));
     assert_eq!(after.len(), total);
     let kept: BTreeSet<u32> = before.iter().copied().collect();
@@ -195,6 +198,7 @@ fn a_selected_folder_sees_deliveries_renames_and_deletions_exactly() {
     let now = SystemTime::now() + Duration::from_secs(5);
     let describe = postern_imap::describe::DESCRIBE;
     let (kept_index, _) = Folder::open(&maildir, describe, false, now).unwrap();
+    assert!((0..kept_index.len()).all(|i| kept_index.described(i)));
     let copy = tempfile::tempdir().unwrap();
     let status = Command::new("cp")
         .arg("-a")
@@ -206,7 +210,9 @@ fn a_selected_folder_sees_deliveries_renames_and_deletions_exactly() {
     for file in ["postern-index", "postern-cache"] {
         std::fs::remove_file(copy.path().join(file)).unwrap();
     }
-    let (rebuilt, _) = Folder::open(copy.path(), describe, false, now).unwrap();
+    let (mut rebuilt, _) = Folder::open(copy.path(), describe, false, now).unwrap();
+    let all: Vec<usize> = (0..rebuilt.len()).collect();
+    rebuilt.describe(&all).unwrap();
     assert_eq!(kept_index.len(), rebuilt.len());
     assert_eq!(kept_index.validity(), rebuilt.validity());
     for i in 0..rebuilt.len() {

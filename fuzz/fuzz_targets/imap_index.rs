@@ -1,8 +1,9 @@
 #![no_main]
 //! A folder's index and cache as a crash, a full disk or another program
 //! may leave them: whatever bytes `postern-index` and `postern-cache`
-//! hold, the folder opens, never a panic, and shows what a rebuild from
-//! the Maildir shows (the same UIDs, flags, sizes and described fields).
+//! hold, the folder opens and describes its messages, never a panic, and
+//! shows what a rebuild from the Maildir shows (the same UIDs, flags,
+//! sizes and described fields).
 //! The first two bytes say where the index ends and the cache starts.
 use std::time::{Duration, SystemTime};
 
@@ -38,11 +39,13 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(dir.path().join("new/1700000002.M2P1.fuzz"), "Subject: b\n\ny\n")
         .expect("a message");
     let describe = postern_imap::describe::DESCRIBE;
-    let (fresh, _) = Folder::open(dir.path(), describe, false, later()).expect("a rebuild");
+    let (mut fresh, _) = Folder::open(dir.path(), describe, false, later()).expect("a rebuild");
+    fresh.describe(&[0, 1]).expect("described");
     let expected = view(&fresh);
     drop(fresh);
     std::fs::write(dir.path().join("postern-index"), index).expect("an index");
     std::fs::write(dir.path().join("postern-cache"), cache).expect("a cache");
-    let (folder, _) = Folder::open(dir.path(), describe, false, later()).expect("opens");
+    let (mut folder, _) = Folder::open(dir.path(), describe, false, later()).expect("opens");
+    folder.describe(&[0, 1]).expect("described");
     assert_eq!(view(&folder), expected);
 });

@@ -32,6 +32,9 @@ pub fn serve(stream: TcpStream, kind: ImapPort, ctx: &Context) -> i32 {
     let imapd = &ctx.settings.imapd;
     let idle = Duration::from_secs(imapd.idle_timeout.max(1));
     let implicit_tls = kind == ImapPort::Imaps;
+    // A FETCH answer goes out in slices: Nagle would hold a slice's tail
+    // until the client's delayed ACK.
+    let _ = stream.set_nodelay(true);
     let start = start_session(stream, ctx.login_ids, idle, implicit_tls, ctx.tls.as_ref());
     let Start {
         peer,

@@ -215,6 +215,17 @@ pub fn section<'a>(
 }
 
 /// Whether any item needs the message's bytes.
+/// Whether the items need the message described: its size, date or
+/// cached structure.
+pub fn needs_description(items: &[Item]) -> bool {
+    items.iter().any(|item| {
+        matches!(
+            item,
+            Item::InternalDate | Item::Size | Item::Envelope | Item::Body | Item::BodyStructure
+        )
+    })
+}
+
 pub fn reads_file(items: &[Item]) -> bool {
     items
         .iter()

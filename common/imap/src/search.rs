@@ -45,6 +45,30 @@ pub fn search(context: &Context<'_>, keys: &[SearchKey<'_>]) -> Vec<usize> {
     matched
 }
 
+/// Whether the keys read a message's size, dates or cached header
+/// columns, which need it described.
+pub fn needs_description(keys: &[SearchKey<'_>]) -> bool {
+    keys.iter().any(|key| match key {
+        SearchKey::And(keys) => needs_description(keys.as_ref()),
+        SearchKey::Or(a, b) => needs_description(&[(**a).clone(), (**b).clone()]),
+        SearchKey::Not(key) => needs_description(std::slice::from_ref(key.as_ref())),
+        SearchKey::Larger(_)
+        | SearchKey::Smaller(_)
+        | SearchKey::Before(_)
+        | SearchKey::On(_)
+        | SearchKey::Since(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_)
+        | SearchKey::Subject(_)
+        | SearchKey::From(_)
+        | SearchKey::To(_)
+        | SearchKey::Cc(_)
+        | SearchKey::Bcc(_) => true,
+        _ => false,
+    })
+}
+
 fn lower(text: &[u8]) -> String {
     String::from_utf8_lossy(text).to_lowercase()
 }

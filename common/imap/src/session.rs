@@ -718,7 +718,7 @@ impl Session {
         asked: &imap_codec::imap_types::fetch::MacroOrMessageDataItemNames<'_>,
         uid: bool,
     ) {
-        let State::Selected(selected) = &self.state else {
+        let State::Selected(selected) = &mut self.state else {
             return;
         };
         let folder = &selected.folder;
@@ -732,6 +732,13 @@ impl Session {
         let mut items = fetch::items(asked);
         if uid && !items.contains(&Item::Uid) {
             items.insert(0, Item::Uid);
+        }
+        if fetch::needs_description(&items) && selected.folder.describe(&indexes).is_err() {
+            return no(
+                &tag,
+                "[SERVERBUG] The mailbox cannot be read now.",
+                &mut self.out,
+            );
         }
         self.job = Some(FetchJob {
             tag,
@@ -751,6 +758,7 @@ impl Session {
             return;
         };
         let reads_file = fetch::reads_file(&job.items);
+        let needs_description = fetch::needs_description(&job.items);
         let sets_seen = !selected.read_only
             && job.items.iter().any(|i| {
                 matches!(
@@ -765,6 +773,11 @@ impl Session {
             let index = job.indexes[job.at];
             job.at += 1;
             let folder = &selected.folder;
+            if needs_description && !folder.described(index) {
+                // Gone before it could be read.
+                job.gone = true;
+                continue;
+            }
             let read = match reads_file {
                 true => match folder.message(index) {
                     Ok(bytes) => Some(fetch::Read::new(bytes)),
@@ -928,9 +941,19 @@ impl Session {
                 &mut self.out,
             );
         }
-        let State::Selected(selected) = &self.state else {
+        let State::Selected(selected) = &mut self.state else {
             return;
         };
+        if crate::search::needs_description(keys) {
+            let all: Vec<usize> = (0..selected.folder.len()).collect();
+            if selected.folder.describe(&all).is_err() {
+                return no(
+                    tag,
+                    "[SERVERBUG] The mailbox cannot be read now.",
+                    &mut self.out,
+                );
+            }
+        }
         let context = crate::search::Context {
             folder: &selected.folder,
             recent: &selected.recent,

@@ -21,30 +21,25 @@ pub fn unix_line_ends(mut data: Vec<u8>) -> Vec<u8> {
 /// Octets with CRLF line ends, as POP3, IMAP and SMTP's SIZE count
 /// them: a bare LF is two.
 pub fn crlf_len(bytes: &[u8]) -> u64 {
-    let mut previous = 0u8;
-    let mut size = 0u64;
-    for &byte in bytes {
-        size += if byte == b'\n' && previous != b'\r' {
-            2
-        } else {
-            1
-        };
-        previous = byte;
-    }
-    size
+    let bare = memchr::memchr_iter(b'\n', bytes)
+        .filter(|&at| at == 0 || bytes[at - 1] != b'\r')
+        .count();
+    (bytes.len() + bare) as u64
 }
 
-/// The bytes with every bare LF made CRLF.
+/// The bytes with every bare LF made CRLF, a line at a time (a large
+/// mailbox's first IMAP session converts every message once).
 pub fn crlf_line_ends(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
-    let mut previous = 0u8;
-    for &byte in bytes {
-        if byte == b'\n' && previous != b'\r' {
-            out.push(b'\r');
+    let mut from = 0;
+    for at in memchr::memchr_iter(b'\n', bytes) {
+        if at == 0 || bytes[at - 1] != b'\r' {
+            out.extend_from_slice(&bytes[from..at]);
+            out.extend_from_slice(b"\r\n");
+            from = at + 1;
         }
-        out.push(byte);
-        previous = byte;
     }
+    out.extend_from_slice(&bytes[from..]);
     out
 }
 

@@ -9,8 +9,11 @@
 //! they differ, the folder is synced under its lock: the UID list with
 //! the files (`uidsync`), then a new snapshot in which known messages
 //! keep their size, date and cache entry, only their flags read again
-//! from their names, and new messages are read once and described into
-//! the cache. Readers take no lock: the snapshot is replaced by rename,
+//! from their names, and new messages are known by name alone. A message
+//! is read and described into the cache, and its size and date recorded,
+//! the first time a reader asks for them (`describe`), so that opening
+//! a large folder never waits for its messages to be read. Readers take
+//! no lock: the snapshot is replaced by rename,
 //! and a session keeps the one it mapped until it can tell its client
 //! what changed.
 //!
@@ -56,6 +59,13 @@ fn map(file: &File, len: u64) -> io::Result<Mapped> {
     let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
     Ok(Mapped::Map(map))
 }
+
+/// A record's cache offset until its message is described.
+pub const UNDESCRIBED: u64 = u64::MAX;
+
+/// Described entries are written to the cache in pieces of about this
+/// size, so that describing a large folder holds little in memory.
+const APPEND_CHUNK: usize = 1 << 20;
 
 /// One open folder.
 pub struct Folder {
@@ -247,7 +257,7 @@ impl Folder {
 
     /// The full sync, under the writers' lock.
     fn sync(&mut self, claim_recent: bool, now: SystemTime) -> io::Result<Refreshed> {
-        let mut lock = WriterLock::take(&self.path)?;
+        let lock = WriterLock::take(&self.path)?;
         // Taken before the scan: a change during it leaves a time that
         // differs from these, and the next check syncs again.
         let mut taken = stamps(&self.path, now)?;
@@ -273,7 +283,6 @@ impl Folder {
             None => None,
         };
         let first_recent = old.map_or(1, |s| s.header.first_recent);
-        let mut appended = Vec::new();
         let mut records: Vec<(Record, &str)> = Vec::with_capacity(synced.list.records.len());
         for listed in &synced.list.records {
             let (flags, keywords) = snapshot::letters_of(&listed.name);
@@ -291,28 +300,15 @@ impl Folder {
                     keywords,
                     ..record
                 },
-                None => {
-                    let Some((bytes, internal_date)) = read_message(&self.path, &listed.name)?
-                    else {
-                        // Gone since the scan: the next sync sees it.
-                        continue;
-                    };
-                    let offset = cache_len + appended.len() as u64;
-                    entries::encode(listed.uid, &(self.describe.fields)(&bytes), &mut appended);
-                    Record {
-                        uid: listed.uid,
-                        flags,
-                        keywords,
-                        size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
-                        internal_date,
-                        cache_offset: offset,
-                    }
-                }
+                None => Record {
+                    uid: listed.uid,
+                    flags,
+                    keywords,
+                    cache_offset: UNDESCRIBED,
+                    ..Record::default()
+                },
             };
             records.push((record, &listed.name));
-        }
-        if !appended.is_empty() {
-            lock.file.write_all(&appended)?;
         }
         let mut header = Header {
             validity: synced.list.validity,
@@ -322,7 +318,7 @@ impl Folder {
             names_len: 0,
             describe_version: self.describe.version,
             stamps: taken,
-            cache_len: cache_len + appended.len() as u64,
+            cache_len,
         };
         let recent: Vec<u32> = match claim_recent {
             true => records
@@ -336,6 +332,17 @@ impl Folder {
             header.first_recent = header.next_uid;
         }
         let bytes = snapshot::encode(&header, &records);
+        let previous = self.install(lock, bytes)?;
+        Ok(Refreshed {
+            previous: Some(previous),
+            recent,
+        })
+    }
+
+    /// Writes `bytes` as the folder's snapshot and maps it (or, when
+    /// another writer's replaced it at once, keeps ours until the next
+    /// refresh); the snapshot it had.
+    fn install(&mut self, lock: WriterLock, bytes: Vec<u8>) -> io::Result<Snapshot<Mapped>> {
         // Not synced to disk: the index is rebuilt from the Maildir if a
         // crash loses it, and a rebuild only costs time.
         let temporary = self
@@ -347,18 +354,86 @@ impl Folder {
         let written = Snapshot::parse(&bytes[..])?.header;
         let (snapshot, stamp) = match load_index(&self.path)? {
             Some((snapshot, stamp)) if snapshot.header == written => (snapshot, stamp),
-            // Replaced already by another writer's: ours until the next
-            // refresh reads theirs.
             _ => (Snapshot::parse(Mapped::Bytes(bytes))?, (0, 0)),
         };
         self.cache =
             load_cache(&self.path, snapshot.header.cache_len)?.unwrap_or(Mapped::Bytes(Vec::new()));
         self.index_stamp = stamp;
-        let previous = std::mem::replace(&mut self.snapshot, snapshot);
-        Ok(Refreshed {
-            previous: Some(previous),
-            recent,
-        })
+        Ok(std::mem::replace(&mut self.snapshot, snapshot))
+    }
+
+    /// Whether message `index` was read and described: its size, date
+    /// and cached fields are known.
+    pub fn described(&self, index: usize) -> bool {
+        self.entry(index).is_some()
+    }
+
+    /// Reads and describes the messages of `indexes` not described yet,
+    /// under the writers' lock, taking what another reader described
+    /// meanwhile; a message gone since stays undescribed.
+    pub fn describe(&mut self, indexes: &[usize]) -> io::Result<()> {
+        let wanted: Vec<usize> = indexes
+            .iter()
+            .copied()
+            .filter(|&i| i < self.len() && !self.described(i))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut lock = WriterLock::take(&self.path)?;
+        let mut cache_len = lock.file.metadata()?.len();
+        let theirs = match load_index(&self.path)? {
+            Some((snapshot, _))
+                if snapshot.header.validity == self.validity()
+                    && snapshot.header.describe_version == self.describe.version
+                    && snapshot.header.cache_len <= cache_len =>
+            {
+                let cache = load_cache(&self.path, snapshot.header.cache_len)?;
+                cache.map(|cache| (snapshot, cache))
+            }
+            _ => None,
+        };
+        let mut records: Vec<Record> = (0..self.len()).map(|i| self.snapshot.record(i)).collect();
+        let mut appended = Vec::new();
+        for index in wanted {
+            let record = &mut records[index];
+            let done_there = theirs.as_ref().and_then(|(snapshot, cache)| {
+                let found = snapshot.record(snapshot.search(record.uid).ok()?);
+                entries::entry(cache.as_ref(), found.cache_offset, found.uid).map(|_| found)
+            });
+            if let Some(found) = done_there {
+                (record.size, record.internal_date) = (found.size, found.internal_date);
+                record.cache_offset = found.cache_offset;
+                continue;
+            }
+            let Some((bytes, internal_date)) = read_message(&self.path, self.snapshot.name(index))?
+            else {
+                continue;
+            };
+            record.cache_offset = cache_len + appended.len() as u64;
+            record.size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            record.internal_date = internal_date;
+            entries::encode(record.uid, &(self.describe.fields)(&bytes), &mut appended);
+            if appended.len() >= APPEND_CHUNK {
+                lock.file.write_all(&appended)?;
+                cache_len += appended.len() as u64;
+                appended.clear();
+            }
+        }
+        lock.file.write_all(&appended)?;
+        cache_len += appended.len() as u64;
+        let header = Header {
+            cache_len,
+            ..self.snapshot.header
+        };
+        let named: Vec<(Record, &str)> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| (record, self.snapshot.name(i)))
+            .collect();
+        let bytes = snapshot::encode(&header, &named);
+        self.install(lock, bytes)?;
+        Ok(())
     }
 
     pub fn snapshot(&self) -> &Snapshot<Mapped> {
@@ -529,9 +604,14 @@ mod tests {
         let dir = maildir();
         put(dir.path(), "new", "1700000001.M1P1.host", "one");
         put(dir.path(), "cur", "1700000002.M2P1.host:2,FS", "two");
-        let (folder, recent) = Folder::open(dir.path(), DESCRIBE, true, later()).unwrap();
+        let (mut folder, recent) = Folder::open(dir.path(), DESCRIBE, true, later()).unwrap();
         assert_eq!(uids(&folder), [1, 2]);
         assert_eq!(recent, [1, 2]);
+        // Known by name until asked for: then read and described once.
+        assert!(!folder.described(0) && !folder.described(1));
+        folder.describe(&[1]).unwrap();
+        assert!(!folder.described(0) && folder.described(1));
+        folder.describe(&[0, 1]).unwrap();
         let record = folder.snapshot().record(1);
         assert_eq!(record.flags, (1 << (b'F' - b'A')) | (1 << (b'S' - b'A')));
         // CRLF octets: four lines of the file each gain a CR.
@@ -542,9 +622,12 @@ mod tests {
             folder.field(1, 1).unwrap(),
             (file_len + 4).to_string().as_bytes()
         );
-        // Seen once: a second reader gets no \Recent.
-        let (_, recent) = Folder::open(dir.path(), DESCRIBE, true, later()).unwrap();
+        // Seen once: a second reader gets no \Recent, and the entries
+        // the first one made.
+        let (other, recent) = Folder::open(dir.path(), DESCRIBE, true, later()).unwrap();
         assert!(recent.is_empty());
+        assert!(other.described(0) && other.described(1));
+        assert_eq!(other.snapshot().record(1).size, file_len + 4);
     }
 
     #[test]
@@ -591,9 +674,10 @@ mod tests {
         let bytes = std::fs::read(&index).unwrap();
         std::fs::write(&index, &bytes[..bytes.len() - 3]).unwrap();
         std::fs::remove_file(dir.path().join(CACHE_FILE)).unwrap();
-        let (folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
+        let (mut folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
         assert_eq!(folder.validity(), validity);
         assert_eq!(uids(&folder), [2, 3]);
+        folder.describe(&[0, 1]).unwrap();
         assert_eq!(folder.entry(1).unwrap().field(0), b"m\r");
         // Lost altogether.
         std::fs::remove_file(&index).unwrap();
@@ -639,14 +723,17 @@ mod tests {
     fn entries_made_by_another_describe_version_are_made_again() {
         let dir = maildir();
         put(dir.path(), "cur", "1700000001.M1P1.host:2,S", "m");
-        let (folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
+        let (mut folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
+        folder.describe(&[0]).unwrap();
         assert_eq!(folder.entry(0).unwrap().field(0), b"m\r");
         drop(folder);
         let newer = Describe {
             version: 2,
             fields: |_| vec![b"made again".to_vec()],
         };
-        let (folder, _) = Folder::open(dir.path(), newer, false, later()).unwrap();
+        let (mut folder, _) = Folder::open(dir.path(), newer, false, later()).unwrap();
+        assert!(!folder.described(0));
+        folder.describe(&[0]).unwrap();
         assert_eq!(folder.entry(0).unwrap().field(0), b"made again");
         assert_eq!(uids(&folder), [1]);
     }

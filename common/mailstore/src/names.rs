@@ -28,6 +28,29 @@ pub fn uidl_of(unique: &str) -> String {
     format!("{:016x}", fnv1a(unique.as_bytes()))
 }
 
+/// Delivery order of two file names: by the time they start with,
+/// `SECONDS.MMICROSECONDS`, compared as numbers (a microsecond part of
+/// five digits comes before one of six, which text order would put
+/// after), then as text; as Dovecot orders new files when it gives them
+/// UIDs.
+pub fn delivery_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn time(name: &str) -> Option<(u64, u64)> {
+        let (seconds, rest) = name.split_once('.')?;
+        let seconds = seconds.parse().ok()?;
+        let micros = rest
+            .strip_prefix('M')
+            .map(|rest| rest.bytes().take_while(u8::is_ascii_digit).count())
+            .filter(|&digits| digits > 0)
+            .and_then(|digits| rest[1..=digits].parse().ok())
+            .unwrap_or(0);
+        Some((seconds, micros))
+    }
+    match (time(a), time(b)) {
+        (Some(x), Some(y)) if x != y => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
 /// FNV-1a: a short stable hash, for names too long for a UIDL and for
 /// the index header's checksum (torn writes, not adversaries).
 pub fn fnv1a(bytes: &[u8]) -> u64 {
@@ -51,4 +74,19 @@ pub fn find_by_unique(dir: &Path, unique: &str) -> io::Result<Option<String>> {
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_order_compares_times_as_numbers() {
+        use std::cmp::Ordering::*;
+        assert_eq!(delivery_order("1700.M98765P1.h", "1700.M123456P1.h"), Less);
+        assert_eq!(delivery_order("1699.M999999P1.h", "1700.M1P1.h"), Less);
+        assert_eq!(delivery_order("1700.M5P2.h", "1700.M5P1.h"), Greater);
+        assert_eq!(delivery_order("zzz", "1700.M5P1.h"), Greater);
+        assert_eq!(delivery_order("1700.abc", "1700.M5P1.h"), Less);
+    }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::Cut;
 use crate::cache::{Cache, stamp};
 use crate::measure::{Entry, measure};
-use crate::names::base_of;
+use crate::names::{base_of, delivery_order};
 
 /// One Maildir directory (INBOX or a folder): its messages in file-name
 /// order, after the moves from `new/`, and Dovecot's UIDLs for them; its
@@ -45,8 +45,8 @@ pub fn scan(path: &Path, cut: Option<Cut>) -> io::Result<(Vec<Entry>, HashMap<St
     if measure(path, &mut found, cut)? {
         changed = true;
     }
-    // File-name order: the delivery time comes first in the name.
-    found.sort_by(|a, b| base_of(&a.name).cmp(base_of(&b.name)));
+    // Delivery order: the delivery time comes first in the name.
+    found.sort_by(|a, b| delivery_order(base_of(&a.name), base_of(&b.name)));
     if changed {
         // Only a cache: a failure to write it costs a readdir next time.
         let _ = cache.write(path, &found);

@@ -11,7 +11,7 @@
 //! only when messages came or went: the names it holds are the last
 //! known ones, and a flag change alone does not rewrite it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -82,10 +82,11 @@ pub fn sync(folder: &Path, now: SystemTime) -> io::Result<Synced> {
                 false
             }
         });
-    // The rest are new: by name, which starts with the delivery time.
-    let new: BTreeMap<String, String> = files.into_iter().collect();
+    // The rest are new: in delivery order, which their names start with.
+    let mut new: Vec<(String, String)> = files.into_iter().collect();
+    new.sort_by(|(a, _), (b, _)| crate::names::delivery_order(a, b));
     let mut added = Vec::new();
-    for name in new.into_values() {
+    for (_, name) in new {
         added.push(list.assign(&name));
         changed = true;
     }

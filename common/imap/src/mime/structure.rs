@@ -29,14 +29,24 @@ pub enum Kind {
 
 /// The tree of `bytes` (a whole message, CRLF line ends).
 pub fn tree(bytes: &[u8]) -> Part {
-    let whole = || {
-        let end = header_end(bytes);
-        Part {
-            header: 0..end,
-            body: end..bytes.len(),
-            kind: Kind::Leaf,
-        }
+    let end = header_end(bytes);
+    let whole = || Part {
+        header: 0..end,
+        body: end..bytes.len(),
+        kind: Kind::Leaf,
     };
+    // Most mail is one part: its tree is its header and body, and needs
+    // no parser (which would decode the whole body).
+    let compound = match first(&fields(&bytes[..end]), "content-type") {
+        Some(value) => {
+            let main = params::parse(value, false).main;
+            main == "multipart" || main == "message"
+        }
+        None => false,
+    };
+    if !compound {
+        return whole();
+    }
     // mail-parser is outside code fed hostile input: should it ever
     // panic, the message is shown as one text part rather than lost.
     let parsed = std::panic::catch_unwind(|| {
