@@ -86,6 +86,7 @@ bench: release
 	python3 scripts/bench-queue.py
 	python3 scripts/bench-smtp.py
 	python3 scripts/bench-pop3.py
+	python3 scripts/bench-imap.py
 	python3 scripts/bench-remote.py
 
 fuzz:

@@ -24,7 +24,7 @@ BENCH_IMAP_RUNS (5), BENCH_IMAP_IDLE (200).
 import json, os, re, shutil, signal, socket, ssl, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from postern_bench import SHARED, add_mailboxes, port_of, start_up, with_peers  # noqa: E402
+from postern_bench import BIN, SHARED, add_mailboxes, port_of, start_up, with_peers  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("BENCH_IMAP_SIZES", "10000,100000").split(",")]
 ROUNDS = int(os.environ.get("BENCH_IMAP_ROUNDS", "3"))
@@ -168,6 +168,12 @@ def idle_dovecot(peers, cert, key, work):
 def main():
     with with_peers("bench-imap", "i.") as (work, peers):
         sandbox = os.path.join(work, "postern")
+        # Room for every idle connection from 127.0.0.1.
+        subprocess.run([os.path.join(BIN, "postern"), "init", "--dir", sandbox], check=True,
+                       capture_output=True)
+        with open(os.path.join(sandbox, "etc", "postern.toml"), "a") as f:
+            f.write(f"imapd.max_connections_per_ip = {min(999, IDLE + 10)}\n"
+                    f"imapd.max_connections = {min(999, IDLE + 10)}\n")
         up = start_up(sandbox)
         idle_master = None
         try:

@@ -195,6 +195,7 @@ fn install_gives_a_working_tree_and_uninstall_takes_it_back() {
         "postern-relay.8",
         "postern-auth.8",
         "postern-pop3d.8",
+        "postern-imapd.8",
     ] {
         let out = Command::new("man")
             .env("MANPAGER", "cat")

@@ -37,12 +37,27 @@ fn fields(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
+/// The header fields the columns are made of: only these go to the
+/// parser, which would otherwise read every Received field too.
+const COLUMN_FIELDS: [&str; 6] = ["subject", "from", "to", "cc", "bcc", "date"];
+
 /// Subject, From, To, Cc, Bcc decoded and lower-cased, and the sent date.
 fn columns(header: &[u8]) -> Vec<Vec<u8>> {
-    let parsed =
-        std::panic::catch_unwind(|| mail_parser::MessageParser::default().parse_headers(header))
-            .ok()
-            .flatten();
+    let mut wanted = Vec::new();
+    for field in headers::fields(header) {
+        if COLUMN_FIELDS
+            .iter()
+            .any(|name| field.name.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            wanted.extend_from_slice(&header[field.range]);
+        }
+    }
+    wanted.extend_from_slice(b"\r\n");
+    let parsed = std::panic::catch_unwind(|| {
+        mail_parser::MessageParser::default().parse_headers(&wanted[..])
+    })
+    .ok()
+    .flatten();
     let Some(message) = parsed else {
         return vec![Vec::new(); 6];
     };

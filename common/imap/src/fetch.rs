@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::io::Write;
 
 use imap_codec::imap_types::fetch::{
     Macro, MacroOrMessageDataItemNames, MessageDataItemName, Section,
@@ -269,7 +270,9 @@ pub fn answer(
             out.extend_from_slice(b"FLAGS ");
             out.extend_from_slice(flags);
         }
-        Item::Uid => out.extend_from_slice(format!("UID {}", record.uid).as_bytes()),
+        Item::Uid => {
+            let _ = write!(out, "UID {}", record.uid);
+        }
         Item::InternalDate => {
             out.extend_from_slice(b"INTERNALDATE ");
             out.extend_from_slice(crate::dates::internal_date(record.internal_date).as_bytes());

@@ -118,9 +118,10 @@ fn test(context: &Context<'_>, key: &SearchKey<'_>, index: usize, lazy: &mut Laz
     let flag = |letter: u8| flags & bit(letter) != 0;
     let recent = || context.recent.contains(&record.uid);
     let column = |n: usize, needle: &[u8]| {
+        // The columns were written lower-cased as UTF-8: bytes compare.
         let value = folder.field(index, n).unwrap_or_default();
         let needle = lower(needle);
-        needle.is_empty() || String::from_utf8_lossy(&value).contains(&needle)
+        memchr::memmem::find(&value, needle.as_bytes()).is_some()
     };
     let internal_day = || day_of(record.internal_date);
     let sent_day = || {

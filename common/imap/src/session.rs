@@ -8,6 +8,7 @@
 //! memory whole.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -769,6 +770,7 @@ impl Session {
                     }
                 )
             });
+        let mut lists: Option<((u32, u32, bool), Vec<u8>)> = None;
         while job.at < job.indexes.len() && self.out.len() < SLICE {
             let index = job.indexes[job.at];
             job.at += 1;
@@ -798,15 +800,23 @@ impl Session {
                     seen_now = true;
                 }
             }
-            let flag_list = selected.flag_list(record.uid, flags, keywords);
-            let mut line = format!("* {} FETCH (", index + 1).into_bytes();
+            // Most messages share their flags: their list is made once.
+            let key = (flags, keywords, selected.recent.contains(&record.uid));
+            if lists.as_ref().is_none_or(|(last, _)| *last != key) {
+                lists = Some((key, selected.flag_list(record.uid, flags, keywords)));
+            }
+            let flag_list = &lists.as_ref().expect("made above").1;
+            let start = self.out.len();
+            let line = &mut self.out;
+            let _ = write!(line, "* {} FETCH (", index + 1);
             let answered = job.items.iter().enumerate().try_for_each(|(n, item)| {
                 if n > 0 {
                     line.push(b' ');
                 }
-                fetch::answer(folder, index, item, &flag_list, read.as_ref(), &mut line)
+                fetch::answer(folder, index, item, flag_list, read.as_ref(), line)
             });
             if answered.is_err() {
+                self.out.truncate(start);
                 job.gone = true;
                 continue;
             }
@@ -815,11 +825,10 @@ impl Session {
                 // RFC 3501 §6.4.5: the \Seen a fetch set is told with it.
                 if !job.items.contains(&Item::Flags) {
                     line.extend_from_slice(b" FLAGS ");
-                    line.extend_from_slice(&flag_list);
+                    line.extend_from_slice(flag_list);
                 }
             }
             line.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&line);
         }
         if job.at < job.indexes.len() {
             self.job = Some(job);

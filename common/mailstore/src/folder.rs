@@ -67,6 +67,16 @@ pub const UNDESCRIBED: u64 = u64::MAX;
 /// size, so that describing a large folder holds little in memory.
 const APPEND_CHUNK: usize = 1 << 20;
 
+/// Messages described at a time, across the threads that describe them.
+const DESCRIBE_BATCH: usize = 512;
+
+/// Threads that describe messages at once, at most.
+const MAX_DESCRIBERS: usize = 4;
+
+/// A message read and described: its size with CRLF line ends, its
+/// internal date and its fields.
+type Described = (u32, i64, Vec<Vec<u8>>);
+
 /// One open folder.
 pub struct Folder {
     path: PathBuf,
@@ -394,26 +404,32 @@ impl Folder {
             _ => None,
         };
         let mut records: Vec<Record> = (0..self.len()).map(|i| self.snapshot.record(i)).collect();
-        let mut appended = Vec::new();
+        let mut to_read = Vec::new();
         for index in wanted {
             let record = &mut records[index];
             let done_there = theirs.as_ref().and_then(|(snapshot, cache)| {
                 let found = snapshot.record(snapshot.search(record.uid).ok()?);
                 entries::entry(cache.as_ref(), found.cache_offset, found.uid).map(|_| found)
             });
-            if let Some(found) = done_there {
-                (record.size, record.internal_date) = (found.size, found.internal_date);
-                record.cache_offset = found.cache_offset;
-                continue;
+            match done_there {
+                Some(found) => {
+                    (record.size, record.internal_date) = (found.size, found.internal_date);
+                    record.cache_offset = found.cache_offset;
+                }
+                None => to_read.push(index),
             }
-            let Some((bytes, internal_date)) = read_message(&self.path, self.snapshot.name(index))?
-            else {
-                continue;
-            };
-            record.cache_offset = cache_len + appended.len() as u64;
-            record.size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-            record.internal_date = internal_date;
-            entries::encode(record.uid, &(self.describe.fields)(&bytes), &mut appended);
+        }
+        let mut appended = Vec::new();
+        for batch in to_read.chunks(DESCRIBE_BATCH) {
+            for (index, read) in self.read_and_describe(batch) {
+                let Some((size, internal_date, fields)) = read? else {
+                    continue;
+                };
+                let record = &mut records[index];
+                record.cache_offset = cache_len + appended.len() as u64;
+                (record.size, record.internal_date) = (size, internal_date);
+                entries::encode(record.uid, &fields, &mut appended);
+            }
             if appended.len() >= APPEND_CHUNK {
                 lock.file.write_all(&appended)?;
                 cache_len += appended.len() as u64;
@@ -434,6 +450,44 @@ impl Folder {
         let bytes = snapshot::encode(&header, &named);
         self.install(lock, bytes)?;
         Ok(())
+    }
+
+    /// Reads and describes the messages of `batch`, on every CPU: each
+    /// is independent of the others, and a large folder's first FETCH
+    /// of ENVELOPE waits for all of them. Each message's size, date and
+    /// fields, or `None` when it is gone.
+    fn read_and_describe(&self, batch: &[usize]) -> Vec<(usize, io::Result<Option<Described>>)> {
+        let one = |index: usize| {
+            let read = read_message(&self.path, self.snapshot.name(index)).map(|read| {
+                read.map(|(bytes, date)| {
+                    let size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+                    (size, date, (self.describe.fields)(&bytes))
+                })
+            });
+            (index, read)
+        };
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_DESCRIBERS);
+        if workers < 2 || batch.len() < 2 * workers {
+            return batch.iter().map(|&index| one(index)).collect();
+        }
+        let share = batch.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .chunks(share)
+                .map(|part| scope.spawn(move || part.iter().map(|&i| one(i)).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| match handle.join() {
+                    Ok(done) => done,
+                    // The describer is outside code fed hostile input;
+                    // its panic is that part's failure, not the session's.
+                    Err(_) => vec![(usize::MAX, Err(io::Error::other("a describer failed")))],
+                })
+                .collect()
+        })
     }
 
     pub fn snapshot(&self) -> &Snapshot<Mapped> {

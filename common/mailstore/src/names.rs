@@ -28,27 +28,25 @@ pub fn uidl_of(unique: &str) -> String {
     format!("{:016x}", fnv1a(unique.as_bytes()))
 }
 
-/// Delivery order of two file names: by the time they start with,
-/// `SECONDS.MMICROSECONDS`, compared as numbers (a microsecond part of
-/// five digits comes before one of six, which text order would put
-/// after), then as text; as Dovecot orders new files when it gives them
-/// UIDs.
-pub fn delivery_order(a: &str, b: &str) -> std::cmp::Ordering {
-    fn time(name: &str) -> Option<(u64, u64)> {
+/// The delivery time a file name starts with, `SECONDS.MMICROSECONDS`,
+/// as numbers to sort by (a microsecond part of five digits comes before
+/// one of six, which text order would put after), as Dovecot orders new
+/// files when it gives them UIDs; names without one sort after all
+/// others.
+pub fn delivery_time(name: &str) -> (u64, u64) {
+    let parsed = || -> Option<(u64, u64)> {
         let (seconds, rest) = name.split_once('.')?;
         let seconds = seconds.parse().ok()?;
-        let micros = rest
-            .strip_prefix('M')
-            .map(|rest| rest.bytes().take_while(u8::is_ascii_digit).count())
-            .filter(|&digits| digits > 0)
-            .and_then(|digits| rest[1..=digits].parse().ok())
-            .unwrap_or(0);
+        let digits = rest.strip_prefix('M').map_or(0, |rest| {
+            rest.bytes().take_while(u8::is_ascii_digit).count()
+        });
+        let micros = match digits {
+            0 => 0,
+            _ => rest[1..=digits].parse().ok()?,
+        };
         Some((seconds, micros))
-    }
-    match (time(a), time(b)) {
-        (Some(x), Some(y)) if x != y => x.cmp(&y),
-        _ => a.cmp(b),
-    }
+    };
+    parsed().unwrap_or((u64::MAX, 0))
 }
 
 /// FNV-1a: a short stable hash, for names too long for a UIDL and for
@@ -83,10 +81,15 @@ mod tests {
     #[test]
     fn delivery_order_compares_times_as_numbers() {
         use std::cmp::Ordering::*;
+        let delivery_order = |a: &str, b: &str| (delivery_time(a), a).cmp(&(delivery_time(b), b));
         assert_eq!(delivery_order("1700.M98765P1.h", "1700.M123456P1.h"), Less);
         assert_eq!(delivery_order("1699.M999999P1.h", "1700.M1P1.h"), Less);
         assert_eq!(delivery_order("1700.M5P2.h", "1700.M5P1.h"), Greater);
         assert_eq!(delivery_order("zzz", "1700.M5P1.h"), Greater);
         assert_eq!(delivery_order("1700.abc", "1700.M5P1.h"), Less);
+        assert_eq!(
+            delivery_time("1700.M99999999999999999999P1.h"),
+            (u64::MAX, 0)
+        );
     }
 }

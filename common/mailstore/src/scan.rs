@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::Cut;
 use crate::cache::{Cache, stamp};
 use crate::measure::{Entry, measure};
-use crate::names::{base_of, delivery_order};
+use crate::names::{base_of, delivery_time};
 
 /// One Maildir directory (INBOX or a folder): its messages in file-name
 /// order, after the moves from `new/`, and Dovecot's UIDLs for them; its
@@ -46,7 +46,10 @@ pub fn scan(path: &Path, cut: Option<Cut>) -> io::Result<(Vec<Entry>, HashMap<St
         changed = true;
     }
     // Delivery order: the delivery time comes first in the name.
-    found.sort_by(|a, b| delivery_order(base_of(&a.name), base_of(&b.name)));
+    found.sort_by_cached_key(|entry| {
+        let base = base_of(&entry.name);
+        (delivery_time(base), base.to_string())
+    });
     if changed {
         // Only a cache: a failure to write it costs a readdir next time.
         let _ = cache.write(path, &found);

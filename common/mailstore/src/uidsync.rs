@@ -83,10 +83,14 @@ pub fn sync(folder: &Path, now: SystemTime) -> io::Result<Synced> {
             }
         });
     // The rest are new: in delivery order, which their names start with.
-    let mut new: Vec<(String, String)> = files.into_iter().collect();
-    new.sort_by(|(a, _), (b, _)| crate::names::delivery_order(a, b));
+    // (The times are parsed once: a first sync may order 100,000 names.)
+    let mut new: Vec<((u64, u64), String, String)> = files
+        .into_iter()
+        .map(|(base, name)| (crate::names::delivery_time(&base), base, name))
+        .collect();
+    new.sort_unstable();
     let mut added = Vec::new();
-    for (_, name) in new {
+    for (_, _, name) in new {
         added.push(list.assign(&name));
         changed = true;
     }

@@ -137,7 +137,7 @@ fn param_list(params: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
 /// Cyrus's count): a last line without one, like a part's last line
 /// before a boundary, is not counted.
 fn lines(body: &[u8]) -> usize {
-    body.iter().filter(|&&b| b == b'\n').count()
+    memchr::memchr_iter(b'\n', body).count()
 }
 
 fn text_of(fields: &[Field<'_>], name: &str) -> Option<Vec<u8>> {
