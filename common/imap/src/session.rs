@@ -397,9 +397,13 @@ impl Session {
                 self.out.extend_from_slice(line.as_bytes());
                 ok(&tag, "Capability completed.", &mut self.out);
             }
-            CommandBody::Noop | CommandBody::Check if authenticated => {
+            CommandBody::Noop if authenticated => {
                 self.report_changes();
                 ok(&tag, "NOOP completed.", &mut self.out);
+            }
+            CommandBody::Check if selected => {
+                self.report_changes();
+                ok(&tag, "Check completed.", &mut self.out);
             }
             CommandBody::Noop => ok(&tag, "NOOP completed.", &mut self.out),
             CommandBody::Logout => {
