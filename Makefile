@@ -51,7 +51,7 @@ MANPAGES = $(notdir $(wildcard docs/man/*.8))
 # The system users of docs/DESIGN.md: the roles, and the mail owner.
 SYSTEM_USERS := $(shell $(call services_section,users) | awk '{ print $$1 }')
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
-FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records auth_request sasl_exchange pop3_session message_id smtp_client mta_sts srs_address downgrade uid_list imap_session imap_index
+FUZZ_TARGETS = aliases_map accounts_map domains_map settings resolve maildir_name folder_name stored_password forward_file queue_envelope smtp_session masquerade_map queue_records auth_request sasl_exchange pop3_session message_id smtp_client mta_sts srs_address downgrade uid_list imap_session imap_index imap_mime
 
 .PHONY: all build release run test lint bench fuzz install install-users uninstall clean
 

@@ -20,6 +20,31 @@ const DIFFERENCES: &[(&str, &str, &str)] = &[
     ),
     ("05-message-rfc822.eml", "BODY", "as BODYSTRUCTURE"),
     (
+        "28-encoded-rfc822.eml",
+        "BODYSTRUCTURE",
+        "as 05's enclosed message",
+    ),
+    ("28-encoded-rfc822.eml", "BODY", "as 05's enclosed message"),
+    (
+        "29-deep-nesting.eml",
+        "BODYSTRUCTURE",
+        "as 05's enclosed message",
+    ),
+    ("29-deep-nesting.eml", "BODY", "as 05's enclosed message"),
+    (
+        "27-padding-and-longer-boundary.eml",
+        "BODYSTRUCTURE",
+        "a line that starts with the delimiter and goes on (`--bb ...` for \
+         the boundary `b`) is no delimiter line (RFC 2046 §5.1.1: the \
+         boundary, optional white space, the line end); Dovecot splits \
+         there",
+    ),
+    (
+        "27-padding-and-longer-boundary.eml",
+        "BODY",
+        "as BODYSTRUCTURE",
+    ),
+    (
         "07-missing-boundary.eml",
         "BODYSTRUCTURE",
         "a multipart without a boundary cannot be split: Postern shows its \

@@ -20,7 +20,7 @@ pub const SENT: usize = 8;
 
 /// The store's `Describe` for IMAP. The version goes up with every
 /// change to what `fields` makes.
-pub const DESCRIBE: Describe = Describe { version: 2, fields };
+pub const DESCRIBE: Describe = Describe { version: 3, fields };
 
 fn fields(bytes: &[u8]) -> Vec<Vec<u8>> {
     let top = structure::tree(bytes);

@@ -1,7 +1,7 @@
 //! A message's MIME tree, with where each part's header and body lie
 //! (CRLF offsets), and BODYSTRUCTURE and BODY (RFC 3501 §7.4.2) made
-//! from it. mail-parser finds the boundaries; the values are read from
-//! the raw header fields, since IMAP quotes them as they were sent.
+//! from it. The boundaries are found here (`part`); the values are read
+//! from the raw header fields, since IMAP quotes them as they were sent.
 
 use std::ops::Range;
 
@@ -27,65 +27,129 @@ pub enum Kind {
     Message(Box<Part>),
 }
 
+/// How deep parts may nest: deeper ones are leaves (a hostile message
+/// must not exhaust the stack).
+const MAX_DEPTH: usize = 50;
+
 /// The tree of `bytes` (a whole message, CRLF line ends).
 pub fn tree(bytes: &[u8]) -> Part {
-    let end = header_end(bytes);
-    let whole = || Part {
-        header: 0..end,
-        body: end..bytes.len(),
+    part(bytes, 0..bytes.len(), false, 0)
+}
+
+/// The part in `range`: its header, its body, and the parts its
+/// boundaries (RFC 2046 §5.1.1) or its enclosed message make of it. By
+/// hand rather than by mail-parser, which decodes every part's body to
+/// find them (a large folder's first FETCH would decode every
+/// attachment).
+fn part(bytes: &[u8], range: Range<usize>, in_digest: bool, depth: usize) -> Part {
+    let header = range.start..range.start + header_end(&bytes[range.clone()]);
+    let body = header.end..range.end;
+    let leaf = |header, body| Part {
+        header,
+        body,
         kind: Kind::Leaf,
     };
-    // Most mail is one part: its tree is its header and body, and needs
-    // no parser (which would decode the whole body).
-    let compound = match first(&fields(&bytes[..end]), "content-type") {
-        Some(value) => {
-            let main = params::parse(value, false).main;
-            main == "multipart" || main == "message"
-        }
-        None => false,
-    };
-    if !compound {
-        return whole();
+    if depth >= MAX_DEPTH {
+        return leaf(header, body);
     }
-    // mail-parser is outside code fed hostile input: should it ever
-    // panic, the message is shown as one text part rather than lost.
-    let parsed = std::panic::catch_unwind(|| {
-        let message = mail_parser::MessageParser::default().parse(bytes)?;
-        Some(build(&message, 0, bytes.len()))
-    });
-    match parsed {
-        Ok(Some(part)) => part,
-        _ => whole(),
+    let fields = fields(&bytes[header.clone()]);
+    let (kind, _) = content_type(&fields, in_digest);
+    match (kind.main.as_str(), kind.sub.as_deref()) {
+        ("multipart", sub) => {
+            let boundary = kind
+                .params
+                .iter()
+                .find(|(name, _)| name == "boundary")
+                .map(|(_, value)| value.as_slice())
+                .filter(|boundary| !boundary.is_empty());
+            let Some(boundary) = boundary else {
+                return leaf(header, body);
+            };
+            let digest = sub == Some("digest");
+            let children = split(bytes, body.clone(), boundary)
+                .into_iter()
+                .map(|child| part(bytes, child, digest, depth + 1))
+                .collect();
+            Part {
+                header,
+                body,
+                kind: Kind::Multipart(children),
+            }
+        }
+        ("message", Some("rfc822")) if !encoded(&fields) => {
+            let enclosed = part(bytes, body.clone(), false, depth + 1);
+            Part {
+                header,
+                body,
+                kind: Kind::Message(Box::new(enclosed)),
+            }
+        }
+        _ => leaf(header, body),
     }
 }
 
-fn build(message: &mail_parser::Message<'_>, id: u32, len: usize) -> Part {
-    let Some(part) = message.parts.get(id as usize) else {
-        return Part {
-            header: 0..0,
-            body: 0..0,
-            kind: Kind::Leaf,
-        };
-    };
-    let clamp = |at: u32| (at as usize).min(len);
-    let header = clamp(part.offset_header)..clamp(part.offset_body);
-    let body = header.end..clamp(part.offset_end).max(header.end);
-    let kind = match &part.body {
-        mail_parser::PartType::Multipart(children) => Kind::Multipart(
-            children
-                .iter()
-                .filter(|&&child| child != id)
-                .map(|&child| build(message, child, len))
-                .collect(),
-        ),
-        mail_parser::PartType::Message(inner) => {
-            let mut enclosed = build(inner, 0, len);
-            enclosed.body.end = enclosed.body.end.max(body.end).min(body.end);
-            Kind::Message(Box::new(enclosed))
+/// Whether a part's body is base64 or quoted-printable: an enclosed
+/// message so encoded is not read as one.
+fn encoded(fields: &[Field<'_>]) -> bool {
+    first(fields, "content-transfer-encoding").is_some_and(|value| {
+        let value = String::from_utf8_lossy(value).trim().to_ascii_lowercase();
+        value == "base64" || value == "quoted-printable"
+    })
+}
+
+/// The parts of a multipart body: what lies between its delimiter lines
+/// (`--boundary`, transport padding allowed after it), the CRLF before
+/// each delimiter belonging to the delimiter; the preamble, and what
+/// follows the close delimiter (`--boundary--`), left out. Without a close
+/// delimiter the last part runs to the end of the body.
+fn split(bytes: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range<usize>> {
+    let text = &bytes[body.clone()];
+    let mut delimiter = b"--".to_vec();
+    delimiter.extend_from_slice(boundary);
+    let finder = memchr::memmem::Finder::new(&delimiter);
+    let mut parts = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut at = 0;
+    while let Some(found) = finder.find(&text[at..]) {
+        let start = at + found;
+        at = start + delimiter.len();
+        let line_start = start == 0 || text[start - 1] == b'\n';
+        if !line_start {
+            continue;
         }
-        _ => Kind::Leaf,
-    };
-    Part { header, body, kind }
+        let closing = text[at..].starts_with(b"--");
+        let rest_end = text[at..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(text.len(), |p| at + p + 1);
+        let after = if closing { at + 2 } else { at };
+        let padding_only = text[after..rest_end]
+            .iter()
+            .all(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'));
+        if !padding_only {
+            // A longer boundary that starts with this one.
+            continue;
+        }
+        if let Some(from) = open.take() {
+            let mut end = start;
+            if end > from && text[end - 1] == b'\n' {
+                end -= 1;
+                if end > from && text[end - 1] == b'\r' {
+                    end -= 1;
+                }
+            }
+            parts.push(body.start + from..body.start + end.max(from));
+        }
+        if closing {
+            return parts;
+        }
+        open = Some(rest_end);
+        at = rest_end;
+    }
+    if let Some(from) = open {
+        parts.push(body.start + from..body.end);
+    }
+    parts
 }
 
 fn content_type(fields: &[Field<'_>], in_digest: bool) -> (Value, bool) {
@@ -191,13 +255,7 @@ pub fn structure(bytes: &[u8], part: &Part, extended: bool, in_digest: bool, out
         let digest = kind.sub.as_deref() == Some("digest");
         if children.is_empty() {
             // RFC 3501 has no empty multipart: one empty text part.
-            out.extend_from_slice(
-                b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0",
-            );
-            if extended {
-                out.extend_from_slice(b" NIL NIL NIL NIL");
-            }
-            out.push(b')');
+            empty_text_part(extended, out);
         }
         for child in children {
             structure(bytes, child, extended, digest, out);
@@ -246,6 +304,14 @@ pub fn structure(bytes: &[u8], part: &Part, extended: bool, in_digest: bool, out
             structure(bytes, enclosed, extended, false, out);
             out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
         }
+        // An enclosed message that cannot be read as one (encoded, or
+        // nested too deep) still needs RFC 3501's form of one: an empty
+        // envelope and body, as Dovecot gives.
+        _ if main == "message" && sub == "rfc822" => {
+            out.extend_from_slice(b" (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ");
+            empty_text_part(extended, out);
+            out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
+        }
         _ if main == "text" => out.extend_from_slice(format!(" {}", lines(body)).as_bytes()),
         _ => {}
     }
@@ -253,6 +319,15 @@ pub fn structure(bytes: &[u8], part: &Part, extended: bool, in_digest: bool, out
         out.push(b' ');
         nstring(text_of(&header, "content-md5").as_deref(), out);
         extension_tail(&header, out);
+    }
+    out.push(b')');
+}
+
+/// An empty text/plain part's structure.
+fn empty_text_part(extended: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0");
+    if extended {
+        out.extend_from_slice(b" NIL NIL NIL NIL");
     }
     out.push(b')');
 }
