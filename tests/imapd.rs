@@ -1,7 +1,7 @@
 //! postern-imapd under `postern up`, with the clients people read mail
 //! with: Python's imaplib for every read command over IMAP, STARTTLS and
 //! IMAPS; mutt in batch mode over imap:// and imaps://; mbsync pulling a
-//! folder tree twice; offlineimap; fetchmail and getmail6 over IMAP;
+//! folder tree twice; offlineimap; alpine; fetchmail and getmail6 over IMAP;
 //! against a Maildir filled by postern-local and folders as Maildir++ has
 //! them. Also, as root, the session's privileges before and after the
 //! login, and the relay right a login gives (POP-before-SMTP).
@@ -842,5 +842,84 @@ print("ok")
     );
     // Postern's FETCH answers put the UID first, as Dovecot's do.
     assert_eq!(flags_of(&answer), expected, "{answer}\n{dovecot}");
+    s.stop();
+}
+
+/// alpine in a terminal (a pty): it logs in (the password typed at its
+/// prompt), lists INBOX and exports the message to a file. (The pinerc
+/// says this alpine has run before, so no greeting comes first.)
+const ALPINE: &str = r#"
+import os, pty, sys, time, select, re
+home, pinerc, password, subject = sys.argv[1:5]
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ["HOME"] = home
+    os.environ["TERM"] = "vt100"
+    os.execvp("alpine", ["alpine", "-p", pinerc])
+seen = b""
+def wait_for(text, limit=60):
+    global seen
+    end = time.time() + limit
+    while time.time() < end:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if text in re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", seen):
+            seen = b""
+            return
+    sys.exit("alpine never showed %r: %r" % (text, seen[-600:]))
+wait_for(b"PASSWORD:")
+time.sleep(0.3)
+os.write(fd, password.encode() + b"\r")
+wait_for(b"Preserve password")
+os.write(fd, b"n")
+wait_for(b"INBOX")
+os.write(fd, b"i")
+wait_for(subject.encode())
+os.write(fd, b"e")
+wait_for(b"EXPORT:")
+os.write(fd, b"exported\r")
+wait_for(b"exported to file")
+os.write(fd, b"q")
+wait_for(b"Alpine finished")
+os.waitpid(pid, 0)
+print("ok")
+"#;
+
+#[test]
+fn alpine_lists_the_inbox_and_exports_a_message() {
+    let s = Suite::start(&[]);
+    deliver(&s, &[MESSAGES[0]]);
+    let tmp = tempfile::tempdir().unwrap();
+    let pinerc = tmp.path().join("pinerc");
+    std::fs::write(
+        &pinerc,
+        format!(
+            "inbox-path={{127.0.0.1:{}/user=demo@example.test/notls}}INBOX\n\
+             feature-list=quit-without-confirm\nincoming-folders=\ndefault-fcc=\n\
+             user-domain=example.test\npersonal-name=Test\n\
+             last-version-used=6.26\n",
+            s.port("IMAP")
+        ),
+    )
+    .unwrap();
+    let home = tmp.path().display().to_string();
+    let pinerc = pinerc.display().to_string();
+    python(ALPINE, &[&home, &pinerc, &s.password(), "first"]);
+    // alpine writes the header fields it shows and the body as stored.
+    let exported = std::fs::read_to_string(tmp.path().join("exported")).unwrap();
+    assert!(exported.contains("\nSubject: first\n"), "{exported}");
+    assert!(
+        exported.ends_with("\n\nHello there.\n.dot line\n\nend\n")
+            || exported.ends_with("\n\nHello there.\n.dot line\n\nend\n\n"),
+        "{exported:?}"
+    );
     s.stop();
 }
