@@ -44,6 +44,8 @@ impl Reader<'_> {
                 }
                 self.at += 1;
             }
+            // A backslash at the very end steps past it.
+            self.at = self.at.min(self.bytes.len());
         }
     }
 
@@ -211,5 +213,15 @@ mod tests {
             true,
         );
         assert_eq!(plain.params, [("url".to_string(), b"ftp://x/y".to_vec())]);
+    }
+
+    #[test]
+    fn a_comment_ending_in_a_backslash_ends_the_value() {
+        // Found by the imap_mime fuzz target: the reader stepped past the
+        // end and the next token sliced out of bounds.
+        let value = parse(b"inline;((((\\", false);
+        assert_eq!(value.main, "inline");
+        assert!(value.params.is_empty());
+        parse(b"text/plain; (\\", true);
     }
 }
