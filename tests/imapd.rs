@@ -923,3 +923,36 @@ fn alpine_lists_the_inbox_and_exports_a_message() {
     );
     s.stop();
 }
+
+#[test]
+fn socket_activation_with_and_without_accept() {
+    let s = Suite::start(&[]);
+    deliver(&s, &[MESSAGES[0]]);
+    let imapd = crate::util::program("postern-imapd");
+    let etc = s.etc();
+    let (listening, _listening) = crate::util::socket_activated(&imapd, &etc, false);
+    let (per_connection, _per_connection) = crate::util::socket_activated(&imapd, &etc, true);
+    for port in [listening, per_connection] {
+        python(
+            r#"
+import imaplib, sys, time
+deadline = time.time() + 30
+while True:
+    try:
+        m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
+        break
+    except OSError:
+        assert time.time() < deadline
+        time.sleep(0.2)
+m.login("demo@example.test", sys.argv[2])
+assert m.select("INBOX") == ("OK", [b"1"])
+typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+assert data[0][1] == b"Subject: first\r\n\r\n", data
+m.logout()
+print("ok")
+"#,
+            &[&port.to_string(), &s.password()],
+        );
+    }
+    s.stop();
+}

@@ -559,7 +559,7 @@ fn mutt_reads_the_mailbox_over_pop() {
 }
 
 #[test]
-fn a_system_user_logs_in_by_name_to_their_own_maildir() {
+fn a_system_user_logs_in_by_name_to_their_own_maildir_over_pop3_and_imap() {
     if crate::util::skip_unless_root("a_system_user_logs_in_by_name_to_their_own_maildir") {
         return;
     }
@@ -618,9 +618,16 @@ try:
     raise SystemExit("a wrong password logged in")
 except poplib.error_proto as e:
     assert e.args[0].startswith(b"-ERR [AUTH]"), e
+import imaplib
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[4]))
+m.login(sys.argv[2], sys.argv[3])
+assert m.select("INBOX") == ("OK", [b"1"])
+typ, data = m.fetch("1", "(BODY[TEXT])")
+assert data[0][1] == b"for you\r\n", data
+m.logout()
 print("ok")
 "#,
-            &[&s.port("POP3"), &name, password],
+            &[&s.port("POP3"), &name, password, &s.port("IMAP")],
         );
     });
     let _guard = crate::system_users::ACCOUNTS
@@ -631,9 +638,12 @@ print("ok")
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-    // Read: moved to cur/ by the session, which ran as the user (a
-    // session of another uid could not have renamed it in 0700 dirs).
-    assert!(maildir.join("cur/1700000001.P1.host:2,").exists());
+    // Read: moved to cur/ by the POP3 session and marked \Seen by the
+    // IMAP one, each running as the user (a session of another uid could
+    // not have renamed it in 0700 dirs, nor written the IMAP index).
+    assert!(maildir.join("cur/1700000001.P1.host:2,S").exists());
+    let index = std::fs::metadata(maildir.join("postern-index")).unwrap();
+    assert_eq!(index.uid(), uid);
     s.stop();
 }
 

@@ -60,6 +60,10 @@ fn map(file: &File, len: u64) -> io::Result<Mapped> {
     Ok(Mapped::Map(map))
 }
 
+/// How long a reader trusts the stamps alone before it reads the
+/// directories again.
+const FULL_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// A record's cache offset until its message is described.
 pub const UNDESCRIBED: u64 = u64::MAX;
 
@@ -84,6 +88,8 @@ pub struct Folder {
     snapshot: Snapshot<Mapped>,
     index_stamp: IndexStamp,
     cache: Mapped,
+    /// When this reader last read the directories itself.
+    synced_at: SystemTime,
 }
 
 fn nanos(meta: &std::fs::Metadata) -> i64 {
@@ -217,6 +223,7 @@ impl Folder {
             snapshot: empty,
             index_stamp: (0, 0),
             cache: Mapped::Bytes(Vec::new()),
+            synced_at: now,
         };
         let refreshed = folder.refresh(claim_recent, now)?;
         Ok((folder, refreshed.recent))
@@ -231,7 +238,12 @@ impl Folder {
         let current = stamps(&self.path, now)?;
         let header = &self.snapshot.header;
         let unclaimed = claim_recent && header.first_recent < header.next_uid;
-        if !fresh(&current) || unclaimed {
+        // The stamps miss what a clock out of step with the file system's
+        // (NFS) hides: now and then the directories are read anyway.
+        let overdue = now
+            .duration_since(self.synced_at)
+            .is_ok_and(|since| since > FULL_CHECK);
+        if !fresh(&current) || unclaimed || overdue {
             return self.sync(claim_recent, now);
         }
         let ours_current = current == header.stamps;
@@ -267,6 +279,7 @@ impl Folder {
 
     /// The full sync, under the writers' lock.
     fn sync(&mut self, claim_recent: bool, now: SystemTime) -> io::Result<Refreshed> {
+        self.synced_at = now;
         let lock = WriterLock::take(&self.path)?;
         // Taken before the scan: a change during it leaves a time that
         // differs from these, and the next check syncs again.
@@ -790,5 +803,42 @@ mod tests {
         folder.describe(&[0]).unwrap();
         assert_eq!(folder.entry(0).unwrap().field(0), b"made again");
         assert_eq!(uids(&folder), [1]);
+    }
+
+    #[test]
+    fn the_directories_are_read_again_when_the_stamps_were_last_read_long_ago() {
+        let dir = maildir();
+        put(dir.path(), "cur", "1700000001.M1P1.host:2,", "m");
+        let (mut folder, _) = Folder::open(dir.path(), DESCRIBE, false, later()).unwrap();
+        // A flag set whose directory time a clock out of step hid.
+        let cur = dir.path().join("cur");
+        let before = std::fs::metadata(&cur).unwrap();
+        std::fs::rename(
+            cur.join("1700000001.M1P1.host:2,"),
+            cur.join("1700000001.M1P1.host:2,F"),
+        )
+        .unwrap();
+        let times = [
+            libc::timespec {
+                tv_sec: before.atime(),
+                tv_nsec: before.atime_nsec(),
+            },
+            libc::timespec {
+                tv_sec: before.mtime(),
+                tv_nsec: before.mtime_nsec(),
+            },
+        ];
+        let path = std::ffi::CString::new(cur.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path and two timespecs.
+        assert_eq!(
+            unsafe { libc::utimensat(libc::AT_FDCWD, path.as_ptr(), times.as_ptr(), 0) },
+            0
+        );
+        let soon = later() + std::time::Duration::from_secs(60);
+        assert!(folder.refresh(false, soon).unwrap().previous.is_none());
+        assert_eq!(folder.snapshot().record(0).flags, 0);
+        let overdue = later() + FULL_CHECK + std::time::Duration::from_secs(1);
+        folder.refresh(false, overdue).unwrap();
+        assert_eq!(folder.snapshot().record(0).flags, 1 << (b'F' - b'A'));
     }
 }
