@@ -8,10 +8,10 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::pop3d::{deliver_to, first_line, hex, run_fetchmail, status_field, stored};
+use crate::pop3d::{deliver_to, hex, run_fetchmail, status_field, stored};
 use crate::suite::{Suite, python};
 
 /// What the tests read: a plain message, a multipart with an attachment,
@@ -209,11 +209,7 @@ fn imaplib_reads_every_message_exactly_over_imap_starttls_and_imaps() {
 /// Holds an IMAP session open (logged in when `login` is given) and
 /// returns its process's /proc status.
 fn held_session_status(s: &Suite, login: Option<(&str, &str)>) -> String {
-    let (user, password) = login.unwrap_or_default();
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            r#"
+    const HOLD: &str = r#"
 import imaplib, sys, time
 m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
 if sys.argv[2]:
@@ -221,20 +217,8 @@ if sys.argv[2]:
     m.select("INBOX")
 print("ready", flush=True)
 time.sleep(30)
-"#,
-            &s.port("IMAP"),
-            user,
-            password,
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert_eq!(first_line(&mut child), "ready");
-    let pid = newest_session(s);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let _ = child.kill();
-    child.wait().unwrap();
-    status
+"#;
+    crate::pop3d::hold_session(HOLD, &s.port("IMAP"), login, || newest_session(s))
 }
 
 fn pgrep(args: &[&str]) -> String {
@@ -265,27 +249,9 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
     }
     let s = Suite::start(&[]);
     deliver(&s, &MESSAGES);
-    let id_of = |role: &str| crate::sandbox::role_uid(&s.etc(), role);
     let before = held_session_status(&s, None);
-    let login = id_of("postern-login");
-    assert_eq!(
-        status_field(&before, "Uid:"),
-        format!("{login} {login} {login} {login}"),
-        "{before}"
-    );
-    // CAP_SETGID (6) and CAP_SETUID (7), nothing else.
-    assert_eq!(status_field(&before, "CapEff:"), "00000000000000c0");
-    assert_eq!(status_field(&before, "CapPrm:"), "00000000000000c0");
     let after = held_session_status(&s, Some(("demo@example.test", &s.password())));
-    let mail = id_of("mail");
-    assert_eq!(
-        status_field(&after, "Uid:"),
-        format!("{mail} {mail} {mail} {mail}"),
-        "{after}"
-    );
-    assert_eq!(status_field(&after, "Groups:"), mail.to_string());
-    assert_eq!(status_field(&after, "CapEff:"), "0000000000000000");
-    assert_eq!(status_field(&after, "CapPrm:"), "0000000000000000");
+    crate::pop3d::assert_login_user_then_owner(&s, &before, &after);
     // The listener itself reads no client byte; only it stays root.
     let listener = imap_listener(&s);
     let status = std::fs::read_to_string(format!("/proc/{listener}/status")).unwrap();
@@ -458,12 +424,18 @@ fn mbsyncrc(dir: &Path, s: &Suite) -> PathBuf {
 }
 
 fn mbsync(rc: &Path) -> String {
-    let out = Command::new("timeout")
+    let mut command = Command::new("timeout");
+    command
         .args(["120", "mbsync", "-V", "-c"])
         .arg(rc)
-        .arg("all")
-        .output()
-        .unwrap();
+        .arg("all");
+    client_run(&mut command)
+}
+
+/// A client's run, at most two minutes: what it printed, once it has
+/// succeeded.
+fn client_run(command: &mut Command) -> String {
+    let out = command.output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -485,7 +457,21 @@ fn pulled(folder: &Path) -> Vec<Vec<u8>> {
     found
 }
 
-/// What a message is once a client has stored it with LF line ends.
+/// Messages a client stored, as they were delivered: LF line ends, and
+/// without the fields it adds (lines starting with `added`); sorted.
+fn as_pulled(messages: Vec<Vec<u8>>, added: &[&str]) -> Vec<Vec<u8>> {
+    let delivered = messages.iter().map(|m| {
+        let text = String::from_utf8_lossy(m).replace('\r', "");
+        let kept: Vec<&str> = text
+            .split_inclusive('\n')
+            .filter(|line| !added.iter().any(|start| line.starts_with(start)))
+            .collect();
+        kept.concat().into_bytes()
+    });
+    sorted(delivered.collect())
+}
+
+/// Messages in a stable order, to compare as sets.
 fn sorted(messages: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut messages = messages;
     messages.sort();
@@ -504,16 +490,7 @@ fn mbsync_pulls_the_folder_tree_and_a_second_run_changes_nothing() {
     let local = tmp.path().join("mail");
     // mbsync stores LF line ends and adds its own X-TUID field while it
     // syncs; the rest is the message as delivered.
-    let unix = |m: &Vec<u8>| {
-        let text: Vec<u8> = m.iter().copied().filter(|&b| b != b'\r').collect();
-        let text = String::from_utf8_lossy(&text).into_owned();
-        let kept: Vec<&str> = text
-            .split_inclusive('\n')
-            .filter(|l| !l.starts_with("X-TUID: "))
-            .collect();
-        kept.concat().into_bytes()
-    };
-    let strip = |v: Vec<Vec<u8>>| sorted(v.iter().map(unix).collect());
+    let strip = |v: Vec<Vec<u8>>| as_pulled(v, &["X-TUID: "]);
     assert_eq!(
         strip(pulled(&local.join("INBOX"))),
         sorted(stored(&s)),
@@ -582,29 +559,17 @@ fn offlineimap_pulls_every_folder() {
     )
     .unwrap();
     let run = |label: &str| {
-        let out = Command::new("timeout")
+        let mut command = Command::new("timeout");
+        command
             .args(["120", "offlineimap", "-o", "-c"])
             .arg(&rc)
-            .env("HOME", tmp.path())
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{label}: {text}");
+            .env("HOME", tmp.path());
+        let text = client_run(&mut command);
         assert!(!text.contains("ERROR"), "{label}: {text}");
         text
     };
     let first = run("first");
-    let unix = |m: &Vec<u8>| {
-        m.iter()
-            .copied()
-            .filter(|&b| b != b'\r')
-            .collect::<Vec<u8>>()
-    };
-    let strip = |v: Vec<Vec<u8>>| sorted(v.iter().map(unix).collect());
+    let strip = |v: Vec<Vec<u8>>| as_pulled(v, &[]);
     assert_eq!(
         strip(pulled(&local.join("INBOX"))),
         sorted(stored(&s)),
@@ -661,25 +626,8 @@ fn fetchmail_and_getmail6_fetch_over_imap_byte_for_byte() {
     }
     // Kept, and now seen.
     assert_eq!(stored(&s).len(), 3);
-    // getmail6 into a Maildir, over IMAPS. As root getmail delivers only
-    // as a named user: nobody, who owns the Maildir it writes.
-    let maildir = tmp.path().join("Maildir");
-    for sub in ["cur", "new", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).unwrap();
-    }
-    let user = if crate::util::is_root() {
-        for sub in ["", "new", "cur", "tmp"] {
-            std::os::unix::fs::chown(maildir.join(sub), Some(65534), Some(65534)).unwrap();
-        }
-        std::fs::set_permissions(
-            tmp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        "user = nobody\n"
-    } else {
-        ""
-    };
+    // getmail6 into a Maildir, over IMAPS.
+    let (maildir, user) = crate::pop3d::getmail_maildir(tmp.path());
     let getmailrc = tmp.path().join("getmailrc");
     std::fs::write(
         &getmailrc,
@@ -710,17 +658,8 @@ fn fetchmail_and_getmail6_fetch_over_imap_byte_for_byte() {
     assert!(run.status.success(), "{log}");
     // getmail puts its own Return-Path first and names the folder it
     // read; the rest is the message.
-    let without_return_path = |m: &Vec<u8>| -> Vec<u8> {
-        let text = String::from_utf8_lossy(m).into_owned();
-        text.lines()
-            .filter(|l| {
-                !l.starts_with("Return-Path:")
-                    && !l.starts_with("X-getmail-retrieved-from-mailbox:")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            .into_bytes()
-    };
+    let added = ["Return-Path:", "X-getmail-retrieved-from-mailbox:"];
+    let without_return_path = |m: &Vec<u8>| crate::pop3d::without_lines(m, &added);
     let got: Vec<Vec<u8>> = pulled(&maildir).iter().map(without_return_path).collect();
     let want: Vec<Vec<u8>> = expected.iter().map(without_return_path).collect();
     assert_eq!(sorted(got), sorted(want), "{log}");

@@ -230,25 +230,7 @@ fn getmail6_fetches_into_a_maildir_byte_for_byte() {
     deliver_all(&s);
     let expected = stored(&s);
     let tmp = tempfile::tempdir().unwrap();
-    let maildir = tmp.path().join("Maildir");
-    for sub in ["new", "cur", "tmp"] {
-        std::fs::create_dir_all(maildir.join(sub)).unwrap();
-    }
-    // As root getmail delivers only as a named user: nobody, who owns
-    // the Maildir it writes.
-    let user = if crate::util::is_root() {
-        for sub in ["", "new", "cur", "tmp"] {
-            std::os::unix::fs::chown(maildir.join(sub), Some(65534), Some(65534)).unwrap();
-        }
-        std::fs::set_permissions(
-            tmp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        "user = nobody\n"
-    } else {
-        ""
-    };
+    let (maildir, user) = getmail_maildir(tmp.path());
     let rc = tmp.path().join("getmailrc");
     std::fs::write(
         &rc,
@@ -278,22 +260,43 @@ fn getmail6_fetches_into_a_maildir_byte_for_byte() {
     let mut want = expected;
     want.sort();
     // getmail puts its Return-Path first; the rest is the message itself.
-    let without_return_path = |m: &Vec<u8>| -> Vec<u8> {
-        let text = String::from_utf8_lossy(m).into_owned();
-        text.lines()
-            .filter(|l| !l.starts_with("Return-Path:"))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .into_bytes()
-    };
+    let without = |m: &Vec<u8>| without_lines(m, &["Return-Path:"]);
     assert_eq!(
-        got.iter().map(without_return_path).collect::<Vec<_>>(),
-        want.iter().map(without_return_path).collect::<Vec<_>>(),
+        got.iter().map(without).collect::<Vec<_>>(),
+        want.iter().map(without).collect::<Vec<_>>(),
         "{log}"
     );
     // delete = true: gone from the server after its QUIT.
     assert!(stored(&s).is_empty());
     s.stop();
+}
+
+/// A Maildir for getmail under `dir`, and the getmailrc line it needs:
+/// as root getmail delivers only as a named user, nobody, who owns it.
+pub(crate) fn getmail_maildir(dir: &Path) -> (PathBuf, &'static str) {
+    let maildir = dir.join("Maildir");
+    for sub in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    if !crate::util::is_root() {
+        return (maildir, "");
+    }
+    for sub in ["", "new", "cur", "tmp"] {
+        std::os::unix::fs::chown(maildir.join(sub), Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (maildir, "user = nobody\n")
+}
+
+/// A message's text without the lines that start with any of `starts`
+/// (fields a client adds), lines joined by LF.
+pub(crate) fn without_lines(message: &[u8], starts: &[&str]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(message).into_owned();
+    text.lines()
+        .filter(|line| !starts.iter().any(|start| line.starts_with(start)))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into_bytes()
 }
 
 const SESSION: &str = r#"
@@ -433,11 +436,7 @@ print("ok")
 /// a poplib client holds it: logged in with `login` (user, password), or
 /// with `None` only connected.
 pub(crate) fn held_session_status(s: &Suite, login: Option<(&str, &str)>) -> String {
-    let (user, password) = login.unwrap_or_default();
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            r#"
+    const HOLD: &str = r#"
 import poplib, sys, time
 pop = poplib.POP3("127.0.0.1", int(sys.argv[1]))
 if sys.argv[2]:
@@ -445,16 +444,27 @@ if sys.argv[2]:
     pop.pass_(sys.argv[3])
 print("ready", flush=True)
 time.sleep(30)
-"#,
-            &s.port("POP3"),
-            user,
-            password,
-        ])
+"#;
+    hold_session(HOLD, &s.port("POP3"), login, || newest_pop3_session(s))
+}
+
+/// Runs `script` (a client that logs in with the credentials given, if
+/// any, says "ready" and waits) against `port`, and returns the /proc
+/// status of the session `newest` then names.
+pub(crate) fn hold_session(
+    script: &str,
+    port: &str,
+    login: Option<(&str, &str)>,
+    newest: impl Fn() -> String,
+) -> String {
+    let (user, password) = login.unwrap_or_default();
+    let mut child = Command::new("python3")
+        .args(["-c", script, port, user, password])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     assert_eq!(first_line(&mut child), "ready");
-    let pid = newest_pop3_session(s);
+    let pid = newest();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let _ = child.kill();
     child.wait().unwrap();
@@ -476,29 +486,35 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
         return;
     }
     let s = Suite::start(&[]);
-    let id_of = |role: &str| crate::sandbox::role_uid(&s.etc(), role);
     let before = held_session_status(&s, None);
-    let line = status_field;
+    let after = held_session_status(&s, Some(("demo@example.test", &s.password())));
+    assert_login_user_then_owner(&s, &before, &after);
+    s.stop();
+}
+
+/// A session's /proc status before its login (`before`: the login user,
+/// with CAP_SETUID and CAP_SETGID alone) and after it (`after`: the demo
+/// mailbox's owner, with no capability).
+pub(crate) fn assert_login_user_then_owner(s: &Suite, before: &str, after: &str) {
+    let id_of = |role: &str| crate::sandbox::role_uid(&s.etc(), role);
     let login = id_of("postern-login");
     assert_eq!(
-        line(&before, "Uid:"),
+        status_field(before, "Uid:"),
         format!("{login} {login} {login} {login}"),
         "{before}"
     );
     // CAP_SETGID (6) and CAP_SETUID (7), nothing else.
-    assert_eq!(line(&before, "CapEff:"), "00000000000000c0");
-    assert_eq!(line(&before, "CapPrm:"), "00000000000000c0");
-    let after = held_session_status(&s, Some(("demo@example.test", &s.password())));
+    assert_eq!(status_field(before, "CapEff:"), "00000000000000c0");
+    assert_eq!(status_field(before, "CapPrm:"), "00000000000000c0");
     let mail = id_of("mail");
     assert_eq!(
-        line(&after, "Uid:"),
+        status_field(after, "Uid:"),
         format!("{mail} {mail} {mail} {mail}"),
         "{after}"
     );
-    assert_eq!(line(&after, "Groups:"), mail.to_string());
-    assert_eq!(line(&after, "CapEff:"), "0000000000000000");
-    assert_eq!(line(&after, "CapPrm:"), "0000000000000000");
-    s.stop();
+    assert_eq!(status_field(after, "Groups:"), mail.to_string());
+    assert_eq!(status_field(after, "CapEff:"), "0000000000000000");
+    assert_eq!(status_field(after, "CapPrm:"), "0000000000000000");
 }
 
 #[test]
