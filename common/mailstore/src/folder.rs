@@ -155,26 +155,53 @@ impl Refreshed {
     }
 }
 
-/// The folder's lock for writers of the index and cache: an flock on the
-/// cache file, which they append to anyway.
+/// The lock file of the index's and cache's writers: a file of its own,
+/// since the cache is replaced when it is compacted.
+const LOCK_FILE: &str = "postern-index.lock";
+
+/// The folder's lock for writers of the index and cache (an flock on
+/// `postern-index.lock`), and the cache opened for appending.
 struct WriterLock {
+    _lock: File,
     file: File,
 }
 
 impl WriterLock {
     fn take(folder: &Path) -> io::Result<WriterLock> {
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(folder.join(LOCK_FILE))?;
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         let file = OpenOptions::new()
             .append(true)
             .create(true)
             .read(true)
             .open(folder.join(CACHE_FILE))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(WriterLock { file })
+        Ok(WriterLock { _lock: lock, file })
+    }
+
+    /// Replaces the cache with `entries`, whose length is the new one.
+    fn replace_cache(&mut self, folder: &Path, entries: &[u8]) -> io::Result<()> {
+        let temporary = folder.join(format!("{CACHE_FILE}.{}", std::process::id()));
+        std::fs::write(&temporary, entries)?;
+        std::fs::rename(&temporary, folder.join(CACHE_FILE))?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(folder.join(CACHE_FILE))?;
+        Ok(())
     }
 }
+
+/// A cache larger than this whose live entries fill less than half of it
+/// is compacted at the next sync (entries of deleted messages and of an
+/// older describe version stay until then).
+const COMPACT_ABOVE: u64 = 1 << 20;
 
 /// The index file's inode and mtime: which snapshot a reader mapped.
 type IndexStamp = (u64, i64);
@@ -280,7 +307,7 @@ impl Folder {
     /// The full sync, under the writers' lock.
     fn sync(&mut self, claim_recent: bool, now: SystemTime) -> io::Result<Refreshed> {
         self.synced_at = now;
-        let lock = WriterLock::take(&self.path)?;
+        let mut lock = WriterLock::take(&self.path)?;
         // Taken before the scan: a change during it leaves a time that
         // differs from these, and the next check syncs again.
         let mut taken = stamps(&self.path, now)?;
@@ -290,7 +317,7 @@ impl Folder {
         taken.uidlist_mtime = uidlist.uidlist_mtime;
         taken.uidlist_inode = uidlist.uidlist_inode;
         let on_disk = load_index(&self.path)?;
-        let cache_len = lock.file.metadata()?.len();
+        let mut cache_len = lock.file.metadata()?.len();
         let old = match &on_disk {
             Some((snapshot, _))
                 if snapshot.header.validity == synced.list.validity
@@ -332,6 +359,26 @@ impl Folder {
                 },
             };
             records.push((record, &listed.name));
+        }
+        if let Some(cache) = &old_cache {
+            let live: u64 = records
+                .iter()
+                .filter_map(|(r, _)| entries::entry(cache.as_ref(), r.cache_offset, r.uid))
+                .map(|entry| entry.bytes().len() as u64)
+                .sum();
+            if cache_len > COMPACT_ABOVE && live * 2 < cache_len {
+                let mut compacted = Vec::with_capacity(live as usize);
+                for (record, _) in &mut records {
+                    if let Some(entry) =
+                        entries::entry(cache.as_ref(), record.cache_offset, record.uid)
+                    {
+                        record.cache_offset = compacted.len() as u64;
+                        compacted.extend_from_slice(entry.bytes());
+                    }
+                }
+                lock.replace_cache(&self.path, &compacted)?;
+                cache_len = compacted.len() as u64;
+            }
         }
         let mut header = Header {
             validity: synced.list.validity,
@@ -840,5 +887,41 @@ mod tests {
         let overdue = later() + FULL_CHECK + std::time::Duration::from_secs(1);
         folder.refresh(false, overdue).unwrap();
         assert_eq!(folder.snapshot().record(0).flags, 1 << (b'F' - b'A'));
+    }
+
+    #[test]
+    fn a_cache_mostly_of_deleted_messages_is_compacted() {
+        let dir = maildir();
+        for n in 1..=3 {
+            put(
+                dir.path(),
+                "cur",
+                &format!("170000000{n}.M{n}P1.host:2,"),
+                "m",
+            );
+        }
+        let big = Describe {
+            version: 1,
+            fields: |bytes| vec![bytes.to_vec(), vec![b'x'; 600 << 10]],
+        };
+        let (mut folder, _) = Folder::open(dir.path(), big, false, later()).unwrap();
+        folder.describe(&[0, 1, 2]).unwrap();
+        let cache = dir.path().join(CACHE_FILE);
+        let before = std::fs::metadata(&cache).unwrap().len();
+        assert!(before > 3 * (600 << 10));
+        for n in 1..=2 {
+            std::fs::remove_file(dir.path().join(format!("cur/170000000{n}.M{n}P1.host:2,")))
+                .unwrap();
+        }
+        let soon = later() + std::time::Duration::from_secs(5);
+        folder.refresh(false, soon).unwrap();
+        let after = std::fs::metadata(&cache).unwrap().len();
+        assert!(after < before / 2, "{after} of {before}");
+        assert_eq!(uids(&folder), [3]);
+        assert!(folder.described(0));
+        assert_eq!(folder.entry(0).unwrap().field(1).len(), 600 << 10);
+        // Another reader opens it as it is now.
+        let (other, _) = Folder::open(dir.path(), big, false, soon).unwrap();
+        assert!(other.described(0));
     }
 }

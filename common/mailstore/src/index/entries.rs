@@ -65,6 +65,11 @@ pub struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
+    /// The whole entry, as the cache holds it.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// Field `n`, empty when the entry has fewer.
     pub fn field(&self, n: usize) -> &'a [u8] {
         if n >= self.count {
