@@ -90,6 +90,8 @@ pub struct Folder {
     cache: Mapped,
     /// When this reader last read the directories itself.
     synced_at: SystemTime,
+    /// How many of the snapshot's messages are not described.
+    undescribed: usize,
 }
 
 fn nanos(meta: &std::fs::Metadata) -> i64 {
@@ -251,6 +253,7 @@ impl Folder {
             index_stamp: (0, 0),
             cache: Mapped::Bytes(Vec::new()),
             synced_at: now,
+            undescribed: 0,
         };
         let refreshed = folder.refresh(claim_recent, now)?;
         Ok((folder, refreshed.recent))
@@ -285,9 +288,7 @@ impl Folder {
             && snapshot.header.describe_version == self.describe.version
             && let Some(cache) = load_cache(&self.path, snapshot.header.cache_len)?
         {
-            self.cache = cache;
-            self.index_stamp = stamp;
-            let previous = std::mem::replace(&mut self.snapshot, snapshot);
+            let previous = self.adopt(snapshot, cache, stamp);
             return Ok(Refreshed {
                 previous: Some(previous),
                 recent: Vec::new(),
@@ -426,10 +427,25 @@ impl Folder {
             Some((snapshot, stamp)) if snapshot.header == written => (snapshot, stamp),
             _ => (Snapshot::parse(Mapped::Bytes(bytes))?, (0, 0)),
         };
-        self.cache =
+        let cache =
             load_cache(&self.path, snapshot.header.cache_len)?.unwrap_or(Mapped::Bytes(Vec::new()));
+        Ok(self.adopt(snapshot, cache, stamp))
+    }
+
+    /// Takes `snapshot` and its cache as the folder's; the one it had.
+    fn adopt(
+        &mut self,
+        snapshot: Snapshot<Mapped>,
+        cache: Mapped,
+        stamp: IndexStamp,
+    ) -> Snapshot<Mapped> {
+        self.cache = cache;
         self.index_stamp = stamp;
-        Ok(std::mem::replace(&mut self.snapshot, snapshot))
+        let previous = std::mem::replace(&mut self.snapshot, snapshot);
+        // Counted once here, so that a FETCH or SEARCH over a folder
+        // described already checks nothing more.
+        self.undescribed = (0..self.len()).filter(|&i| !self.described(i)).count();
+        previous
     }
 
     /// Whether message `index` was read and described: its size, date
@@ -442,6 +458,9 @@ impl Folder {
     /// under the writers' lock, taking what another reader described
     /// meanwhile; a message gone since stays undescribed.
     pub fn describe(&mut self, indexes: &[usize]) -> io::Result<()> {
+        if self.undescribed == 0 {
+            return Ok(());
+        }
         let wanted: Vec<usize> = indexes
             .iter()
             .copied()
@@ -465,6 +484,7 @@ impl Folder {
         };
         let mut records: Vec<Record> = (0..self.len()).map(|i| self.snapshot.record(i)).collect();
         let mut to_read = Vec::new();
+        let mut changed = false;
         for index in wanted {
             let record = &mut records[index];
             let done_there = theirs.as_ref().and_then(|(snapshot, cache)| {
@@ -475,6 +495,7 @@ impl Folder {
                 Some(found) => {
                     (record.size, record.internal_date) = (found.size, found.internal_date);
                     record.cache_offset = found.cache_offset;
+                    changed = true;
                 }
                 None => to_read.push(index),
             }
@@ -489,12 +510,17 @@ impl Folder {
                 record.cache_offset = cache_len + appended.len() as u64;
                 (record.size, record.internal_date) = (size, internal_date);
                 entries::encode(record.uid, &fields, &mut appended);
+                changed = true;
             }
             if appended.len() >= APPEND_CHUNK {
                 lock.file.write_all(&appended)?;
                 cache_len += appended.len() as u64;
                 appended.clear();
             }
+        }
+        if !changed {
+            // Only messages gone since: the next sync drops them.
+            return Ok(());
         }
         lock.file.write_all(&appended)?;
         cache_len += appended.len() as u64;
