@@ -90,8 +90,9 @@ pub struct Folder {
     cache: Mapped,
     /// When this reader last read the directories itself.
     synced_at: SystemTime,
-    /// How many of the snapshot's messages are not described.
-    undescribed: usize,
+    /// How many of the snapshot's messages are not described, once
+    /// counted.
+    undescribed: Option<usize>,
 }
 
 fn nanos(meta: &std::fs::Metadata) -> i64 {
@@ -253,7 +254,7 @@ impl Folder {
             index_stamp: (0, 0),
             cache: Mapped::Bytes(Vec::new()),
             synced_at: now,
-            undescribed: 0,
+            undescribed: None,
         };
         let refreshed = folder.refresh(claim_recent, now)?;
         Ok((folder, refreshed.recent))
@@ -441,11 +442,8 @@ impl Folder {
     ) -> Snapshot<Mapped> {
         self.cache = cache;
         self.index_stamp = stamp;
-        let previous = std::mem::replace(&mut self.snapshot, snapshot);
-        // Counted once here, so that a FETCH or SEARCH over a folder
-        // described already checks nothing more.
-        self.undescribed = (0..self.len()).filter(|&i| !self.described(i)).count();
-        previous
+        self.undescribed = None;
+        std::mem::replace(&mut self.snapshot, snapshot)
     }
 
     /// Whether message `index` was read and described: its size, date
@@ -458,7 +456,15 @@ impl Folder {
     /// under the writers' lock, taking what another reader described
     /// meanwhile; a message gone since stays undescribed.
     pub fn describe(&mut self, indexes: &[usize]) -> io::Result<()> {
-        if self.undescribed == 0 {
+        // Counted at the first describe of a snapshot (not at SELECT, which
+        // would touch the whole cache), so that a FETCH or SEARCH over a
+        // folder described already checks nothing more.
+        let undescribed = match self.undescribed {
+            Some(count) => count,
+            None => (0..self.len()).filter(|&i| !self.described(i)).count(),
+        };
+        self.undescribed = Some(undescribed);
+        if undescribed == 0 {
             return Ok(());
         }
         let wanted: Vec<usize> = indexes
