@@ -895,3 +895,32 @@ print("ok")
     }
     s.stop();
 }
+
+#[test]
+fn mutt_deletes_a_message_and_the_file_goes_at_its_sync() {
+    let s = Suite::start(&[]);
+    deliver(&s, &MESSAGES);
+    let tmp = tempfile::tempdir().unwrap();
+    let rc = muttrc(tmp.path(), &s.password());
+    std::fs::write(
+        &rc,
+        std::fs::read_to_string(&rc).unwrap() + "set delete = yes\nset sort = date\n",
+    )
+    .unwrap();
+    // The first message by date is MESSAGES[0], "first".
+    let url = format!("imap://127.0.0.1:{}/INBOX", s.port("IMAP"));
+    mutt(
+        &rc,
+        &url,
+        "<first-entry><delete-message><sync-mailbox><quit>",
+        tmp.path(),
+    );
+    let left = stored(&s);
+    assert_eq!(left.len(), 2);
+    assert!(
+        left.iter()
+            .all(|m| !String::from_utf8_lossy(m).contains("Subject: first\n")),
+        "{left:?}"
+    );
+    s.stop();
+}

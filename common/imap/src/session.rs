@@ -503,9 +503,30 @@ impl Session {
                 mailbox,
                 item_names,
             } => self.status(&tag, &mailbox, &item_names),
-            CommandBody::Close | CommandBody::Unselect if selected => {
+            CommandBody::Close if selected => {
+                // RFC 3501 §6.4.2: \Deleted messages go, told to no one.
+                if let Err(why) = self.expunge_deleted() {
+                    return no(&tag, why, &mut self.out);
+                }
                 self.state = State::Authenticated;
                 ok(&tag, "Closed.", &mut self.out);
+            }
+            CommandBody::Unselect if selected => {
+                self.state = State::Authenticated;
+                ok(&tag, "Closed.", &mut self.out);
+            }
+            CommandBody::Expunge if selected => {
+                let read_only = matches!(&self.state, State::Selected(s) if s.read_only);
+                if read_only {
+                    return no(&tag, "[READ-ONLY] The mailbox is read-only.", &mut self.out);
+                }
+                if let Err(why) = self.expunge_deleted() {
+                    return no(&tag, why, &mut self.out);
+                }
+                // The EXPUNGE answers, each numbered as the client sees
+                // the folder then (RFC 3501 §7.4.1).
+                self.report_changes();
+                ok(&tag, "Expunge completed.", &mut self.out);
             }
             CommandBody::Fetch {
                 sequence_set,
@@ -533,6 +554,7 @@ impl Session {
             } if selected => self.store(&tag, &sequence_set, kind, &response, &flags, uid),
             CommandBody::Close
             | CommandBody::Unselect
+            | CommandBody::Expunge
             | CommandBody::Store { .. }
             | CommandBody::Fetch { .. }
             | CommandBody::Search { .. }
@@ -846,6 +868,24 @@ impl Session {
             ),
             false => ok(&job.tag, "Fetch completed.", &mut self.out),
         }
+    }
+
+    /// Removes the selected folder's `\Deleted` messages (as this session
+    /// knows their flags), when it may write.
+    fn expunge_deleted(&mut self) -> Result<(), &'static str> {
+        let State::Selected(selected) = &self.state else {
+            return Ok(());
+        };
+        if selected.read_only {
+            return Ok(());
+        }
+        let deleted: Vec<usize> = (0..selected.folder.len())
+            .filter(|&i| selected.flags(i).0 & flags::bit(b'T') != 0)
+            .collect();
+        selected
+            .folder
+            .expunge(&deleted)
+            .map_err(|_| "[SERVERBUG] The messages cannot be removed now.")
     }
 
     /// STORE: each message's flags changed from what its file has now,

@@ -632,6 +632,43 @@ impl Folder {
         }
     }
 
+    /// Removes the files of messages `indexes` for good: each unlinked,
+    /// the directories synced before it returns, and `maildirsize` (at
+    /// the Maildir's root, which a folder's quota counts in) told, as
+    /// postern-local and POP3 keep it. A message already gone is no
+    /// error. The folder's next refresh shows them gone.
+    pub fn expunge(&self, indexes: &[usize]) -> io::Result<()> {
+        let (mut bytes, mut count) = (0i64, 0i64);
+        for &index in indexes {
+            let Some((dir, current)) = locate(&self.path, self.snapshot.name(index))? else {
+                continue;
+            };
+            let file = dir.join(&current);
+            let size = match std::fs::metadata(&file) {
+                Ok(meta) => meta.len() as i64,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            match std::fs::remove_file(&file) {
+                Ok(()) => (bytes, count) = (bytes + size, count + 1),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        for sub in ["cur", "new"] {
+            postern_maildir::sync_dir(&self.path.join(sub))?;
+        }
+        let folder_name = self.path.file_name().and_then(|n| n.to_str());
+        let root = match folder_name {
+            Some(name) if name.starts_with('.') => self.path.parent().unwrap_or(&self.path),
+            _ => &self.path,
+        };
+        postern_maildir::maildirsize_add(&postern_maildir::Maildir::at(root), -bytes, -count)
+    }
+
     /// Changes message `index`'s flags: `change` gets the flags and
     /// keywords its file name has now (another program may have changed
     /// them since the snapshot) and gives those it is to have; the file is
@@ -955,5 +992,30 @@ mod tests {
         // Another reader opens it as it is now.
         let (other, _) = Folder::open(dir.path(), big, false, soon).unwrap();
         assert!(other.described(0));
+    }
+
+    #[test]
+    fn expunged_files_go_and_the_quota_is_told() {
+        let root = maildir();
+        std::fs::write(root.path().join("maildirsize"), "1000S,10C\n100 2\n").unwrap();
+        let folder_path = root.path().join(".Work");
+        for sub in ["cur", "new", "tmp"] {
+            std::fs::create_dir_all(folder_path.join(sub)).unwrap();
+        }
+        put(&folder_path, "cur", "1700000001.M1P1.host:2,T", "gone");
+        put(&folder_path, "new", "1700000002.M2P1.host", "kept");
+        let (folder, _) = Folder::open(&folder_path, DESCRIBE, false, later()).unwrap();
+        let size = std::fs::metadata(folder_path.join("cur/1700000001.M1P1.host:2,T"))
+            .unwrap()
+            .len();
+        folder.expunge(&[0]).unwrap();
+        // Gone already: no error, nothing counted twice.
+        folder.expunge(&[0]).unwrap();
+        assert!(!folder_path.join("cur/1700000001.M1P1.host:2,T").exists());
+        assert!(folder_path.join("new/1700000002.M2P1.host").exists());
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("maildirsize")).unwrap(),
+            format!("1000S,10C\n100 2\n-{size} -1\n")
+        );
     }
 }
