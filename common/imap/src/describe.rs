@@ -31,7 +31,7 @@ fn fields(bytes: &[u8]) -> Vec<Vec<u8>> {
     structure::structure(bytes, &top, true, false, &mut bodystructure);
     let mut body = Vec::new();
     structure::structure(bytes, &top, false, false, &mut body);
-    let columns = columns(&bytes[top.header.clone()]);
+    let columns = columns(&bytes[top.header.clone()], &fields);
     let mut out = vec![envelope_bytes, bodystructure, body];
     out.extend(columns);
     out
@@ -41,15 +41,16 @@ fn fields(bytes: &[u8]) -> Vec<Vec<u8>> {
 /// parser, which would otherwise read every Received field too.
 const COLUMN_FIELDS: [&str; 6] = ["subject", "from", "to", "cc", "bcc", "date"];
 
-/// Subject, From, To, Cc, Bcc decoded and lower-cased, and the sent date.
-fn columns(header: &[u8]) -> Vec<Vec<u8>> {
+/// Subject, From, To, Cc, Bcc decoded and lower-cased, and the sent date,
+/// from the header and its `fields`.
+fn columns(header: &[u8], fields: &[headers::Field<'_>]) -> Vec<Vec<u8>> {
     let mut wanted = Vec::new();
-    for field in headers::fields(header) {
+    for field in fields {
         if COLUMN_FIELDS
             .iter()
             .any(|name| field.name.eq_ignore_ascii_case(name.as_bytes()))
         {
-            wanted.extend_from_slice(&header[field.range]);
+            wanted.extend_from_slice(&header[field.range.clone()]);
         }
     }
     wanted.extend_from_slice(b"\r\n");

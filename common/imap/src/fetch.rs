@@ -178,23 +178,38 @@ pub fn items(asked: &MacroOrMessageDataItemNames<'_>) -> Vec<Item> {
     out
 }
 
-/// The bytes a section names in `message`, `None` when it names no part.
-pub fn section<'a>(
-    message: &'a [u8],
-    top: &Part,
-    numbers: &[u32],
-    spec: &Spec,
-) -> Option<Cow<'a, [u8]>> {
-    let part = locate(top, numbers)?;
-    // HEADER and TEXT of a numbered part are its enclosed message's.
-    let message_part = match (&part.kind, numbers.is_empty()) {
-        (_, true) => Some(part),
-        (Kind::Message(enclosed), false) => Some(enclosed.as_ref()),
-        _ => None,
-    };
+/// The bytes a section names in the message `read`, `None` when it names
+/// no part. The message's own header and text need no MIME tree; only a
+/// numbered part does.
+pub fn section<'a>(read: &'a Read, numbers: &[u32], spec: &Spec) -> Option<Cow<'a, [u8]>> {
+    let message = &read.bytes[..];
     let slice = |range: std::ops::Range<usize>| Cow::Borrowed(&message[range]);
+    // The part named, and the message whose HEADER and TEXT it has (a
+    // numbered part's are its enclosed message's).
+    let (part, message_part) = match numbers.is_empty() {
+        true if !matches!(spec, Spec::Mime) => {
+            let end = header_end(message);
+            let whole = Part {
+                header: 0..end,
+                body: end..message.len(),
+                kind: Kind::Leaf,
+            };
+            if matches!(spec, Spec::Whole) {
+                return Some(Cow::Borrowed(message));
+            }
+            (whole.ranges(), Some(whole))
+        }
+        _ => {
+            let part = locate(read.top(), numbers)?;
+            let message_part = match (&part.kind, numbers.is_empty()) {
+                (_, true) => Some(part.ranges()),
+                (Kind::Message(enclosed), false) => Some(enclosed.ranges()),
+                _ => None,
+            };
+            (part.ranges(), message_part)
+        }
+    };
     Some(match spec {
-        Spec::Whole if numbers.is_empty() => Cow::Borrowed(message),
         Spec::Whole => slice(part.body.clone()),
         Spec::Mime => slice(part.header.clone()),
         Spec::Header => slice(message_part?.header.clone()),
@@ -215,7 +230,6 @@ pub fn section<'a>(
     })
 }
 
-/// Whether any item needs the message's bytes.
 /// Whether the items need the message described: its size, date or
 /// cached structure.
 pub fn needs_description(items: &[Item]) -> bool {
@@ -227,6 +241,7 @@ pub fn needs_description(items: &[Item]) -> bool {
     })
 }
 
+/// Whether any item needs the message's bytes.
 pub fn reads_file(items: &[Item]) -> bool {
     items
         .iter()
@@ -300,14 +315,7 @@ pub fn answer(
             let Some(read) = read else {
                 return Err(std::io::ErrorKind::NotFound.into());
             };
-            let bytes = &read.bytes[..];
-            // The whole message or its header alone needs no MIME tree.
-            let data = match (numbers.is_empty(), spec) {
-                (true, Spec::Whole) => Some(Cow::Borrowed(bytes)),
-                (true, Spec::Header) => Some(Cow::Borrowed(&bytes[..header_end(bytes)])),
-                _ => section(bytes, read.top(), numbers, spec),
-            }
-            .unwrap_or_default();
+            let data = section(read, numbers, spec).unwrap_or_default();
             out.extend_from_slice(label.as_bytes());
             out.push(b' ');
             match partial {
@@ -331,10 +339,9 @@ mod tests {
 
     #[test]
     fn sections_of_a_simple_message() {
-        let top = tree(MESSAGE);
-        let get = |numbers: &[u32], spec: Spec| {
-            section(MESSAGE, &top, numbers, &spec).unwrap().into_owned()
-        };
+        let read = Read::new(MESSAGE.to_vec());
+        let get =
+            |numbers: &[u32], spec: Spec| section(&read, numbers, &spec).unwrap().into_owned();
         assert_eq!(get(&[], Spec::Whole), MESSAGE);
         assert_eq!(get(&[], Spec::Text), b"body\r\n");
         assert_eq!(get(&[1], Spec::Whole), b"body\r\n");
@@ -349,7 +356,11 @@ mod tests {
             get(&[], Spec::FieldsNot(vec![b"SUBJECT".to_vec()])),
             b"From: a@x.test\r\nTo: b@y.test\r\n\r\n"
         );
-        assert!(section(MESSAGE, &top, &[2], &Spec::Whole).is_none());
-        assert!(section(MESSAGE, &top, &[1], &Spec::Header).is_none());
+        assert_eq!(
+            get(&[], Spec::Header),
+            b"Subject: hi\r\nFrom: a@x.test\r\nTo: b@y.test\r\n\r\n"
+        );
+        assert!(section(&read, &[2], &Spec::Whole).is_none());
+        assert!(section(&read, &[1], &Spec::Header).is_none());
     }
 }

@@ -48,10 +48,14 @@ pub fn search(context: &Context<'_>, keys: &[SearchKey<'_>]) -> Vec<usize> {
 /// Whether the keys read a message's size, dates or cached header
 /// columns, which need it described.
 pub fn needs_description(keys: &[SearchKey<'_>]) -> bool {
-    keys.iter().any(|key| match key {
+    keys.iter().any(key_needs_description)
+}
+
+fn key_needs_description(key: &SearchKey<'_>) -> bool {
+    match key {
         SearchKey::And(keys) => needs_description(keys.as_ref()),
-        SearchKey::Or(a, b) => needs_description(&[(**a).clone(), (**b).clone()]),
-        SearchKey::Not(key) => needs_description(std::slice::from_ref(key.as_ref())),
+        SearchKey::Or(a, b) => key_needs_description(a) || key_needs_description(b),
+        SearchKey::Not(key) => key_needs_description(key),
         SearchKey::Larger(_)
         | SearchKey::Smaller(_)
         | SearchKey::Before(_)
@@ -66,7 +70,7 @@ pub fn needs_description(keys: &[SearchKey<'_>]) -> bool {
         | SearchKey::Cc(_)
         | SearchKey::Bcc(_) => true,
         _ => false,
-    })
+    }
 }
 
 fn lower(text: &[u8]) -> String {

@@ -22,6 +22,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::status::StatusDataItemName;
 use postern_mailstore::folder::Folder;
 use postern_sasl::{Credentials, Exchange, Mechanism, Next};
@@ -145,6 +146,31 @@ fn no(tag: &str, text: &str, out: &mut Vec<u8>) {
 
 fn bad(tag: &str, text: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(format!("{tag} BAD {text}\r\n").as_bytes());
+}
+
+/// The indexes of the messages `set` names, by UID or by number; `None`
+/// for a number past the folder's end (RFC 3501 §9: a client error).
+fn messages_named(folder: &Folder, set: &SequenceSet, uid: bool) -> Option<Vec<usize>> {
+    match uid {
+        true => Some(by_uid(set, folder.len(), |i| folder.snapshot().uid(i))),
+        false if beyond(set, folder.len()) => None,
+        false => Some(by_number(set, folder.len())),
+    }
+}
+
+/// FLAGS and PERMANENTFLAGS for a folder with `keywords`: at SELECT, and
+/// again when a STORE makes a new keyword.
+fn announce_flags(keywords: &[Option<String>], read_only: bool, out: &mut Vec<u8>) {
+    let mut names: Vec<&str> = flags::SYSTEM.iter().map(|(name, _)| *name).collect();
+    names.extend(keywords.iter().flatten().map(String::as_str));
+    let names = names.join(" ");
+    out.extend_from_slice(format!("* FLAGS ({names})\r\n").as_bytes());
+    match read_only {
+        true => out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"),
+        false => out.extend_from_slice(
+            format!("* OK [PERMANENTFLAGS ({names} \\*)] Flags permitted.\r\n").as_bytes(),
+        ),
+    }
 }
 
 impl Session {
@@ -601,21 +627,8 @@ impl Session {
             Err(why) => return no(tag, why, &mut self.out),
         };
         let keywords = flags::keywords(folder.path());
-        let mut flag_names: Vec<String> =
-            flags::SYSTEM.iter().map(|(n, _)| n.to_string()).collect();
-        flag_names.extend(keywords.iter().flatten().cloned());
+        announce_flags(&keywords, read_only, &mut self.out);
         let out = &mut self.out;
-        out.extend_from_slice(format!("* FLAGS ({})\r\n", flag_names.join(" ")).as_bytes());
-        match read_only {
-            true => out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"),
-            false => out.extend_from_slice(
-                format!(
-                    "* OK [PERMANENTFLAGS ({} \\*)] Flags permitted.\r\n",
-                    flag_names.join(" ")
-                )
-                .as_bytes(),
-            ),
-        }
         out.extend_from_slice(format!("* {} EXISTS\r\n", folder.len()).as_bytes());
         out.extend_from_slice(format!("* {} RECENT\r\n", recent.len()).as_bytes());
         let snapshot = folder.snapshot();
@@ -741,20 +754,15 @@ impl Session {
     fn fetch(
         &mut self,
         tag: String,
-        set: &imap_codec::imap_types::sequence::SequenceSet,
+        set: &SequenceSet,
         asked: &imap_codec::imap_types::fetch::MacroOrMessageDataItemNames<'_>,
         uid: bool,
     ) {
         let State::Selected(selected) = &mut self.state else {
             return;
         };
-        let folder = &selected.folder;
-        let indexes = match uid {
-            true => by_uid(set, folder.len(), |i| folder.snapshot().uid(i)),
-            false if beyond(set, folder.len()) => {
-                return bad(&tag, "Invalid message sequence number.", &mut self.out);
-            }
-            false => by_number(set, folder.len()),
+        let Some(indexes) = messages_named(&selected.folder, set, uid) else {
+            return bad(&tag, "Invalid message sequence number.", &mut self.out);
         };
         let mut items = fetch::items(asked);
         if uid && !items.contains(&Item::Uid) {
@@ -893,7 +901,7 @@ impl Session {
     fn store(
         &mut self,
         tag: &str,
-        set: &imap_codec::imap_types::sequence::SequenceSet,
+        set: &SequenceSet,
         kind: StoreType,
         response: &StoreResponse,
         named: &[Flag<'_>],
@@ -914,22 +922,10 @@ impl Session {
         };
         if selected.keywords.iter().flatten().count() != known {
             // A new keyword: the client learns it may be used (§7.2.6).
-            let mut names: Vec<&str> = flags::SYSTEM.iter().map(|(n, _)| *n).collect();
-            names.extend(selected.keywords.iter().flatten().map(String::as_str));
-            let names = names.join(" ");
-            self.out
-                .extend_from_slice(format!("* FLAGS ({names})\r\n").as_bytes());
-            self.out.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS ({names} \\*)] Flags permitted.\r\n").as_bytes(),
-            );
+            announce_flags(&selected.keywords, false, &mut self.out);
         }
-        let folder = &selected.folder;
-        let indexes = match uid {
-            true => by_uid(set, folder.len(), |i| folder.snapshot().uid(i)),
-            false if beyond(set, folder.len()) => {
-                return bad(tag, "Invalid message sequence number.", &mut self.out);
-            }
-            false => by_number(set, folder.len()),
+        let Some(indexes) = messages_named(&selected.folder, set, uid) else {
+            return bad(tag, "Invalid message sequence number.", &mut self.out);
         };
         let mut gone = false;
         for index in indexes {

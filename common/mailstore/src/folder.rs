@@ -125,16 +125,22 @@ fn stamps(folder: &Path, now: SystemTime) -> io::Result<Stamps> {
         cur_mtime: dir_time("cur")?,
         ..Stamps::default()
     };
+    take_uidlist_stamps(folder, &mut stamps)?;
+    Ok(stamps)
+}
+
+/// The UID list's size, mtime and inode into `stamps` (zero without one).
+fn take_uidlist_stamps(folder: &Path, stamps: &mut Stamps) -> io::Result<()> {
     match std::fs::metadata(folder.join(crate::uidlist::UIDLIST_FILE)) {
         Ok(meta) => {
             stamps.uidlist_size = meta.len();
             stamps.uidlist_mtime = nanos(&meta);
             stamps.uidlist_inode = meta.ino();
+            Ok(())
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
-    Ok(stamps)
 }
 
 fn fresh(stamps: &Stamps) -> bool {
@@ -314,10 +320,8 @@ impl Folder {
         // differs from these, and the next check syncs again.
         let mut taken = stamps(&self.path, now)?;
         let synced = crate::uidsync::sync(&self.path, now)?;
-        let uidlist = stamps(&self.path, now)?;
-        taken.uidlist_size = uidlist.uidlist_size;
-        taken.uidlist_mtime = uidlist.uidlist_mtime;
-        taken.uidlist_inode = uidlist.uidlist_inode;
+        // The UID list as the sync left it.
+        take_uidlist_stamps(&self.path, &mut taken)?;
         let on_disk = load_index(&self.path)?;
         let mut cache_len = lock.file.metadata()?.len();
         let old = match &on_disk {
@@ -714,6 +718,12 @@ fn locate(folder: &Path, name: &str) -> io::Result<Option<(PathBuf, String)>> {
             return Ok(Some((dir, name.to_string())));
         }
     }
+    renamed(folder, name)
+}
+
+/// A message under another name than `name` (its flags changed): found by
+/// its unique part, a readdir of `cur/` and `new/`.
+fn renamed(folder: &Path, name: &str) -> io::Result<Option<(PathBuf, String)>> {
     for sub in ["cur", "new"] {
         let dir = folder.join(sub);
         if let Some(found) = find_by_unique(&dir, unique_of(name))? {
@@ -723,16 +733,32 @@ fn locate(folder: &Path, name: &str) -> io::Result<Option<(PathBuf, String)>> {
     Ok(None)
 }
 
+/// The message file listed as `name`, opened where it is: tried by its
+/// name (one path walk, no stat first), found by its unique part only
+/// when it is not there.
+fn open_message(folder: &Path, name: &str) -> io::Result<Option<File>> {
+    for sub in ["cur", "new"] {
+        match File::open(folder.join(sub).join(name)) {
+            Ok(file) => return Ok(Some(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((dir, current)) = renamed(folder, name)? else {
+        return Ok(None);
+    };
+    match File::open(dir.join(current)) {
+        Ok(file) => Ok(Some(file)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A message's bytes (CRLF line ends) and its internal date (the file's
 /// mtime, as deliveries set it), or `None` when the file is gone.
 fn read_message(folder: &Path, name: &str) -> io::Result<Option<(Vec<u8>, i64)>> {
-    let Some((dir, current)) = locate(folder, name)? else {
+    let Some(mut file) = open_message(folder, name)? else {
         return Ok(None);
-    };
-    let mut file = match File::open(dir.join(current)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
     };
     let date = file.metadata()?.mtime();
     let mut bytes = Vec::new();

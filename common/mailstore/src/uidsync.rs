@@ -55,7 +55,9 @@ fn scan(folder: &Path) -> io::Result<HashMap<String, String>> {
 /// only if something changed.
 pub fn sync(folder: &Path, now: SystemTime) -> io::Result<Synced> {
     let lock = UidListLock::take(folder, LOCK_WAIT)?;
-    let mut list = load(folder)?.unwrap_or_else(|| UidList::fresh(now));
+    let loaded = load(folder)?;
+    let existed = loaded.is_some();
+    let mut list = loaded.unwrap_or_else(|| UidList::fresh(now));
     let mut files = scan(folder)?;
     let missing = |files: &HashMap<String, String>, list: &UidList| {
         list.records.iter().any(|r| !files.contains_key(r.base()))
@@ -94,7 +96,7 @@ pub fn sync(folder: &Path, now: SystemTime) -> io::Result<Synced> {
         added.push(list.assign(&name));
         changed = true;
     }
-    if changed || load(folder)?.is_none() {
+    if changed || !existed {
         lock.commit(&list)?;
     }
     Ok(Synced {

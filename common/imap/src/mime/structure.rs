@@ -18,6 +18,17 @@ pub struct Part {
     pub kind: Kind,
 }
 
+impl Part {
+    /// Its header and body, without the parts inside.
+    pub fn ranges(&self) -> Part {
+        Part {
+            header: self.header.clone(),
+            body: self.body.clone(),
+            kind: Kind::Leaf,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Kind {
     Leaf,
