@@ -1,13 +1,14 @@
 //! ENVELOPE, BODYSTRUCTURE, BODY and RFC822.SIZE of real-world MIME
-//! shapes (`tests/mime/`), compared with what Dovecot's imap answers for
-//! the same Maildir: two servers that disagree mean one is wrong.
+//! shapes (`tests/mime/`): postern-imapd under `postern up` and Dovecot's
+//! imap, each on a Maildir of the same files, asked the same FETCH; two
+//! servers that disagree mean one is wrong.
 //! Where Postern differs on purpose, `DIFFERENCES` says where and why
 //! (and docs/IMAP.md repeats it).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use postern_imap::{Action, Config, Session};
+use crate::suite::{Suite, python};
 
 /// Items that differ on purpose: (message file, item, why).
 const DIFFERENCES: &[(&str, &str, &str)] = &[
@@ -165,29 +166,27 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Postern's session on `maildir`, in this process, given `commands`.
-fn postern(maildir: &Path, commands: &str) -> Vec<u8> {
-    let mut config = Config::new("imap.test");
-    config.cleartext_allowed = true;
-    let mut session = Session::new(config);
-    let mut out = Vec::new();
-    let run = |session: &mut Session, out: &mut Vec<u8>| {
-        while let Some(action) = session.next_action() {
-            match action {
-                Action::Send(bytes) => out.extend_from_slice(&bytes),
-                Action::Login(_) => session.logged_in(maildir.to_path_buf()),
-                Action::StartTls | Action::Close => {}
-            }
-        }
-    };
-    run(&mut session, &mut out);
-    session.receive(b"a LOGIN fred secret\r\n");
-    run(&mut session, &mut out);
-    session.receive(commands.replace('\n', "\r\n").as_bytes());
-    session.receive(b"\r\n");
-    run(&mut session, &mut out);
-    out
-}
+/// The demo mailbox's answers to LOGIN and then `commands` (one a line,
+/// each tagged), read raw from postern-imapd's IMAP port.
+const RAW: &str = r#"
+import re, socket, sys
+port, password, commands = int(sys.argv[1]), sys.argv[2], sys.argv[3].split("\n")
+s = socket.create_connection(("127.0.0.1", port), timeout=60)
+answer = b""
+def until(tag):
+    global answer
+    while not re.search(rb"(^|\r\n)" + tag + rb" (OK|NO|BAD)[^\r\n]*\r\n", answer):
+        chunk = s.recv(65536)
+        assert chunk, answer[-300:]
+        answer += chunk
+s.sendall(b"a LOGIN demo@example.test " + password.encode() + b"\r\n")
+until(b"a")
+for command in commands:
+    s.sendall(command.encode() + b"\r\n")
+    until(command.split(" ")[0].encode())
+print(answer.hex())
+print("ok")
+"#;
 
 fn render(value: &Value) -> String {
     match value {
@@ -210,16 +209,19 @@ fn envelope_and_bodystructure_match_dovecot_over_a_mime_corpus() {
         .filter(|n| n.ends_with(".eml"))
         .collect();
     names.sort();
+    let s = Suite::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let (ours, theirs) = (tmp.path().join("postern"), tmp.path().join("dovecot"));
-    for maildir in [&ours, &theirs] {
-        for sub in ["cur", "new", "tmp"] {
-            std::fs::create_dir_all(maildir.join(sub)).unwrap();
-        }
-        for (n, name) in names.iter().enumerate() {
-            let file = maildir.join(format!("cur/17000000{n:02}.M{n}P1.corpus:2,"));
-            std::fs::copy(corpus.join(name), file).unwrap();
-        }
+    let (ours, theirs) = (s.demo(), tmp.path().join("dovecot"));
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(theirs.join(sub)).unwrap();
+    }
+    let owner = std::fs::metadata(&ours).unwrap();
+    for (n, name) in names.iter().enumerate() {
+        let file = format!("cur/17000000{n:02}.M{n}P1.corpus:2,");
+        std::fs::copy(corpus.join(name), theirs.join(&file)).unwrap();
+        std::fs::copy(corpus.join(name), ours.join(&file)).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(ours.join(&file), Some(owner.uid()), Some(owner.gid())).unwrap();
     }
     let state = tmp.path().join("state");
     let owner = (65534, 65534);
@@ -234,7 +236,8 @@ fn envelope_and_bodystructure_match_dovecot_over_a_mime_corpus() {
     let command = "b SELECT INBOX\nc FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY RFC822.SIZE)";
     let dovecot = crate::uidlist::dovecot_on(&theirs, &state, owner, command);
     assert!(dovecot.contains("c OK"), "{dovecot}");
-    let postern = postern(&ours, command);
+    let raw = python(RAW, &[&s.port("IMAP"), &s.password(), command]);
+    let postern = crate::pop3d::hex(raw.lines().next().unwrap());
     let (ours, theirs) = (fetched(&postern), fetched(dovecot.as_bytes()));
     assert_eq!(
         ours.len(),
@@ -264,4 +267,5 @@ fn envelope_and_bodystructure_match_dovecot_over_a_mime_corpus() {
         }
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+    s.stop();
 }

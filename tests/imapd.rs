@@ -217,28 +217,9 @@ if sys.argv[2]:
 print("ready", flush=True)
 time.sleep(30)
 "#;
-    crate::pop3d::hold_session(HOLD, &s.port("IMAP"), login, || newest_session(s))
-}
-
-fn pgrep(args: &[&str]) -> String {
-    let out = Command::new("pgrep").args(args).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// The pid of the sandbox's IMAP listener.
-pub(crate) fn imap_listener(s: &Suite) -> String {
-    let listener = pgrep(&[
-        "-o",
-        "-f",
-        &format!("postern-imapd --config {}$", s.etc().display()),
-    ]);
-    assert!(!listener.is_empty(), "no IMAP listener");
-    listener
-}
-
-/// The pid of the listener's newest session.
-fn newest_session(s: &Suite) -> String {
-    pgrep(&["-n", "-P", &imap_listener(s)])
+    crate::pop3d::hold_session(HOLD, &s.port("IMAP"), login, || {
+        crate::pop3d::newest_session(s, "postern-imapd")
+    })
 }
 
 #[test]
@@ -252,7 +233,7 @@ fn a_session_is_the_login_user_with_two_capabilities_then_the_owner_with_none() 
     let after = held_session_status(&s, Some(("demo@example.test", &s.password())));
     crate::pop3d::assert_login_user_then_owner(&s, &before, &after);
     // The listener itself reads no client byte; only it stays root.
-    let listener = imap_listener(&s);
+    let listener = crate::pop3d::listener(&s, "postern-imapd");
     let status = std::fs::read_to_string(format!("/proc/{listener}/status")).unwrap();
     assert_eq!(status_field(&status, "Uid:"), "0 0 0 0");
     s.stop();
@@ -608,11 +589,7 @@ fn fetchmail_and_getmail6_fetch_over_imap_byte_for_byte() {
     )
     .unwrap();
     let log = run_fetchmail(&home, &rc, &[]);
-    let mut fetched: Vec<Vec<u8>> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    fetched.sort();
+    let fetched = crate::pop3d::fetched(&out);
     // fetchmail hands the MDA LF line ends and puts its own Received:
     // field on top: each stored message follows it exactly.
     assert_eq!(fetched.len(), 3, "{log}");
@@ -623,8 +600,13 @@ fn fetchmail_and_getmail6_fetch_over_imap_byte_for_byte() {
             String::from_utf8_lossy(message)
         );
     }
-    // Kept, and now seen.
-    assert_eq!(stored(&s).len(), 3);
+    // Kept, and now seen: fetchmail stores \Seen after each.
+    let cur: Vec<String> = std::fs::read_dir(s.demo().join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(cur.len(), 3, "{cur:?}");
+    assert!(cur.iter().all(|name| name.ends_with(":2,S")), "{cur:?}");
     // getmail6 into a Maildir, over IMAPS.
     let (maildir, user) = crate::pop3d::getmail_maildir(tmp.path());
     let getmailrc = tmp.path().join("getmailrc");
@@ -642,19 +624,13 @@ fn fetchmail_and_getmail6_fetch_over_imap_byte_for_byte() {
         ),
     )
     .unwrap();
-    let run = Command::new("timeout")
-        .args(["60", "getmail", "--getmaildir"])
-        .arg(tmp.path())
-        .arg("--rcfile")
-        .arg(&getmailrc)
-        .output()
-        .unwrap();
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
+    let log = client_run(
+        Command::new("timeout")
+            .args(["60", "getmail", "--getmaildir"])
+            .arg(tmp.path())
+            .arg("--rcfile")
+            .arg(&getmailrc),
     );
-    assert!(run.status.success(), "{log}");
     // getmail puts its own Return-Path first and names the folder it
     // read; the rest is the message.
     let added = ["Return-Path:", "X-getmail-retrieved-from-mailbox:"];
@@ -672,15 +648,7 @@ fn connection_limits_access_and_the_greeting_of_a_refused_client() {
         "imapd.max_connections_per_ip = 2",
     ]);
     let port: u16 = s.port("IMAP").parse().unwrap();
-    let greet = |ip: &str| {
-        let stream = crate::pop3d::connect_from(ip, port);
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line).unwrap();
-        (stream, line)
-    };
+    let greet = |ip: &str| crate::pop3d::greeting_at(port, ip);
     let (a, first) = greet("127.0.0.1");
     assert!(first.starts_with("* OK [CAPABILITY IMAP4rev1 "), "{first}");
     let (b, _) = greet("127.0.0.1");
@@ -786,7 +754,7 @@ print("ok")
 /// prompt), lists INBOX and exports the message to a file. (The pinerc
 /// says this alpine has run before, so no greeting comes first.)
 const ALPINE: &str = r#"
-import os, pty, sys, time, select, re
+import os, pty, sys, time, select, re, termios
 home, pinerc, password, subject = sys.argv[1:5]
 pid, fd = pty.fork()
 if pid == 0:
@@ -813,7 +781,11 @@ def wait_for(text, limit=60):
             return
     sys.exit("alpine never showed %r: %r" % (text, seen[-600:]))
 wait_for(b"PASSWORD:")
-time.sleep(0.3)
+# Typed only once alpine has turned echo off for it.
+end = time.time() + 60
+while termios.tcgetattr(fd)[3] & termios.ECHO:
+    assert time.time() < end, "alpine never turned echo off"
+    time.sleep(0.05)
 os.write(fd, password.encode() + b"\r")
 wait_for(b"Preserve password")
 os.write(fd, b"n")
@@ -870,17 +842,11 @@ fn socket_activation_with_and_without_accept() {
     let (listening, _listening) = crate::util::socket_activated(&imapd, &etc, false);
     let (per_connection, _per_connection) = crate::util::socket_activated(&imapd, &etc, true);
     for port in [listening, per_connection] {
+        crate::pop3d::wait_for_port(port);
         python(
             r#"
-import imaplib, sys, time
-deadline = time.time() + 30
-while True:
-    try:
-        m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
-        break
-    except OSError:
-        assert time.time() < deadline
-        time.sleep(0.2)
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]))
 m.login("demo@example.test", sys.argv[2])
 assert m.select("INBOX") == ("OK", [b"1"])
 typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")

@@ -184,7 +184,7 @@ pub(crate) fn run_fetchmail(home: &Path, rc: &Path, args: &[&str]) -> String {
     )
 }
 
-fn fetched(out: &Path) -> Vec<Vec<u8>> {
+pub(crate) fn fetched(out: &Path) -> Vec<Vec<u8>> {
     let mut found: Vec<Vec<u8>> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -719,9 +719,13 @@ fn greeting(s: &Suite, ip: &str) -> (std::net::TcpStream, String) {
 }
 
 /// The greeting of 127.0.0.1:`port` to a client at `ip`.
-fn greeting_at(port: u16, ip: &str) -> (std::net::TcpStream, String) {
+pub(crate) fn greeting_at(port: u16, ip: &str) -> (std::net::TcpStream, String) {
     use std::io::BufRead;
     let socket = connect_from(ip, port);
+    // A server that never greets fails the test rather than hanging it.
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(socket.try_clone().unwrap())
         .read_line(&mut line)
@@ -764,20 +768,29 @@ fn pgrep(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The pid of the sandbox's `[pop3d]` listener (not an instance's).
-fn pop3_listener(s: &Suite) -> String {
+/// The pid of the sandbox's listener of `program` (`postern-pop3d`,
+/// `postern-imapd`; not an instance's).
+pub(crate) fn listener(s: &Suite, program: &str) -> String {
     let listener = pgrep(&[
         "-o",
         "-f",
-        &format!("postern-pop3d --config {}$", s.etc().display()),
+        &format!("{program} --config {}$", s.etc().display()),
     ]);
-    assert!(!listener.is_empty(), "no POP3 listener");
+    assert!(!listener.is_empty(), "no {program} listener");
     listener
 }
 
-/// The pid of the listener's newest session.
+fn pop3_listener(s: &Suite) -> String {
+    listener(s, "postern-pop3d")
+}
+
+/// The pid of the newest session of `program`'s listener.
+pub(crate) fn newest_session(s: &Suite, program: &str) -> String {
+    pgrep(&["-n", "-P", &listener(s, program)])
+}
+
 fn newest_pop3_session(s: &Suite) -> String {
-    pgrep(&["-n", "-P", &pop3_listener(s)])
+    newest_session(s, "postern-pop3d")
 }
 
 /// Waits until the sandbox's POP3 listener has at most `count` sessions.

@@ -14,12 +14,18 @@ fn later() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
-fn view(folder: &Folder) -> Vec<(u32, u32, u32, Vec<u8>)> {
+/// Each message's record (its cache offset apart) and every described
+/// field.
+type View = Vec<(u32, u32, u32, u32, i64, Vec<Vec<u8>>)>;
+
+fn view(folder: &Folder) -> View {
     (0..folder.len())
         .map(|i| {
-            let record = folder.snapshot().record(i);
-            let field = folder.field(i, 0).expect("a field").into_owned();
-            (record.uid, record.flags, record.size, field)
+            let r = folder.snapshot().record(i);
+            let fields = (0..=postern_imap::describe::SENT)
+                .map(|n| folder.field(i, n).expect("a field").into_owned())
+                .collect();
+            (r.uid, r.flags, r.keywords, r.size, r.internal_date, fields)
         })
         .collect()
 }

@@ -107,5 +107,5 @@ impl postern_golden::Driver for Driver {
 #[test]
 fn golden_transcripts() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    postern_golden::check_directory::<Driver>(&dir, 3);
+    postern_golden::check_directory::<Driver>(&dir, 9);
 }
