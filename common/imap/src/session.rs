@@ -173,6 +173,18 @@ fn announce_flags(keywords: &[Option<String>], read_only: bool, out: &mut Vec<u8
     }
 }
 
+/// `* N FETCH ([UID u ]FLAGS (...))`: flags a STORE set, or others
+/// changed.
+fn flags_fetch_line(number: usize, uid: Option<u32>, list: &[u8], out: &mut Vec<u8>) {
+    let _ = write!(out, "* {number} FETCH (");
+    if let Some(uid) = uid {
+        let _ = write!(out, "UID {uid} ");
+    }
+    out.extend_from_slice(b"FLAGS ");
+    out.extend_from_slice(list);
+    out.extend_from_slice(b")\r\n");
+}
+
 impl Session {
     pub fn new(config: Config) -> Session {
         let mut session = Session {
@@ -950,14 +962,8 @@ impl Session {
             selected.set_here.insert(record.uid, now);
             if *response == StoreResponse::Answer {
                 let list = selected.flag_list(record.uid, now.0, now.1);
-                let mut line = format!("* {} FETCH (", index + 1).into_bytes();
-                if uid {
-                    line.extend_from_slice(format!("UID {} ", record.uid).as_bytes());
-                }
-                line.extend_from_slice(b"FLAGS ");
-                line.extend_from_slice(&list);
-                line.extend_from_slice(b")\r\n");
-                self.out.extend_from_slice(&line);
+                let told_uid = uid.then_some(record.uid);
+                flags_fetch_line(index + 1, told_uid, &list, &mut self.out);
             }
         }
         if uid {
@@ -1074,10 +1080,8 @@ impl Session {
         }
         for at in changed_flags {
             let record = current.record(at);
-            let mut line = format!("* {} FETCH (UID {} FLAGS ", at + 1, record.uid).into_bytes();
-            line.extend_from_slice(&selected.flag_list(record.uid, record.flags, record.keywords));
-            line.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&line);
+            let list = selected.flag_list(record.uid, record.flags, record.keywords);
+            flags_fetch_line(at + 1, Some(record.uid), &list, &mut self.out);
         }
     }
 }

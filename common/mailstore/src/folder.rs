@@ -322,28 +322,14 @@ impl Folder {
         let synced = crate::uidsync::sync(&self.path, now)?;
         // The UID list as the sync left it.
         take_uidlist_stamps(&self.path, &mut taken)?;
-        let on_disk = load_index(&self.path)?;
         let mut cache_len = lock.file.metadata()?.len();
-        let old = match &on_disk {
-            Some((snapshot, _))
-                if snapshot.header.validity == synced.list.validity
-                    && snapshot.header.describe_version == self.describe.version
-                    && snapshot.header.cache_len <= cache_len =>
-            {
-                Some(snapshot)
-            }
-            _ => None,
-        };
-        let old_cache = match old {
-            Some(snapshot) => load_cache(&self.path, snapshot.header.cache_len)?,
-            None => None,
-        };
-        let first_recent = old.map_or(1, |s| s.header.first_recent);
+        let on_disk = self.reusable(synced.list.validity, cache_len)?;
+        let first_recent = on_disk.as_ref().map_or(1, |(s, _)| s.header.first_recent);
         let mut records: Vec<(Record, &str)> = Vec::with_capacity(synced.list.records.len());
         for listed in &synced.list.records {
             let (flags, keywords) = snapshot::letters_of(&listed.name);
-            let known = match (old, &old_cache) {
-                (Some(snapshot), Some(cache)) => snapshot
+            let known = match &on_disk {
+                Some((snapshot, cache)) => snapshot
                     .search(listed.uid)
                     .ok()
                     .map(|at| snapshot.record(at))
@@ -366,7 +352,7 @@ impl Folder {
             };
             records.push((record, &listed.name));
         }
-        if let Some(cache) = &old_cache {
+        if let Some((_, cache)) = &on_disk {
             let live: u64 = records
                 .iter()
                 .filter_map(|(r, _)| entries::entry(cache.as_ref(), r.cache_offset, r.uid))
@@ -437,6 +423,29 @@ impl Folder {
         Ok(self.adopt(snapshot, cache, stamp))
     }
 
+    /// The snapshot on disk and its cache, when their entries may be
+    /// used again: the same UIDVALIDITY and describe version, and a cache
+    /// as long as the snapshot says (`cache_len` is the cache file's
+    /// length, read under the writers' lock).
+    fn reusable(
+        &self,
+        validity: u32,
+        cache_len: u64,
+    ) -> io::Result<Option<(Snapshot<Mapped>, Mapped)>> {
+        let Some((snapshot, _)) = load_index(&self.path)? else {
+            return Ok(None);
+        };
+        let header = &snapshot.header;
+        if header.validity != validity
+            || header.describe_version != self.describe.version
+            || header.cache_len > cache_len
+        {
+            return Ok(None);
+        }
+        let cache = load_cache(&self.path, header.cache_len)?;
+        Ok(cache.map(|cache| (snapshot, cache)))
+    }
+
     /// Takes `snapshot` and its cache as the folder's; the one it had.
     fn adopt(
         &mut self,
@@ -481,17 +490,7 @@ impl Folder {
         }
         let mut lock = WriterLock::take(&self.path)?;
         let mut cache_len = lock.file.metadata()?.len();
-        let theirs = match load_index(&self.path)? {
-            Some((snapshot, _))
-                if snapshot.header.validity == self.validity()
-                    && snapshot.header.describe_version == self.describe.version
-                    && snapshot.header.cache_len <= cache_len =>
-            {
-                let cache = load_cache(&self.path, snapshot.header.cache_len)?;
-                cache.map(|cache| (snapshot, cache))
-            }
-            _ => None,
-        };
+        let theirs = self.reusable(self.validity(), cache_len)?;
         let mut records: Vec<Record> = (0..self.len()).map(|i| self.snapshot.record(i)).collect();
         let mut to_read = Vec::new();
         let mut changed = false;
